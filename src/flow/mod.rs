@@ -1,0 +1,399 @@
+//! The flow table: TCP connections keyed by their 4-tuple, in order of first
+//! packet, with client/server roles, port reuse, idle expiry and caps. Each
+//! packet is handed to the reassembler of its direction and the resulting
+//! events go to a [`Sink`].
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use crate::capture::Timestamp;
+use crate::reassembly::{self, Budget, Event, HalfStream, Segment};
+use crate::wire::TcpSegment;
+
+/// Direction relative to the connection's roles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+pub enum Direction {
+    #[serde(rename = "c2s")]
+    ClientToServer,
+    #[serde(rename = "s2c")]
+    ServerToClient,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::ClientToServer => "c2s",
+            Direction::ServerToClient => "s2c",
+        }
+    }
+}
+
+/// How the client was chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientBy {
+    /// Sender of the first SYN without ACK.
+    Syn,
+    /// Receiver of the first SYN+ACK.
+    Synack,
+    /// Sender of the first packet.
+    FirstPacket,
+}
+
+/// How a connection ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum End {
+    Fin,
+    Rst,
+    Open,
+}
+
+impl End {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            End::Fin => "fin",
+            End::Rst => "rst",
+            End::Open => "open",
+        }
+    }
+}
+
+/// Limits and timeouts of the flow table.
+#[derive(Debug, Clone, Copy)]
+pub struct Config {
+    pub reassembly: reassembly::Config,
+    /// Out-of-order bytes held over all connections.
+    pub max_buffer_total: usize,
+    /// An open connection with no packet for this long (capture time) is closed out.
+    pub idle_timeout_secs: i64,
+    /// A connection that saw RST or FINs both ways is closed out after this long idle.
+    pub closed_timeout_secs: i64,
+    /// Connections tracked at once; the least recently active is closed out beyond it.
+    pub max_flows: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            reassembly: reassembly::Config::default(),
+            max_buffer_total: 256 << 20,
+            idle_timeout_secs: 600,
+            closed_timeout_secs: 60,
+            max_flows: 500_000,
+        }
+    }
+}
+
+/// What is known about a connection while it is live.
+#[derive(Debug, Clone)]
+pub struct FlowMeta {
+    /// 0-based, in order of first packet.
+    pub id: u64,
+    /// Sender of the connection's first packet (side 0).
+    pub first_src: SocketAddr,
+    pub first_dst: SocketAddr,
+    pub first_ts: Timestamp,
+    pub last_ts: Timestamp,
+    pub packets: u64,
+    syn_sender: Option<usize>,
+    synack_receiver: Option<usize>,
+}
+
+impl FlowMeta {
+    /// Side (0 = sender of the first packet, 1 = the other) that is the
+    /// client according to what has been seen so far.
+    pub fn client_side(&self) -> usize {
+        self.syn_sender.or(self.synack_receiver).unwrap_or(0)
+    }
+
+    pub fn client_by(&self) -> ClientBy {
+        if self.syn_sender.is_some() {
+            ClientBy::Syn
+        } else if self.synack_receiver.is_some() {
+            ClientBy::Synack
+        } else {
+            ClientBy::FirstPacket
+        }
+    }
+
+    pub fn client(&self) -> SocketAddr {
+        if self.client_side() == 0 {
+            self.first_src
+        } else {
+            self.first_dst
+        }
+    }
+
+    pub fn server(&self) -> SocketAddr {
+        if self.client_side() == 0 {
+            self.first_dst
+        } else {
+            self.first_src
+        }
+    }
+
+    fn direction(&self, side: usize) -> Direction {
+        if side == self.client_side() {
+            Direction::ClientToServer
+        } else {
+            Direction::ServerToClient
+        }
+    }
+}
+
+/// A finished connection.
+#[derive(Debug, Clone)]
+pub struct FlowSummary {
+    pub id: u64,
+    pub client: SocketAddr,
+    pub server: SocketAddr,
+    pub client_by: ClientBy,
+    pub first_ts: Timestamp,
+    pub last_ts: Timestamp,
+    pub packets: u64,
+    pub c2s: reassembly::Stats,
+    pub s2c: reassembly::Stats,
+    pub end: End,
+}
+
+/// Receives everything the flow table produces.
+pub trait Sink {
+    /// A reassembly event of one direction of a live connection.
+    fn event(&mut self, flow: &FlowMeta, dir: Direction, ev: Event<'_>);
+    /// A connection is over; no more events for `summary.id`.
+    fn flow_end(&mut self, summary: &FlowSummary);
+}
+
+#[derive(Debug)]
+struct Flow {
+    meta: FlowMeta,
+    halves: [HalfStream; 2],
+}
+
+impl Flow {
+    fn closed(&self) -> bool {
+        let [a, b] = &self.halves;
+        a.saw_rst() || b.saw_rst() || (a.saw_fin() && b.saw_fin())
+    }
+}
+
+/// Counters of the flow table.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct TableStats {
+    pub flows: u64,
+    pub expired_idle: u64,
+    pub evicted: u64,
+    /// Connections that started on a 4-tuple whose previous connection was still tracked.
+    pub reused: u64,
+    pub max_active: u64,
+}
+
+type Key = (SocketAddr, SocketAddr);
+
+fn key(a: SocketAddr, b: SocketAddr) -> Key {
+    if a <= b {
+        (a, b)
+    } else {
+        (b, a)
+    }
+}
+
+/// All live connections.
+#[derive(Debug)]
+pub struct FlowTable {
+    cfg: Config,
+    flows: HashMap<Key, Flow>,
+    budget: Budget,
+    next_id: u64,
+    last_sweep: Option<i64>,
+    stats: TableStats,
+}
+
+impl FlowTable {
+    pub fn new(cfg: Config) -> Self {
+        FlowTable {
+            cfg,
+            flows: HashMap::new(),
+            budget: Budget::new(cfg.max_buffer_total),
+            next_id: 0,
+            last_sweep: None,
+            stats: TableStats::default(),
+        }
+    }
+
+    pub fn stats(&self) -> &TableStats {
+        &self.stats
+    }
+
+    /// Live connections.
+    pub fn active(&self) -> usize {
+        self.flows.len()
+    }
+
+    /// Out-of-order bytes held over all connections.
+    pub fn buffered(&self) -> usize {
+        self.budget.used
+    }
+
+    /// Feeds one TCP segment captured at `ts`.
+    pub fn packet<S: Sink>(&mut self, ts: Timestamp, seg: &TcpSegment<'_>, sink: &mut S) {
+        self.sweep(ts, sink);
+        let k = key(seg.src, seg.dst);
+        let pure_syn = seg.flags.syn && !seg.flags.ack;
+        if pure_syn {
+            if let Some(flow) = self.flows.get(&k) {
+                let side = usize::from(seg.src != flow.meta.first_src);
+                let h = &flow.halves[side];
+                let same = match (h.isn(), h.base_seq()) {
+                    (Some(isn), _) => isn == seg.seq,
+                    (None, Some(base)) => base == seg.seq.wrapping_add(1),
+                    (None, None) => true,
+                };
+                if !same {
+                    // A new connection on the same 4-tuple (port reuse).
+                    self.stats.reused += 1;
+                    let old = self.flows.remove(&k).expect("present");
+                    self.close_out(old, sink);
+                }
+            }
+        }
+        if !self.flows.contains_key(&k) {
+            if self.flows.len() >= self.cfg.max_flows {
+                self.evict_one(sink);
+            }
+            let meta = FlowMeta {
+                id: self.next_id,
+                first_src: seg.src,
+                first_dst: seg.dst,
+                first_ts: ts,
+                last_ts: ts,
+                packets: 0,
+                syn_sender: None,
+                synack_receiver: None,
+            };
+            self.next_id += 1;
+            self.stats.flows += 1;
+            let r = self.cfg.reassembly;
+            self.flows.insert(
+                k,
+                Flow {
+                    meta,
+                    halves: [HalfStream::new(r), HalfStream::new(r)],
+                },
+            );
+            self.stats.max_active = self.stats.max_active.max(self.flows.len() as u64);
+        }
+        let flow = self.flows.get_mut(&k).expect("inserted");
+        let side = usize::from(seg.src != flow.meta.first_src);
+        let meta = &mut flow.meta;
+        meta.last_ts = meta.last_ts.max(ts);
+        meta.packets += 1;
+        if pure_syn && meta.syn_sender.is_none() {
+            meta.syn_sender = Some(side);
+        }
+        if seg.flags.syn && seg.flags.ack && meta.synack_receiver.is_none() {
+            meta.synack_receiver = Some(1 - side);
+        }
+        let meta = &flow.meta;
+        let [h0, h1] = &mut flow.halves;
+        let (this, other) = if side == 0 { (h0, h1) } else { (h1, h0) };
+        let dir = meta.direction(side);
+        let rdir = meta.direction(1 - side);
+        this.segment(
+            Segment {
+                seq: seg.seq,
+                syn: seg.flags.syn,
+                fin: seg.flags.fin,
+                rst: seg.flags.rst,
+                payload: seg.payload,
+                wire_len: seg.wire_len,
+            },
+            &mut self.budget,
+            &mut |ev| sink.event(meta, dir, ev),
+        );
+        if seg.flags.ack {
+            other.peer_ack(seg.ack, &mut self.budget, &mut |ev| sink.event(meta, rdir, ev));
+        }
+    }
+
+    /// The capture is over: every live connection is closed out, in id order.
+    pub fn finish<S: Sink>(&mut self, sink: &mut S) {
+        let mut all: Vec<Flow> = self.flows.drain().map(|(_, f)| f).collect();
+        all.sort_by_key(|f| f.meta.id);
+        for f in all {
+            self.close_out(f, sink);
+        }
+    }
+
+    fn sweep<S: Sink>(&mut self, now: Timestamp, sink: &mut S) {
+        match self.last_sweep {
+            Some(t) if now.secs < t + 10 && now.secs >= t => return,
+            _ => {}
+        }
+        self.last_sweep = Some(now.secs);
+        let (idle, closed) = (self.cfg.idle_timeout_secs, self.cfg.closed_timeout_secs);
+        let mut expired: Vec<Key> = self
+            .flows
+            .iter()
+            .filter(|(_, f)| {
+                let quiet = now.secs.saturating_sub(f.meta.last_ts.secs);
+                quiet > idle || (f.closed() && quiet > closed)
+            })
+            .map(|(k, _)| *k)
+            .collect();
+        if expired.is_empty() {
+            return;
+        }
+        expired.sort_by_key(|k| self.flows[k].meta.id);
+        for k in expired {
+            let f = self.flows.remove(&k).expect("present");
+            self.stats.expired_idle += 1;
+            self.close_out(f, sink);
+        }
+    }
+
+    fn evict_one<S: Sink>(&mut self, sink: &mut S) {
+        let oldest = self
+            .flows
+            .iter()
+            .min_by_key(|(_, f)| (f.meta.last_ts, f.meta.id))
+            .map(|(k, _)| *k);
+        if let Some(k) = oldest {
+            let f = self.flows.remove(&k).expect("present");
+            self.stats.evicted += 1;
+            self.close_out(f, sink);
+        }
+    }
+
+    fn close_out<S: Sink>(&mut self, mut flow: Flow, sink: &mut S) {
+        let meta = &flow.meta;
+        for side in 0..2 {
+            let dir = meta.direction(side);
+            flow.halves[side].finish(&mut self.budget, &mut |ev| sink.event(meta, dir, ev));
+        }
+        let cs = meta.client_side();
+        let [h0, h1] = &flow.halves;
+        let (c, s) = if cs == 0 { (h0, h1) } else { (h1, h0) };
+        let end = if c.saw_rst() || s.saw_rst() {
+            End::Rst
+        } else if c.saw_fin() || s.saw_fin() {
+            End::Fin
+        } else {
+            End::Open
+        };
+        let summary = FlowSummary {
+            id: meta.id,
+            client: meta.client(),
+            server: meta.server(),
+            client_by: meta.client_by(),
+            first_ts: meta.first_ts,
+            last_ts: meta.last_ts,
+            packets: meta.packets,
+            c2s: *c.stats(),
+            s2c: *s.stats(),
+            end,
+        };
+        sink.flow_end(&summary);
+    }
+}

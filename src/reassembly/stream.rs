@@ -1,0 +1,430 @@
+//! One direction of a TCP connection: from segments (in capture order) to
+//! ordered bytes, gaps and close events.
+
+use std::collections::BTreeMap;
+
+use super::ring::Ring;
+use super::seq::SeqNumber;
+
+/// Limits for one direction and for all directions together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Config {
+    /// Out-of-order bytes held per direction before the first hole is given up.
+    pub max_buffer_per_direction: usize,
+    /// Delivered bytes remembered per direction to check retransmissions against.
+    pub retain_window: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            max_buffer_per_direction: 8 << 20,
+            retain_window: 64 << 10,
+        }
+    }
+}
+
+/// Shared cap on out-of-order bytes over all directions.
+#[derive(Debug, Clone, Copy)]
+pub struct Budget {
+    pub used: usize,
+    pub cap: usize,
+}
+
+impl Budget {
+    pub fn new(cap: usize) -> Self {
+        Budget { used: 0, cap }
+    }
+}
+
+/// Why bytes are missing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GapReason {
+    /// The peer acknowledged bytes beyond the hole: they were sent but not captured.
+    Acked,
+    /// The segment was on the wire but the capture kept only its start (snaplen).
+    Uncaptured,
+    /// The connection or the capture ended with the hole still open.
+    Ended,
+    /// The out-of-order buffer hit its cap; the hole was given up.
+    BufferCap,
+}
+
+/// Anomalies found while reassembling; analysis carries on after each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Anomaly {
+    /// A retransmission overlaps accepted bytes with different content; the
+    /// accepted bytes were kept. `offset` is the first differing byte.
+    OverlapMismatch { offset: u64, len: u64 },
+    /// Bytes that lie before the point where the stream was picked up
+    /// (mid-stream start), or inside a hole already reported as a gap.
+    LateData { offset: i64, len: u64 },
+    /// The out-of-order buffer hit its cap.
+    BufferCap { offset: u64, buffered: u64 },
+    /// A SYN with a different initial sequence number on a live direction.
+    IsnChanged { isn: u32, new: u32 },
+}
+
+/// What reassembly tells its consumer, in stream order per direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event<'a> {
+    /// In-order bytes at stream offset `offset`. `after_gap` is set on the
+    /// first delivery after a gap.
+    Data { offset: u64, bytes: &'a [u8], after_gap: bool },
+    /// `len` bytes at `offset` are missing and will not be delivered.
+    Gap { offset: u64, len: u64, reason: GapReason },
+    /// The sender closed its direction after `offset` bytes.
+    Fin { offset: u64 },
+    /// The sender reset the connection (first RST only).
+    Rst { offset: u64 },
+    Anomaly(Anomaly),
+}
+
+/// One segment as reassembly needs it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Segment<'a> {
+    pub seq: u32,
+    pub syn: bool,
+    pub fin: bool,
+    pub rst: bool,
+    /// Captured payload.
+    pub payload: &'a [u8],
+    /// Payload length on the wire (>= payload.len()).
+    pub wire_len: u32,
+}
+
+/// Counters for one direction.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Stats {
+    /// Bytes delivered as Data.
+    pub bytes: u64,
+    pub gaps: u64,
+    pub gap_bytes: u64,
+    pub segments: u64,
+    /// Bytes seen again (retransmissions, overlaps) and dropped.
+    pub dup_bytes: u64,
+    pub keepalives: u64,
+    pub anomalies: u64,
+}
+
+/// Reassembly state of one direction.
+#[derive(Debug)]
+pub struct HalfStream {
+    cfg: Config,
+    isn: Option<SeqNumber>,
+    /// Sequence number of the next expected byte, once anchored.
+    next_seq: Option<SeqNumber>,
+    /// Stream offset of the next expected byte.
+    next: u64,
+    /// Out-of-order bytes by stream offset (copied: the packet is gone when they are released).
+    ooo: BTreeMap<u64, Vec<u8>>,
+    ooo_bytes: usize,
+    /// Highest offset the peer acknowledged (0: none).
+    max_ack: u64,
+    fin: Option<u64>,
+    fin_sent: bool,
+    rst_sent: bool,
+    pending_gap: bool,
+    retained: Ring,
+    stats: Stats,
+}
+
+impl HalfStream {
+    pub fn new(cfg: Config) -> Self {
+        HalfStream {
+            cfg,
+            isn: None,
+            next_seq: None,
+            next: 0,
+            ooo: BTreeMap::new(),
+            ooo_bytes: 0,
+            max_ack: 0,
+            fin: None,
+            fin_sent: false,
+            rst_sent: false,
+            pending_gap: false,
+            retained: Ring::new(cfg.retain_window),
+            stats: Stats::default(),
+        }
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Initial sequence number, when the SYN was seen.
+    pub fn isn(&self) -> Option<u32> {
+        self.isn.map(|s| s.0)
+    }
+
+    /// The sequence number offset 0 corresponds to, once anchored.
+    pub fn base_seq(&self) -> Option<u32> {
+        self.next_seq.map(|s| s.add((self.next as u32).wrapping_neg()).0)
+    }
+
+    pub fn saw_fin(&self) -> bool {
+        self.fin.is_some()
+    }
+
+    pub fn saw_rst(&self) -> bool {
+        self.rst_sent
+    }
+
+    /// Bytes held out of order.
+    pub fn buffered(&self) -> usize {
+        self.ooo_bytes
+    }
+
+    /// Feeds one segment sent in this direction.
+    pub fn segment<F: FnMut(Event<'_>)>(&mut self, seg: Segment<'_>, budget: &mut Budget, out: &mut F) {
+        self.stats.segments += 1;
+        let mut data_seq = SeqNumber(seg.seq);
+        if seg.syn {
+            match self.isn {
+                None => {
+                    self.isn = Some(data_seq);
+                    if self.next_seq.is_none() {
+                        self.next_seq = Some(data_seq.add(1));
+                    }
+                }
+                Some(isn) if isn != data_seq => {
+                    self.anomaly(Anomaly::IsnChanged { isn: isn.0, new: seg.seq }, out);
+                }
+                Some(_) => {}
+            }
+            data_seq = data_seq.add(1);
+        }
+        let next_seq = match self.next_seq {
+            Some(s) => s,
+            None => {
+                if seg.payload.is_empty() && !seg.fin && !seg.rst {
+                    return; // a bare ACK does not anchor a mid-stream direction
+                }
+                self.next_seq = Some(data_seq);
+                data_seq
+            }
+        };
+        let rel = data_seq.diff(next_seq);
+        if !seg.syn && !seg.fin && !seg.rst && rel == -1 && seg.payload.len() <= 1 {
+            self.stats.keepalives += 1;
+            return;
+        }
+        let missing_tail = (seg.wire_len as u64).saturating_sub(seg.payload.len() as u64);
+        let mut start = self.next as i64 + rel;
+        let mut payload = seg.payload;
+        if start < 0 {
+            let before = start.unsigned_abs().min(payload.len() as u64);
+            if before > 0 {
+                self.anomaly(Anomaly::LateData { offset: start, len: before }, out);
+                self.stats.dup_bytes += before;
+            }
+            payload = &payload[before as usize..];
+            start += before as i64;
+        }
+        let start = start.max(0) as u64;
+        let end = start + payload.len() as u64;
+        let wire_end = end + missing_tail;
+
+        if !payload.is_empty() {
+            if end <= self.next {
+                self.check_overlap(start, payload, out);
+            } else if start <= self.next {
+                let skip = (self.next - start) as usize;
+                self.check_overlap(start, &payload[..skip], out);
+                self.deliver(&payload[skip..], out);
+                if wire_end > self.next {
+                    let stop = self.ooo.keys().next().map_or(wire_end, |&k| k.min(wire_end));
+                    if stop > self.next {
+                        self.gap(stop - self.next, GapReason::Uncaptured, out);
+                    }
+                }
+                self.drain_with(budget, out);
+            } else {
+                self.buffer(start, payload, budget, out);
+            }
+        }
+        if seg.fin && self.fin.is_none() {
+            self.fin = Some(wire_end);
+        }
+        self.skip_acked_holes(budget, out);
+        self.check_fin(out);
+        if seg.rst && !self.rst_sent {
+            self.rst_sent = true;
+            out(Event::Rst { offset: self.next });
+        }
+    }
+
+    /// The peer acknowledged `ack` (its ACK number for this direction).
+    pub fn peer_ack<F: FnMut(Event<'_>)>(&mut self, ack: u32, budget: &mut Budget, out: &mut F) {
+        let Some(next_seq) = self.next_seq else {
+            return;
+        };
+        let rel = SeqNumber(ack).diff(next_seq);
+        if rel > 0 {
+            self.max_ack = self.max_ack.max(self.next + rel as u64);
+            self.skip_acked_holes(budget, out);
+        }
+    }
+
+    /// The connection is over (closed, expired, reused or the capture ended):
+    /// everything still held is delivered after explicit gaps.
+    pub fn finish<F: FnMut(Event<'_>)>(&mut self, budget: &mut Budget, out: &mut F) {
+        while let Some(&k) = self.ooo.keys().next() {
+            if k > self.next {
+                self.gap(k - self.next, GapReason::Ended, out);
+            }
+            self.drain_with(budget, out);
+        }
+        let trailing = match self.fin {
+            Some(f) => f.saturating_sub(self.next),
+            // Acknowledged but never seen: allow one for a FIN we did not capture.
+            None if self.max_ack > self.next + 1 => self.max_ack - self.next - 1,
+            None => 0,
+        };
+        if trailing > 0 {
+            self.gap(trailing, GapReason::Ended, out);
+        }
+        self.check_fin(out);
+    }
+
+    fn anomaly<F: FnMut(Event<'_>)>(&mut self, a: Anomaly, out: &mut F) {
+        self.stats.anomalies += 1;
+        out(Event::Anomaly(a));
+    }
+
+    fn advance(&mut self, to: u64) {
+        let d = to - self.next;
+        self.next_seq = self.next_seq.map(|s| s.add(d as u32));
+        self.next = to;
+    }
+
+    fn deliver<F: FnMut(Event<'_>)>(&mut self, bytes: &[u8], out: &mut F) {
+        if bytes.is_empty() {
+            return;
+        }
+        out(Event::Data {
+            offset: self.next,
+            bytes,
+            after_gap: std::mem::take(&mut self.pending_gap),
+        });
+        self.retained.push(bytes);
+        self.stats.bytes += bytes.len() as u64;
+        self.advance(self.next + bytes.len() as u64);
+    }
+
+    fn gap<F: FnMut(Event<'_>)>(&mut self, len: u64, reason: GapReason, out: &mut F) {
+        out(Event::Gap {
+            offset: self.next,
+            len,
+            reason,
+        });
+        self.stats.gaps += 1;
+        self.stats.gap_bytes += len;
+        self.retained.clear();
+        self.pending_gap = true;
+        self.advance(self.next + len);
+    }
+
+    /// Bytes at `start` that were already accepted: keep ours, compare.
+    fn check_overlap<F: FnMut(Event<'_>)>(&mut self, start: u64, old: &[u8], out: &mut F) {
+        if old.is_empty() {
+            return;
+        }
+        self.stats.dup_bytes += old.len() as u64;
+        let back = self.next - start;
+        let (compared, diff) = self.retained.compare(back, old);
+        // Bytes older than the retained window (or inside a gap) cannot be checked.
+        if let Some(i) = diff {
+            self.anomaly(
+                Anomaly::OverlapMismatch {
+                    offset: start + i as u64,
+                    len: compared as u64,
+                },
+                out,
+            );
+        }
+    }
+
+    fn buffer<F: FnMut(Event<'_>)>(&mut self, start: u64, payload: &[u8], budget: &mut Budget, out: &mut F) {
+        let added = match self.ooo.get_mut(&start) {
+            Some(held) if held.len() >= payload.len() => 0,
+            Some(held) => {
+                let extra = &payload[held.len()..];
+                held.extend_from_slice(extra);
+                extra.len()
+            }
+            None => {
+                self.ooo.insert(start, payload.to_vec());
+                payload.len()
+            }
+        };
+        self.ooo_bytes += added;
+        budget.used += added;
+        while !self.ooo.is_empty()
+            && (self.ooo_bytes > self.cfg.max_buffer_per_direction || budget.used > budget.cap)
+        {
+            let k = *self.ooo.keys().next().expect("not empty");
+            self.anomaly(
+                Anomaly::BufferCap {
+                    offset: self.next,
+                    buffered: self.ooo_bytes as u64,
+                },
+                out,
+            );
+            if k > self.next {
+                self.gap(k - self.next, GapReason::BufferCap, out);
+            }
+            self.drain_with(budget, out);
+        }
+    }
+
+    fn skip_acked_holes<F: FnMut(Event<'_>)>(&mut self, budget: &mut Budget, out: &mut F) {
+        while self.max_ack > self.next {
+            let Some(&k) = self.ooo.keys().next() else {
+                break;
+            };
+            if k > self.next {
+                self.gap(k - self.next, GapReason::Acked, out);
+            }
+            self.drain_with(budget, out);
+        }
+    }
+
+    fn drain_with<F: FnMut(Event<'_>)>(&mut self, budget: &mut Budget, out: &mut F) {
+        let before = self.ooo_bytes;
+        self.drain_inner(out);
+        budget.used = budget.used.saturating_sub(before - self.ooo_bytes);
+    }
+
+    /// Releases held segments that start at or before `next`.
+    fn drain_inner<F: FnMut(Event<'_>)>(&mut self, out: &mut F) {
+        while let Some(entry) = self.ooo.first_entry() {
+            let k = *entry.key();
+            if k > self.next {
+                break;
+            }
+            let held = entry.remove();
+            self.ooo_bytes -= held.len();
+            let end = k + held.len() as u64;
+            if end <= self.next {
+                self.check_overlap(k, &held, out);
+                continue;
+            }
+            let skip = (self.next - k) as usize;
+            self.check_overlap(k, &held[..skip], out);
+            self.deliver(&held[skip..], out);
+        }
+        self.check_fin(out);
+    }
+
+    fn check_fin<F: FnMut(Event<'_>)>(&mut self, out: &mut F) {
+        if let Some(f) = self.fin {
+            if !self.fin_sent && self.next >= f && self.ooo.is_empty() {
+                self.fin_sent = true;
+                out(Event::Fin { offset: self.next });
+            }
+        }
+    }
+}

@@ -1,0 +1,241 @@
+//! `syncscope flows`: one record per TCP connection.
+
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::capture::Timestamp;
+use crate::flow::{Direction, FlowMeta, FlowSummary, Sink};
+use crate::pipeline::AnomalyRecord;
+use crate::reassembly::{self, Event};
+
+/// One direction of a connection in the `flows` output.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DirRecord {
+    /// Bytes delivered (gaps excluded).
+    pub bytes: u64,
+    pub gaps: u64,
+    pub gap_bytes: u64,
+    /// sha256 of the delivered bytes, with `--hash`.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub sha256: Option<String>,
+}
+
+/// One connection in the `flows` output (the JSON / NDJSON schema).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FlowRecord {
+    pub id: u64,
+    pub client: String,
+    pub server: String,
+    pub first_ts: String,
+    pub last_ts: String,
+    pub c2s: DirRecord,
+    pub s2c: DirRecord,
+    pub end: String,
+}
+
+/// Things the table renderer needs that the JSON schema does not carry.
+#[derive(Debug, Clone)]
+pub struct FlowRow {
+    pub record: FlowRecord,
+    pub first_ts: Timestamp,
+    pub last_ts: Timestamp,
+}
+
+#[derive(Default)]
+struct Live {
+    hash: [Option<Sha256>; 2],
+}
+
+/// Maximum dump files kept open at once; beyond it they are reopened to append.
+const MAX_OPEN_DUMPS: usize = 256;
+
+/// Collects flow records; optionally hashes and dumps each direction, and
+/// streams NDJSON as connections end.
+pub struct FlowsSink {
+    hash: bool,
+    dump: Option<PathBuf>,
+    live: HashMap<u64, Live>,
+    open: HashMap<(u64, usize), BufWriter<File>>,
+    created: std::collections::HashSet<(u64, usize)>,
+    stream_to: Option<Box<dyn Write>>,
+    rows: Vec<FlowRow>,
+    keep_rows: bool,
+    pub anomalies: Vec<AnomalyRecord>,
+    /// Anomalies kept in `anomalies` at most (all are counted in the run summary).
+    pub max_anomalies: usize,
+    error: Option<io::Error>,
+}
+
+impl FlowsSink {
+    /// `stream_to`: write each record as an NDJSON line as soon as its
+    /// connection ends (constant memory); otherwise records are kept for
+    /// [`FlowsSink::rows`].
+    pub fn new(hash: bool, dump: Option<PathBuf>, stream_to: Option<Box<dyn Write>>) -> io::Result<Self> {
+        if let Some(d) = &dump {
+            fs::create_dir_all(d)?;
+        }
+        let keep_rows = stream_to.is_none();
+        Ok(FlowsSink {
+            hash,
+            dump,
+            live: HashMap::new(),
+            open: HashMap::new(),
+            created: Default::default(),
+            stream_to,
+            rows: Vec::new(),
+            keep_rows,
+            anomalies: Vec::new(),
+            max_anomalies: 1000,
+            error: None,
+        })
+    }
+
+    /// Records of ended connections, sorted by id.
+    pub fn rows(&mut self) -> &[FlowRow] {
+        self.rows.sort_by_key(|r| r.record.id);
+        &self.rows
+    }
+
+    /// The first I/O error met while dumping or streaming, if any.
+    pub fn take_error(&mut self) -> Option<io::Error> {
+        self.error.take()
+    }
+
+    /// Flushes streamed output and dump files.
+    pub fn flush(&mut self) -> io::Result<()> {
+        for (_, mut w) in self.open.drain() {
+            w.flush()?;
+        }
+        if let Some(w) = &mut self.stream_to {
+            w.flush()?;
+        }
+        match self.error.take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    fn dump_path(dir: &Path, meta: &FlowMeta, dir_: Direction) -> PathBuf {
+        dir.join(format!(
+            "{}-{}-{}.{}",
+            meta.id,
+            safe_name(&meta.client().to_string()),
+            safe_name(&meta.server().to_string()),
+            dir_.as_str()
+        ))
+    }
+
+    fn write_dump(&mut self, meta: &FlowMeta, dir_: Direction, bytes: &[u8]) -> io::Result<()> {
+        let Some(dir) = &self.dump else {
+            return Ok(());
+        };
+        let k = (meta.id, dir_ as usize);
+        if !self.open.contains_key(&k) {
+            if self.open.len() >= MAX_OPEN_DUMPS {
+                for (_, mut w) in self.open.drain() {
+                    w.flush()?;
+                }
+            }
+            let path = Self::dump_path(dir, meta, dir_);
+            let first = self.created.insert(k);
+            let f = OpenOptions::new()
+                .create(true)
+                .write(true)
+                .append(!first)
+                .truncate(first)
+                .open(&path)?;
+            self.open.insert(k, BufWriter::with_capacity(64 << 10, f));
+        }
+        self.open.get_mut(&k).expect("opened").write_all(bytes)
+    }
+}
+
+/// A file-name-safe rendering of an endpoint: `10.0.0.1:80` -> `10.0.0.1_80`,
+/// `[fe80::1]:80` -> `fe80__1_80`.
+pub fn safe_name(s: &str) -> String {
+    s.trim_start_matches('[')
+        .chars()
+        .filter(|&c| c != ']')
+        .map(|c| if c.is_ascii_alphanumeric() || c == '.' { c } else { '_' })
+        .collect()
+}
+
+fn dir_record(stats: &reassembly::Stats, hash: Option<Sha256>) -> DirRecord {
+    DirRecord {
+        bytes: stats.bytes,
+        gaps: stats.gaps,
+        gap_bytes: stats.gap_bytes,
+        sha256: hash.map(|h| hex::encode(h.finalize())),
+    }
+}
+
+impl Sink for FlowsSink {
+    fn event(&mut self, meta: &FlowMeta, dir: Direction, ev: Event<'_>) {
+        match ev {
+            Event::Data { bytes, .. } => {
+                if self.hash {
+                    let live = self.live.entry(meta.id).or_default();
+                    live.hash[dir as usize].get_or_insert_with(Sha256::new).update(bytes);
+                }
+                if self.dump.is_some() && self.error.is_none() {
+                    if let Err(e) = self.write_dump(meta, dir, bytes) {
+                        self.error = Some(e);
+                    }
+                }
+            }
+            Event::Anomaly(a) => {
+                if self.anomalies.len() < self.max_anomalies {
+                    self.anomalies.push(AnomalyRecord {
+                        conn: meta.id,
+                        dir,
+                        anomaly: a,
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn flow_end(&mut self, s: &FlowSummary) {
+        let live = self.live.remove(&s.id).unwrap_or_default();
+        let [h0, h1] = live.hash;
+        let empty = || self.hash.then(Sha256::new);
+        let record = FlowRecord {
+            id: s.id,
+            client: s.client.to_string(),
+            server: s.server.to_string(),
+            first_ts: s.first_ts.to_rfc3339(),
+            last_ts: s.last_ts.to_rfc3339(),
+            c2s: dir_record(&s.c2s, h0.or_else(empty)),
+            s2c: dir_record(&s.s2c, h1.or_else(empty)),
+            end: s.end.as_str().to_owned(),
+        };
+        for d in 0..2 {
+            if let Some(mut w) = self.open.remove(&(s.id, d)) {
+                if let Err(e) = w.flush() {
+                    self.error.get_or_insert(e);
+                }
+            }
+            self.created.remove(&(s.id, d));
+        }
+        if let Some(w) = &mut self.stream_to {
+            let r = serde_json::to_writer(&mut *w, &record)
+                .map_err(io::Error::from)
+                .and_then(|_| w.write_all(b"\n"));
+            if let Err(e) = r {
+                self.error.get_or_insert(e);
+            }
+        }
+        if self.keep_rows {
+            self.rows.push(FlowRow {
+                record,
+                first_ts: s.first_ts,
+                last_ts: s.last_ts,
+            });
+        }
+    }
+}

@@ -1,0 +1,47 @@
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use syncscope::capture::Reader;
+use syncscope::flow::{self, Direction, FlowMeta, FlowSummary, Sink};
+use syncscope::pipeline::{self, RunSummary};
+use syncscope::reassembly::Event;
+
+/// `../shared` beside the checkout (read-only reference material).
+pub fn shared() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared")
+}
+
+pub fn corpus_real() -> PathBuf {
+    shared().join("corpus/real")
+}
+
+/// Everything a run produced, bytes included.
+#[derive(Default)]
+pub struct Collect {
+    pub flows: Vec<(FlowSummary, [Vec<u8>; 2])>,
+    live: BTreeMap<u64, [Vec<u8>; 2]>,
+    pub events: Vec<(u64, Direction, String)>,
+}
+
+impl Sink for Collect {
+    fn event(&mut self, meta: &FlowMeta, dir: Direction, ev: Event<'_>) {
+        match ev {
+            Event::Data { bytes, .. } => {
+                self.live.entry(meta.id).or_default()[dir as usize].extend_from_slice(bytes)
+            }
+            other => self.events.push((meta.id, dir, format!("{other:?}"))),
+        }
+    }
+    fn flow_end(&mut self, s: &FlowSummary) {
+        let bytes = self.live.remove(&s.id).unwrap_or_default();
+        self.flows.push((s.clone(), bytes));
+    }
+}
+
+pub fn run_file(path: &Path) -> (Collect, RunSummary) {
+    let mut reader = Reader::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut c = Collect::default();
+    let s = pipeline::run(&mut reader, flow::Config::default(), &mut c, |_| {});
+    c.flows.sort_by_key(|f| f.0.id);
+    (c, s)
+}

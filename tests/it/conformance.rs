@@ -1,0 +1,111 @@
+//! Conformance with tshark's reassembly (`../shared/corpus/real/expected`):
+//! per stream, the client/server endpoints and each direction's byte count
+//! and sha256 must match. Streams where tshark loses data by design are
+//! listed in `tests/data/conformance-justified.tsv`; for those, tshark's
+//! bytes must be a prefix of ours (we deliver the data it drops).
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::common::{corpus_real, run_file};
+
+fn endpoint(v: &Value) -> SocketAddr {
+    let ip: IpAddr = v["addr"].as_str().unwrap().parse().unwrap();
+    SocketAddr::new(ip, v["port"].as_u64().unwrap() as u16)
+}
+
+fn sha(b: &[u8]) -> String {
+    hex::encode(Sha256::digest(b))
+}
+
+fn justified() -> BTreeMap<(String, u64), String> {
+    let text = include_str!("../data/conformance-justified.tsv");
+    text.lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            let mut f = l.splitn(3, '\t');
+            let file = f.next().unwrap().to_owned();
+            let stream = f.next().unwrap().parse().unwrap();
+            let reason = f.next().expect("a reason for every justified stream").to_owned();
+            assert!(reason.len() > 10, "reason too short: {l}");
+            ((file, stream), reason)
+        })
+        .collect()
+}
+
+#[test]
+fn reassembly_matches_tshark_on_the_real_corpus() {
+    let justified = justified();
+    let mut used_justified = HashSet::new();
+    let dir = corpus_real().join("expected");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e} (is ../shared beside the checkout?)", dir.display()))
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert!(files.len() >= 40, "expected the whole corpus, found {}", files.len());
+    let (mut total, mut matched, mut just) = (0, 0, 0);
+    let mut failures = Vec::new();
+    for exp_path in files {
+        let exp: Value = serde_json::from_str(&std::fs::read_to_string(&exp_path).unwrap()).unwrap();
+        let name = exp["file"].as_str().unwrap().to_owned();
+        let (got, _summary) = run_file(&corpus_real().join(&name));
+        let mut taken = vec![false; got.flows.len()];
+        for st in exp["streams"].as_array().unwrap() {
+            total += 1;
+            let sid = st["stream"].as_u64().unwrap();
+            let client = endpoint(&st["client"]);
+            let server = endpoint(&st["server"]);
+            // The first of our connections, in id order, on the same 4-tuple.
+            let Some(i) = got.flows.iter().enumerate().position(|(i, (f, _))| {
+                !taken[i]
+                    && ((f.client == client && f.server == server)
+                        || (f.client == server && f.server == client))
+            }) else {
+                failures.push(format!("{name} stream {sid}: no connection {client} <-> {server}"));
+                continue;
+            };
+            taken[i] = true;
+            let (f, bytes) = &got.flows[i];
+            let mut problems = Vec::new();
+            if (f.client, f.server) != (client, server) {
+                problems.push(format!("roles: ours {} -> {}, tshark {client} -> {server}", f.client, f.server));
+            }
+            let mut prefix_ok = true;
+            for (d, key) in [(0, "client_to_server"), (1, "server_to_client")] {
+                let want_len = st[key]["len"].as_u64().unwrap() as usize;
+                let want_sha = st[key]["sha256"].as_str().unwrap();
+                let ours = if f.client == client { &bytes[d] } else { &bytes[1 - d] };
+                if ours.len() != want_len || sha(ours) != want_sha {
+                    problems.push(format!("{key}: ours {} bytes, tshark {want_len}", ours.len()));
+                    if ours.len() < want_len || sha(&ours[..want_len]) != want_sha {
+                        prefix_ok = false;
+                    }
+                }
+            }
+            let k = (name.clone(), sid);
+            match (problems.is_empty(), justified.get(&k)) {
+                (true, None) => matched += 1,
+                (true, Some(_)) => failures.push(format!(
+                    "{name} stream {sid}: listed as a justified difference but now matches tshark; remove it"
+                )),
+                (false, Some(_)) if prefix_ok && problems.iter().all(|p| !p.starts_with("roles")) => {
+                    used_justified.insert(k);
+                    just += 1;
+                }
+                (false, _) => failures.push(format!("{name} stream {sid}: {}", problems.join("; "))),
+            }
+        }
+    }
+    for k in justified.keys() {
+        if !used_justified.contains(k) && !failures.iter().any(|f| f.starts_with(&format!("{} stream {}", k.0, k.1))) {
+            failures.push(format!("{} stream {}: justified entry not used", k.0, k.1));
+        }
+    }
+    println!("{matched}/{total} streams match, {just} justified differences");
+    assert!(failures.is_empty(), "{} problems:\n{}", failures.len(), failures.join("\n"));
+    assert_eq!(matched + just, total);
+}
