@@ -239,10 +239,18 @@ pub(crate) mod tests {
         records: &[(u32, u32, &[u8], u32)],
     ) -> Vec<u8> {
         let w32 = |v: &mut Vec<u8>, x: u32| {
-            v.extend_from_slice(&if big { x.to_be_bytes() } else { x.to_le_bytes() })
+            v.extend_from_slice(&if big {
+                x.to_be_bytes()
+            } else {
+                x.to_le_bytes()
+            })
         };
         let w16 = |v: &mut Vec<u8>, x: u16| {
-            v.extend_from_slice(&if big { x.to_be_bytes() } else { x.to_le_bytes() })
+            v.extend_from_slice(&if big {
+                x.to_be_bytes()
+            } else {
+                x.to_le_bytes()
+            })
         };
         let mut v = Vec::new();
         w32(&mut v, magic);

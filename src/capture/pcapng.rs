@@ -184,7 +184,10 @@ pub enum Block<'a> {
     Simple(SimplePacket<'a>),
     Obsolete(ObsoletePacket<'a>),
     /// Any other block (NRB, ISB, DSB, custom, unknown): framing checked, body not decoded.
-    Other { block_type: u32, body: &'a [u8] },
+    Other {
+        block_type: u32,
+        body: &'a [u8],
+    },
 }
 
 /// Frames and decodes one block. `endianness` is that of the current
@@ -406,7 +409,13 @@ fn parse_epb_body(body: &[u8], e: Endianness) -> Result<EnhancedPacket<'_>, nom:
 
 fn parse_spb_body(body: &[u8], e: Endianness) -> PResult<'_, SimplePacket<'_>> {
     let (rest, orig_len) = num_u32(e)(body)?;
-    Ok((&[], SimplePacket { orig_len, body: rest }))
+    Ok((
+        &[],
+        SimplePacket {
+            orig_len,
+            body: rest,
+        },
+    ))
 }
 
 fn parse_pb_body(body: &[u8], e: Endianness) -> Result<ObsoletePacket<'_>, nom::Err<ParseError>> {
@@ -447,23 +456,35 @@ pub(crate) mod tests {
             W { big, v: Vec::new() }
         }
         pub fn u16(&mut self, x: u16) -> &mut Self {
-            let b = if self.big { x.to_be_bytes() } else { x.to_le_bytes() };
+            let b = if self.big {
+                x.to_be_bytes()
+            } else {
+                x.to_le_bytes()
+            };
             self.v.extend_from_slice(&b);
             self
         }
         pub fn u32(&mut self, x: u32) -> &mut Self {
-            let b = if self.big { x.to_be_bytes() } else { x.to_le_bytes() };
+            let b = if self.big {
+                x.to_be_bytes()
+            } else {
+                x.to_le_bytes()
+            };
             self.v.extend_from_slice(&b);
             self
         }
         pub fn u64(&mut self, x: u64) -> &mut Self {
-            let b = if self.big { x.to_be_bytes() } else { x.to_le_bytes() };
+            let b = if self.big {
+                x.to_be_bytes()
+            } else {
+                x.to_le_bytes()
+            };
             self.v.extend_from_slice(&b);
             self
         }
         pub fn bytes(&mut self, b: &[u8]) -> &mut Self {
             self.v.extend_from_slice(b);
-            while self.v.len() % 4 != 0 {
+            while self.v.len() & 3 != 0 {
                 self.v.push(0);
             }
             self
@@ -608,10 +629,7 @@ pub(crate) mod tests {
                 let _ = TsResol::from_byte(b).to_timestamp(units, i64::MIN);
             }
         }
-        assert_eq!(
-            TsResol::Decimal(0).to_timestamp(u64::MAX, 0).secs,
-            i64::MAX
-        );
+        assert_eq!(TsResol::Decimal(0).to_timestamp(u64::MAX, 0).secs, i64::MAX);
         assert_eq!(
             TsResol::Decimal(12).to_timestamp(1_000_000_000_001_999, 0),
             Timestamp::new(1000, 1, 9)
@@ -654,7 +672,13 @@ pub(crate) mod tests {
             let mut w = W::new(big);
             w.block(0x1234_5678, b"whatever");
             let (_, b) = parse_block(&w.v, e).unwrap();
-            assert!(matches!(b, Block::Other { block_type: 0x1234_5678, .. }));
+            assert!(matches!(
+                b,
+                Block::Other {
+                    block_type: 0x1234_5678,
+                    ..
+                }
+            ));
         }
     }
 
@@ -672,7 +696,14 @@ pub(crate) mod tests {
         assert!(matches!(parse_block(&w.v, e), Err(nom::Err::Failure(_))));
         // caplen larger than the body.
         let mut w = W::new(false);
-        w.u32(BT_EPB).u32(32).u32(0).u32(0).u32(0).u32(100).u32(100).u32(32);
+        w.u32(BT_EPB)
+            .u32(32)
+            .u32(0)
+            .u32(0)
+            .u32(0)
+            .u32(100)
+            .u32(100)
+            .u32(32);
         assert!(matches!(parse_block(&w.v, e), Err(nom::Err::Failure(_))));
         // EPB body too short for its fields.
         let mut w = W::new(false);

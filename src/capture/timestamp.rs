@@ -77,7 +77,10 @@ mod tests {
             Timestamp::new(1_701_763_262, 5, 9).to_rfc3339(),
             "2023-12-05T08:01:02.000000005Z"
         );
-        assert_eq!(Timestamp::new(86_400, 0, 0).to_rfc3339(), "1970-01-02T00:00:00Z");
+        assert_eq!(
+            Timestamp::new(86_400, 0, 0).to_rfc3339(),
+            "1970-01-02T00:00:00Z"
+        );
     }
 
     #[test]

@@ -69,6 +69,11 @@ pub struct Config {
     pub idle_timeout_secs: i64,
     /// A connection that saw RST or FINs both ways is closed out after this long idle.
     pub closed_timeout_secs: i64,
+    /// A connection is only closed out for being idle when, besides the
+    /// timeout, at least this many packets went by since its last one: a
+    /// clock that jumps (captures with odd timestamps) then cannot cut live
+    /// connections in two.
+    pub idle_min_packets: u64,
     /// Connections tracked at once; the least recently active is closed out beyond it.
     pub max_flows: usize,
 }
@@ -80,6 +85,7 @@ impl Default for Config {
             max_buffer_total: 256 << 20,
             idle_timeout_secs: 600,
             closed_timeout_secs: 60,
+            idle_min_packets: 10_000,
             max_flows: 500_000,
         }
     }
@@ -96,6 +102,8 @@ pub struct FlowMeta {
     pub first_ts: Timestamp,
     pub last_ts: Timestamp,
     pub packets: u64,
+    /// Table-wide packet number of the last packet.
+    last_packet: u64,
     syn_sender: Option<usize>,
     synack_receiver: Option<usize>,
 }
@@ -206,7 +214,10 @@ pub struct FlowTable {
     flows: HashMap<Key, Flow>,
     budget: Budget,
     next_id: u64,
-    last_sweep: Option<i64>,
+    /// Packets fed so far.
+    packets: u64,
+    /// Capture second and packet number of the last expiry sweep.
+    last_sweep: Option<(i64, u64)>,
     stats: TableStats,
 }
 
@@ -217,6 +228,7 @@ impl FlowTable {
             flows: HashMap::new(),
             budget: Budget::new(cfg.max_buffer_total),
             next_id: 0,
+            packets: 0,
             last_sweep: None,
             stats: TableStats::default(),
         }
@@ -238,6 +250,7 @@ impl FlowTable {
 
     /// Feeds one TCP segment captured at `ts`.
     pub fn packet<S: Sink>(&mut self, ts: Timestamp, seg: &TcpSegment<'_>, sink: &mut S) {
+        self.packets += 1;
         self.sweep(ts, sink);
         let k = key(seg.src, seg.dst);
         let pure_syn = seg.flags.syn && !seg.flags.ack;
@@ -269,6 +282,7 @@ impl FlowTable {
                 first_ts: ts,
                 last_ts: ts,
                 packets: 0,
+                last_packet: 0,
                 syn_sender: None,
                 synack_receiver: None,
             };
@@ -289,6 +303,7 @@ impl FlowTable {
         let meta = &mut flow.meta;
         meta.last_ts = meta.last_ts.max(ts);
         meta.packets += 1;
+        meta.last_packet = self.packets;
         if pure_syn && meta.syn_sender.is_none() {
             meta.syn_sender = Some(side);
         }
@@ -328,17 +343,18 @@ impl FlowTable {
 
     fn sweep<S: Sink>(&mut self, now: Timestamp, sink: &mut S) {
         match self.last_sweep {
-            Some(t) if now.secs < t + 10 && now.secs >= t => return,
+            Some((t, p)) if (now.secs < t + 10 && now.secs >= t) || self.packets < p + 1024 => return,
             _ => {}
         }
-        self.last_sweep = Some(now.secs);
+        self.last_sweep = Some((now.secs, self.packets));
         let (idle, closed) = (self.cfg.idle_timeout_secs, self.cfg.closed_timeout_secs);
+        let (now_pkt, min_pkts) = (self.packets, self.cfg.idle_min_packets);
         let mut expired: Vec<Key> = self
             .flows
             .iter()
             .filter(|(_, f)| {
                 let quiet = now.secs.saturating_sub(f.meta.last_ts.secs);
-                quiet > idle || (f.closed() && quiet > closed)
+                now_pkt - f.meta.last_packet >= min_pkts && (quiet > idle || (f.closed() && quiet > closed))
             })
             .map(|(k, _)| *k)
             .collect();

@@ -380,11 +380,15 @@ impl HalfStream {
         }
     }
 
+    /// A hole is given up only once the peer acknowledged past the start of
+    /// the first held segment: then the receiver had the hole's bytes, and
+    /// they are missing from the capture only. An ACK that ends inside the
+    /// hole leaves it open (a retransmission may still fill it).
     fn skip_acked_holes<F: FnMut(Event<'_>)>(&mut self, budget: &mut Budget, out: &mut F) {
-        while self.max_ack > self.next {
-            let Some(&k) = self.ooo.keys().next() else {
+        while let Some(&k) = self.ooo.keys().next() {
+            if self.max_ack <= k {
                 break;
-            };
+            }
             if k > self.next {
                 self.gap(k - self.next, GapReason::Acked, out);
             }
