@@ -14,7 +14,11 @@ impl Sink for Print {
             return;
         }
         match ev {
-            Event::Data { offset, bytes, after_gap } => println!(
+            Event::Data {
+                offset,
+                bytes,
+                after_gap,
+            } => println!(
                 "{} {} data @{offset} len {}{}",
                 meta.id,
                 dir.as_str(),
@@ -34,7 +38,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let path = args.next().ok_or("usage: events CAPTURE [CONN]")?;
     let conn = args.next().map(|c| c.parse()).transpose()?;
     let mut reader = Reader::open(path.as_ref())?;
-    let s = pipeline::run(&mut reader, flow::Config::default(), &mut Print(conn), |_| {});
+    let s = pipeline::run(
+        &mut reader,
+        flow::Config::default(),
+        &mut Print(conn),
+        |_| {},
+    );
     eprintln!("{} packets", s.packets);
     Ok(())
 }

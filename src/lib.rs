@@ -20,4 +20,5 @@ pub mod flow;
 pub mod pipeline;
 pub mod reassembly;
 pub mod report;
+pub mod synth;
 pub mod wire;

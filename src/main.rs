@@ -9,7 +9,11 @@ use clap::{Parser, Subcommand};
 mod cmd;
 
 #[derive(Parser)]
-#[command(name = "syncscope", version, about = "Makes sync-style messaging protocols visible on the wire")]
+#[command(
+    name = "syncscope",
+    version,
+    about = "Makes sync-style messaging protocols visible on the wire"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

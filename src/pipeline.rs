@@ -102,7 +102,11 @@ pub fn run<S: Sink>(
     table.finish(&mut counting);
     summary.wire = decoder.stats().clone();
     summary.flows = table.stats().clone();
-    summary.linktypes = reader.linktypes().iter().map(|l| format!("{} ({})", l.name(), l.0)).collect();
+    summary.linktypes = reader
+        .linktypes()
+        .iter()
+        .map(|l| format!("{} ({})", l.name(), l.0))
+        .collect();
     summary.read = reader.stats().clone();
     summary.read_error = read_error;
     summary

@@ -11,6 +11,7 @@ pub mod pcap;
 pub mod pcapng;
 mod reader;
 mod timestamp;
+pub mod writer;
 
 pub use error::{Error, PResult, ParseError};
 pub use reader::{Format, ReadStats, Reader};

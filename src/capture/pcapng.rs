@@ -245,12 +245,8 @@ pub fn parse_block(i: &[u8], endianness: Endianness) -> PResult<'_, Block<'_>> {
     }
     let (rest, body) = take(total_len as usize - 12)(rest)?;
     let (rest, trailer) = num_u32(e)(rest)?;
-    if trailer != total_len {
-        return Err(ParseError::failure(format!(
-            "{name} has a leading length of {total_len} bytes but a trailing length of \
-             {trailer}; the block is damaged"
-        )));
-    }
+    // The body is decoded before the trailing length is compared, as
+    // Wireshark does, so a damaged option is named as such.
     let block = match block_type {
         BT_SHB => Block::Section(parse_shb_body(body, e)?),
         BT_IDB => Block::Interface(parse_idb_body(body, e)?),
@@ -259,6 +255,12 @@ pub fn parse_block(i: &[u8], endianness: Endianness) -> PResult<'_, Block<'_>> {
         BT_PB => Block::Obsolete(parse_pb_body(body, e)?),
         block_type => Block::Other { block_type, body },
     };
+    if trailer != total_len {
+        return Err(ParseError::failure(format!(
+            "{name} has a leading length of {total_len} bytes but a trailing length of \
+             {trailer}; the block is damaged"
+        )));
+    }
     Ok((rest, block))
 }
 

@@ -1167,9 +1167,13 @@ mod tests {
         let name = "shb-option-too-long.pcapng";
         let (pk, err, _) = read_corpus(name);
         assert!(pk.is_empty());
+        // Like tshark: the SHB's first option (length 12336) runs past the block.
+        let Some(Error::Corrupt { offset: 0, reason }) = err else {
+            panic!("{err:?}")
+        };
         assert!(
-            matches!(err, Some(Error::Corrupt { offset: 0, .. })),
-            "{err:?}"
+            reason.contains("option") && reason.contains("12336"),
+            "{reason}"
         );
 
         let name = "sv-http-mime-truncated_input.pcap";
@@ -1188,49 +1192,6 @@ mod tests {
             assert!(rd.stats().gzip);
             assert_eq!(got, want, "{name}");
             assert_eq!(format!("{got_err:?}"), format!("{want_err:?}"), "{name}");
-        }
-    }
-
-    /// Throughput over a large in-memory pcap (run with
-    /// `cargo test --release --lib capture::reader::tests::throughput -- --ignored --nocapture`).
-    #[test]
-    #[ignore]
-    fn throughput() {
-        let raw = corpus("sv-http-mime-truncated_input.pcap");
-        // Keep the header and the complete records (drop the cut-short tail).
-        let (pk, _, _) = read_bytes(&raw);
-        let last = pk.last().unwrap();
-        let end = last.offset as usize + 16 + last.data.len();
-        let mut f = raw[..end].to_vec();
-        while f.len() < 1 << 30 {
-            f.extend_from_slice(&raw[24..end]);
-        }
-        // And a worst case of minimum-size (60-byte) frames.
-        let small_rec = build(false, MAGIC_USEC, 1, &[(1, 2, &[0u8; 60], 60)]);
-        let mut g = small_rec.clone();
-        while g.len() < 1 << 29 {
-            g.extend_from_slice(&small_rec[24..]);
-        }
-        for f in [f, g] {
-            let path = std::env::temp_dir().join("syncscope-throughput.pcap");
-            std::fs::write(&path, &f).unwrap();
-            for _ in 0..3 {
-                let t = std::time::Instant::now();
-                let mut rd = Reader::open(&path).unwrap();
-                let mut n = 0u64;
-                let mut sum = 0u64;
-                while let Some(p) = rd.next_packet().unwrap() {
-                    n += 1;
-                    sum += p.data.len() as u64;
-                }
-                let s = t.elapsed().as_secs_f64();
-                eprintln!(
-                    "{n} packets, {sum} data bytes, {} MB in {s:.3}s = {:.2} GB/s",
-                    f.len() / 1_000_000,
-                    f.len() as f64 / s / 1e9
-                );
-            }
-            std::fs::remove_file(&path).ok();
         }
     }
 }

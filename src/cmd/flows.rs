@@ -6,9 +6,9 @@ use anyhow::Context;
 use clap::ValueEnum;
 
 use syncscope::capture::Reader;
-use syncscope::flow;
 use syncscope::pipeline::{self, RunSummary};
 use syncscope::report::{self, FlowsSink};
+use syncscope::{flow, reassembly};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum OutFormat {
@@ -52,10 +52,16 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut reader = Reader::open(&args.capture)?;
-    let mut cfg = flow::Config::default();
-    cfg.idle_timeout_secs = args.idle_timeout;
-    cfg.reassembly.max_buffer_per_direction = args.max_buffer;
-    cfg.max_buffer_total = args.max_buffer_total;
+    let defaults = flow::Config::default();
+    let cfg = flow::Config {
+        idle_timeout_secs: args.idle_timeout,
+        max_buffer_total: args.max_buffer_total,
+        reassembly: reassembly::Config {
+            max_buffer_per_direction: args.max_buffer,
+            ..defaults.reassembly
+        },
+        ..defaults
+    };
 
     let stdout = io::stdout();
     let stream: Option<Box<dyn Write>> = match args.format {
@@ -102,7 +108,11 @@ fn print_summary(s: &RunSummary, _tty: bool) {
     let w = &s.wire;
     let lt: Vec<String> = s.linktypes.clone();
     let anomalies: u64 = s.anomalies.values().sum();
-    let kinds: Vec<String> = s.anomalies.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    let kinds: Vec<String> = s
+        .anomalies
+        .iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect();
     eprintln!(
         "packets {} (tcp {}, udp {}, other ip {}, not ip {}, unknown link type {}, malformed {}, ip fragments {} -> {} datagrams); \
          flows {}; bytes {}; gaps {} ({} bytes); anomalies {}{}; link types: {}",
@@ -124,6 +134,9 @@ fn print_summary(s: &RunSummary, _tty: bool) {
         if lt.is_empty() { "none".into() } else { lt.join(", ") },
     );
     if s.read.skipped_blocks > 0 {
-        eprintln!("pcapng blocks skipped (not packets): {}", s.read.skipped_blocks);
+        eprintln!(
+            "pcapng blocks skipped (not packets): {}",
+            s.read.skipped_blocks
+        );
     }
 }

@@ -328,7 +328,9 @@ impl FlowTable {
             &mut |ev| sink.event(meta, dir, ev),
         );
         if seg.flags.ack {
-            other.peer_ack(seg.ack, &mut self.budget, &mut |ev| sink.event(meta, rdir, ev));
+            other.peer_ack(seg.ack, &mut self.budget, &mut |ev| {
+                sink.event(meta, rdir, ev)
+            });
         }
     }
 
@@ -343,7 +345,9 @@ impl FlowTable {
 
     fn sweep<S: Sink>(&mut self, now: Timestamp, sink: &mut S) {
         match self.last_sweep {
-            Some((t, p)) if (now.secs < t + 10 && now.secs >= t) || self.packets < p + 1024 => return,
+            Some((t, p)) if (now.secs < t + 10 && now.secs >= t) || self.packets < p + 1024 => {
+                return
+            }
             _ => {}
         }
         self.last_sweep = Some((now.secs, self.packets));
@@ -354,7 +358,8 @@ impl FlowTable {
             .iter()
             .filter(|(_, f)| {
                 let quiet = now.secs.saturating_sub(f.meta.last_ts.secs);
-                now_pkt - f.meta.last_packet >= min_pkts && (quiet > idle || (f.closed() && quiet > closed))
+                now_pkt - f.meta.last_packet >= min_pkts
+                    && (quiet > idle || (f.closed() && quiet > closed))
             })
             .map(|(k, _)| *k)
             .collect();

@@ -8,7 +8,7 @@ pub struct SeqNumber(pub u32);
 
 impl SeqNumber {
     /// `self + n` modulo 2^32.
-    pub fn add(self, n: u32) -> SeqNumber {
+    pub fn plus(self, n: u32) -> SeqNumber {
         SeqNumber(self.0.wrapping_add(n))
     }
 
@@ -36,7 +36,7 @@ mod tests {
     #[test]
     fn distance_across_the_wrap() {
         let a = SeqNumber(u32::MAX - 1);
-        let b = a.add(5);
+        let b = a.plus(5);
         assert_eq!(b, SeqNumber(3));
         assert_eq!(b.diff(a), 5);
         assert_eq!(a.diff(b), -5);
@@ -48,7 +48,7 @@ mod tests {
     #[test]
     fn half_the_space_is_the_limit() {
         let a = SeqNumber(0);
-        assert_eq!(a.add(0x7FFF_FFFF).diff(a), 0x7FFF_FFFF);
-        assert_eq!(a.add(0x8000_0000).diff(a), -0x8000_0000);
+        assert_eq!(a.plus(0x7FFF_FFFF).diff(a), 0x7FFF_FFFF);
+        assert_eq!(a.plus(0x8000_0000).diff(a), -0x8000_0000);
     }
 }

@@ -72,13 +72,25 @@ pub enum Anomaly {
 pub enum Event<'a> {
     /// In-order bytes at stream offset `offset`. `after_gap` is set on the
     /// first delivery after a gap.
-    Data { offset: u64, bytes: &'a [u8], after_gap: bool },
+    Data {
+        offset: u64,
+        bytes: &'a [u8],
+        after_gap: bool,
+    },
     /// `len` bytes at `offset` are missing and will not be delivered.
-    Gap { offset: u64, len: u64, reason: GapReason },
+    Gap {
+        offset: u64,
+        len: u64,
+        reason: GapReason,
+    },
     /// The sender closed its direction after `offset` bytes.
-    Fin { offset: u64 },
+    Fin {
+        offset: u64,
+    },
     /// The sender reset the connection (first RST only).
-    Rst { offset: u64 },
+    Rst {
+        offset: u64,
+    },
     Anomaly(Anomaly),
 }
 
@@ -161,7 +173,8 @@ impl HalfStream {
 
     /// The sequence number offset 0 corresponds to, once anchored.
     pub fn base_seq(&self) -> Option<u32> {
-        self.next_seq.map(|s| s.add((self.next as u32).wrapping_neg()).0)
+        self.next_seq
+            .map(|s| s.plus((self.next as u32).wrapping_neg()).0)
     }
 
     pub fn saw_fin(&self) -> bool {
@@ -178,7 +191,12 @@ impl HalfStream {
     }
 
     /// Feeds one segment sent in this direction.
-    pub fn segment<F: FnMut(Event<'_>)>(&mut self, seg: Segment<'_>, budget: &mut Budget, out: &mut F) {
+    pub fn segment<F: FnMut(Event<'_>)>(
+        &mut self,
+        seg: Segment<'_>,
+        budget: &mut Budget,
+        out: &mut F,
+    ) {
         self.stats.segments += 1;
         let mut data_seq = SeqNumber(seg.seq);
         if seg.syn {
@@ -186,15 +204,21 @@ impl HalfStream {
                 None => {
                     self.isn = Some(data_seq);
                     if self.next_seq.is_none() {
-                        self.next_seq = Some(data_seq.add(1));
+                        self.next_seq = Some(data_seq.plus(1));
                     }
                 }
                 Some(isn) if isn != data_seq => {
-                    self.anomaly(Anomaly::IsnChanged { isn: isn.0, new: seg.seq }, out);
+                    self.anomaly(
+                        Anomaly::IsnChanged {
+                            isn: isn.0,
+                            new: seg.seq,
+                        },
+                        out,
+                    );
                 }
                 Some(_) => {}
             }
-            data_seq = data_seq.add(1);
+            data_seq = data_seq.plus(1);
         }
         let next_seq = match self.next_seq {
             Some(s) => s,
@@ -217,7 +241,13 @@ impl HalfStream {
         if start < 0 {
             let before = start.unsigned_abs().min(payload.len() as u64);
             if before > 0 {
-                self.anomaly(Anomaly::LateData { offset: start, len: before }, out);
+                self.anomaly(
+                    Anomaly::LateData {
+                        offset: start,
+                        len: before,
+                    },
+                    out,
+                );
                 self.stats.dup_bytes += before;
             }
             payload = &payload[before as usize..];
@@ -235,7 +265,11 @@ impl HalfStream {
                 self.check_overlap(start, &payload[..skip], out);
                 self.deliver(&payload[skip..], out);
                 if wire_end > self.next {
-                    let stop = self.ooo.keys().next().map_or(wire_end, |&k| k.min(wire_end));
+                    let stop = self
+                        .ooo
+                        .keys()
+                        .next()
+                        .map_or(wire_end, |&k| k.min(wire_end));
                     if stop > self.next {
                         self.gap(stop - self.next, GapReason::Uncaptured, out);
                     }
@@ -296,7 +330,7 @@ impl HalfStream {
 
     fn advance(&mut self, to: u64) {
         let d = to - self.next;
-        self.next_seq = self.next_seq.map(|s| s.add(d as u32));
+        self.next_seq = self.next_seq.map(|s| s.plus(d as u32));
         self.next = to;
     }
 
@@ -347,7 +381,13 @@ impl HalfStream {
         }
     }
 
-    fn buffer<F: FnMut(Event<'_>)>(&mut self, start: u64, payload: &[u8], budget: &mut Budget, out: &mut F) {
+    fn buffer<F: FnMut(Event<'_>)>(
+        &mut self,
+        start: u64,
+        payload: &[u8],
+        budget: &mut Budget,
+        out: &mut F,
+    ) {
         let added = match self.ooo.get_mut(&start) {
             Some(held) if held.len() >= payload.len() => 0,
             Some(held) => {

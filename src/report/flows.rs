@@ -74,7 +74,11 @@ impl FlowsSink {
     /// `stream_to`: write each record as an NDJSON line as soon as its
     /// connection ends (constant memory); otherwise records are kept for
     /// [`FlowsSink::rows`].
-    pub fn new(hash: bool, dump: Option<PathBuf>, stream_to: Option<Box<dyn Write>>) -> io::Result<Self> {
+    pub fn new(
+        hash: bool,
+        dump: Option<PathBuf>,
+        stream_to: Option<Box<dyn Write>>,
+    ) -> io::Result<Self> {
         if let Some(d) = &dump {
             fs::create_dir_all(d)?;
         }
@@ -160,7 +164,13 @@ pub fn safe_name(s: &str) -> String {
     s.trim_start_matches('[')
         .chars()
         .filter(|&c| c != ']')
-        .map(|c| if c.is_ascii_alphanumeric() || c == '.' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
@@ -179,7 +189,9 @@ impl Sink for FlowsSink {
             Event::Data { bytes, .. } => {
                 if self.hash {
                     let live = self.live.entry(meta.id).or_default();
-                    live.hash[dir as usize].get_or_insert_with(Sha256::new).update(bytes);
+                    live.hash[dir as usize]
+                        .get_or_insert_with(Sha256::new)
+                        .update(bytes);
                 }
                 if self.dump.is_some() && self.error.is_none() {
                     if let Err(e) = self.write_dump(meta, dir, bytes) {
@@ -187,14 +199,12 @@ impl Sink for FlowsSink {
                     }
                 }
             }
-            Event::Anomaly(a) => {
-                if self.anomalies.len() < self.max_anomalies {
-                    self.anomalies.push(AnomalyRecord {
-                        conn: meta.id,
-                        dir,
-                        anomaly: a,
-                    });
-                }
+            Event::Anomaly(a) if self.anomalies.len() < self.max_anomalies => {
+                self.anomalies.push(AnomalyRecord {
+                    conn: meta.id,
+                    dir,
+                    anomaly: a,
+                });
             }
             _ => {}
         }

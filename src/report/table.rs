@@ -15,7 +15,15 @@ pub fn flows(rows: &[FlowRow]) -> String {
     t.load_preset(UTF8_FULL_CONDENSED)
         .set_content_arrangement(ContentArrangement::Disabled)
         .set_header(vec![
-            "id", "client", "server", "start", "duration", "bytes c->s", "bytes s->c", "gaps", "end",
+            "id",
+            "client",
+            "server",
+            "start",
+            "duration",
+            "bytes c->s",
+            "bytes s->c",
+            "gaps",
+            "end",
         ]);
     for r in rows {
         let rec = &r.record;

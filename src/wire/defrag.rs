@@ -49,7 +49,11 @@ impl Defragmenter {
         self.active.retain(|_, (buf, seen)| {
             let keep = now.secs - *seen <= FRAGMENT_TIMEOUT_SECS;
             if !keep {
-                spare.push(std::mem::replace(buf, IpDefragBuf::new(IpNumber(0), Vec::new(), Vec::new())).take_bufs().0);
+                spare.push(
+                    std::mem::replace(buf, IpDefragBuf::new(IpNumber(0), Vec::new(), Vec::new()))
+                        .take_bufs()
+                        .0,
+                );
             }
             keep
         });

@@ -93,7 +93,12 @@ impl Decoder {
 
     /// Decodes one frame. A TCP segment borrows either `data` or, for a
     /// reassembled datagram, the decoder's fragment buffer.
-    pub fn decode<'a>(&'a mut self, linktype: Linktype, ts: Timestamp, data: &'a [u8]) -> Decoded<'a> {
+    pub fn decode<'a>(
+        &'a mut self,
+        linktype: Linktype,
+        ts: Timestamp,
+        data: &'a [u8],
+    ) -> Decoded<'a> {
         self.stats.frames += 1;
         *self.stats.linktypes.entry(linktype.0).or_default() += 1;
         self.defrag.expire(ts);
@@ -296,14 +301,20 @@ fn slice_link(linktype: Linktype, data: &[u8]) -> Result<Option<LaxSlicedPacket<
                 return Err(LinkError::Malformed("linux sll header"));
             }
             let et = u16::from_be_bytes([data[14], data[15]]);
-            Ok(Some(LaxSlicedPacket::from_ether_type(EtherType(et), &data[16..])))
+            Ok(Some(LaxSlicedPacket::from_ether_type(
+                EtherType(et),
+                &data[16..],
+            )))
         }
         Linktype::LINUX_SLL2 => {
             if data.len() < 20 {
                 return Err(LinkError::Malformed("linux sll2 header"));
             }
             let et = u16::from_be_bytes([data[0], data[1]]);
-            Ok(Some(LaxSlicedPacket::from_ether_type(EtherType(et), &data[20..])))
+            Ok(Some(LaxSlicedPacket::from_ether_type(
+                EtherType(et),
+                &data[20..],
+            )))
         }
         _ => Err(LinkError::Unknown),
     }
