@@ -19,6 +19,10 @@ pub enum Error {
     )]
     NotCapture { source_name: String, magic: [u8; 4] },
 
+    /// Fewer than 4 bytes: nothing to recognise.
+    #[error("{source_name}: empty or too short to be a capture ({len} bytes)")]
+    TooShort { source_name: String, len: usize },
+
     /// The file ends in the middle of a header, record or block.
     #[error(
         "the capture is cut short at byte offset {offset}, in the middle of a {what} \
@@ -39,7 +43,7 @@ pub enum Error {
     Corrupt { offset: u64, reason: String },
 
     /// The operating system (or the gzip decoder) failed to deliver bytes.
-    #[error("{source_name}: read error: {source}")]
+    #[error("{source_name}: cannot read")]
     Io {
         source_name: String,
         #[source]

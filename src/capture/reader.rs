@@ -152,7 +152,10 @@ impl Reader {
             magic,
         };
         if n < 4 {
-            return Err(not_capture());
+            return Err(Error::TooShort {
+                source_name: name_for_magic.clone(),
+                len: n,
+            });
         }
         let is_pcapng = magic == pcapng::FILE_MAGIC;
         if !is_pcapng && pcap::magic_info(magic).is_none() {
@@ -773,8 +776,8 @@ mod tests {
                 let prefix = &f[..n];
                 let rd = match open_bytes(prefix) {
                     Ok(rd) => rd,
-                    Err(Error::NotCapture { .. }) => {
-                        assert!(n < 4);
+                    Err(Error::TooShort { len, .. }) => {
+                        assert!(n < 4 && len == n);
                         continue;
                     }
                     Err(Error::Truncated { offset: 0, .. }) => {
@@ -853,13 +856,8 @@ mod tests {
             b"\x1f\x8b",
         ] {
             match open_bytes(b) {
-                Err(Error::NotCapture { magic, .. }) => {
-                    if b.len() < 4 && b != b"\x1f\x8b" {
-                        let mut m = [0u8; 4];
-                        m[..b.len()].copy_from_slice(b);
-                        assert_eq!(magic, m);
-                    }
-                }
+                Err(Error::TooShort { len, .. }) => assert_eq!(len, b.len()),
+                Err(Error::NotCapture { .. }) => assert!(b.len() >= 4),
                 Err(Error::Corrupt { .. }) if b == b"\x1f\x8b" => {}
                 other => panic!("{b:?}: {other:?}"),
             }
@@ -1009,7 +1007,10 @@ mod tests {
             Ok(rd) => assert!(drain(rd).1.is_some()),
             Err(e) => assert!(matches!(
                 e,
-                Error::Corrupt { .. } | Error::NotCapture { .. } | Error::Io { .. }
+                Error::Corrupt { .. }
+                    | Error::NotCapture { .. }
+                    | Error::TooShort { .. }
+                    | Error::Io { .. }
             )),
         }
     }
