@@ -418,3 +418,170 @@ impl FlowTable {
         sink.flow_end(&summary);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::TcpFlags;
+
+    #[derive(Default)]
+    struct Rec {
+        ended: Vec<FlowSummary>,
+        data: Vec<(u64, Direction, Vec<u8>)>,
+    }
+
+    impl Sink for Rec {
+        fn event(&mut self, flow: &FlowMeta, dir: Direction, ev: Event<'_>) {
+            if let Event::Data { bytes, .. } = ev {
+                self.data.push((flow.id, dir, bytes.to_vec()));
+            }
+        }
+        fn flow_end(&mut self, s: &FlowSummary) {
+            self.ended.push(s.clone());
+        }
+    }
+
+    const C: &str = "10.0.0.1:5000";
+    const S: &str = "10.0.0.2:8080";
+
+    fn seg<'a>(
+        src: &str,
+        dst: &str,
+        seq: u32,
+        ack: Option<u32>,
+        flags: &str,
+        payload: &'a [u8],
+    ) -> TcpSegment<'a> {
+        TcpSegment {
+            src: src.parse().unwrap(),
+            dst: dst.parse().unwrap(),
+            seq,
+            ack: ack.unwrap_or(0),
+            flags: TcpFlags {
+                syn: flags.contains('S'),
+                ack: ack.is_some(),
+                fin: flags.contains('F'),
+                rst: flags.contains('R'),
+            },
+            window: 1000,
+            payload,
+            wire_len: payload.len() as u32,
+        }
+    }
+
+    fn ts(secs: i64) -> Timestamp {
+        Timestamp::new(secs, 0, 6)
+    }
+
+    #[test]
+    fn roles_follow_the_syn_even_when_the_synack_comes_first() {
+        let mut t = FlowTable::new(Config::default());
+        let mut r = Rec::default();
+        t.packet(ts(1), &seg(S, C, 500, Some(101), "S", b""), &mut r); // SYN+ACK first
+        t.packet(ts(1), &seg(C, S, 100, None, "S", b""), &mut r);
+        t.packet(ts(1), &seg(C, S, 101, Some(501), "", b"req"), &mut r);
+        t.packet(ts(1), &seg(S, C, 501, Some(104), "", b"resp"), &mut r);
+        t.finish(&mut r);
+        let f = &r.ended[0];
+        assert_eq!(
+            (f.client.to_string(), f.server.to_string()),
+            (C.into(), S.into())
+        );
+        assert_eq!(f.client_by, ClientBy::Syn);
+        assert_eq!((f.c2s.bytes, f.s2c.bytes), (3, 4));
+        assert_eq!(f.end, End::Open);
+    }
+
+    #[test]
+    fn without_syn_the_first_sender_is_the_client() {
+        let mut t = FlowTable::new(Config::default());
+        let mut r = Rec::default();
+        t.packet(ts(1), &seg(S, C, 7, Some(9), "", b"late"), &mut r);
+        t.finish(&mut r);
+        assert_eq!(r.ended[0].client.to_string(), S);
+        assert_eq!(r.ended[0].client_by, ClientBy::FirstPacket);
+    }
+
+    #[test]
+    fn new_syn_on_a_closed_tuple_is_a_new_connection_syn_retransmission_is_not() {
+        let mut t = FlowTable::new(Config::default());
+        let mut r = Rec::default();
+        t.packet(ts(1), &seg(C, S, 100, None, "S", b""), &mut r);
+        t.packet(ts(1), &seg(C, S, 100, None, "S", b""), &mut r); // retransmitted SYN
+        t.packet(ts(1), &seg(S, C, 0, Some(101), "R", b""), &mut r);
+        t.packet(ts(2), &seg(C, S, 9000, None, "S", b""), &mut r); // port reuse
+        t.packet(ts(2), &seg(C, S, 9001, Some(1), "", b"x"), &mut r);
+        t.finish(&mut r);
+        assert_eq!(r.ended.len(), 2);
+        assert_eq!(
+            (r.ended[0].id, r.ended[0].end, r.ended[0].packets),
+            (0, End::Rst, 3)
+        );
+        assert_eq!((r.ended[1].id, r.ended[1].c2s.bytes), (1, 1));
+        assert_eq!(t.stats().reused, 1);
+    }
+
+    #[test]
+    fn idle_connections_expire_only_after_time_and_packets() {
+        let cfg = Config {
+            idle_timeout_secs: 100,
+            idle_min_packets: 3,
+            ..Config::default()
+        };
+        let mut t = FlowTable::new(cfg);
+        let mut r = Rec::default();
+        t.packet(ts(0), &seg(C, S, 1, None, "", b"a"), &mut r);
+        // A clock jump alone does not expire it ...
+        t.packet(ts(10_000), &seg("10.0.0.3:1", S, 1, None, "", b"b"), &mut r);
+        assert!(r.ended.is_empty());
+        // ... time and enough other packets do (sweeps run at most every 1024 packets).
+        for i in 0..1100u32 {
+            t.packet(
+                ts(10_020),
+                &seg("10.0.0.3:1", S, 2 + i, None, "", b"c"),
+                &mut r,
+            );
+        }
+        assert_eq!(r.ended.len(), 1);
+        assert_eq!(r.ended[0].id, 0);
+        assert_eq!(t.stats().expired_idle, 1);
+        assert_eq!(t.active(), 1);
+    }
+
+    #[test]
+    fn flow_cap_evicts_the_least_recently_active() {
+        let mut t = FlowTable::new(Config {
+            max_flows: 2,
+            ..Config::default()
+        });
+        let mut r = Rec::default();
+        t.packet(ts(1), &seg("10.0.0.3:1", S, 1, None, "", b"a"), &mut r);
+        t.packet(ts(2), &seg("10.0.0.4:1", S, 1, None, "", b"b"), &mut r);
+        t.packet(ts(3), &seg("10.0.0.3:1", S, 2, None, "", b"c"), &mut r);
+        t.packet(ts(4), &seg("10.0.0.5:1", S, 1, None, "", b"d"), &mut r);
+        assert_eq!(r.ended.len(), 1);
+        assert_eq!(r.ended[0].client.to_string(), "10.0.0.4:1");
+        assert_eq!(t.active(), 2);
+        assert_eq!(t.stats().evicted, 1);
+    }
+
+    #[test]
+    fn events_carry_the_direction() {
+        let mut t = FlowTable::new(Config::default());
+        let mut r = Rec::default();
+        t.packet(ts(1), &seg(C, S, 100, None, "S", b""), &mut r);
+        t.packet(ts(1), &seg(S, C, 500, Some(101), "S", b""), &mut r);
+        t.packet(ts(1), &seg(C, S, 101, Some(501), "", b"up"), &mut r);
+        t.packet(ts(1), &seg(S, C, 501, Some(103), "F", b"down"), &mut r);
+        t.packet(ts(1), &seg(C, S, 103, Some(506), "F", b""), &mut r);
+        t.finish(&mut r);
+        assert_eq!(
+            r.data,
+            [
+                (0, Direction::ClientToServer, b"up".to_vec()),
+                (0, Direction::ServerToClient, b"down".to_vec())
+            ]
+        );
+        assert_eq!(r.ended[0].end, End::Fin);
+    }
+}

@@ -319,3 +319,136 @@ fn slice_link(linktype: Linktype, data: &[u8]) -> Result<Option<LaxSlicedPacket<
         _ => Err(LinkError::Unknown),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use etherparse::PacketBuilder;
+
+    fn ipv4_tcp(payload: &[u8]) -> Vec<u8> {
+        let b = PacketBuilder::ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64).tcp(5000, 8080, 77, 1000);
+        let mut v = Vec::new();
+        b.write(&mut v, payload).unwrap();
+        v
+    }
+
+    fn decode_one(
+        lt: Linktype,
+        frame: &[u8],
+    ) -> (Option<(String, String, u32, Vec<u8>, u32)>, WireStats) {
+        let mut d = Decoder::new();
+        let r = match d.decode(lt, Timestamp::default(), frame) {
+            Decoded::Tcp(s) => Some((
+                s.src.to_string(),
+                s.dst.to_string(),
+                s.seq,
+                s.payload.to_vec(),
+                s.wire_len,
+            )),
+            _ => None,
+        };
+        (r, d.stats().clone())
+    }
+
+    #[test]
+    fn raw_null_loop_sll_and_sll2_reach_tcp() {
+        let ip = ipv4_tcp(b"data");
+        let mut null_le = 2u32.to_le_bytes().to_vec();
+        null_le.extend_from_slice(&ip);
+        let mut null_be = 2u32.to_be_bytes().to_vec();
+        null_be.extend_from_slice(&ip);
+        let mut lo = 2u32.to_be_bytes().to_vec();
+        lo.extend_from_slice(&ip);
+        let mut sll = vec![0u8; 14];
+        sll.extend_from_slice(&0x0800u16.to_be_bytes());
+        sll.extend_from_slice(&ip);
+        let mut sll2 = 0x0800u16.to_be_bytes().to_vec();
+        sll2.extend_from_slice(&[0u8; 18]);
+        sll2.extend_from_slice(&ip);
+        for (lt, frame) in [
+            (Linktype::RAW, &ip),
+            (Linktype::RAW_12, &ip),
+            (Linktype::IPV4, &ip),
+            (Linktype::NULL, &null_le),
+            (Linktype::NULL, &null_be),
+            (Linktype::LOOP, &lo),
+            (Linktype::LINUX_SLL, &sll),
+            (Linktype::LINUX_SLL2, &sll2),
+        ] {
+            let (seg, st) = decode_one(lt, frame);
+            let (src, dst, seq, payload, wire_len) =
+                seg.unwrap_or_else(|| panic!("{lt:?}: no TCP ({st:?})"));
+            assert_eq!(
+                (src.as_str(), dst.as_str(), seq),
+                ("10.0.0.1:5000", "10.0.0.2:8080", 77)
+            );
+            assert_eq!((payload.as_slice(), wire_len), (&b"data"[..], 4));
+        }
+    }
+
+    #[test]
+    fn unknown_link_type_and_short_headers_are_counted_not_fatal() {
+        let (seg, st) = decode_one(Linktype(147), b"whatever");
+        assert!(seg.is_none());
+        assert_eq!(st.unknown_linktype, 1);
+        let (seg, st) = decode_one(Linktype::LINUX_SLL, b"short");
+        assert!(seg.is_none());
+        assert_eq!(st.malformed, 1);
+        let (_, st) = decode_one(Linktype::NULL, &[0, 0, 0, 0]);
+        assert_eq!(st.not_ip, 1);
+    }
+
+    #[test]
+    fn ethernet_padding_is_not_payload_and_a_short_frame_keeps_the_wire_length() {
+        let mut eth = vec![0u8; 12];
+        eth.extend_from_slice(&0x0800u16.to_be_bytes());
+        eth.extend_from_slice(&ipv4_tcp(b""));
+        eth.extend_from_slice(&[0x20; 6]); // padding to the 60-byte minimum
+        let (seg, _) = decode_one(Linktype::ETHERNET, &eth);
+        assert_eq!(seg.unwrap().3, b"");
+        let mut eth = vec![0u8; 12];
+        eth.extend_from_slice(&0x0800u16.to_be_bytes());
+        eth.extend_from_slice(&ipv4_tcp(b"0123456789"));
+        eth.truncate(eth.len() - 6); // snaplen cut
+        let (seg, st) = decode_one(Linktype::ETHERNET, &eth);
+        let seg = seg.unwrap();
+        assert_eq!((seg.3.as_slice(), seg.4), (&b"0123"[..], 10));
+        assert_eq!(st.tcp_truncated, 1);
+    }
+
+    #[test]
+    fn ipv4_fragments_are_reassembled_in_any_order() {
+        let full = ipv4_tcp(&[b'z'; 100]);
+        let hdr = &full[..20];
+        let body = &full[20..]; // TCP header + payload, 120 bytes
+        let frag = |off: usize, more: bool, part: &[u8]| {
+            let mut h = etherparse::Ipv4Header::from_slice(hdr).unwrap().0;
+            h.fragment_offset = etherparse::IpFragOffset::try_new((off / 8) as u16).unwrap();
+            h.more_fragments = more;
+            h.identification = 42;
+            h.set_payload_len(part.len()).unwrap();
+            let mut v = Vec::new();
+            h.write(&mut v).unwrap();
+            v.extend_from_slice(part);
+            v
+        };
+        let f1 = frag(0, true, &body[..64]);
+        let f2 = frag(64, false, &body[64..]);
+        let mut d = Decoder::new();
+        assert!(matches!(
+            d.decode(Linktype::RAW, Timestamp::default(), &f2),
+            Decoded::FragmentHeld
+        ));
+        match d.decode(Linktype::RAW, Timestamp::default(), &f1) {
+            Decoded::Tcp(s) => {
+                assert_eq!(s.payload, &[b'z'; 100][..]);
+                assert_eq!(s.dst.port(), 8080);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            (d.stats().fragments, d.stats().datagrams_reassembled),
+            (2, 1)
+        );
+    }
+}
