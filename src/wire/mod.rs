@@ -332,10 +332,10 @@ mod tests {
         v
     }
 
-    fn decode_one(
-        lt: Linktype,
-        frame: &[u8],
-    ) -> (Option<(String, String, u32, Vec<u8>, u32)>, WireStats) {
+    /// src, dst, seq, payload, wire length
+    type Seg = (String, String, u32, Vec<u8>, u32);
+
+    fn decode_one(lt: Linktype, frame: &[u8]) -> (Option<Seg>, WireStats) {
         let mut d = Decoder::new();
         let r = match d.decode(lt, Timestamp::default(), frame) {
             Decoded::Tcp(s) => Some((
