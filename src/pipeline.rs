@@ -50,11 +50,11 @@ impl<S: Sink> Sink for Counting<'_, S> {
                 self.summary.gap_bytes += len;
             }
             Event::Anomaly(a) => {
-                let name = serde_json::to_value(a)
-                    .ok()
-                    .and_then(|v| v.get("kind").and_then(|k| k.as_str()).map(str::to_owned))
-                    .unwrap_or_else(|| "unknown".into());
-                *self.summary.anomalies.entry(name).or_default() += 1;
+                *self
+                    .summary
+                    .anomalies
+                    .entry(a.kind().to_owned())
+                    .or_default() += 1;
             }
             _ => {}
         }

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::ValueEnum;
+use indicatif::{ProgressBar, ProgressStyle};
 
 use syncscope::capture::Reader;
 use syncscope::pipeline::{self, RunSummary};
@@ -70,7 +71,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let mut sink = FlowsSink::new(args.hash, args.dump.clone(), stream)
         .with_context(|| format!("cannot create dump directory {:?}", args.dump))?;
-    let summary = pipeline::run(&mut reader, cfg, &mut sink, |_| {});
+    let progress = progress_bar(&args, &reader);
+    let mut n = 0u64;
+    let summary = pipeline::run(&mut reader, cfg, &mut sink, |offset| {
+        n += 1;
+        if n % 8192 == 0 {
+            if let Some(p) = &progress {
+                p.set_position(offset);
+            }
+        }
+    });
+    if let Some(p) = progress {
+        p.finish_and_clear();
+    }
     sink.flush().context("writing output")?;
 
     let mut out = io::stdout().lock();
@@ -93,7 +106,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     }
     if !args.quiet {
-        print_summary(&summary, io::stderr().is_terminal());
+        print_summary(&summary);
     }
     if let Some(e) = &summary.read_error {
         eprintln!("syncscope: warning: {}: {e}", args.capture.display());
@@ -104,7 +117,30 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_summary(s: &RunSummary, _tty: bool) {
+/// A progress bar on stderr for large plain files when stderr is a terminal.
+fn progress_bar(args: &Args, reader: &Reader) -> Option<ProgressBar> {
+    const LARGE: u64 = 64 << 20;
+    if args.quiet || !io::stderr().is_terminal() || reader.stats().gzip {
+        return None;
+    }
+    let len = std::fs::metadata(&args.capture)
+        .ok()
+        .filter(|m| m.is_file())?
+        .len();
+    if len < LARGE {
+        return None;
+    }
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{bar:40} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
+        )
+        .ok()?,
+    );
+    Some(bar)
+}
+
+fn print_summary(s: &RunSummary) {
     let w = &s.wire;
     let lt: Vec<String> = s.linktypes.clone();
     let anomalies: u64 = s.anomalies.values().sum();

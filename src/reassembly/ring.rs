@@ -59,22 +59,20 @@ impl Ring {
             self.buf = v;
             self.head = 0;
         }
-        for chunk in [bytes] {
-            let mut tail = (self.head + self.len) % self.cap;
-            let mut rest = chunk;
-            while !rest.is_empty() {
-                let n = (self.cap - tail).min(rest.len());
-                self.buf[tail..tail + n].copy_from_slice(&rest[..n]);
-                rest = &rest[n..];
-                tail = (tail + n) % self.cap;
-            }
-            let total = self.len + chunk.len();
-            if total > self.cap {
-                self.head = (self.head + total - self.cap) % self.cap;
-                self.len = self.cap;
-            } else {
-                self.len = total;
-            }
+        let mut tail = (self.head + self.len) % self.cap;
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            let n = (self.cap - tail).min(rest.len());
+            self.buf[tail..tail + n].copy_from_slice(&rest[..n]);
+            rest = &rest[n..];
+            tail = (tail + n) % self.cap;
+        }
+        let total = self.len + bytes.len();
+        if total > self.cap {
+            self.head = (self.head + total - self.cap) % self.cap;
+            self.len = self.cap;
+        } else {
+            self.len = total;
         }
     }
 

@@ -67,6 +67,18 @@ pub enum Anomaly {
     IsnChanged { isn: u32, new: u32 },
 }
 
+impl Anomaly {
+    /// The kind as a short name (`overlap_mismatch`, ...), as in JSON.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Anomaly::OverlapMismatch { .. } => "overlap_mismatch",
+            Anomaly::LateData { .. } => "late_data",
+            Anomaly::BufferCap { .. } => "buffer_cap",
+            Anomaly::IsnChanged { .. } => "isn_changed",
+        }
+    }
+}
+
 /// What reassembly tells its consumer, in stream order per direction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event<'a> {
