@@ -167,7 +167,7 @@ pub fn generate<W: Write>(out: &mut W, p: &Params) -> io::Result<Totals> {
                     (i / 250) as u8,
                     (i % 250) as u8 + 1,
                 )),
-                40_000u16.wrapping_add(i as u16),
+                40_000 + (i % 20_000) as u16,
             );
             let isn_c = rng.next() as u32;
             let isn_s = rng.next() as u32;
@@ -188,24 +188,27 @@ pub fn generate<W: Write>(out: &mut W, p: &Params) -> io::Result<Totals> {
             ..Totals::default()
         },
     };
-    let close_reserve = conns_n as u64 * 3 * FRAME_OVERHEAD;
-    let handshake_bytes = 3 * FRAME_OVERHEAD;
-    // Worst case of one exchange: two messages of 16 + BODY_MAX bytes in
-    // 3 segments each, plus an ACK each.
-    let exchange_max = 2 * (16 + BODY_MAX + 4 * FRAME_OVERHEAD);
+    // Handshake and close are 3 header-only packets each.
+    let three = 3 * FRAME_OVERHEAD;
     let mut opened = 0usize;
+    let mut misfits = 0u32;
     let body = |rng: &mut XorShift| -> (usize, usize) {
         let len = rng.below(BODY_MAX) as usize;
         let at = rng.below((pool.len() - len) as u64) as usize;
         (at, len)
     };
+    // One exchange: (side, cmd, seq, body range) per message.
+    let mut plan: Vec<(Side, u32, u32, (usize, usize))> = Vec::with_capacity(2);
 
     loop {
-        let budget = p.bytes.saturating_sub(o.totals.pcap_bytes + close_reserve);
+        // What is left once the open connections are closed.
+        let budget = p
+            .bytes
+            .saturating_sub(o.totals.pcap_bytes + opened as u64 * three);
         // Open the next connection half of the time until all are open
         // (and always before anything else when none is).
         if opened < conns_n && (opened == 0 || rng.below(2) == 0) {
-            if budget < handshake_bytes && opened > 0 {
+            if budget < 2 * three && opened > 0 {
                 break;
             }
             let frames = conns[opened].conv.handshake();
@@ -213,39 +216,49 @@ pub fn generate<W: Write>(out: &mut W, p: &Params) -> io::Result<Totals> {
             opened += 1;
             continue;
         }
-        if budget < exchange_max {
-            // Near the target: exchanges that fit exactly would not change
-            // the figures; stop here so the file never exceeds the target.
-            break;
-        }
-        let c = &mut conns[rng.below(opened as u64) as usize];
+        let ci = rng.below(opened as u64) as usize;
+        let c = &mut conns[ci];
+        plan.clear();
         match rng.below(16) {
-            0 => {
-                let (at, len) = body(&mut rng);
-                o.message(&mut c.conv, Side::Server, 24, 0, &pool[at..at + len])?;
-            }
+            0 => plan.push((Side::Server, 24, 0, body(&mut rng))),
             1..=3 => {
-                o.message(&mut c.conv, Side::Client, 6, u32::MAX, b"")?;
-                o.message(&mut c.conv, Side::Server, 1_000_000_006, u32::MAX, b"")?;
+                plan.push((Side::Client, 6, u32::MAX, (0, 0)));
+                plan.push((Side::Server, 1_000_000_006, u32::MAX, (0, 0)));
             }
             r => {
                 let cmd = [121, 205, 237][(r % 3) as usize];
                 let seq = c.seq;
-                c.seq = c.seq.wrapping_add(1);
-                if c.seq == u32::MAX {
-                    c.seq = 1;
-                }
-                let (at, len) = body(&mut rng);
-                o.message(&mut c.conv, Side::Client, cmd, seq, &pool[at..at + len])?;
-                let (at, len) = body(&mut rng);
-                o.message(
-                    &mut c.conv,
-                    Side::Server,
-                    cmd + 1_000_000_000,
-                    seq,
-                    &pool[at..at + len],
-                )?;
+                plan.push((Side::Client, cmd, seq, body(&mut rng)));
+                plan.push((Side::Server, cmd + 1_000_000_000, seq, body(&mut rng)));
             }
+        }
+        // Exact size on disk: segments of at most MSS, then one ACK.
+        let mss = c.conv.mss as u64;
+        let size: u64 = plan
+            .iter()
+            .map(|&(_, _, _, (_, len))| {
+                let msg = 16 + len as u64;
+                msg + (msg.div_ceil(mss) + 1) * FRAME_OVERHEAD
+            })
+            .sum();
+        if size > budget {
+            // Try smaller exchanges a few times so the file ends close to
+            // (never above) the target.
+            misfits += 1;
+            if misfits > 32 {
+                break;
+            }
+            continue;
+        }
+        misfits = 0;
+        if plan[0].2 == c.seq {
+            c.seq = c.seq.wrapping_add(1);
+            if c.seq == u32::MAX {
+                c.seq = 1;
+            }
+        }
+        for &(side, cmd, seq, (at, len)) in &plan {
+            o.message(&mut c.conv, side, cmd, seq, &pool[at..at + len])?;
         }
     }
     for c in conns.iter_mut().take(opened) {

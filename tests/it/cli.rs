@@ -30,14 +30,28 @@ fn json(o: &Output) -> Vec<Value> {
 
 #[test]
 fn json_has_exactly_the_documented_fields() {
-    let out = syncscope(&["flows", &real("handshake-reorder.pcap"), "--format", "json", "--hash"]);
+    let out = syncscope(&[
+        "flows",
+        &real("handshake-reorder.pcap"),
+        "--format",
+        "json",
+        "--hash",
+    ]);
     let flows = json(&out);
     assert_eq!(flows.len(), 1);
     let f = flows[0].as_object().unwrap();
     let mut keys: Vec<_> = f.keys().map(String::as_str).collect();
     keys.sort();
-    assert_eq!(keys, ["c2s", "client", "end", "first_ts", "id", "last_ts", "s2c", "server"]);
-    let mut dkeys: Vec<_> = f["c2s"].as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(
+        keys,
+        ["c2s", "client", "end", "first_ts", "id", "last_ts", "s2c", "server"]
+    );
+    let mut dkeys: Vec<_> = f["c2s"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
     dkeys.sort();
     assert_eq!(dkeys, ["bytes", "gap_bytes", "gaps", "sha256"]);
     // The SYN+ACK comes first in this file; the client is still the SYN sender.
@@ -48,7 +62,12 @@ fn json_has_exactly_the_documented_fields() {
     assert_eq!(f["end"], "fin");
     assert_eq!(f["first_ts"], "2013-03-07T21:42:06.939084Z");
     // Without --hash there is no sha256.
-    let plain = json(&syncscope(&["flows", &real("handshake-reorder.pcap"), "--format", "json"]));
+    let plain = json(&syncscope(&[
+        "flows",
+        &real("handshake-reorder.pcap"),
+        "--format",
+        "json",
+    ]));
     assert!(plain[0]["c2s"].get("sha256").is_none());
 }
 
@@ -72,14 +91,24 @@ fn ndjson_streams_the_same_records() {
 
 #[test]
 fn ipv6_endpoints_are_bracketed() {
-    let flows = json(&syncscope(&["flows", &real("one_ipv6_http_stream.pcap"), "--format", "json"]));
+    let flows = json(&syncscope(&[
+        "flows",
+        &real("one_ipv6_http_stream.pcap"),
+        "--format",
+        "json",
+    ]));
     let c = flows[0]["client"].as_str().unwrap();
     assert!(c.starts_with('[') && c.contains("]:"), "{c}");
 }
 
 #[test]
 fn nanosecond_capture_keeps_nine_digits() {
-    let flows = json(&syncscope(&["flows", &real("nanosecs_big_endian.pcap"), "--format", "json"]));
+    let flows = json(&syncscope(&[
+        "flows",
+        &real("nanosecs_big_endian.pcap"),
+        "--format",
+        "json",
+    ]));
     let ts = flows[0]["first_ts"].as_str().unwrap();
     let frac = ts.rsplit('.').next().unwrap();
     assert_eq!(frac.len(), 10, "{ts}"); // 9 digits + 'Z'
@@ -90,13 +119,26 @@ fn table_lists_the_columns_and_summary_goes_to_stderr() {
     let out = syncscope(&["flows", &real("sv-bug-3844_input.pcap")]);
     assert!(out.status.success());
     let table = String::from_utf8(out.stdout.clone()).unwrap();
-    for col in ["id", "client", "server", "start", "duration", "bytes c->s", "bytes s->c", "gaps", "end"] {
+    for col in [
+        "id",
+        "client",
+        "server",
+        "start",
+        "duration",
+        "bytes c->s",
+        "bytes s->c",
+        "gaps",
+        "end",
+    ] {
         assert!(table.contains(col), "missing column {col}:\n{table}");
     }
     // Port reuse: two connections on one 4-tuple.
     assert_eq!(table.matches("1.1.1.1:12345").count(), 2, "{table}");
     let err = stderr(&out);
-    assert!(err.contains("packets 8") && err.contains("flows 2"), "{err}");
+    assert!(
+        err.contains("packets 8") && err.contains("flows 2"),
+        "{err}"
+    );
     assert!(err.contains("EN10MB"), "{err}");
 }
 
@@ -108,7 +150,10 @@ fn not_a_capture_exits_2_naming_the_file_and_magic() {
     let out = syncscope(&["flows", p.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
-    assert!(err.contains("notes.txt") && err.contains("3c 21 44 4f"), "{err}");
+    assert!(
+        err.contains("notes.txt") && err.contains("3c 21 44 4f"),
+        "{err}"
+    );
     assert!(out.stdout.is_empty());
 }
 
@@ -116,7 +161,11 @@ fn not_a_capture_exits_2_naming_the_file_and_magic() {
 fn missing_file_exits_2() {
     let out = syncscope(&["flows", "/nonexistent/x.pcap"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("/nonexistent/x.pcap"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("/nonexistent/x.pcap"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -130,12 +179,20 @@ fn truncated_capture_warns_with_offset_and_strict_fails() {
     assert!(err.contains("warning") && err.contains("15704"), "{err}");
     let strict = syncscope(&["flows", &file, "--format", "json", "--strict"]);
     assert_eq!(strict.status.code(), Some(2));
-    assert_eq!(strict.stdout, out.stdout, "results are printed with --strict too");
+    assert_eq!(
+        strict.stdout, out.stdout,
+        "results are printed with --strict too"
+    );
 }
 
 #[test]
 fn corrupt_record_keeps_what_came_before() {
-    let out = syncscope(&["flows", &real("10.7.29.101_49898-178.63.41.150_25.pcap"), "--format", "json"]);
+    let out = syncscope(&[
+        "flows",
+        &real("10.7.29.101_49898-178.63.41.150_25.pcap"),
+        "--format",
+        "json",
+    ]);
     assert_eq!(out.status.code(), Some(0));
     let flows: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(flows.len(), 1);
@@ -154,7 +211,13 @@ fn stdin_and_gzip_give_the_same_result_as_the_file() {
     // A misleading name: detection is by content.
     let gz_path = dir.path().join("capture.pcap");
     std::fs::write(&gz_path, &gz).unwrap();
-    let from_gz = syncscope(&["flows", gz_path.to_str().unwrap(), "--format", "json", "--hash"]);
+    let from_gz = syncscope(&[
+        "flows",
+        gz_path.to_str().unwrap(),
+        "--format",
+        "json",
+        "--hash",
+    ]);
     assert_eq!(from_gz.stdout, want);
     for input in [raw, gz] {
         let mut child = Command::new(env!("CARGO_BIN_EXE_syncscope"))
@@ -193,15 +256,24 @@ fn dump_writes_each_direction_matching_the_hash() {
         for d in ["c2s", "s2c"] {
             let bytes = f[d]["bytes"].as_u64().unwrap();
             let prefix = format!("{}-", f["id"]);
-            let name = names.iter().find(|n| n.starts_with(&prefix) && n.ends_with(&format!(".{d}")));
+            let name = names
+                .iter()
+                .find(|n| n.starts_with(&prefix) && n.ends_with(&format!(".{d}")));
             if bytes == 0 {
                 continue;
             }
-            let name = name.unwrap_or_else(|| panic!("no dump for flow {} {d} in {names:?}", f["id"]));
-            assert!(!name.contains(':') && !name.contains('['), "unsafe name {name}");
+            let name =
+                name.unwrap_or_else(|| panic!("no dump for flow {} {d} in {names:?}", f["id"]));
+            assert!(
+                !name.contains(':') && !name.contains('['),
+                "unsafe name {name}"
+            );
             let content = std::fs::read(dir.path().join(name)).unwrap();
             assert_eq!(content.len() as u64, bytes);
-            assert_eq!(hex::encode(Sha256::digest(&content)), f[d]["sha256"].as_str().unwrap());
+            assert_eq!(
+                hex::encode(Sha256::digest(&content)),
+                f[d]["sha256"].as_str().unwrap()
+            );
         }
     }
 }
@@ -210,7 +282,14 @@ fn dump_writes_each_direction_matching_the_hash() {
 fn help_lists_the_flows_options() {
     let out = syncscope(&["flows", "--help"]);
     let help = String::from_utf8_lossy(&out.stdout);
-    for opt in ["--format", "--hash", "--dump", "--strict", "--idle-timeout", "--max-buffer"] {
+    for opt in [
+        "--format",
+        "--hash",
+        "--dump",
+        "--strict",
+        "--idle-timeout",
+        "--max-buffer",
+    ] {
         assert!(help.contains(opt), "{opt} missing from --help");
     }
 }
