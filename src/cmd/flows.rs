@@ -91,7 +91,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         OutFormat::Ndjson => {}
         OutFormat::Json => {
             let records: Vec<_> = sink.rows().iter().map(|r| &r.record).collect();
-            serde_json::to_writer_pretty(&mut out, &records)?;
+            serde_json::to_writer_pretty(&mut out, &records).map_err(io::Error::from)?;
             out.write_all(b"\n")?;
         }
         OutFormat::Table => {
@@ -102,7 +102,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
     if args.verbose {
         for a in &sink.anomalies {
-            eprintln!("anomaly: {}", serde_json::to_string(a)?);
+            eprintln!(
+                "anomaly: {}",
+                serde_json::to_string(a).map_err(io::Error::from)?
+            );
         }
     }
     if !args.quiet {
