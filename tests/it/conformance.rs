@@ -119,6 +119,15 @@ fn reassembly_matches_tshark_on_the_real_corpus() {
                 (false, _) => failures.push(format!("{name} stream {sid}: {}", problems.join("; "))),
             }
         }
+        // And no connection that tshark does not see.
+        for (i, (f, _)) in got.flows.iter().enumerate() {
+            if !taken[i] {
+                failures.push(format!(
+                    "{name}: extra connection {} {} -> {}",
+                    f.id, f.client, f.server
+                ));
+            }
+        }
     }
     for k in justified.keys() {
         if !used_justified.contains(k)
