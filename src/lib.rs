@@ -15,9 +15,11 @@
 //! invalid. Files and stdin are thin adapters around them (`capture::Reader`).
 #![forbid(unsafe_code)]
 
+pub mod body;
 pub mod capture;
 pub mod flow;
 pub mod pipeline;
+pub mod proto;
 pub mod reassembly;
 pub mod report;
 pub mod synth;
