@@ -3,3 +3,5 @@
 mod cli;
 mod common;
 mod conformance;
+mod prefixes;
+mod reassembly_model;
