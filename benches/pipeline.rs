@@ -22,7 +22,7 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 use syncscope::capture::Reader;
-use syncscope::flow::{self, Direction, FlowMeta, FlowSummary, Sink};
+use syncscope::flow::{self, FlowMeta, FlowSummary, Side, Sink};
 use syncscope::pipeline;
 use syncscope::reassembly::{self, Budget, Event, HalfStream, Segment};
 use syncscope::report::FlowsSink;
@@ -57,7 +57,7 @@ fn reader(data: &'static [u8]) -> Reader {
 struct NoopSink;
 
 impl Sink for NoopSink {
-    fn event(&mut self, _: &FlowMeta, _: Direction, ev: Event<'_>) {
+    fn event(&mut self, _: &FlowMeta, _: Side, ev: Event<'_>) {
         black_box(ev);
     }
     fn flow_end(&mut self, s: &FlowSummary) {

@@ -2,14 +2,15 @@
 //! `cargo run --example events -- CAPTURE [CONN]`.
 
 use syncscope::capture::Reader;
-use syncscope::flow::{self, Direction, FlowMeta, FlowSummary, Sink};
+use syncscope::flow::{self, FlowMeta, FlowSummary, Side, Sink};
 use syncscope::pipeline;
 use syncscope::reassembly::Event;
 
 struct Print(Option<u64>);
 
 impl Sink for Print {
-    fn event(&mut self, meta: &FlowMeta, dir: Direction, ev: Event<'_>) {
+    fn event(&mut self, meta: &FlowMeta, side: Side, ev: Event<'_>) {
+        let dir = meta.direction(side);
         if self.0.is_some_and(|c| c != meta.id) {
             return;
         }

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use crate::capture::{self, Reader};
-use crate::flow::{self, Direction, FlowMeta, FlowSummary, FlowTable, Sink};
+use crate::flow::{self, Direction, FlowMeta, FlowSummary, FlowTable, Side, Sink};
 use crate::reassembly::{Anomaly, Event};
 use crate::wire::{Decoded, Decoder, WireStats};
 
@@ -42,7 +42,7 @@ struct Counting<'s, S> {
 }
 
 impl<S: Sink> Sink for Counting<'_, S> {
-    fn event(&mut self, flow: &FlowMeta, dir: Direction, ev: Event<'_>) {
+    fn event(&mut self, flow: &FlowMeta, side: Side, ev: Event<'_>) {
         match &ev {
             Event::Data { bytes, .. } => self.summary.bytes += bytes.len() as u64,
             Event::Gap { len, .. } => {
@@ -58,7 +58,7 @@ impl<S: Sink> Sink for Counting<'_, S> {
             }
             _ => {}
         }
-        self.inner.event(flow, dir, ev);
+        self.inner.event(flow, side, ev);
     }
 
     fn flow_end(&mut self, summary: &FlowSummary) {

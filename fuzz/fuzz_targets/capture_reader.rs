@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 
 use libfuzzer_sys::fuzz_target;
 use syncscope::capture::Reader;
-use syncscope::flow::{self, Direction, FlowMeta, FlowSummary, Sink};
+use syncscope::flow::{self, FlowMeta, FlowSummary, Side, Sink};
 use syncscope::pipeline;
 use syncscope::reassembly::Event;
 
@@ -32,11 +32,11 @@ struct Check {
 }
 
 impl Sink for Check {
-    fn event(&mut self, meta: &FlowMeta, dir: Direction, ev: Event<'_>) {
+    fn event(&mut self, meta: &FlowMeta, side: Side, ev: Event<'_>) {
         assert!(!self.ended.contains_key(&meta.id), "event after flow_end");
-        let sender = match dir {
-            Direction::ClientToServer => meta.client(),
-            Direction::ServerToClient => meta.server(),
+        let sender = match side {
+            Side::First => meta.first_src,
+            Side::Second => meta.first_dst,
         };
         let (end, fin) = self.dirs.entry((meta.id, sender)).or_default();
         match ev {

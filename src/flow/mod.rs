@@ -29,6 +29,37 @@ impl Direction {
     }
 }
 
+/// Which endpoint sent: the sender of the connection's first packet or the
+/// other one. Stable for the life of a connection, unlike the client/server
+/// roles, which a later SYN or SYN+ACK can still settle differently: key
+/// per-direction state by `Side`, label output with [`FlowMeta::direction`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Side {
+    First,
+    Second,
+}
+
+impl Side {
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    pub fn other(self) -> Side {
+        match self {
+            Side::First => Side::Second,
+            Side::Second => Side::First,
+        }
+    }
+
+    fn from_index(i: usize) -> Side {
+        if i == 0 {
+            Side::First
+        } else {
+            Side::Second
+        }
+    }
+}
+
 /// How the client was chosen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -102,6 +133,8 @@ pub struct FlowMeta {
     pub first_dst: SocketAddr,
     pub first_ts: Timestamp,
     pub last_ts: Timestamp,
+    /// Timestamp of the packet being processed (events happen "now").
+    pub now: Timestamp,
     pub packets: u64,
     /// Table-wide packet number of the last packet.
     last_packet: u64,
@@ -142,8 +175,9 @@ impl FlowMeta {
         }
     }
 
-    fn direction(&self, side: usize) -> Direction {
-        if side == self.client_side() {
+    /// The direction `side` sends in, by the roles as known now.
+    pub fn direction(&self, side: Side) -> Direction {
+        if side.index() == self.client_side() {
             Direction::ClientToServer
         } else {
             Direction::ServerToClient
@@ -164,12 +198,25 @@ pub struct FlowSummary {
     pub c2s: reassembly::Stats,
     pub s2c: reassembly::Stats,
     pub end: End,
+    /// Which side turned out to be the client.
+    pub client_side: Side,
+}
+
+impl FlowSummary {
+    /// The direction `side` sent in, by the final roles.
+    pub fn direction(&self, side: Side) -> Direction {
+        if side == self.client_side {
+            Direction::ClientToServer
+        } else {
+            Direction::ServerToClient
+        }
+    }
 }
 
 /// Receives everything the flow table produces.
 pub trait Sink {
-    /// A reassembly event of one direction of a live connection.
-    fn event(&mut self, flow: &FlowMeta, dir: Direction, ev: Event<'_>);
+    /// A reassembly event of the bytes `side` sent on a live connection.
+    fn event(&mut self, flow: &FlowMeta, side: Side, ev: Event<'_>);
     /// A connection is over; no more events for `summary.id`.
     fn flow_end(&mut self, summary: &FlowSummary);
 }
@@ -286,6 +333,7 @@ impl FlowTable {
                     first_dst: seg.dst,
                     first_ts: ts,
                     last_ts: ts,
+                    now: ts,
                     packets: 0,
                     last_packet: 0,
                     syn_sender: None,
@@ -304,6 +352,7 @@ impl FlowTable {
         let side = usize::from(seg.src != flow.meta.first_src);
         let meta = &mut flow.meta;
         meta.last_ts = meta.last_ts.max(ts);
+        meta.now = ts;
         meta.packets += 1;
         meta.last_packet = self.packets;
         if pure_syn && meta.syn_sender.is_none() {
@@ -315,8 +364,7 @@ impl FlowTable {
         let meta = &flow.meta;
         let [h0, h1] = &mut flow.halves;
         let (this, other) = if side == 0 { (h0, h1) } else { (h1, h0) };
-        let dir = meta.direction(side);
-        let rdir = meta.direction(1 - side);
+        let (s, rs) = (Side::from_index(side), Side::from_index(1 - side));
         this.segment(
             Segment {
                 seq: seg.seq,
@@ -327,11 +375,11 @@ impl FlowTable {
                 wire_len: seg.wire_len,
             },
             &mut self.budget,
-            &mut |ev| sink.event(meta, dir, ev),
+            &mut |ev| sink.event(meta, s, ev),
         );
         if seg.flags.ack {
             other.peer_ack(seg.ack, &mut self.budget, &mut |ev| {
-                sink.event(meta, rdir, ev)
+                sink.event(meta, rs, ev)
             });
         }
     }
@@ -392,8 +440,8 @@ impl FlowTable {
     fn close_out<S: Sink>(&mut self, mut flow: Flow, sink: &mut S) {
         let meta = &flow.meta;
         for side in 0..2 {
-            let dir = meta.direction(side);
-            flow.halves[side].finish(&mut self.budget, &mut |ev| sink.event(meta, dir, ev));
+            let s = Side::from_index(side);
+            flow.halves[side].finish(&mut self.budget, &mut |ev| sink.event(meta, s, ev));
         }
         let cs = meta.client_side();
         let [h0, h1] = &flow.halves;
@@ -416,6 +464,7 @@ impl FlowTable {
             c2s: *c.stats(),
             s2c: *s.stats(),
             end,
+            client_side: Side::from_index(cs),
         };
         sink.flow_end(&summary);
     }
@@ -433,13 +482,14 @@ mod tests {
     #[derive(Default)]
     struct Rec {
         ended: Vec<FlowSummary>,
-        data: Vec<(u64, Direction, Vec<u8>)>,
+        data: Vec<(u64, Side, Direction, Vec<u8>)>,
     }
 
     impl Sink for Rec {
-        fn event(&mut self, flow: &FlowMeta, dir: Direction, ev: Event<'_>) {
+        fn event(&mut self, flow: &FlowMeta, side: Side, ev: Event<'_>) {
             if let Event::Data { bytes, .. } = ev {
-                self.data.push((flow.id, dir, bytes.to_vec()));
+                self.data
+                    .push((flow.id, side, flow.direction(side), bytes.to_vec()));
             }
         }
         fn flow_end(&mut self, s: &FlowSummary) {
@@ -584,8 +634,8 @@ mod tests {
         assert_eq!(
             r.data,
             [
-                (0, Direction::ClientToServer, b"up".to_vec()),
-                (0, Direction::ServerToClient, b"down".to_vec())
+                (0, Side::First, Direction::ClientToServer, b"up".to_vec()),
+                (0, Side::Second, Direction::ServerToClient, b"down".to_vec())
             ]
         );
         assert_eq!(r.ended[0].end, End::Fin);

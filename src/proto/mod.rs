@@ -5,4 +5,5 @@ pub mod business;
 pub mod keylog;
 pub mod longlink;
 pub mod mmtls;
+pub mod registry;
 pub mod shortlink;

@@ -400,10 +400,19 @@ impl HalfStream {
         budget: &mut Budget,
         out: &mut F,
     ) {
+        let mut mismatch = None;
         let added = match self.ooo.get_mut(&start) {
-            Some(held) if held.len() >= payload.len() => 0,
             Some(held) => {
-                let extra = &payload[held.len()..];
+                // A repeat of a held segment: the held bytes win, like accepted ones.
+                let common = held.len().min(payload.len());
+                self.stats.dup_bytes += common as u64;
+                if let Some(i) = (0..common).find(|&i| held[i] != payload[i]) {
+                    mismatch = Some(Anomaly::OverlapMismatch {
+                        offset: start + i as u64,
+                        len: common as u64,
+                    });
+                }
+                let extra = &payload[common..];
                 held.extend_from_slice(extra);
                 extra.len()
             }
@@ -412,6 +421,9 @@ impl HalfStream {
                 payload.len()
             }
         };
+        if let Some(a) = mismatch {
+            self.anomaly(a, out);
+        }
         self.ooo_bytes += added;
         budget.used += added;
         while !self.ooo.is_empty()

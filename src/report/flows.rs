@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use crate::capture::Timestamp;
-use crate::flow::{Direction, FlowMeta, FlowSummary, Sink};
+use crate::flow::{Direction, FlowMeta, FlowSummary, Side, Sink};
 use crate::pipeline::AnomalyRecord;
 use crate::reassembly::{self, Event};
 
@@ -45,9 +45,12 @@ pub struct FlowRow {
     pub last_ts: Timestamp,
 }
 
+/// Per live connection, by side (stable), not by direction (the roles may
+/// still change): hashes and the dump file each side writes to.
 #[derive(Default)]
 struct Live {
     hash: [Option<Sha256>; 2],
+    dump: [Option<PathBuf>; 2],
 }
 
 /// Maximum dump files kept open at once; beyond it they are reopened to append.
@@ -59,8 +62,7 @@ pub struct FlowsSink {
     hash: bool,
     dump: Option<PathBuf>,
     live: HashMap<u64, Live>,
-    open: HashMap<(u64, usize), BufWriter<File>>,
-    created: std::collections::HashSet<(u64, usize)>,
+    open: HashMap<(u64, Side), BufWriter<File>>,
     stream_to: Option<Box<dyn Write>>,
     rows: Vec<FlowRow>,
     keep_rows: bool,
@@ -88,7 +90,6 @@ impl FlowsSink {
             dump,
             live: HashMap::new(),
             open: HashMap::new(),
-            created: Default::default(),
             stream_to,
             rows: Vec::new(),
             keep_rows,
@@ -123,29 +124,41 @@ impl FlowsSink {
         }
     }
 
-    fn dump_path(dir: &Path, meta: &FlowMeta, dir_: Direction) -> PathBuf {
+    fn dump_path(dir: &Path, id: u64, client: &str, server: &str, d: Direction) -> PathBuf {
         dir.join(format!(
-            "{}-{}-{}.{}",
-            meta.id,
-            safe_name(&meta.client().to_string()),
-            safe_name(&meta.server().to_string()),
-            dir_.as_str()
+            "{id}-{}-{}.{}",
+            safe_name(client),
+            safe_name(server),
+            d.as_str()
         ))
     }
 
-    fn write_dump(&mut self, meta: &FlowMeta, dir_: Direction, bytes: &[u8]) -> io::Result<()> {
+    fn write_dump(&mut self, meta: &FlowMeta, side: Side, bytes: &[u8]) -> io::Result<()> {
         let Some(dir) = &self.dump else {
             return Ok(());
         };
-        let k = (meta.id, dir_ as usize);
+        let k = (meta.id, side);
         if !self.open.contains_key(&k) {
             if self.open.len() >= MAX_OPEN_DUMPS {
                 for (_, mut w) in self.open.drain() {
                     w.flush()?;
                 }
             }
-            let path = Self::dump_path(dir, meta, dir_);
-            let first = self.created.insert(k);
+            let live = self.live.entry(meta.id).or_default();
+            let (path, first) = match &live.dump[side.index()] {
+                Some(p) => (p.clone(), false),
+                None => {
+                    let p = Self::dump_path(
+                        dir,
+                        meta.id,
+                        &meta.client().to_string(),
+                        &meta.server().to_string(),
+                        meta.direction(side),
+                    );
+                    live.dump[side.index()] = Some(p.clone());
+                    (p, true)
+                }
+            };
             let f = OpenOptions::new()
                 .create(true)
                 .write(true)
@@ -155,6 +168,30 @@ impl FlowsSink {
             self.open.insert(k, BufWriter::with_capacity(64 << 10, f));
         }
         self.open.get_mut(&k).expect("opened").write_all(bytes)
+    }
+
+    /// Closes a connection's dump files and, if the roles settled
+    /// differently from what was known when they were created, renames them.
+    fn close_dumps(&mut self, s: &FlowSummary, paths: [Option<PathBuf>; 2]) -> io::Result<()> {
+        for side in [Side::First, Side::Second] {
+            if let Some(mut w) = self.open.remove(&(s.id, side)) {
+                w.flush()?;
+            }
+            let (Some(dir), Some(path)) = (&self.dump, &paths[side.index()]) else {
+                continue;
+            };
+            let want = Self::dump_path(
+                dir,
+                s.id,
+                &s.client.to_string(),
+                &s.server.to_string(),
+                s.direction(side),
+            );
+            if &want != path {
+                fs::rename(path, &want)?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -184,17 +221,17 @@ fn dir_record(stats: &reassembly::Stats, hash: Option<Sha256>) -> DirRecord {
 }
 
 impl Sink for FlowsSink {
-    fn event(&mut self, meta: &FlowMeta, dir: Direction, ev: Event<'_>) {
+    fn event(&mut self, meta: &FlowMeta, side: Side, ev: Event<'_>) {
         match ev {
             Event::Data { bytes, .. } => {
                 if self.hash {
                     let live = self.live.entry(meta.id).or_default();
-                    live.hash[dir as usize]
+                    live.hash[side.index()]
                         .get_or_insert_with(Sha256::new)
                         .update(bytes);
                 }
                 if self.dump.is_some() && self.error.is_none() {
-                    if let Err(e) = self.write_dump(meta, dir, bytes) {
+                    if let Err(e) = self.write_dump(meta, side, bytes) {
                         self.error = Some(e);
                     }
                 }
@@ -202,7 +239,7 @@ impl Sink for FlowsSink {
             Event::Anomaly(a) if self.anomalies.len() < self.max_anomalies => {
                 self.anomalies.push(AnomalyRecord {
                     conn: meta.id,
-                    dir,
+                    dir: meta.direction(side),
                     anomaly: a,
                 });
             }
@@ -211,8 +248,13 @@ impl Sink for FlowsSink {
     }
 
     fn flow_end(&mut self, s: &FlowSummary) {
-        let live = self.live.remove(&s.id).unwrap_or_default();
-        let [h0, h1] = live.hash;
+        let Live { hash, dump } = self.live.remove(&s.id).unwrap_or_default();
+        let [h_first, h_second] = hash;
+        let (hc, hs) = if s.client_side == Side::First {
+            (h_first, h_second)
+        } else {
+            (h_second, h_first)
+        };
         let empty = || self.hash.then(Sha256::new);
         let record = FlowRecord {
             id: s.id,
@@ -220,17 +262,12 @@ impl Sink for FlowsSink {
             server: s.server.to_string(),
             first_ts: s.first_ts.to_rfc3339(),
             last_ts: s.last_ts.to_rfc3339(),
-            c2s: dir_record(&s.c2s, h0.or_else(empty)),
-            s2c: dir_record(&s.s2c, h1.or_else(empty)),
+            c2s: dir_record(&s.c2s, hc.or_else(empty)),
+            s2c: dir_record(&s.s2c, hs.or_else(empty)),
             end: s.end.as_str().to_owned(),
         };
-        for d in 0..2 {
-            if let Some(mut w) = self.open.remove(&(s.id, d)) {
-                if let Err(e) = w.flush() {
-                    self.error.get_or_insert(e);
-                }
-            }
-            self.created.remove(&(s.id, d));
+        if let Err(e) = self.close_dumps(s, dump) {
+            self.error.get_or_insert(e);
         }
         if let Some(w) = &mut self.stream_to {
             let r = serde_json::to_writer(&mut *w, &record)

@@ -293,3 +293,63 @@ fn help_lists_the_flows_options() {
         assert!(help.contains(opt), "{opt} missing from --help");
     }
 }
+
+/// The server speaks first and the client's SYN comes late: the roles
+/// change after data was seen, and each side's bytes must still land in
+/// the right direction, hash and dump file.
+#[test]
+fn late_syn_keeps_each_senders_bytes_apart() {
+    use syncscope::capture::writer::PcapWriter;
+    use syncscope::capture::{Linktype, Timestamp};
+    use syncscope::synth::{Conversation, Side};
+
+    let c = "10.0.0.1:40000".parse().unwrap();
+    let s = "10.0.0.2:8080".parse().unwrap();
+    let conv = Conversation::new(c, s, 1000, 5000);
+    let frames = [
+        conv.segment(Side::Server, 5001, "PA", b"hello"),
+        conv.segment(Side::Client, 1000, "S", b""),
+        conv.segment(Side::Client, 1001, "PA", b"world!"),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let pcap = dir.path().join("late-syn.pcap");
+    let mut w = PcapWriter::new(
+        std::fs::File::create(&pcap).unwrap(),
+        Linktype::ETHERNET,
+        false,
+    )
+    .unwrap();
+    for (i, f) in frames.iter().enumerate() {
+        w.write(Timestamp::new(1_700_000_000 + i as i64, 0, 6), f, None)
+            .unwrap();
+    }
+    drop(w);
+    let dump = dir.path().join("dump");
+    let flows = json(&syncscope(&[
+        "flows",
+        pcap.to_str().unwrap(),
+        "--format",
+        "json",
+        "--hash",
+        "--dump",
+        dump.to_str().unwrap(),
+    ]));
+    assert_eq!(flows[0]["client"], "10.0.0.1:40000");
+    assert_eq!(flows[0]["c2s"]["bytes"], 6);
+    assert_eq!(flows[0]["s2c"]["bytes"], 5);
+    assert_eq!(
+        flows[0]["c2s"]["sha256"],
+        hex::encode(Sha256::digest(b"world!"))
+    );
+    assert_eq!(
+        flows[0]["s2c"]["sha256"],
+        hex::encode(Sha256::digest(b"hello"))
+    );
+    let c2s = std::fs::read(dump.join("0-10.0.0.1_40000-10.0.0.2_8080.c2s")).unwrap();
+    let s2c = std::fs::read(dump.join("0-10.0.0.1_40000-10.0.0.2_8080.s2c")).unwrap();
+    assert_eq!(
+        (c2s.as_slice(), s2c.as_slice()),
+        (&b"world!"[..], &b"hello"[..])
+    );
+    assert_eq!(std::fs::read_dir(&dump).unwrap().count(), 2);
+}

@@ -2,7 +2,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use syncscope::capture::Reader;
-use syncscope::flow::{self, Direction, FlowMeta, FlowSummary, Sink};
+use syncscope::flow::{self, Direction, FlowMeta, FlowSummary, Side, Sink};
 use syncscope::pipeline::{self, RunSummary};
 use syncscope::reassembly::Event;
 
@@ -24,16 +24,25 @@ pub struct Collect {
 }
 
 impl Sink for Collect {
-    fn event(&mut self, meta: &FlowMeta, dir: Direction, ev: Event<'_>) {
+    fn event(&mut self, meta: &FlowMeta, side: Side, ev: Event<'_>) {
         match ev {
+            // By side: the roles may still change while the connection is live.
             Event::Data { bytes, .. } => {
-                self.live.entry(meta.id).or_default()[dir as usize].extend_from_slice(bytes)
+                self.live.entry(meta.id).or_default()[side.index()].extend_from_slice(bytes)
             }
-            other => self.events.push((meta.id, dir, format!("{other:?}"))),
+            other => self
+                .events
+                .push((meta.id, meta.direction(side), format!("{other:?}"))),
         }
     }
     fn flow_end(&mut self, s: &FlowSummary) {
-        let bytes = self.live.remove(&s.id).unwrap_or_default();
+        let [first, second] = self.live.remove(&s.id).unwrap_or_default();
+        // Index 0 = client to server, 1 = server to client, by the final roles.
+        let bytes = if s.client_side == Side::First {
+            [first, second]
+        } else {
+            [second, first]
+        };
         self.flows.push((s.clone(), bytes));
     }
 }

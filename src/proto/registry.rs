@@ -1,0 +1,190 @@
+//! Long-link command names, and which protobuf message a command's request
+//! and response bodies hold. Built-in names come from `docs/protocol.md`; a
+//! user profile (TOML) adds or renames commands and maps them to messages:
+//!
+//! ```toml
+//! [[command]]
+//! cmd = 121
+//! name = "newsync"
+//! request = "wechat.NewSyncRequest"    # optional: message of the request body
+//! response = "wechat.NewSyncResponse"  # optional: message of the response body
+//! ```
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+use super::longlink::RESPONSE_OFFSET;
+
+/// Built-in request commands (a response is the request + 10^9 and is
+/// named `<name>_resp` unless named on its own).
+const BUILTIN: &[(u32, &str)] = &[
+    (6, "noop"),
+    (24, "newnotify"),
+    (27, "newinit"),
+    (118, "getprofile"),
+    (121, "newsync"),
+    (122, "pushdata"),
+    (205, "longlink_identify"),
+    (237, "newsendmsg"),
+    (238, "heartbeat"),
+    (243, "signalkeep"),
+    (253, "manualauth"),
+    (254, "autoauth"),
+];
+
+/// Errors in a profile file.
+#[derive(Debug, thiserror::Error)]
+pub enum ProfileError {
+    #[error("profile is not valid TOML: {0}")]
+    Toml(#[from] toml::de::Error),
+    #[error("profile command {index}: {reason}")]
+    Entry { index: usize, reason: String },
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Profile {
+    #[serde(default)]
+    command: Vec<Entry>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Entry {
+    cmd: u32,
+    name: Option<String>,
+    request: Option<String>,
+    response: Option<String>,
+}
+
+/// Command names and body message types.
+#[derive(Debug, Clone)]
+pub struct Registry {
+    names: HashMap<u32, String>,
+    request_msg: HashMap<u32, String>,
+    response_msg: HashMap<u32, String>,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Registry::builtin()
+    }
+}
+
+impl Registry {
+    /// The names from protocol.md.
+    pub fn builtin() -> Self {
+        Registry {
+            names: BUILTIN.iter().map(|&(c, n)| (c, n.to_owned())).collect(),
+            request_msg: HashMap::new(),
+            response_msg: HashMap::new(),
+        }
+    }
+
+    /// Applies a TOML profile on top of what is there.
+    pub fn apply_profile(&mut self, text: &str) -> Result<(), ProfileError> {
+        let p: Profile = toml::from_str(text)?;
+        for (index, e) in p.command.into_iter().enumerate() {
+            if e.name.is_none() && e.request.is_none() && e.response.is_none() {
+                return Err(ProfileError::Entry {
+                    index,
+                    reason: format!("cmd {} sets neither name, request nor response", e.cmd),
+                });
+            }
+            if let Some(n) = e.name {
+                self.names.insert(e.cmd, n);
+            }
+            let req = e.cmd % RESPONSE_OFFSET;
+            if let Some(m) = e.request {
+                self.request_msg.insert(req, m);
+            }
+            if let Some(m) = e.response {
+                self.response_msg.insert(req, m);
+            }
+        }
+        Ok(())
+    }
+
+    /// The name of a cmd, if known.
+    pub fn name(&self, cmd: u32) -> Option<Cow<'_, str>> {
+        if let Some(n) = self.names.get(&cmd) {
+            return Some(Cow::Borrowed(n));
+        }
+        if cmd >= RESPONSE_OFFSET {
+            if let Some(n) = self.names.get(&(cmd - RESPONSE_OFFSET)) {
+                return Some(Cow::Owned(format!("{n}_resp")));
+            }
+        }
+        None
+    }
+
+    /// The protobuf message of a frame body, when the profile maps it.
+    pub fn message(&self, cmd: u32) -> Option<&str> {
+        if cmd >= RESPONSE_OFFSET {
+            self.response_msg
+                .get(&(cmd - RESPONSE_OFFSET))
+                .map(String::as_str)
+        } else {
+            self.request_msg.get(&cmd).map(String::as_str)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_names_and_response_names() {
+        let r = Registry::builtin();
+        assert_eq!(r.name(205).as_deref(), Some("longlink_identify"));
+        assert_eq!(
+            r.name(1_000_000_205).as_deref(),
+            Some("longlink_identify_resp")
+        );
+        assert_eq!(r.name(121).as_deref(), Some("newsync"));
+        assert_eq!(r.name(4242), None);
+        assert_eq!(r.message(121), None);
+    }
+
+    #[test]
+    fn profile_renames_adds_and_maps_messages() {
+        let mut r = Registry::builtin();
+        r.apply_profile(
+            r#"
+            [[command]]
+            cmd = 121
+            request = "wechat.NewSyncRequest"
+            response = "wechat.NewSyncResponse"
+            [[command]]
+            cmd = 4242
+            name = "custom"
+            [[command]]
+            cmd = 1000000190
+            name = "sync_done"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(r.name(4242).as_deref(), Some("custom"));
+        assert_eq!(r.name(1_000_004_242).as_deref(), Some("custom_resp"));
+        assert_eq!(r.name(1_000_000_190).as_deref(), Some("sync_done"));
+        assert_eq!(r.message(121), Some("wechat.NewSyncRequest"));
+        assert_eq!(r.message(1_000_000_121), Some("wechat.NewSyncResponse"));
+    }
+
+    #[test]
+    fn bad_profiles_are_reported() {
+        let mut r = Registry::builtin();
+        assert!(matches!(
+            r.apply_profile("[[command]]\ncmd = 'x'"),
+            Err(ProfileError::Toml(_))
+        ));
+        assert!(matches!(
+            r.apply_profile("[[command]]\ncmd = 5"),
+            Err(ProfileError::Entry { index: 0, .. })
+        ));
+        assert!(r
+            .apply_profile("[[command]]\ncmd = 5\nnmae = 'typo'")
+            .is_err());
+    }
+}
