@@ -17,10 +17,12 @@
 
 pub mod body;
 pub mod capture;
+pub mod detect;
 pub mod flow;
 pub mod pipeline;
 pub mod proto;
 pub mod reassembly;
 pub mod report;
 pub mod synth;
+pub mod track;
 pub mod wire;

@@ -1,0 +1,4 @@
+//! Semantic trackers over dissected frames: request/response pairing and
+//! latency, pushes, heartbeats.
+
+pub mod pairing;

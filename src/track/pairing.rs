@@ -1,0 +1,371 @@
+//! Pairs long-link requests with responses by (cmd, seq) per connection and
+//! keeps latency statistics per command, with bounded memory.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::capture::Timestamp;
+use crate::proto::longlink::{Header, Kind};
+
+/// Outstanding requests kept per connection; beyond it the oldest is
+/// counted as unanswered.
+pub const MAX_OUTSTANDING: usize = 65_536;
+/// Latency samples kept per command for percentiles; beyond it a seeded
+/// reservoir sample stands in for all (count and max stay exact).
+pub const MAX_SAMPLES: usize = 100_000;
+
+/// What pairing says about one frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Paired {
+    /// A request, now outstanding. `duplicate`: the same (cmd, seq) was
+    /// already outstanding (a resend).
+    Request {
+        duplicate: bool,
+    },
+    /// A response and the latency since its request (None: no request seen).
+    Response {
+        latency_ns: Option<i64>,
+        request_frame: Option<u64>,
+    },
+    Push,
+    Heartbeat,
+}
+
+/// Latency figures of one command, in microseconds.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct Latency {
+    pub count: u64,
+    pub p50_us: u64,
+    pub p90_us: u64,
+    pub p99_us: u64,
+    pub max_us: u64,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Samples {
+    count: u64,
+    max: u64,
+    kept: Vec<u64>,
+    rng: u64,
+}
+
+impl Samples {
+    fn add(&mut self, us: u64) {
+        self.count += 1;
+        self.max = self.max.max(us);
+        if self.kept.len() < MAX_SAMPLES {
+            self.kept.push(us);
+            return;
+        }
+        // Reservoir sampling (Algorithm R) with a fixed-seed xorshift: repeatable.
+        if self.rng == 0 {
+            self.rng = 0x9E37_79B9_7F4A_7C15;
+        }
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        let j = self.rng % self.count;
+        if (j as usize) < MAX_SAMPLES {
+            self.kept[j as usize] = us;
+        }
+    }
+
+    fn latency(&self) -> Latency {
+        let mut v = self.kept.clone();
+        v.sort_unstable();
+        // Nearest-rank percentile.
+        let pct = |p: u64| -> u64 {
+            if v.is_empty() {
+                return 0;
+            }
+            let rank = (p * v.len() as u64).div_ceil(100).max(1) as usize;
+            v[rank - 1]
+        };
+        Latency {
+            count: self.count,
+            p50_us: pct(50),
+            p90_us: pct(90),
+            p99_us: pct(99),
+            max_us: self.max,
+        }
+    }
+}
+
+/// Counters of one connection.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct PairCounts {
+    pub requests: u64,
+    pub responses: u64,
+    pub pairs: u64,
+    pub pushes: u64,
+    pub heartbeats: u64,
+    pub duplicate_requests: u64,
+    pub responses_without_request: u64,
+    pub unanswered_requests: u64,
+}
+
+/// Pairing state of one connection.
+#[derive(Debug, Default)]
+pub struct Pairing {
+    /// (request cmd, seq) -> (time, frame number) of outstanding requests.
+    outstanding: HashMap<(u32, u32), (Timestamp, u64)>,
+    /// Insertion order, to drop the oldest when over the cap.
+    order: std::collections::VecDeque<(u32, u32)>,
+    counts: PairCounts,
+    last_heartbeat: Option<Timestamp>,
+    heartbeat_gaps: Samples,
+}
+
+impl Pairing {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn counts(&self) -> &PairCounts {
+        &self.counts
+    }
+
+    /// Feeds one frame (client requests and heartbeats, server responses and
+    /// pushes); `latencies` collects per-command figures across connections.
+    pub fn frame(
+        &mut self,
+        h: &Header,
+        ts: Timestamp,
+        frame_no: u64,
+        latencies: &mut LatencyTable,
+    ) -> Paired {
+        match h.kind() {
+            Kind::Heartbeat if h.cmd < crate::proto::longlink::RESPONSE_OFFSET => {
+                self.counts.heartbeats += 1;
+                if let Some(prev) = self.last_heartbeat {
+                    let gap = ts.nanos_since(&prev).max(0) as u64 / 1000;
+                    self.heartbeat_gaps.add(gap);
+                }
+                self.last_heartbeat = Some(ts);
+                self.request(h, ts, frame_no)
+            }
+            Kind::Push => {
+                self.counts.pushes += 1;
+                Paired::Push
+            }
+            Kind::Request => self.request(h, ts, frame_no),
+            Kind::Response | Kind::Heartbeat => {
+                self.counts.responses += 1;
+                let key = (h.request_cmd(), h.seq);
+                match self.outstanding.remove(&key) {
+                    Some((t0, req_no)) => {
+                        self.counts.pairs += 1;
+                        let ns = ts.nanos_since(&t0);
+                        latencies.add(key.0, ns.max(0) as u64 / 1000);
+                        Paired::Response {
+                            latency_ns: Some(ns),
+                            request_frame: Some(req_no),
+                        }
+                    }
+                    None => {
+                        self.counts.responses_without_request += 1;
+                        Paired::Response {
+                            latency_ns: None,
+                            request_frame: None,
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn request(&mut self, h: &Header, ts: Timestamp, frame_no: u64) -> Paired {
+        self.counts.requests += 1;
+        let key = (h.cmd, h.seq);
+        let duplicate = self.outstanding.insert(key, (ts, frame_no)).is_some();
+        if duplicate {
+            self.counts.duplicate_requests += 1;
+        } else {
+            self.order.push_back(key);
+        }
+        while self.outstanding.len() > MAX_OUTSTANDING {
+            match self.order.pop_front() {
+                Some(k) => {
+                    if self.outstanding.remove(&k).is_some() {
+                        self.counts.unanswered_requests += 1;
+                    }
+                }
+                None => break,
+            }
+        }
+        if self.order.len() > 2 * MAX_OUTSTANDING {
+            let live = &self.outstanding;
+            self.order.retain(|k| live.contains_key(k));
+        }
+        if h.kind() == Kind::Heartbeat {
+            Paired::Heartbeat
+        } else {
+            Paired::Request { duplicate }
+        }
+    }
+
+    /// The connection ended: what is still outstanding was never answered.
+    pub fn finish(&mut self) -> Vec<(u32, u32, u64)> {
+        self.counts.unanswered_requests += self.outstanding.len() as u64;
+        let mut left: Vec<(u32, u32, u64)> = self
+            .outstanding
+            .drain()
+            .map(|((c, s), (_, n))| (c, s, n))
+            .collect();
+        left.sort_by_key(|&(_, _, n)| n);
+        self.order.clear();
+        left
+    }
+
+    /// Heartbeat intervals on this connection.
+    pub fn heartbeat_intervals(&self) -> Latency {
+        self.heartbeat_gaps.latency()
+    }
+}
+
+/// Latency per request cmd over all connections.
+#[derive(Debug, Default)]
+pub struct LatencyTable {
+    by_cmd: BTreeMap<u32, Samples>,
+}
+
+impl LatencyTable {
+    pub fn add(&mut self, cmd: u32, us: u64) {
+        self.by_cmd.entry(cmd).or_default().add(us);
+    }
+
+    /// Figures per cmd, in cmd order.
+    pub fn figures(&self) -> Vec<(u32, Latency)> {
+        self.by_cmd.iter().map(|(&c, s)| (c, s.latency())).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::longlink::{SEQ_HEARTBEAT, SEQ_PUSH};
+
+    fn t(ms: i64) -> Timestamp {
+        Timestamp::new(ms / 1000, ((ms % 1000) * 1_000_000) as u32, 6)
+    }
+
+    #[test]
+    fn pairs_by_cmd_and_seq_with_latency() {
+        let mut p = Pairing::new();
+        let mut lat = LatencyTable::default();
+        assert_eq!(
+            p.frame(&Header::new(121, 1, 0), t(1000), 0, &mut lat),
+            Paired::Request { duplicate: false }
+        );
+        assert_eq!(
+            p.frame(&Header::new(237, 2, 0), t(1010), 1, &mut lat),
+            Paired::Request { duplicate: false }
+        );
+        assert_eq!(
+            p.frame(&Header::new(121, 1, 0), t(1020), 2, &mut lat),
+            Paired::Request { duplicate: true }
+        );
+        assert_eq!(
+            p.frame(&Header::new(1_000_000_237, 2, 0), t(1050), 3, &mut lat),
+            Paired::Response {
+                latency_ns: Some(40_000_000),
+                request_frame: Some(1)
+            }
+        );
+        // The resend re-armed the timer: latency from the last request.
+        assert_eq!(
+            p.frame(&Header::new(1_000_000_121, 1, 0), t(1120), 4, &mut lat),
+            Paired::Response {
+                latency_ns: Some(100_000_000),
+                request_frame: Some(2)
+            }
+        );
+        assert_eq!(
+            p.frame(&Header::new(1_000_000_121, 9, 0), t(1130), 5, &mut lat),
+            Paired::Response {
+                latency_ns: None,
+                request_frame: None
+            }
+        );
+        assert_eq!(
+            p.frame(&Header::new(24, SEQ_PUSH, 0), t(1140), 6, &mut lat),
+            Paired::Push
+        );
+        assert_eq!(
+            p.frame(&Header::new(121, 7, 0), t(1150), 7, &mut lat),
+            Paired::Request { duplicate: false }
+        );
+        assert_eq!(p.finish(), vec![(121, 7, 7)]);
+        let c = p.counts();
+        assert_eq!((c.requests, c.responses, c.pairs, c.pushes), (4, 3, 2, 1));
+        assert_eq!(
+            (
+                c.duplicate_requests,
+                c.responses_without_request,
+                c.unanswered_requests
+            ),
+            (1, 1, 1)
+        );
+        let figs = lat.figures();
+        assert_eq!(figs[0].0, 121);
+        assert_eq!((figs[0].1.count, figs[0].1.max_us), (1, 100_000));
+        assert_eq!(figs[1].1.p50_us, 40_000);
+    }
+
+    #[test]
+    fn heartbeats_pair_and_their_intervals_are_measured() {
+        let mut p = Pairing::new();
+        let mut lat = LatencyTable::default();
+        for (i, ms) in [0, 300_000, 600_000].into_iter().enumerate() {
+            assert_eq!(
+                p.frame(&Header::new(6, SEQ_HEARTBEAT, 0), t(ms), i as u64, &mut lat),
+                Paired::Heartbeat
+            );
+            let r = p.frame(
+                &Header::new(1_000_000_006, SEQ_HEARTBEAT, 0),
+                t(ms + 50),
+                10 + i as u64,
+                &mut lat,
+            );
+            assert!(
+                matches!(
+                    r,
+                    Paired::Response {
+                        latency_ns: Some(50_000_000),
+                        ..
+                    }
+                ),
+                "{r:?}"
+            );
+        }
+        let hb = p.heartbeat_intervals();
+        assert_eq!(
+            (hb.count, hb.p50_us, hb.max_us),
+            (2, 300_000_000, 300_000_000)
+        );
+        assert_eq!(p.counts().heartbeats, 3);
+    }
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let mut s = Samples::default();
+        for us in 1..=100 {
+            s.add(us);
+        }
+        let l = s.latency();
+        assert_eq!(
+            (l.p50_us, l.p90_us, l.p99_us, l.max_us, l.count),
+            (50, 90, 99, 100, 100)
+        );
+    }
+
+    #[test]
+    fn outstanding_requests_are_bounded() {
+        let mut p = Pairing::new();
+        let mut lat = LatencyTable::default();
+        for seq in 1..=(MAX_OUTSTANDING as u32 + 10) {
+            p.frame(&Header::new(121, seq, 0), t(0), seq as u64, &mut lat);
+        }
+        assert_eq!(p.outstanding.len(), MAX_OUTSTANDING);
+        assert_eq!(p.counts().unanswered_requests, 10);
+    }
+}
