@@ -15,6 +15,7 @@
 //! invalid. Files and stdin are thin adapters around them (`capture::Reader`).
 #![forbid(unsafe_code)]
 
+pub mod analyze;
 pub mod body;
 pub mod capture;
 pub mod detect;

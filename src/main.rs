@@ -23,12 +23,18 @@ struct Cli {
 enum Command {
     /// Reassemble every TCP connection of a capture and list them.
     Flows(cmd::flows::Args),
+    /// Dissect a capture and report: protocols, commands, latency, MMTLS, SyncKeys, anomalies.
+    Analyze(cmd::analyze::Args),
+    /// One record per application frame (long link, short link, MMTLS records).
+    Frames(cmd::frames::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Flows(args) => cmd::flows::run(args),
+        Command::Analyze(args) => cmd::analyze::run(args),
+        Command::Frames(args) => cmd::frames::run(args),
     };
     match result {
         Ok(code) => code,

@@ -3,3 +3,4 @@
 
 pub mod identify;
 pub mod protobuf;
+pub mod synckey;

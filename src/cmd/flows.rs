@@ -143,7 +143,7 @@ fn progress_bar(args: &Args, reader: &Reader) -> Option<ProgressBar> {
     Some(bar)
 }
 
-fn print_summary(s: &RunSummary) {
+pub fn print_summary(s: &RunSummary) {
     let w = &s.wire;
     let lt: Vec<String> = s.linktypes.clone();
     let anomalies: u64 = s.anomalies.values().sum();

@@ -42,3 +42,246 @@ pub fn flows(rows: &[FlowRow]) -> String {
     }
     t.to_string()
 }
+
+fn table(header: Vec<&str>) -> Table {
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Disabled)
+        .set_header(header);
+    t
+}
+
+fn opt<T: ToString>(v: Option<T>) -> String {
+    v.map(|v| v.to_string()).unwrap_or_default()
+}
+
+/// The `frames` table.
+pub fn frames(rows: &[crate::analyze::FrameRecord]) -> String {
+    let mut t = table(vec![
+        "ts",
+        "conn",
+        "dir",
+        "layer",
+        "cmd",
+        "name",
+        "seq",
+        "len",
+        "kind",
+        "latency µs",
+        "offset",
+        "mmtls",
+    ]);
+    for r in rows {
+        t.add_row(vec![
+            r.ts.to_rfc3339(),
+            r.conn.to_string(),
+            r.dir.as_str().to_owned(),
+            r.layer.as_str().to_owned(),
+            opt(r.cmd),
+            r.cmd_name
+                .clone()
+                .or_else(|| r.uri.clone())
+                .unwrap_or_default(),
+            r.seq.map(|s| format!("{s:#x}")).unwrap_or_default(),
+            r.len.to_string(),
+            if r.after_gap {
+                format!("{} (after gap)", r.kind)
+            } else {
+                r.kind.clone()
+            },
+            opt(r.latency_us),
+            r.stream_offset.to_string(),
+            match (r.mmtls_record, r.crypto) {
+                (Some(i), Some(c)) => format!("#{i} {c}"),
+                (Some(i), None) => format!("#{i}"),
+                _ => String::new(),
+            },
+        ]);
+    }
+    t.to_string()
+}
+
+/// The `analyze` report as text sections.
+pub fn analyze(r: &crate::analyze::Report) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let proto = |p: Option<crate::detect::Protocol>| p.map_or("-", |p| p.as_str()).to_owned();
+
+    let by: Vec<String> = r
+        .by_protocol
+        .iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect();
+    let _ = writeln!(
+        s,
+        "Connections: {} ({})",
+        r.connections.len(),
+        by.join(", ")
+    );
+    let mut t = table(vec![
+        "id",
+        "client",
+        "server",
+        "c->s",
+        "s->c",
+        "bytes c->s",
+        "bytes s->c",
+        "frames",
+        "end",
+    ]);
+    for c in &r.connections {
+        t.add_row(vec![
+            c.id.to_string(),
+            c.client.clone(),
+            c.server.clone(),
+            proto(c.protocol_c2s),
+            proto(c.protocol_s2c),
+            c.bytes_c2s.to_string(),
+            c.bytes_s2c.to_string(),
+            c.frames.to_string(),
+            c.end.to_owned(),
+        ]);
+    }
+    let _ = writeln!(s, "{t}\n");
+
+    if !r.commands.is_empty() {
+        let _ = writeln!(s, "Frames per command:");
+        let mut t = table(vec![
+            "cmd",
+            "name",
+            "frames",
+            "bytes",
+            "requests",
+            "responses",
+            "pushes",
+            "heartbeats",
+        ]);
+        for c in &r.commands {
+            t.add_row(vec![
+                c.cmd.to_string(),
+                c.name.clone().unwrap_or_default(),
+                c.count.to_string(),
+                c.bytes.to_string(),
+                c.requests.to_string(),
+                c.responses.to_string(),
+                c.pushes.to_string(),
+                c.heartbeats.to_string(),
+            ]);
+        }
+        let _ = writeln!(s, "{t}\n");
+    }
+    if !r.latency.is_empty() {
+        let _ = writeln!(s, "Latency (request to response, µs):");
+        let mut t = table(vec!["cmd", "name", "pairs", "p50", "p90", "p99", "max"]);
+        for l in &r.latency {
+            t.add_row(vec![
+                l.cmd.to_string(),
+                l.name.clone().unwrap_or_default(),
+                l.latency.count.to_string(),
+                l.latency.p50_us.to_string(),
+                l.latency.p90_us.to_string(),
+                l.latency.p99_us.to_string(),
+                l.latency.max_us.to_string(),
+            ]);
+        }
+        let _ = writeln!(s, "{t}\n");
+    }
+    if !r.pairing_by_conn.is_empty() {
+        let _ = writeln!(s, "Pairing per connection:");
+        let mut t = table(vec![
+            "conn",
+            "requests",
+            "responses",
+            "pairs",
+            "unanswered",
+            "unmatched responses",
+            "resends",
+            "pushes",
+            "heartbeats",
+            "heartbeat interval p50 s",
+        ]);
+        for p in &r.pairing_by_conn {
+            let c = &p.counts;
+            t.add_row(vec![
+                p.conn.to_string(),
+                c.requests.to_string(),
+                c.responses.to_string(),
+                c.pairs.to_string(),
+                c.unanswered_requests.to_string(),
+                c.responses_without_request.to_string(),
+                c.duplicate_requests.to_string(),
+                c.pushes.to_string(),
+                c.heartbeats.to_string(),
+                if p.heartbeat_interval.count > 0 {
+                    format!("{:.1}", p.heartbeat_interval.p50_us as f64 / 1e6)
+                } else {
+                    String::new()
+                },
+            ]);
+        }
+        let _ = writeln!(s, "{t}\n");
+    }
+    let m = &r.mmtls;
+    if m.records > 0 {
+        let types: Vec<String> = m.by_type.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+        let _ = writeln!(
+            s,
+            "MMTLS records: {} ({}); plaintext {}, decrypted {}, no key {}, failed {}\n",
+            m.records,
+            types.join(", "),
+            m.plaintext,
+            m.decrypted,
+            m.no_key,
+            m.failed
+        );
+    }
+    if !r.synckeys.is_empty() {
+        let _ = writeln!(s, "SyncKeys seen:");
+        let mut t = table(vec!["ts", "conn", "dir", "source", "keys", "values"]);
+        for k in &r.synckeys {
+            let preview: Vec<String> = k
+                .keys
+                .iter()
+                .take(6)
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            t.add_row(vec![
+                k.ts.to_rfc3339(),
+                k.conn.to_string(),
+                k.dir.as_str().to_owned(),
+                k.source.clone(),
+                k.keys.len().to_string(),
+                format!(
+                    "{}{}",
+                    preview.join(" "),
+                    if k.keys.len() > 6 { " ..." } else { "" }
+                ),
+            ]);
+        }
+        let _ = writeln!(s, "{t}\n");
+    }
+    if r.anomalies.is_empty() {
+        let _ = writeln!(s, "Anomalies: none");
+    } else {
+        let _ = writeln!(s, "Anomalies: {}", r.anomalies.len());
+        let mut t = table(vec!["conn", "dir", "offset", "kind", "detail"]);
+        for a in r.anomalies.iter().take(200) {
+            t.add_row(vec![
+                a.conn.to_string(),
+                a.dir.as_str().to_owned(),
+                a.offset.to_string(),
+                a.kind.clone(),
+                a.detail.clone(),
+            ]);
+        }
+        let _ = writeln!(s, "{t}");
+        if r.anomalies.len() > 200 {
+            let _ = writeln!(
+                s,
+                "({} more; --format json lists all)",
+                r.anomalies.len() - 200
+            );
+        }
+    }
+    s
+}

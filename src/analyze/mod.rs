@@ -1,0 +1,588 @@
+//! The analyzer: a [`flow::Sink`] that detects each direction's protocol by
+//! content and runs the dissectors on the reassembled bytes: long-link
+//! frames (plaintext, or inside MMTLS data records when a key log opens
+//! them), MMTLS records, and short-link HTTP exchanges. Every application
+//! frame becomes a [`FrameRecord`] handed to the caller as it completes;
+//! totals accumulate into a [`Report`].
+
+mod body;
+mod report;
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::Serialize;
+
+use crate::body::protobuf::Schemas;
+use crate::capture::Timestamp;
+use crate::detect::{self, Protocol};
+use crate::flow::{Direction, FlowMeta, FlowSummary, Side, Sink};
+use crate::proto::keylog::{Decrypt, KeyLog};
+use crate::proto::longlink::{self, Framer, FramerEvent, Header};
+use crate::proto::mmtls::{self, Splitter};
+use crate::proto::registry::Registry;
+use crate::reassembly::Event;
+use crate::track::pairing::{LatencyTable, Paired, Pairing};
+
+pub use report::{AnomalyRow, CmdRow, ConnRow, LatencyRow, MmtlsTotals, Report, SyncKeySeen};
+
+/// What the analyzer needs besides the bytes.
+#[derive(Default)]
+pub struct Options {
+    pub registry: Registry,
+    pub keylog: Option<KeyLog>,
+    pub schemas: Option<Schemas>,
+    /// Only connections with this port on either side.
+    pub port: Option<u16>,
+    /// Cap on a long-link frame's length.
+    pub max_frame: Option<u32>,
+}
+
+/// Which dissector produced a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Layer {
+    Longlink,
+    Shortlink,
+    Mmtls,
+}
+
+impl Layer {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Layer::Longlink => "longlink",
+            Layer::Shortlink => "shortlink",
+            Layer::Mmtls => "mmtls",
+        }
+    }
+}
+
+/// One application frame (or, on the `mmtls` layer, one MMTLS record).
+#[derive(Debug, Clone, Serialize)]
+pub struct FrameRecord {
+    pub ts: Timestamp,
+    pub conn: u64,
+    pub dir: Direction,
+    pub layer: Layer,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cmd: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cmd_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u32>,
+    /// Frame (or record) length, header included.
+    pub len: u64,
+    /// request, response, push, heartbeat; for MMTLS records the record type.
+    pub kind: String,
+    /// Offset of the frame's first byte in its direction's TCP stream (for
+    /// frames inside MMTLS records: of the record).
+    pub stream_offset: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency_us: Option<u64>,
+    pub after_gap: bool,
+    /// Decoded body, or hex with an entropy figure.
+    pub body: serde_json::Value,
+    /// Index of the MMTLS record (per direction) the frame came from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mmtls_record: Option<u64>,
+    /// MMTLS records: plaintext, decrypted, no_key or failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub crypto: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uri: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub business: Option<serde_json::Value>,
+}
+
+/// Bytes held per direction to decide its protocol.
+#[derive(Debug)]
+enum Dissector {
+    /// Not decided yet: the first bytes so far (at most
+    /// [`detect::SNIFF_LEN`]) and their stream offset.
+    Sniffing {
+        at: u64,
+        first: Vec<u8>,
+    },
+    Longlink(Framer),
+    Mmtls(Box<MmtlsSide>),
+    /// HTTP and anything else: counted, not dissected (yet).
+    Other,
+}
+
+#[derive(Debug, Default)]
+struct MmtlsSide {
+    splitter: Splitter,
+}
+
+#[derive(Debug)]
+struct SideState {
+    dissector: Dissector,
+    protocol: Option<Protocol>,
+    preview: String,
+    frames: u64,
+}
+
+impl Default for SideState {
+    fn default() -> Self {
+        SideState {
+            dissector: Dissector::Sniffing {
+                at: 0,
+                first: Vec::new(),
+            },
+            protocol: None,
+            preview: String::new(),
+            frames: 0,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Conn {
+    sides: [SideState; 2],
+    pairing: Pairing,
+    frames: u64,
+    skip: bool,
+}
+
+/// The analyzer. `F` receives each record as it completes.
+pub struct Analyzer<'o, F: FnMut(&FrameRecord)> {
+    opts: &'o Options,
+    out: F,
+    conns: HashMap<u64, Conn>,
+    latencies: LatencyTable,
+    report: Report,
+}
+
+impl<'o, F: FnMut(&FrameRecord)> Analyzer<'o, F> {
+    pub fn new(opts: &'o Options, out: F) -> Self {
+        Analyzer {
+            opts,
+            out,
+            conns: HashMap::new(),
+            latencies: LatencyTable::default(),
+            report: Report::default(),
+        }
+    }
+
+    /// The report; call after the pipeline finished.
+    pub fn into_report(mut self) -> Report {
+        self.report.latency = self
+            .latencies
+            .figures()
+            .into_iter()
+            .map(|(cmd, l)| (cmd, self.opts.registry.name(cmd).map(|n| n.into_owned()), l))
+            .map(|(cmd, name, l)| LatencyRow {
+                cmd,
+                name,
+                latency: l,
+            })
+            .collect();
+        self.report.finish();
+        self.report
+    }
+
+    fn anomaly(&mut self, conn: u64, dir: Direction, offset: u64, kind: &str, detail: String) {
+        self.report.anomalies.push(AnomalyRow {
+            conn,
+            dir,
+            offset,
+            kind: kind.to_owned(),
+            detail,
+        });
+    }
+}
+
+/// Context of one event, to build records.
+struct Here {
+    conn: u64,
+    dir: Direction,
+    ts: Timestamp,
+}
+
+impl<F: FnMut(&FrameRecord)> Sink for Analyzer<'_, F> {
+    fn event(&mut self, meta: &FlowMeta, side: Side, ev: Event<'_>) {
+        let conn = self.conns.entry(meta.id).or_default();
+        if conn.frames == 0 && conn.sides.iter().all(|s| s.protocol.is_none()) {
+            if let Some(p) = self.opts.port {
+                conn.skip = meta.first_src.port() != p && meta.first_dst.port() != p;
+            }
+        }
+        if conn.skip {
+            return;
+        }
+        let here = Here {
+            conn: meta.id,
+            dir: meta.direction(side),
+            ts: meta.now,
+        };
+        match ev {
+            Event::Data { offset, bytes, .. } => self.data(&here, side, offset, bytes),
+            Event::Gap { len, offset, .. } => self.gap(&here, side, offset, len),
+            Event::Fin { .. } | Event::Rst { .. } => {}
+            Event::Anomaly(a) => {
+                let detail = serde_json::to_string(&a).unwrap_or_default();
+                self.anomaly(meta.id, here.dir, 0, a.kind(), detail);
+            }
+        }
+    }
+
+    fn flow_end(&mut self, s: &FlowSummary) {
+        let Some(mut conn) = self.conns.remove(&s.id) else {
+            self.report
+                .add_conn(s, [None, None], ["".into(), "".into()], 0);
+            return;
+        };
+        if conn.skip {
+            return;
+        }
+        for side in [Side::First, Side::Second] {
+            let here = Here {
+                conn: s.id,
+                dir: s.direction(side),
+                ts: s.last_ts,
+            };
+            self.conns.insert(s.id, conn);
+            self.decide_now(&here, side);
+            conn = self.conns.remove(&s.id).expect("reinserted");
+            let st = &mut conn.sides[side.index()];
+            let mut skipped = Vec::new();
+            match &mut st.dissector {
+                Dissector::Longlink(fr) => fr.finish(&mut |e| {
+                    if let FramerEvent::Skipped { offset, len, .. } = e {
+                        skipped.push((offset, len));
+                    }
+                }),
+                Dissector::Mmtls(m) => m.splitter.finish(&mut |o| {
+                    if let mmtls::Output::Skipped(sk) = o {
+                        skipped.push((sk.stream_offset, sk.len));
+                    }
+                }),
+                _ => {}
+            }
+            for (offset, len) in skipped {
+                self.anomaly(
+                    s.id,
+                    here.dir,
+                    offset,
+                    "unfinished_frame",
+                    format!("{len} bytes at the end of the stream are not a whole frame"),
+                );
+            }
+        }
+        let unanswered = conn.pairing.finish();
+        for (cmd, seq, _) in unanswered {
+            let name = self
+                .opts
+                .registry
+                .name(cmd)
+                .map(|n| n.into_owned())
+                .unwrap_or_default();
+            self.report.unanswered.push(report::Unanswered {
+                conn: s.id,
+                cmd,
+                name,
+                seq,
+            });
+        }
+        let protos = [conn.sides[0].protocol, conn.sides[1].protocol];
+        let previews = [conn.sides[0].preview.clone(), conn.sides[1].preview.clone()];
+        let (pc, ps) = if s.client_side == Side::First {
+            (0, 1)
+        } else {
+            (1, 0)
+        };
+        self.report.add_conn(
+            s,
+            [protos[pc], protos[ps]],
+            [previews[pc].clone(), previews[ps].clone()],
+            conn.frames,
+        );
+        self.report.pairing.push((
+            s.id,
+            conn.pairing.counts().clone(),
+            conn.pairing.heartbeat_intervals(),
+        ));
+    }
+}
+
+impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
+    fn data(&mut self, here: &Here, side: Side, offset: u64, bytes: &[u8]) {
+        let st = &mut self.conns.get_mut(&here.conn).expect("conn").sides[side.index()];
+        if let Dissector::Sniffing { at, first } = &mut st.dissector {
+            if first.is_empty() {
+                *at = offset;
+            }
+            let start = *at;
+            let held = first.len();
+            let take = (detect::SNIFF_LEN - held).min(bytes.len());
+            first.extend_from_slice(&bytes[..take]);
+            let Some(proto) = detect::detect(first, false) else {
+                return; // fewer than SNIFF_LEN bytes and still undecided
+            };
+            let probe = std::mem::take(first);
+            self.set_dissector(here, side, proto, &probe);
+            if held > 0 {
+                self.feed(here, side, start, &probe[..held]);
+            }
+        }
+        self.feed(here, side, offset, bytes);
+    }
+
+    /// Sets a direction's dissector from its first bytes.
+    fn set_dissector(&mut self, here: &Here, side: Side, proto: Protocol, first: &[u8]) {
+        let cap = self.opts.max_frame.unwrap_or(longlink::MAX_FRAME_LEN);
+        let st = &mut self.conns.get_mut(&here.conn).expect("conn").sides[side.index()];
+        st.protocol = Some(proto);
+        st.preview = detect::preview(first);
+        st.dissector = match proto {
+            Protocol::Longlink => Dissector::Longlink(Framer::new(cap)),
+            Protocol::Mmtls => Dissector::Mmtls(Box::default()),
+            _ => Dissector::Other,
+        };
+    }
+
+    /// The direction ended (or hit a gap) while its protocol was still
+    /// undecided: decide with the bytes there are and feed them.
+    fn decide_now(&mut self, here: &Here, side: Side) {
+        let st = &mut self.conns.get_mut(&here.conn).expect("conn").sides[side.index()];
+        let Dissector::Sniffing { at, first } = &mut st.dissector else {
+            return;
+        };
+        if first.is_empty() {
+            return;
+        }
+        let (at, first) = (*at, std::mem::take(first));
+        let proto = detect::detect(&first, true).unwrap_or(Protocol::Unknown);
+        self.set_dissector(here, side, proto, &first);
+        self.feed(here, side, at, &first);
+    }
+
+    fn gap(&mut self, here: &Here, side: Side, offset: u64, len: u64) {
+        self.decide_now(here, side);
+        let conn = self.conns.get_mut(&here.conn).expect("conn");
+        let st = &mut conn.sides[side.index()];
+        match &mut st.dissector {
+            // Nothing seen yet: detection starts after the hole.
+            Dissector::Sniffing { .. } => {}
+            Dissector::Longlink(fr) => {
+                let mut skipped = Vec::new();
+                fr.gap(len, &mut |e| {
+                    if let FramerEvent::Skipped { offset, len, .. } = e {
+                        skipped.push((offset, len));
+                    }
+                });
+                for (o, l) in skipped {
+                    self.anomaly(
+                        here.conn,
+                        here.dir,
+                        o,
+                        "frame_cut_by_gap",
+                        format!("{l} bytes of a frame lost to a gap"),
+                    );
+                }
+            }
+            Dissector::Mmtls(m) => m.splitter.gap(len),
+            Dissector::Other => {}
+        }
+        self.anomaly(
+            here.conn,
+            here.dir,
+            offset,
+            "gap",
+            format!("{len} bytes missing from the capture"),
+        );
+    }
+
+    fn feed(&mut self, here: &Here, side: Side, offset: u64, bytes: &[u8]) {
+        let conn = self.conns.get_mut(&here.conn).expect("conn");
+        let st = &mut conn.sides[side.index()];
+        let mut frames: Vec<(u64, Header, Vec<u8>, bool)> = Vec::new();
+        let mut skipped: Vec<(u64, u64, &'static str)> = Vec::new();
+        let mut records: Vec<(mmtls::RecordHeader, u64, u64, Vec<u8>)> = Vec::new();
+        match &mut st.dissector {
+            Dissector::Longlink(fr) => fr.feed(offset, bytes, &mut |e| match e {
+                FramerEvent::Frame {
+                    offset,
+                    header,
+                    body,
+                    after_gap,
+                } => frames.push((offset, header, body.to_vec(), after_gap)),
+                FramerEvent::Skipped { offset, len, .. } => skipped.push((offset, len, "resync")),
+                FramerEvent::Oversize { offset, header } => {
+                    skipped.push((offset, header.len as u64, "oversize_frame"))
+                }
+            }),
+            Dissector::Mmtls(m) => m.splitter.feed_with(offset, bytes, &mut |o| match o {
+                mmtls::Output::Record(r) => {
+                    records.push((r.header, r.index, r.stream_offset, r.raw.to_vec()))
+                }
+                mmtls::Output::Skipped(sk) => {
+                    skipped.push((sk.stream_offset, sk.len, "mmtls_resync"))
+                }
+            }),
+            _ => {}
+        }
+        for (o, l, kind) in skipped {
+            self.anomaly(here.conn, here.dir, o, kind, format!("{l} bytes skipped"));
+        }
+        for (o, h, body, after_gap) in frames {
+            self.frame(here, side, Layer::Longlink, o, h, &body, after_gap, None);
+        }
+        for (h, index, o, raw) in records {
+            self.record(here, side, h, index, o, &raw);
+        }
+    }
+
+    fn record(
+        &mut self,
+        here: &Here,
+        side: Side,
+        h: mmtls::RecordHeader,
+        index: u64,
+        offset: u64,
+        raw: &[u8],
+    ) {
+        let payload = raw.get(mmtls::HEADER_LEN..).unwrap_or(&[]);
+        let (crypto, plaintext, line) = if mmtls::is_cleartext(h.typ, payload) {
+            ("plaintext", None, None)
+        } else {
+            match self.opts.keylog.as_ref().map(|k| k.decrypt_record(raw)) {
+                Some(Decrypt::Plaintext(o)) => ("decrypted", Some(o.plaintext), Some(o.line)),
+                Some(Decrypt::Failed(f)) => {
+                    self.anomaly(
+                        here.conn,
+                        here.dir,
+                        offset,
+                        "mmtls_decrypt_failed",
+                        f.to_string(),
+                    );
+                    ("failed", None, None)
+                }
+                _ => ("no_key", None, None),
+            }
+        };
+        self.report.mmtls.add(h.typ.0, crypto);
+        let kind = h.typ.name().unwrap_or("unknown").to_owned();
+        let mut body =
+            serde_json::json!({ "type": format!("0x{:02x}", h.typ.0), "len": payload.len() });
+        if let Some(l) = line {
+            body["keylog_line"] = l.into();
+        }
+        let rec = FrameRecord {
+            ts: here.ts,
+            conn: here.conn,
+            dir: here.dir,
+            layer: Layer::Mmtls,
+            cmd: None,
+            cmd_name: None,
+            seq: None,
+            len: raw.len() as u64,
+            kind,
+            stream_offset: offset,
+            latency_us: None,
+            after_gap: false,
+            body,
+            mmtls_record: Some(index),
+            crypto: Some(crypto),
+            uri: None,
+            host: None,
+            business: None,
+        };
+        (self.out)(&rec);
+        // A long-link data record holds one frame.
+        if let Some(pt) = plaintext {
+            if h.typ.0 == 0x17 && longlink::looks_like_frame(&pt) {
+                if let Ok(fh) = Header::parse(&pt) {
+                    let body = pt
+                        .get(longlink::HEADER_LEN..fh.len as usize)
+                        .unwrap_or(&pt[longlink::HEADER_LEN.min(pt.len())..]);
+                    self.frame(
+                        here,
+                        side,
+                        Layer::Longlink,
+                        offset,
+                        fh,
+                        body,
+                        false,
+                        Some(index),
+                    );
+                }
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn frame(
+        &mut self,
+        here: &Here,
+        side: Side,
+        layer: Layer,
+        offset: u64,
+        h: Header,
+        body: &[u8],
+        after_gap: bool,
+        mmtls_record: Option<u64>,
+    ) {
+        let conn = self.conns.get_mut(&here.conn).expect("conn");
+        conn.frames += 1;
+        conn.sides[side.index()].frames += 1;
+        let frame_no = conn.frames;
+        let paired = conn
+            .pairing
+            .frame(&h, here.ts, frame_no, &mut self.latencies);
+        let latency_us = match paired {
+            Paired::Response {
+                latency_ns: Some(ns),
+                ..
+            } => Some(ns.max(0) as u64 / 1000),
+            _ => None,
+        };
+        if let Paired::Request { duplicate: true } = paired {
+            self.anomaly(
+                here.conn,
+                here.dir,
+                offset,
+                "duplicate_request",
+                format!("cmd {} seq {} sent again before its response", h.cmd, h.seq),
+            );
+        }
+        let name = self.opts.registry.name(h.cmd).map(|n| n.into_owned());
+        self.report
+            .add_frame(h.cmd, name.clone(), h.len as u64, h.kind());
+        let decoded = body::decode(self.opts, &h, body);
+        if let Some(sk) = &decoded.synckey {
+            self.report.synckeys.push(report::SyncKeySeen {
+                ts: here.ts,
+                conn: here.conn,
+                dir: here.dir,
+                source: decoded.synckey_source.unwrap_or("body").to_owned(),
+                keys: sk.clone(),
+            });
+        }
+        let rec = FrameRecord {
+            ts: here.ts,
+            conn: here.conn,
+            dir: here.dir,
+            layer,
+            cmd: Some(h.cmd),
+            cmd_name: name,
+            seq: Some(h.seq),
+            len: h.len as u64,
+            kind: h.kind().as_str().to_owned(),
+            stream_offset: offset,
+            latency_us,
+            after_gap,
+            body: decoded.value,
+            mmtls_record,
+            crypto: None,
+            uri: None,
+            host: None,
+            business: decoded.business,
+        };
+        (self.out)(&rec);
+    }
+}
+
+/// SyncKey as a key -> value map.
+pub type KeyMap = BTreeMap<u32, u64>;

@@ -1,0 +1,67 @@
+//! Options shared by the commands that dissect (`analyze`, `frames`).
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+
+use syncscope::analyze::Options;
+use syncscope::body::protobuf::Schemas;
+use syncscope::proto::keylog::KeyLog;
+use syncscope::proto::registry::Registry;
+
+#[derive(clap::Args, Debug)]
+pub struct DissectArgs {
+    /// Capture file: pcap, pcapng, or either gzip-compressed; `-` reads standard input.
+    pub capture: PathBuf,
+    /// Key log (JSON lines, OUTER/INNER keys) to decrypt MMTLS and business packets.
+    #[arg(long, value_name = "FILE")]
+    pub keylog: Option<PathBuf>,
+    /// .proto file to decode bodies with (repeatable); the profile maps cmds to messages.
+    #[arg(long = "proto", value_name = "FILE.proto")]
+    pub protos: Vec<PathBuf>,
+    /// Include directory for imports in --proto files (repeatable).
+    #[arg(short = 'I', value_name = "DIR")]
+    pub includes: Vec<PathBuf>,
+    /// Profile (TOML) that names commands and maps them to protobuf messages.
+    #[arg(long, value_name = "FILE.toml")]
+    pub profile: Option<PathBuf>,
+    /// Only connections with this port on either side.
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Exit 2 when the capture is truncated or corrupt (results are still printed).
+    #[arg(long)]
+    pub strict: bool,
+    /// No summary on stderr.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+impl DissectArgs {
+    /// Loads the key log, schemas and profile into analyzer options.
+    pub fn options(&self) -> anyhow::Result<Options> {
+        let mut registry = Registry::builtin();
+        if let Some(p) = &self.profile {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read profile {}", p.display()))?;
+            registry
+                .apply_profile(&text)
+                .with_context(|| format!("profile {}", p.display()))?;
+        }
+        let keylog = match &self.keylog {
+            Some(p) => Some(KeyLog::load(p).with_context(|| format!("key log {}", p.display()))?),
+            None => None,
+        };
+        let schemas = if self.protos.is_empty() {
+            None
+        } else {
+            Some(Schemas::compile(&self.protos, &self.includes)?)
+        };
+        Ok(Options {
+            registry,
+            keylog,
+            schemas,
+            port: self.port,
+            max_frame: None,
+        })
+    }
+}
