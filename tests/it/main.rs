@@ -1,5 +1,6 @@
 //! Integration tests: one binary, one module per area.
 
+mod analyze_wechat;
 mod bodies;
 mod cli;
 mod common;
