@@ -395,43 +395,60 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
     }
 
     fn feed(&mut self, here: &Here, side: Side, offset: u64, bytes: &[u8]) {
-        let conn = self.conns.get_mut(&here.conn).expect("conn");
-        let st = &mut conn.sides[side.index()];
-        let mut frames: Vec<(u64, Header, Vec<u8>, bool)> = Vec::new();
-        let mut skipped: Vec<(u64, u64, &'static str)> = Vec::new();
-        let mut records: Vec<(mmtls::RecordHeader, u64, u64, Vec<u8>)> = Vec::new();
-        match &mut st.dissector {
+        // The dissector is taken out while it runs so that its callbacks can
+        // use the rest of the analyzer; frames stay borrowed from the chunk.
+        let slot = &mut self.conns.get_mut(&here.conn).expect("conn").sides[side.index()].dissector;
+        let mut d = std::mem::replace(slot, Dissector::Other);
+        match &mut d {
             Dissector::Longlink(fr) => fr.feed(offset, bytes, &mut |e| match e {
                 FramerEvent::Frame {
                     offset,
                     header,
                     body,
                     after_gap,
-                } => frames.push((offset, header, body.to_vec(), after_gap)),
-                FramerEvent::Skipped { offset, len, .. } => skipped.push((offset, len, "resync")),
-                FramerEvent::Oversize { offset, header } => {
-                    skipped.push((offset, header.len as u64, "oversize_frame"))
-                }
+                } => self.frame(
+                    here,
+                    side,
+                    Layer::Longlink,
+                    offset,
+                    header,
+                    body,
+                    after_gap,
+                    None,
+                ),
+                FramerEvent::Skipped { offset, len, .. } => self.anomaly(
+                    here.conn,
+                    here.dir,
+                    offset,
+                    "resync",
+                    format!("{len} bytes are not long-link frames"),
+                ),
+                FramerEvent::Oversize { offset, header } => self.anomaly(
+                    here.conn,
+                    here.dir,
+                    offset,
+                    "oversize_frame",
+                    format!(
+                        "cmd {} seq {} claims {} bytes, over the cap; skipped",
+                        header.cmd, header.seq, header.len
+                    ),
+                ),
             }),
             Dissector::Mmtls(m) => m.splitter.feed_with(offset, bytes, &mut |o| match o {
                 mmtls::Output::Record(r) => {
-                    records.push((r.header, r.index, r.stream_offset, r.raw.to_vec()))
+                    self.record(here, side, r.header, r.index, r.stream_offset, r.raw)
                 }
-                mmtls::Output::Skipped(sk) => {
-                    skipped.push((sk.stream_offset, sk.len, "mmtls_resync"))
-                }
+                mmtls::Output::Skipped(sk) => self.anomaly(
+                    here.conn,
+                    here.dir,
+                    sk.stream_offset,
+                    "mmtls_skipped",
+                    format!("{} bytes skipped ({:?})", sk.len, sk.reason),
+                ),
             }),
             _ => {}
         }
-        for (o, l, kind) in skipped {
-            self.anomaly(here.conn, here.dir, o, kind, format!("{l} bytes skipped"));
-        }
-        for (o, h, body, after_gap) in frames {
-            self.frame(here, side, Layer::Longlink, o, h, &body, after_gap, None);
-        }
-        for (h, index, o, raw) in records {
-            self.record(here, side, h, index, o, &raw);
-        }
+        self.conns.get_mut(&here.conn).expect("conn").sides[side.index()].dissector = d;
     }
 
     fn record(

@@ -794,27 +794,24 @@ impl Schemas {
         if let Some(m) = self.pool.get_message_by_name(wanted) {
             return Ok(m);
         }
-        let by_short: Vec<MessageDescriptor> = self
+        let mut by_short: Vec<MessageDescriptor> = self
             .pool
             .all_messages()
             .filter(|m| m.name() == wanted)
             .collect();
-        match by_short.len() {
-            1 => Ok(by_short.into_iter().next().expect("one element")),
-            0 => Err(SchemaError::UnknownMessage {
+        if by_short.len() > 1 {
+            let mut candidates: Vec<String> =
+                by_short.iter().map(|m| m.full_name().to_owned()).collect();
+            candidates.sort();
+            return Err(SchemaError::AmbiguousMessage {
                 name: name.to_owned(),
-                close: close_matches(wanted, &self.message_names()),
-            }),
-            _ => {
-                let mut candidates: Vec<String> =
-                    by_short.iter().map(|m| m.full_name().to_owned()).collect();
-                candidates.sort();
-                Err(SchemaError::AmbiguousMessage {
-                    name: name.to_owned(),
-                    candidates,
-                })
-            }
+                candidates,
+            });
         }
+        by_short.pop().ok_or_else(|| SchemaError::UnknownMessage {
+            name: name.to_owned(),
+            close: close_matches(wanted, &self.message_names()),
+        })
     }
 
     /// Decodes `bytes` as `message_name`.

@@ -181,12 +181,10 @@ impl<'a> BusinessHeader<'a> {
                 parsed: at,
             });
         }
-        let rest = b
-            .get(at..hl)
-            .ok_or_else(|| BusinessError::HeaderBeyondData {
-                header_len: hl,
-                available: b.len(),
-            })?;
+        let rest = b.get(at..hl).ok_or(BusinessError::HeaderBeyondData {
+            header_len: hl,
+            available: b.len(),
+        })?;
         Ok((
             BusinessHeader {
                 header_len,
@@ -855,6 +853,40 @@ mod tests {
                 assert!(d.key_by_trial);
             }
             other => panic!("{other:?}"),
+        }
+    }
+
+    mod props {
+        use proptest::collection::vec;
+        use proptest::prelude::*;
+
+        use super::super::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(300))]
+
+            #[test]
+            fn arbitrary_input_never_panics(data in vec(any::<u8>(), 0..400), algo in 0u8..16) {
+                let keys = KeyLog::default();
+                let mut b = vec![MAGIC];
+                b.extend_from_slice(&data);
+                if b.len() > 2 {
+                    b[2] = (algo << 4) | (b[2] & 0x0f);
+                }
+                if let Ok((h, off)) = BusinessHeader::parse(&b) {
+                    prop_assert_eq!(off, usize::from(h.header_len));
+                    prop_assert!(off <= b.len());
+                    let _ = h.rest_fields();
+                }
+                let _ = decode(&b, &keys);
+                let _ = decode_body(
+                    &BusinessHeader::parse(&hex::decode(super::REQ).unwrap()).unwrap().0,
+                    &data,
+                    &keys,
+                );
+                let _ = pb_fields(&data);
+                let _ = inflate(&data, 1 << 16);
+            }
         }
     }
 }

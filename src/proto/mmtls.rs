@@ -199,8 +199,11 @@ pub enum SkipReason {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Skipped {
     pub stream_offset: u64,
-    /// Bytes skipped (for `Oversize`, `CutByGap` and `Truncated`: the bytes
-    /// of the record actually seen, gap bytes not included).
+    /// Bytes skipped. `Resync`: bytes scanned over. `CutByGap` and
+    /// `Truncated`: the bytes of the record actually seen. `Oversize`: the
+    /// record length the header announces (reported when the header is
+    /// seen; the skip ends there unless the stream ends or a gap comes
+    /// first). Gap bytes themselves are never included.
     pub len: u64,
     pub reason: SkipReason,
     /// The record header, when it was known.
@@ -337,6 +340,7 @@ impl Splitter {
                     let n = remaining.min(rest.len() as u64);
                     // n <= rest.len(), fits usize.
                     pos += n as usize;
+                    self.stats.skipped_bytes += n;
                     self.state = if n == remaining {
                         State::Sync
                     } else {
@@ -440,7 +444,6 @@ impl Splitter {
         self.close_skip(out);
         let total = h.record_len() as u64;
         self.stats.oversize += 1;
-        self.stats.skipped_bytes += total;
         out(Output::Skipped(Skipped {
             stream_offset: off,
             len: total,
@@ -471,6 +474,7 @@ impl Splitter {
         let total = h.record_len();
         if total > self.max_record {
             let seen = self.partial.len() as u64;
+            self.stats.skipped_bytes += seen;
             self.partial.clear();
             self.oversize(self.partial_off, h, out);
             self.state = State::Discard {
@@ -956,10 +960,10 @@ mod tests {
         s
     }
 
-    fn collect(
-        sp: &mut Splitter,
-        chunks: &[(u64, &[u8])],
-    ) -> (Vec<(u64, u64, Vec<u8>)>, Vec<Skipped>) {
+    /// (index, stream offset, raw) of each record.
+    type Recs = Vec<(u64, u64, Vec<u8>)>;
+
+    fn collect(sp: &mut Splitter, chunks: &[(u64, &[u8])]) -> (Recs, Vec<Skipped>) {
         let mut recs = Vec::new();
         let mut skips = Vec::new();
         let mut out = |o: Output<'_>| match o {
@@ -1143,5 +1147,110 @@ mod tests {
         }
         assert!(sp.buffered() <= 1000);
         assert!(total <= data.len() as u64);
+    }
+
+    mod props {
+        use proptest::collection::vec;
+        use proptest::prelude::*;
+
+        use super::super::*;
+
+        fn build(spec: &[(u8, Vec<u8>)]) -> Vec<u8> {
+            let mut s = Vec::new();
+            for (t, p) in spec {
+                s.extend_from_slice(
+                    &RecordHeader {
+                        typ: RecordType(*t),
+                        version: VERSION_F104,
+                        len: p.len() as u16,
+                    }
+                    .emit(),
+                );
+                s.extend_from_slice(p);
+            }
+            s
+        }
+
+        fn chunked(s: &[u8], cuts: &[usize]) -> Vec<(u64, Vec<u8>)> {
+            let mut sp = Splitter::new();
+            let mut out = Vec::new();
+            let mut at = 0;
+            let mut k = 0;
+            while at < s.len() {
+                let n = cuts[k % cuts.len()].min(s.len() - at);
+                sp.feed(at as u64, &s[at..at + n], &mut |r| {
+                    out.push((r.stream_offset, r.raw.to_vec()))
+                });
+                at += n;
+                k += 1;
+            }
+            out
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(200))]
+
+            #[test]
+            fn any_chunking_gives_the_records_emitted(
+                spec in vec((prop::sample::select(vec![0x15u8, 0x16, 0x17, 0x19, 0x42]),
+                             vec(any::<u8>(), 0..300)), 0..8),
+                cuts in vec(1usize..400, 1..20),
+            ) {
+                let s = build(&spec);
+                let (whole, skips) = split_all(0, &s);
+                prop_assert!(skips.is_empty());
+                prop_assert_eq!(whole.len(), spec.len());
+                for (r, (t, p)) in whole.iter().zip(&spec) {
+                    prop_assert_eq!(r.header.typ.0, *t);
+                    prop_assert_eq!(r.payload(), &p[..]);
+                }
+                let whole: Vec<_> = whole.iter().map(|r| (r.stream_offset, r.raw.to_vec())).collect();
+                prop_assert_eq!(chunked(&s, &cuts), whole);
+            }
+
+            #[test]
+            fn arbitrary_input_never_panics_and_stays_bounded(
+                data in vec(any::<u8>(), 0..3000),
+                cuts in vec(1usize..300, 1..10),
+                gaps in vec(0u64..70, 0..6),
+                cap in 5usize..400,
+            ) {
+                let mut sp = Splitter::with_max_record(cap);
+                let (mut at, mut k) = (0usize, 0usize);
+                let mut seen = 0u64;
+                let mut delivered = 0u64;
+                while at < data.len() {
+                    let n = cuts[k % cuts.len()].min(data.len() - at);
+                    delivered += n as u64;
+                    sp.feed_with(at as u64, &data[at..at + n], &mut |o| match o {
+                        Output::Record(r) => {
+                            assert!(r.raw.len() <= cap);
+                            assert_eq!(r.raw.len(), r.header.record_len());
+                            seen += r.raw.len() as u64;
+                        }
+                        Output::Skipped(s) if s.reason == SkipReason::Oversize => {
+                            assert!(s.len as usize > cap)
+                        }
+                        Output::Skipped(s) => seen += s.len,
+                    });
+                    prop_assert!(sp.buffered() <= cap);
+                    at += n;
+                    if let Some(g) = gaps.get(k) {
+                        sp.gap(*g);
+                        at += *g as usize;
+                    }
+                    k += 1;
+                }
+                sp.finish(&mut |o| if let Output::Skipped(s) = o { seen += s.len });
+                // Records + skips never exceed what was delivered, and the
+                // counters account for every delivered byte exactly once.
+                prop_assert!(seen <= delivered);
+                let st = sp.stats().clone();
+                prop_assert_eq!(st.record_bytes + st.skipped_bytes, delivered, "{:?}", st);
+                prop_assert_eq!(sp.buffered(), 0);
+                let _ = parse_hello(&data);
+                let _ = RecordHeader::parse(&data);
+            }
+        }
     }
 }

@@ -427,4 +427,50 @@ Content-Length: 4\r\n\r\nwxyz";
             })
         );
     }
+
+    mod props {
+        use proptest::collection::vec;
+        use proptest::prelude::*;
+
+        use super::super::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(300))]
+
+            #[test]
+            fn arbitrary_input_never_panics(data in vec(any::<u8>(), 0..600), head in 0usize..3) {
+                let mut b = [&b"POST /mmtls/0a0b0c0d HTTP/1.1\r\nContent-Length: 9\r\n\r\n"[..],
+                             b"HTTP/1.1 200 OK\r\n\r\n", b""][head].to_vec();
+                b.extend_from_slice(&data);
+                if let Ok(m) = split_http(&b) {
+                    for m in m {
+                        prop_assert!(m.end_offset() <= b.len());
+                    }
+                }
+                if let Ok((p, used)) = ShortLinkPayload::parse(&data) {
+                    prop_assert!(used <= data.len());
+                    prop_assert_eq!(p.body_offset + p.body.len(), used);
+                }
+            }
+
+            #[test]
+            fn early_data_round_trips(uri in "[ -~]{0,80}", host in "[a-z.]{0,30}", body in vec(any::<u8>(), 0..200)) {
+                let mut p = Vec::new();
+                p.extend_from_slice(&(uri.len() as u16).to_be_bytes());
+                p.extend_from_slice(uri.as_bytes());
+                p.extend_from_slice(&(host.len() as u16).to_be_bytes());
+                p.extend_from_slice(host.as_bytes());
+                p.extend_from_slice(&(body.len() as u32).to_be_bytes());
+                p.extend_from_slice(&body);
+                let mut e = (p.len() as u32).to_be_bytes().to_vec();
+                e.extend_from_slice(&p);
+                let (got, used) = ShortLinkPayload::parse(&e).unwrap();
+                prop_assert_eq!(used, e.len());
+                prop_assert_eq!(got.uri, uri.as_str());
+                prop_assert_eq!(got.host, host.as_str());
+                prop_assert_eq!(got.body, &body[..]);
+                prop_assert!(got.total_matches(e.len()));
+            }
+        }
+    }
 }

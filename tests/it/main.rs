@@ -7,3 +7,4 @@ mod common;
 mod conformance;
 mod prefixes;
 mod reassembly_model;
+mod wechat_crypto;
