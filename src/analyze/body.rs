@@ -48,9 +48,15 @@ pub fn decode(opts: &Options, h: &Header, body: &[u8]) -> Decoded {
         }
     }
     if body.first() == Some(&0xBF) {
-        // A business packet: its header is readable, its body encrypted.
-        d.value = blob(body);
-        return d;
+        if let Some(b) = business(opts, body) {
+            d.value = b.body;
+            d.business = Some(b.summary);
+            if let Some((source, keys)) = b.synckey {
+                d.synckey = Some(keys);
+                d.synckey_source = Some(source);
+            }
+            return d;
+        }
     }
     if let (Some(name), Some(schemas)) = (opts.registry.message(h.cmd), &opts.schemas) {
         match schemas.decode(name, body) {
@@ -78,4 +84,76 @@ pub fn raw_or_blob(body: &[u8]) -> Value {
         Ok(fields) if !fields.is_empty() => serde_json::json!({ "protobuf": to_json(&fields) }),
         _ => blob(body),
     }
+}
+
+/// A business packet: header fields, the decrypted protobuf when a key
+/// opens it, and a SyncKey when it is a newsync.
+pub struct Business {
+    /// The `business` object of a frame record.
+    pub summary: Value,
+    /// The body to show: decoded plaintext, or the encrypted bytes.
+    pub body: Value,
+    pub synckey: Option<(&'static str, KeyMap)>,
+}
+
+/// Parses a `0xBF` business packet and, with a key log, decrypts it.
+pub fn business(opts: &Options, packet: &[u8]) -> Option<Business> {
+    use crate::proto::business::{self, BusinessHeader, Outcome};
+    use sha2::{Digest, Sha256};
+
+    let (h, body_off) = BusinessHeader::parse(packet).ok()?;
+    let body = packet.get(body_off..).unwrap_or(&[]);
+    let outcome = match &opts.keylog {
+        Some(keys) => business::decode_body(&h, body, keys),
+        None => Outcome::NoKey,
+    };
+    let mut summary = serde_json::json!({
+        "cgi": h.cgi,
+        "cgi_name": business::cgi_name(h.cgi),
+        "algo": h.algo.0,
+        "compress": h.compress.0,
+        "uin": h.uin,
+        "decrypted": false,
+    });
+    let mut out = Business {
+        summary: Value::Null,
+        body: blob(body),
+        synckey: None,
+    };
+    match outcome {
+        Outcome::Decoded(d) => {
+            summary["decrypted"] = true.into();
+            summary["plaintext_len"] = d.plaintext.len().into();
+            summary["plaintext_sha256"] = hex::encode(Sha256::digest(&d.plaintext)).into();
+            summary["keylog_lines"] = serde_json::json!(d.key_lines);
+            out.body = raw_or_blob(&d.plaintext);
+            if h.cgi == 138 {
+                // newsync: the request's KeyBuf is field 3, the response's field 4.
+                let (field, source) = if h.is_response() {
+                    (4, "newsync_response")
+                } else {
+                    (3, "newsync_request")
+                };
+                out.synckey = keybuf(&d.plaintext, field).map(|k| (source, k));
+            }
+        }
+        Outcome::Failed(e) => summary["error"] = e.to_string().into(),
+        Outcome::NoKey => {}
+    }
+    out.summary = summary;
+    Some(out)
+}
+
+/// The SyncKey in field `n` (a KeyBuf) of a message.
+fn keybuf(msg: &[u8], n: u32) -> Option<KeyMap> {
+    use crate::body::protobuf::Value as PbValue;
+    use crate::body::synckey::SyncKey;
+    let fields = decode_raw(msg).ok()?;
+    fields
+        .iter()
+        .find(|f| f.number == n)
+        .and_then(|f| match &f.value {
+            PbValue::Bytes(b) => SyncKey::decode(b.raw).ok().map(|k| k.to_map()),
+            _ => None,
+        })
 }

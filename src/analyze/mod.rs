@@ -106,8 +106,45 @@ enum Dissector {
     },
     Longlink(Framer),
     Mmtls(Box<MmtlsSide>),
-    /// HTTP and anything else: counted, not dissected (yet).
+    /// HTTP/1.x: short-link exchanges (`POST /mmtls/...`) are dissected.
+    Http(Box<HttpSide>),
+    /// Anything else: counted, not dissected.
     Other,
+}
+
+/// Cap on the bytes held for one HTTP message.
+const MAX_HTTP_MESSAGE: usize = 16 << 20;
+
+/// One HTTP direction: bytes not yet parsed into whole messages.
+#[derive(Debug, Default)]
+struct HttpSide {
+    /// Copied: a message may span many chunks.
+    buf: Vec<u8>,
+    /// Stream offset of `buf[0]`.
+    base: u64,
+    messages: u64,
+    /// MMTLS records seen in bodies, numbered per direction.
+    records: u64,
+    /// Parsing stopped (a gap, garbage or an over-cap message).
+    stopped: bool,
+}
+
+/// A short-link request waiting for its response.
+#[derive(Debug, Clone)]
+struct ShortReq {
+    uri: String,
+    host: String,
+    ts: Timestamp,
+}
+
+/// Where an MMTLS record was found.
+enum RecCtx {
+    /// On a long link (records straight on TCP).
+    Long,
+    /// In a short-link request body.
+    ShortRequest,
+    /// In a short-link response body, with the request it answers.
+    ShortResponse(Option<ShortReq>),
 }
 
 #[derive(Debug, Default)]
@@ -143,6 +180,9 @@ struct Conn {
     pairing: Pairing,
     frames: u64,
     skip: bool,
+    /// Short-link requests in order, for their responses (HTTP/1.1 answers in order).
+    short_pending: std::collections::VecDeque<Option<ShortReq>>,
+    short_links: u64,
 }
 
 /// The analyzer. `F` receives each record as it completes.
@@ -230,7 +270,7 @@ impl<F: FnMut(&FrameRecord)> Sink for Analyzer<'_, F> {
     fn flow_end(&mut self, s: &FlowSummary) {
         let Some(mut conn) = self.conns.remove(&s.id) else {
             self.report
-                .add_conn(s, [None, None], ["".into(), "".into()], 0);
+                .add_conn(s, [None, None], ["".into(), "".into()], 0, 0);
             return;
         };
         if conn.skip {
@@ -297,6 +337,7 @@ impl<F: FnMut(&FrameRecord)> Sink for Analyzer<'_, F> {
             [protos[pc], protos[ps]],
             [previews[pc].clone(), previews[ps].clone()],
             conn.frames,
+            conn.short_links,
         );
         self.report.pairing.push((
             s.id,
@@ -338,6 +379,7 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
         st.dissector = match proto {
             Protocol::Longlink => Dissector::Longlink(Framer::new(cap)),
             Protocol::Mmtls => Dissector::Mmtls(Box::default()),
+            Protocol::Http => Dissector::Http(Box::default()),
             _ => Dissector::Other,
         };
     }
@@ -383,6 +425,7 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
                 }
             }
             Dissector::Mmtls(m) => m.splitter.gap(len),
+            Dissector::Http(h) => h.stopped = true,
             Dissector::Other => {}
         }
         self.anomaly(
@@ -436,7 +479,15 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
             }),
             Dissector::Mmtls(m) => m.splitter.feed_with(offset, bytes, &mut |o| match o {
                 mmtls::Output::Record(r) => {
-                    self.record(here, side, r.header, r.index, r.stream_offset, r.raw)
+                    self.record(
+                        here,
+                        side,
+                        r.header,
+                        r.index,
+                        r.stream_offset,
+                        r.raw,
+                        &RecCtx::Long,
+                    );
                 }
                 mmtls::Output::Skipped(sk) => self.anomaly(
                     here.conn,
@@ -446,11 +497,200 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
                     format!("{} bytes skipped ({:?})", sk.len, sk.reason),
                 ),
             }),
+            Dissector::Http(h) => self.http(here, side, h, offset, bytes),
             _ => {}
         }
         self.conns.get_mut(&here.conn).expect("conn").sides[side.index()].dissector = d;
     }
 
+    /// Adds bytes to an HTTP direction and dissects every whole message.
+    fn http(&mut self, here: &Here, side: Side, h: &mut HttpSide, offset: u64, bytes: &[u8]) {
+        use crate::proto::shortlink::{self, Parse};
+        if h.stopped {
+            return;
+        }
+        if h.buf.is_empty() {
+            h.base = offset;
+        }
+        h.buf.extend_from_slice(bytes);
+        let mut pos = 0;
+        while pos < h.buf.len() {
+            let msg = match shortlink::parse_message(&h.buf, pos) {
+                Ok(Parse::Complete(m))
+                    if m.complete
+                        && (m.status.is_none() || m.header("content-length").is_some()) =>
+                {
+                    m
+                }
+                Ok(_) => break,
+                Err(e) => {
+                    self.anomaly(
+                        here.conn,
+                        here.dir,
+                        h.base + pos as u64,
+                        "http_unparsed",
+                        format!("{e}; the rest of this direction is not dissected"),
+                    );
+                    h.stopped = true;
+                    break;
+                }
+            };
+            pos = msg.end_offset();
+            let n = h.messages;
+            h.messages += 1;
+            let body_at = h.base + msg.body_offset as u64;
+            if msg.is_short_link_request() {
+                let conn = self.conns.get_mut(&here.conn).expect("conn");
+                conn.short_links += 1;
+                let (recs, _) = crate::proto::mmtls::split_all(body_at, msg.body);
+                let mut req = None;
+                for r in recs {
+                    let idx = h.records;
+                    h.records += 1;
+                    if let Some(q) = self.record(
+                        here,
+                        side,
+                        r.header,
+                        idx,
+                        r.stream_offset,
+                        r.raw,
+                        &RecCtx::ShortRequest,
+                    ) {
+                        req = Some(q);
+                    }
+                }
+                self.conns
+                    .get_mut(&here.conn)
+                    .expect("conn")
+                    .short_pending
+                    .push_back(req);
+            } else if msg.status.is_some() {
+                let conn = self.conns.get_mut(&here.conn).expect("conn");
+                if conn.short_links == 0 {
+                    continue; // a plain HTTP exchange
+                }
+                let req = conn.short_pending.pop_front().flatten();
+                let (recs, _) = crate::proto::mmtls::split_all(body_at, msg.body);
+                let ctx = RecCtx::ShortResponse(req);
+                for r in recs {
+                    let idx = h.records;
+                    h.records += 1;
+                    self.record(here, side, r.header, idx, r.stream_offset, r.raw, &ctx);
+                }
+            }
+            let _ = n;
+        }
+        h.buf.drain(..pos);
+        h.base += pos as u64;
+        if h.buf.len() > MAX_HTTP_MESSAGE {
+            self.anomaly(here.conn, here.dir, h.base, "http_too_large", format!("an HTTP message over {MAX_HTTP_MESSAGE} bytes; the rest of this direction is not dissected"));
+            h.buf = Vec::new();
+            h.stopped = true;
+        }
+    }
+
+    /// Decrypted short-link early data: URI, host and a business packet.
+    fn short_request(
+        &mut self,
+        here: &Here,
+        offset: u64,
+        index: u64,
+        pt: &[u8],
+    ) -> Option<ShortReq> {
+        use crate::proto::shortlink::ShortLinkPayload;
+        let (p, _) = match ShortLinkPayload::parse(pt) {
+            Ok(v) => v,
+            Err(e) => {
+                self.anomaly(
+                    here.conn,
+                    here.dir,
+                    offset,
+                    "shortlink_payload",
+                    e.to_string(),
+                );
+                return None;
+            }
+        };
+        let req = ShortReq {
+            uri: p.uri.to_owned(),
+            host: p.host.to_owned(),
+            ts: here.ts,
+        };
+        self.short_frame(here, offset, index, p.body, "request", Some(&req), None);
+        Some(req)
+    }
+
+    /// A decrypted short-link response: a business packet.
+    fn short_response(
+        &mut self,
+        here: &Here,
+        offset: u64,
+        index: u64,
+        pt: &[u8],
+        req: Option<&ShortReq>,
+    ) {
+        let latency = req.map(|r| here.ts.nanos_since(&r.ts).max(0) as u64 / 1000);
+        self.short_frame(here, offset, index, pt, "response", req, latency);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn short_frame(
+        &mut self,
+        here: &Here,
+        offset: u64,
+        index: u64,
+        packet: &[u8],
+        kind: &str,
+        req: Option<&ShortReq>,
+        latency_us: Option<u64>,
+    ) {
+        let (body, business) = match body::business(self.opts, packet) {
+            Some(b) => {
+                if let Some((source, keys)) = b.synckey {
+                    self.report.synckeys.push(report::SyncKeySeen {
+                        ts: here.ts,
+                        conn: here.conn,
+                        dir: here.dir,
+                        source: source.to_owned(),
+                        keys,
+                    });
+                }
+                (b.body, Some(b.summary))
+            }
+            None => (body::raw_or_blob(packet), None),
+        };
+        let cgi_name = business
+            .as_ref()
+            .and_then(|b| b["cgi_name"].as_str().map(str::to_owned))
+            .or_else(|| req.map(|r| r.uri.rsplit('/').next().unwrap_or(&r.uri).to_owned()));
+        self.report.short_links += 1;
+        let rec = FrameRecord {
+            ts: here.ts,
+            conn: here.conn,
+            dir: here.dir,
+            layer: Layer::Shortlink,
+            cmd: business
+                .as_ref()
+                .and_then(|b| b["cgi"].as_u64())
+                .map(|c| c as u32),
+            cmd_name: cgi_name,
+            seq: None,
+            len: packet.len() as u64,
+            kind: kind.to_owned(),
+            stream_offset: offset,
+            latency_us,
+            after_gap: false,
+            body,
+            mmtls_record: Some(index),
+            crypto: None,
+            uri: req.map(|r| r.uri.clone()),
+            host: req.map(|r| r.host.clone()),
+            business,
+        };
+        (self.out)(&rec);
+    }
+
+    #[allow(clippy::too_many_arguments)]
     fn record(
         &mut self,
         here: &Here,
@@ -459,7 +699,8 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
         index: u64,
         offset: u64,
         raw: &[u8],
-    ) {
+        ctx: &RecCtx,
+    ) -> Option<ShortReq> {
         let payload = raw.get(mmtls::HEADER_LEN..).unwrap_or(&[]);
         let (crypto, plaintext, line) = if mmtls::is_cleartext(h.typ, payload) {
             ("plaintext", None, None)
@@ -507,9 +748,21 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
             business: None,
         };
         (self.out)(&rec);
+        let pt = plaintext?;
+        if h.typ.0 != 0x17 {
+            return None;
+        }
+        match ctx {
+            RecCtx::ShortRequest => return self.short_request(here, offset, index, &pt),
+            RecCtx::ShortResponse(req) => {
+                self.short_response(here, offset, index, &pt, req.as_ref());
+                return None;
+            }
+            RecCtx::Long => {}
+        }
         // A long-link data record holds one frame.
-        if let Some(pt) = plaintext {
-            if h.typ.0 == 0x17 && longlink::looks_like_frame(&pt) {
+        {
+            if longlink::looks_like_frame(&pt) {
                 if let Ok(fh) = Header::parse(&pt) {
                     let body = pt
                         .get(longlink::HEADER_LEN..fh.len as usize)
@@ -527,6 +780,7 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
                 }
             }
         }
+        None
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -17,6 +17,10 @@ pub struct ConnRow {
     pub id: u64,
     pub client: String,
     pub server: String,
+    /// What the connection carries: longlink (plaintext), mmtls_long,
+    /// mmtls_short (short-link HTTP with MMTLS bodies), http, unknown or
+    /// no_payload.
+    pub kind: &'static str,
     pub protocol_c2s: Option<Protocol>,
     pub protocol_s2c: Option<Protocol>,
     pub bytes_c2s: u64,
@@ -118,13 +122,15 @@ pub struct ConnPairing {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Report {
     pub connections: Vec<ConnRow>,
-    /// Connections by protocol (of the client's direction, else the server's).
+    /// Connections by kind (see [`ConnRow::kind`]).
     pub by_protocol: BTreeMap<String, u64>,
     pub commands: Vec<CmdRow>,
     pub latency: Vec<LatencyRow>,
     pub pairing_by_conn: Vec<ConnPairing>,
     pub unanswered: Vec<Unanswered>,
     pub mmtls: MmtlsTotals,
+    /// Short-link messages dissected (requests and responses).
+    pub short_links: u64,
     pub synckeys: Vec<SyncKeySeen>,
     pub anomalies: Vec<AnomalyRow>,
     #[serde(skip)]
@@ -156,7 +162,19 @@ impl Report {
         protos: [Option<Protocol>; 2],
         previews: [String; 2],
         frames: u64,
+        short_links: u64,
     ) {
+        let kind = if short_links > 0 {
+            "mmtls_short"
+        } else {
+            match protos[0].or(protos[1]) {
+                Some(Protocol::Mmtls) => "mmtls_long",
+                Some(Protocol::Longlink) => "longlink",
+                Some(Protocol::Http) => "http",
+                Some(Protocol::Unknown) => "unknown",
+                None => "no_payload",
+            }
+        };
         let preview = protos
             .iter()
             .zip(previews)
@@ -167,6 +185,7 @@ impl Report {
             id: s.id,
             client: s.client.to_string(),
             server: s.server.to_string(),
+            kind,
             protocol_c2s: protos[0],
             protocol_s2c: protos[1],
             bytes_c2s: s.c2s.bytes,
@@ -181,11 +200,7 @@ impl Report {
         self.connections.sort_by_key(|c| c.id);
         self.by_protocol.clear();
         for c in &self.connections {
-            let p = c
-                .protocol_c2s
-                .or(c.protocol_s2c)
-                .map_or("no_payload", |p| p.as_str());
-            *self.by_protocol.entry(p.to_owned()).or_default() += 1;
+            *self.by_protocol.entry(c.kind.to_owned()).or_default() += 1;
         }
         self.commands = self.cmds.values().cloned().collect();
         let mut pairing = std::mem::take(&mut self.pairing);

@@ -97,3 +97,147 @@ fn long_link_frames_pairing_and_identify_synckey() {
     assert_eq!(pc.counts.heartbeats, 0);
     assert_eq!(pc.counts.unanswered_requests, 0);
 }
+
+#[test]
+fn connections_mmtls_short_links_business_packets_and_synckeys() {
+    let exp = expected();
+    let (records, report) = analyze();
+
+    // Connection kinds by content (EXPECTED.md: http 2, mmtls_long 2, mmtls_short 25, no_payload 5).
+    for c in exp["tcp_connections"].as_array().unwrap() {
+        let id = c["id"].as_u64().unwrap();
+        let row = report.connections.iter().find(|r| r.id == id).unwrap();
+        assert_eq!(row.kind, c["protocol"].as_str().unwrap(), "conn {id}");
+    }
+    let by: Vec<(String, u64)> = report
+        .by_protocol
+        .iter()
+        .map(|(k, v)| (k.clone(), *v))
+        .collect();
+    assert_eq!(
+        by,
+        [
+            ("http".into(), 2),
+            ("mmtls_long".into(), 2),
+            ("mmtls_short".into(), 25),
+            ("no_payload".into(), 5)
+        ]
+    );
+
+    // MMTLS records: 204 (0x15 47, 0x16 61, 0x17 50, 0x19 46); 117 decrypt, 33 no key, 0 fail.
+    let m = &report.mmtls;
+    assert_eq!(
+        (m.records, m.decrypted, m.no_key, m.failed, m.plaintext),
+        (204, 117, 33, 0, 54)
+    );
+    let types: Vec<(&str, u64)> = m.by_type.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    assert_eq!(
+        types,
+        [("0x15", 47), ("0x16", 61), ("0x17", 50), ("0x19", 46)]
+    );
+    // Every MMTLS record of expected.json, with its crypto status, by (conn, dir, index).
+    let mut want_records = 0;
+    for conn in exp["mmtls"].as_array().unwrap() {
+        for dir in ["c2s", "s2c"] {
+            for r in conn[dir].as_array().unwrap() {
+                want_records += 1;
+                let got = records
+                    .iter()
+                    .find(|g| {
+                        g.layer == Layer::Mmtls
+                            && g.conn == conn["conn"].as_u64().unwrap()
+                            && g.dir.as_str() == dir
+                            && g.mmtls_record == r["i"].as_u64()
+                    })
+                    .unwrap_or_else(|| panic!("record {r}"));
+                assert_eq!(got.stream_offset, r["stream_off"].as_u64().unwrap(), "{r}");
+                assert_eq!(got.len, r["len"].as_u64().unwrap() + 5, "{r}");
+                let want_crypto = r["crypto"].as_str().unwrap();
+                assert_eq!(
+                    got.crypto,
+                    Some(if want_crypto == "plaintext" {
+                        "plaintext"
+                    } else {
+                        want_crypto
+                    }),
+                    "{r}"
+                );
+            }
+        }
+    }
+    assert_eq!(want_records, 204);
+
+    // Short links: 21 decrypted requests with their URIs, 15 decrypted responses.
+    let short: Vec<&FrameRecord> = records
+        .iter()
+        .filter(|r| r.layer == Layer::Shortlink)
+        .collect();
+    let reqs: Vec<&&FrameRecord> = short.iter().filter(|r| r.kind == "request").collect();
+    assert_eq!(reqs.len(), 21);
+    assert_eq!(short.len() - reqs.len(), 15);
+    let mut uris: Vec<&str> = reqs.iter().map(|r| r.uri.as_deref().unwrap()).collect();
+    uris.sort();
+    uris.dedup();
+    assert_eq!(uris.len(), 10);
+    for s in exp["shortlink"].as_array().unwrap() {
+        if let Some(ed) = s.get("early_data").filter(|e| e["uri"].is_string()) {
+            let conn = s["conn"].as_u64().unwrap();
+            assert!(
+                reqs.iter()
+                    .any(|r| r.conn == conn && r.uri.as_deref() == ed["uri"].as_str()),
+                "conn {conn} uri {}",
+                ed["uri"]
+            );
+        }
+    }
+
+    // Business packets: all 38 visible ones decrypted to the same plaintext.
+    let business: Vec<&FrameRecord> = records.iter().filter(|r| r.business.is_some()).collect();
+    let want_bp = exp["business_packets"].as_array().unwrap();
+    assert_eq!(business.len(), want_bp.len());
+    assert_eq!(business.len(), 38);
+    for w in want_bp {
+        let conn = w["conn"].as_u64().unwrap();
+        let sha = w["protobuf"]["sha256"].as_str().unwrap();
+        let got = business
+            .iter()
+            .find(|r| {
+                r.conn == conn
+                    && r.dir.as_str() == w["dir"].as_str().unwrap()
+                    && r.business.as_ref().unwrap()["plaintext_sha256"] == sha
+            })
+            .unwrap_or_else(|| {
+                panic!(
+                    "business packet {} (conn {conn}) not decrypted to {sha}",
+                    w["id"]
+                )
+            });
+        let b = got.business.as_ref().unwrap();
+        assert_eq!(b["cgi"], w["header"]["cgi"]);
+        assert_eq!(b["algo"], w["header"]["algo"]);
+        assert_eq!(b["uin"], w["header"]["uin"]);
+        assert_eq!(b["decrypted"], true);
+        assert_eq!(b["plaintext_len"], w["protobuf"]["len"]);
+    }
+
+    // The 5 SyncKey observations, in order, compared as maps.
+    let obs = exp["synckeys"]["observations"].as_array().unwrap();
+    assert_eq!(report.synckeys.len(), obs.len());
+    for (g, w) in report.synckeys.iter().zip(obs) {
+        assert_eq!(g.conn, w["conn"].as_u64().unwrap());
+        assert_eq!(g.dir.as_str(), w["dir"].as_str().unwrap());
+        let source = w["source"].as_str().unwrap();
+        assert!(
+            source.starts_with(g.source.as_str()),
+            "{} vs {source}",
+            g.source
+        );
+        let want: std::collections::BTreeMap<u32, u64> = w["map"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.parse().unwrap(), v.as_u64().unwrap()))
+            .collect();
+        assert_eq!(g.keys, want);
+    }
+}
