@@ -192,6 +192,9 @@ pub struct Analyzer<'o, F: FnMut(&FrameRecord)> {
     conns: HashMap<u64, Conn>,
     latencies: LatencyTable,
     report: Report,
+    /// Whether frame records are wanted (bodies are decoded only then, or
+    /// when a tracker needs them).
+    records: bool,
 }
 
 impl<'o, F: FnMut(&FrameRecord)> Analyzer<'o, F> {
@@ -202,7 +205,15 @@ impl<'o, F: FnMut(&FrameRecord)> Analyzer<'o, F> {
             conns: HashMap::new(),
             latencies: LatencyTable::default(),
             report: Report::default(),
+            records: true,
         }
+    }
+
+    /// Builds no frame records: only the report (faster: bodies are decoded
+    /// only where the report needs them, for SyncKeys).
+    pub fn without_records(mut self) -> Self {
+        self.records = false;
+        self
     }
 
     /// The report; call after the pipeline finished.
@@ -377,7 +388,15 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
         st.protocol = Some(proto);
         st.preview = detect::preview(first);
         st.dissector = match proto {
-            Protocol::Longlink => Dissector::Longlink(Framer::new(cap)),
+            Protocol::Longlink => {
+                let fr = Framer::new(cap);
+                // Without records and keys, only identify bodies (SyncKeys) are needed.
+                Dissector::Longlink(if self.records || self.opts.keylog.is_some() {
+                    fr
+                } else {
+                    fr.keep_bodies(|h| h.cmd == 205 && h.seq == longlink::SEQ_IDENTIFY)
+                })
+            }
             Protocol::Mmtls => Dissector::Mmtls(Box::default()),
             Protocol::Http => Dissector::Http(Box::default()),
             _ => Dissector::Other,
@@ -821,6 +840,12 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
         let name = self.opts.registry.name(h.cmd).map(|n| n.into_owned());
         self.report
             .add_frame(h.cmd, name.clone(), h.len as u64, h.kind());
+        let needed = self.records
+            || (h.cmd == 205 && h.seq == longlink::SEQ_IDENTIFY)
+            || (self.opts.keylog.is_some() && body.first() == Some(&0xBF));
+        if !needed {
+            return;
+        }
         let decoded = body::decode(self.opts, &h, body);
         if let Some(sk) = &decoded.synckey {
             self.report.synckeys.push(report::SyncKeySeen {

@@ -27,7 +27,7 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let opts = args.common.options()?;
     let mut reader = Reader::open(&args.common.capture)?;
-    let mut an = Analyzer::new(&opts, |_| {});
+    let mut an = Analyzer::new(&opts, |_| {}).without_records();
     let summary = pipeline::run(&mut reader, flow::Config::default(), &mut an, |_| {});
     let report = an.into_report();
     let mut out = io::BufWriter::new(io::stdout().lock());

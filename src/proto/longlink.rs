@@ -211,6 +211,12 @@ enum State {
     Hunting { since: u64 },
     /// Skipping the rest of an over-cap frame.
     Skipping { left: u64 },
+    /// Counting off the body of a frame whose body is not wanted.
+    SkipBody {
+        offset: u64,
+        header: Header,
+        left: u64,
+    },
 }
 
 /// Incremental long-link frame splitter for one direction.
@@ -228,6 +234,9 @@ pub struct Framer {
     next: u64,
     frames: u64,
     skipped: u64,
+    /// Whether a frame's body is assembled; when not, the frame is still
+    /// reported (with an empty body) once its last byte has arrived.
+    keep_body: fn(&Header) -> bool,
 }
 
 impl Default for Framer {
@@ -247,7 +256,15 @@ impl Framer {
             next: 0,
             frames: 0,
             skipped: 0,
+            keep_body: |_| true,
         }
+    }
+
+    /// Assembles only the bodies `keep` wants: the others are counted off
+    /// without copying and their frames reported with an empty body.
+    pub fn keep_bodies(mut self, keep: fn(&Header) -> bool) -> Self {
+        self.keep_body = keep;
+        self
     }
 
     /// Frames found so far.
@@ -284,6 +301,24 @@ impl Framer {
                     };
                     n as usize
                 }
+                State::SkipBody {
+                    offset,
+                    header,
+                    left,
+                } => {
+                    let n = left.min(bytes.len() as u64);
+                    if n == left {
+                        self.state = State::Synced;
+                        self.emit(offset, header, &[], out);
+                    } else {
+                        self.state = State::SkipBody {
+                            offset,
+                            header,
+                            left: left - n,
+                        };
+                    }
+                    n as usize
+                }
                 _ if !self.pending.is_empty() => self.resolve_pending(bytes, out),
                 State::Synced => self.scan_frames(at, bytes, out),
                 State::Hunting { since } => self.scan_garbage(since, at, bytes, out),
@@ -297,6 +332,15 @@ impl Framer {
     pub fn gap<F: FnMut(FramerEvent<'_>)>(&mut self, len: u64, out: &mut F) {
         let at = self.next;
         self.drop_pending(out);
+        if let State::SkipBody {
+            offset,
+            header,
+            left,
+        } = self.state
+        {
+            let seen = header.len as u64 - left;
+            self.skip(offset, offset + seen, SkipReason::Unusable, out);
+        }
         self.state = match self.state {
             State::Skipping { left } if left > len => State::Skipping { left: left - len },
             // Where the next frame starts is unknown.
@@ -309,6 +353,15 @@ impl Framer {
     /// The stream ended: reports what is left unfinished.
     pub fn finish<F: FnMut(FramerEvent<'_>)>(&mut self, out: &mut F) {
         self.drop_pending(out);
+        if let State::SkipBody {
+            offset,
+            header,
+            left,
+        } = self.state
+        {
+            let seen = header.len as u64 - left;
+            self.skip(offset, offset + seen, SkipReason::Unusable, out);
+        }
         self.state = State::Synced;
     }
 
@@ -369,6 +422,21 @@ impl Framer {
                         self.oversize(at, h, HEADER_LEN as u64, out);
                         return used;
                     }
+                    if !(self.keep_body)(&h) {
+                        let at = self.pending_at;
+                        self.pending.clear();
+                        let left = h.len as u64 - HEADER_LEN as u64;
+                        if left == 0 {
+                            self.emit(at, h, &[], out);
+                        } else {
+                            self.state = State::SkipBody {
+                                offset: at,
+                                header: h,
+                                left,
+                            };
+                        }
+                        return used;
+                    }
                 }
                 let h = Header::read(&self.pending).expect("16 bytes held");
                 let n = (h.len as usize - self.pending.len()).min(bytes.len() - used);
@@ -413,7 +481,7 @@ impl Framer {
                 self.pending = joined;
                 0
             }
-            State::Skipping { .. } => 0,
+            State::Skipping { .. } | State::SkipBody { .. } => 0,
         }
     }
 
@@ -457,11 +525,20 @@ impl Framer {
                 return pos;
             }
             let n = h.len as usize;
+            let keep = (self.keep_body)(&h);
             if rest.len() < n {
-                self.hold(here, rest);
+                if keep {
+                    self.hold(here, rest);
+                } else {
+                    self.state = State::SkipBody {
+                        offset: here,
+                        header: h,
+                        left: (n - rest.len()) as u64,
+                    };
+                }
                 return bytes.len();
             }
-            self.emit(here, h, &rest[HEADER_LEN..n], out);
+            self.emit(here, h, if keep { &rest[HEADER_LEN..n] } else { &[] }, out);
             pos += n;
         }
         pos
@@ -709,5 +786,64 @@ mod tests {
             }
             prop_assert_eq!(collect(&mut Framer::default(), &chunks, &[]), want);
         });
+    }
+}
+
+#[cfg(test)]
+mod skip_body_tests {
+    use super::*;
+
+    /// Frames with unwanted bodies are reported at their last byte with an
+    /// empty body, whatever the chunking; wanted bodies are assembled.
+    #[test]
+    fn unwanted_bodies_are_counted_off() {
+        let mut s = Vec::new();
+        for (cmd, len) in [(121u32, 40usize), (205, 30), (121, 0), (121, 3)] {
+            s.extend(Header::new(cmd, 1, len).emit());
+            s.extend(std::iter::repeat_n(cmd as u8, len));
+        }
+        for step in [1, 5, 16, 17, 1000] {
+            let mut fr = Framer::default().keep_bodies(|h| h.cmd == 205);
+            let mut got = Vec::new();
+            let mut pos = 0;
+            while pos < s.len() {
+                let n = step.min(s.len() - pos);
+                fr.feed(pos as u64, &s[pos..pos + n], &mut |e| {
+                    if let FramerEvent::Frame {
+                        offset,
+                        header,
+                        body,
+                        ..
+                    } = e
+                    {
+                        got.push((
+                            offset,
+                            header.cmd,
+                            header.body_len(),
+                            body.to_vec(),
+                            pos + n,
+                        ));
+                    }
+                });
+                pos += n;
+            }
+            let offsets: Vec<(u64, u32, usize, usize)> =
+                got.iter().map(|g| (g.0, g.1, g.2, g.3.len())).collect();
+            assert_eq!(
+                offsets,
+                [
+                    (0, 121, 40, 0),
+                    (56, 205, 30, 30),
+                    (102, 121, 0, 0),
+                    (118, 121, 3, 0)
+                ],
+                "step {step}"
+            );
+            assert_eq!(got[1].3, vec![205u8; 30]);
+            // Reported once the last byte arrived, not earlier.
+            for (g, end) in got.iter().zip([56usize, 102, 118, 137]) {
+                assert!(g.4 >= end, "step {step}: frame at {} reported early", g.0);
+            }
+        }
     }
 }
