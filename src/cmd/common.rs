@@ -48,7 +48,7 @@ impl DissectArgs {
                 .with_context(|| format!("profile {}", p.display()))?;
         }
         let keylog = match &self.keylog {
-            Some(p) => Some(KeyLog::load(p).with_context(|| format!("key log {}", p.display()))?),
+            Some(p) => Some(KeyLog::load(p)?),
             None => None,
         };
         let schemas = if self.protos.is_empty() {

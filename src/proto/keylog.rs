@@ -47,13 +47,13 @@ pub struct KeyLogError {
 /// [`KeyLog::load`] failed.
 #[derive(Debug, Error)]
 pub enum LoadError {
-    #[error("cannot read key log {path}: {source}")]
+    #[error("cannot read key log {path}")]
     Io {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("{path}: {source}")]
+    #[error("key log {path} is not valid")]
     Parse {
         path: PathBuf,
         #[source]

@@ -3,6 +3,7 @@
 mod analyze_wechat;
 mod bodies;
 mod cli;
+mod cli_analyze;
 mod common;
 mod conformance;
 mod prefixes;

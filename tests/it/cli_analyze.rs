@@ -1,0 +1,304 @@
+//! `syncscope analyze` and `syncscope frames` as a user runs them.
+
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+use crate::common::shared;
+
+fn syncscope(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_syncscope"))
+        .args(args)
+        .output()
+        .expect("run syncscope")
+}
+
+fn wechat(name: &str) -> String {
+    shared()
+        .join("corpus/wechat")
+        .join(name)
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn sample() -> String {
+    concat!(env!("CARGO_MANIFEST_DIR"), "/samples/longlink-8080.pcap").to_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn ndjson(o: &Output) -> Vec<Value> {
+    assert!(o.status.success(), "{}", stderr(o));
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn frames_on_the_sample_pair_every_request() {
+    let frames = ndjson(&syncscope(&["frames", &sample(), "--format", "ndjson"]));
+    assert!(frames.len() > 20);
+    for f in &frames {
+        for k in [
+            "ts",
+            "conn",
+            "dir",
+            "layer",
+            "cmd",
+            "cmd_name",
+            "seq",
+            "len",
+            "kind",
+            "stream_offset",
+            "after_gap",
+            "body",
+        ] {
+            assert!(f.get(k).is_some(), "field {k} missing in {f}");
+        }
+        assert_eq!(f["layer"], "longlink");
+        if f["kind"] == "response" {
+            assert!(f["latency_us"].is_u64(), "response without latency: {f}");
+            assert!(f["cmd"].as_u64().unwrap() >= 1_000_000_000);
+        }
+        if f["kind"] == "push" {
+            assert_eq!(f["seq"], 0);
+            assert_eq!(f["dir"], "s2c");
+        }
+    }
+    // Requests and responses balance on a capture that ends cleanly.
+    let count = |k: &str| frames.iter().filter(|f| f["kind"] == k).count();
+    assert_eq!(count("request"), count("response"));
+}
+
+#[test]
+fn frames_filters_by_cmd_name_conn_and_layer() {
+    let all = ndjson(&syncscope(&["frames", &sample(), "--format", "ndjson"]));
+    let sync = ndjson(&syncscope(&[
+        "frames",
+        &sample(),
+        "--format",
+        "ndjson",
+        "--cmd",
+        "newsync",
+    ]));
+    assert!(!sync.is_empty());
+    assert!(sync
+        .iter()
+        .all(|f| f["cmd"] == 121 || f["cmd"] == 1_000_000_121));
+    let want = all
+        .iter()
+        .filter(|f| f["cmd"] == 121 || f["cmd"] == 1_000_000_121)
+        .count();
+    assert_eq!(sync.len(), want);
+    let by_number = ndjson(&syncscope(&[
+        "frames",
+        &sample(),
+        "--format",
+        "ndjson",
+        "--cmd",
+        "121",
+    ]));
+    assert_eq!(by_number, sync);
+    let conn1 = ndjson(&syncscope(&[
+        "frames",
+        &sample(),
+        "--format",
+        "ndjson",
+        "--conn",
+        "1",
+    ]));
+    assert!(!conn1.is_empty() && conn1.iter().all(|f| f["conn"] == 1));
+    let none = ndjson(&syncscope(&[
+        "frames",
+        &sample(),
+        "--format",
+        "ndjson",
+        "--layer",
+        "mmtls",
+    ]));
+    assert!(none.is_empty());
+    let bad = syncscope(&["frames", &sample(), "--layer", "tcp"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(stderr(&bad).contains("--layer"), "{}", stderr(&bad));
+}
+
+#[test]
+fn frames_json_is_the_ndjson_records_as_an_array() {
+    let nd = ndjson(&syncscope(&["frames", &sample(), "--format", "ndjson"]));
+    let out = syncscope(&["frames", &sample(), "--format", "json"]);
+    let arr: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(arr, nd);
+}
+
+#[test]
+fn analyze_with_the_key_log_reports_what_expected_md_lists() {
+    let out = syncscope(&[
+        "analyze",
+        &wechat("capture-logged-in-all-keys.pcapng"),
+        "--keylog",
+        &wechat("frida-logged-in-all-keys.log"),
+        "--format",
+        "json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["connections"].as_array().unwrap().len(), 34);
+    assert_eq!(r["by_protocol"]["mmtls_short"], 25);
+    assert_eq!(r["mmtls"]["records"], 204);
+    assert_eq!(r["mmtls"]["decrypted"], 117);
+    assert_eq!(r["mmtls"]["no_key"], 33);
+    assert_eq!(r["synckeys"].as_array().unwrap().len(), 5);
+    let text = syncscope(&[
+        "analyze",
+        &wechat("capture-logged-in-all-keys.pcapng"),
+        "--keylog",
+        &wechat("frida-logged-in-all-keys.log"),
+    ]);
+    let t = String::from_utf8_lossy(&text.stdout);
+    for s in [
+        "Connections: 34",
+        "MMTLS records: 204",
+        "decrypted 117",
+        "longlink_identify",
+        "SyncKeys seen",
+    ] {
+        assert!(t.contains(s), "{s} missing from the report:\n{t}");
+    }
+}
+
+#[test]
+fn without_the_key_log_records_are_reported_as_encrypted() {
+    let out = syncscope(&[
+        "analyze",
+        &wechat("capture-logged-in-all-keys.pcapng"),
+        "--format",
+        "json",
+    ]);
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["mmtls"]["records"], 204);
+    assert_eq!(r["mmtls"]["decrypted"], 0);
+    assert_eq!(r["mmtls"]["no_key"], 150);
+    let frames = ndjson(&syncscope(&[
+        "frames",
+        &wechat("capture-logged-in-all-keys.pcapng"),
+        "--format",
+        "ndjson",
+        "--layer",
+        "mmtls",
+    ]));
+    assert_eq!(frames.len(), 204);
+    assert!(frames
+        .iter()
+        .all(|f| f["crypto"] == "plaintext" || f["crypto"] == "no_key"));
+}
+
+#[test]
+fn short_link_records_carry_uri_host_and_business() {
+    let frames = ndjson(&syncscope(&[
+        "frames",
+        &wechat("capture-logged-in-all-keys.pcapng"),
+        "--keylog",
+        &wechat("frida-logged-in-all-keys.log"),
+        "--format",
+        "ndjson",
+        "--layer",
+        "shortlink",
+    ]));
+    assert_eq!(frames.len(), 36);
+    for f in &frames {
+        let b = &f["business"];
+        for k in [
+            "cgi",
+            "cgi_name",
+            "algo",
+            "compress",
+            "uin",
+            "decrypted",
+            "plaintext_len",
+            "plaintext_sha256",
+        ] {
+            assert!(b.get(k).is_some(), "business.{k} missing in {f}");
+        }
+        assert!(
+            f["uri"]
+                .as_str()
+                .unwrap()
+                .starts_with("/cgi-bin/micromsg-bin/"),
+            "{f}"
+        );
+        assert!(f["host"].is_string());
+        assert!(f["mmtls_record"].is_u64());
+    }
+}
+
+#[test]
+fn bad_inputs_name_the_file_and_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("keys.log");
+    std::fs::write(&junk, "not json\n").unwrap();
+    let out = syncscope(&["analyze", &sample(), "--keylog", junk.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("keys.log"), "{}", stderr(&out));
+    let out = syncscope(&["analyze", &sample(), "--keylog", "/nonexistent/k.log"]);
+    assert_eq!(out.status.code(), Some(2));
+    let bad_proto = dir.path().join("bad.proto");
+    std::fs::write(
+        &bad_proto,
+        "syntax = \"proto3\";\nmessage X { int32 a = ; }\n",
+    )
+    .unwrap();
+    let out = syncscope(&["frames", &sample(), "--proto", bad_proto.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("bad.proto"), "{}", stderr(&out));
+    let bad_profile = dir.path().join("p.toml");
+    std::fs::write(&bad_profile, "[[command]]\ncmd = 'x'\n").unwrap();
+    let out = syncscope(&[
+        "frames",
+        &sample(),
+        "--profile",
+        bad_profile.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("p.toml"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_profile_and_a_proto_decode_bodies_by_message() {
+    // The sample's newsync bodies are random bytes: with a profile mapping
+    // cmd 121 to a message the body is decoded against it or the schema
+    // error is shown next to the schema-less view.
+    let dir = tempfile::tempdir().unwrap();
+    let profile = dir.path().join("p.toml");
+    std::fs::write(
+        &profile,
+        "[[command]]\ncmd = 121\nname = \"sync\"\nrequest = \"micromsg.NewSyncRequest\"\n",
+    )
+    .unwrap();
+    let proto = concat!(env!("CARGO_MANIFEST_DIR"), "/proto/wechat.proto");
+    let frames = ndjson(&syncscope(&[
+        "frames",
+        &sample(),
+        "--format",
+        "ndjson",
+        "--profile",
+        profile.to_str().unwrap(),
+        "--proto",
+        proto,
+        "--cmd",
+        "121",
+    ]));
+    assert!(!frames.is_empty());
+    for f in &frames {
+        assert!(
+            f["cmd_name"] == "sync" || f["cmd_name"] == "sync_resp",
+            "{f}"
+        );
+        if f["kind"] == "request" {
+            let b = &f["body"];
+            assert!(b.is_object(), "{f}");
+        }
+    }
+}
