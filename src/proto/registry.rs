@@ -35,7 +35,7 @@ const BUILTIN: &[(u32, &str)] = &[
 /// Errors in a profile file.
 #[derive(Debug, thiserror::Error)]
 pub enum ProfileError {
-    #[error("profile is not valid TOML: {0}")]
+    #[error("not valid TOML")]
     Toml(#[from] toml::de::Error),
     #[error("profile command {index}: {reason}")]
     Entry { index: usize, reason: String },
