@@ -28,7 +28,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let opts = args.common.options()?;
     let mut reader = Reader::open(&args.common.capture)?;
     let mut an = Analyzer::new(&opts, |_| {}).without_records();
-    let summary = pipeline::run(&mut reader, flow::Config::default(), &mut an, |_| {});
+    let summary = super::run_with_progress(
+        &args.common.capture,
+        args.common.quiet,
+        &mut reader,
+        |r, tick| pipeline::run(r, flow::Config::default(), &mut an, tick),
+    );
     let report = an.into_report();
     let mut out = io::BufWriter::new(io::stdout().lock());
     match args.format {

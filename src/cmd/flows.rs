@@ -1,10 +1,9 @@
-use std::io::{self, IsTerminal, Write};
+use std::io::{self, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::ValueEnum;
-use indicatif::{ProgressBar, ProgressStyle};
 
 use syncscope::capture::Reader;
 use syncscope::pipeline::{self, RunSummary};
@@ -71,19 +70,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let mut sink = FlowsSink::new(args.hash, args.dump.clone(), stream)
         .with_context(|| format!("cannot create dump directory {:?}", args.dump))?;
-    let progress = progress_bar(&args, &reader);
-    let mut n = 0u64;
-    let summary = pipeline::run(&mut reader, cfg, &mut sink, |offset| {
-        n += 1;
-        if n % 8192 == 0 {
-            if let Some(p) = &progress {
-                p.set_position(offset);
-            }
-        }
+    let summary = super::run_with_progress(&args.capture, args.quiet, &mut reader, |r, tick| {
+        pipeline::run(r, cfg, &mut sink, tick)
     });
-    if let Some(p) = progress {
-        p.finish_and_clear();
-    }
     sink.flush().context("writing output")?;
 
     let mut out = io::stdout().lock();
@@ -118,29 +107,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// A progress bar on stderr for large plain files when stderr is a terminal.
-fn progress_bar(args: &Args, reader: &Reader) -> Option<ProgressBar> {
-    const LARGE: u64 = 64 << 20;
-    if args.quiet || !io::stderr().is_terminal() || reader.stats().gzip {
-        return None;
-    }
-    let len = std::fs::metadata(&args.capture)
-        .ok()
-        .filter(|m| m.is_file())?
-        .len();
-    if len < LARGE {
-        return None;
-    }
-    let bar = ProgressBar::new(len);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{bar:40} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
-        )
-        .ok()?,
-    );
-    Some(bar)
 }
 
 pub fn print_summary(s: &RunSummary) {

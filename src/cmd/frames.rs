@@ -103,7 +103,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 _ => kept.push(r.clone()),
             }
         });
-        let s = pipeline::run(&mut reader, flow::Config::default(), &mut an, |_| {});
+        let s = super::run_with_progress(
+            &args.common.capture,
+            args.common.quiet,
+            &mut reader,
+            |r, tick| pipeline::run(r, flow::Config::default(), &mut an, tick),
+        );
         let _ = an.into_report();
         s
     };

@@ -3,9 +3,61 @@ pub mod common;
 pub mod flows;
 pub mod frames;
 
+use std::io::IsTerminal;
+use std::path::Path;
 use std::process::ExitCode;
 
+use indicatif::{ProgressBar, ProgressStyle};
+
+use syncscope::capture::Reader;
 use syncscope::pipeline::RunSummary;
+
+/// Runs `f` over the capture with a progress bar on stderr when stderr is a
+/// terminal and the input is a large plain file (gzip and stdin get none:
+/// their size is unknown).
+pub fn run_with_progress(
+    path: &Path,
+    quiet: bool,
+    reader: &mut Reader,
+    f: impl FnOnce(&mut Reader, &mut dyn FnMut(u64)) -> RunSummary,
+) -> RunSummary {
+    const LARGE: u64 = 64 << 20;
+    let len = std::fs::metadata(path)
+        .ok()
+        .filter(|m| m.is_file())
+        .map(|m| m.len());
+    let bar = match len {
+        Some(len)
+            if len >= LARGE
+                && !quiet
+                && std::io::stderr().is_terminal()
+                && !reader.stats().gzip =>
+        {
+            let bar = ProgressBar::new(len);
+            if let Ok(style) = ProgressStyle::with_template(
+                "{bar:40} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
+            ) {
+                bar.set_style(style);
+            }
+            Some(bar)
+        }
+        _ => None,
+    };
+    let mut n = 0u64;
+    let mut tick = |offset: u64| {
+        n += 1;
+        if n % 8192 == 0 {
+            if let Some(b) = &bar {
+                b.set_position(offset);
+            }
+        }
+    };
+    let summary = f(reader, &mut tick);
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    summary
+}
 
 /// The stderr summary and the exit code for a truncated or corrupt capture.
 pub fn finish(args: &common::DissectArgs, summary: &RunSummary) -> anyhow::Result<ExitCode> {
