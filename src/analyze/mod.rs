@@ -280,8 +280,15 @@ impl<F: FnMut(&FrameRecord)> Sink for Analyzer<'_, F> {
 
     fn flow_end(&mut self, s: &FlowSummary) {
         let Some(mut conn) = self.conns.remove(&s.id) else {
-            self.report
-                .add_conn(s, [None, None], ["".into(), "".into()], 0, 0);
+            // No payload at all.
+            if self
+                .opts
+                .port
+                .is_none_or(|p| s.client.port() == p || s.server.port() == p)
+            {
+                self.report
+                    .add_conn(s, [None, None], ["".into(), "".into()], 0, 0);
+            }
             return;
         };
         if conn.skip {

@@ -302,3 +302,22 @@ fn a_profile_and_a_proto_decode_bodies_by_message() {
         }
     }
 }
+
+#[test]
+fn port_restricts_analysis_to_connections_on_that_port() {
+    let out = syncscope(&[
+        "analyze",
+        &wechat("capture-logged-in-all-keys.pcapng"),
+        "--port",
+        "8080",
+        "--format",
+        "json",
+    ]);
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let conns = r["connections"].as_array().unwrap();
+    assert_eq!(conns.len(), 7);
+    for c in conns {
+        let on = |e: &Value| e.as_str().unwrap().ends_with(":8080");
+        assert!(on(&c["server"]) || on(&c["client"]), "{c}");
+    }
+}
