@@ -7,3 +7,4 @@ pub mod longlink;
 pub mod mmtls;
 pub mod registry;
 pub mod shortlink;
+pub mod web;

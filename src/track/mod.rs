@@ -2,3 +2,4 @@
 //! latency, pushes, heartbeats.
 
 pub mod pairing;
+pub mod synckey;
