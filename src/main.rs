@@ -27,6 +27,8 @@ enum Command {
     Analyze(cmd::analyze::Args),
     /// One record per application frame (long link, short link, MMTLS records).
     Frames(cmd::frames::Args),
+    /// The SyncKey timeline per user across binary and web flows, with its anomalies.
+    Sync(cmd::sync::Args),
 }
 
 fn main() -> ExitCode {
@@ -35,6 +37,7 @@ fn main() -> ExitCode {
         Command::Flows(args) => cmd::flows::run(args),
         Command::Analyze(args) => cmd::analyze::run(args),
         Command::Frames(args) => cmd::frames::run(args),
+        Command::Sync(args) => cmd::sync::run(args),
     };
     match result {
         Ok(code) => code,

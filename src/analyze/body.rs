@@ -15,6 +15,8 @@ pub struct Decoded {
     pub synckey: Option<KeyMap>,
     pub synckey_source: Option<&'static str>,
     pub business: Option<Value>,
+    /// The user, when the body names one (identify, business header).
+    pub uin: Option<u64>,
 }
 
 fn blob(body: &[u8]) -> Value {
@@ -28,11 +30,13 @@ pub fn decode(opts: &Options, h: &Header, body: &[u8]) -> Decoded {
         synckey: None,
         synckey_source: None,
         business: None,
+        uin: None,
     };
     if h.cmd == 205 && h.seq == SEQ_IDENTIFY {
         if let Ok(id) = Identify::decode(body) {
             d.synckey = Some(id.synckey.to_map());
             d.synckey_source = Some("longlink_identify");
+            d.uin = Some(id.uin as u64);
             d.value = serde_json::json!({
                 "identify": {
                     "uin": id.uin,
@@ -51,6 +55,7 @@ pub fn decode(opts: &Options, h: &Header, body: &[u8]) -> Decoded {
         if let Some(b) = business(opts, body) {
             d.value = b.body;
             d.business = Some(b.summary);
+            d.uin = b.uin;
             if let Some((source, keys)) = b.synckey {
                 d.synckey = Some(keys);
                 d.synckey_source = Some(source);
@@ -94,6 +99,8 @@ pub struct Business {
     /// The body to show: decoded plaintext, or the encrypted bytes.
     pub body: Value,
     pub synckey: Option<(&'static str, KeyMap)>,
+    /// The header's uin (0 in responses: None).
+    pub uin: Option<u64>,
 }
 
 /// Parses a `0xBF` business packet and, with a key log, decrypts it.
@@ -119,6 +126,7 @@ pub fn business(opts: &Options, packet: &[u8]) -> Option<Business> {
         summary: Value::Null,
         body: blob(body),
         synckey: None,
+        uin: Some(h.uin as u64).filter(|&u| u != 0),
     };
     match outcome {
         Outcome::Decoded(d) => {

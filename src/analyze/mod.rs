@@ -22,6 +22,7 @@ use crate::proto::mmtls::{self, Splitter};
 use crate::proto::registry::Registry;
 use crate::reassembly::Event;
 use crate::track::pairing::{LatencyTable, Paired, Pairing};
+use crate::track::synckey::{Ids, Observation, Source, Timeline};
 
 pub use report::{AnomalyRow, CmdRow, ConnRow, LatencyRow, MmtlsTotals, Report, SyncKeySeen};
 
@@ -192,6 +193,7 @@ pub struct Analyzer<'o, F: FnMut(&FrameRecord)> {
     conns: HashMap<u64, Conn>,
     latencies: LatencyTable,
     report: Report,
+    timeline: Timeline,
     /// Whether frame records are wanted (bodies are decoded only then, or
     /// when a tracker needs them).
     records: bool,
@@ -205,6 +207,7 @@ impl<'o, F: FnMut(&FrameRecord)> Analyzer<'o, F> {
             conns: HashMap::new(),
             latencies: LatencyTable::default(),
             report: Report::default(),
+            timeline: Timeline::new(),
             records: true,
         }
     }
@@ -214,6 +217,46 @@ impl<'o, F: FnMut(&FrameRecord)> Analyzer<'o, F> {
     pub fn without_records(mut self) -> Self {
         self.records = false;
         self
+    }
+
+    /// A SyncKey seen in a binary message: listed, and put on its session's timeline.
+    fn synckey_seen(&mut self, here: &Here, uin: Option<u64>, source: &str, keys: KeyMap) {
+        let (src, message) = match source {
+            "longlink_identify" => (Source::ClientPresented, "identify"),
+            "newsync_response" => (Source::ServerIssued, "newsync_response"),
+            "newsync_request" => (Source::ClientPresented, "newsync_request"),
+            other => (
+                if here.dir == Direction::ServerToClient {
+                    Source::ServerIssued
+                } else {
+                    Source::ClientPresented
+                },
+                other,
+            ),
+        };
+        self.report.synckeys.push(report::SyncKeySeen {
+            ts: here.ts,
+            conn: here.conn,
+            dir: here.dir,
+            source: source.to_owned(),
+            keys: keys.clone(),
+        });
+        self.timeline.observe(
+            Ids {
+                uin,
+                sid: None,
+                conn: here.conn,
+            },
+            Observation {
+                ts: here.ts,
+                conn: here.conn,
+                dir: here.dir,
+                source: src,
+                message: message.to_owned(),
+                keys,
+            },
+            false,
+        );
     }
 
     /// The report; call after the pipeline finished.
@@ -229,6 +272,7 @@ impl<'o, F: FnMut(&FrameRecord)> Analyzer<'o, F> {
                 latency: l,
             })
             .collect();
+        self.report.sessions = std::mem::take(&mut self.timeline).finish();
         self.report.finish();
         self.report
     }
@@ -673,13 +717,17 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
         let (body, business) = match body::business(self.opts, packet) {
             Some(b) => {
                 if let Some((source, keys)) = b.synckey {
-                    self.report.synckeys.push(report::SyncKeySeen {
-                        ts: here.ts,
-                        conn: here.conn,
-                        dir: here.dir,
-                        source: source.to_owned(),
-                        keys,
-                    });
+                    self.synckey_seen(here, b.uin, source, keys);
+                }
+                if b.summary["cgi"] == 138 && kind == "request" {
+                    self.timeline.sync_request(
+                        Ids {
+                            uin: b.uin,
+                            sid: None,
+                            conn: here.conn,
+                        },
+                        here.ts,
+                    );
                 }
                 (b.body, Some(b.summary))
             }
@@ -847,6 +895,16 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
         let name = self.opts.registry.name(h.cmd).map(|n| n.into_owned());
         self.report
             .add_frame(h.cmd, name.clone(), h.len as u64, h.kind());
+        let ids = Ids {
+            uin: None,
+            sid: None,
+            conn: here.conn,
+        };
+        match (h.kind(), h.request_cmd()) {
+            (longlink::Kind::Push, 24) => self.timeline.notified(ids, here.ts, None),
+            (longlink::Kind::Request, 121) => self.timeline.sync_request(ids, here.ts),
+            _ => {}
+        }
         let needed = self.records
             || (h.cmd == 205 && h.seq == longlink::SEQ_IDENTIFY)
             || (self.opts.keylog.is_some() && body.first() == Some(&0xBF));
@@ -855,13 +913,12 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
         }
         let decoded = body::decode(self.opts, &h, body);
         if let Some(sk) = &decoded.synckey {
-            self.report.synckeys.push(report::SyncKeySeen {
-                ts: here.ts,
-                conn: here.conn,
-                dir: here.dir,
-                source: decoded.synckey_source.unwrap_or("body").to_owned(),
-                keys: sk.clone(),
-            });
+            self.synckey_seen(
+                here,
+                decoded.uin,
+                decoded.synckey_source.unwrap_or("body"),
+                sk.clone(),
+            );
         }
         let rec = FrameRecord {
             ts: here.ts,

@@ -132,6 +132,8 @@ pub struct Report {
     /// Short-link messages dissected (requests and responses).
     pub short_links: u64,
     pub synckeys: Vec<SyncKeySeen>,
+    /// SyncKey timelines per user (uin or web sid), binary and web flows together.
+    pub sessions: Vec<crate::track::synckey::Session>,
     pub anomalies: Vec<AnomalyRow>,
     #[serde(skip)]
     pub(super) pairing: Vec<(u64, PairCounts, Latency)>,

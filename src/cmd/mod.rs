@@ -2,6 +2,7 @@ pub mod analyze;
 pub mod common;
 pub mod flows;
 pub mod frames;
+pub mod sync;
 
 use std::io::IsTerminal;
 use std::path::Path;

@@ -287,3 +287,107 @@ pub fn analyze(r: &crate::analyze::Report) -> String {
     }
     s
 }
+
+/// The `sync` timeline: per session, every SyncKey observation with what
+/// changed since the previous one, then the anomalies.
+pub fn sessions(sessions: &[crate::track::synckey::Session]) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    if sessions.is_empty() {
+        let _ = writeln!(
+            s,
+            "No SyncKey seen (with MMTLS, pass --keylog to see inside)."
+        );
+    }
+    for (n, ses) in sessions.iter().enumerate() {
+        let _ = writeln!(
+            s,
+            "Session {n}: uin {}, sid {} — {} observations, {} transitions, {} anomalies",
+            opt(ses.uin),
+            ses.sid.as_deref().unwrap_or("-"),
+            ses.observations.len(),
+            ses.transitions.len(),
+            ses.anomalies.len()
+        );
+        let mut t = table(vec![
+            "#",
+            "ts",
+            "conn",
+            "dir",
+            "source",
+            "message",
+            "keys",
+            "changed since previous",
+        ]);
+        for (i, o) in ses.observations.iter().enumerate() {
+            let changed = ses
+                .transitions
+                .iter()
+                .find(|tr| tr.to == i)
+                .map(|tr| {
+                    tr.changed
+                        .iter()
+                        .map(|(k, c)| match c.delta {
+                            Some(d) => format!("{k}{d:+}"),
+                            None => format!("{k}: {} -> {}", opt(c.from), opt(c.to)),
+                        })
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+                .unwrap_or_else(|| {
+                    if i == 0 {
+                        String::new()
+                    } else {
+                        "(same)".into()
+                    }
+                });
+            let source = serde_json::to_value(o.source)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default();
+            t.add_row(vec![
+                i.to_string(),
+                o.ts.to_rfc3339(),
+                o.conn.to_string(),
+                o.dir.as_str().to_owned(),
+                source,
+                o.message.clone(),
+                o.keys.len().to_string(),
+                changed,
+            ]);
+        }
+        let _ = writeln!(s, "{t}");
+        if !ses.anomalies.is_empty() {
+            let mut t = table(vec!["ts", "conn", "kind", "detail"]);
+            for a in &ses.anomalies {
+                t.add_row(vec![
+                    a.ts.to_rfc3339(),
+                    a.conn.to_string(),
+                    a.kind.to_owned(),
+                    a.detail.clone(),
+                ]);
+            }
+            let _ = writeln!(s, "Anomalies:\n{t}");
+        }
+        let tm = &ses.timings;
+        if !tm.notify_to_sync_ms.is_empty() || !tm.longpoll_ms.is_empty() {
+            let avg = |v: &[f64]| {
+                if v.is_empty() {
+                    0.0
+                } else {
+                    v.iter().sum::<f64>() / v.len() as f64
+                }
+            };
+            let _ = writeln!(
+                s,
+                "Timing: notify -> sync {} times, mean {:.1} ms; long polls {}, mean {:.1} ms",
+                tm.notify_to_sync_ms.len(),
+                avg(&tm.notify_to_sync_ms),
+                tm.longpoll_ms.len(),
+                avg(&tm.longpoll_ms)
+            );
+        }
+        let _ = writeln!(s);
+    }
+    s
+}

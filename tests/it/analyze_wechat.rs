@@ -241,3 +241,49 @@ fn connections_mmtls_short_links_business_packets_and_synckeys() {
         assert_eq!(g.keys, want);
     }
 }
+
+/// Issue 4's proof on the real capture: uin 1505495844's timeline holds the
+/// 5 observations of EXPECTED.md and the one transition that changes keys
+/// 2, 24, 25, 27 and 201, with their deltas.
+#[test]
+fn synckey_timeline_of_the_real_user() {
+    let exp = expected();
+    let (_, report) = analyze();
+    assert_eq!(report.sessions.len(), 1);
+    let s = &report.sessions[0];
+    assert_eq!(s.uin, Some(1_505_495_844));
+    let obs = exp["synckeys"]["observations"].as_array().unwrap();
+    assert_eq!(s.observations.len(), obs.len());
+    let messages: Vec<&str> = s.observations.iter().map(|o| o.message.as_str()).collect();
+    assert_eq!(
+        messages,
+        [
+            "newsync_request",
+            "newsync_response",
+            "identify",
+            "newsync_request",
+            "newsync_response"
+        ]
+    );
+    assert_eq!(s.transitions.len(), 1);
+    let want = exp["synckeys"]["diffs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["identical"] == false)
+        .unwrap();
+    let tr = &s.transitions[0];
+    assert_eq!(
+        (tr.from as u64, tr.to as u64),
+        (want["from"].as_u64().unwrap(), want["to"].as_u64().unwrap())
+    );
+    let changed: Vec<u32> = tr.changed.keys().copied().collect();
+    assert_eq!(changed, [2, 24, 25, 27, 201]);
+    for (k, c) in &tr.changed {
+        let w = &want["changed"][k.to_string()];
+        assert_eq!(c.from, w["from"].as_u64(), "key {k}");
+        assert_eq!(c.to, w["to"].as_u64(), "key {k}");
+        assert_eq!(c.delta, w["delta"].as_i64(), "key {k}");
+    }
+    assert!(s.anomalies.is_empty(), "{:?}", s.anomalies);
+}

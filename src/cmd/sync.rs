@@ -1,0 +1,61 @@
+use std::io::{self, Write};
+use std::process::ExitCode;
+
+use clap::ValueEnum;
+
+use syncscope::analyze::Analyzer;
+use syncscope::capture::Reader;
+use syncscope::{flow, pipeline};
+
+use super::common::DissectArgs;
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum OutFormat {
+    Table,
+    Json,
+    Ndjson,
+}
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub common: DissectArgs,
+    /// Output format: a timeline per session, `{"sessions": [...]}`, or one session per line.
+    #[arg(long, value_enum, default_value_t = OutFormat::Table)]
+    pub format: OutFormat,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let opts = args.common.options()?;
+    let mut reader = Reader::open(&args.common.capture)?;
+    let mut an = Analyzer::new(&opts, |_| {}).without_records();
+    let summary = super::run_with_progress(
+        &args.common.capture,
+        args.common.quiet,
+        &mut reader,
+        |r, tick| pipeline::run(r, flow::Config::default(), &mut an, tick),
+    );
+    let report = an.into_report();
+    let mut out = io::BufWriter::new(io::stdout().lock());
+    match args.format {
+        OutFormat::Json => {
+            serde_json::to_writer_pretty(
+                &mut out,
+                &serde_json::json!({ "sessions": report.sessions }),
+            )
+            .map_err(io::Error::from)?;
+            out.write_all(b"\n")?;
+        }
+        OutFormat::Ndjson => {
+            for s in &report.sessions {
+                serde_json::to_writer(&mut out, s).map_err(io::Error::from)?;
+                out.write_all(b"\n")?;
+            }
+        }
+        OutFormat::Table => {
+            out.write_all(syncscope::report::table::sessions(&report.sessions).as_bytes())?
+        }
+    }
+    out.flush()?;
+    super::finish(&args.common, &summary)
+}
