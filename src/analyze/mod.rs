@@ -45,6 +45,10 @@ pub enum Layer {
     Longlink,
     Shortlink,
     Mmtls,
+    /// An HTTP exchange that is not a known web endpoint.
+    Http,
+    /// A web WeChat exchange (jslogin ... webwxsendmsg).
+    Web,
 }
 
 impl Layer {
@@ -53,6 +57,8 @@ impl Layer {
             Layer::Longlink => "longlink",
             Layer::Shortlink => "shortlink",
             Layer::Mmtls => "mmtls",
+            Layer::Http => "http",
+            Layer::Web => "web",
         }
     }
 }
@@ -94,6 +100,16 @@ pub struct FrameRecord {
     pub host: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub business: Option<serde_json::Value>,
+    /// HTTP exchanges: the request method and path (with query), the status.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// Web exchanges: the endpoint (webwxsync, synccheck, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<&'static str>,
 }
 
 /// Bytes held per direction to decide its protocol.
@@ -760,6 +776,10 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
             uri: req.map(|r| r.uri.clone()),
             host: req.map(|r| r.host.clone()),
             business,
+            method: None,
+            path: None,
+            status: None,
+            endpoint: None,
         };
         (self.out)(&rec);
     }
@@ -820,6 +840,10 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
             uri: None,
             host: None,
             business: None,
+            method: None,
+            path: None,
+            status: None,
+            endpoint: None,
         };
         (self.out)(&rec);
         let pt = plaintext?;
@@ -939,6 +963,10 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
             uri: None,
             host: None,
             business: decoded.business,
+            method: None,
+            path: None,
+            status: None,
+            endpoint: None,
         };
         (self.out)(&rec);
     }

@@ -30,7 +30,7 @@ pub struct Args {
     /// Only frames of this connection id (as `syncscope flows` numbers them).
     #[arg(long)]
     pub conn: Option<u64>,
-    /// Only this layer: longlink, shortlink or mmtls.
+    /// Only this layer: longlink, shortlink, mmtls, http or web.
     #[arg(long)]
     pub layer: Option<String>,
 }
@@ -70,8 +70,8 @@ impl Filter {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(l) = &args.layer {
-        if !["longlink", "shortlink", "mmtls"].contains(&l.as_str()) {
-            anyhow::bail!("--layer {l}: expected longlink, shortlink or mmtls");
+        if !["longlink", "shortlink", "mmtls", "http", "web"].contains(&l.as_str()) {
+            anyhow::bail!("--layer {l}: expected longlink, shortlink, mmtls, http or web");
         }
     }
     let opts = args.common.options()?;

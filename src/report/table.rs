@@ -262,6 +262,41 @@ pub fn analyze(r: &crate::analyze::Report) -> String {
         }
         let _ = writeln!(s, "{t}\n");
     }
+    if !r.sessions.is_empty() {
+        let _ = writeln!(
+            s,
+            "SyncKey sessions (see `syncscope sync` for the timelines):"
+        );
+        let mut t = table(vec![
+            "uin",
+            "sid",
+            "observations",
+            "transitions",
+            "anomalies",
+            "latest keys",
+        ]);
+        for ses in &r.sessions {
+            let latest = ses
+                .observations
+                .last()
+                .map(|o| o.keys.len().to_string())
+                .unwrap_or_default();
+            let kinds: Vec<&str> = ses.anomalies.iter().map(|a| a.kind).collect();
+            t.add_row(vec![
+                opt(ses.uin),
+                ses.sid.clone().unwrap_or_default(),
+                ses.observations.len().to_string(),
+                ses.transitions.len().to_string(),
+                if kinds.is_empty() {
+                    "0".into()
+                } else {
+                    format!("{} ({})", kinds.len(), kinds.join(", "))
+                },
+                latest,
+            ]);
+        }
+        let _ = writeln!(s, "{t}\n");
+    }
     if r.anomalies.is_empty() {
         let _ = writeln!(s, "Anomalies: none");
     } else {
