@@ -29,6 +29,9 @@ enum Command {
     Frames(cmd::frames::Args),
     /// The SyncKey timeline per user across binary and web flows, with its anomalies.
     Sync(cmd::sync::Args),
+    /// Capture live from an interface: frames as they complete, then the analyze report.
+    #[cfg(feature = "live")]
+    Sniff(cmd::sniff::Args),
 }
 
 fn main() -> ExitCode {
@@ -37,6 +40,8 @@ fn main() -> ExitCode {
         Command::Flows(args) => cmd::flows::run(args),
         Command::Analyze(args) => cmd::analyze::run(args),
         Command::Frames(args) => cmd::frames::run(args),
+        #[cfg(feature = "live")]
+        Command::Sniff(args) => cmd::sniff::run(args),
         Command::Sync(args) => cmd::sync::run(args),
     };
     match result {

@@ -1,9 +1,11 @@
-//! Glue: capture reader -> frame decoder -> flow table -> sink. The only
-//! loop over packets; the CLI and tests drive it.
+//! Glue: packet source -> frame decoder -> flow table -> sink. The only
+//! loop over packets; the CLI and tests drive it. The source is a capture
+//! file ([`Reader`]) or, with the `live` feature, a network interface
+//! (`capture::live::LiveSource`).
 
 use std::collections::BTreeMap;
 
-use crate::capture::{self, Reader};
+use crate::capture::{self, Linktype, Packet, ReadStats, Reader};
 use crate::flow::{self, Direction, FlowMeta, FlowSummary, FlowTable, Side, Sink};
 use crate::reassembly::{Anomaly, Event};
 use crate::wire::{Decoded, Decoder, WireStats};
@@ -33,6 +35,29 @@ pub struct AnomalyRecord {
     pub dir: Direction,
     #[serde(flatten)]
     pub anomaly: Anomaly,
+}
+
+/// Where [`run`] takes its packets from.
+pub trait PacketSource {
+    /// Next packet; `Ok(None)` at the end (of the file, or of a live
+    /// capture that was told to stop). An `Err` ends the run too.
+    fn next_packet(&mut self) -> Result<Option<Packet<'_>>, capture::Error>;
+    /// Link types seen so far, in order of first appearance.
+    fn linktypes(&self) -> &[Linktype];
+    /// Counters of what has been read so far.
+    fn stats(&self) -> ReadStats;
+}
+
+impl PacketSource for Reader {
+    fn next_packet(&mut self) -> Result<Option<Packet<'_>>, capture::Error> {
+        Reader::next_packet(self)
+    }
+    fn linktypes(&self) -> &[Linktype] {
+        Reader::linktypes(self)
+    }
+    fn stats(&self) -> ReadStats {
+        Reader::stats(self).clone()
+    }
 }
 
 /// Wraps the user's sink to count what goes through.
@@ -66,12 +91,13 @@ impl<S: Sink> Sink for Counting<'_, S> {
     }
 }
 
-/// Runs a whole capture through reassembly. A truncated or corrupt file is
-/// not an error: the packets before the damage are analysed and the problem
-/// is reported in `RunSummary::read_error`. `on_packet` is called with the
-/// byte count consumed so far (for progress display).
-pub fn run<S: Sink>(
-    reader: &mut Reader,
+/// Runs a whole capture (any [`PacketSource`]) through reassembly. A
+/// truncated or corrupt file is not an error: the packets before the damage
+/// are analysed and the problem is reported in `RunSummary::read_error`.
+/// `on_packet` is called with the packet's `offset` (for a file, the byte
+/// count consumed so far, for progress display).
+pub fn run<P: PacketSource + ?Sized, S: Sink>(
+    reader: &mut P,
     cfg: flow::Config,
     sink: &mut S,
     mut on_packet: impl FnMut(u64),
@@ -107,7 +133,7 @@ pub fn run<S: Sink>(
         .iter()
         .map(|l| format!("{} ({})", l.name(), l.0))
         .collect();
-    summary.read = reader.stats().clone();
+    summary.read = reader.stats();
     summary.read_error = read_error;
     summary
 }

@@ -153,7 +153,11 @@ impl Track {
                 self.evs.push(Ev::Skipped(offset, len, reason));
             }
             FramerEvent::Oversize { offset, header } => {
-                assert!(offset >= self.end, "oversize at {offset} before {}", self.end);
+                assert!(
+                    offset >= self.end,
+                    "oversize at {offset} before {}",
+                    self.end
+                );
                 assert!(
                     fed.bytes(data, offset, HEADER_LEN as u64).is_some(),
                     "oversize header at {offset} not fed"
@@ -234,14 +238,13 @@ fuzz_target!(|data: &[u8]| {
         let mut off = fed.next;
         if special && gaps {
             let g = (u64::from(p & 0x3f) + 1) * gap_scale;
-            if implicit {
-                // The framer sees a chunk that starts later than expected.
-                off += g;
-            } else {
+            // Implicit: the framer only sees a chunk starting later than expected.
+            if !implicit {
                 a.gap(g, &mut |e| ta.event(&fed, data, true, e));
                 b.gap(g, &mut |e| tb.event(&fed, data, false, e));
             }
             fed.gap(g);
+            off = fed.next;
             last_len = 0;
         }
         let mut start = pos;
@@ -250,8 +253,6 @@ fuzz_target!(|data: &[u8]| {
             let back = (usize::from(p & 0x3f) + 1).min(last_len);
             start -= back;
             off -= back as u64;
-        } else if implicit && special && gaps {
-            off = fed.next;
         }
         let chunk = &data[start..pos + len];
         fed.add(fed.next, pos, len);

@@ -16,6 +16,7 @@ use crate::body::protobuf::Schemas;
 use crate::capture::Timestamp;
 use crate::detect::{self, Protocol};
 use crate::flow::{Direction, FlowMeta, FlowSummary, Side, Sink};
+use crate::proto::http::{self, HttpEvent};
 use crate::proto::keylog::{Decrypt, KeyLog};
 use crate::proto::longlink::{self, Framer, FramerEvent, Header};
 use crate::proto::mmtls::{self, Splitter};
@@ -123,27 +124,10 @@ enum Dissector {
     },
     Longlink(Framer),
     Mmtls(Box<MmtlsSide>),
-    /// HTTP/1.x: short-link exchanges (`POST /mmtls/...`) are dissected.
-    Http(Box<HttpSide>),
+    /// HTTP/1.x: both directions go to the connection's [`http::Conn`].
+    Http,
     /// Anything else: counted, not dissected.
     Other,
-}
-
-/// Cap on the bytes held for one HTTP message.
-const MAX_HTTP_MESSAGE: usize = 16 << 20;
-
-/// One HTTP direction: bytes not yet parsed into whole messages.
-#[derive(Debug, Default)]
-struct HttpSide {
-    /// Copied: a message may span many chunks.
-    buf: Vec<u8>,
-    /// Stream offset of `buf[0]`.
-    base: u64,
-    messages: u64,
-    /// MMTLS records seen in bodies, numbered per direction.
-    records: u64,
-    /// Parsing stopped (a gap, garbage or an over-cap message).
-    stopped: bool,
 }
 
 /// A short-link request waiting for its response.
@@ -200,6 +184,10 @@ struct Conn {
     /// Short-link requests in order, for their responses (HTTP/1.1 answers in order).
     short_pending: std::collections::VecDeque<Option<ShortReq>>,
     short_links: u64,
+    /// HTTP state of the connection (both directions), once a side speaks HTTP.
+    http: Option<Box<http::Conn>>,
+    /// MMTLS records found in HTTP bodies, numbered per direction (c2s, s2c).
+    http_records: [u64; 2],
 }
 
 /// The analyzer. `F` receives each record as it completes.
@@ -339,7 +327,7 @@ impl<F: FnMut(&FrameRecord)> Sink for Analyzer<'_, F> {
     }
 
     fn flow_end(&mut self, s: &FlowSummary) {
-        let Some(mut conn) = self.conns.remove(&s.id) else {
+        let Some(conn) = self.conns.remove(&s.id) else {
             // No payload at all.
             if self
                 .opts
@@ -354,15 +342,29 @@ impl<F: FnMut(&FrameRecord)> Sink for Analyzer<'_, F> {
         if conn.skip {
             return;
         }
+        // HTTP ends with the connection (close-delimited bodies, cut messages).
+        self.conns.insert(s.id, conn);
         for side in [Side::First, Side::Second] {
             let here = Here {
                 conn: s.id,
                 dir: s.direction(side),
                 ts: s.last_ts,
             };
-            self.conns.insert(s.id, conn);
             self.decide_now(&here, side);
-            conn = self.conns.remove(&s.id).expect("reinserted");
+        }
+        let here = Here {
+            conn: s.id,
+            dir: Direction::ClientToServer,
+            ts: s.last_ts,
+        };
+        self.with_http(&here, |h, mut out| h.finish(&mut out));
+        let mut conn = self.conns.remove(&s.id).expect("reinserted");
+        for side in [Side::First, Side::Second] {
+            let here = Here {
+                conn: s.id,
+                dir: s.direction(side),
+                ts: s.last_ts,
+            };
             let st = &mut conn.sides[side.index()];
             let mut skipped = Vec::new();
             match &mut st.dissector {
@@ -451,23 +453,30 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
     /// Sets a direction's dissector from its first bytes.
     fn set_dissector(&mut self, here: &Here, side: Side, proto: Protocol, first: &[u8]) {
         let cap = self.opts.max_frame.unwrap_or(longlink::MAX_FRAME_LEN);
-        let st = &mut self.conns.get_mut(&here.conn).expect("conn").sides[side.index()];
-        st.protocol = Some(proto);
-        st.preview = detect::preview(first);
-        st.dissector = match proto {
+        let keep_all = self.records || self.opts.keylog.is_some();
+        let conn = self.conns.get_mut(&here.conn).expect("conn");
+        let dissector = match proto {
             Protocol::Longlink => {
                 let fr = Framer::new(cap);
                 // Without records and keys, only identify bodies (SyncKeys) are needed.
-                Dissector::Longlink(if self.records || self.opts.keylog.is_some() {
+                Dissector::Longlink(if keep_all {
                     fr
                 } else {
                     fr.keep_bodies(|h| h.cmd == 205 && h.seq == longlink::SEQ_IDENTIFY)
                 })
             }
             Protocol::Mmtls => Dissector::Mmtls(Box::default()),
-            Protocol::Http => Dissector::Http(Box::default()),
+            Protocol::Http => {
+                conn.http
+                    .get_or_insert_with(|| Box::new(http::Conn::new(http::Config::default())));
+                Dissector::Http
+            }
             _ => Dissector::Other,
         };
+        let st = &mut conn.sides[side.index()];
+        st.protocol = Some(proto);
+        st.preview = detect::preview(first);
+        st.dissector = dissector;
     }
 
     /// The direction ended (or hit a gap) while its protocol was still
@@ -511,7 +520,7 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
                 }
             }
             Dissector::Mmtls(m) => m.splitter.gap(len),
-            Dissector::Http(h) => h.stopped = true,
+            Dissector::Http => self.with_http(here, |h, mut out| h.gap(here.dir, len, &mut out)),
             Dissector::Other => {}
         }
         self.anomaly(
@@ -583,96 +592,318 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
                     format!("{} bytes skipped ({:?})", sk.len, sk.reason),
                 ),
             }),
-            Dissector::Http(h) => self.http(here, side, h, offset, bytes),
+            Dissector::Http => self.with_http(here, |h, mut out| {
+                h.feed(here.dir, offset, bytes, here.ts, &mut out)
+            }),
             _ => {}
         }
         self.conns.get_mut(&here.conn).expect("conn").sides[side.index()].dissector = d;
     }
 
-    /// Adds bytes to an HTTP direction and dissects every whole message.
-    fn http(&mut self, here: &Here, side: Side, h: &mut HttpSide, offset: u64, bytes: &[u8]) {
-        use crate::proto::shortlink::{self, Parse};
-        if h.stopped {
+    /// Runs `f` on the connection's HTTP state, handling what it reports.
+    fn with_http(
+        &mut self,
+        here: &Here,
+        f: impl FnOnce(&mut http::Conn, &mut dyn FnMut(HttpEvent<'_>)),
+    ) {
+        let Some(mut h) = self.conns.get_mut(&here.conn).and_then(|c| c.http.take()) else {
             return;
+        };
+        f(&mut h, &mut |ev| self.http_event(here, ev));
+        if let Some(c) = self.conns.get_mut(&here.conn) {
+            c.http = Some(h);
         }
-        if h.buf.is_empty() {
-            h.base = offset;
-        }
-        h.buf.extend_from_slice(bytes);
-        let mut pos = 0;
-        while pos < h.buf.len() {
-            let msg = match shortlink::parse_message(&h.buf, pos) {
-                Ok(Parse::Complete(m))
-                    if m.complete
-                        && (m.status.is_none() || m.header("content-length").is_some()) =>
-                {
-                    m
-                }
-                Ok(_) => break,
-                Err(e) => {
-                    self.anomaly(
-                        here.conn,
-                        here.dir,
-                        h.base + pos as u64,
-                        "http_unparsed",
-                        format!("{e}; the rest of this direction is not dissected"),
-                    );
-                    h.stopped = true;
-                    break;
-                }
-            };
-            pos = msg.end_offset();
-            let n = h.messages;
-            h.messages += 1;
-            let body_at = h.base + msg.body_offset as u64;
-            if msg.is_short_link_request() {
-                let conn = self.conns.get_mut(&here.conn).expect("conn");
-                conn.short_links += 1;
-                let (recs, _) = crate::proto::mmtls::split_all(body_at, msg.body);
-                let mut req = None;
-                for r in recs {
-                    let idx = h.records;
-                    h.records += 1;
-                    if let Some(q) = self.record(
-                        here,
-                        side,
-                        r.header,
-                        idx,
-                        r.stream_offset,
-                        r.raw,
-                        &RecCtx::ShortRequest,
-                    ) {
-                        req = Some(q);
+    }
+
+    fn http_event(&mut self, here: &Here, ev: HttpEvent<'_>) {
+        match ev {
+            HttpEvent::Skipped {
+                dir,
+                offset,
+                len,
+                reason,
+            } => {
+                self.anomaly(
+                    here.conn,
+                    dir,
+                    offset,
+                    "http_skipped",
+                    format!("{len} bytes are not HTTP ({reason})"),
+                );
+            }
+            HttpEvent::Request(rq) => {
+                let at = Here {
+                    conn: here.conn,
+                    dir: rq.dir,
+                    ts: rq.ts_last,
+                };
+                let path = rq.path().unwrap_or("");
+                if crate::proto::shortlink::is_mmtls_path(path) {
+                    self.conns.get_mut(&here.conn).expect("conn").short_links += 1;
+                    let mut req = None;
+                    for (idx, off, h, raw) in self.body_records(&at, rq) {
+                        if let Some(q) =
+                            self.record(&at, Side::First, h, idx, off, &raw, &RecCtx::ShortRequest)
+                        {
+                            req = Some(q);
+                        }
                     }
-                }
-                self.conns
-                    .get_mut(&here.conn)
-                    .expect("conn")
-                    .short_pending
-                    .push_back(req);
-            } else if msg.status.is_some() {
-                let conn = self.conns.get_mut(&here.conn).expect("conn");
-                if conn.short_links == 0 {
-                    continue; // a plain HTTP exchange
-                }
-                let req = conn.short_pending.pop_front().flatten();
-                let (recs, _) = crate::proto::mmtls::split_all(body_at, msg.body);
-                let ctx = RecCtx::ShortResponse(req);
-                for r in recs {
-                    let idx = h.records;
-                    h.records += 1;
-                    self.record(here, side, r.header, idx, r.stream_offset, r.raw, &ctx);
+                    self.conns
+                        .get_mut(&here.conn)
+                        .expect("conn")
+                        .short_pending
+                        .push_back(req);
+                } else if rq.method() == Some("POST")
+                    && path.starts_with("/cgi-bin/micromsg-bin/")
+                    && rq.body.first() == Some(&0xBF)
+                {
+                    // Legacy short link: the body is a business packet.
+                    self.conns.get_mut(&here.conn).expect("conn").short_links += 1;
+                    let req = ShortReq {
+                        uri: path.to_owned(),
+                        host: rq.header_str("host").unwrap_or("").to_owned(),
+                        ts: rq.ts_last,
+                    };
+                    self.short_frame(
+                        &at,
+                        rq.stream_offset,
+                        0,
+                        &rq.body,
+                        "request",
+                        Some(&req),
+                        None,
+                    );
+                    self.conns
+                        .get_mut(&here.conn)
+                        .expect("conn")
+                        .short_pending
+                        .push_back(Some(req));
                 }
             }
-            let _ = n;
+            HttpEvent::Response {
+                response: rs,
+                request,
+            } => {
+                let at = Here {
+                    conn: here.conn,
+                    dir: rs.dir,
+                    ts: rs.ts_last,
+                };
+                let path = request.and_then(|r| r.path()).unwrap_or("");
+                let conn = self.conns.get_mut(&here.conn).expect("conn");
+                if crate::proto::shortlink::is_mmtls_path(path) {
+                    let req = conn.short_pending.pop_front().flatten();
+                    let ctx = RecCtx::ShortResponse(req);
+                    for (idx, off, h, raw) in self.body_records(&at, rs) {
+                        self.record(&at, Side::Second, h, idx, off, &raw, &ctx);
+                    }
+                } else if request
+                    .is_some_and(|r| r.method() == Some("POST") && r.body.first() == Some(&0xBF))
+                    && path.starts_with("/cgi-bin/micromsg-bin/")
+                {
+                    let req = conn.short_pending.pop_front().flatten();
+                    let latency = req
+                        .as_ref()
+                        .map(|r| rs.ts_last.nanos_since(&r.ts).max(0) as u64 / 1000);
+                    self.short_frame(
+                        &at,
+                        rs.stream_offset,
+                        0,
+                        &rs.body,
+                        "response",
+                        req.as_ref(),
+                        latency,
+                    );
+                } else {
+                    self.web_exchange(&at, request, rs);
+                }
+            }
         }
-        h.buf.drain(..pos);
-        h.base += pos as u64;
-        if h.buf.len() > MAX_HTTP_MESSAGE {
-            self.anomaly(here.conn, here.dir, h.base, "http_too_large", format!("an HTTP message over {MAX_HTTP_MESSAGE} bytes; the rest of this direction is not dissected"));
-            h.buf = Vec::new();
-            h.stopped = true;
+    }
+
+    /// The MMTLS records in an HTTP message's body, with their stream offsets.
+    fn body_records(
+        &mut self,
+        at: &Here,
+        m: &http::Message,
+    ) -> Vec<(u64, u64, mmtls::RecordHeader, Vec<u8>)> {
+        let body_at = m.end_offset.saturating_sub(m.wire_body_len);
+        let (recs, skipped) = mmtls::split_all(body_at, &m.body);
+        for sk in skipped {
+            self.anomaly(
+                at.conn,
+                at.dir,
+                sk.stream_offset,
+                "mmtls_skipped",
+                format!(
+                    "{} bytes of an HTTP body are not MMTLS records ({:?})",
+                    sk.len, sk.reason
+                ),
+            );
         }
+        let d = at.dir as usize;
+        let conn = self.conns.get_mut(&at.conn).expect("conn");
+        recs.into_iter()
+            .map(|r| {
+                let idx = conn.http_records[d];
+                conn.http_records[d] += 1;
+                (idx, r.stream_offset, r.header, r.raw.to_vec())
+            })
+            .collect()
+    }
+
+    /// A plain HTTP or web WeChat exchange: a record, and the web protocol's
+    /// facts on the SyncKey timeline.
+    fn web_exchange(&mut self, at: &Here, request: Option<&http::Message>, rs: &http::Message) {
+        use crate::proto::web::{self, Endpoint};
+        let path = request.and_then(|r| r.path()).unwrap_or("").to_owned();
+        let req_body = request.map(|r| r.body.as_slice()).unwrap_or(&[]);
+        let ex = web::decode(&path, req_body, Some(&rs.body));
+        let latency_us = request.map(|r| rs.ts_last.nanos_since(&r.ts_last).max(0) as u64 / 1000);
+        if let Some(ex) = &ex {
+            let i = &ex.info;
+            let ids = Ids {
+                uin: i.uin,
+                sid: i.sid.as_deref(),
+                conn: at.conn,
+            };
+            let req_ts = request.map_or(rs.ts_first, |r| r.ts_last);
+            let c2s = Direction::ClientToServer;
+            let s2c = Direction::ServerToClient;
+            let obs = |ts, dir, source, message: &str, keys: &web::KeyMap| Observation {
+                ts,
+                conn: at.conn,
+                dir,
+                source,
+                message: message.to_owned(),
+                keys: keys.clone(),
+            };
+            match ex.endpoint {
+                Endpoint::Newloginpage | Endpoint::Webwxinit => self.timeline.start(ids),
+                _ => {}
+            }
+            if let Some(k) = &i.synccheck_key {
+                self.timeline.observe(
+                    ids,
+                    obs(req_ts, c2s, Source::SynccheckParam, "synccheck", k),
+                    false,
+                );
+            }
+            if let Some(k) = &i.synckey_presented {
+                self.timeline.observe(
+                    ids,
+                    obs(req_ts, c2s, Source::ClientPresented, "webwxsync_request", k),
+                    false,
+                );
+            }
+            if ex.endpoint == Endpoint::Webwxsync {
+                self.timeline.sync_request(ids, req_ts);
+            }
+            if let Some(k) = &i.synckey_issued {
+                let m = if ex.endpoint == Endpoint::Webwxinit {
+                    "webwxinit"
+                } else {
+                    "webwxsync_response"
+                };
+                self.timeline
+                    .observe(ids, obs(rs.ts_last, s2c, Source::ServerIssued, m, k), false);
+            }
+            if let Some(k) = &i.synccheckkey_issued {
+                self.timeline.observe(
+                    ids,
+                    obs(
+                        rs.ts_last,
+                        s2c,
+                        Source::ServerIssued,
+                        "webwxsync_response.SyncCheckKey",
+                        k,
+                    ),
+                    true,
+                );
+            }
+            if ex.endpoint == Endpoint::Webwxsync {
+                let brought = i.add_msg_count.unwrap_or(0) + i.mod_contact_count.unwrap_or(0);
+                let ids_list: Vec<String> = i.add_msgs.iter().map(|m| m.msg_id.clone()).collect();
+                self.timeline
+                    .sync_result(ids, rs.ts_last, at.conn, brought, &ids_list);
+            }
+            if ex.endpoint == Endpoint::Synccheck {
+                self.timeline.longpoll(ids, req_ts, rs.ts_last);
+                if let Some(sel) = i.selector.filter(|&s| s > 0) {
+                    self.timeline.notified(ids, rs.ts_last, Some(sel));
+                }
+            }
+            if let Some(c) = &i.client_msg_id {
+                self.timeline
+                    .sent(ids, rs.ts_last, at.conn, c, i.msg_id.as_deref());
+            }
+        }
+        if !self.records {
+            return;
+        }
+        let text = |b: &[u8]| -> serde_json::Value {
+            if b.is_empty() {
+                serde_json::Value::Null
+            } else if let Ok(v) = serde_json::from_slice(b) {
+                v
+            } else if let Ok(t) = std::str::from_utf8(b) {
+                t.chars().take(2048).collect::<String>().into()
+            } else {
+                body::raw_or_blob(b)
+            }
+        };
+        let name = ex
+            .as_ref()
+            .map(|e| e.endpoint.as_str().to_owned())
+            .or_else(|| {
+                let p = path.split('?').next().unwrap_or("");
+                p.rsplit('/').find(|s| !s.is_empty()).map(str::to_owned)
+            });
+        let body = match &ex {
+            Some(e) => {
+                serde_json::json!({ "request": e.request, "response": e.response, "info": e.info })
+            }
+            None => serde_json::json!({ "request": text(req_body), "response": text(&rs.body) }),
+        };
+        let mut problems: Vec<&String> = rs.problems.iter().collect();
+        if let Some(r) = request {
+            problems.extend(r.problems.iter());
+        }
+        let mut body = body;
+        if !problems.is_empty() {
+            body["problems"] = serde_json::json!(problems);
+        }
+        let rec = FrameRecord {
+            ts: at.ts,
+            conn: at.conn,
+            dir: at.dir,
+            layer: if ex.is_some() {
+                Layer::Web
+            } else {
+                Layer::Http
+            },
+            cmd: None,
+            cmd_name: name,
+            seq: None,
+            len: rs.end_offset - rs.stream_offset,
+            kind: "response".to_owned(),
+            stream_offset: rs.stream_offset,
+            latency_us,
+            after_gap: !rs.complete || request.is_some_and(|r| !r.complete),
+            body,
+            mmtls_record: None,
+            crypto: None,
+            uri: None,
+            host: request
+                .and_then(|r| r.header_str("host"))
+                .map(str::to_owned),
+            business: None,
+            method: request.and_then(|r| r.method()).map(str::to_owned),
+            path: request.and_then(|r| r.path()).map(str::to_owned),
+            status: rs.status(),
+            endpoint: ex.as_ref().map(|e| e.endpoint.as_str()),
+        };
+        (self.out)(&rec);
     }
 
     /// Decrypted short-link early data: URI, host and a business packet.

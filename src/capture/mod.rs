@@ -7,6 +7,8 @@
 //! standard input with a bounded, reusable buffer.
 
 mod error;
+#[cfg(feature = "live")]
+pub mod live;
 pub mod pcap;
 pub mod pcapng;
 mod reader;

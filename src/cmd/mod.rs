@@ -2,6 +2,8 @@ pub mod analyze;
 pub mod common;
 pub mod flows;
 pub mod frames;
+#[cfg(feature = "live")]
+pub mod sniff;
 pub mod sync;
 
 use std::io::IsTerminal;

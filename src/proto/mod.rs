@@ -2,6 +2,7 @@
 //! frames, MMTLS records, the short-link body layout and business packets.
 
 pub mod business;
+pub mod http;
 pub mod keylog;
 pub mod longlink;
 pub mod mmtls;

@@ -287,3 +287,36 @@ fn synckey_timeline_of_the_real_user() {
     }
     assert!(s.anomalies.is_empty(), "{:?}", s.anomalies);
 }
+
+/// The two plain HTTP `GET /cgi-bin/micromsg-bin/newgetdns` on port 8080
+/// (conns 4 and 16) are listed as HTTP exchanges.
+#[test]
+fn plain_http_newgetdns_exchanges() {
+    let exp = expected();
+    let (records, _) = analyze();
+    let http: Vec<&FrameRecord> = records.iter().filter(|r| r.layer == Layer::Http).collect();
+    assert_eq!(http.len(), 2);
+    let want: Vec<u64> = exp["tcp_connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["protocol"] == "http")
+        .map(|c| c["id"].as_u64().unwrap())
+        .collect();
+    for (r, id) in http.iter().zip(want) {
+        assert_eq!(r.conn, id);
+        assert_eq!(r.method.as_deref(), Some("GET"));
+        assert!(r
+            .path
+            .as_deref()
+            .unwrap()
+            .starts_with("/cgi-bin/micromsg-bin/newgetdns?"));
+        assert_eq!(r.status, Some(200));
+        assert_eq!(r.cmd_name.as_deref(), Some("newgetdns"));
+        let conn = &exp["tcp_connections"][id as usize];
+        assert!(
+            conn["server"].as_str().unwrap().ends_with(":8080"),
+            "{conn}"
+        );
+    }
+}

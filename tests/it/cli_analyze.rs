@@ -321,3 +321,52 @@ fn port_restricts_analysis_to_connections_on_that_port() {
         assert!(on(&c["server"]) || on(&c["client"]), "{c}");
     }
 }
+
+#[test]
+fn sync_prints_the_sessions_in_the_documented_shape() {
+    let out = syncscope(&[
+        "sync",
+        &wechat("capture-logged-in-all-keys.pcapng"),
+        "--keylog",
+        &wechat("frida-logged-in-all-keys.log"),
+        "--format",
+        "json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let sessions = v["sessions"].as_array().unwrap();
+    assert_eq!(sessions.len(), 1);
+    let s = &sessions[0];
+    assert_eq!(s["uin"], 1_505_495_844u64);
+    for o in s["observations"].as_array().unwrap() {
+        for k in ["ts", "conn", "dir", "source", "keys"] {
+            assert!(o.get(k).is_some(), "observation without {k}: {o}");
+        }
+        assert_eq!(o["keys"].as_object().unwrap().len(), 48);
+    }
+    let t = &s["transitions"][0];
+    assert_eq!((t["from"].as_u64(), t["to"].as_u64()), (Some(0), Some(1)));
+    assert_eq!(t["changed"]["24"]["delta"], 59);
+    assert!(s["anomalies"].as_array().unwrap().is_empty());
+    let nd = syncscope(&[
+        "sync",
+        &wechat("capture-logged-in-all-keys.pcapng"),
+        "--keylog",
+        &wechat("frida-logged-in-all-keys.log"),
+        "--format",
+        "ndjson",
+    ]);
+    let lines: Vec<Value> = String::from_utf8_lossy(&nd.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines, *sessions);
+    let table = syncscope(&[
+        "sync",
+        &wechat("capture-logged-in-all-keys.pcapng"),
+        "--keylog",
+        &wechat("frida-logged-in-all-keys.log"),
+    ]);
+    let t = String::from_utf8_lossy(&table.stdout);
+    assert!(t.contains("uin 1505495844") && t.contains("24+59"), "{t}");
+}

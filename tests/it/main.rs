@@ -6,6 +6,10 @@ mod cli;
 mod cli_analyze;
 mod common;
 mod conformance;
+mod http;
 mod prefixes;
 mod reassembly_model;
+#[cfg(feature = "live")]
+mod sniff;
+mod web_session;
 mod wechat_crypto;

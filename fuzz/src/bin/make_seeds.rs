@@ -1,7 +1,11 @@
 //! Writes the seed corpora under `fuzz/corpus/` (each file well under 4 KB):
 //! small synthetic captures for `capture_reader` (classic pcap LE/BE,
-//! usec/nsec, pcapng, gzip, IPv4/IPv6, reordered and lost segments) and
-//! encoded segment sequences for `reassembler`.
+//! usec/nsec, pcapng, gzip, IPv4/IPv6, reordered and lost segments),
+//! encoded segment sequences for `reassembler`, long-link streams (frames
+//! built with `Header::new(..).emit()`, garbage, an over-cap frame) with
+//! chunk patterns for `longlink_framer`, and MMTLS record streams (hello,
+//! data records holding a business packet, a short-link payload and an
+//! identify body; a short-link HTTP request) for `mmtls_business`.
 //!
 //! `cargo run --manifest-path fuzz/Cargo.toml --bin make_seeds`
 
@@ -9,8 +13,12 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::path::Path;
 
+use syncscope::body::identify::encode_words;
+use syncscope::body::protobuf::{encode_bytes_field, encode_varint_field};
+use syncscope::body::synckey::SyncKey;
 use syncscope::capture::writer::PcapWriter;
 use syncscope::capture::{Linktype, Timestamp};
+use syncscope::proto::longlink::{Header, SEQ_HEARTBEAT, SEQ_IDENTIFY, SEQ_PUSH};
 use syncscope::synth::{later, longlink_frame, Conversation, Frame, Side};
 
 fn conv(v6: bool, isn: [u32; 2]) -> Conversation {
@@ -244,6 +252,195 @@ fn reassembler_seeds() -> Vec<(&'static str, Vec<u8>)> {
     ]
 }
 
+/// A long-link frame: `Header::new(..).emit()` and the body.
+fn ll_frame(cmd: u32, seq: u32, body: &[u8]) -> Vec<u8> {
+    let mut f = Header::new(cmd, seq, body.len()).emit().to_vec();
+    f.extend_from_slice(body);
+    f
+}
+
+/// An identify body (cmd 205): w1/w2, SyncKey, client version, locale,
+/// tail words, network id and its length-prefixed context.
+fn identify_body() -> Vec<u8> {
+    let sk = SyncKey {
+        keys: vec![(1, 700_000_001), (2, 700_000_002), (3, 700_000_003)],
+    }
+    .encode();
+    let (w1, w2) = encode_words(1_505_495_844, sk.len() as u32);
+    let mut b = w1.to_be_bytes().to_vec();
+    b.extend_from_slice(&w2.to_be_bytes());
+    b.extend_from_slice(&sk);
+    b.extend_from_slice(&0x6308_2a32u32.to_be_bytes());
+    b.extend_from_slice(b"en_US\0\0\0");
+    for w in [2u32, 1, 1] {
+        b.extend_from_slice(&w.to_be_bytes());
+    }
+    b.extend_from_slice(b"0123456789abcdef0123456789abcdef");
+    b.extend_from_slice(&3u32.to_be_bytes());
+    b.extend_from_slice(b"x%3");
+    b
+}
+
+/// A small protobuf message (what a decrypted body looks like).
+fn protobuf_msg() -> Vec<u8> {
+    let mut inner = Vec::new();
+    encode_varint_field(1, 42, &mut inner);
+    encode_bytes_field(2, b"wxid_abc", &mut inner);
+    let mut m = Vec::new();
+    encode_varint_field(1, 7, &mut m);
+    encode_bytes_field(2, &inner, &mut m);
+    encode_bytes_field(3, b"hello", &mut m);
+    m
+}
+
+/// A business packet: 0xBF header (algo 5, zlib flag, a 4-byte cookie,
+/// cgi 138, the lengths, 3 undocumented bytes), then `body`.
+fn business(body: &[u8]) -> Vec<u8> {
+    let cookie = [0xc0, 0x01, 0xc0, 0xde];
+    let mut h = vec![0xBF, 0, (5 << 4) | cookie.len() as u8];
+    h.extend_from_slice(&0x6308_2a32u32.to_be_bytes());
+    h.extend_from_slice(&1_505_495_844u32.to_be_bytes());
+    h.extend_from_slice(&cookie);
+    for v in [138u32, body.len() as u32, body.len() as u32] {
+        let mut v = v;
+        while v >= 0x80 {
+            h.push(v as u8 | 0x80);
+            v >>= 7;
+        }
+        h.push(v as u8);
+    }
+    h.extend_from_slice(&[0x01, 0x02, 0xfe]);
+    h[1] = ((h.len() as u8) << 2) | 1;
+    h.extend_from_slice(body);
+    h
+}
+
+/// The short-link early-data layout around a business packet.
+fn shortlink_payload(uri: &str, host: &str, body: &[u8]) -> Vec<u8> {
+    let mut p = Vec::new();
+    p.extend_from_slice(&(uri.len() as u16).to_be_bytes());
+    p.extend_from_slice(uri.as_bytes());
+    p.extend_from_slice(&(host.len() as u16).to_be_bytes());
+    p.extend_from_slice(host.as_bytes());
+    p.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    p.extend_from_slice(body);
+    let mut out = (p.len() as u32).to_be_bytes().to_vec();
+    out.extend_from_slice(&p);
+    out
+}
+
+/// An MMTLS record (version f1 04) written by hand.
+fn record(typ: u8, payload: &[u8]) -> Vec<u8> {
+    let mut r = vec![typ, 0xf1, 0x04];
+    r.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+    r.extend_from_slice(payload);
+    r
+}
+
+/// A cleartext ClientHello payload: u32 length, type 1, version 04 f1,
+/// two cipher suites, random, timestamp, a few extension bytes.
+fn client_hello() -> Vec<u8> {
+    let mut p = vec![1, 0x04, 0xf1, 2, 0x00, 0xa8, 0x00, 0x9e];
+    p.extend((0..32u8).map(|i| i.wrapping_mul(37)));
+    p.extend_from_slice(&1_700_000_000u32.to_be_bytes());
+    p.extend_from_slice(&[0, 0, 0, 4, 0, 1, 0, 0]);
+    let mut out = (p.len() as u32).to_be_bytes().to_vec();
+    out.extend_from_slice(&p);
+    out
+}
+
+fn longlink_seeds() -> Vec<(&'static str, Vec<u8>)> {
+    let id = identify_body();
+    let mut frames = ll_frame(205, SEQ_IDENTIFY, &id);
+    frames.extend(ll_frame(
+        1_000_000_205,
+        SEQ_IDENTIFY,
+        &[0, 0, 0, 0, 0, 0, 0, 1],
+    ));
+    frames.extend(ll_frame(6, SEQ_HEARTBEAT, b""));
+    frames.extend(ll_frame(121, 1, &protobuf_msg()));
+    frames.extend(ll_frame(1_000_000_121, 1, &business(&protobuf_msg())));
+    frames.extend(ll_frame(24, SEQ_PUSH, &[0x5a; 40]));
+    let seed = |cfg: u8, pattern: &[u8], stream: &[u8]| {
+        assert_eq!(usize::from(cfg & 7) + 1, pattern.len());
+        let mut v = vec![cfg];
+        v.extend_from_slice(pattern);
+        v.extend_from_slice(stream);
+        v
+    };
+    // Garbage before the frames, then a frame over the 64-byte cap.
+    let mut junk = b"GET / HTTP/1.1\r\n\r\n".to_vec();
+    junk.extend_from_slice(&frames);
+    let mut capped = ll_frame(121, 2, &[0x11; 100]);
+    capped.extend(ll_frame(6, SEQ_HEARTBEAT, b""));
+    capped.extend(ll_frame(205, SEQ_IDENTIFY, &id[..40]));
+    capped.extend(ll_frame(121, 3, &[0x22; 30]));
+    vec![
+        // Chunks of 6, 16 and 48 bytes, no gaps.
+        ("frames_chunked", seed(2, &[0x05, 0x0f, 0x42], &frames)),
+        // Single bytes.
+        ("frames_bytewise", seed(0, &[0x00], &frames)),
+        // Gaps of 4 and 20 bytes cut frames; garbage first.
+        (
+            "garbage_and_gaps",
+            seed(0x10 | 3, &[0x1f, 0x83, 0x0b, 0x93], &junk),
+        ),
+        // A 64-byte cap: the 116-byte frame is over it; gaps given as
+        // later feed offsets.
+        (
+            "oversize_cap64",
+            seed(0x08 | 0x10 | 0x40 | 1, &[0x09, 0x81], &capped),
+        ),
+        // Overlapping re-feeds of up to 8 bytes.
+        ("overlap_refeed", seed(0x80 | 1, &[0x0c, 0x87], &frames)),
+        // Gaps of megabytes.
+        ("big_gaps", seed(0x10 | 0x20 | 1, &[0x3f, 0x80], &frames)),
+    ]
+}
+
+fn mmtls_seeds() -> Vec<(&'static str, Vec<u8>)> {
+    let pb = protobuf_msg();
+    let biz = business(&pb);
+    let short = shortlink_payload("/cgi-bin/micromsg-bin/newsync", "sgshort.wechat.com", &biz);
+    let mut stream = record(0x16, &client_hello());
+    stream.extend(record(0x17, &biz));
+    stream.extend(record(0x19, &short));
+    stream.extend(record(0x17, &identify_body()));
+    stream.extend(record(0x17, &[0x42; 40]));
+    stream.extend(record(0x15, &[0, 0, 0, 3, 0, 0x73, 0x02]));
+    let seed = |cfg: u8, pattern: &[u8], stream: &[u8]| {
+        assert_eq!(usize::from(cfg & 7) + 1, pattern.len());
+        let mut v = vec![cfg];
+        v.extend_from_slice(pattern);
+        v.extend_from_slice(stream);
+        v
+    };
+    let mut junk = b"\x00\x17\xf1\x02garbage".to_vec();
+    junk.extend_from_slice(&stream);
+    // A short-link request: records in the HTTP body.
+    let mut body = record(0x19, &client_hello());
+    body.extend(record(0x17, &short));
+    let mut http = format!(
+        "POST /mmtls/2a9b1264 HTTP/1.1\r\nHost: sgshort.wechat.com\r\nUpgrade: mmtls\r\n\
+         Content-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    http.extend_from_slice(&body);
+    vec![
+        ("records_chunked", seed(2, &[0x03, 0x10, 0x41], &stream)),
+        ("records_bytewise", seed(0, &[0x00], &stream)),
+        // A 64-byte cap, gaps of 11 and 4 bytes.
+        ("gaps_cap64", seed(0x08 | 0x10 | 1, &[0x8a, 0x20], &stream)),
+        // Garbage first (resync), gaps as later feed offsets.
+        ("resync_gaps", seed(0x10 | 0x20 | 1, &[0x07, 0x83], &junk)),
+        ("http_shortlink", seed(0, &[0x7f], &http)),
+        // The parsers on their own: a bare short-link payload and business packet.
+        ("shortlink_payload", seed(0, &[0x7f], &short)),
+        ("business_packet", seed(0, &[0x7f], &biz)),
+    ]
+}
+
 fn write(dir: &Path, name: &str, bytes: &[u8]) {
     assert!(bytes.len() < 4096, "{name}: {} bytes", bytes.len());
     let path = dir.join(name);
@@ -268,5 +465,15 @@ fn main() {
     write(&cap, "v4_messy.pcapng", &pcapng(&messy(false)));
     for (name, bytes) in reassembler_seeds() {
         write(&re, name, &bytes);
+    }
+    for (target, seeds) in [
+        ("longlink_framer", longlink_seeds()),
+        ("mmtls_business", mmtls_seeds()),
+    ] {
+        let dir = root.join(target);
+        std::fs::create_dir_all(&dir).unwrap();
+        for (name, bytes) in seeds {
+            write(&dir, name, &bytes);
+        }
     }
 }

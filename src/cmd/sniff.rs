@@ -1,0 +1,396 @@
+//! `syncscope sniff`: the `frames` records of a live interface as they
+//! complete, a status line every few seconds, and the `analyze` report at
+//! the end (Ctrl-C, `--count` packets or `--duration`).
+
+use std::cell::{Cell, RefCell};
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::ValueEnum;
+
+use syncscope::analyze::{Analyzer, FrameRecord};
+use syncscope::capture::live::{self, LiveSource, Stats, Stop};
+use syncscope::flow::{self, FlowMeta, FlowSummary, Side, Sink};
+use syncscope::pipeline;
+use syncscope::reassembly::Event;
+
+use super::common::DissectArgs;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OutFormat {
+    Table,
+    Ndjson,
+}
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Interface to capture on (default: libpcap's default, see --list-interfaces).
+    #[arg(short, long, value_name = "IFACE")]
+    pub interface: Option<String>,
+    /// Capture TCP traffic to or from this port (the filter becomes `tcp port N`).
+    #[arg(long, default_value_t = 8080, conflicts_with = "filter")]
+    pub port: u16,
+    /// Capture filter in libpcap (BPF) syntax, instead of --port, e.g. 'tcp and host 10.0.0.2'.
+    #[arg(long, value_name = "BPF")]
+    pub filter: Option<String>,
+    /// Save the captured packets to this pcapng file (readable by every command and by Wireshark).
+    #[arg(long, value_name = "FILE.pcapng")]
+    pub write: Option<PathBuf>,
+    /// Frames as table rows, or one JSON object per line (the `frames` records).
+    /// With ndjson, standard output holds only the records: the report goes to stderr.
+    #[arg(long, value_enum, default_value_t = OutFormat::Table)]
+    pub format: OutFormat,
+    /// Stop after this many captured packets (packets that passed the filter, as tcpdump -c).
+    #[arg(long, value_name = "N")]
+    pub count: Option<u64>,
+    /// Stop after this many seconds.
+    #[arg(long, value_name = "SECS")]
+    pub duration: Option<f64>,
+    /// Key log (JSON lines, OUTER/INNER keys) to decrypt MMTLS and business packets.
+    #[arg(long, value_name = "FILE")]
+    pub keylog: Option<PathBuf>,
+    /// .proto file to decode bodies with (repeatable); the profile maps cmds to messages.
+    #[arg(long = "proto", value_name = "FILE.proto")]
+    pub protos: Vec<PathBuf>,
+    /// Include directory for imports in --proto files (repeatable).
+    #[arg(short = 'I', value_name = "DIR")]
+    pub includes: Vec<PathBuf>,
+    /// Profile (TOML) that names commands and maps them to protobuf messages.
+    #[arg(long, value_name = "FILE.toml")]
+    pub profile: Option<PathBuf>,
+    /// List the interfaces libpcap can capture on and exit.
+    #[arg(long)]
+    pub list_interfaces: bool,
+    /// Bytes kept of each packet.
+    #[arg(long, default_value_t = 262_144, value_name = "BYTES")]
+    pub snaplen: u32,
+    /// Kernel capture buffer in MiB (a bigger one rides out longer bursts without drops).
+    #[arg(long, default_value_t = 32, value_name = "MIB")]
+    pub buffer: u32,
+    /// Put the interface in promiscuous mode.
+    #[arg(long)]
+    pub promisc: bool,
+    /// Close out a connection after this many seconds without packets (keeps memory bounded).
+    #[arg(long, default_value_t = 120, value_name = "SECS")]
+    pub idle_timeout: i64,
+    /// Seconds between status lines on stderr (0: none).
+    #[arg(long, default_value_t = 5.0, value_name = "SECS")]
+    pub status_interval: f64,
+    /// No status lines, no summary, and with ndjson no report.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// Counts connections and frames for the status line.
+#[derive(Default)]
+struct Counters {
+    /// Connections seen (highest id + 1).
+    flows: Cell<u64>,
+    /// Connections closed out.
+    ended: Cell<u64>,
+    frames: Cell<u64>,
+}
+
+/// Passes everything on to the analyzer, counting connections.
+struct Counting<'a, S> {
+    inner: &'a mut S,
+    counters: &'a Counters,
+}
+
+impl<S: Sink> Sink for Counting<'_, S> {
+    fn event(&mut self, flow: &FlowMeta, side: Side, ev: Event<'_>) {
+        let c = &self.counters.flows;
+        c.set(c.get().max(flow.id + 1));
+        self.inner.event(flow, side, ev);
+    }
+
+    fn flow_end(&mut self, summary: &FlowSummary) {
+        let c = &self.counters.flows;
+        c.set(c.get().max(summary.id + 1));
+        self.counters.ended.set(self.counters.ended.get() + 1);
+        self.inner.flow_end(summary);
+    }
+}
+
+/// One `frames` table row, fixed-width so that rows printed one at a time line up.
+fn table_row(r: &FrameRecord) -> String {
+    let name = r
+        .cmd_name
+        .clone()
+        .or_else(|| r.uri.clone())
+        .unwrap_or_default();
+    let kind = if r.after_gap {
+        format!("{} (after gap)", r.kind)
+    } else {
+        r.kind.clone()
+    };
+    let opt = |v: Option<String>| v.unwrap_or_default();
+    format!(
+        "{:<30} {:>5} {:<3} {:<9} {:>10} {:<22} {:>10} {:>8} {:<12} {:>10}",
+        r.ts.to_rfc3339(),
+        r.conn,
+        r.dir.as_str(),
+        r.layer.as_str(),
+        opt(r.cmd.map(|c| c.to_string())),
+        name,
+        opt(r.seq.map(|s| format!("{s:#x}"))),
+        r.len,
+        kind,
+        opt(r.latency_us.map(|l| l.to_string())),
+    )
+}
+
+const TABLE_HEADER: [&str; 10] = [
+    "ts",
+    "conn",
+    "dir",
+    "layer",
+    "cmd",
+    "name",
+    "seq",
+    "len",
+    "kind",
+    "latency µs",
+];
+
+fn table_header() -> String {
+    let h = TABLE_HEADER;
+    format!(
+        "{:<30} {:>5} {:<3} {:<9} {:>10} {:<22} {:>10} {:>8} {:<12} {:>10}",
+        h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7], h[8], h[9]
+    )
+}
+
+fn status_line(s: &Stats, c: &Counters) -> String {
+    let flows = c.flows.get();
+    format!(
+        "sniff: {:.0} s: packets {} (kernel: received {}, dropped {}, interface dropped {}), \
+         flows {} ({} open), frames {}{}",
+        s.elapsed.as_secs_f64(),
+        s.packets,
+        s.kernel_received,
+        s.kernel_dropped,
+        s.if_dropped,
+        flows,
+        flows.saturating_sub(c.ended.get()),
+        c.frames.get(),
+        if s.written + s.write_dropped > 0 {
+            format!(", written {} (dropped {})", s.written, s.write_dropped)
+        } else {
+            String::new()
+        }
+    )
+}
+
+fn list_interfaces() -> anyhow::Result<ExitCode> {
+    let list = live::interfaces()?;
+    let default = live::default_interface().ok();
+    let mut out = io::stdout().lock();
+    for i in &list {
+        let mut flags = Vec::new();
+        if default.as_deref() == Some(i.name.as_str()) {
+            flags.push("default");
+        }
+        if i.loopback {
+            flags.push("loopback");
+        }
+        flags.push(if i.up { "up" } else { "down" });
+        let addrs: Vec<String> = i.addresses.iter().map(|a| a.to_string()).collect();
+        writeln!(
+            out,
+            "{:<20} {:<22} {:<40} {}",
+            i.name,
+            flags.join(","),
+            addrs.join(" "),
+            i.description.as_deref().unwrap_or("")
+        )?;
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if args.list_interfaces {
+        return list_interfaces();
+    }
+    let duration = match args.duration {
+        Some(d) if !(d.is_finite() && d >= 0.0) => {
+            anyhow::bail!("--duration {d}: expected a number of seconds")
+        }
+        d => d.map(Duration::from_secs_f64),
+    };
+    // The analyzer options come from the same loader as `analyze` and `frames`.
+    let opts = DissectArgs {
+        capture: PathBuf::from("-"),
+        keylog: args.keylog.clone(),
+        protos: args.protos.clone(),
+        includes: args.includes.clone(),
+        profile: args.profile.clone(),
+        port: None,
+        strict: false,
+        quiet: args.quiet,
+    }
+    .options()?;
+    let filter = args
+        .filter
+        .clone()
+        .unwrap_or_else(|| format!("tcp port {}", args.port));
+    let cfg = live::Config {
+        interface: args.interface.clone(),
+        filter,
+        snaplen: args.snaplen,
+        buffer_bytes: args.buffer.saturating_mul(1 << 20),
+        promisc: args.promisc,
+        count: args.count,
+        duration,
+        write: args.write.clone(),
+        ..live::Config::default()
+    };
+    let mut source = LiveSource::open(&cfg)?;
+
+    let stop = source.stop_handle();
+    let stopping_again = std::sync::atomic::AtomicBool::new(false);
+    ctrlc::set_handler(move || {
+        if stopping_again.swap(true, Ordering::SeqCst) {
+            // A second Ctrl-C: the user does not want to wait for the report.
+            std::process::exit(130);
+        }
+        stop.store(true, Ordering::SeqCst);
+    })
+    .context("cannot install the Ctrl-C handler")?;
+
+    let lt = source.linktype();
+    eprintln!(
+        "listening on {} (link type {} ({}), snaplen {}, filter \"{}\"); Ctrl-C stops",
+        source.interface(),
+        lt.name(),
+        lt.0,
+        source.snaplen(),
+        source.filter()
+    );
+
+    let out = Rc::new(RefCell::new(io::BufWriter::with_capacity(
+        1 << 16,
+        io::stdout(),
+    )));
+    let out_err: Rc<RefCell<Option<io::Error>>> = Rc::default();
+    let counters = Rc::new(Counters::default());
+    let format = args.format;
+    if format == OutFormat::Table {
+        writeln!(out.borrow_mut(), "{}", table_header())?;
+    }
+
+    // Every 200 ms: frames printed so far reach the terminal or pipe; every
+    // --status-interval: a status line.
+    {
+        let out = out.clone();
+        let out_err = out_err.clone();
+        let counters = counters.clone();
+        let every = (args.status_interval > 0.0 && !args.quiet)
+            .then(|| Duration::from_secs_f64(args.status_interval));
+        let mut last_status = Instant::now();
+        source.on_tick(Duration::from_millis(200), move |s| {
+            if let Err(e) = out.borrow_mut().flush() {
+                out_err.borrow_mut().get_or_insert(e);
+            }
+            if let Some(every) = every {
+                if last_status.elapsed() >= every {
+                    last_status = Instant::now();
+                    eprintln!("{}", status_line(s, &counters));
+                }
+            }
+        });
+    }
+
+    let flow_cfg = flow::Config {
+        idle_timeout_secs: args.idle_timeout,
+        closed_timeout_secs: args.idle_timeout.min(10),
+        // Timestamps are the real clock: no need to guard against jumps.
+        idle_min_packets: 0,
+        ..flow::Config::default()
+    };
+    let (summary, report) = {
+        let out = out.clone();
+        let out_err = out_err.clone();
+        let counters_rec = counters.clone();
+        let mut an = Analyzer::new(&opts, move |r: &FrameRecord| {
+            counters_rec.frames.set(counters_rec.frames.get() + 1);
+            if out_err.borrow().is_some() {
+                return;
+            }
+            let mut o = out.borrow_mut();
+            let res = match format {
+                OutFormat::Ndjson => serde_json::to_writer(&mut *o, r)
+                    .map_err(io::Error::from)
+                    .and_then(|()| o.write_all(b"\n")),
+                OutFormat::Table => writeln!(o, "{}", table_row(r)),
+            };
+            if let Err(e) = res {
+                out_err.borrow_mut().get_or_insert(e);
+            }
+        });
+        let mut sink = Counting {
+            inner: &mut an,
+            counters: &counters,
+        };
+        let summary = pipeline::run(&mut source, flow_cfg, &mut sink, |_| {});
+        (summary, an.into_report())
+    };
+    let stats = source.finish()?;
+    if let Some(e) = out_err.borrow_mut().take() {
+        return Err(e).context("writing frames");
+    }
+
+    let text = syncscope::report::table::analyze(&report);
+    {
+        let mut o = out.borrow_mut();
+        match format {
+            OutFormat::Table => {
+                writeln!(o)?;
+                o.write_all(text.as_bytes())?;
+            }
+            OutFormat::Ndjson if !args.quiet => {
+                o.flush()?;
+                eprint!("{text}");
+            }
+            OutFormat::Ndjson => {}
+        }
+        o.flush()?;
+    }
+
+    if !args.quiet {
+        let why = match stats.stopped {
+            Some(Stop::Count) => "after --count packets",
+            Some(Stop::Duration) => "after --duration",
+            Some(Stop::Error) => "on a read error",
+            Some(Stop::Interrupted) | None => "on Ctrl-C",
+        };
+        eprintln!("stopped {why}; {}", status_line(&stats, &counters));
+        super::flows::print_summary(&summary);
+        if let Some(path) = &args.write {
+            eprintln!(
+                "wrote {} packets to {}{}",
+                stats.written,
+                path.display(),
+                if stats.write_dropped > 0 {
+                    format!(
+                        " ({} not written: the disk did not keep up)",
+                        stats.write_dropped
+                    )
+                } else {
+                    String::new()
+                }
+            );
+        }
+    }
+    if let Some(e) = &summary.read_error {
+        eprintln!("syncscope: error: {e}");
+        return Ok(ExitCode::from(2));
+    }
+    Ok(ExitCode::SUCCESS)
+}
