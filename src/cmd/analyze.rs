@@ -3,10 +3,6 @@ use std::process::ExitCode;
 
 use clap::ValueEnum;
 
-use syncscope::analyze::Analyzer;
-use syncscope::capture::Reader;
-use syncscope::{flow, pipeline};
-
 use super::common::DissectArgs;
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -25,16 +21,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let opts = args.common.options()?;
-    let mut reader = Reader::open(&args.common.capture)?;
-    let mut an = Analyzer::new(&opts, |_| {}).without_records();
-    let summary = super::run_with_progress(
-        &args.common.capture,
-        args.common.quiet,
-        &mut reader,
-        |r, tick| pipeline::run(r, flow::Config::default(), &mut an, tick),
-    );
-    let report = an.into_report();
+    let (report, summary) = super::report_only(&args.common)?;
     let mut out = io::BufWriter::new(io::stdout().lock());
     match args.format {
         OutFormat::Json => {

@@ -62,6 +62,19 @@ pub fn run_with_progress(
     summary
 }
 
+/// Runs the analyzer over the capture for its report only (no frame records).
+pub fn report_only(
+    args: &common::DissectArgs,
+) -> anyhow::Result<(syncscope::analyze::Report, RunSummary)> {
+    let opts = args.options()?;
+    let mut reader = Reader::open(&args.capture)?;
+    let mut an = syncscope::analyze::Analyzer::new(&opts, |_| {}).without_records();
+    let summary = run_with_progress(&args.capture, args.quiet, &mut reader, |r, tick| {
+        syncscope::pipeline::run(r, syncscope::flow::Config::default(), &mut an, tick)
+    });
+    Ok((an.into_report(), summary))
+}
+
 /// The stderr summary and the exit code for a truncated or corrupt capture.
 pub fn finish(args: &common::DissectArgs, summary: &RunSummary) -> anyhow::Result<ExitCode> {
     if !args.quiet {
