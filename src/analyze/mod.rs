@@ -194,7 +194,8 @@ struct Conn {
 pub struct Analyzer<'o, F: FnMut(&FrameRecord)> {
     opts: &'o Options,
     out: F,
-    conns: HashMap<u64, Conn>,
+    /// Per connection id: ids are dense and ours, a fast hash is enough.
+    conns: HashMap<u64, Conn, foldhash::fast::FixedState>,
     latencies: LatencyTable,
     report: Report,
     timeline: Timeline,
@@ -208,7 +209,7 @@ impl<'o, F: FnMut(&FrameRecord)> Analyzer<'o, F> {
         Analyzer {
             opts,
             out,
-            conns: HashMap::new(),
+            conns: HashMap::default(),
             latencies: LatencyTable::default(),
             report: Report::default(),
             timeline: Timeline::new(),

@@ -61,7 +61,7 @@ const MAX_OPEN_DUMPS: usize = 256;
 pub struct FlowsSink {
     hash: bool,
     dump: Option<PathBuf>,
-    live: HashMap<u64, Live>,
+    live: HashMap<u64, Live, foldhash::fast::FixedState>,
     open: HashMap<(u64, Side), BufWriter<File>>,
     stream_to: Option<Box<dyn Write>>,
     rows: Vec<FlowRow>,
@@ -88,7 +88,7 @@ impl FlowsSink {
         Ok(FlowsSink {
             hash,
             dump,
-            live: HashMap::new(),
+            live: HashMap::default(),
             open: HashMap::new(),
             stream_to,
             rows: Vec::new(),
