@@ -24,7 +24,7 @@
 #   3. stops sniff with SIGINT and reads its summary: packets captured,
 #      kernel drops (libpcap's ps_drop) and frames dissected;
 #   4. prints: target rate, packets/s achieved (packets sniffed / SECS),
-#      kernel drops, frames on the wire (requests + responses, as llblast
+#      frames/s dissected (frames sniffed / SECS), kernel drops, frames on the wire (requests + responses, as llblast
 #      counted them), frames sniffed, lost frames (the difference).
 # At the end: the highest rate with zero kernel drops and zero lost frames,
 # against the target of 200 000 packets/s. Only loopback traffic; every run
@@ -46,7 +46,7 @@ TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 
 echo "machine: $(nproc) cores; load before the run: $(cut -d' ' -f1-3 /proc/loadavg)"
-printf '%-10s %12s %10s %12s %12s %8s\n' target_pps achieved_pps drops frames_sent frames_seen lost
+printf '%-10s %12s %10s %12s %12s %12s %8s\n' target_pps achieved_pps frames_per_s drops frames_sent frames_seen lost
 best=0
 for rate in $RATES; do
   "$BIN" sniff -i lo --port "$PORT" --format ndjson --status-interval 0 \
@@ -73,7 +73,8 @@ for rate in $RATES; do
   sent=$((req + resp))
   lost=$((sent - seen))
   achieved=$(awk -v p="$packets" -v s="$SECS" 'BEGIN { printf "%d", p / s }')
-  printf '%-10s %12s %10s %12s %12s %8s\n' "$rate" "$achieved" "$drops" "$sent" "$seen" "$lost"
+  fps=$(awk -v f="$seen" -v s="$SECS" 'BEGIN { printf "%d", f / s }')
+  printf '%-10s %12s %10s %12s %12s %12s %8s\n' "$rate" "$achieved" "$fps" "$drops" "$sent" "$seen" "$lost"
   if [ "$drops" -eq 0 ] && [ "$lost" -eq 0 ] && [ "$achieved" -gt "$best" ]; then
     best=$achieved
   fi

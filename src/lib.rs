@@ -20,6 +20,7 @@ pub mod body;
 pub mod capture;
 pub mod detect;
 pub mod flow;
+pub mod net;
 pub mod pipeline;
 pub mod proto;
 pub mod reassembly;

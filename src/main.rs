@@ -32,6 +32,10 @@ enum Command {
     /// Capture live from an interface: frames as they complete, then the analyze report.
     #[cfg(feature = "live")]
     Sniff(cmd::sniff::Args),
+    /// Run the reference server (long link): identify, heartbeat, newsync, newsendmsg, pushes.
+    Serve(cmd::serve::Args),
+    /// Reference client: send a message, or listen for messages.
+    Client(cmd::client::Args),
 }
 
 fn main() -> ExitCode {
@@ -43,6 +47,8 @@ fn main() -> ExitCode {
         #[cfg(feature = "live")]
         Command::Sniff(args) => cmd::sniff::run(args),
         Command::Sync(args) => cmd::sync::run(args),
+        Command::Serve(args) => cmd::serve::run(args),
+        Command::Client(args) => cmd::client::run(args),
     };
     match result {
         Ok(code) => code,

@@ -745,6 +745,49 @@ mod tests {
     }
 
     #[test]
+    fn a_writer_that_falls_behind_drops_batches_and_never_blocks_the_capture() {
+        use std::io::Read;
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        assert!(made.is_ok_and(|s| s.success()), "mkfifo");
+        // The file's reader opens it but reads nothing until told to.
+        let (go, wait) = mpsc::channel::<()>();
+        let path = fifo.clone();
+        let reader = std::thread::spawn(move || {
+            let mut f = File::open(path).unwrap();
+            wait.recv().unwrap();
+            let mut v = Vec::new();
+            f.read_to_end(&mut v).unwrap();
+            v
+        });
+        let mut tap = Tap::start(fifo, Linktype::RAW, 65_535, true, "test", 1).unwrap();
+        let t0 = Instant::now();
+        let data = [0x45u8; 1000];
+        let n = 20_000u64;
+        for i in 0..n {
+            let ts = Timestamp::new(1_700_000_000 + i as i64, 0, 9);
+            tap.packet(ts, &data, 1000, Instant::now());
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "the capture side waited"
+        );
+        assert!(tap.dropped > 0, "nothing dropped with a stalled writer");
+        go.send(()).unwrap();
+        tap.finish().unwrap();
+        assert_eq!(tap.queued + tap.dropped, n);
+        let bytes = reader.join().unwrap();
+        let mut r =
+            super::super::Reader::from_read(Box::new(io::Cursor::new(bytes)), "fifo").unwrap();
+        let mut got = 0;
+        while r.next_packet().unwrap().is_some() {
+            got += 1;
+        }
+        assert_eq!(got, tap.queued);
+    }
+
+    #[test]
     fn interfaces_can_be_listed_without_privileges() {
         // pcap_findalldevs needs no capability; loopback is always there on Linux.
         let list = interfaces().unwrap();

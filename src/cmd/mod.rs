@@ -1,7 +1,9 @@
 pub mod analyze;
+pub mod client;
 pub mod common;
 pub mod flows;
 pub mod frames;
+pub mod serve;
 #[cfg(feature = "live")]
 pub mod sniff;
 pub mod sync;

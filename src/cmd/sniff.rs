@@ -294,9 +294,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let every = (args.status_interval > 0.0 && !args.quiet)
             .then(|| Duration::from_secs_f64(args.status_interval));
         let mut last_status = Instant::now();
+        let stop = source.stop_handle();
         source.on_tick(Duration::from_millis(200), move |s| {
             if let Err(e) = out.borrow_mut().flush() {
                 out_err.borrow_mut().get_or_insert(e);
+                stop.store(true, Ordering::SeqCst);
             }
             if let Some(every) = every {
                 if last_status.elapsed() >= every {
@@ -318,6 +320,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let out = out.clone();
         let out_err = out_err.clone();
         let counters_rec = counters.clone();
+        // Output that cannot be written (a closed pipe) ends the capture.
+        let stop = source.stop_handle();
         let mut an = Analyzer::new(&opts, move |r: &FrameRecord| {
             counters_rec.frames.set(counters_rec.frames.get() + 1);
             if out_err.borrow().is_some() {
@@ -332,6 +336,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             };
             if let Err(e) = res {
                 out_err.borrow_mut().get_or_insert(e);
+                stop.store(true, Ordering::SeqCst);
             }
         });
         let mut sink = Counting {

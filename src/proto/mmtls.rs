@@ -408,7 +408,21 @@ impl Splitter {
             self.partial.clear();
             out(Output::Skipped(s));
         }
-        self.add_skip(self.pending_off, self.pending.len() as u64);
+        if !self.pending.is_empty() && plausible_prefix(&self.pending) {
+            // Held bytes that start a plausible header: a record cut by the
+            // end, as when the same bytes arrive in one chunk.
+            self.close_skip(out);
+            let s = Skipped {
+                stream_offset: self.pending_off,
+                len: self.pending.len() as u64,
+                reason: SkipReason::Truncated,
+                header: None,
+            };
+            self.stats.skipped_bytes += s.len;
+            out(Output::Skipped(s));
+        } else {
+            self.add_skip(self.pending_off, self.pending.len() as u64);
+        }
         self.pending.clear();
         self.close_skip(out);
         self.state = State::Sync;
@@ -830,6 +844,34 @@ pub fn parse_hello(payload: &[u8]) -> Result<Hello, MmtlsError> {
             }))
         }
         typ => Err(MmtlsError::NotHello { offset: 4, typ }),
+    }
+}
+
+#[cfg(test)]
+mod finish_tests {
+    use super::*;
+
+    /// The fuzzer's finding: `00 16 f1 04` gives the same skips whether it
+    /// arrives in one chunk or as `00` then `16 f1 04`.
+    #[test]
+    fn skips_at_the_end_do_not_depend_on_chunking() {
+        let data = [0x00, 0x16, 0xf1, 0x04];
+        let run = |cuts: &[usize]| {
+            let mut sp = Splitter::new();
+            let mut out = Vec::new();
+            let mut at = 0;
+            for &c in cuts.iter().chain([data.len()].iter()) {
+                sp.feed_with(at as u64, &data[at..c], &mut |o| out.push(format!("{o:?}")));
+                at = c;
+            }
+            sp.finish(&mut |o| out.push(format!("{o:?}")));
+            out
+        };
+        let whole = run(&[]);
+        for cut in 1..data.len() {
+            assert_eq!(run(&[cut]), whole, "cut at {cut}");
+        }
+        assert_eq!(run(&[1, 2, 3]), whole);
     }
 }
 

@@ -7,6 +7,7 @@ mod cli_analyze;
 mod common;
 mod conformance;
 mod http;
+mod net;
 mod prefixes;
 mod reassembly_model;
 #[cfg(feature = "live")]

@@ -1,0 +1,187 @@
+//! `syncscope client`: the reference client (see `syncscope::net::client`).
+//! Exit codes: 0 done, 1 the send was not confirmed (after its retries, or
+//! refused) or listen timed out, 2 usage or a refused identify.
+
+use std::io::{self, Write};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Subcommand, ValueEnum};
+
+use syncscope::net::client::{self, ClientError, Config, ListenOptions, ListenSink, SendOptions};
+use syncscope::net::messages::ChatMessage;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Server address (host:port).
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+    pub server: String,
+    /// User name to identify as.
+    #[arg(long)]
+    pub user: String,
+    /// Device id (the user's first device is its primary).
+    #[arg(long, default_value = "phone")]
+    pub device: String,
+    #[command(subcommand)]
+    pub action: Action,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Action {
+    /// Send a text message; prints {"msg_id", "client_msg_id", "create_time"}.
+    Send {
+        /// Recipient user name.
+        to: String,
+        /// Message text.
+        text: String,
+        /// Resends (same ClientMsgId) after the first attempt when no ack comes.
+        #[arg(long, default_value_t = 3, value_name = "N")]
+        retries: u32,
+        /// Seconds to wait for each answer.
+        #[arg(long, default_value_t = 5.0, value_name = "SECS")]
+        timeout: f64,
+    },
+    /// Print messages as they arrive (reconnects with backoff).
+    Listen {
+        /// Exit 0 after this many messages.
+        #[arg(long, value_name = "N")]
+        count: Option<usize>,
+        /// Exit 1 if still listening after this many seconds.
+        #[arg(long, value_name = "SECS")]
+        timeout: Option<f64>,
+        /// `text` lines or one JSON object per line ({from, to, content, msg_id, client_msg_id}).
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        /// Seconds between heartbeats.
+        #[arg(long, default_value_t = 60.0, value_name = "SECS")]
+        heartbeat: f64,
+    },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Format {
+    Text,
+    Ndjson,
+}
+
+fn seconds(what: &str, s: f64) -> anyhow::Result<Duration> {
+    Duration::try_from_secs_f64(s)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .with_context(|| format!("{what}: {s} is not a positive number of seconds"))
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let mut config = Config::new(args.server.clone(), args.user.clone());
+    config.device = args.device.clone();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    match args.action {
+        Action::Send {
+            to,
+            text,
+            retries,
+            timeout,
+        } => {
+            config.request_timeout = seconds("--timeout", timeout)?;
+            config.connect_timeout = config.request_timeout;
+            let opts = SendOptions {
+                attempts: retries.saturating_add(1),
+                ..SendOptions::default()
+            };
+            match rt.block_on(client::send(&config, &to, &text, &opts)) {
+                Ok(ack) => {
+                    let mut out = io::stdout().lock();
+                    serde_json::to_writer(&mut out, &ack).map_err(io::Error::from)?;
+                    out.write_all(b"\n")?;
+                    out.flush()?;
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    eprintln!("syncscope client: send failed: {e}");
+                    Ok(ExitCode::from(1))
+                }
+            }
+        }
+        Action::Listen {
+            count,
+            timeout,
+            format,
+            heartbeat,
+        } => {
+            config.heartbeat = seconds("--heartbeat", heartbeat)?;
+            let deadline = timeout
+                .map(|t| seconds("--timeout", t))
+                .transpose()?
+                .map(|d| tokio::time::Instant::now() + d);
+            let opts = ListenOptions { count, deadline };
+            let mut sink = Printer {
+                out: io::stdout().lock(),
+                format,
+                error: None,
+            };
+            let outcome = rt.block_on(client::listen(&config, &opts, &mut sink))?;
+            if let Some(e) = sink.error {
+                return Err(e.into());
+            }
+            if outcome.timed_out && count.is_some() {
+                eprintln!(
+                    "syncscope client: timed out after {} of {} messages",
+                    outcome.received,
+                    count.unwrap_or_default()
+                );
+                return Ok(ExitCode::from(1));
+            }
+            if outcome.timed_out {
+                eprintln!("syncscope client: timed out");
+                return Ok(ExitCode::from(1));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+struct Printer<W: Write> {
+    out: W,
+    format: Format,
+    error: Option<io::Error>,
+}
+
+impl<W: Write> Printer<W> {
+    fn write(&mut self, m: &ChatMessage) -> io::Result<()> {
+        match self.format {
+            Format::Ndjson => {
+                serde_json::to_writer(&mut self.out, m).map_err(io::Error::from)?;
+                self.out.write_all(b"\n")?;
+            }
+            Format::Text => writeln!(
+                self.out,
+                "{} -> {}: {} (msg_id {})",
+                m.from, m.to, m.content, m.msg_id
+            )?,
+        }
+        self.out.flush()
+    }
+}
+
+impl<W: Write> ListenSink for Printer<W> {
+    fn message(&mut self, m: &ChatMessage) -> bool {
+        match self.write(m) {
+            Ok(()) => true,
+            Err(e) => {
+                self.error = Some(e);
+                false
+            }
+        }
+    }
+
+    fn reconnecting(&mut self, error: &ClientError, delay: Duration) {
+        eprintln!(
+            "syncscope client: {error}; reconnecting in {} ms",
+            delay.as_millis()
+        );
+    }
+}

@@ -1,0 +1,138 @@
+//! `syncscope serve`: the reference server (see `syncscope::net::server`).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+
+use syncscope::net::frame::DEFAULT_MAX_FRAME_LEN;
+use syncscope::net::messages::IdentifyExt;
+use syncscope::net::server::{self, Config};
+use syncscope::net::store::Store;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Address to listen on; loopback unless you name another (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+    pub listen: String,
+    /// Directory of the durable store, created if missing [default: ./syncscope-data].
+    #[arg(long, value_name = "DIR", conflicts_with = "memory")]
+    pub data: Option<PathBuf>,
+    /// Keep everything in memory (lost when the server stops).
+    #[arg(long)]
+    pub memory: bool,
+    /// Test users, comma-separated; then only they can identify or receive.
+    /// Without it, any user name is created on first use.
+    #[arg(long, value_delimiter = ',', value_name = "NAMES")]
+    pub users: Vec<String>,
+    /// Connections served at once; more are answered "busy" and closed.
+    #[arg(long, default_value_t = 1024, value_name = "N")]
+    pub max_connections: usize,
+    /// Cap on a frame, header included.
+    #[arg(long, default_value_t = DEFAULT_MAX_FRAME_LEN, value_name = "BYTES")]
+    pub max_frame: u32,
+    /// Messages per newsync answer (ContinueFlag says when more follow).
+    #[arg(long, default_value_t = 100, value_name = "N")]
+    pub page_size: usize,
+    /// Close a connection silent for this long (heartbeats count).
+    #[arg(long, default_value_t = 600, value_name = "SECS")]
+    pub idle_timeout: u64,
+    /// Log only errors (not every identify).
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    for u in &args.users {
+        if !IdentifyExt::valid_user(u) {
+            bail!("--users: {u:?} is not a valid user name (1 to 64 characters, no spaces)");
+        }
+    }
+    if args.page_size == 0 || args.max_connections == 0 {
+        bail!("--page-size and --max-connections must be at least 1");
+    }
+    if args.max_frame < 1024 {
+        bail!("--max-frame must be at least 1024 bytes");
+    }
+    let (mut store, what) = if args.memory {
+        (Store::memory()?, "in memory".to_owned())
+    } else {
+        let dir = args
+            .data
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("syncscope-data"));
+        let store =
+            Store::open(&dir).with_context(|| format!("opening the store in {}", dir.display()))?;
+        let what = store
+            .path()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        (store, what)
+    };
+    for u in &args.users {
+        store.user(u, true)?;
+    }
+    let quiet = args.quiet;
+    let config = Config {
+        max_connections: args.max_connections,
+        max_frame_len: args.max_frame,
+        page_size: args.page_size,
+        idle_timeout: Duration::from_secs(args.idle_timeout.max(1)),
+        auto_register: args.users.is_empty(),
+        log: Some(Arc::new(move |e: &server::Event| {
+            if !(quiet && matches!(e, server::Event::Identified { .. })) {
+                eprintln!("syncscope serve: {e}");
+            }
+        })),
+        ..Config::default()
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(&args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        let addr: SocketAddr = listener.local_addr()?;
+        if !addr.ip().is_loopback() {
+            eprintln!(
+                "syncscope serve: warning: listening on {addr}, reachable from other machines"
+            );
+        }
+        let shutdown = shutdown_signal()?;
+        eprintln!("syncscope serve: listening on {addr} (store {what})");
+        let store = Arc::new(Mutex::new(store));
+        server::run_with(listener, store, config, shutdown).await;
+        eprintln!("syncscope serve: stopped");
+        anyhow::Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Ctrl-C (SIGINT), or SIGTERM on Unix. The handlers are installed when
+/// this is called (before the address is printed), not when first polled,
+/// so a signal sent right after the "listening" line is not lost.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+        let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+        Ok(async move {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+    }
+}

@@ -1,0 +1,653 @@
+//! The reference client: a [`Session`] is one identified long-link
+//! connection (requests matched to answers by seq, pushes noted while
+//! waiting); [`send`] and [`listen`] are what `syncscope client` runs.
+//!
+//! * [`send`]: one ClientMsgId for every attempt, so a resend after a lost
+//!   ack is recognised by the server and answered with the original MsgId;
+//!   a limited number of attempts, then an error.
+//! * [`listen`]: identify, newsync until ContinueFlag is 0, then wait for
+//!   newnotify pushes (heartbeat in between), reconnecting with backoff.
+//!   A page's messages are handed over before its SyncKey is presented,
+//!   so the server counts them consumed only after that; message ids
+//!   already handed over are not handed over again.
+
+use std::collections::HashSet;
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use prost::Message;
+use tokio::net::TcpStream;
+use tokio::time::{sleep, timeout, timeout_at, Instant};
+
+use super::frame::{Connection, ReadError, DEFAULT_MAX_FRAME_LEN};
+use super::messages::{
+    self, ret, BaseResponse, BodyError, ChatMessage, IdentifyExt, IdentifyReply,
+    MicroMsgRequestNew, NewSendMsgRequest, NewSendMsgResponse, NewSyncRequest, NewSyncResponse,
+    SkBuiltinString,
+};
+use super::{
+    response, CMD_ERROR, CMD_IDENTIFY, CMD_NEWNOTIFY, CMD_NEWSENDMSG, CMD_NEWSYNC, CMD_NOOP,
+    MSG_TYPE_TEXT,
+};
+use crate::body::synckey::SyncKey;
+use crate::proto::longlink::{SEQ_HEARTBEAT, SEQ_IDENTIFY, SEQ_PUSH};
+
+/// Client settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `host:port` of the server.
+    pub server: String,
+    pub user: String,
+    pub device: String,
+    pub connect_timeout: Duration,
+    /// Time allowed for an answer.
+    pub request_timeout: Duration,
+    /// Heartbeat interval while listening.
+    pub heartbeat: Duration,
+    pub max_frame_len: u32,
+}
+
+impl Config {
+    pub fn new(server: impl Into<String>, user: impl Into<String>) -> Config {
+        Config {
+            server: server.into(),
+            user: user.into(),
+            device: "phone".into(),
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(10),
+            heartbeat: Duration::from_secs(60),
+            max_frame_len: DEFAULT_MAX_FRAME_LEN,
+        }
+    }
+}
+
+/// What went wrong on the client side.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot connect to {server}: {source}")]
+    Connect {
+        server: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("no answer to {what} within {secs:.1} s")]
+    Timeout { what: &'static str, secs: f64 },
+    #[error("reading from the server: {0}")]
+    Read(#[from] ReadError),
+    #[error("writing to the server: {0}")]
+    Write(#[source] io::Error),
+    #[error("the server closed the connection")]
+    Closed,
+    #[error("the server refused {what} (ret {ret}): {message}")]
+    Refused {
+        what: &'static str,
+        ret: i32,
+        message: String,
+    },
+    #[error("malformed answer from the server: {0}")]
+    Body(#[from] BodyError),
+    #[error("invalid {what} {value:?}: 1 to 64 printable characters without spaces")]
+    InvalidName { what: &'static str, value: String },
+}
+
+impl ClientError {
+    /// Whether trying again cannot help (the server said no for good).
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            ClientError::Refused { ret: r, .. } => matches!(
+                *r,
+                ret::UNKNOWN_USER
+                    | ret::BAD_RECIPIENT
+                    | ret::BAD_BODY
+                    | ret::UNKNOWN_CMD
+                    | ret::NOT_IDENTIFIED
+                    | ret::OVERSIZE
+                    | ret::BAD_FRAME
+            ),
+            ClientError::InvalidName { .. } => true,
+            _ => false,
+        }
+    }
+}
+
+/// The server's answer to a newsendmsg.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SendAck {
+    pub msg_id: u64,
+    pub client_msg_id: String,
+    pub create_time: u64,
+}
+
+/// One newsync page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncPage {
+    pub messages: Vec<ChatMessage>,
+    /// The key the server issued with this page (not yet presented).
+    pub synckey: SyncKey,
+    pub more: bool,
+}
+
+/// One identified connection.
+#[derive(Debug)]
+pub struct Session {
+    conn: Connection<TcpStream>,
+    next_seq: u32,
+    request_timeout: Duration,
+    /// The key to present next: the newest one whose page was handled.
+    pub synckey: SyncKey,
+    /// A newnotify arrived and no sync has run since.
+    notified: bool,
+    pub uin: u32,
+    pub primary: bool,
+}
+
+impl Session {
+    /// Connects and identifies with `synckey` (which confirms it).
+    pub async fn connect(config: &Config, synckey: SyncKey) -> Result<Session, ClientError> {
+        for (what, value, ok) in [
+            (
+                "user name",
+                &config.user,
+                IdentifyExt::valid_user(&config.user),
+            ),
+            (
+                "device id",
+                &config.device,
+                IdentifyExt::valid_device(&config.device),
+            ),
+        ] {
+            if !ok {
+                return Err(ClientError::InvalidName {
+                    what,
+                    value: value.clone(),
+                });
+            }
+        }
+        let connect_err = |source| ClientError::Connect {
+            server: config.server.clone(),
+            source,
+        };
+        let stream = timeout(config.connect_timeout, TcpStream::connect(&config.server))
+            .await
+            .map_err(|_| connect_err(io::ErrorKind::TimedOut.into()))?
+            .map_err(connect_err)?;
+        let _ = stream.set_nodelay(true);
+        let mut s = Session {
+            conn: Connection::new(stream, config.max_frame_len),
+            next_seq: 1,
+            request_timeout: config.request_timeout,
+            synckey,
+            notified: false,
+            uin: 0,
+            primary: false,
+        };
+        let body = IdentifyExt {
+            uin: 0,
+            user: Some(config.user.clone()),
+            device: Some(config.device.clone()),
+            synckey: s.synckey.clone(),
+        }
+        .encode();
+        let answer = s
+            .request("identify", CMD_IDENTIFY, SEQ_IDENTIFY, &body)
+            .await?;
+        let reply = IdentifyReply::decode(&answer).ok_or(ClientError::Refused {
+            what: "identify",
+            ret: ret::BAD_BODY,
+            message: format!("identify answer of {} bytes, expected 16", answer.len()),
+        })?;
+        if reply.ret != 0 {
+            return Err(ClientError::Refused {
+                what: "identify",
+                ret: reply.ret,
+                message: "identify answer with a non-zero ret".into(),
+            });
+        }
+        s.uin = reply.uin;
+        s.primary = reply.primary;
+        Ok(s)
+    }
+
+    fn take_seq(&mut self) -> u32 {
+        let seq = self.next_seq;
+        self.next_seq = match seq.wrapping_add(1) {
+            SEQ_PUSH | SEQ_IDENTIFY | SEQ_HEARTBEAT => 1,
+            n => n,
+        };
+        seq
+    }
+
+    /// Sends a request and waits for its answer (same seq, cmd + 10^9);
+    /// pushes that arrive meanwhile are noted, an error frame is returned
+    /// as [`ClientError::Refused`].
+    async fn request(
+        &mut self,
+        what: &'static str,
+        cmd: u32,
+        seq: u32,
+        body: &[u8],
+    ) -> Result<Vec<u8>, ClientError> {
+        let limit = self.request_timeout;
+        let exchange = async {
+            self.conn
+                .write_frame(cmd, seq, body)
+                .await
+                .map_err(ClientError::Write)?;
+            loop {
+                let f = self.conn.read_frame().await?.ok_or(ClientError::Closed)?;
+                let h = f.header;
+                if h.cmd == CMD_NEWNOTIFY {
+                    self.notified = true;
+                } else if h.cmd == CMD_ERROR && (h.seq == seq || h.seq == 0) {
+                    return Err(refused(what, &f.body));
+                } else if h.cmd == response(cmd) && h.seq == seq {
+                    return Ok(f.body);
+                }
+                // Anything else (a late answer to an abandoned request) is
+                // not ours: skip it.
+            }
+        };
+        timeout(limit, exchange)
+            .await
+            .map_err(|_| ClientError::Timeout {
+                what,
+                secs: limit.as_secs_f64(),
+            })?
+    }
+
+    /// Sends one text message.
+    pub async fn send(
+        &mut self,
+        to: &str,
+        content: &str,
+        client_msg_id: u64,
+    ) -> Result<SendAck, ClientError> {
+        let req = NewSendMsgRequest {
+            count: Some(1),
+            list: vec![MicroMsgRequestNew {
+                to_user_name: Some(SkBuiltinString::new(to)),
+                content: Some(content.to_owned()),
+                msg_type: Some(MSG_TYPE_TEXT),
+                create_time: Some(unix_now() as u32),
+                client_msg_id: Some(client_msg_id),
+            }],
+        };
+        let seq = self.take_seq();
+        let body = self
+            .request("newsendmsg", CMD_NEWSENDMSG, seq, &req.encode_to_vec())
+            .await?;
+        let resp: NewSendMsgResponse = messages::decode("NewSendMsgResponse", &body)?;
+        let item = resp.list.first().ok_or(ClientError::Refused {
+            what: "newsendmsg",
+            ret: ret::BAD_BODY,
+            message: "the answer lists no message".into(),
+        })?;
+        match item.ret.unwrap_or(0) {
+            0 => Ok(SendAck {
+                msg_id: item
+                    .new_msg_id
+                    .unwrap_or_else(|| u64::from(item.msg_id.unwrap_or(0))),
+                client_msg_id: client_msg_id.to_string(),
+                create_time: u64::from(item.create_time.unwrap_or(0)),
+            }),
+            r => Err(ClientError::Refused {
+                what: "newsendmsg",
+                ret: r,
+                message: if r == ret::BAD_RECIPIENT {
+                    format!("unknown recipient {to:?}")
+                } else {
+                    "message refused".into()
+                },
+            }),
+        }
+    }
+
+    /// One newsync presenting [`Session::synckey`]. The new key is returned
+    /// with the page, not adopted: call [`Session::adopt`] once the page is
+    /// handled.
+    pub async fn sync(&mut self) -> Result<SyncPage, ClientError> {
+        self.notified = false;
+        let req = NewSyncRequest {
+            oplog: None,
+            selector: Some(7),
+            key_buf: Some(messages::keybuf(&self.synckey)),
+            scene: Some(7),
+            device_type: Some("syncscope".into()),
+        };
+        let seq = self.take_seq();
+        let body = self
+            .request("newsync", CMD_NEWSYNC, seq, &req.encode_to_vec())
+            .await?;
+        let resp: NewSyncResponse = messages::decode("NewSyncResponse", &body)?;
+        if let Some(r) = resp.ret.filter(|&r| r != 0) {
+            return Err(ClientError::Refused {
+                what: "newsync",
+                ret: r,
+                message: "newsync answer with a non-zero ret".into(),
+            });
+        }
+        let synckey = messages::synckey_of("NewSyncResponse", &resp.key_buf)?;
+        Ok(SyncPage {
+            messages: messages::add_msgs(&resp)?
+                .iter()
+                .map(|m| m.to_chat())
+                .collect(),
+            synckey,
+            more: resp.continue_flag.unwrap_or(0) != 0,
+        })
+    }
+
+    /// Makes `key` the one presented next (after its page was handled).
+    pub fn adopt(&mut self, key: SyncKey) {
+        self.synckey = key;
+    }
+
+    /// Sends a heartbeat and waits for its answer.
+    pub async fn heartbeat(&mut self) -> Result<(), ClientError> {
+        self.request("heartbeat", CMD_NOOP, SEQ_HEARTBEAT, &[])
+            .await
+            .map(drop)
+    }
+
+    /// Waits for a newnotify push (at once if one came during a request).
+    /// Cancel safe.
+    pub async fn wait_push(&mut self) -> Result<(), ClientError> {
+        if self.notified {
+            return Ok(());
+        }
+        loop {
+            let f = self.conn.read_frame().await?.ok_or(ClientError::Closed)?;
+            match f.header.cmd {
+                CMD_NEWNOTIFY => {
+                    self.notified = true;
+                    return Ok(());
+                }
+                CMD_ERROR => return Err(refused("the connection", &f.body)),
+                _ => {}
+            }
+        }
+    }
+
+    /// Confirms [`Session::synckey`] to the server with a last newsync
+    /// whose page is dropped (it is offered again next time).
+    pub async fn confirm(&mut self) -> Result<(), ClientError> {
+        self.sync().await.map(drop)
+    }
+}
+
+fn refused(what: &'static str, body: &[u8]) -> ClientError {
+    match BaseResponse::decode(body) {
+        Ok(b) => ClientError::Refused {
+            what,
+            ret: b.ret.unwrap_or(0),
+            message: b.message().to_owned(),
+        },
+        Err(e) => ClientError::Refused {
+            what,
+            ret: 0,
+            message: format!("undecodable error frame: {e}"),
+        },
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// A fresh non-zero ClientMsgId: 64 random-looking bits from the clock,
+/// the process id and a counter, so ids from different devices do not
+/// collide.
+pub fn new_client_msg_id() -> u64 {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
+        .hash(&mut h);
+    std::process::id().hash(&mut h);
+    COUNTER.fetch_add(1, Ordering::Relaxed).hash(&mut h);
+    h.finish().max(1)
+}
+
+/// How [`send`] retries.
+#[derive(Debug, Clone)]
+pub struct SendOptions {
+    /// Attempts in all (at least 1).
+    pub attempts: u32,
+    /// Wait before the second attempt; doubled each time, up to 5 s.
+    pub backoff: Duration,
+    /// The ClientMsgId (default: a fresh one).
+    pub client_msg_id: Option<u64>,
+}
+
+impl Default for SendOptions {
+    fn default() -> Self {
+        SendOptions {
+            attempts: 3,
+            backoff: Duration::from_millis(200),
+            client_msg_id: None,
+        }
+    }
+}
+
+/// [`send`] gave up.
+#[derive(Debug, thiserror::Error)]
+#[error("message not confirmed after {attempts} attempt(s) (ClientMsgId {client_msg_id}): {last}")]
+pub struct SendFailed {
+    pub attempts: u32,
+    pub client_msg_id: u64,
+    #[source]
+    pub last: ClientError,
+}
+
+/// Sends one message on a fresh connection, retrying with the same
+/// ClientMsgId when the answer does not come.
+pub async fn send(
+    config: &Config,
+    to: &str,
+    content: &str,
+    opts: &SendOptions,
+) -> Result<SendAck, SendFailed> {
+    let cid = opts.client_msg_id.unwrap_or_else(new_client_msg_id);
+    let mut backoff = opts.backoff;
+    let attempts = opts.attempts.max(1);
+    let mut n = 0;
+    loop {
+        n += 1;
+        let attempt = async {
+            let mut s = Session::connect(config, SyncKey::default()).await?;
+            s.send(to, content, cid).await
+        };
+        match attempt.await {
+            Ok(ack) => return Ok(ack),
+            Err(last) if last.is_permanent() || n >= attempts => {
+                return Err(SendFailed {
+                    attempts: n,
+                    client_msg_id: cid,
+                    last,
+                })
+            }
+            Err(_) => {
+                sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+/// Where [`listen`] delivers.
+pub trait ListenSink {
+    /// A new message; return `false` to stop listening.
+    fn message(&mut self, m: &ChatMessage) -> bool;
+    /// The connection failed; the next attempt comes after `delay`.
+    fn reconnecting(&mut self, _error: &ClientError, _delay: Duration) {}
+}
+
+/// When [`listen`] stops.
+#[derive(Debug, Clone, Default)]
+pub struct ListenOptions {
+    /// Stop after this many messages.
+    pub count: Option<usize>,
+    /// Stop at this instant (the outcome says it timed out).
+    pub deadline: Option<Instant>,
+}
+
+/// How [`listen`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListenOutcome {
+    pub received: usize,
+    pub timed_out: bool,
+}
+
+enum Stop {
+    /// Count reached or the sink said stop.
+    Done,
+    TimedOut,
+}
+
+struct Listener<'a, S: ListenSink> {
+    sink: &'a mut S,
+    count: Option<usize>,
+    received: usize,
+    seen: HashSet<u64>,
+}
+
+impl<S: ListenSink> Listener<'_, S> {
+    /// Hands over a page's new messages; `false` when it stopped inside
+    /// the page (whose key must then not be presented).
+    fn page(&mut self, messages: &[ChatMessage]) -> bool {
+        for m in messages {
+            if self.count.is_some_and(|c| self.received >= c) {
+                return false;
+            }
+            if !self.seen.insert(m.msg_id) {
+                continue;
+            }
+            self.received += 1;
+            if !self.sink.message(m) {
+                return false;
+            }
+        }
+        true
+    }
+
+    fn done(&self) -> bool {
+        self.count.is_some_and(|c| self.received >= c)
+    }
+
+    /// newsync until ContinueFlag is 0.
+    async fn drain(&mut self, s: &mut Session) -> Result<Option<Stop>, ClientError> {
+        loop {
+            let page = s.sync().await?;
+            if !self.page(&page.messages) {
+                return Ok(Some(Stop::Done));
+            }
+            s.adopt(page.synckey);
+            if self.done() {
+                return Ok(Some(Stop::Done));
+            }
+            if !page.more {
+                return Ok(None);
+            }
+        }
+    }
+
+    async fn session(
+        &mut self,
+        s: &mut Session,
+        heartbeat: Duration,
+        deadline: Option<Instant>,
+    ) -> Result<Stop, ClientError> {
+        let far = Instant::now() + Duration::from_secs(100 * 365 * 86_400);
+        let deadline = deadline.unwrap_or(far);
+        let mut beat = tokio::time::interval_at(Instant::now() + heartbeat, heartbeat);
+        let run = async {
+            if let Some(stop) = self.drain(s).await? {
+                return Ok(stop);
+            }
+            loop {
+                tokio::select! {
+                    r = s.wait_push() => {
+                        r?;
+                        if let Some(stop) = self.drain(s).await? {
+                            return Ok(stop);
+                        }
+                    }
+                    _ = beat.tick() => s.heartbeat().await?,
+                }
+            }
+        };
+        match timeout_at(deadline, run).await {
+            Ok(r) => r,
+            Err(_) => Ok(Stop::TimedOut),
+        }
+    }
+}
+
+/// Listens for messages until `opts.count` arrived, the sink says stop,
+/// or `opts.deadline`; reconnects with backoff (100 ms doubling to 5 s)
+/// when the connection fails. Before returning it confirms the last
+/// handled page to the server. Fails only on a permanent refusal.
+pub async fn listen<S: ListenSink>(
+    config: &Config,
+    opts: &ListenOptions,
+    sink: &mut S,
+) -> Result<ListenOutcome, ClientError> {
+    let mut l = Listener {
+        sink,
+        count: opts.count,
+        received: 0,
+        seen: HashSet::new(),
+    };
+    let mut key = SyncKey::default();
+    let mut backoff = Duration::from_millis(100);
+    let outcome = |l: &Listener<'_, S>, timed_out| ListenOutcome {
+        received: l.received,
+        timed_out,
+    };
+    loop {
+        if l.done() {
+            return Ok(outcome(&l, false));
+        }
+        let connect = Session::connect(config, key.clone());
+        let connected = match opts.deadline {
+            Some(d) => match timeout_at(d, connect).await {
+                Ok(r) => r,
+                Err(_) => return Ok(outcome(&l, true)),
+            },
+            None => connect.await,
+        };
+        let err = match connected {
+            Ok(mut s) => {
+                backoff = Duration::from_millis(100);
+                let r = l.session(&mut s, config.heartbeat, opts.deadline).await;
+                key = s.synckey.clone();
+                match r {
+                    Ok(stop) => {
+                        // Best effort: an unconfirmed page is offered again.
+                        let _ = timeout(Duration::from_secs(2), s.confirm()).await;
+                        return Ok(outcome(&l, matches!(stop, Stop::TimedOut)));
+                    }
+                    Err(e) => e,
+                }
+            }
+            Err(e) => e,
+        };
+        if err.is_permanent() {
+            return Err(err);
+        }
+        let delay = match opts.deadline {
+            Some(d) => backoff.min(d.saturating_duration_since(Instant::now())),
+            None => backoff,
+        };
+        l.sink.reconnecting(&err, delay);
+        sleep(delay).await;
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}

@@ -1,0 +1,254 @@
+//! Long-link framing for the server and client: check-then-parse over the
+//! shared [`Header`] codec, as in mini-redis. [`check`] is sans-IO (complete,
+//! incomplete or invalid); [`Connection`] is the thin tokio adapter that
+//! keeps the read buffer and writes whole frames.
+//!
+//! Unlike the analyzer's [`crate::proto::longlink::Framer`], which
+//! resynchronises after garbage, a live peer that sends a bad header is
+//! answered with an error and dropped, so the first bad byte is an error.
+
+use std::io;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use crate::proto::longlink::{Header, HeaderError, HEADER_LEN};
+
+/// Default cap on a frame (header included) for the server and client.
+pub const DEFAULT_MAX_FRAME_LEN: u32 = 1 << 20;
+
+/// Bytes read from the socket at a time.
+const READ_CHUNK: usize = 8 << 10;
+
+/// Why the bytes at the start of a buffer are not a frame.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    #[error("not a long-link frame: {0}")]
+    Header(#[from] HeaderError),
+    #[error("frame length {len} is over the {cap}-byte cap")]
+    Oversize { len: u32, cap: u32 },
+}
+
+/// Checks the frame at the start of `buf`: `Ok(Some(header))` when it is
+/// complete (`header.len` bytes), `Ok(None)` when more bytes are needed,
+/// an error as soon as the bytes present rule a frame out (a wrong header
+/// length once 6 bytes are there, a wrong version once 8 are, a length
+/// under 16 or over `cap` once 4 are), so a peer cannot hold a connection
+/// with a hopeless prefix.
+pub fn check(buf: &[u8], cap: u32) -> Result<Option<Header>, FrameError> {
+    // The fixed fields first: bytes that are no header at all are garbage,
+    // whatever their first four say as a length.
+    if buf.len() >= 6 {
+        let header_len = u16::from_be_bytes([buf[4], buf[5]]);
+        if header_len != HEADER_LEN as u16 {
+            return Err(HeaderError::HeaderLen(header_len).into());
+        }
+    }
+    if buf.len() >= 8 {
+        let version = u16::from_be_bytes([buf[6], buf[7]]);
+        if version != 1 {
+            return Err(HeaderError::Version(version).into());
+        }
+    }
+    if buf.len() >= 4 {
+        let len = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
+        if len > cap {
+            return Err(FrameError::Oversize { len, cap });
+        }
+        if (len as usize) < HEADER_LEN {
+            return Err(HeaderError::TooShort(len).into());
+        }
+    }
+    if buf.len() < HEADER_LEN {
+        return Ok(None);
+    }
+    let header = Header::parse(buf)?;
+    Ok((buf.len() >= header.len as usize).then_some(header))
+}
+
+/// One whole frame: header and body (copied out of the read buffer so the
+/// buffer can take the next bytes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    pub header: Header,
+    pub body: Vec<u8>,
+}
+
+impl Frame {
+    pub fn new(cmd: u32, seq: u32, body: Vec<u8>) -> Frame {
+        Frame {
+            header: Header::new(cmd, seq, body.len()),
+            body,
+        }
+    }
+
+    /// Header and body as sent on the wire.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        encode(self.header.cmd, self.header.seq, &self.body)
+    }
+}
+
+/// Header and body of a frame, ready to write.
+pub fn encode(cmd: u32, seq: u32, body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER_LEN + body.len());
+    out.extend_from_slice(&Header::new(cmd, seq, body.len()).emit());
+    out.extend_from_slice(body);
+    out
+}
+
+/// Why reading a frame failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("reading from the connection: {0}")]
+    Io(#[from] io::Error),
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+    #[error("the peer closed the connection {have} bytes into a frame")]
+    Truncated { have: usize },
+}
+
+/// A framed long-link connection over any byte stream.
+#[derive(Debug)]
+pub struct Connection<S> {
+    stream: S,
+    buf: Vec<u8>,
+    cap: u32,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
+    pub fn new(stream: S, cap: u32) -> Self {
+        Connection {
+            stream,
+            buf: Vec::with_capacity(READ_CHUNK),
+            cap,
+        }
+    }
+
+    /// Bytes received and not yet framed.
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// The next frame; `None` when the peer closed the connection at a
+    /// frame boundary. Cancel safe: bytes read stay in the buffer.
+    pub async fn read_frame(&mut self) -> Result<Option<Frame>, ReadError> {
+        loop {
+            if let Some(header) = check(&self.buf, self.cap)? {
+                let n = header.len as usize;
+                let body = self.buf[HEADER_LEN..n].to_vec();
+                self.buf.drain(..n);
+                return Ok(Some(Frame { header, body }));
+            }
+            // `check` bounds a frame by `cap`, so the buffer stays under
+            // cap + READ_CHUNK.
+            let mut chunk = [0u8; READ_CHUNK];
+            let n = self.stream.read(&mut chunk).await?;
+            if n == 0 {
+                return if self.buf.is_empty() {
+                    Ok(None)
+                } else {
+                    Err(ReadError::Truncated {
+                        have: self.buf.len(),
+                    })
+                };
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    /// Reads once more into the buffer; returns the bytes read (0 at the
+    /// end of the stream). Cancel safe. For protocols other than frames
+    /// on the same port (the short link's HTTP).
+    pub async fn fill(&mut self) -> io::Result<usize> {
+        let mut chunk = [0u8; READ_CHUNK];
+        let n = self.stream.read(&mut chunk).await?;
+        self.buf.extend_from_slice(&chunk[..n]);
+        Ok(n)
+    }
+
+    /// The bytes received and not yet consumed.
+    pub fn buffer(&self) -> &[u8] {
+        &self.buf
+    }
+
+    /// Drops the first `n` buffered bytes.
+    pub fn consume(&mut self, n: usize) {
+        self.buf.drain(..n.min(self.buf.len()));
+    }
+
+    /// Writes one frame and flushes.
+    pub async fn write_frame(&mut self, cmd: u32, seq: u32, body: &[u8]) -> io::Result<()> {
+        self.stream.write_all(&encode(cmd, seq, body)).await?;
+        self.stream.flush().await
+    }
+
+    /// Writes raw bytes (tests and fault injection).
+    pub async fn write_raw(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.stream.write_all(bytes).await?;
+        self.stream.flush().await
+    }
+
+    /// Closes the write side.
+    pub async fn shutdown(&mut self) -> io::Result<()> {
+        self.stream.shutdown().await
+    }
+
+    pub fn get_ref(&self) -> &S {
+        &self.stream
+    }
+
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.stream
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn complete_incomplete_invalid() {
+        let f = encode(121, 7, b"abc");
+        for cut in 0..f.len() {
+            assert_eq!(check(&f[..cut], 1024), Ok(None), "prefix of {cut}");
+        }
+        let h = check(&f, 1024).unwrap().unwrap();
+        assert_eq!((h.cmd, h.seq, h.len), (121, 7, 19));
+        // Two frames in one buffer: the first is reported.
+        let mut two = f.clone();
+        two.extend_from_slice(&encode(6, 0xFFFF_FFFF, b""));
+        assert_eq!(check(&two, 1024).unwrap().unwrap().len, 19);
+    }
+
+    #[test]
+    fn bad_prefixes_fail_early() {
+        assert_eq!(
+            check(&[0, 0x10, 0, 0], 1024),
+            Err(FrameError::Oversize {
+                len: 0x0010_0000,
+                cap: 1024
+            })
+        );
+        assert_eq!(
+            check(&[0, 0, 0, 3], 1024),
+            Err(FrameError::Header(HeaderError::TooShort(3)))
+        );
+        assert_eq!(
+            check(b"\0\0\0\x20GE", 1024),
+            Err(FrameError::Header(HeaderError::HeaderLen(0x4745)))
+        );
+        assert_eq!(
+            check(&[0, 0, 0, 0x20, 0, 0x10, 0, 2], 1024),
+            Err(FrameError::Header(HeaderError::Version(2)))
+        );
+        // Text is garbage, not an oversize frame.
+        assert!(matches!(
+            check(b"GET / HTTP/1.1\r\n", 1 << 20),
+            Err(FrameError::Header(HeaderError::HeaderLen(_)))
+        ));
+        // With only the length there, "GET " is over any cap.
+        assert!(matches!(
+            check(b"GET ", 1 << 20),
+            Err(FrameError::Oversize { .. })
+        ));
+    }
+}

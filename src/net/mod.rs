@@ -1,0 +1,66 @@
+//! The reference server and client (`syncscope serve`, `syncscope client`)
+//! over tokio. They speak the plaintext long link of protocol.md sections
+//! 2, 3 and 7 with the same frame codec as the analyzer
+//! ([`crate::proto::longlink::Header`]), so whatever the server reads, the
+//! analyzer can dissect.
+//!
+//! ```text
+//! frame.rs      check-then-parse framing over the shared Header codec (sans-IO) + async Connection
+//! messages.rs   the protobuf bodies (proto/wechat.proto) and the identify extension
+//! store.rs      durable store: SQLite (WAL) on disk or in memory
+//! server.rs     run(listener, store, config, shutdown): one task per connection, pushes, drain
+//!   shortlink.rs  HTTP POST /cgi-bin/micromsg-bin/newsync|newsendmsg on the same port
+//! client.rs     identify, heartbeat, newsync, newsendmsg; send with retries, listen with reconnects
+//! ```
+//!
+//! # Long-link conversation
+//!
+//! | request (cmd, seq) | answer |
+//! |---|---|
+//! | identify 205, 0xFFFFFFFE | 1000000205: four u32 words `ret, uin, role (1 primary, 2 secondary), 0`, then newnotify if the device has data waiting |
+//! | heartbeat 6, 0xFFFFFFFF | 1000000006, same seq, empty body |
+//! | newsync 121, n | 1000000121: `NewSyncResponse` (AddMsg items, ContinueFlag, new KeyBuf) |
+//! | newsendmsg 237, n | 1000000237: `NewSendMsgResponse` with the server MsgId of every item |
+//! | (server push) | newnotify 24, seq 0, empty body: "sync now" |
+//! | bad input | [`CMD_ERROR`] with the request's seq (0 when unknown), body `BaseResponse {Ret, ErrMsg}`, then close |
+//!
+//! The short link (HTTP on the same port, told apart by the first byte)
+//! carries the same newsync and newsendmsg bodies; see `server/shortlink.rs`.
+//!
+//! The identify body is protocol.md section 2's; syncscope extends its
+//! tail (see [`messages::IdentifyExt`]): the network-id string is the
+//! device id and the length-prefixed context string is the user name.
+
+pub mod client;
+pub mod frame;
+pub mod messages;
+pub mod server;
+pub mod store;
+
+use crate::proto::longlink::RESPONSE_OFFSET;
+
+/// Heartbeat (noop), client to server.
+pub const CMD_NOOP: u32 = 6;
+/// Server push "new data, sync now".
+pub const CMD_NEWNOTIFY: u32 = 24;
+/// newsync over the long link.
+pub const CMD_NEWSYNC: u32 = 121;
+/// Identify, the first frame after connecting.
+pub const CMD_IDENTIFY: u32 = 205;
+/// newsendmsg.
+pub const CMD_NEWSENDMSG: u32 = 237;
+/// The error frame the server sends before closing a connection on bad
+/// input: "the response to cmd 0" (10^9), seq of the offending request or 0.
+pub const CMD_ERROR: u32 = RESPONSE_OFFSET;
+
+/// The response cmd for a request cmd.
+pub const fn response(cmd: u32) -> u32 {
+    cmd + RESPONSE_OFFSET
+}
+
+/// Message type of a text message (protocol.md section 6).
+pub const MSG_TYPE_TEXT: u32 = 1;
+/// CmdId of an AddMsg item in a CmdList.
+pub const CMDID_ADDMSG: i32 = 5;
+/// SyncKey key id that counts the messages of a user's mailbox.
+pub const KEY_MESSAGES: u32 = 2;
