@@ -36,18 +36,36 @@ impl Timestamp {
     /// date can show (year > 9999) fall back to `@<secs>.<frac>` so nothing
     /// is lost.
     pub fn to_rfc3339(&self) -> String {
-        let frac = if self.digits == 0 {
-            String::new()
-        } else {
-            let f = format!("{:09}", self.nanos);
-            format!(".{}", &f[..self.digits as usize])
-        };
-        match chrono::DateTime::from_timestamp(self.secs, 0) {
-            Some(dt) if (0..=9999).contains(&chrono::Datelike::year(&dt)) => {
-                format!("{}{}Z", dt.format("%Y-%m-%dT%H:%M:%S"), frac)
-            }
-            _ => format!("@{}{}", self.secs, frac),
+        use std::cell::RefCell;
+        use std::fmt::Write;
+        thread_local! {
+            // Records come many per second: format each second's date once.
+            static LAST: RefCell<(i64, Option<String>)> = const { RefCell::new((i64::MIN, None)) };
         }
+        let date = LAST.with(|last| {
+            let mut last = last.borrow_mut();
+            if last.0 != self.secs {
+                let d = chrono::DateTime::from_timestamp(self.secs, 0)
+                    .filter(|dt| (0..=9999).contains(&chrono::Datelike::year(dt)))
+                    .map(|dt| dt.format("%Y-%m-%dT%H:%M:%S").to_string());
+                *last = (self.secs, d);
+            }
+            last.1.clone()
+        });
+        let mut out = match date {
+            Some(d) => d,
+            None => format!("@{}", self.secs),
+        };
+        if self.digits > 0 {
+            let mut f = String::with_capacity(10);
+            let _ = write!(f, "{:09}", self.nanos);
+            out.push('.');
+            out.push_str(&f[..self.digits as usize]);
+        }
+        if !out.starts_with('@') {
+            out.push('Z');
+        }
+        out
     }
 }
 
