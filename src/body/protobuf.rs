@@ -548,19 +548,39 @@ pub fn entropy(bytes: &[u8]) -> f64 {
     if bytes.is_empty() {
         return 0.0;
     }
-    let mut counts = [0u64; 256];
+    // H = log2(n) - (1/n) * sum(c * log2 c): one log per distinct count
+    // value at most, from a table for the small counts most bodies have.
+    static C_LOG_C: std::sync::OnceLock<[f64; 257]> = std::sync::OnceLock::new();
+    let table = C_LOG_C.get_or_init(|| {
+        let mut t = [0.0; 257];
+        for (c, v) in t.iter_mut().enumerate().skip(1) {
+            *v = c as f64 * (c as f64).log2();
+        }
+        t
+    });
+    let mut counts = [0u32; 256];
     for &b in bytes {
         counts[b as usize] += 1;
     }
     let n = bytes.len() as f64;
-    counts
+    let sum: f64 = counts
         .iter()
         .filter(|&&c| c > 0)
-        .map(|&c| {
-            let p = c as f64 / n;
-            -p * p.log2()
+        .map(|&c| match table.get(c as usize) {
+            Some(v) => *v,
+            None => c as f64 * (c as f64).log2(),
         })
-        .sum()
+        .sum();
+    (n.log2() - sum / n).max(0.0)
+}
+
+/// Lower-case hex (the `hex` crate's slice encoder: no per-char collect).
+fn to_hex(bytes: &[u8]) -> String {
+    let mut buf = vec![0u8; bytes.len() * 2];
+    if hex::encode_to_slice(bytes, &mut buf).is_err() {
+        return hex::encode(bytes);
+    }
+    String::from_utf8(buf).unwrap_or_default()
 }
 
 // ---------------------------------------------------------------------------
@@ -657,11 +677,11 @@ impl Blob {
         let truncated = bytes.len() > HEX_PREFIX_LEN;
         let shown = &bytes[..bytes.len().min(HEX_PREFIX_LEN)];
         Blob {
-            hex: hex::encode(shown),
+            hex: to_hex(shown),
             len: bytes.len(),
             entropy: (entropy(bytes) * 100.0).round() / 100.0,
             truncated,
-            sha256: truncated.then(|| hex::encode(Sha256::digest(bytes))),
+            sha256: truncated.then(|| to_hex(&Sha256::digest(bytes))),
         }
     }
 }
