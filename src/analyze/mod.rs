@@ -463,7 +463,9 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
                 Dissector::Longlink(if keep_all {
                     fr
                 } else {
-                    fr.keep_bodies(|h| h.cmd == 205 && h.seq == longlink::SEQ_IDENTIFY)
+                    fr.keep_bodies(|h| {
+                        (h.cmd == 205 && h.seq == longlink::SEQ_IDENTIFY) || h.request_cmd() == 121
+                    })
                 })
             }
             Protocol::Mmtls => Dissector::Mmtls(Box::default()),
@@ -967,6 +969,20 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
                 if let Some((source, keys)) = b.synckey {
                     self.synckey_seen(here, b.uin, source, keys);
                 }
+                if b.summary["cgi"] == 138 && kind == "response" {
+                    let ids = Ids {
+                        uin: b.uin,
+                        sid: None,
+                        conn: here.conn,
+                    };
+                    self.timeline.sync_result(
+                        ids,
+                        here.ts,
+                        here.conn,
+                        b.msg_ids.len() as u64,
+                        &b.msg_ids,
+                    );
+                }
                 if b.summary["cgi"] == 138 && kind == "request" {
                     self.timeline.sync_request(
                         Ids {
@@ -1163,11 +1179,29 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
         }
         let needed = self.records
             || (h.cmd == 205 && h.seq == longlink::SEQ_IDENTIFY)
+            || h.request_cmd() == 121
             || (self.opts.keylog.is_some() && body.first() == Some(&0xBF));
         if !needed {
             return;
         }
-        let decoded = body::decode(self.opts, &h, body);
+        let decoded = body::decode(self.opts, &h, body, self.records);
+        if h.kind() == longlink::Kind::Response
+            && h.request_cmd() == 121
+            && decoded.synckey.is_some()
+        {
+            let ids = Ids {
+                uin: decoded.uin,
+                sid: None,
+                conn: here.conn,
+            };
+            self.timeline.sync_result(
+                ids,
+                here.ts,
+                here.conn,
+                decoded.msg_ids.len() as u64,
+                &decoded.msg_ids,
+            );
+        }
         if let Some(sk) = &decoded.synckey {
             self.synckey_seen(
                 here,
