@@ -8,6 +8,7 @@ mod common;
 mod conformance;
 mod http;
 mod net;
+mod net_fault;
 mod prefixes;
 mod reassembly_model;
 #[cfg(feature = "live")]

@@ -1,0 +1,172 @@
+#!/usr/bin/env bash
+# make-samples.sh: records the shipped captures of real loopback traffic
+# between `syncscope serve` and its clients:
+#
+#   samples/serve-client-longlink.pcapng   long link: two users (bob on two
+#       devices), identify, heartbeats, newsendmsg, newnotify pushes, newsync
+#   samples/serve-client-shortlink.pcapng  short link: HTTP POST
+#       /cgi-bin/micromsg-bin/newsendmsg and newsync (keep-alive, two
+#       requests on one connection), same protobuf bodies
+#
+# Run as root (live capture needs CAP_NET_RAW) from anywhere:
+#
+#     bash bench/make-samples.sh
+#
+# Environment: PORT (default 8080, the long link's usual port; must be free).
+# Needs libpcap (apt-get install -y libpcap-dev) and python3 (the short-link
+# requests). Only loopback traffic; every step is bounded. Timestamps, ports
+# and MsgIds differ from run to run, the conversation does not.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PORT=${PORT:-8080}
+ADDR=127.0.0.1:$PORT
+
+cargo build --release --features live --bin syncscope >&2
+BIN=target/release/syncscope
+TMP=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+mkdir -p samples
+
+# wait_for FILE PATTERN PID: until FILE has a line matching PATTERN (10 s).
+wait_for() {
+  for _ in $(seq 200); do
+    grep -q "$2" "$1" && return 0
+    if ! kill -0 "$3" 2>/dev/null; then cat "$1" >&2; return 1; fi
+    sleep 0.05
+  done
+  echo "timed out waiting for '$2' in $1:" >&2
+  cat "$1" >&2
+  return 1
+}
+
+# start NAME: a fresh in-memory server and a capture of its port into
+# samples/NAME.pcapng.
+start() {
+  "$BIN" serve --listen "$ADDR" --memory --users alice,bob 2>"$TMP/$1.serve.err" &
+  serve_pid=$!
+  pids+=("$serve_pid")
+  wait_for "$TMP/$1.serve.err" 'listening on' "$serve_pid"
+  rm -f "samples/$1.pcapng"
+  "$BIN" sniff -i lo --port "$PORT" --write "samples/$1.pcapng" --format ndjson \
+    --status-interval 0 >"$TMP/$1.frames" 2>"$TMP/$1.sniff.err" &
+  sniff_pid=$!
+  pids+=("$sniff_pid")
+  wait_for "$TMP/$1.sniff.err" '^listening on lo' "$sniff_pid"
+}
+
+# stop NAME: ends the capture (SIGINT writes the file out), then the server.
+stop() {
+  sleep 0.5
+  kill -INT "$sniff_pid"
+  wait "$sniff_pid" || { cat "$TMP/$1.sniff.err" >&2; exit 1; }
+  kill -TERM "$serve_pid"
+  wait "$serve_pid" || true
+  echo "samples/$1.pcapng: $(stat -c %s "samples/$1.pcapng") bytes; $(grep '^stopped' "$TMP/$1.sniff.err" || true)" >&2
+}
+
+client() { timeout 20 "$BIN" client --server "$ADDR" "$@"; }
+
+# --- long link ---------------------------------------------------------------
+start serve-client-longlink
+# bob listens on his phone and on the web (a secondary device): both get the
+# pushes; heartbeats every second while they wait.
+client --user bob listen --count 2 --timeout 15 --heartbeat 1 --format ndjson >"$TMP/bob-phone" &
+p1=$!
+client --user bob --device web listen --count 2 --timeout 15 --heartbeat 1 --format ndjson >"$TMP/bob-web" &
+p2=$!
+sleep 1.5
+client --user alice send bob "hello bob" >/dev/null
+client --user alice send bob "are you there?" >/dev/null
+wait "$p1" "$p2"
+# alice, offline until now, gets bob's answer through newsync at identify.
+client --user bob send alice "hi alice" >/dev/null
+client --user alice listen --count 1 --timeout 10 --format ndjson >"$TMP/alice"
+stop serve-client-longlink
+
+# --- short link --------------------------------------------------------------
+start serve-client-shortlink
+python3 - "$ADDR" <<'EOF'
+import http.client, sys
+
+host, port = sys.argv[1].rsplit(":", 1)
+
+def varint(n):
+    out = b""
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out += bytes([b | 0x80])
+        else:
+            return out + bytes([b])
+
+def field(num, value):
+    if isinstance(value, int):
+        return varint(num << 3) + varint(value)
+    if isinstance(value, str):
+        value = value.encode()
+    return varint(num << 3 | 2) + varint(len(value)) + value
+
+def fields(buf):
+    i = 0
+    while i < len(buf):
+        tag, i = read_varint(buf, i)
+        if tag & 7 == 0:
+            v, i = read_varint(buf, i)
+        elif tag & 7 == 2:
+            n, i = read_varint(buf, i)
+            v, i = buf[i:i + n], i + n
+        else:
+            raise ValueError("unexpected wire type")
+        yield tag >> 3, v
+
+def read_varint(buf, i):
+    n = shift = 0
+    while True:
+        b = buf[i]
+        i += 1
+        n |= (b & 0x7F) << shift
+        shift += 7
+        if not b & 0x80:
+            return n, i
+
+def sendmsg(to, text, cid):
+    item = field(1, field(1, to)) + field(2, text) + field(3, 1) + field(4, 1700000000) + field(5, cid)
+    return field(1, 1) + field(2, item)
+
+def newsync(keybuf):
+    body = field(2, 7) + field(4, 7) + field(5, "syncscope")
+    return body if keybuf is None else field(3, keybuf) + body
+
+def post(conn, cgi, query, body):
+    conn.request("POST", "/cgi-bin/micromsg-bin/%s?%s" % (cgi, query), body,
+                 {"Content-Type": "application/octet-stream"})
+    r = conn.getresponse()
+    data = r.read()
+    if r.status != 200:
+        sys.exit("%s: HTTP %d %r" % (cgi, r.status, data))
+    return data
+
+# alice sends twice on one keep-alive connection (the second is a resend with
+# the same ClientMsgId: answered with the same MsgId, stored once).
+a = http.client.HTTPConnection(host, int(port), timeout=10)
+post(a, "newsendmsg", "user=alice", sendmsg("bob", "hello over the short link", 7001))
+post(a, "newsendmsg", "user=alice", sendmsg("bob", "hello over the short link", 7001))
+post(a, "newsendmsg", "user=alice", sendmsg("bob", "second one", 7002))
+a.close()
+# bob syncs from nothing, then presents the key he got: nothing left.
+b = http.client.HTTPConnection(host, int(port), timeout=10)
+resp = post(b, "newsync", "user=bob", newsync(None))
+keybuf = dict(fields(resp)).get(4)
+post(b, "newsync", "user=bob", newsync(keybuf))
+b.close()
+EOF
+stop serve-client-shortlink
+
+ls -l samples/serve-client-*.pcapng
