@@ -338,7 +338,7 @@ pub fn sessions(sessions: &[crate::track::synckey::Session]) -> String {
         let _ = writeln!(
             s,
             "Session {n}: uin {}, sid {} — {} observations, {} transitions, {} anomalies",
-            opt(ses.uin),
+            ses.uin.map_or_else(|| "-".to_owned(), |u| u.to_string()),
             ses.sid.as_deref().unwrap_or("-"),
             ses.observations.len(),
             ses.transitions.len(),
@@ -364,7 +364,11 @@ pub fn sessions(sessions: &[crate::track::synckey::Session]) -> String {
                         .iter()
                         .map(|(k, c)| match c.delta {
                             Some(d) => format!("{k}{d:+}"),
-                            None => format!("{k}: {} -> {}", opt(c.from), opt(c.to)),
+                            None => match (c.from, c.to) {
+                                (None, Some(t)) => format!("{k}=new {t}"),
+                                (Some(f), None) => format!("{k} gone (was {f})"),
+                                _ => String::new(),
+                            },
                         })
                         .collect::<Vec<_>>()
                         .join(" ")

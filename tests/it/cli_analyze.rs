@@ -370,3 +370,55 @@ fn sync_prints_the_sessions_in_the_documented_shape() {
     let t = String::from_utf8_lossy(&table.stdout);
     assert!(t.contains("uin 1505495844") && t.contains("24+59"), "{t}");
 }
+
+/// The sample recorded from `serve` and `client` on loopback: every
+/// long-link request is answered, pushes are seen, and the SyncKey (key 2,
+/// the mailbox position) only goes up.
+#[test]
+fn analyze_decodes_the_recorded_serve_client_sample() {
+    let sample = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/samples/serve-client-longlink.pcapng"
+    );
+    let out = syncscope(&["analyze", sample, "--format", "json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let conns = r["connections"].as_array().unwrap();
+    assert!(!conns.is_empty());
+    assert!(conns.iter().all(|c| c["kind"] == "longlink"), "{conns:?}");
+    assert!(
+        r["anomalies"].as_array().unwrap().is_empty(),
+        "{}",
+        r["anomalies"]
+    );
+    let cmds = r["commands"].as_array().unwrap();
+    let count = |cmd: u64| {
+        cmds.iter()
+            .find(|c| c["cmd"] == cmd)
+            .map_or(0, |c| c["count"].as_u64().unwrap())
+    };
+    for req in [205u64, 121, 237] {
+        assert!(count(req) > 0, "no cmd {req}");
+        assert_eq!(
+            count(req),
+            count(req + 1_000_000_000),
+            "cmd {req}: requests and responses differ"
+        );
+    }
+    assert!(count(24) > 0, "no newnotify push");
+    for p in r["pairing_by_conn"].as_array().unwrap() {
+        assert_eq!(p["unanswered_requests"], 0, "{p}");
+        assert_eq!(p["responses_without_request"], 0, "{p}");
+    }
+    for s in r["sessions"].as_array().unwrap() {
+        assert!(s["anomalies"].as_array().unwrap().is_empty(), "{s}");
+        for t in s["transitions"].as_array().unwrap() {
+            for (_, c) in t["changed"].as_object().unwrap() {
+                assert!(
+                    c["delta"].is_null() || c["delta"].as_i64().unwrap() > 0,
+                    "{t}"
+                );
+            }
+        }
+    }
+}
