@@ -204,7 +204,7 @@ fn varint_field(fields: &[WireField<'_>], n: u32) -> Option<u64> {
 }
 
 /// The SyncKey in field `n` (a KeyBuf) of a message.
-fn keybuf(msg: &[u8], n: u32) -> Option<KeyMap> {
+pub fn keybuf(msg: &[u8], n: u32) -> Option<KeyMap> {
     use crate::body::synckey::SyncKey;
     let fields = shallow(msg)?;
     SyncKey::decode(len_field(&fields, n)?)

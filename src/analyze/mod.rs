@@ -755,6 +755,57 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
             .collect()
     }
 
+    /// A short-link `POST .../newsync` with plain protobuf bodies (the
+    /// reference server's short link): its SyncKeys go on the timeline. The
+    /// user comes from the `uin` query parameter when there is one.
+    fn plain_short_newsync(
+        &mut self,
+        at: &Here,
+        path: &str,
+        request: Option<&http::Message>,
+        rs: &http::Message,
+    ) {
+        let (p, q) = path.split_once('?').unwrap_or((path, ""));
+        if !p.ends_with("/newsync") {
+            return;
+        }
+        let params = crate::proto::web::parse_query(q);
+        let uin = params.get("uin").and_then(|u| u.parse().ok());
+        let ids = Ids {
+            uin,
+            sid: None,
+            conn: at.conn,
+        };
+        if let Some(rq) = request {
+            if let Some(k) = body::keybuf(&rq.body, 3) {
+                let obs = Observation {
+                    ts: rq.ts_last,
+                    conn: at.conn,
+                    dir: Direction::ClientToServer,
+                    source: Source::ClientPresented,
+                    message: "newsync_request".to_owned(),
+                    keys: k,
+                };
+                self.timeline.observe(ids, obs, false);
+                self.timeline.sync_request(ids, rq.ts_last);
+            }
+        }
+        if let Some(k) = body::keybuf(&rs.body, 4) {
+            let obs = Observation {
+                ts: rs.ts_last,
+                conn: at.conn,
+                dir: Direction::ServerToClient,
+                source: Source::ServerIssued,
+                message: "newsync_response".to_owned(),
+                keys: k,
+            };
+            self.timeline.observe(ids, obs, false);
+            let msg_ids = body::add_msg_ids(&rs.body);
+            self.timeline
+                .sync_result(ids, rs.ts_last, at.conn, msg_ids.len() as u64, &msg_ids);
+        }
+    }
+
     /// A plain HTTP or web WeChat exchange: a record, and the web protocol's
     /// facts on the SyncKey timeline.
     fn web_exchange(&mut self, at: &Here, request: Option<&http::Message>, rs: &http::Message) {
@@ -762,6 +813,9 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
         let path = request.and_then(|r| r.path()).unwrap_or("").to_owned();
         let req_body = request.map(|r| r.body.as_slice()).unwrap_or(&[]);
         let ex = web::decode(&path, req_body, Some(&rs.body));
+        if ex.is_none() {
+            self.plain_short_newsync(at, &path, request, rs);
+        }
         let latency_us = request.map(|r| rs.ts_last.nanos_since(&r.ts_last).max(0) as u64 / 1000);
         if let Some(ex) = &ex {
             let i = &ex.info;

@@ -422,3 +422,36 @@ fn analyze_decodes_the_recorded_serve_client_sample() {
         }
     }
 }
+
+/// The short-link sample (plain protobuf `POST .../newsync`): its SyncKeys
+/// reach the timeline and the resent message is one message.
+#[test]
+fn sync_follows_the_short_link_sample() {
+    let sample = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/samples/serve-client-shortlink.pcapng"
+    );
+    let out = syncscope(&["sync", sample, "--format", "json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let sessions = v["sessions"].as_array().unwrap();
+    let obs: usize = sessions
+        .iter()
+        .map(|s| s["observations"].as_array().unwrap().len())
+        .sum();
+    assert!(obs >= 2, "{v}");
+    assert!(
+        sessions
+            .iter()
+            .all(|s| s["anomalies"].as_array().unwrap().is_empty()),
+        "{v}"
+    );
+    let frames = ndjson(&syncscope(&[
+        "frames", sample, "--format", "ndjson", "--layer", "http",
+    ]));
+    let sends: Vec<&Value> = frames
+        .iter()
+        .filter(|f| f["cmd_name"] == "newsendmsg")
+        .collect();
+    assert_eq!(sends.len(), 3, "{frames:?}");
+}
