@@ -140,8 +140,8 @@ struct ShortReq {
 
 /// Where an MMTLS record was found.
 enum RecCtx {
-    /// On a long link (records straight on TCP).
-    Long,
+    /// On a long link (records straight on TCP), sent by this side.
+    Long(Side),
     /// In a short-link request body.
     ShortRequest,
     /// In a short-link response body, with the request it answers.
@@ -252,14 +252,7 @@ impl<'o, F: FnMut(&FrameRecord)> Analyzer<'o, F> {
                 sid: None,
                 conn: here.conn,
             },
-            Observation {
-                ts: here.ts,
-                conn: here.conn,
-                dir: here.dir,
-                source: src,
-                message: message.to_owned(),
-                keys,
-            },
+            Observation::new(here.ts, here.conn, src, message, keys),
             false,
         );
     }
@@ -579,12 +572,11 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
                 mmtls::Output::Record(r) => {
                     self.record(
                         here,
-                        side,
                         r.header,
                         r.index,
                         r.stream_offset,
                         r.raw,
-                        &RecCtx::Long,
+                        &RecCtx::Long(side),
                     );
                 }
                 mmtls::Output::Skipped(sk) => self.anomaly(
@@ -645,8 +637,7 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
                     self.conns.get_mut(&here.conn).expect("conn").short_links += 1;
                     let mut req = None;
                     for (idx, off, h, raw) in self.body_records(&at, rq) {
-                        if let Some(q) =
-                            self.record(&at, Side::First, h, idx, off, &raw, &RecCtx::ShortRequest)
+                        if let Some(q) = self.record(&at, h, idx, off, &raw, &RecCtx::ShortRequest)
                         {
                             req = Some(q);
                         }
@@ -698,7 +689,7 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
                     let req = conn.short_pending.pop_front().flatten();
                     let ctx = RecCtx::ShortResponse(req);
                     for (idx, off, h, raw) in self.body_records(&at, rs) {
-                        self.record(&at, Side::Second, h, idx, off, &raw, &ctx);
+                        self.record(&at, h, idx, off, &raw, &ctx);
                     }
                 } else if request
                     .is_some_and(|r| r.method() == Some("POST") && r.body.first() == Some(&0xBF))
@@ -778,27 +769,25 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
         };
         if let Some(rq) = request {
             if let Some(k) = body::keybuf(&rq.body, 3) {
-                let obs = Observation {
-                    ts: rq.ts_last,
-                    conn: at.conn,
-                    dir: Direction::ClientToServer,
-                    source: Source::ClientPresented,
-                    message: "newsync_request".to_owned(),
-                    keys: k,
-                };
+                let obs = Observation::new(
+                    rq.ts_last,
+                    at.conn,
+                    Source::ClientPresented,
+                    "newsync_request",
+                    k,
+                );
                 self.timeline.observe(ids, obs, false);
                 self.timeline.sync_request(ids, rq.ts_last);
             }
         }
         if let Some(k) = body::keybuf(&rs.body, 4) {
-            let obs = Observation {
-                ts: rs.ts_last,
-                conn: at.conn,
-                dir: Direction::ServerToClient,
-                source: Source::ServerIssued,
-                message: "newsync_response".to_owned(),
-                keys: k,
-            };
+            let obs = Observation::new(
+                rs.ts_last,
+                at.conn,
+                Source::ServerIssued,
+                "newsync_response",
+                k,
+            );
             self.timeline.observe(ids, obs, false);
             let msg_ids = body::add_msg_ids(&rs.body);
             self.timeline
@@ -825,15 +814,8 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
                 conn: at.conn,
             };
             let req_ts = request.map_or(rs.ts_first, |r| r.ts_last);
-            let c2s = Direction::ClientToServer;
-            let s2c = Direction::ServerToClient;
-            let obs = |ts, dir, source, message: &str, keys: &web::KeyMap| Observation {
-                ts,
-                conn: at.conn,
-                dir,
-                source,
-                message: message.to_owned(),
-                keys: keys.clone(),
+            let obs = |ts, source, message: &str, keys: &web::KeyMap| {
+                Observation::new(ts, at.conn, source, message, keys.clone())
             };
             match ex.endpoint {
                 Endpoint::Newloginpage | Endpoint::Webwxinit => self.timeline.start(ids),
@@ -842,14 +824,14 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
             if let Some(k) = &i.synccheck_key {
                 self.timeline.observe(
                     ids,
-                    obs(req_ts, c2s, Source::SynccheckParam, "synccheck", k),
+                    obs(req_ts, Source::SynccheckParam, "synccheck", k),
                     false,
                 );
             }
             if let Some(k) = &i.synckey_presented {
                 self.timeline.observe(
                     ids,
-                    obs(req_ts, c2s, Source::ClientPresented, "webwxsync_request", k),
+                    obs(req_ts, Source::ClientPresented, "webwxsync_request", k),
                     false,
                 );
             }
@@ -863,14 +845,13 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
                     "webwxsync_response"
                 };
                 self.timeline
-                    .observe(ids, obs(rs.ts_last, s2c, Source::ServerIssued, m, k), false);
+                    .observe(ids, obs(rs.ts_last, Source::ServerIssued, m, k), false);
             }
             if let Some(k) = &i.synccheckkey_issued {
                 self.timeline.observe(
                     ids,
                     obs(
                         rs.ts_last,
-                        s2c,
                         Source::ServerIssued,
                         "webwxsync_response.SyncCheckKey",
                         k,
@@ -1086,11 +1067,9 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
         (self.out)(&rec);
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn record(
         &mut self,
         here: &Here,
-        side: Side,
         h: mmtls::RecordHeader,
         index: u64,
         offset: u64,
@@ -1152,33 +1131,31 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
         if h.typ.0 != 0x17 {
             return None;
         }
-        match ctx {
+        let side = match ctx {
             RecCtx::ShortRequest => return self.short_request(here, offset, index, &pt),
             RecCtx::ShortResponse(req) => {
                 self.short_response(here, offset, index, &pt, req.as_ref());
                 return None;
             }
-            RecCtx::Long => {}
-        }
+            RecCtx::Long(side) => *side,
+        };
         // A long-link data record holds one frame.
+        if let Some(fh) = Header::parse(&pt)
+            .ok()
+            .filter(|_| longlink::looks_like_frame(&pt))
         {
-            if longlink::looks_like_frame(&pt) {
-                if let Ok(fh) = Header::parse(&pt) {
-                    let body = pt
-                        .get(longlink::HEADER_LEN..fh.len as usize)
-                        .unwrap_or(&pt[longlink::HEADER_LEN.min(pt.len())..]);
-                    self.frame(
-                        here,
-                        side,
-                        Layer::Longlink,
-                        offset,
-                        fh,
-                        body,
-                        false,
-                        Some(index),
-                    );
-                }
-            }
+            let end = (fh.len as usize).min(pt.len());
+            let body = pt.get(longlink::HEADER_LEN..end).unwrap_or(&[]);
+            self.frame(
+                here,
+                side,
+                Layer::Longlink,
+                offset,
+                fh,
+                body,
+                false,
+                Some(index),
+            );
         }
         None
     }

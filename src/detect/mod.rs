@@ -1,15 +1,7 @@
 //! Protocol detection by content, per connection direction. Ports are only
 //! hints: WeChat runs plain HTTP and MMTLS on 8080 and MMTLS on 80 alike.
 
-use crate::proto::longlink;
-
-/// MMTLS record header size.
-const MMTLS_HEADER_LEN: usize = 5;
-
-/// An MMTLS record header: type 0x15/0x16/0x17/0x19, version `f1 03` or `f1 04`.
-fn mmtls_like(b: &[u8]) -> bool {
-    matches!(b, [0x15 | 0x16 | 0x17 | 0x19, 0xf1, 0x03 | 0x04, ..])
-}
+use crate::proto::{longlink, mmtls};
 
 /// Bytes looked at, at most.
 pub const SNIFF_LEN: usize = 16;
@@ -78,8 +70,8 @@ pub fn detect(first: &[u8], complete: bool) -> Option<Protocol> {
         None if !complete => return None,
         _ => {}
     }
-    if first.len() >= MMTLS_HEADER_LEN {
-        if mmtls_like(first) {
+    if first.len() >= mmtls::HEADER_LEN {
+        if mmtls::looks_like_record(first) {
             return Some(Protocol::Mmtls);
         }
     } else if !complete {

@@ -37,6 +37,26 @@ pub struct Observation {
     pub keys: KeyMap,
 }
 
+impl Observation {
+    /// An observation; the direction follows from who put the key on the
+    /// wire (the server sends what it issues, the client the rest).
+    pub fn new(ts: Timestamp, conn: u64, source: Source, message: &str, keys: KeyMap) -> Self {
+        let dir = if source == Source::ServerIssued {
+            Direction::ServerToClient
+        } else {
+            Direction::ClientToServer
+        };
+        Observation {
+            ts,
+            conn,
+            dir,
+            source,
+            message: message.to_owned(),
+            keys,
+        }
+    }
+}
+
 /// How one key changed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Change {
