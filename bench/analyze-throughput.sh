@@ -60,57 +60,14 @@ TSHARK_STAT='io,stat,0,COUNT(wechat_ll.cmd)wechat_ll.cmd'
 TIME_FILE=$(mktemp "$BENCH_DIR/time.XXXXXX")
 trap 'rm -f "$TIME_FILE" "$BENCH_DIR/stderr.txt"' EXIT
 
-say() { printf '%s\n' "$*" >&2; }
-
-is_root() { [ "$(id -u)" = 0 ]; }
-
-apt_install() {
-    # apt_install PKG...: true when installed. Refreshes the package lists once
-    # if the first attempt fails (a fresh machine has none).
-    is_root || return 1
-    command -v apt-get > /dev/null || return 1
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" > /dev/null 2>&1 && return 0
-    apt-get update -qq > /dev/null 2>&1 || true
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" > /dev/null 2>&1
-}
-
-say "== machine: $(nproc) CPU(s), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
-say "== load before: $(cut -d' ' -f1-3 /proc/loadavg) (other jobs on the machine lower the figures)"
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
 # ---- 1. build ----------------------------------------------------------------
-say "== cargo build --release --bin syncscope --example gencap"
-cargo build --release --quiet --bin syncscope --example gencap
-
-if [ ! -x /usr/bin/time ]; then
-    say "== /usr/bin/time missing: installing package 'time'"
-    apt_install time || { say "cannot install 'time'; giving up"; exit 1; }
-fi
+bench_setup
 
 # ---- 2. capture --------------------------------------------------------------
-# gen NAME SIZE: generates $BENCH_DIR/NAME unless a file made with the same
-# parameters is there; prints its path. The parameter file is the one
-# flows-throughput.sh writes; the generator's build (its `gencap=` entry)
-# is not compared, so a rebuilt generator does not force a new 1 GiB file
-# (gencap is deterministic; BENCH_REGEN=1 regenerates anyway).
-gen() {
-    local file=$BENCH_DIR/$1 size=$2
-    local want="bytes=$size conns=64 port=8080 seed=1"
-    local have=""
-    if [ -f "$file" ] && [ -f "$file.params" ]; then
-        have=$(sed 's/ gencap=.*//' "$file.params")
-    fi
-    if [ "$BENCH_REGEN" != 1 ] && [ "$have" = "$want" ]; then
-        say "== $file exists ($want): not regenerated"
-    else
-        say "== generating $file ($size)"
-        rm -f "$file.params"
-        "$GENCAP" --out "$file" --bytes "$size" --conns 64 --port 8080 --seed 1
-        printf '%s gencap=%s\n' "$want" "$(stat -c %s "$GENCAP")" > "$file.params"
-    fi
-    say "== reading $file into the page cache"
-    cat "$file" > /dev/null
-    printf '%s\n' "$file"
-}
+# gen: see bench/lib.sh.
 
 FILE=$(gen longlink-1g.pcap "$BENCH_BYTES")
 FILE_BYTES=$(stat -c %s "$FILE")

@@ -14,6 +14,7 @@
 #   BENCH_BIG=1  also generate a 4 GiB capture and compare syncscope's peak RSS
 #   BENCH_BIG_BYTES  size of that capture (default 4G)
 #   BENCH_NO_COMPARE=1  skip tshark and tcpflow
+#   BENCH_REGEN=1  regenerate the capture even if one with the same parameters exists
 #
 # What it does:
 #   1. cargo build --release (the `syncscope` binary and examples/gencap.rs);
@@ -54,50 +55,14 @@ TIME_FILE=$(mktemp "$BENCH_DIR/time.XXXXXX")
 FLOWDIR=$BENCH_DIR/tcpflow.out
 trap 'rm -rf "$TIME_FILE" "$FLOWDIR" "$BENCH_DIR/stderr.txt"' EXIT
 
-say() { printf '%s\n' "$*" >&2; }
-
-is_root() { [ "$(id -u)" = 0 ]; }
-
-apt_install() {
-    # apt_install PKG...: true when installed. Refreshes the package lists once
-    # if the first attempt fails (a fresh machine has none).
-    is_root || return 1
-    command -v apt-get > /dev/null || return 1
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" > /dev/null 2>&1 && return 0
-    apt-get update -qq > /dev/null 2>&1 || true
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" > /dev/null 2>&1
-}
-
-say "== machine: $(nproc) CPU(s), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
-say "== load before: $(cut -d' ' -f1-3 /proc/loadavg) (other jobs on the machine lower the figures)"
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
 # ---- 1. build ----------------------------------------------------------------
-say "== cargo build --release --bin syncscope --example gencap"
-cargo build --release --quiet --bin syncscope --example gencap
-
-if [ ! -x /usr/bin/time ]; then
-    say "== /usr/bin/time missing: installing package 'time'"
-    apt_install time || { say "cannot install 'time'; giving up"; exit 1; }
-fi
+bench_setup
 
 # ---- 2. captures -------------------------------------------------------------
-# gen NAME SIZE: generates $BENCH_DIR/NAME unless a file made with the same
-# parameters is there; prints its path.
-gen() {
-    local file=$BENCH_DIR/$1 size=$2
-    local params="bytes=$size conns=64 port=8080 seed=1 gencap=$(stat -c %s "$GENCAP")"
-    if [ -f "$file" ] && [ -f "$file.params" ] && [ "$(cat "$file.params")" = "$params" ]; then
-        say "== $file exists ($params): not regenerated"
-    else
-        say "== generating $file ($size)"
-        rm -f "$file.params"
-        "$GENCAP" --out "$file" --bytes "$size" --conns 64 --port 8080 --seed 1
-        printf '%s\n' "$params" > "$file.params"
-    fi
-    say "== reading $file into the page cache"
-    cat "$file" > /dev/null
-    printf '%s\n' "$file"
-}
+# gen: see bench/lib.sh.
 
 FILE=$(gen longlink-1g.pcap "$BENCH_BYTES")
 FILE_BYTES=$(stat -c %s "$FILE")

@@ -1,0 +1,53 @@
+# bench/lib.sh: shared by the throughput scripts (sourced, not run).
+# Expects BENCH_DIR (absolute) and GENCAP to be set by the caller.
+
+say() { printf '%s\n' "$*" >&2; }
+
+is_root() { [ "$(id -u)" = 0 ]; }
+
+apt_install() {
+    # apt_install PKG...: true when installed. Refreshes the package lists once
+    # if the first attempt fails (a fresh machine has none).
+    is_root || return 1
+    command -v apt-get > /dev/null || return 1
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" > /dev/null 2>&1 && return 0
+    apt-get update -qq > /dev/null 2>&1 || true
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" > /dev/null 2>&1
+}
+
+# bench_setup: prints the machine and its load, builds the binary and the
+# generator, makes sure /usr/bin/time is there.
+bench_setup() {
+    say "== machine: $(nproc) CPU(s), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
+    say "== load before: $(cut -d' ' -f1-3 /proc/loadavg) (other jobs on the machine lower the figures)"
+    say "== cargo build --release --bin syncscope --example gencap"
+    cargo build --release --quiet --bin syncscope --example gencap
+    if [ ! -x /usr/bin/time ]; then
+        say "== /usr/bin/time missing: installing package 'time'"
+        apt_install time || { say "cannot install 'time'; giving up"; exit 1; }
+    fi
+}
+
+# gen NAME SIZE: generates $BENCH_DIR/NAME (64 long-link connections to port
+# 8080, seed 1) unless a file made with the same parameters is there; reads
+# it into the page cache; prints its path. The generator is deterministic,
+# so a rebuilt gencap does not force a new file; BENCH_REGEN=1 does.
+gen() {
+    local file=$BENCH_DIR/$1 size=$2
+    local want="bytes=$size conns=64 port=8080 seed=1"
+    local have=""
+    if [ -f "$file" ] && [ -f "$file.params" ]; then
+        have=$(sed 's/ gencap=.*//' "$file.params")
+    fi
+    if [ "${BENCH_REGEN:-0}" != 1 ] && [ "$have" = "$want" ]; then
+        say "== $file exists ($want): not regenerated"
+    else
+        say "== generating $file ($size)"
+        rm -f "$file.params"
+        "$GENCAP" --out "$file" --bytes "$size" --conns 64 --port 8080 --seed 1
+        printf '%s gencap=%s\n' "$want" "$(stat -c %s "$GENCAP")" > "$file.params"
+    fi
+    say "== reading $file into the page cache"
+    cat "$file" > /dev/null
+    printf '%s\n' "$file"
+}
