@@ -1,4 +1,5 @@
-//! `syncscope client`: the reference client (see `syncscope::net::client`).
+//! `syncscope client`: the reference client (see `syncscope::net::client`,
+//! and `syncscope::net::webclient` for `--web`).
 //! Exit codes: 0 done, 1 the send was not confirmed (after its retries, or
 //! refused) or listen timed out, 2 usage or a refused identify.
 
@@ -11,6 +12,7 @@ use clap::{Subcommand, ValueEnum};
 
 use syncscope::net::client::{self, ClientError, Config, ListenOptions, ListenSink, SendOptions};
 use syncscope::net::messages::ChatMessage;
+use syncscope::net::webclient;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -23,6 +25,10 @@ pub struct Args {
     /// Device id (the user's first device is its primary).
     #[arg(long, default_value = "phone")]
     pub device: String,
+    /// Use the web endpoints (login, webwxinit, synccheck, webwxsync,
+    /// webwxsendmsg) as the user's device "web" instead of the long link.
+    #[arg(long, conflicts_with = "device")]
+    pub web: bool,
     #[command(subcommand)]
     pub action: Action,
 }
@@ -53,7 +59,7 @@ pub enum Action {
         /// `text` lines or one JSON object per line ({from, to, content, msg_id, client_msg_id}).
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
-        /// Seconds between heartbeats.
+        /// Seconds between heartbeats (long link only).
         #[arg(long, default_value_t = 60.0, value_name = "SECS")]
         heartbeat: f64,
     },
@@ -92,7 +98,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 attempts: retries.saturating_add(1),
                 ..SendOptions::default()
             };
-            match rt.block_on(client::send(&config, &to, &text, &opts)) {
+            let sent = if args.web {
+                rt.block_on(webclient::send(&config, &to, &text, &opts))
+            } else {
+                rt.block_on(client::send(&config, &to, &text, &opts))
+            };
+            match sent {
                 Ok(ack) => {
                     let mut out = io::stdout().lock();
                     serde_json::to_writer(&mut out, &ack).map_err(io::Error::from)?;
@@ -119,11 +130,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 .map(|d| tokio::time::Instant::now() + d);
             let opts = ListenOptions { count, deadline };
             let mut sink = Printer {
+                who: if args.web {
+                    format!("{} (web)", args.user)
+                } else {
+                    format!("{} ({})", args.user, args.device)
+                },
                 out: io::stdout().lock(),
                 format,
                 error: None,
             };
-            let outcome = rt.block_on(client::listen(&config, &opts, &mut sink))?;
+            let outcome = if args.web {
+                rt.block_on(webclient::listen(&config, &opts, &mut sink))?
+            } else {
+                rt.block_on(client::listen(&config, &opts, &mut sink))?
+            };
             if let Some(e) = sink.error {
                 return Err(e.into());
             }
@@ -145,6 +165,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 struct Printer<W: Write> {
+    /// `user (device)`, for the status lines on stderr.
+    who: String,
     out: W,
     format: Format,
     error: Option<io::Error>,
@@ -176,6 +198,10 @@ impl<W: Write> ListenSink for Printer<W> {
                 false
             }
         }
+    }
+
+    fn connected(&mut self) {
+        eprintln!("syncscope client: listening as {}", self.who);
     }
 
     fn reconnecting(&mut self, error: &ClientError, delay: Duration) {

@@ -90,6 +90,23 @@ pub enum ClientError {
     Body(#[from] BodyError),
     #[error("invalid {what} {value:?}: 1 to 64 printable characters without spaces")]
     InvalidName { what: &'static str, value: String },
+    /// Web client: the connection failed during a request.
+    #[error("{what}: {source}")]
+    Io {
+        what: &'static str,
+        #[source]
+        source: io::Error,
+    },
+    /// Web client: an HTTP status other than 200.
+    #[error("the server answered {what} with HTTP {status}: {body}")]
+    Http {
+        what: &'static str,
+        status: u16,
+        body: String,
+    },
+    /// Web client: an answer that is not what the step expects.
+    #[error("malformed answer to {what}: {detail}")]
+    Malformed { what: &'static str, detail: String },
 }
 
 impl ClientError {
@@ -107,6 +124,8 @@ impl ClientError {
                     | ret::BAD_FRAME
             ),
             ClientError::InvalidName { .. } => true,
+            // A web endpoint the server does not serve or will not take.
+            ClientError::Http { status, .. } => (400..500).contains(status) && *status != 408,
             _ => false,
         }
     }
@@ -392,7 +411,7 @@ fn refused(what: &'static str, body: &[u8]) -> ClientError {
     }
 }
 
-fn unix_now() -> u64 {
+pub(super) fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -446,6 +465,41 @@ pub struct SendFailed {
     pub last: ClientError,
 }
 
+/// The attempts of one send (long link or web): one ClientMsgId for all.
+pub(super) struct Retry {
+    pub client_msg_id: u64,
+    attempts: u32,
+    made: u32,
+    backoff: Duration,
+}
+
+impl Retry {
+    pub(super) fn new(opts: &SendOptions) -> Retry {
+        Retry {
+            client_msg_id: opts.client_msg_id.unwrap_or_else(new_client_msg_id),
+            attempts: opts.attempts.max(1),
+            made: 0,
+            backoff: opts.backoff,
+        }
+    }
+
+    /// An attempt failed with `last`: gives up (permanent error or no
+    /// attempts left) or waits before the next one.
+    pub(super) async fn failed(&mut self, last: ClientError) -> Result<(), SendFailed> {
+        self.made += 1;
+        if last.is_permanent() || self.made >= self.attempts {
+            return Err(SendFailed {
+                attempts: self.made,
+                client_msg_id: self.client_msg_id,
+                last,
+            });
+        }
+        sleep(self.backoff).await;
+        self.backoff = (self.backoff * 2).min(Duration::from_secs(5));
+        Ok(())
+    }
+}
+
 /// Sends one message on a fresh connection, retrying with the same
 /// ClientMsgId when the answer does not come.
 pub async fn send(
@@ -454,29 +508,15 @@ pub async fn send(
     content: &str,
     opts: &SendOptions,
 ) -> Result<SendAck, SendFailed> {
-    let cid = opts.client_msg_id.unwrap_or_else(new_client_msg_id);
-    let mut backoff = opts.backoff;
-    let attempts = opts.attempts.max(1);
-    let mut n = 0;
+    let mut retry = Retry::new(opts);
     loop {
-        n += 1;
         let attempt = async {
             let mut s = Session::connect(config, SyncKey::default()).await?;
-            s.send(to, content, cid).await
+            s.send(to, content, retry.client_msg_id).await
         };
         match attempt.await {
             Ok(ack) => return Ok(ack),
-            Err(last) if last.is_permanent() || n >= attempts => {
-                return Err(SendFailed {
-                    attempts: n,
-                    client_msg_id: cid,
-                    last,
-                })
-            }
-            Err(_) => {
-                sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-            }
+            Err(e) => retry.failed(e).await?,
         }
     }
 }
@@ -485,6 +525,8 @@ pub async fn send(
 pub trait ListenSink {
     /// A new message; return `false` to stop listening.
     fn message(&mut self, m: &ChatMessage) -> bool;
+    /// Connected and logged in: messages sent from now on will come.
+    fn connected(&mut self) {}
     /// The connection failed; the next attempt comes after `delay`.
     fn reconnecting(&mut self, _error: &ClientError, _delay: Duration) {}
 }
@@ -505,13 +547,14 @@ pub struct ListenOutcome {
     pub timed_out: bool,
 }
 
-enum Stop {
+pub(super) enum Stop {
     /// Count reached or the sink said stop.
     Done,
     TimedOut,
 }
 
-struct Listener<'a, S: ListenSink> {
+/// Hands messages to the sink: counts them and drops repeats.
+pub(super) struct Listener<'a, S: ListenSink> {
     sink: &'a mut S,
     count: Option<usize>,
     received: usize,
@@ -521,7 +564,7 @@ struct Listener<'a, S: ListenSink> {
 impl<S: ListenSink> Listener<'_, S> {
     /// Hands over a page's new messages; `false` when it stopped inside
     /// the page (whose key must then not be presented).
-    fn page(&mut self, messages: &[ChatMessage]) -> bool {
+    pub(super) fn page(&mut self, messages: &[ChatMessage]) -> bool {
         for m in messages {
             if self.count.is_some_and(|c| self.received >= c) {
                 return false;
@@ -537,45 +580,106 @@ impl<S: ListenSink> Listener<'_, S> {
         true
     }
 
-    fn done(&self) -> bool {
+    pub(super) fn done(&self) -> bool {
         self.count.is_some_and(|c| self.received >= c)
     }
 
-    /// newsync until ContinueFlag is 0.
-    async fn drain(&mut self, s: &mut Session) -> Result<Option<Stop>, ClientError> {
+    /// Syncs until the server has no more: each page's messages are handed
+    /// over before its key is adopted (so presented, which confirms them).
+    /// Whether any message came, or why to stop.
+    pub(super) async fn drain<M: Mailbox>(
+        &mut self,
+        s: &mut M,
+    ) -> Result<Result<bool, Stop>, ClientError> {
+        let mut any = false;
         loop {
-            let page = s.sync().await?;
-            if !self.page(&page.messages) {
-                return Ok(Some(Stop::Done));
+            let (messages, more, key) = s.fetch().await?;
+            if !self.page(&messages) {
+                return Ok(Err(Stop::Done));
             }
-            s.adopt(page.synckey);
+            any |= !messages.is_empty();
+            s.adopt_key(key);
             if self.done() {
-                return Ok(Some(Stop::Done));
+                return Ok(Err(Stop::Done));
             }
-            if !page.more {
-                return Ok(None);
+            if !more {
+                return Ok(Ok(any));
             }
         }
     }
+}
 
-    async fn session(
+/// A session that syncs pages of messages: the long link's newsync, the
+/// web's webwxsync.
+pub(super) trait Mailbox {
+    type Key;
+    /// One page: its messages, whether more follow, the key it issued.
+    async fn fetch(&mut self) -> Result<(Vec<ChatMessage>, bool, Self::Key), ClientError>;
+    /// Makes `key` the one presented next.
+    fn adopt_key(&mut self, key: Self::Key);
+}
+
+impl Mailbox for Session {
+    type Key = SyncKey;
+
+    async fn fetch(&mut self) -> Result<(Vec<ChatMessage>, bool, SyncKey), ClientError> {
+        let page = self.sync().await?;
+        Ok((page.messages, page.more, page.synckey))
+    }
+
+    fn adopt_key(&mut self, key: SyncKey) {
+        self.adopt(key);
+    }
+}
+
+/// A way to be connected for [`listen`]: the long link here, the web in
+/// `webclient`.
+pub(super) trait Link {
+    type Session;
+    /// Connects and logs in.
+    async fn open(&mut self) -> Result<Self::Session, ClientError>;
+    /// Receives until the listener is done, an error, or `deadline`.
+    async fn run<S: ListenSink>(
         &mut self,
+        l: &mut Listener<'_, S>,
+        s: &mut Self::Session,
+        deadline: Instant,
+    ) -> Result<Stop, ClientError>;
+    /// After a run that stopped: confirms what was handled (best effort).
+    async fn close(&mut self, s: Self::Session);
+}
+
+/// The long link: identify with the last handled key, newsync until
+/// ContinueFlag is 0, then wait for newnotify (heartbeat in between).
+struct LongLink<'a> {
+    config: &'a Config,
+    key: SyncKey,
+}
+
+impl Link for LongLink<'_> {
+    type Session = Session;
+
+    async fn open(&mut self) -> Result<Session, ClientError> {
+        Session::connect(self.config, self.key.clone()).await
+    }
+
+    async fn run<S: ListenSink>(
+        &mut self,
+        l: &mut Listener<'_, S>,
         s: &mut Session,
-        heartbeat: Duration,
-        deadline: Option<Instant>,
+        deadline: Instant,
     ) -> Result<Stop, ClientError> {
-        let far = Instant::now() + Duration::from_secs(100 * 365 * 86_400);
-        let deadline = deadline.unwrap_or(far);
+        let heartbeat = self.config.heartbeat;
         let mut beat = tokio::time::interval_at(Instant::now() + heartbeat, heartbeat);
         let run = async {
-            if let Some(stop) = self.drain(s).await? {
+            if let Err(stop) = l.drain(s).await? {
                 return Ok(stop);
             }
             loop {
                 tokio::select! {
                     r = s.wait_push() => {
                         r?;
-                        if let Some(stop) = self.drain(s).await? {
+                        if let Err(stop) = l.drain(s).await? {
                             return Ok(stop);
                         }
                     }
@@ -583,10 +687,16 @@ impl<S: ListenSink> Listener<'_, S> {
                 }
             }
         };
-        match timeout_at(deadline, run).await {
-            Ok(r) => r,
-            Err(_) => Ok(Stop::TimedOut),
-        }
+        let r = timeout_at(deadline, run)
+            .await
+            .unwrap_or(Ok(Stop::TimedOut));
+        self.key = s.synckey.clone();
+        r
+    }
+
+    async fn close(&mut self, mut s: Session) {
+        // An unconfirmed page is offered again.
+        let _ = timeout(Duration::from_secs(2), s.confirm()).await;
     }
 }
 
@@ -599,13 +709,27 @@ pub async fn listen<S: ListenSink>(
     opts: &ListenOptions,
     sink: &mut S,
 ) -> Result<ListenOutcome, ClientError> {
+    let mut link = LongLink {
+        config,
+        key: SyncKey::default(),
+    };
+    listen_on(&mut link, opts, sink).await
+}
+
+/// [`listen`] over any [`Link`].
+pub(super) async fn listen_on<L: Link, S: ListenSink>(
+    link: &mut L,
+    opts: &ListenOptions,
+    sink: &mut S,
+) -> Result<ListenOutcome, ClientError> {
     let mut l = Listener {
         sink,
         count: opts.count,
         received: 0,
         seen: HashSet::new(),
     };
-    let mut key = SyncKey::default();
+    let far = Instant::now() + Duration::from_secs(100 * 365 * 86_400);
+    let deadline = opts.deadline.unwrap_or(far);
     let mut backoff = Duration::from_millis(100);
     let outcome = |l: &Listener<'_, S>, timed_out| ListenOutcome {
         received: l.received,
@@ -615,23 +739,17 @@ pub async fn listen<S: ListenSink>(
         if l.done() {
             return Ok(outcome(&l, false));
         }
-        let connect = Session::connect(config, key.clone());
-        let connected = match opts.deadline {
-            Some(d) => match timeout_at(d, connect).await {
-                Ok(r) => r,
-                Err(_) => return Ok(outcome(&l, true)),
-            },
-            None => connect.await,
+        let connected = match timeout_at(deadline, link.open()).await {
+            Ok(r) => r,
+            Err(_) => return Ok(outcome(&l, true)),
         };
         let err = match connected {
             Ok(mut s) => {
                 backoff = Duration::from_millis(100);
-                let r = l.session(&mut s, config.heartbeat, opts.deadline).await;
-                key = s.synckey.clone();
-                match r {
+                l.sink.connected();
+                match link.run(&mut l, &mut s, deadline).await {
                     Ok(stop) => {
-                        // Best effort: an unconfirmed page is offered again.
-                        let _ = timeout(Duration::from_secs(2), s.confirm()).await;
+                        link.close(s).await;
                         return Ok(outcome(&l, matches!(stop, Stop::TimedOut)));
                     }
                     Err(e) => e,
@@ -642,10 +760,7 @@ pub async fn listen<S: ListenSink>(
         if err.is_permanent() {
             return Err(err);
         }
-        let delay = match opts.deadline {
-            Some(d) => backoff.min(d.saturating_duration_since(Instant::now())),
-            None => backoff,
-        };
+        let delay = backoff.min(deadline.saturating_duration_since(Instant::now()));
         l.sink.reconnecting(&err, delay);
         sleep(delay).await;
         backoff = (backoff * 2).min(Duration::from_secs(5));

@@ -11,6 +11,8 @@
 //! server.rs     run(listener, store, config, shutdown): one task per connection, pushes, drain
 //!   shortlink.rs  HTTP POST /cgi-bin/micromsg-bin/newsync|newsendmsg on the same port
 //! client.rs     identify, heartbeat, newsync, newsendmsg; send with retries, listen with reconnects
+//! webclient.rs  the same over the web endpoints (login, webwxinit, synccheck, webwxsync, webwxsendmsg)
+//!   http.rs       a small HTTP/1.1 client: sans-IO encode/parse (httparse), one keep-alive connection
 //! ```
 //!
 //! # Long-link conversation
@@ -36,6 +38,7 @@ pub mod frame;
 pub mod messages;
 pub mod server;
 pub mod store;
+pub mod webclient;
 
 use crate::proto::longlink::RESPONSE_OFFSET;
 

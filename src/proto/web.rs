@@ -248,18 +248,20 @@ pub fn decode(path: &str, req_body: &[u8], resp_body: Option<&[u8]>) -> Option<W
     })
 }
 
-fn as_u64(v: &Value) -> Option<u64> {
+/// A number, or a string holding one.
+pub fn as_u64(v: &Value) -> Option<u64> {
     v.as_u64()
         .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
 }
 
-fn as_i64(v: &Value) -> Option<i64> {
+/// A signed number, or a string holding one.
+pub fn as_i64(v: &Value) -> Option<i64> {
     v.as_i64()
         .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
 }
 
 /// Ids are numbers or strings depending on the client: keep them as text.
-fn id_string(v: &Value) -> String {
+pub fn id_string(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         Value::Number(n) => n.to_string(),

@@ -1,0 +1,947 @@
+//! The web client (`syncscope client --web`): the user's device `web`
+//! over the web endpoints of protocol.md section 6, served by the
+//! reference server on the long link's port.
+//!
+//! * [`WebSession::login`]: `jslogin` (with syncscope's `user=` so the
+//!   server confirms the login for that user), the `login` poll until
+//!   `window.code=200` gives the redirect_uri, then the ticket page whose
+//!   XML holds skey, wxsid, wxuin and pass_ticket (and cookies);
+//!   [`WebSession::init`] (`webwxinit`: own UserName, first SyncKey) and
+//!   [`WebSession::status_notify`].
+//! * [`listen`]: `webwxsync` until ContinueFlag is 0, then `synccheck`
+//!   (held by the server until data comes) on a second connection, and
+//!   again. A page's messages are handed over before its SyncKey is
+//!   presented, as on the long link; a refused session (1101) logs in
+//!   again, with backoff.
+//! * [`send`]: `webwxsendmsg`, retried with the same ClientMsgId.
+//!
+//! User names are shown without the web's `@`, as the long-link client
+//! shows them; the output types are the long-link client's.
+
+pub mod http;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use serde_json::{json, Value};
+use tokio::time::{sleep, timeout, timeout_at, Instant};
+
+use self::http::{Conn, Request, Response};
+use super::client::{
+    self, unix_now, ClientError, Config, ListenOptions, ListenOutcome, ListenSink, Listener, Retry,
+    SendAck, SendFailed, SendOptions, Stop,
+};
+use super::messages::{ChatMessage, IdentifyExt};
+use crate::proto::web::{self as wire, KeyMap};
+
+/// The web client's appid (the real one, which the server expects).
+pub const APPID: &str = "wx782c26e4c19acffb";
+/// Path prefix of the web cgi endpoints.
+pub const CGI: &str = "/cgi-bin/mmwebwx-bin/";
+/// MsgType of a status-notify message (the web's own bookkeeping, not a
+/// chat message: [`listen`] skips it).
+pub const MSG_TYPE_STATUS_NOTIFY: u64 = 51;
+/// How long a held request (login poll, synccheck) may take: the server
+/// holds them up to 25 s.
+pub const LONG_POLL: Duration = Duration::from_secs(35);
+
+/// Query values: everything but the unreserved characters is encoded
+/// (so the synccheck key's `|` goes out as `%7C`).
+const QUERY: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+fn enc(s: &str) -> String {
+    utf8_percent_encode(s, QUERY).to_string()
+}
+
+fn unix_ms() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0)
+}
+
+/// A web user name: `@` + the syncscope name.
+pub fn web_name(user: &str) -> String {
+    if user.starts_with('@') {
+        user.to_owned()
+    } else {
+        format!("@{user}")
+    }
+}
+
+/// A syncscope user name from a web one (the `@` dropped).
+pub fn plain_name(web: &str) -> &str {
+    web.strip_prefix('@').unwrap_or(web)
+}
+
+/// The synccheck `synckey` parameter before encoding: `1_1|2_5|3_1`.
+pub fn synckey_param(key: &KeyMap) -> String {
+    key.iter()
+        .map(|(k, v)| format!("{k}_{v}"))
+        .collect::<Vec<_>>()
+        .join("|")
+}
+
+/// A SyncKey as the JSON of a webwxsync body.
+pub fn synckey_json(key: &KeyMap) -> Value {
+    json!({
+        "Count": key.len(),
+        "List": key.iter().map(|(k, v)| json!({"Key": k, "Val": v})).collect::<Vec<_>>(),
+    })
+}
+
+/// The `window.QRLogin` answer of jslogin: the uuid when the code is 200.
+pub fn parse_jslogin(text: &str) -> Result<String, ClientError> {
+    let w = wire::window_assignments(text);
+    let code = w.get("QRLogin.code").map(String::as_str);
+    match (code, w.get("QRLogin.uuid")) {
+        (Some("200"), Some(uuid)) if !uuid.is_empty() => Ok(uuid.clone()),
+        (Some(code), _) => Err(ClientError::Refused {
+            what: "jslogin",
+            ret: code.trim().parse().unwrap_or(-1),
+            message: format!("window.QRLogin.code = {code}"),
+        }),
+        (None, _) => Err(malformed("jslogin", "no window.QRLogin.code", text)),
+    }
+}
+
+/// What one login poll said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoginPoll {
+    /// 408: nothing yet, poll again.
+    Wait,
+    /// 201: scanned, not yet confirmed.
+    Scanned,
+    /// 200: confirmed; the ticket page to fetch.
+    Confirmed { redirect_uri: String },
+}
+
+/// The `window.code` answer of the login poll.
+pub fn parse_login_poll(text: &str) -> Result<LoginPoll, ClientError> {
+    let w = wire::window_assignments(text);
+    let Some(code) = w.get("code") else {
+        return Err(malformed("login", "no window.code", text));
+    };
+    match code.trim() {
+        "408" => Ok(LoginPoll::Wait),
+        "201" => Ok(LoginPoll::Scanned),
+        "200" => match w.get("redirect_uri") {
+            Some(uri) if !uri.is_empty() => Ok(LoginPoll::Confirmed {
+                redirect_uri: uri.clone(),
+            }),
+            _ => Err(malformed("login", "code 200 without redirect_uri", text)),
+        },
+        other => Err(ClientError::Refused {
+            what: "login",
+            ret: other.parse().unwrap_or(-1),
+            message: if other == "400" {
+                "the server does not know this login uuid (expired?)".into()
+            } else {
+                format!("window.code={other}")
+            },
+        }),
+    }
+}
+
+/// The path and query of a redirect_uri (`http://HOST/path?query`); the
+/// client stays on the server it was given whatever HOST says.
+pub fn redirect_target(uri: &str) -> Option<&str> {
+    let rest = uri
+        .strip_prefix("http://")
+        .or_else(|| uri.strip_prefix("https://"))
+        .unwrap_or(uri);
+    let i = rest.find('/')?;
+    Some(&rest[i..])
+}
+
+/// The ticket page's fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ticket {
+    pub skey: String,
+    pub sid: String,
+    pub uin: u64,
+    pub pass_ticket: String,
+}
+
+/// The ticket page's XML: `<error><ret>0</ret>...<skey>..`.
+pub fn parse_ticket(text: &str) -> Result<Ticket, ClientError> {
+    const WHAT: &str = "webwxnewloginpage";
+    let tag = |t: &str| wire::xml_tag(text, t);
+    let ret = tag("ret")
+        .and_then(|r| r.trim().parse::<i32>().ok())
+        .ok_or_else(|| malformed(WHAT, "no <ret>", text))?;
+    if ret != 0 {
+        return Err(ClientError::Refused {
+            what: WHAT,
+            ret,
+            message: tag("message").unwrap_or_default(),
+        });
+    }
+    let need = |t: &'static str| {
+        tag(t)
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| malformed(WHAT, &format!("no <{t}>"), text))
+    };
+    Ok(Ticket {
+        skey: need("skey")?,
+        sid: need("wxsid")?,
+        uin: need("wxuin")?
+            .trim()
+            .parse()
+            .map_err(|_| malformed(WHAT, "<wxuin> is not a number", text))?,
+        pass_ticket: need("pass_ticket")?,
+    })
+}
+
+/// The synccheck answer: `window.synccheck={retcode:"0",selector:"2"}`,
+/// the selector when retcode is 0.
+pub fn parse_synccheck(text: &str) -> Result<u32, ClientError> {
+    let w = wire::window_assignments(text);
+    let Some(obj) = w.get("synccheck").map(|s| wire::js_object(s)) else {
+        return Err(malformed("synccheck", "no window.synccheck", text));
+    };
+    let num = |k: &str| obj.get(k).and_then(|v| v.trim().parse::<i64>().ok());
+    match (num("retcode"), num("selector")) {
+        (Some(0), Some(sel)) => {
+            u32::try_from(sel).map_err(|_| malformed("synccheck", "negative selector", text))
+        }
+        (Some(code), _) => Err(ClientError::Refused {
+            what: "synccheck",
+            ret: i32::try_from(code).unwrap_or(-1),
+            message: format!("retcode {code}: the web session ended"),
+        }),
+        _ => Err(malformed("synccheck", "no retcode or selector", text)),
+    }
+}
+
+fn malformed(what: &'static str, detail: &str, text: &str) -> ClientError {
+    let mut excerpt: String = text.trim().chars().take(120).collect();
+    if excerpt.len() < text.trim().len() {
+        excerpt.push_str("...");
+    }
+    ClientError::Malformed {
+        what,
+        detail: format!("{detail} in {excerpt:?}"),
+    }
+}
+
+/// The JSON body of a POST answer, its `BaseResponse.Ret` checked.
+pub fn parse_json(what: &'static str, body: &[u8]) -> Result<Value, ClientError> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| ClientError::Malformed {
+        what,
+        detail: format!("not JSON: {e}"),
+    })?;
+    let base = &v["BaseResponse"];
+    let Some(ret) = wire::as_i64(&base["Ret"]) else {
+        return Err(ClientError::Malformed {
+            what,
+            detail: "no BaseResponse.Ret".into(),
+        });
+    };
+    if ret != 0 {
+        let msg = base["ErrMsg"].as_str().unwrap_or_default();
+        return Err(ClientError::Refused {
+            what,
+            ret: i32::try_from(ret).unwrap_or(i32::MIN),
+            message: if msg.is_empty() {
+                "BaseResponse.Ret is not 0".into()
+            } else {
+                msg.to_owned()
+            },
+        });
+    }
+    Ok(v)
+}
+
+/// A message of an AddMsgList as the long-link client shows it; `None`
+/// for a status notify.
+pub fn chat_message(m: &Value) -> Option<ChatMessage> {
+    if wire::as_u64(&m["MsgType"]) == Some(MSG_TYPE_STATUS_NOTIFY) {
+        return None;
+    }
+    let id = |k: &str| wire::as_u64(&m[k]).filter(|&n| n != 0);
+    let name = |k: &str| plain_name(m[k].as_str().unwrap_or_default()).to_owned();
+    Some(ChatMessage {
+        from: name("FromUserName"),
+        to: name("ToUserName"),
+        content: m["Content"].as_str().unwrap_or_default().to_owned(),
+        msg_id: id("NewMsgId").or_else(|| id("MsgId")).unwrap_or(0),
+        client_msg_id: Some(wire::id_string(&m["ClientMsgId"])).filter(|s| !s.is_empty()),
+    })
+}
+
+/// One webwxsync answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebPage {
+    pub messages: Vec<ChatMessage>,
+    /// SyncKey for the next webwxsync (not yet presented).
+    pub synckey: KeyMap,
+    /// SyncCheckKey for the next synccheck.
+    pub synccheck_key: KeyMap,
+    pub more: bool,
+}
+
+/// A logged-in web session: one connection for requests, a second one
+/// for the held synccheck.
+#[derive(Debug)]
+pub struct WebSession {
+    api: Conn,
+    poll: Conn,
+    request_timeout: Duration,
+    cookies: BTreeMap<String, String>,
+    pub uin: u64,
+    pub sid: String,
+    pub skey: String,
+    pub pass_ticket: String,
+    /// `e` + 15 digits.
+    pub device_id: String,
+    /// Own web UserName (`@NAME`), from webwxinit.
+    pub user_name: String,
+    /// The key the next webwxsync presents.
+    pub synckey: KeyMap,
+    /// The key the next synccheck sends.
+    pub synccheck_key: KeyMap,
+}
+
+impl WebSession {
+    /// Logs in as `config.user` (jslogin, poll, ticket page).
+    pub async fn login(config: &Config) -> Result<WebSession, ClientError> {
+        if !IdentifyExt::valid_user(&config.user) {
+            return Err(ClientError::InvalidName {
+                what: "user name",
+                value: config.user.clone(),
+            });
+        }
+        let mut s = WebSession {
+            api: Conn::new(&config.server),
+            poll: Conn::new(&config.server),
+            request_timeout: config.request_timeout,
+            cookies: BTreeMap::new(),
+            uin: 0,
+            sid: String::new(),
+            skey: String::new(),
+            pass_ticket: String::new(),
+            device_id: format!(
+                "e{:015}",
+                client::new_client_msg_id() % 1_000_000_000_000_000
+            ),
+            user_name: web_name(&config.user),
+            synckey: KeyMap::new(),
+            synccheck_key: KeyMap::new(),
+        };
+        let target = format!(
+            "/jslogin?appid={APPID}&fun=new&lang=zh_CN&user={}&_={}",
+            enc(&config.user),
+            unix_ms()
+        );
+        let r = s.get("jslogin", &target, false).await?;
+        let uuid = parse_jslogin(&text(&r))?;
+        let redirect = s.poll_login(&uuid).await?;
+        let target = redirect_target(&redirect).ok_or_else(|| ClientError::Malformed {
+            what: "login",
+            detail: format!("redirect_uri {redirect:?} has no path"),
+        })?;
+        let r = s
+            .get(
+                "webwxnewloginpage",
+                &format!("{target}&fun=new&version=v2"),
+                false,
+            )
+            .await?;
+        let t = parse_ticket(&text(&r))?;
+        s.skey = t.skey;
+        s.sid = t.sid;
+        s.uin = t.uin;
+        s.pass_ticket = t.pass_ticket;
+        Ok(s)
+    }
+
+    /// Polls `login` until confirmed, for [`LONG_POLL`] at most.
+    async fn poll_login(&mut self, uuid: &str) -> Result<String, ClientError> {
+        let give_up = Instant::now() + LONG_POLL;
+        let mut tip = 1;
+        loop {
+            let target = format!(
+                "{CGI}login?loginicon=true&uuid={}&tip={tip}&r={}&_={}",
+                enc(uuid),
+                !(unix_ms() as u32),
+                unix_ms()
+            );
+            let asked = Instant::now();
+            let r = timeout_at(give_up, self.get("login", &target, true))
+                .await
+                .map_err(|_| ClientError::Timeout {
+                    what: "login (never confirmed)",
+                    secs: LONG_POLL.as_secs_f64(),
+                })??;
+            match parse_login_poll(&text(&r))? {
+                LoginPoll::Confirmed { redirect_uri } => return Ok(redirect_uri),
+                LoginPoll::Scanned => tip = 0,
+                // A quick 408 (the server did not hold the poll): pause.
+                LoginPoll::Wait if asked.elapsed() < Duration::from_secs(1) => {
+                    sleep(Duration::from_millis(250)).await
+                }
+                LoginPoll::Wait => {}
+            }
+        }
+    }
+
+    fn base_request(&self) -> Value {
+        json!({
+            "Uin": self.uin,
+            "Sid": self.sid,
+            "Skey": self.skey,
+            "DeviceID": self.device_id,
+        })
+    }
+
+    fn cookie(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    /// A GET on the request connection (`held`: the poll connection, with
+    /// [`LONG_POLL`]), checked for status 200.
+    async fn get(
+        &mut self,
+        what: &'static str,
+        target: &str,
+        held: bool,
+    ) -> Result<Response, ClientError> {
+        let cookie = self.cookie();
+        let req = Request {
+            method: "GET",
+            target,
+            cookie: Some(&cookie),
+            body: None,
+        };
+        let r = if held {
+            self.poll.request(what, &req, LONG_POLL).await?
+        } else {
+            self.api.request(what, &req, self.request_timeout).await?
+        };
+        self.checked(what, r)
+    }
+
+    /// A JSON POST on the request connection; the answer's BaseResponse
+    /// checked.
+    async fn post(
+        &mut self,
+        what: &'static str,
+        target: &str,
+        body: &Value,
+    ) -> Result<Value, ClientError> {
+        let cookie = self.cookie();
+        let body = body.to_string();
+        let req = Request {
+            method: "POST",
+            target,
+            cookie: Some(&cookie),
+            body: Some(body.as_bytes()),
+        };
+        let r = self.api.request(what, &req, self.request_timeout).await?;
+        let r = self.checked(what, r)?;
+        parse_json(what, &r.body)
+    }
+
+    fn checked(&mut self, what: &'static str, r: Response) -> Result<Response, ClientError> {
+        for (k, v) in r.set_cookies() {
+            self.cookies.insert(k.to_owned(), v.to_owned());
+        }
+        if r.status != 200 {
+            return Err(ClientError::Http {
+                what,
+                status: r.status,
+                body: r.body_excerpt(),
+            });
+        }
+        Ok(r)
+    }
+
+    fn take_skey(&mut self, v: &Value) {
+        if let Some(s) = v["SKey"].as_str().filter(|s| !s.is_empty()) {
+            self.skey = s.to_owned();
+        }
+    }
+
+    /// webwxinit: own UserName and the first SyncKey.
+    pub async fn init(&mut self) -> Result<(), ClientError> {
+        let target = format!(
+            "{CGI}webwxinit?r={}&lang=zh_CN&pass_ticket={}",
+            !(unix_ms() as u32),
+            enc(&self.pass_ticket)
+        );
+        let v = self
+            .post(
+                "webwxinit",
+                &target,
+                &json!({"BaseRequest": self.base_request()}),
+            )
+            .await?;
+        if let Some(name) = v["User"]["UserName"].as_str().filter(|n| !n.is_empty()) {
+            self.user_name = name.to_owned();
+        }
+        let key = wire::synckey_json(&v["SyncKey"]).ok_or(ClientError::Malformed {
+            what: "webwxinit",
+            detail: "no SyncKey.List".into(),
+        })?;
+        self.synccheck_key = key.clone();
+        self.synckey = key;
+        self.take_skey(&v);
+        Ok(())
+    }
+
+    /// webwxstatusnotify (Code 3: "this client opened").
+    pub async fn status_notify(&mut self) -> Result<(), ClientError> {
+        let target = format!(
+            "{CGI}webwxstatusnotify?lang=zh_CN&pass_ticket={}",
+            enc(&self.pass_ticket)
+        );
+        let body = json!({
+            "BaseRequest": self.base_request(),
+            "Code": 3,
+            "FromUserName": self.user_name,
+            "ToUserName": self.user_name,
+            "ClientMsgId": unix_ms(),
+        });
+        self.post("webwxstatusnotify", &target, &body)
+            .await
+            .map(drop)
+    }
+
+    /// synccheck with [`WebSession::synccheck_key`], held by the server
+    /// until data comes (or 25 s): the selector, 0 for nothing new.
+    pub async fn synccheck(&mut self) -> Result<u32, ClientError> {
+        let target = format!(
+            "{CGI}synccheck?r={}&skey={}&sid={}&uin={}&deviceid={}&synckey={}&_={}",
+            unix_ms(),
+            enc(&self.skey),
+            enc(&self.sid),
+            self.uin,
+            self.device_id,
+            enc(&synckey_param(&self.synccheck_key)),
+            unix_ms()
+        );
+        let r = self.get("synccheck", &target, true).await?;
+        parse_synccheck(&text(&r))
+    }
+
+    /// One webwxsync presenting [`WebSession::synckey`] (which confirms
+    /// what it covers). The new keys come with the page, not adopted: call
+    /// [`WebSession::adopt`] once the page is handled.
+    pub async fn sync(&mut self) -> Result<WebPage, ClientError> {
+        let target = format!(
+            "{CGI}webwxsync?sid={}&skey={}&lang=zh_CN&pass_ticket={}",
+            enc(&self.sid),
+            enc(&self.skey),
+            enc(&self.pass_ticket)
+        );
+        let body = json!({
+            "BaseRequest": self.base_request(),
+            "SyncKey": synckey_json(&self.synckey),
+            "rr": !(unix_now() as u32),
+        });
+        let v = self.post("webwxsync", &target, &body).await?;
+        self.take_skey(&v);
+        let synckey = wire::synckey_json(&v["SyncKey"])
+            .filter(|k| !k.is_empty())
+            .unwrap_or_else(|| self.synckey.clone());
+        let synccheck_key = wire::synckey_json(&v["SyncCheckKey"])
+            .filter(|k| !k.is_empty())
+            .unwrap_or_else(|| synckey.clone());
+        let messages = match &v["AddMsgList"] {
+            Value::Array(list) => list.iter().filter_map(chat_message).collect(),
+            Value::Null => Vec::new(),
+            _ => {
+                return Err(ClientError::Malformed {
+                    what: "webwxsync",
+                    detail: "AddMsgList is not a list".into(),
+                })
+            }
+        };
+        Ok(WebPage {
+            messages,
+            synckey,
+            synccheck_key,
+            more: wire::as_u64(&v["ContinueFlag"]).unwrap_or(0) != 0,
+        })
+    }
+
+    /// Makes the page's keys the ones presented next.
+    pub fn adopt(&mut self, page: &WebPage) {
+        self.synckey = page.synckey.clone();
+        self.synccheck_key = page.synccheck_key.clone();
+    }
+
+    /// webwxsendmsg of one text message to `to` (with or without `@`).
+    pub async fn send(
+        &mut self,
+        to: &str,
+        content: &str,
+        client_msg_id: u64,
+    ) -> Result<SendAck, ClientError> {
+        const WHAT: &str = "webwxsendmsg";
+        let target = format!(
+            "{CGI}webwxsendmsg?lang=zh_CN&pass_ticket={}",
+            enc(&self.pass_ticket)
+        );
+        let cid = client_msg_id.to_string();
+        let body = json!({
+            "BaseRequest": self.base_request(),
+            "Msg": {
+                "Type": 1,
+                "Content": content,
+                "FromUserName": self.user_name,
+                "ToUserName": web_name(to),
+                "LocalID": cid,
+                "ClientMsgId": cid,
+            },
+            "Scene": 0,
+        });
+        let v = self.post(WHAT, &target, &body).await?;
+        let msg_id = wire::as_u64(&v["MsgID"])
+            .filter(|&n| n != 0)
+            .ok_or_else(|| ClientError::Malformed {
+                what: WHAT,
+                detail: format!("MsgID {} is not a message id", v["MsgID"]),
+            })?;
+        Ok(SendAck {
+            msg_id,
+            client_msg_id: cid,
+            // The web answer carries no CreateTime: the client's clock at
+            // the confirmation.
+            create_time: unix_now(),
+        })
+    }
+
+    /// webwxlogout: ends the session on the server (later requests are
+    /// refused with 1101).
+    pub async fn logout(&mut self) -> Result<(), ClientError> {
+        self.poll.close();
+        let target = format!(
+            "{CGI}webwxlogout?redirect=1&type=1&skey={}&sid={}&uin={}",
+            enc(&self.skey),
+            enc(&self.sid),
+            self.uin
+        );
+        let cookie = self.cookie();
+        let req = Request {
+            method: "GET",
+            target: &target,
+            cookie: Some(&cookie),
+            body: None,
+        };
+        // Any answer will do (a redirect, most likely).
+        self.api
+            .request("webwxlogout", &req, self.request_timeout)
+            .await
+            .map(drop)
+    }
+
+    /// Confirms [`WebSession::synckey`] with a last webwxsync whose page
+    /// is dropped (it is offered again next time).
+    pub async fn confirm(&mut self) -> Result<(), ClientError> {
+        self.sync().await.map(drop)
+    }
+}
+
+fn text(r: &Response) -> String {
+    String::from_utf8_lossy(&r.body).into_owned()
+}
+
+/// Logs in, webwxinit, webwxstatusnotify: a session ready to sync and send.
+pub async fn open(config: &Config) -> Result<WebSession, ClientError> {
+    let mut s = WebSession::login(config).await?;
+    s.init().await?;
+    s.status_notify().await?;
+    Ok(s)
+}
+
+/// Whether the server ended the session (log in again).
+fn session_gone(e: &ClientError) -> bool {
+    matches!(
+        e,
+        ClientError::Refused {
+            ret: 1100..=1102,
+            ..
+        }
+    )
+}
+
+/// Sends one message as the web device of `config.user`, retrying with
+/// the same ClientMsgId (after logging in again when the session ended),
+/// then logs out.
+pub async fn send(
+    config: &Config,
+    to: &str,
+    content: &str,
+    opts: &SendOptions,
+) -> Result<SendAck, SendFailed> {
+    let mut retry = Retry::new(opts);
+    let mut session: Option<WebSession> = None;
+    loop {
+        let attempt = async {
+            let s = match &mut session {
+                Some(s) => s,
+                None => session.insert(open(config).await?),
+            };
+            s.send(to, content, retry.client_msg_id).await
+        };
+        match attempt.await {
+            Ok(ack) => {
+                if let Some(s) = &mut session {
+                    let _ = timeout(Duration::from_secs(2), s.logout()).await;
+                }
+                return Ok(ack);
+            }
+            Err(e) => {
+                if session_gone(&e) {
+                    session = None;
+                }
+                retry.failed(e).await?
+            }
+        }
+    }
+}
+
+/// The web for [`client::listen_on`].
+struct Web<'a> {
+    config: &'a Config,
+}
+
+impl client::Mailbox for WebSession {
+    /// SyncKey and SyncCheckKey.
+    type Key = (KeyMap, KeyMap);
+
+    async fn fetch(&mut self) -> Result<(Vec<ChatMessage>, bool, Self::Key), ClientError> {
+        let page = self.sync().await?;
+        Ok((page.messages, page.more, (page.synckey, page.synccheck_key)))
+    }
+
+    fn adopt_key(&mut self, (synckey, synccheck_key): Self::Key) {
+        self.synckey = synckey;
+        self.synccheck_key = synccheck_key;
+    }
+}
+
+impl client::Link for Web<'_> {
+    type Session = WebSession;
+
+    async fn open(&mut self) -> Result<WebSession, ClientError> {
+        open(self.config).await
+    }
+
+    async fn run<S: ListenSink>(
+        &mut self,
+        l: &mut Listener<'_, S>,
+        s: &mut WebSession,
+        deadline: Instant,
+    ) -> Result<Stop, ClientError> {
+        let run = async {
+            // Rounds in a row where synccheck said "new data" and webwxsync
+            // brought no message: slow down rather than spin.
+            let mut idle = 0u32;
+            loop {
+                match l.drain(s).await? {
+                    Err(stop) => return Ok(stop),
+                    Ok(true) => idle = 0,
+                    Ok(false) => idle += 1,
+                }
+                if idle >= 2 {
+                    sleep(Duration::from_millis(100 << idle.min(4))).await;
+                }
+                while s.synccheck().await? == 0 {
+                    idle = 0;
+                }
+            }
+        };
+        timeout_at(deadline, run)
+            .await
+            .unwrap_or(Ok(Stop::TimedOut))
+    }
+
+    async fn close(&mut self, mut s: WebSession) {
+        // The held synccheck is abandoned with its connection.
+        s.poll.close();
+        let _ = timeout(Duration::from_secs(2), s.confirm()).await;
+        let _ = timeout(Duration::from_secs(2), s.logout()).await;
+    }
+}
+
+/// [`client::listen`] as the web device of `config.user`: prints the same
+/// messages, reconnects (logs in again) with the same backoff.
+pub async fn listen<S: ListenSink>(
+    config: &Config,
+    opts: &ListenOptions,
+    sink: &mut S,
+) -> Result<ListenOutcome, ClientError> {
+    client::listen_on(&mut Web { config }, opts, sink).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jslogin_line() {
+        assert_eq!(
+            parse_jslogin("window.QRLogin.code = 200; window.QRLogin.uuid = \"gZ9bX_Aq-w==\";")
+                .unwrap(),
+            "gZ9bX_Aq-w=="
+        );
+        assert!(matches!(
+            parse_jslogin("window.QRLogin.code = 400; window.QRLogin.error = \"unknown user\";"),
+            Err(ClientError::Refused {
+                what: "jslogin",
+                ret: 400,
+                ..
+            })
+        ));
+        assert!(matches!(
+            parse_jslogin("<html>nope</html>"),
+            Err(ClientError::Malformed {
+                what: "jslogin",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn login_poll_lines() {
+        assert_eq!(
+            parse_login_poll("window.code=201;window.userAvatar = '';").unwrap(),
+            LoginPoll::Scanned
+        );
+        assert_eq!(
+            parse_login_poll("window.code=408;").unwrap(),
+            LoginPoll::Wait
+        );
+        let ok = "window.code=200;\nwindow.redirect_uri=\"http://127.0.0.1:8080/cgi-bin/mmwebwx-bin/webwxnewloginpage?ticket=T1&uuid=U1&lang=zh_CN&scan=1700000000\";";
+        let LoginPoll::Confirmed { redirect_uri } = parse_login_poll(ok).unwrap() else {
+            panic!("not confirmed")
+        };
+        assert_eq!(
+            redirect_target(&redirect_uri),
+            Some("/cgi-bin/mmwebwx-bin/webwxnewloginpage?ticket=T1&uuid=U1&lang=zh_CN&scan=1700000000")
+        );
+        assert!(matches!(
+            parse_login_poll("window.code=400;"),
+            Err(ClientError::Refused {
+                what: "login",
+                ret: 400,
+                ..
+            })
+        ));
+        assert!(matches!(
+            parse_login_poll("window.code=200;"),
+            Err(ClientError::Malformed { .. })
+        ));
+        assert_eq!(redirect_target("https://wx.qq.com/p?q"), Some("/p?q"));
+        assert_eq!(redirect_target("http://host-only"), None);
+    }
+
+    #[test]
+    fn ticket_xml() {
+        let xml = "<error><ret>0</ret><message></message><skey>@crypt_ab_12</skey>\
+                   <wxsid>Sid+/=</wxsid><wxuin>4242</wxuin><pass_ticket>PT%2B1</pass_ticket>\
+                   <isgrayscale>1</isgrayscale></error>";
+        assert_eq!(
+            parse_ticket(xml).unwrap(),
+            Ticket {
+                skey: "@crypt_ab_12".into(),
+                sid: "Sid+/=".into(),
+                uin: 4242,
+                pass_ticket: "PT%2B1".into(),
+            }
+        );
+        let refused = "<error><ret>1203</ret><message>too many logins</message></error>";
+        match parse_ticket(refused) {
+            Err(ClientError::Refused { ret, message, .. }) => {
+                assert_eq!((ret, message.as_str()), (1203, "too many logins"))
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            parse_ticket("<error><ret>0</ret><skey>k</skey></error>"),
+            Err(ClientError::Malformed { detail, .. }) if detail.contains("<wxsid>")
+        ));
+    }
+
+    #[test]
+    fn synccheck_lines() {
+        assert_eq!(
+            parse_synccheck("window.synccheck={retcode:\"0\",selector:\"2\"}").unwrap(),
+            2
+        );
+        assert_eq!(
+            parse_synccheck("window.synccheck={retcode:\"0\",selector:\"0\"};").unwrap(),
+            0
+        );
+        let gone = parse_synccheck("window.synccheck={retcode:\"1101\",selector:\"0\"}");
+        assert!(matches!(&gone, Err(ClientError::Refused { ret: 1101, .. })));
+        assert!(session_gone(&gone.unwrap_err()));
+        assert!(parse_synccheck("window.synccheck={}").is_err());
+    }
+
+    #[test]
+    fn synckeys_both_ways() {
+        let key: KeyMap = [(1, 1), (2, 5), (3, 1)].into();
+        assert_eq!(synckey_param(&key), "1_1|2_5|3_1");
+        assert_eq!(enc(&synckey_param(&key)), "1_1%7C2_5%7C3_1");
+        assert_eq!(
+            wire::parse_synckey_param(&enc(&synckey_param(&key))),
+            Some(key.clone())
+        );
+        assert_eq!(wire::synckey_json(&synckey_json(&key)), Some(key));
+        assert_eq!(enc("@crypt_a+b/c=d"), "%40crypt_a%2Bb%2Fc%3Dd");
+    }
+
+    #[test]
+    fn base_response_and_messages() {
+        assert!(parse_json("webwxinit", br#"{"BaseResponse":{"Ret":0,"ErrMsg":""}}"#).is_ok());
+        match parse_json(
+            "webwxsync",
+            br#"{"BaseResponse":{"Ret":1101,"ErrMsg":"session expired"}}"#,
+        ) {
+            Err(e @ ClientError::Refused { .. }) => {
+                assert!(session_gone(&e));
+                assert_eq!(
+                    e.to_string(),
+                    "the server refused webwxsync (ret 1101): session expired"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            parse_json("webwxinit", b"{}"),
+            Err(ClientError::Malformed { .. })
+        ));
+        let m = json!({"MsgId": "7001", "NewMsgId": 7001, "FromUserName": "@alice",
+                       "ToUserName": "@bob", "MsgType": 1, "Content": "hi", "ClientMsgId": "55"});
+        assert_eq!(
+            chat_message(&m),
+            Some(ChatMessage {
+                from: "alice".into(),
+                to: "bob".into(),
+                content: "hi".into(),
+                msg_id: 7001,
+                client_msg_id: Some("55".into()),
+            })
+        );
+        let m = json!({"MsgId": "9", "FromUserName": "@bob", "ToUserName": "@bob", "MsgType": 51});
+        assert_eq!(chat_message(&m), None);
+        let m = json!({"MsgId": "9", "FromUserName": "@bob", "ToUserName": "@a", "MsgType": 1});
+        assert_eq!(
+            chat_message(&m).map(|m| (m.msg_id, m.client_msg_id)),
+            Some((9, None))
+        );
+    }
+}

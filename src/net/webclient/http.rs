@@ -1,0 +1,368 @@
+//! The web client's HTTP/1.1: requests are encoded and responses parsed
+//! without I/O ([`encode_request`], [`parse_response`], httparse
+//! underneath, bodies by Content-Length), and [`Conn`] is one keep-alive
+//! connection over tokio that runs one request at a time.
+
+use std::io;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::timeout;
+
+use crate::net::client::ClientError;
+
+/// Cap on a response (head and body).
+pub const MAX_RESPONSE_LEN: usize = 16 << 20;
+/// Headers parsed per response; more is an error.
+const MAX_HEADERS: usize = 64;
+
+/// A request to encode.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    pub method: &'static str,
+    /// Path and query, already percent-encoded.
+    pub target: &'a str,
+    /// `Cookie` header value, if any.
+    pub cookie: Option<&'a str>,
+    /// JSON body (POST).
+    pub body: Option<&'a [u8]>,
+}
+
+/// The bytes of a request to `host`.
+pub fn encode_request(host: &str, req: &Request<'_>) -> Vec<u8> {
+    let mut head = format!(
+        "{} {} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: syncscope\r\nConnection: keep-alive\r\n",
+        req.method, req.target
+    );
+    if let Some(c) = req.cookie.filter(|c| !c.is_empty()) {
+        head.push_str(&format!("Cookie: {c}\r\n"));
+    }
+    if let Some(b) = req.body {
+        head.push_str(&format!(
+            "Content-Type: application/json;charset=UTF-8\r\nContent-Length: {}\r\n",
+            b.len()
+        ));
+    }
+    head.push_str("\r\n");
+    let mut out = head.into_bytes();
+    out.extend_from_slice(req.body.unwrap_or_default());
+    out
+}
+
+/// A whole response, owned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    pub status: u16,
+    pub reason: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// The first header of that name (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// `name=value` of every `Set-Cookie` (attributes dropped).
+    pub fn set_cookies(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case("set-cookie"))
+            .filter_map(|(_, v)| {
+                let pair = v.split(';').next()?;
+                let (name, value) = pair.split_once('=')?;
+                Some((name.trim(), value.trim()))
+            })
+    }
+
+    /// Whether the server keeps the connection open after this response.
+    pub fn keep_alive(&self) -> bool {
+        !self
+            .header("connection")
+            .is_some_and(|c| c.eq_ignore_ascii_case("close"))
+    }
+
+    /// The body as text, cut for an error message.
+    pub fn body_excerpt(&self) -> String {
+        let text = String::from_utf8_lossy(&self.body);
+        let line = text.trim();
+        match line.char_indices().nth(200) {
+            Some((i, _)) => format!("{}...", &line[..i]),
+            None => line.to_owned(),
+        }
+    }
+}
+
+/// Why bytes are not a response this client reads.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    #[error("not an HTTP/1.x response: {0}")]
+    Invalid(httparse::Error),
+    #[error("a response without Content-Length (Transfer-Encoding {0:?} is not supported)")]
+    NoLength(Option<String>),
+    #[error("bad Content-Length {0:?}")]
+    BadLength(String),
+    #[error("a response of {0} bytes, over the {MAX_RESPONSE_LEN}-byte cap")]
+    TooLong(usize),
+}
+
+/// Parses one response at the start of `buf`: the response and the bytes
+/// it took, `None` while incomplete.
+pub fn parse_response(buf: &[u8]) -> Result<Option<(Response, usize)>, ParseError> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut r = httparse::Response::new(&mut headers);
+    let head_len = match r.parse(buf).map_err(ParseError::Invalid)? {
+        httparse::Status::Complete(n) => n,
+        httparse::Status::Partial if buf.len() > MAX_RESPONSE_LEN => {
+            return Err(ParseError::TooLong(buf.len()))
+        }
+        httparse::Status::Partial => return Ok(None),
+    };
+    let status = r.code.unwrap_or(0);
+    let headers: Vec<(String, String)> = r
+        .headers
+        .iter()
+        .map(|h| {
+            (
+                h.name.to_owned(),
+                String::from_utf8_lossy(h.value).trim().to_owned(),
+            )
+        })
+        .collect();
+    let find = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+    };
+    let body_len = match find("content-length") {
+        Some(v) => v.parse::<usize>().map_err(|_| ParseError::BadLength(v))?,
+        None if matches!(status, 100..=199 | 204 | 304) => 0,
+        None => return Err(ParseError::NoLength(find("transfer-encoding"))),
+    };
+    let total = head_len.saturating_add(body_len);
+    if total > MAX_RESPONSE_LEN {
+        return Err(ParseError::TooLong(total));
+    }
+    if buf.len() < total {
+        return Ok(None);
+    }
+    let resp = Response {
+        status,
+        reason: r.reason.unwrap_or("").to_owned(),
+        headers,
+        body: buf[head_len..total].to_vec(),
+    };
+    Ok(Some((resp, total)))
+}
+
+/// How one exchange on a connection failed.
+enum Failure {
+    /// A reused connection was closed before any byte of the answer: the
+    /// server dropped an idle keep-alive connection, try a fresh one.
+    Stale,
+    Error(ClientError),
+}
+
+/// One keep-alive connection to the server, (re)opened on demand.
+#[derive(Debug)]
+pub struct Conn {
+    server: String,
+    stream: Option<TcpStream>,
+    buf: Vec<u8>,
+    /// A request was abandoned half way (timeout or cancel): the stream
+    /// may still carry its answer, so it is not reused.
+    dirty: bool,
+}
+
+impl Conn {
+    pub fn new(server: &str) -> Conn {
+        Conn {
+            server: server.to_owned(),
+            stream: None,
+            buf: Vec::new(),
+            dirty: false,
+        }
+    }
+
+    /// Drops the connection (the next request opens a new one).
+    pub fn close(&mut self) {
+        self.stream = None;
+        self.buf.clear();
+        self.dirty = false;
+    }
+
+    /// Sends `req` and reads its response, all within `limit`. A reused
+    /// connection that turns out closed is replaced once. Cancel safe:
+    /// an abandoned request leaves the connection to be replaced.
+    pub async fn request(
+        &mut self,
+        what: &'static str,
+        req: &Request<'_>,
+        limit: Duration,
+    ) -> Result<Response, ClientError> {
+        let bytes = encode_request(&self.server, req);
+        let run = async {
+            loop {
+                if self.dirty {
+                    self.close();
+                }
+                let reused = self.stream.is_some();
+                match self.exchange(what, &bytes).await {
+                    Ok(r) => return Ok(r),
+                    Err(Failure::Stale) if reused => self.close(),
+                    Err(Failure::Stale) => {
+                        return Err(ClientError::Io {
+                            what,
+                            source: io::Error::new(
+                                io::ErrorKind::UnexpectedEof,
+                                "the server closed the connection without answering",
+                            ),
+                        })
+                    }
+                    Err(Failure::Error(e)) => return Err(e),
+                }
+            }
+        };
+        timeout(limit, run)
+            .await
+            .map_err(|_| ClientError::Timeout {
+                what,
+                secs: limit.as_secs_f64(),
+            })?
+    }
+
+    async fn exchange(&mut self, what: &'static str, bytes: &[u8]) -> Result<Response, Failure> {
+        let fail = |source| Failure::Error(ClientError::Io { what, source });
+        if self.stream.is_none() {
+            let s = TcpStream::connect(&self.server).await.map_err(|source| {
+                Failure::Error(ClientError::Connect {
+                    server: self.server.clone(),
+                    source,
+                })
+            })?;
+            let _ = s.set_nodelay(true);
+            self.stream = Some(s);
+            self.buf.clear();
+        }
+        let Some(stream) = self.stream.as_mut() else {
+            return Err(Failure::Stale);
+        };
+        self.dirty = true;
+        stream.write_all(bytes).await.map_err(fail)?;
+        let mut got_any = !self.buf.is_empty();
+        loop {
+            match parse_response(&self.buf) {
+                Ok(Some((resp, used))) => {
+                    self.buf.drain(..used);
+                    self.dirty = false;
+                    if !resp.keep_alive() {
+                        self.close();
+                    }
+                    return Ok(resp);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    return Err(Failure::Error(ClientError::Malformed {
+                        what,
+                        detail: e.to_string(),
+                    }))
+                }
+            }
+            let mut chunk = [0u8; 8192];
+            let n = stream.read(&mut chunk).await.map_err(fail)?;
+            if n == 0 {
+                if !got_any {
+                    return Err(Failure::Stale);
+                }
+                return Err(fail(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the server closed the connection in the middle of its answer",
+                )));
+            }
+            got_any = true;
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn post_with_cookie_and_length() {
+        let req = Request {
+            method: "POST",
+            target: "/cgi-bin/mmwebwx-bin/webwxinit?r=1&pass_ticket=a%2Bb",
+            cookie: Some("wxsid=S; wxuin=7"),
+            body: Some(b"{}"),
+        };
+        let bytes = encode_request("127.0.0.1:8080", &req);
+        assert_eq!(
+            String::from_utf8(bytes).unwrap(),
+            "POST /cgi-bin/mmwebwx-bin/webwxinit?r=1&pass_ticket=a%2Bb HTTP/1.1\r\n\
+             Host: 127.0.0.1:8080\r\nUser-Agent: syncscope\r\nConnection: keep-alive\r\n\
+             Cookie: wxsid=S; wxuin=7\r\n\
+             Content-Type: application/json;charset=UTF-8\r\nContent-Length: 2\r\n\r\n{}"
+        );
+        let get = encode_request(
+            "h",
+            &Request {
+                method: "GET",
+                target: "/jslogin",
+                cookie: Some(""),
+                body: None,
+            },
+        );
+        assert!(!String::from_utf8(get).unwrap().contains("Cookie"));
+    }
+
+    #[test]
+    fn every_prefix_is_incomplete_then_the_whole_parses() {
+        let wire = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nSet-Cookie: wxsid=S1; Path=/\r\n\
+                     set-cookie: webwx_data_ticket=T; Domain=x\r\n\r\nhelloHTTP/1.1";
+        let whole = wire.len() - b"HTTP/1.1".len();
+        for n in 0..whole {
+            assert_eq!(parse_response(&wire[..n]), Ok(None), "prefix {n}");
+        }
+        let (r, used) = parse_response(wire).unwrap().unwrap();
+        assert_eq!(used, whole);
+        assert_eq!((r.status, r.reason.as_str()), (200, "OK"));
+        assert_eq!(r.body, b"hello");
+        assert!(r.keep_alive());
+        assert_eq!(
+            r.set_cookies().collect::<Vec<_>>(),
+            [("wxsid", "S1"), ("webwx_data_ticket", "T")]
+        );
+    }
+
+    #[test]
+    fn what_is_refused() {
+        assert!(matches!(
+            parse_response(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            Err(ParseError::NoLength(Some(te))) if te == "chunked"
+        ));
+        assert!(matches!(
+            parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n"),
+            Err(ParseError::BadLength(_))
+        ));
+        assert!(matches!(
+            parse_response(b"\x00\x00\x00\x10"),
+            Err(ParseError::Invalid(_))
+        ));
+        assert!(matches!(
+            parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 99999999999\r\n\r\n"),
+            Err(ParseError::TooLong(_))
+        ));
+        let (r, _) = parse_response(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert!(r.body.is_empty() && !r.keep_alive());
+    }
+}
