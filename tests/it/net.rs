@@ -885,13 +885,13 @@ fn syncscope() -> Command {
 }
 
 /// `syncscope serve` on a free port, killed when dropped.
-struct ServeProcess {
+pub(crate) struct ServeProcess {
     child: Child,
-    addr: String,
+    pub(crate) addr: String,
 }
 
 impl ServeProcess {
-    fn start(extra: &[&str]) -> ServeProcess {
+    pub(crate) fn start(extra: &[&str]) -> ServeProcess {
         let mut child = syncscope()
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(extra)
@@ -924,7 +924,7 @@ impl Drop for ServeProcess {
     }
 }
 
-fn run_bounded(mut cmd: Command) -> std::process::Output {
+pub(crate) fn run_bounded(mut cmd: Command) -> std::process::Output {
     let child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
