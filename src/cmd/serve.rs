@@ -42,6 +42,9 @@ pub struct Args {
     /// Close a connection silent for this long (heartbeats count).
     #[arg(long, default_value_t = 600, value_name = "SECS")]
     pub idle_timeout: u64,
+    /// Time allowed for one frame or HTTP request, first byte to last (slowloris guard).
+    #[arg(long, default_value_t = 30, value_name = "SECS")]
+    pub frame_timeout: u64,
     /// Longest hold of a web synccheck with nothing to tell (the real service: 25).
     #[arg(long, default_value_t = 25, value_name = "SECS")]
     pub web_poll: u64,
@@ -87,6 +90,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         page_size: args.page_size,
         idle_timeout: Duration::from_secs(args.idle_timeout.max(1)),
         auto_register: args.users.is_empty(),
+        frame_timeout: Duration::from_secs(args.frame_timeout.max(1)),
         test_users: args.users.clone(),
         web_poll: Duration::from_secs(args.web_poll.max(1)),
         log: Some(Arc::new(move |e: &server::Event| {

@@ -64,6 +64,9 @@ pub struct Config {
     pub idle_timeout: Duration,
     /// Time allowed between connecting and identifying.
     pub identify_timeout: Duration,
+    /// Time allowed for a frame (or an HTTP request) from its first byte
+    /// to its last: a peer that trickles one is closed (slowloris).
+    pub frame_timeout: Duration,
     /// Time allowed for one write (a peer that does not read is dropped).
     pub write_timeout: Duration,
     /// Unknown user names are created on identify and as recipients
@@ -87,6 +90,7 @@ impl Default for Config {
             page_size: 100,
             idle_timeout: Duration::from_secs(600),
             identify_timeout: Duration::from_secs(30),
+            frame_timeout: Duration::from_secs(30),
             write_timeout: Duration::from_secs(10),
             auto_register: true,
             test_users: Vec::new(),
@@ -104,6 +108,7 @@ impl fmt::Debug for Config {
             .field("page_size", &self.page_size)
             .field("idle_timeout", &self.idle_timeout)
             .field("identify_timeout", &self.identify_timeout)
+            .field("frame_timeout", &self.frame_timeout)
             .field("write_timeout", &self.write_timeout)
             .field("auto_register", &self.auto_register)
             .field("test_users", &self.test_users)
@@ -439,6 +444,7 @@ impl Handler {
     async fn serve(&mut self) -> Result<(), Close> {
         let config = &self.shared.config;
         let (idle, identify) = (config.idle_timeout, config.identify_timeout);
+        let frame_timeout = config.frame_timeout;
         let mut deadline = Instant::now() + identify;
         // The first byte tells the long link (a frame's length: 0x00 for
         // any frame under 16 MiB) from HTTP (an upper-case method name).
@@ -474,12 +480,13 @@ impl Handler {
             tokio::select! {
                 biased;
                 _ = self.shutdown.recv() => return Ok(()),
-                r = self.conn.read_frame() => {
+                r = self.conn.read_frame_within(Some(frame_timeout)) => {
                     let frame = match r {
                         Ok(Some(f)) => f,
                         Ok(None) => return Ok(()),
                         Err(ReadError::Io(_)) => return Err(Close::Io),
                         Err(ReadError::Truncated { have }) => return Err(Close::Truncated(have)),
+                        Err(e @ ReadError::Slow { .. }) => return Err(Close::bad(ret::TIMEOUT, 0, e)),
                         Err(ReadError::Frame(e @ FrameError::Oversize { .. })) => {
                             return Err(Close::bad(ret::OVERSIZE, 0, e))
                         }

@@ -245,10 +245,10 @@ pub(super) fn param<'q>(query: &'q str, name: &str) -> Option<&'q str> {
 
 impl Handler {
     /// Serves HTTP requests until the peer closes, asks to close, or sends
-    /// something bad. Each request must arrive whole within the identify
-    /// timeout.
+    /// something bad. Each request must arrive whole within the frame
+    /// timeout of the server starting to wait for it.
     pub(super) async fn serve_http(&mut self) -> Result<(), Close> {
-        let limit = self.shared.config.identify_timeout;
+        let limit = self.shared.config.frame_timeout;
         let max_body = self.shared.config.max_frame_len as usize;
         loop {
             let deadline = Instant::now() + limit;
