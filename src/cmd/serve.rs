@@ -24,8 +24,10 @@ pub struct Args {
     /// Keep everything in memory (lost when the server stops).
     #[arg(long)]
     pub memory: bool,
-    /// Test users, comma-separated; then only they can identify or receive.
-    /// Without it, any user name is created on first use.
+    /// Test users, comma-separated; then only they can identify or receive,
+    /// and web logins are confirmed automatically for them (a jslogin
+    /// without `user=` takes the first without a web session). Without it,
+    /// any user name is created on first use (web logins must name theirs).
     #[arg(long, value_delimiter = ',', value_name = "NAMES")]
     pub users: Vec<String>,
     /// Connections served at once; more are answered "busy" and closed.
@@ -40,6 +42,12 @@ pub struct Args {
     /// Close a connection silent for this long (heartbeats count).
     #[arg(long, default_value_t = 600, value_name = "SECS")]
     pub idle_timeout: u64,
+    /// Time allowed for one frame or HTTP request, first byte to last (slowloris guard).
+    #[arg(long, default_value_t = 30, value_name = "SECS")]
+    pub frame_timeout: u64,
+    /// Longest hold of a web synccheck with nothing to tell (the real service: 25).
+    #[arg(long, default_value_t = 25, value_name = "SECS")]
+    pub web_poll: u64,
     /// Log only errors (not every identify).
     #[arg(short, long)]
     pub quiet: bool,
@@ -82,6 +90,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         page_size: args.page_size,
         idle_timeout: Duration::from_secs(args.idle_timeout.max(1)),
         auto_register: args.users.is_empty(),
+        frame_timeout: Duration::from_secs(args.frame_timeout.max(1)),
+        test_users: args.users.clone(),
+        web_poll: Duration::from_secs(args.web_poll.max(1)),
         log: Some(Arc::new(move |e: &server::Event| {
             if !(quiet && matches!(e, server::Event::Identified { .. })) {
                 eprintln!("syncscope serve: {e}");

@@ -8,8 +8,10 @@
 //! answered with an error and dropped, so the first bad byte is an error.
 
 use std::io;
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::time::Instant;
 
 use crate::proto::longlink::{Header, HeaderError, HEADER_LEN};
 
@@ -104,6 +106,9 @@ pub enum ReadError {
     Frame(#[from] FrameError),
     #[error("the peer closed the connection {have} bytes into a frame")]
     Truncated { have: usize },
+    /// A frame begun and not complete within the limit (a slowloris peer).
+    #[error("frame not complete {} s after its first byte ({have} bytes received)", limit.as_secs_f64())]
+    Slow { have: usize, limit: Duration },
 }
 
 /// A framed long-link connection over any byte stream.
@@ -112,6 +117,8 @@ pub struct Connection<S> {
     stream: S,
     buf: Vec<u8>,
     cap: u32,
+    /// When the first buffered byte arrived (None: nothing buffered).
+    begun: Option<Instant>,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
@@ -120,6 +127,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             stream,
             buf: Vec::with_capacity(READ_CHUNK),
             cap,
+            begun: None,
         }
     }
 
@@ -131,17 +139,40 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// The next frame; `None` when the peer closed the connection at a
     /// frame boundary. Cancel safe: bytes read stay in the buffer.
     pub async fn read_frame(&mut self) -> Result<Option<Frame>, ReadError> {
+        self.read_frame_within(None).await
+    }
+
+    /// [`read_frame`](Self::read_frame), and once a frame has begun (a
+    /// byte of it is buffered) the rest must arrive within `limit` of
+    /// that byte: a peer that trickles a frame fails with
+    /// [`ReadError::Slow`] however steadily it sends. Cancel safe.
+    pub async fn read_frame_within(
+        &mut self,
+        limit: Option<Duration>,
+    ) -> Result<Option<Frame>, ReadError> {
         loop {
             if let Some(header) = check(&self.buf, self.cap)? {
                 let n = header.len as usize;
                 let body = self.buf[HEADER_LEN..n].to_vec();
-                self.buf.drain(..n);
+                self.consume(n);
                 return Ok(Some(Frame { header, body }));
             }
             // `check` bounds a frame by `cap`, so the buffer stays under
             // cap + READ_CHUNK.
-            let mut chunk = [0u8; READ_CHUNK];
-            let n = self.stream.read(&mut chunk).await?;
+            let n = match (limit, self.begun) {
+                (Some(limit), Some(begun)) => {
+                    match tokio::time::timeout_at(begun + limit, self.fill()).await {
+                        Ok(r) => r?,
+                        Err(_) => {
+                            return Err(ReadError::Slow {
+                                have: self.buf.len(),
+                                limit,
+                            })
+                        }
+                    }
+                }
+                _ => self.fill().await?,
+            };
             if n == 0 {
                 return if self.buf.is_empty() {
                     Ok(None)
@@ -151,7 +182,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                     })
                 };
             }
-            self.buf.extend_from_slice(&chunk[..n]);
         }
     }
 
@@ -161,6 +191,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     pub async fn fill(&mut self) -> io::Result<usize> {
         let mut chunk = [0u8; READ_CHUNK];
         let n = self.stream.read(&mut chunk).await?;
+        if self.buf.is_empty() && n > 0 {
+            self.begun = Some(Instant::now());
+        }
         self.buf.extend_from_slice(&chunk[..n]);
         Ok(n)
     }
@@ -170,9 +203,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         &self.buf
     }
 
-    /// Drops the first `n` buffered bytes.
+    /// Drops the first `n` buffered bytes. What stays (a pipelined next
+    /// frame) counts as begun now.
     pub fn consume(&mut self, n: usize) {
         self.buf.drain(..n.min(self.buf.len()));
+        self.begun = (!self.buf.is_empty()).then(Instant::now);
     }
 
     /// Writes one frame and flushes.

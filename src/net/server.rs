@@ -34,7 +34,7 @@ use super::messages::{
     MicroMsgResponseNew, NewSendMsgRequest, NewSendMsgResponse, NewSyncRequest, NewSyncResponse,
     SkBuiltinBuffer, SkBuiltinString,
 };
-use super::store::{NewMessage, Store, StoreError, StoredMessage, UserId};
+use super::store::{NewMessage, Sent, Store, StoreError, StoredMessage, UserId};
 use super::{
     response, CMDID_ADDMSG, CMD_ERROR, CMD_IDENTIFY, CMD_NEWNOTIFY, CMD_NEWSENDMSG, CMD_NEWSYNC,
     CMD_NOOP, KEY_MESSAGES, MSG_TYPE_TEXT,
@@ -43,6 +43,7 @@ use crate::body::synckey::SyncKey;
 use crate::proto::longlink::SEQ_PUSH;
 
 mod shortlink;
+mod web;
 
 /// The store as the server shares it between connections.
 pub type SharedStore = Arc<Mutex<Store>>;
@@ -63,11 +64,21 @@ pub struct Config {
     pub idle_timeout: Duration,
     /// Time allowed between connecting and identifying.
     pub identify_timeout: Duration,
+    /// Time allowed for a frame (or an HTTP request) from its first byte
+    /// to its last: a peer that trickles one is closed (slowloris).
+    pub frame_timeout: Duration,
     /// Time allowed for one write (a peer that does not read is dropped).
     pub write_timeout: Duration,
     /// Unknown user names are created on identify and as recipients
     /// (`false`: only users already in the store, e.g. from `--users`).
     pub auto_register: bool,
+    /// Test users (`--users`): web logins are confirmed automatically for
+    /// them (a jslogin without `user=` takes the first one without a web
+    /// session). Empty: a jslogin must name its user.
+    pub test_users: Vec<String>,
+    /// How long a web synccheck (and an unconfirmed login poll) is held
+    /// when there is nothing to tell (25 s on the real service).
+    pub web_poll: Duration,
     pub log: Option<Logger>,
 }
 
@@ -79,8 +90,11 @@ impl Default for Config {
             page_size: 100,
             idle_timeout: Duration::from_secs(600),
             identify_timeout: Duration::from_secs(30),
+            frame_timeout: Duration::from_secs(30),
             write_timeout: Duration::from_secs(10),
             auto_register: true,
+            test_users: Vec::new(),
+            web_poll: Duration::from_secs(25),
             log: None,
         }
     }
@@ -94,8 +108,11 @@ impl fmt::Debug for Config {
             .field("page_size", &self.page_size)
             .field("idle_timeout", &self.idle_timeout)
             .field("identify_timeout", &self.identify_timeout)
+            .field("frame_timeout", &self.frame_timeout)
             .field("write_timeout", &self.write_timeout)
             .field("auto_register", &self.auto_register)
+            .field("test_users", &self.test_users)
+            .field("web_poll", &self.web_poll)
             .field("log", &self.log.is_some())
             .finish()
     }
@@ -186,6 +203,7 @@ struct Shared {
     config: Config,
     online: Mutex<HashMap<UserId, Vec<Online>>>,
     next_conn: AtomicU64,
+    web: web::WebState,
 }
 
 impl Shared {
@@ -233,6 +251,7 @@ pub async fn run_with(
         config,
         online: Mutex::new(HashMap::new()),
         next_conn: AtomicU64::new(1),
+        web: web::WebState::default(),
     });
     let (notify_shutdown, _) = broadcast::channel::<()>(1);
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
@@ -425,6 +444,7 @@ impl Handler {
     async fn serve(&mut self) -> Result<(), Close> {
         let config = &self.shared.config;
         let (idle, identify) = (config.idle_timeout, config.identify_timeout);
+        let frame_timeout = config.frame_timeout;
         let mut deadline = Instant::now() + identify;
         // The first byte tells the long link (a frame's length: 0x00 for
         // any frame under 16 MiB) from HTTP (an upper-case method name).
@@ -460,12 +480,13 @@ impl Handler {
             tokio::select! {
                 biased;
                 _ = self.shutdown.recv() => return Ok(()),
-                r = self.conn.read_frame() => {
+                r = self.conn.read_frame_within(Some(frame_timeout)) => {
                     let frame = match r {
                         Ok(Some(f)) => f,
                         Ok(None) => return Ok(()),
                         Err(ReadError::Io(_)) => return Err(Close::Io),
                         Err(ReadError::Truncated { have }) => return Err(Close::Truncated(have)),
+                        Err(e @ ReadError::Slow { .. }) => return Err(Close::bad(ret::TIMEOUT, 0, e)),
                         Err(ReadError::Frame(e @ FrameError::Oversize { .. })) => {
                             return Err(Close::bad(ret::OVERSIZE, 0, e))
                         }
@@ -653,6 +674,15 @@ impl From<StoreError> for Failure {
     }
 }
 
+/// A message to store, as either link sends it.
+struct Outgoing {
+    /// The recipient's user name.
+    to: String,
+    content: String,
+    msg_type: u32,
+    client_msg_id: Option<String>,
+}
+
 /// Who to push to after a newsendmsg was answered.
 #[derive(Debug, Default)]
 struct Wake {
@@ -744,18 +774,29 @@ impl Shared {
         body: &[u8],
     ) -> Result<(Vec<u8>, Wake), Failure> {
         let req: NewSendMsgRequest = messages::decode("NewSendMsgRequest", body)?;
-        let auto = self.config.auto_register;
         let now = unix_now();
-        let items = req.list;
-        let from_device = device.to_owned();
-        // (response item, recipient to push to when the message is new)
-        let results = with_store(&self.store, move |st| {
-            let mut out = Vec::with_capacity(items.len());
-            for item in items {
-                let to_name = item.to().to_owned();
+        let outgoing = req
+            .list
+            .iter()
+            .map(|item| Outgoing {
+                to: item.to().to_owned(),
+                content: item.content.clone().unwrap_or_default(),
+                msg_type: item.msg_type.unwrap_or(MSG_TYPE_TEXT),
+                client_msg_id: item
+                    .client_msg_id
+                    .filter(|&c| c != 0)
+                    .map(|c| c.to_string()),
+            })
+            .collect();
+        let (results, wake) = self.send_messages(from, device, outgoing).await?;
+        let list: Vec<MicroMsgResponseNew> = req
+            .list
+            .iter()
+            .zip(results)
+            .map(|(item, r)| {
                 let mut resp = MicroMsgResponseNew {
                     ret: Some(0),
-                    to_user_name: Some(SkBuiltinString::new(to_name.clone())),
+                    to_user_name: Some(SkBuiltinString::new(item.to())),
                     msg_id: Some(0),
                     client_msg_id: item.client_msg_id,
                     create_time: Some(0),
@@ -763,32 +804,62 @@ impl Shared {
                     msg_type: Some(item.msg_type.unwrap_or(MSG_TYPE_TEXT)),
                     new_msg_id: Some(0),
                 };
-                let to = if IdentifyExt::valid_user(&to_name) {
-                    st.user(&to_name, auto)?
+                match r {
+                    Ok(sent) => {
+                        resp.msg_id = Some(u32::try_from(sent.msg_id).unwrap_or(0));
+                        resp.new_msg_id = Some(sent.msg_id);
+                        resp.create_time = Some(sent.create_time as u32);
+                    }
+                    Err(ret) => resp.ret = Some(ret),
+                }
+                resp
+            })
+            .collect();
+        let resp = NewSendMsgResponse {
+            base_response: Some(BaseResponse::error(0, "")),
+            count: Some(list.len() as u32),
+            list,
+        };
+        Ok((resp.encode_to_vec(), wake))
+    }
+
+    /// Stores messages sent from `device` of `from` (committed when this
+    /// returns; a ClientMsgId the sender already used gives the original
+    /// message): per item the stored message or the Ret code of why not
+    /// (unknown recipient), and whom to push to.
+    async fn send_messages(
+        &self,
+        from: UserId,
+        device: &str,
+        items: Vec<Outgoing>,
+    ) -> Result<(Vec<Result<Sent, i32>>, Wake), Failure> {
+        let auto = self.config.auto_register;
+        let now = unix_now();
+        let from_device = device.to_owned();
+        // (result, recipient to push to when the message is new)
+        let results = with_store(&self.store, move |st| {
+            let mut out = Vec::with_capacity(items.len());
+            for item in items {
+                let to = if IdentifyExt::valid_user(&item.to) {
+                    st.user(&item.to, auto)?
                 } else {
                     None
                 };
                 let Some(to) = to else {
-                    resp.ret = Some(ret::BAD_RECIPIENT);
-                    out.push((resp, None));
+                    out.push((Err(ret::BAD_RECIPIENT), None));
                     continue;
                 };
                 let sent = st.send(&NewMessage {
                     from,
                     from_device: from_device.clone(),
                     to,
-                    client_msg_id: item
-                        .client_msg_id
-                        .filter(|&c| c != 0)
-                        .map(|c| c.to_string()),
-                    msg_type: item.msg_type.unwrap_or(MSG_TYPE_TEXT),
-                    content: item.content.unwrap_or_default(),
+                    client_msg_id: item.client_msg_id,
+                    msg_type: item.msg_type,
+                    content: item.content,
                     create_time: now,
                 })?;
-                resp.msg_id = Some(u32::try_from(sent.msg_id).unwrap_or(0));
-                resp.new_msg_id = Some(sent.msg_id);
-                resp.create_time = Some(sent.create_time as u32);
-                out.push((resp, (!sent.duplicate).then_some(to)));
+                let new = (!sent.duplicate).then_some(to);
+                out.push((Ok(sent), new));
             }
             Ok(out)
         })
@@ -798,19 +869,14 @@ impl Shared {
             from_device: device.to_owned(),
             to: Vec::new(),
         };
-        let list: Vec<MicroMsgResponseNew> = results
+        let results = results
             .into_iter()
             .map(|(r, to)| {
                 wake.to.extend(to);
                 r
             })
             .collect();
-        let resp = NewSendMsgResponse {
-            base_response: Some(BaseResponse::error(0, "")),
-            count: Some(list.len() as u32),
-            list,
-        };
-        Ok((resp.encode_to_vec(), wake))
+        Ok((results, wake))
     }
 
     /// Pushes newnotify for newly stored messages: to every online device

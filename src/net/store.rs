@@ -244,11 +244,24 @@ impl Store {
 
     /// Registers a device (the user's first one is primary) and returns it.
     pub fn register_device(&mut self, user: UserId, device: &str) -> Result<Device, StoreError> {
+        self.register_device_as(user, device, true)
+    }
+
+    /// Registers a device and returns it: primary when `may_be_primary`
+    /// and the user has no primary yet (a web session is never primary:
+    /// the phone that logs in after it is).
+    pub fn register_device_as(
+        &mut self,
+        user: UserId,
+        device: &str,
+        may_be_primary: bool,
+    ) -> Result<Device, StoreError> {
         let tx = self.conn.transaction().ctx("starting a transaction")?;
         tx.execute(
             "INSERT OR IGNORE INTO devices (user_id, device, is_primary)
-             VALUES (?1, ?2, NOT EXISTS (SELECT 1 FROM devices WHERE user_id = ?1))",
-            params![user, device],
+             VALUES (?1, ?2, ?3 AND NOT EXISTS
+                 (SELECT 1 FROM devices WHERE user_id = ?1 AND is_primary))",
+            params![user, device, may_be_primary],
         )
         .ctx("registering a device")?;
         let d = device_row(&tx, user, device)?;
@@ -582,5 +595,16 @@ mod tests {
         assert_eq!(s.last_seq(a).unwrap(), 1);
         assert_eq!(s.sync(a, "web", 0, 10).unwrap().messages.len(), 1);
         assert_eq!(s.sync(a, "phone", 0, 10).unwrap().messages.len(), 0);
+    }
+
+    #[test]
+    fn a_web_session_first_leaves_the_primary_role_to_the_phone() {
+        let mut s = Store::memory().unwrap();
+        let a = s.user("alice", true).unwrap().unwrap();
+        assert!(!s.register_device_as(a, "web", false).unwrap().primary);
+        assert!(s.register_device(a, "phone").unwrap().primary);
+        assert!(!s.register_device(a, "desktop").unwrap().primary);
+        // Registering again does not change a role.
+        assert!(s.register_device(a, "phone").unwrap().primary);
     }
 }

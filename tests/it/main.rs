@@ -13,5 +13,6 @@ mod prefixes;
 mod reassembly_model;
 #[cfg(feature = "live")]
 mod sniff;
+mod web_server;
 mod web_session;
 mod wechat_crypto;

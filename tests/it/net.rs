@@ -738,6 +738,34 @@ async fn unknown_users_idle_peers_and_the_connection_cap() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frame_trickled_slower_than_the_frame_timeout_is_closed() {
+    let srv = TestServer::start(|c| c.frame_timeout = Duration::from_millis(600)).await;
+    let mut c = raw_identify(srv.addr, "alice", "phone").await;
+    // A heartbeat sent one byte every 100 ms: the connection is never idle
+    // for long, but the frame takes 1.6 s.
+    let frame = syncscope::net::frame::encode(CMD_NOOP, SEQ_HEARTBEAT, b"");
+    let started = std::time::Instant::now();
+    for b in &frame {
+        if c.write_raw(std::slice::from_ref(b)).await.is_err() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if started.elapsed() > Duration::from_secs(3) {
+            break;
+        }
+    }
+    let error = expect_error_and_close(&mut c, ret::TIMEOUT).await;
+    assert!(error.contains("frame not complete"), "{error}");
+    assert!(started.elapsed() < Duration::from_secs(3), "closed in time");
+    // The same frame sent at once is fine on a new connection.
+    let mut ok = raw_identify(srv.addr, "alice", "phone").await;
+    ok.write_raw(&frame).await.expect("write");
+    let f = next_frame(&mut ok).await.expect("answer");
+    assert_eq!(f.header.cmd, response(CMD_NOOP));
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graceful_shutdown_closes_connections_and_returns() {
     let srv = TestServer::start(|_| {}).await;
     let mut bob = srv.session("bob", "phone").await;
@@ -885,13 +913,13 @@ fn syncscope() -> Command {
 }
 
 /// `syncscope serve` on a free port, killed when dropped.
-struct ServeProcess {
+pub(crate) struct ServeProcess {
     child: Child,
-    addr: String,
+    pub(crate) addr: String,
 }
 
 impl ServeProcess {
-    fn start(extra: &[&str]) -> ServeProcess {
+    pub(crate) fn start(extra: &[&str]) -> ServeProcess {
         let mut child = syncscope()
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(extra)
@@ -924,7 +952,7 @@ impl Drop for ServeProcess {
     }
 }
 
-fn run_bounded(mut cmd: Command) -> std::process::Output {
+pub(crate) fn run_bounded(mut cmd: Command) -> std::process::Output {
     let child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

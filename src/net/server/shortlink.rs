@@ -25,12 +25,37 @@ pub const CGI_PREFIX: &str = "/cgi-bin/micromsg-bin/";
 pub const DEFAULT_DEVICE: &str = "shortlink";
 
 /// A whole request, owned.
-struct Request {
-    method: String,
-    path: String,
-    query: String,
-    keep_alive: bool,
-    body: Vec<u8>,
+pub(super) struct Request {
+    pub(super) method: String,
+    pub(super) path: String,
+    pub(super) query: String,
+    /// The Host header ("" when absent).
+    pub(super) host: String,
+    /// The Cookie header ("" when absent).
+    pub(super) cookie: String,
+    pub(super) keep_alive: bool,
+    pub(super) body: Vec<u8>,
+}
+
+/// What a route answers (status 200).
+pub(super) struct Reply {
+    pub(super) content_type: &'static str,
+    pub(super) body: Vec<u8>,
+    /// `Set-Cookie` header values.
+    pub(super) cookies: Vec<String>,
+    /// Pushes to send once the answer is written.
+    pub(super) wake: Option<super::Wake>,
+}
+
+impl Reply {
+    fn protobuf(body: Vec<u8>, wake: Option<super::Wake>) -> Reply {
+        Reply {
+            content_type: "application/octet-stream",
+            body,
+            cookies: Vec::new(),
+            wake,
+        }
+    }
 }
 
 fn reason(status: u16) -> &'static str {
@@ -46,25 +71,43 @@ fn reason(status: u16) -> &'static str {
         413 => "Content Too Large",
         431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",
+        503 => "Service Unavailable",
         _ => "",
     }
 }
 
 /// An HTTP/1.1 response with a body.
 pub fn response(status: u16, content_type: &str, body: &[u8], keep_alive: bool) -> Vec<u8> {
-    let mut out = format!(
+    response_with(status, content_type, body, keep_alive, &[])
+}
+
+/// An HTTP/1.1 response with a body and `Set-Cookie` headers.
+fn response_with(
+    status: u16,
+    content_type: &str,
+    body: &[u8],
+    keep_alive: bool,
+    cookies: &[String],
+) -> Vec<u8> {
+    let mut head = format!(
         "HTTP/1.1 {status} {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
-         Connection: {}\r\n\r\n",
+         Connection: {}\r\n",
         reason(status),
         body.len(),
         if keep_alive { "keep-alive" } else { "close" }
-    )
-    .into_bytes();
+    );
+    for c in cookies {
+        head.push_str("Set-Cookie: ");
+        head.push_str(c);
+        head.push_str("\r\n");
+    }
+    head.push_str("\r\n");
+    let mut out = head.into_bytes();
     out.extend_from_slice(body);
     out
 }
 
-fn http(status: u16, ret: i32, error: impl Into<String>) -> Close {
+pub(super) fn http(status: u16, ret: i32, error: impl Into<String>) -> Close {
     Close::Http {
         status,
         ret,
@@ -145,12 +188,13 @@ fn head(r: &httparse::Request<'_, '_>) -> Result<(Request, usize, bool), Close> 
     let method = r.method.unwrap_or_default().to_owned();
     let target = r.path.unwrap_or_default();
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
-    let header = |name: &str| {
+    let raw = |name: &str| {
         r.headers
             .iter()
             .find(|h| h.name.eq_ignore_ascii_case(name))
-            .map(|h| String::from_utf8_lossy(h.value).trim().to_ascii_lowercase())
+            .map(|h| String::from_utf8_lossy(h.value).trim().to_owned())
     };
+    let header = |name: &str| raw(name).map(|v| v.to_ascii_lowercase());
     if header("transfer-encoding").is_some() {
         return Err(http(
             411,
@@ -179,6 +223,8 @@ fn head(r: &httparse::Request<'_, '_>) -> Result<(Request, usize, bool), Close> 
             method,
             path: path.to_owned(),
             query: query.to_owned(),
+            host: raw("host").unwrap_or_default(),
+            cookie: raw("cookie").unwrap_or_default(),
             keep_alive,
             body: Vec::new(),
         },
@@ -187,8 +233,9 @@ fn head(r: &httparse::Request<'_, '_>) -> Result<(Request, usize, bool), Close> 
     ))
 }
 
-/// A query parameter (no percent-decoding: names and ids have no spaces).
-fn param<'q>(query: &'q str, name: &str) -> Option<&'q str> {
+/// A query parameter, not percent-decoded (short-link names and ids have
+/// no spaces).
+pub(super) fn param<'q>(query: &'q str, name: &str) -> Option<&'q str> {
     query
         .split('&')
         .filter_map(|kv| kv.split_once('='))
@@ -198,10 +245,10 @@ fn param<'q>(query: &'q str, name: &str) -> Option<&'q str> {
 
 impl Handler {
     /// Serves HTTP requests until the peer closes, asks to close, or sends
-    /// something bad. Each request must arrive whole within the identify
-    /// timeout.
+    /// something bad. Each request must arrive whole within the frame
+    /// timeout of the server starting to wait for it.
     pub(super) async fn serve_http(&mut self) -> Result<(), Close> {
-        let limit = self.shared.config.identify_timeout;
+        let limit = self.shared.config.frame_timeout;
         let max_body = self.shared.config.max_frame_len as usize;
         loop {
             let deadline = Instant::now() + limit;
@@ -220,15 +267,21 @@ impl Handler {
             let Some(req) = req else {
                 return Ok(());
             };
-            let (body, wake) = self.route(&req).await?;
-            let resp = response(200, "application/octet-stream", &body, req.keep_alive);
+            let reply = self.route(&req).await?;
+            let resp = response_with(
+                200,
+                reply.content_type,
+                &reply.body,
+                req.keep_alive,
+                &reply.cookies,
+            );
             let written =
                 tokio::time::timeout(self.shared.config.write_timeout, self.conn.write_raw(&resp))
                     .await;
             if !matches!(written, Ok(Ok(()))) {
                 return Err(Close::Io);
             }
-            if let Some(w) = wake {
+            if let Some(w) = reply.wake {
                 self.shared.wake(w);
             }
             if !req.keep_alive {
@@ -238,14 +291,18 @@ impl Handler {
         }
     }
 
-    async fn route(&mut self, req: &Request) -> Result<(Vec<u8>, Option<super::Wake>), Close> {
+    async fn route(&mut self, req: &Request) -> Result<Reply, Close> {
+        if super::web::is_web_path(&req.path) {
+            return self.route_web(req).await;
+        }
         let Some(cgi) = req.path.strip_prefix(CGI_PREFIX) else {
             return Err(http(
                 404,
                 ret::UNKNOWN_CMD,
                 format!(
-                    "no such path {:?} (served: {CGI_PREFIX}newsync, newsendmsg)",
-                    req.path
+                    "no such path {:?} (served: {CGI_PREFIX}newsync, newsendmsg; web: {})",
+                    req.path,
+                    super::web::SERVED,
                 ),
             ));
         };
@@ -305,14 +362,14 @@ impl Handler {
                 .newsync(user, device, &req.body)
                 .await
                 .map_err(fail)?;
-            Ok((body, None))
+            Ok(Reply::protobuf(body, None))
         } else {
             let (body, wake) = self
                 .shared
                 .newsendmsg(user, device, &req.body)
                 .await
                 .map_err(fail)?;
-            Ok((body, Some(wake)))
+            Ok(Reply::protobuf(body, Some(wake)))
         }
     }
 }

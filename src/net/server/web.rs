@@ -1,0 +1,843 @@
+//! Web WeChat on the server's port (protocol.md section 6): HTTP/1.1 with
+//! JSON bodies, served by the same connection handler as the short link.
+//!
+//! | request | answer |
+//! |---|---|
+//! | `GET /jslogin?appid=..&fun=new[&user=NAME]` | `window.QRLogin.code = 200; window.QRLogin.uuid = "UUID";` |
+//! | `GET /cgi-bin/mmwebwx-bin/login?uuid=UUID&tip=1..` | `window.code=201;` (scanned), then `window.code=200;` with `window.redirect_uri="http://HOST/cgi-bin/mmwebwx-bin/webwxnewloginpage?ticket=..&uuid=..&lang=zh_CN&scan=.."`; `408` while nobody confirms, `400` unknown uuid |
+//! | `GET .../webwxnewloginpage?ticket=..&uuid=..` | XML `<error><ret>0</ret>..<skey/><wxsid/><wxuin/><pass_ticket/>..</error>`, cookies `wxsid`, `wxuin`, `webwx_data_ticket` |
+//! | `POST .../webwxinit` `{BaseRequest}` | `BaseResponse`, `User`, `ContactList`, `SyncKey`, `SKey`, ... |
+//! | `POST .../webwxstatusnotify` | `BaseResponse`, `MsgID` |
+//! | `GET .../webwxgetcontact` | `BaseResponse`, `MemberCount`, `MemberList`, `Seq` |
+//! | `GET .../synccheck?sid=..&uin=..&skey=..&synckey=1_1\|2_5\|3_1` | `window.synccheck={retcode:"0",selector:"2"}`, held up to [`Config::web_poll`](super::Config) (25 s) and answered as soon as data arrives; selector `0`: nothing new |
+//! | `POST .../webwxsync` `{BaseRequest, SyncKey, rr}` | `AddMsgList`, `ContinueFlag`, `SyncKey`, `SyncCheckKey`, `SKey`, ... |
+//! | `POST .../webwxsendmsg` `{BaseRequest, Msg{Type, Content, FromUserName, ToUserName, LocalID, ClientMsgId}}` | `BaseResponse`, `MsgID`, `LocalID` |
+//! | `GET .../webwxlogout` | ends the session |
+//!
+//! Logins are confirmed automatically (there is no phone to scan a QR
+//! code): for the user a jslogin names with `user=` (a syncscope
+//! extension), else for the first test user (`--users`) without a web
+//! session. A confirmed login becomes a session of the user's device
+//! [`WEB_DEVICE`], a secondary device: it gets the messages stored after
+//! its webwxinit, and its sends reach the user's other devices.
+//!
+//! Session ids (`wxsid`), `skey`, `pass_ticket`, tickets and uuids are
+//! random from the operating system's source (128 bits for ids). Later
+//! requests name their session by `BaseRequest.Sid` (POST), the `sid`
+//! parameter or the `wxsid` cookie (GET); `Uin` and a non-empty `Skey`
+//! must match it. An unknown session is answered as the real service
+//! does (Ret / retcode 1101, "logged out"); a body that is not JSON, or
+//! lacks what the endpoint needs, gets HTTP 400 and a closed connection.
+//!
+//! Web user names are `@` + the syncscope user name. Content is
+//! delivered verbatim (the real service HTML-escapes it).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tokio::sync::Notify;
+use tokio::time::{sleep_until, Instant};
+
+use super::shortlink::{http, Reply, Request};
+use super::{synckey, unix_now, with_store, Close, Event, Handler, Online, Outgoing, Shared};
+use crate::net::messages::{ret, IdentifyExt};
+use crate::net::store::{StoreError, StoredMessage, UserId};
+use crate::net::{KEY_MESSAGES, MSG_TYPE_TEXT};
+use crate::proto::web::{parse_query, parse_synckey_param, synckey_json};
+
+/// The endpoints served, for error messages.
+pub const SERVED: &str = "/jslogin, /cgi-bin/mmwebwx-bin/{login, webwxnewloginpage, webwxinit, \
+     webwxstatusnotify, webwxgetcontact, synccheck, webwxsync, webwxsendmsg, webwxlogout}";
+/// Path prefix of the web endpoints (jslogin excepted).
+pub const WEB_PREFIX: &str = "/cgi-bin/mmwebwx-bin/";
+/// The device id of every web session of a user.
+pub const WEB_DEVICE: &str = "web";
+/// Ret (and synccheck retcode) of a request whose session is unknown,
+/// expired or logged out.
+pub const RET_LOGGED_OUT: i32 = 1101;
+/// Ret of a ticket page whose ticket is unknown or used.
+pub const RET_BAD_TICKET: i32 = 1203;
+/// A login not confirmed and fetched within this long is forgotten.
+const LOGIN_TTL: Duration = Duration::from_secs(300);
+/// A session with no request for this long is ended.
+const SESSION_IDLE: Duration = Duration::from_secs(1800);
+
+/// Whether a request path is a web endpoint.
+pub(super) fn is_web_path(path: &str) -> bool {
+    path == "/jslogin" || path.starts_with(WEB_PREFIX)
+}
+
+/// Pending logins and live sessions.
+#[derive(Default)]
+pub(super) struct WebState {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    /// By uuid.
+    logins: HashMap<String, Login>,
+    /// By wxsid.
+    sessions: HashMap<String, Arc<Session>>,
+}
+
+struct Login {
+    /// Whom the login is confirmed for (None: nobody, it stays at 408).
+    user: Option<String>,
+    scanned: bool,
+    ticket: Option<String>,
+    created: Instant,
+}
+
+struct Session {
+    sid: String,
+    skey: String,
+    pass_ticket: String,
+    user: UserId,
+    name: String,
+    /// Its entry in the server's online list (pushes wake `notify`).
+    conn: u64,
+    notify: Arc<Notify>,
+    last_seen: Mutex<Instant>,
+}
+
+impl WebState {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Random hex from the operating system's source.
+fn random_hex(bytes: usize) -> Result<String, Close> {
+    let mut b = [0u8; 32];
+    let b = &mut b[..bytes.min(32)];
+    getrandom::fill(b).map_err(|e| http(500, ret::STORE, format!("no random source: {e}")))?;
+    Ok(hex::encode(b))
+}
+
+fn js(text: String) -> Reply {
+    Reply {
+        content_type: "text/javascript",
+        body: text.into_bytes(),
+        cookies: Vec::new(),
+        wake: None,
+    }
+}
+
+fn json_reply(v: &Value) -> Reply {
+    Reply {
+        content_type: "application/json; charset=UTF-8",
+        body: v.to_string().into_bytes(),
+        cookies: Vec::new(),
+        wake: None,
+    }
+}
+
+fn base(ret: i32, msg: &str) -> Value {
+    json!({ "Ret": ret, "ErrMsg": msg })
+}
+
+/// The JSON answer of a request whose session is not (or no longer) known.
+fn logged_out(why: &str) -> Reply {
+    json_reply(&json!({ "BaseResponse": base(RET_LOGGED_OUT, why) }))
+}
+
+fn store_error(e: StoreError) -> Close {
+    http(500, ret::STORE, e.to_string())
+}
+
+/// A JSON number or numeric string as text ("" for anything else).
+fn text_of(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        _ => String::new(),
+    }
+}
+
+fn web_name(name: &str) -> String {
+    format!("@{name}")
+}
+
+/// The SyncKey JSON the server issues for mailbox position `seq`.
+fn synckey_value(seq: u64) -> Value {
+    let list: Vec<Value> = synckey(seq)
+        .keys
+        .iter()
+        .map(|&(k, v)| json!({ "Key": k, "Val": v }))
+        .collect();
+    json!({ "Count": list.len(), "List": list })
+}
+
+fn contact(uin: UserId, name: &str) -> Value {
+    json!({
+        "Uin": uin, "UserName": web_name(name), "NickName": name, "HeadImgUrl": "",
+        "ContactFlag": 3, "MemberCount": 0, "MemberList": [], "RemarkName": "",
+        "HideInputBarFlag": 0, "Sex": 0, "Signature": "", "VerifyFlag": 0, "OwnerUin": 0,
+        "PYInitial": "", "PYQuanPin": "", "RemarkPYInitial": "", "RemarkPYQuanPin": "",
+        "StarFriend": 0, "AppAccountFlag": 0, "Statues": 0, "AttrStatus": 0, "Province": "",
+        "City": "", "Alias": "", "SnsFlag": 0, "UniFriend": 0, "DisplayName": "",
+        "ChatRoomId": 0, "KeyWord": "", "EncryChatRoomId": "", "IsOwner": 0
+    })
+}
+
+fn add_msg(m: &StoredMessage) -> Value {
+    json!({
+        "MsgId": m.msg_id.to_string(), "FromUserName": web_name(&m.from),
+        "ToUserName": web_name(&m.to), "MsgType": m.msg_type, "Content": m.content,
+        "Status": 3, "ImgStatus": 1, "CreateTime": m.create_time, "VoiceLength": 0,
+        "PlayLength": 0, "FileName": "", "FileSize": "", "MediaId": "", "Url": "",
+        "AppMsgType": 0, "StatusNotifyCode": 0, "StatusNotifyUserName": "",
+        "RecommendInfo": {
+            "UserName": "", "NickName": "", "QQNum": 0, "Province": "", "City": "",
+            "Content": "", "Signature": "", "Alias": "", "Scene": 0, "VerifyFlag": 0,
+            "AttrStatus": 0, "Sex": 0, "Ticket": "", "OpCode": 0
+        },
+        "ForwardFlag": 0, "AppInfo": { "AppID": "", "Type": 0 }, "HasProductId": 0,
+        "Ticket": "", "ImgHeight": 0, "ImgWidth": 0, "SubMsgType": 0, "NewMsgId": m.msg_id,
+        "OriContent": "", "EncryFileName": "", "ClientMsgId": m.client_msg_id
+    })
+}
+
+/// `name=value` pairs of a Cookie header.
+fn cookies(header: &str) -> BTreeMap<String, String> {
+    header
+        .split(';')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect()
+}
+
+/// How a request names its session: (sid, uin, skey).
+type Credentials = (Option<String>, Option<String>, Option<String>);
+
+/// From the query string, else the cookies.
+fn query_credentials(q: &BTreeMap<String, String>, req: &Request) -> Credentials {
+    let c = cookies(&req.cookie);
+    let pick = |param: &str, cookie: &str| {
+        q.get(param)
+            .filter(|v| !v.is_empty())
+            .or_else(|| c.get(cookie))
+            .cloned()
+    };
+    (
+        pick("sid", "wxsid"),
+        pick("uin", "wxuin"),
+        q.get("skey").cloned(),
+    )
+}
+
+/// From `BaseRequest`, else as [`query_credentials`].
+fn body_credentials(body: &Value, q: &BTreeMap<String, String>, req: &Request) -> Credentials {
+    let b = &body["BaseRequest"];
+    let (sid, uin, skey) = query_credentials(q, req);
+    let field = |k: &str| Some(text_of(&b[k])).filter(|s| !s.is_empty());
+    (
+        field("Sid").or(sid),
+        field("Uin").or(uin),
+        field("Skey").or(skey),
+    )
+}
+
+fn parse_json(what: &str, body: &[u8]) -> Result<Value, Close> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| {
+        http(
+            400,
+            ret::BAD_BODY,
+            format!("{what}: the body is not JSON: {e}"),
+        )
+    })?;
+    if !v.is_object() {
+        return Err(http(
+            400,
+            ret::BAD_BODY,
+            format!("{what}: the body is not a JSON object"),
+        ));
+    }
+    Ok(v)
+}
+
+impl Shared {
+    /// The live session named by `cred`, its last-seen time refreshed.
+    fn web_session(&self, cred: &Credentials) -> Option<Arc<Session>> {
+        let (sid, uin, skey) = cred;
+        let s = self.web.lock().sessions.get(sid.as_deref()?)?.clone();
+        if uin.as_deref().is_some_and(|u| u != s.user.to_string()) {
+            return None;
+        }
+        if skey
+            .as_deref()
+            .is_some_and(|k| !k.is_empty() && k != s.skey)
+        {
+            return None;
+        }
+        *s.last_seen.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+        Some(s)
+    }
+
+    /// Forgets stale logins and ends idle sessions.
+    fn web_sweep(&self, inner: &mut Inner) {
+        let now = Instant::now();
+        inner
+            .logins
+            .retain(|_, l| now.duration_since(l.created) < LOGIN_TTL);
+        let idle: Vec<String> = inner
+            .sessions
+            .values()
+            .filter(|s| {
+                let seen = *s.last_seen.lock().unwrap_or_else(|p| p.into_inner());
+                now.duration_since(seen) >= SESSION_IDLE
+            })
+            .map(|s| s.sid.clone())
+            .collect();
+        for sid in idle {
+            if let Some(s) = inner.sessions.remove(&sid) {
+                self.web_offline(&s);
+            }
+        }
+    }
+
+    /// Removes a session from the online list.
+    fn web_offline(&self, s: &Session) {
+        let mut online = self.online();
+        if let Some(list) = online.get_mut(&s.user) {
+            list.retain(|o| o.conn != s.conn);
+            if list.is_empty() {
+                online.remove(&s.user);
+            }
+        }
+    }
+
+    /// The test users other than `me`, with their uins.
+    async fn web_contacts(&self, me: UserId) -> Result<Vec<Value>, Close> {
+        let names = self.config.test_users.clone();
+        let found = with_store(&self.store, move |st| {
+            let mut out = Vec::new();
+            for n in names {
+                if let Some(id) = st.user(&n, false)? {
+                    out.push((id, n));
+                }
+            }
+            Ok(out)
+        })
+        .await
+        .map_err(store_error)?;
+        Ok(found
+            .into_iter()
+            .filter(|(id, _)| *id != me)
+            .map(|(id, n)| contact(id, &n))
+            .collect())
+    }
+}
+
+impl Handler {
+    /// Serves one web request.
+    pub(super) async fn route_web(&mut self, req: &Request) -> Result<Reply, Close> {
+        let endpoint = if req.path == "/jslogin" {
+            "jslogin"
+        } else {
+            req.path.strip_prefix(WEB_PREFIX).unwrap_or_default()
+        };
+        let q = parse_query(&req.query);
+        let method = req.method.as_str();
+        match (endpoint, method) {
+            ("jslogin", "GET") => self.jslogin(&q),
+            ("login", "GET") => self.login_poll(req, &q).await,
+            ("webwxnewloginpage", "GET") => self.ticket_page(&q).await,
+            ("webwxinit", "POST") => self.webwxinit(req, &q).await,
+            ("webwxstatusnotify", "POST") => self.statusnotify(req, &q),
+            ("webwxgetcontact", "GET" | "POST") => self.getcontact(req, &q).await,
+            ("synccheck", "GET") => self.synccheck(req, &q).await,
+            ("webwxsync", "POST") => self.webwxsync(req, &q).await,
+            ("webwxsendmsg", "POST") => self.webwxsendmsg(req, &q).await,
+            ("webwxlogout", "GET" | "POST") => Ok(self.logout(req, &q)),
+            (
+                "jslogin" | "login" | "webwxnewloginpage" | "synccheck" | "webwxinit"
+                | "webwxstatusnotify" | "webwxsync" | "webwxsendmsg",
+                _,
+            ) => Err(http(
+                405,
+                ret::UNKNOWN_CMD,
+                format!(
+                    "{method} {}: use {}",
+                    req.path,
+                    if matches!(
+                        endpoint,
+                        "jslogin" | "login" | "webwxnewloginpage" | "synccheck"
+                    ) {
+                        "GET"
+                    } else {
+                        "POST"
+                    }
+                ),
+            )),
+            _ => Err(http(
+                404,
+                ret::UNKNOWN_CMD,
+                format!("no such web endpoint {:?} (served: {SERVED})", req.path),
+            )),
+        }
+    }
+
+    fn jslogin(&mut self, q: &BTreeMap<String, String>) -> Result<Reply, Close> {
+        let test_users = &self.shared.config.test_users;
+        let mut inner = self.shared.web.lock();
+        self.shared.web_sweep(&mut inner);
+        let user = match q.get("user") {
+            Some(u) if !IdentifyExt::valid_user(u) => {
+                return Err(http(400, ret::UNKNOWN_USER, "jslogin: invalid user name"))
+            }
+            Some(u) if !test_users.is_empty() && !test_users.contains(u) => {
+                return Err(http(
+                    403,
+                    ret::UNKNOWN_USER,
+                    format!("jslogin: {u:?} is not a test user (--users)"),
+                ))
+            }
+            Some(u) => Some(u.clone()),
+            None => {
+                let busy = |u: &String| {
+                    inner.sessions.values().any(|s| &s.name == u)
+                        || inner.logins.values().any(|l| l.user.as_ref() == Some(u))
+                };
+                test_users
+                    .iter()
+                    .find(|u| !busy(u))
+                    .or(test_users.first())
+                    .cloned()
+            }
+        };
+        if inner.logins.len() >= self.shared.config.max_connections.max(1) {
+            return Err(http(503, ret::BUSY, "too many pending web logins"));
+        }
+        let uuid = random_hex(8)?;
+        inner.logins.insert(
+            uuid.clone(),
+            Login {
+                user,
+                scanned: false,
+                ticket: None,
+                created: Instant::now(),
+            },
+        );
+        Ok(js(format!(
+            "window.QRLogin.code = 200; window.QRLogin.uuid = \"{uuid}\";"
+        )))
+    }
+
+    async fn login_poll(
+        &mut self,
+        req: &Request,
+        q: &BTreeMap<String, String>,
+    ) -> Result<Reply, Close> {
+        let Some(uuid) = q.get("uuid") else {
+            return Err(http(400, ret::BAD_BODY, "login: no uuid parameter"));
+        };
+        let answer = {
+            let mut inner = self.shared.web.lock();
+            match inner.logins.get_mut(uuid) {
+                None => Some("window.code=400;".to_owned()),
+                Some(Login { user: None, .. }) => None,
+                Some(l) if !l.scanned => {
+                    l.scanned = true;
+                    Some("window.code=201;window.userAvatar = '';".to_owned())
+                }
+                Some(l) => {
+                    let ticket = match &l.ticket {
+                        Some(t) => t.clone(),
+                        None => {
+                            let t = random_hex(16)?;
+                            l.ticket = Some(t.clone());
+                            t
+                        }
+                    };
+                    let host = if req.host.is_empty() {
+                        self.conn
+                            .get_ref()
+                            .local_addr()
+                            .map(|a| a.to_string())
+                            .unwrap_or_else(|_| "127.0.0.1".to_owned())
+                    } else {
+                        req.host.clone()
+                    };
+                    Some(format!(
+                        "window.code=200;\nwindow.redirect_uri=\"http://{host}{WEB_PREFIX}\
+                         webwxnewloginpage?ticket={ticket}&uuid={uuid}&lang=zh_CN&scan={}\";",
+                        unix_now()
+                    ))
+                }
+            }
+        };
+        match answer {
+            Some(a) => Ok(js(a)),
+            None => {
+                // Nobody to confirm for: held, then "keep polling".
+                let deadline = Instant::now() + self.shared.config.web_poll;
+                tokio::select! {
+                    _ = self.shutdown.recv() => {}
+                    _ = sleep_until(deadline) => {}
+                }
+                Ok(js("window.code=408;".to_owned()))
+            }
+        }
+    }
+
+    async fn ticket_page(&mut self, q: &BTreeMap<String, String>) -> Result<Reply, Close> {
+        let xml_error = |msg: &str| Reply {
+            content_type: "text/plain",
+            body: format!("<error><ret>{RET_BAD_TICKET}</ret><message>{msg}</message></error>")
+                .into_bytes(),
+            cookies: Vec::new(),
+            wake: None,
+        };
+        let (uuid, ticket) = match (q.get("uuid"), q.get("ticket")) {
+            (Some(u), Some(t)) => (u, t),
+            _ => return Ok(xml_error("ticket and uuid parameters are required")),
+        };
+        let login = {
+            let mut inner = self.shared.web.lock();
+            match inner.logins.get(uuid) {
+                Some(l) if l.ticket.as_ref() == Some(ticket) => inner.logins.remove(uuid),
+                _ => None,
+            }
+        };
+        let Some(name) = login.and_then(|l| l.user) else {
+            return Ok(xml_error("the ticket is unknown, expired or already used"));
+        };
+        let auto = self.shared.config.auto_register;
+        let n = name.clone();
+        let user = with_store(&self.shared.store, move |st| {
+            let Some(id) = st.user(&n, auto)? else {
+                return Ok(None);
+            };
+            st.register_device_as(id, WEB_DEVICE, false)?;
+            Ok(Some(id))
+        })
+        .await
+        .map_err(store_error)?;
+        let Some(user) = user else {
+            return Ok(xml_error("unknown user"));
+        };
+        let session = Arc::new(Session {
+            sid: random_hex(16)?,
+            skey: format!("@crypt_{}_{}", random_hex(4)?, random_hex(16)?),
+            pass_ticket: random_hex(16)?,
+            user,
+            name: name.clone(),
+            conn: self
+                .shared
+                .next_conn
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            notify: Arc::new(Notify::new()),
+            last_seen: Mutex::new(Instant::now()),
+        });
+        {
+            let mut inner = self.shared.web.lock();
+            self.shared.web_sweep(&mut inner);
+            if inner.sessions.len() >= self.shared.config.max_connections.max(1) {
+                return Err(http(503, ret::BUSY, "too many web sessions"));
+            }
+            inner
+                .sessions
+                .insert(session.sid.clone(), Arc::clone(&session));
+        }
+        self.shared.online().entry(user).or_default().push(Online {
+            conn: session.conn,
+            device: WEB_DEVICE.to_owned(),
+            notify: Arc::clone(&session.notify),
+        });
+        self.shared.log(Event::Identified {
+            peer: self.peer,
+            user: name,
+            device: WEB_DEVICE.to_owned(),
+            primary: false,
+        });
+        let data_ticket = random_hex(16)?;
+        let body = format!(
+            "<error><ret>0</ret><message></message><skey>{}</skey><wxsid>{}</wxsid>\
+             <wxuin>{user}</wxuin><pass_ticket>{}</pass_ticket><isgrayscale>1</isgrayscale>\
+             </error>",
+            session.skey, session.sid, session.pass_ticket
+        );
+        Ok(Reply {
+            content_type: "text/plain",
+            body: body.into_bytes(),
+            cookies: vec![
+                format!("wxsid={}; Path=/", session.sid),
+                format!("wxuin={user}; Path=/"),
+                format!("webwx_data_ticket={data_ticket}; Path=/"),
+            ],
+            wake: None,
+        })
+    }
+
+    async fn webwxinit(
+        &mut self,
+        req: &Request,
+        q: &BTreeMap<String, String>,
+    ) -> Result<Reply, Close> {
+        let body = parse_json("webwxinit", &req.body)?;
+        let Some(s) = self.shared.web_session(&body_credentials(&body, q, req)) else {
+            return Ok(logged_out("webwxinit: no such session (log in again)"));
+        };
+        let user = s.user;
+        let last = with_store(&self.shared.store, move |st| st.last_seq(user))
+            .await
+            .map_err(store_error)?;
+        let contacts = self.shared.web_contacts(user).await?;
+        Ok(json_reply(&json!({
+            "BaseResponse": base(0, ""),
+            "Count": contacts.len(),
+            "ContactList": contacts,
+            "SyncKey": synckey_value(last),
+            "User": contact(user, &s.name),
+            "ChatSet": "",
+            "SKey": s.skey,
+            "ClientVersion": 0x2800_0000u32,
+            "SystemTime": unix_now(),
+            "GrayScale": 1,
+            "InviteStartCount": 0,
+            "MPSubscribeMsgCount": 0,
+            "MPSubscribeMsgList": [],
+            "ClickReportInterval": 600_000
+        })))
+    }
+
+    fn statusnotify(
+        &mut self,
+        req: &Request,
+        q: &BTreeMap<String, String>,
+    ) -> Result<Reply, Close> {
+        let body = parse_json("webwxstatusnotify", &req.body)?;
+        if self
+            .shared
+            .web_session(&body_credentials(&body, q, req))
+            .is_none()
+        {
+            return Ok(logged_out("webwxstatusnotify: no such session"));
+        }
+        Ok(json_reply(&json!({
+            "BaseResponse": base(0, ""),
+            "MsgID": random_hex(8)?,
+        })))
+    }
+
+    async fn getcontact(
+        &mut self,
+        req: &Request,
+        q: &BTreeMap<String, String>,
+    ) -> Result<Reply, Close> {
+        let cred = if req.method == "POST" && !req.body.is_empty() {
+            body_credentials(&parse_json("webwxgetcontact", &req.body)?, q, req)
+        } else {
+            query_credentials(q, req)
+        };
+        let Some(s) = self.shared.web_session(&cred) else {
+            return Ok(logged_out("webwxgetcontact: no such session"));
+        };
+        let members = self.shared.web_contacts(s.user).await?;
+        Ok(json_reply(&json!({
+            "BaseResponse": base(0, ""),
+            "MemberCount": members.len(),
+            "MemberList": members,
+            "Seq": 0
+        })))
+    }
+
+    async fn synccheck(
+        &mut self,
+        req: &Request,
+        q: &BTreeMap<String, String>,
+    ) -> Result<Reply, Close> {
+        let answer = |retcode: i32, selector: u32| {
+            js(format!(
+                "window.synccheck={{retcode:\"{retcode}\",selector:\"{selector}\"}}"
+            ))
+        };
+        let Some(s) = self.shared.web_session(&query_credentials(q, req)) else {
+            return Ok(answer(RET_LOGGED_OUT, 0));
+        };
+        let Some(keys) = q.get("synckey").and_then(|k| parse_synckey_param(k)) else {
+            return Err(http(
+                400,
+                ret::BAD_BODY,
+                "synccheck: the synckey parameter is missing or not k_v|k_v|...",
+            ));
+        };
+        let presented = keys.get(&KEY_MESSAGES).copied().unwrap_or(0);
+        let deadline = Instant::now() + self.shared.config.web_poll;
+        let user = s.user;
+        loop {
+            let pending = with_store(&self.shared.store, move |st| {
+                st.pending(user, WEB_DEVICE, presented)
+            })
+            .await
+            .map_err(store_error)?;
+            if pending {
+                return Ok(answer(0, 2));
+            }
+            tokio::select! {
+                biased;
+                _ = self.shutdown.recv() => return Ok(answer(0, 0)),
+                _ = s.notify.notified() => {}
+                _ = sleep_until(deadline) => return Ok(answer(0, 0)),
+            }
+        }
+    }
+
+    async fn webwxsync(
+        &mut self,
+        req: &Request,
+        q: &BTreeMap<String, String>,
+    ) -> Result<Reply, Close> {
+        let body = parse_json("webwxsync", &req.body)?;
+        let Some(s) = self.shared.web_session(&body_credentials(&body, q, req)) else {
+            return Ok(logged_out("webwxsync: no such session (log in again)"));
+        };
+        let Some(keys) = synckey_json(&body["SyncKey"]) else {
+            return Err(http(
+                400,
+                ret::BAD_BODY,
+                "webwxsync: SyncKey is missing or not {\"Count\", \"List\": [{\"Key\", \"Val\"}]}",
+            ));
+        };
+        let presented = keys.get(&KEY_MESSAGES).copied().unwrap_or(0);
+        let (user, limit) = (s.user, self.shared.config.page_size.max(1));
+        let page = with_store(&self.shared.store, move |st| {
+            st.sync(user, WEB_DEVICE, presented, limit)
+        })
+        .await
+        .map_err(store_error)?;
+        let list: Vec<Value> = page.messages.iter().map(add_msg).collect();
+        let key = synckey_value(page.next_seq);
+        Ok(json_reply(&json!({
+            "BaseResponse": base(0, ""),
+            "AddMsgCount": list.len(),
+            "AddMsgList": list,
+            "ModContactCount": 0,
+            "ModContactList": [],
+            "DelContactCount": 0,
+            "DelContactList": [],
+            "ModChatRoomMemberCount": 0,
+            "ModChatRoomMemberList": [],
+            "Profile": { "BitFlag": 0 },
+            "ContinueFlag": u32::from(page.more),
+            "SyncKey": key,
+            "SyncCheckKey": key,
+            "SKey": s.skey
+        })))
+    }
+
+    async fn webwxsendmsg(
+        &mut self,
+        req: &Request,
+        q: &BTreeMap<String, String>,
+    ) -> Result<Reply, Close> {
+        let body = parse_json("webwxsendmsg", &req.body)?;
+        let Some(s) = self.shared.web_session(&body_credentials(&body, q, req)) else {
+            return Ok(logged_out("webwxsendmsg: no such session (log in again)"));
+        };
+        let msg = &body["Msg"];
+        if !msg.is_object() {
+            return Err(http(400, ret::BAD_BODY, "webwxsendmsg: no Msg object"));
+        }
+        let local_id = text_of(&msg["LocalID"]);
+        let answer = |ret: i32, err: &str, msg_id: String| {
+            json_reply(&json!({
+                "BaseResponse": base(ret, err),
+                "MsgID": msg_id,
+                "LocalID": local_id,
+            }))
+        };
+        let from = text_of(&msg["FromUserName"]);
+        if !from.is_empty() && from != web_name(&s.name) {
+            return Ok(answer(
+                ret::BAD_BODY,
+                &format!("FromUserName {from:?} is not this session's user"),
+                String::new(),
+            ));
+        }
+        let to_web = text_of(&msg["ToUserName"]);
+        let to = to_web.strip_prefix('@').unwrap_or(&to_web).to_owned();
+        let msg_type = msg["Type"]
+            .as_u64()
+            .or_else(|| text_of(&msg["Type"]).parse().ok())
+            .and_then(|t| u32::try_from(t).ok())
+            .unwrap_or(MSG_TYPE_TEXT);
+        let client_msg_id = Some(text_of(&msg["ClientMsgId"]))
+            .filter(|c| !c.is_empty() && c != "0")
+            .or_else(|| Some(local_id.clone()).filter(|c| !c.is_empty() && c != "0"));
+        let out = Outgoing {
+            to,
+            content: text_of(&msg["Content"]),
+            msg_type,
+            client_msg_id,
+        };
+        let (mut results, wake) = self
+            .shared
+            .send_messages(s.user, WEB_DEVICE, vec![out])
+            .await
+            .map_err(|f| http(500, f.ret, f.error))?;
+        let mut reply = match results.pop() {
+            Some(Ok(sent)) => answer(0, "", sent.msg_id.to_string()),
+            _ => answer(
+                ret::BAD_RECIPIENT,
+                &format!("unknown recipient {to_web:?}"),
+                String::new(),
+            ),
+        };
+        reply.wake = Some(wake);
+        Ok(reply)
+    }
+
+    fn logout(&mut self, req: &Request, q: &BTreeMap<String, String>) -> Reply {
+        if let Some(s) = self.shared.web_session(&query_credentials(q, req)) {
+            self.shared.web.lock().sessions.remove(&s.sid);
+            self.shared.web_offline(&s);
+        }
+        Reply {
+            content_type: "text/html",
+            body: Vec::new(),
+            cookies: Vec::new(),
+            wake: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cookie_header() {
+        let c = cookies("wxsid=abc; wxuin=7;webwx_data_ticket=x=y");
+        assert_eq!(c.get("wxsid").map(String::as_str), Some("abc"));
+        assert_eq!(c.get("wxuin").map(String::as_str), Some("7"));
+        assert_eq!(c.get("webwx_data_ticket").map(String::as_str), Some("x=y"));
+    }
+
+    #[test]
+    fn synckey_json_round_trips_through_the_parser() {
+        let v = synckey_value(42);
+        let keys = synckey_json(&v).expect("a SyncKey");
+        assert_eq!(keys.get(&KEY_MESSAGES), Some(&42));
+        assert_eq!(v["Count"], 3);
+    }
+
+    #[test]
+    fn ids_are_random_and_long() {
+        let a = random_hex(16).ok().expect("random");
+        let b = random_hex(16).ok().expect("random");
+        assert_eq!(a.len(), 32);
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn web_paths() {
+        assert!(is_web_path("/jslogin"));
+        assert!(is_web_path("/cgi-bin/mmwebwx-bin/synccheck"));
+        assert!(!is_web_path("/cgi-bin/micromsg-bin/newsync"));
+    }
+}
