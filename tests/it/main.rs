@@ -9,6 +9,7 @@ mod conformance;
 mod http;
 mod net;
 mod net_fault;
+mod net_web;
 mod prefixes;
 mod reassembly_model;
 #[cfg(feature = "live")]

@@ -29,25 +29,25 @@ use syncscope::net::{
 };
 use syncscope::proto::longlink::{SEQ_HEARTBEAT, SEQ_IDENTIFY};
 
-const WAIT: Duration = Duration::from_secs(10);
+pub(crate) const WAIT: Duration = Duration::from_secs(10);
 
 /// Awaits `f`, failing the test after [`WAIT`].
-async fn within<T>(what: &str, f: impl Future<Output = T>) -> T {
+pub(crate) async fn within<T>(what: &str, f: impl Future<Output = T>) -> T {
     tokio::time::timeout(WAIT, f)
         .await
         .unwrap_or_else(|_| panic!("timed out: {what}"))
 }
 
-struct TestServer {
-    addr: SocketAddr,
-    store: SharedStore,
+pub(crate) struct TestServer {
+    pub(crate) addr: SocketAddr,
+    pub(crate) store: SharedStore,
     events: Arc<Mutex<Vec<Event>>>,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
 }
 
 impl TestServer {
-    async fn start(tweak: impl FnOnce(&mut Config)) -> TestServer {
+    pub(crate) async fn start(tweak: impl FnOnce(&mut Config)) -> TestServer {
         Self::with_store(Store::memory().expect("memory store"), tweak).await
     }
 
@@ -82,14 +82,14 @@ impl TestServer {
         }
     }
 
-    fn client(&self, user: &str, device: &str) -> client::Config {
+    pub(crate) fn client(&self, user: &str, device: &str) -> client::Config {
         let mut c = client::Config::new(self.addr.to_string(), user);
         c.device = device.into();
         c.request_timeout = Duration::from_secs(5);
         c
     }
 
-    async fn session(&self, user: &str, device: &str) -> Session {
+    pub(crate) async fn session(&self, user: &str, device: &str) -> Session {
         self.session_with(user, device, SyncKey::default()).await
     }
 
@@ -99,7 +99,7 @@ impl TestServer {
             .unwrap_or_else(|e| panic!("{user}/{device} connects: {e}"))
     }
 
-    async fn send(&self, from: &str, to: &str, text: &str) -> client::SendAck {
+    pub(crate) async fn send(&self, from: &str, to: &str, text: &str) -> client::SendAck {
         within(
             "send",
             client::send(
@@ -125,7 +125,7 @@ impl TestServer {
             .collect()
     }
 
-    async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         if let Some(s) = self.stop.take() {
             let _ = s.send(());
         }
@@ -136,7 +136,7 @@ impl TestServer {
 }
 
 /// Syncs until ContinueFlag is 0, presenting each key after its page.
-async fn sync_all(s: &mut Session) -> Vec<ChatMessage> {
+pub(crate) async fn sync_all(s: &mut Session) -> Vec<ChatMessage> {
     let mut all = Vec::new();
     loop {
         let page = within("newsync", s.sync()).await.expect("newsync");
@@ -149,13 +149,13 @@ async fn sync_all(s: &mut Session) -> Vec<ChatMessage> {
 }
 
 /// Waits for a newnotify, then syncs.
-async fn receive(s: &mut Session) -> Vec<ChatMessage> {
+pub(crate) async fn receive(s: &mut Session) -> Vec<ChatMessage> {
     within("newnotify", s.wait_push()).await.expect("push");
     sync_all(s).await
 }
 
 /// No push arrives within a short time.
-async fn no_push(s: &mut Session) {
+pub(crate) async fn no_push(s: &mut Session) {
     let r = tokio::time::timeout(Duration::from_millis(300), s.wait_push()).await;
     assert!(r.is_err(), "unexpected push: {r:?}");
 }
@@ -908,7 +908,7 @@ async fn short_link_on_the_same_port() {
 // ---------------------------------------------------------------------------
 // The command line
 
-fn syncscope() -> Command {
+pub(crate) fn syncscope() -> Command {
     Command::new(env!("CARGO_BIN_EXE_syncscope"))
 }
 
@@ -972,6 +972,18 @@ pub(crate) fn run_bounded(mut cmd: Command) -> std::process::Output {
     }
 }
 
+/// A message printed by `listen --format ndjson` has exactly these keys.
+pub(crate) fn assert_message_keys(m: &serde_json::Value) {
+    let mut keys: Vec<&str> = m
+        .as_object()
+        .expect("object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort();
+    assert_eq!(keys, ["client_msg_id", "content", "from", "msg_id", "to"]);
+}
+
 #[test]
 fn cli_send_and_listen() {
     let serve = ServeProcess::start(&["--memory", "--users", "alice,bob"]);
@@ -1014,14 +1026,7 @@ fn cli_send_and_listen() {
         .collect();
     assert_eq!(lines.len(), 2);
     for (m, (ack, text)) in lines.iter().zip(acks.iter().zip(["first", "second"])) {
-        let mut keys: Vec<&str> = m
-            .as_object()
-            .expect("object")
-            .keys()
-            .map(String::as_str)
-            .collect();
-        keys.sort();
-        assert_eq!(keys, ["client_msg_id", "content", "from", "msg_id", "to"]);
+        assert_message_keys(m);
         assert_eq!(
             (&m["from"], &m["to"], &m["content"]),
             (&"alice".into(), &"bob".into(), &text.into())
