@@ -286,8 +286,19 @@ pub struct WebPage {
     pub more: bool,
 }
 
-/// A logged-in web session: one connection for requests, a second one
-/// for the held synccheck.
+/// Which connection a GET goes on, and how long it may take.
+#[derive(Debug, Clone, Copy)]
+enum Via {
+    /// The request connection, within the request timeout.
+    Api,
+    /// The request connection, held by the server (login poll): [`LONG_POLL`].
+    ApiHeld,
+    /// The second connection (synccheck): [`LONG_POLL`].
+    Poll,
+}
+
+/// A logged-in web session: one connection for requests (the login poll
+/// included), a second one for the held synccheck.
 #[derive(Debug)]
 pub struct WebSession {
     api: Conn,
@@ -339,7 +350,7 @@ impl WebSession {
             enc(&config.user),
             unix_ms()
         );
-        let r = s.get("jslogin", &target, false).await?;
+        let r = s.get("jslogin", &target, Via::Api).await?;
         let uuid = parse_jslogin(&text(&r))?;
         let redirect = s.poll_login(&uuid).await?;
         let target = redirect_target(&redirect).ok_or_else(|| ClientError::Malformed {
@@ -350,7 +361,7 @@ impl WebSession {
             .get(
                 "webwxnewloginpage",
                 &format!("{target}&fun=new&version=v2"),
-                false,
+                Via::Api,
             )
             .await?;
         let t = parse_ticket(&text(&r))?;
@@ -373,7 +384,7 @@ impl WebSession {
                 unix_ms()
             );
             let asked = Instant::now();
-            let r = timeout_at(give_up, self.get("login", &target, true))
+            let r = timeout_at(give_up, self.get("login", &target, Via::ApiHeld))
                 .await
                 .map_err(|_| ClientError::Timeout {
                     what: "login (never confirmed)",
@@ -408,13 +419,12 @@ impl WebSession {
             .join("; ")
     }
 
-    /// A GET on the request connection (`held`: the poll connection, with
-    /// [`LONG_POLL`]), checked for status 200.
+    /// A GET, checked for status 200.
     async fn get(
         &mut self,
         what: &'static str,
         target: &str,
-        held: bool,
+        via: Via,
     ) -> Result<Response, ClientError> {
         let cookie = self.cookie();
         let req = Request {
@@ -423,10 +433,10 @@ impl WebSession {
             cookie: Some(&cookie),
             body: None,
         };
-        let r = if held {
-            self.poll.request(what, &req, LONG_POLL).await?
-        } else {
-            self.api.request(what, &req, self.request_timeout).await?
+        let r = match via {
+            Via::Api => self.api.request(what, &req, self.request_timeout).await?,
+            Via::ApiHeld => self.api.request(what, &req, LONG_POLL).await?,
+            Via::Poll => self.poll.request(what, &req, LONG_POLL).await?,
         };
         self.checked(what, r)
     }
@@ -530,7 +540,7 @@ impl WebSession {
             enc(&synckey_param(&self.synccheck_key)),
             unix_ms()
         );
-        let r = self.get("synccheck", &target, true).await?;
+        let r = self.get("synccheck", &target, Via::Poll).await?;
         parse_synccheck(&text(&r))
     }
 

@@ -32,7 +32,7 @@ pub struct Request<'a> {
 /// The bytes of a request to `host`.
 pub fn encode_request(host: &str, req: &Request<'_>) -> Vec<u8> {
     let mut head = format!(
-        "{} {} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: syncscope\r\nConnection: keep-alive\r\n",
+        "{} {} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: syncscope\r\n",
         req.method, req.target
     );
     if let Some(c) = req.cookie.filter(|c| !c.is_empty()) {
@@ -307,7 +307,7 @@ mod tests {
         assert_eq!(
             String::from_utf8(bytes).unwrap(),
             "POST /cgi-bin/mmwebwx-bin/webwxinit?r=1&pass_ticket=a%2Bb HTTP/1.1\r\n\
-             Host: 127.0.0.1:8080\r\nUser-Agent: syncscope\r\nConnection: keep-alive\r\n\
+             Host: 127.0.0.1:8080\r\nUser-Agent: syncscope\r\n\
              Cookie: wxsid=S; wxuin=7\r\n\
              Content-Type: application/json;charset=UTF-8\r\nContent-Length: 2\r\n\r\n{}"
         );
