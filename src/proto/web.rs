@@ -23,6 +23,8 @@ pub enum Endpoint {
     Synccheck,
     Webwxsync,
     Webwxsendmsg,
+    Webwxgetcontact,
+    Webwxlogout,
 }
 
 impl Endpoint {
@@ -36,6 +38,8 @@ impl Endpoint {
             Endpoint::Synccheck => "synccheck",
             Endpoint::Webwxsync => "webwxsync",
             Endpoint::Webwxsendmsg => "webwxsendmsg",
+            Endpoint::Webwxgetcontact => "webwxgetcontact",
+            Endpoint::Webwxlogout => "webwxlogout",
         }
     }
 
@@ -52,6 +56,8 @@ impl Endpoint {
             "synccheck" => Endpoint::Synccheck,
             "webwxsync" => Endpoint::Webwxsync,
             "webwxsendmsg" => Endpoint::Webwxsendmsg,
+            "webwxgetcontact" => Endpoint::Webwxgetcontact,
+            "webwxlogout" => Endpoint::Webwxlogout,
             _ => return None,
         })
     }
@@ -200,10 +206,13 @@ pub fn decode(path: &str, req_body: &[u8], resp_body: Option<&[u8]>) -> Option<W
                 });
             }
         }
+        // Ends the session; its answer says nothing (a redirect or a blank page).
+        Endpoint::Webwxlogout => {}
         Endpoint::Webwxinit
         | Endpoint::Webwxsync
         | Endpoint::Webwxstatusnotify
-        | Endpoint::Webwxsendmsg => {
+        | Endpoint::Webwxsendmsg
+        | Endpoint::Webwxgetcontact => {
             response = resp_body
                 .and_then(|b| serde_json::from_slice(b).ok())
                 .unwrap_or(Value::Null);
@@ -392,6 +401,29 @@ mod tests {
         let plain = parse_synckey_param("1_5|2_6").unwrap();
         assert_eq!(plain, KeyMap::from([(1, 5), (2, 6)]));
         assert_eq!(parse_synckey_param("1_x"), None);
+    }
+
+    #[test]
+    fn contact_list_and_logout() {
+        let c = decode(
+            "/cgi-bin/mmwebwx-bin/webwxgetcontact?r=1&seq=0&skey=%40crypt_1",
+            b"",
+            Some(br#"{"BaseResponse":{"Ret":0,"ErrMsg":""},"MemberCount":0,"MemberList":[]}"#),
+        )
+        .unwrap();
+        assert_eq!(c.endpoint, Endpoint::Webwxgetcontact);
+        assert_eq!(c.info.ret, Some(0));
+        assert_eq!(c.response["MemberCount"], 0);
+        let l = decode(
+            "/cgi-bin/mmwebwx-bin/webwxlogout?redirect=1&type=1&skey=%40crypt_1&sid=S1&uin=42",
+            b"",
+            Some(b""),
+        )
+        .unwrap();
+        assert_eq!(l.endpoint, Endpoint::Webwxlogout);
+        assert_eq!(l.endpoint.as_str(), "webwxlogout");
+        assert_eq!((l.info.sid.as_deref(), l.info.uin), (Some("S1"), Some(42)));
+        assert_eq!(l.response, Value::Null);
     }
 
     #[test]
