@@ -7,10 +7,17 @@
 #   samples/serve-client-shortlink.pcapng  short link: HTTP POST
 #       /cgi-bin/micromsg-bin/newsendmsg and newsync (keep-alive, two
 #       requests on one connection), same protobuf bodies
+#   samples/serve-client-web.pcapng        web: bob logs in on the web
+#       (jslogin, login poll, ticket page, webwxinit, statusnotify), alice
+#       sends from the long link, the held synccheck is answered at once,
+#       webwxsync brings the message, the listener confirms it and logs
+#       out; bob answers with webwxsendmsg (a second, short web login)
 #
 # Run as root (live capture needs CAP_NET_RAW) from anywhere:
 #
-#     bash bench/make-samples.sh
+#     bash bench/make-samples.sh [longlink] [shortlink] [web]
+#
+# (no names: all three).
 #
 # Environment: PORT (default 8080, the long link's usual port; must be free).
 # Needs libpcap (apt-get install -y libpcap-dev) and python3 (the short-link
@@ -73,6 +80,7 @@ stop() {
 client() { timeout 20 "$BIN" client --server "$ADDR" "$@"; }
 
 # --- long link ---------------------------------------------------------------
+record_longlink() {
 start serve-client-longlink
 # bob listens on his phone and on the web (a secondary device): both get the
 # pushes; heartbeats every second while they wait.
@@ -88,8 +96,10 @@ wait "$p1" "$p2"
 client --user bob send alice "hi alice" >/dev/null
 client --user alice listen --count 1 --timeout 10 --format ndjson >"$TMP/alice"
 stop serve-client-longlink
+}
 
 # --- short link --------------------------------------------------------------
+record_shortlink() {
 start serve-client-shortlink
 python3 - "$ADDR" <<'EOF'
 import http.client, sys
@@ -168,5 +178,32 @@ post(b, "newsync", "user=bob", newsync(keybuf))
 b.close()
 EOF
 stop serve-client-shortlink
+}
+
+# --- web ---------------------------------------------------------------------
+record_web() {
+start serve-client-web
+client --user bob --web listen --count 1 --timeout 15 --format ndjson >"$TMP/bob-web" 2>"$TMP/bob-web.err" &
+p1=$!
+pids+=("$p1")
+# Logged in and synced: what alice sends now reaches the web session.
+wait_for "$TMP/bob-web.err" 'listening as bob' "$p1"
+client --user alice send bob "hello bob on the web" >/dev/null
+# The listener exits after the message (it confirms it and logs out), so the
+# recording does not wait for a synccheck hold.
+wait "$p1"
+grep -q '"hello bob on the web"' "$TMP/bob-web"
+client --user bob --web send alice "hi alice, from the web" >/dev/null
+stop serve-client-web
+}
+
+for name in "${@:-longlink shortlink web}"; do
+  for n in $name; do
+    case $n in
+      longlink|shortlink|web) "record_$n" ;;
+      *) echo "unknown sample $n (longlink, shortlink, web)" >&2; exit 2 ;;
+    esac
+  done
+done
 
 ls -l samples/serve-client-*.pcapng

@@ -455,3 +455,156 @@ fn sync_follows_the_short_link_sample() {
         .collect();
     assert_eq!(sends.len(), 3, "{frames:?}");
 }
+
+/// The web sample (bob logs in on the web, alice sends from the long link,
+/// bob answers with webwxsendmsg), with no flags: every web exchange is
+/// decoded, and the SyncKey timeline follows the web session: each key
+/// the client presents is the last one the server issued, and key 2 goes
+/// up by one when the message arrives.
+#[test]
+fn web_sample_exchanges_and_timeline() {
+    let sample = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/samples/serve-client-web.pcapng"
+    );
+    let out = syncscope(&["analyze", sample, "--format", "json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        r["anomalies"].as_array().unwrap().is_empty(),
+        "{}",
+        r["anomalies"]
+    );
+    let kinds: Vec<&str> = r["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["kind"].as_str().unwrap())
+        .collect();
+    assert!(
+        kinds.contains(&"http") && kinds.contains(&"longlink"),
+        "{kinds:?}"
+    );
+    assert!(
+        kinds.iter().all(|k| ["http", "longlink"].contains(k)),
+        "{kinds:?}"
+    );
+
+    let web = ndjson(&syncscope(&[
+        "frames", sample, "--format", "ndjson", "--layer", "web",
+    ]));
+    let of = |endpoint: &str| -> Vec<&Value> {
+        web.iter().filter(|f| f["endpoint"] == endpoint).collect()
+    };
+    for e in [
+        "jslogin",
+        "login",
+        "webwxnewloginpage",
+        "webwxinit",
+        "webwxstatusnotify",
+        "synccheck",
+        "webwxsync",
+        "webwxsendmsg",
+        "webwxlogout",
+    ] {
+        assert!(!of(e).is_empty(), "no {e} in {web:?}");
+    }
+    assert!(web.iter().all(|f| f["status"] == 200), "{web:?}");
+    // The held synccheck was answered "new messages".
+    let checks = of("synccheck");
+    assert!(
+        checks
+            .iter()
+            .any(|f| f["body"]["info"]["retcode"] == 0 && f["body"]["info"]["selector"] == 2),
+        "{checks:?}"
+    );
+    // A webwxsync brought alice's message to bob.
+    let adds: Vec<&Value> = of("webwxsync")
+        .iter()
+        .flat_map(|f| {
+            f["body"]["info"]["add_msgs"]
+                .as_array()
+                .into_iter()
+                .flatten()
+        })
+        .collect();
+    assert_eq!(adds.len(), 1, "{adds:?}");
+    assert_eq!(
+        (&adds[0]["from"], &adds[0]["to"]),
+        (&"@alice".into(), &"@bob".into())
+    );
+    assert_eq!(adds[0]["msg_type"], 1);
+    // bob's answer: sent once, with its ClientMsgId, confirmed with a MsgID.
+    let sends = of("webwxsendmsg");
+    assert_eq!(sends.len(), 1, "{sends:?}");
+    let s = &sends[0]["body"];
+    assert_eq!(
+        (
+            &s["request"]["Msg"]["FromUserName"],
+            &s["request"]["Msg"]["ToUserName"]
+        ),
+        (&"@bob".into(), &"@alice".into())
+    );
+    assert!(s["info"]["client_msg_id"]
+        .as_str()
+        .is_some_and(|c| !c.is_empty()));
+    assert!(s["info"]["msg_id"]
+        .as_str()
+        .is_some_and(|m| m != "0" && !m.is_empty()));
+    let uin = of("webwxnewloginpage")[0]["body"]["info"]["uin"].clone();
+    assert!(uin.as_u64().is_some(), "{uin}");
+
+    let out = syncscope(&["sync", sample, "--format", "json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let sessions = v["sessions"].as_array().unwrap();
+    assert!(
+        sessions
+            .iter()
+            .all(|s| s["anomalies"].as_array().unwrap().is_empty()),
+        "{v}"
+    );
+    let session = sessions
+        .iter()
+        .find(|s| s["uin"] == uin && s["sid"].is_string())
+        .unwrap_or_else(|| panic!("no web session of uin {uin}: {v}"));
+    let obs = session["observations"].as_array().unwrap();
+    assert_eq!(
+        (&obs[0]["source"], &obs[0]["message"]),
+        (&"server_issued".into(), &"webwxinit".into())
+    );
+    let mut issued: Option<&Value> = None;
+    let mut seen = std::collections::BTreeSet::new();
+    for o in obs {
+        let (source, message) = (
+            o["source"].as_str().unwrap(),
+            o["message"].as_str().unwrap(),
+        );
+        seen.insert(format!("{source} {message}"));
+        if source == "server_issued" {
+            issued = Some(&o["keys"]);
+        } else {
+            assert_eq!(
+                Some(&o["keys"]),
+                issued,
+                "{message} presents a key never issued: {o}"
+            );
+        }
+    }
+    for want in [
+        "client_presented webwxsync_request",
+        "server_issued webwxsync_response",
+        "server_issued webwxsync_response.SyncCheckKey",
+        "synccheck_param synccheck",
+    ] {
+        assert!(seen.contains(want), "no {want} in {seen:?}");
+    }
+    let steps: Vec<&Value> = session["transitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| &t["changed"])
+        .collect();
+    assert_eq!(steps.len(), 1, "{steps:?}");
+    assert_eq!(steps[0]["2"]["delta"], 1, "{steps:?}");
+}
