@@ -355,7 +355,13 @@ fn web_session_timeline_and_anomalies_are_exactly_the_expected_ones() {
     // The response that lost a segment is marked incomplete; the next exchange is still parsed.
     let lossy = web.iter().rev().nth(1).unwrap();
     assert!(lossy.after_gap, "{lossy:?}");
-    assert_eq!(web.last().unwrap().layer.as_str(), "http");
+    let contacts = web.last().unwrap();
+    assert_eq!(contacts.layer.as_str(), "web");
+    assert_eq!(
+        contacts.body["response"]["MemberCount"], 0,
+        "{}",
+        contacts.body
+    );
 }
 
 #[test]
