@@ -15,6 +15,7 @@ use std::collections::HashSet;
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use prost::Message;
@@ -23,13 +24,14 @@ use tokio::time::{sleep, timeout, timeout_at, Instant};
 
 use super::frame::{Connection, ReadError, DEFAULT_MAX_FRAME_LEN};
 use super::messages::{
-    self, ret, BaseResponse, BodyError, ChatMessage, IdentifyExt, IdentifyReply,
-    MicroMsgRequestNew, NewSendMsgRequest, NewSendMsgResponse, NewSyncRequest, NewSyncResponse,
-    SkBuiltinString,
+    self, ret, AutoAuthRequest, AutoAuthResponse, BaseResponse, BodyError, ChatMessage,
+    IdentifyExt, IdentifyReply, ManualAuthRequest, ManualAuthResponse, MicroMsgRequestNew,
+    NewSendMsgRequest, NewSendMsgResponse, NewSyncRequest, NewSyncResponse, SkBuiltinString,
+    CLIENT_VERSION,
 };
 use super::{
-    response, CMD_ERROR, CMD_IDENTIFY, CMD_NEWNOTIFY, CMD_NEWSENDMSG, CMD_NEWSYNC, CMD_NOOP,
-    MSG_TYPE_TEXT,
+    response, CMD_AUTOAUTH, CMD_ERROR, CMD_IDENTIFY, CMD_MANUALAUTH, CMD_NEWNOTIFY, CMD_NEWSENDMSG,
+    CMD_NEWSYNC, CMD_NOOP, MSG_TYPE_TEXT,
 };
 use crate::body::synckey::SyncKey;
 use crate::proto::longlink::{SEQ_HEARTBEAT, SEQ_IDENTIFY, SEQ_PUSH};
@@ -47,6 +49,41 @@ pub struct Config {
     /// Heartbeat interval while listening.
     pub heartbeat: Duration,
     pub max_frame_len: u32,
+    /// The uin and autoauth key of the last manualauth, shared by this
+    /// config's clones: a reconnect does an autoauth instead.
+    pub auth: AuthCache,
+}
+
+/// The uin and autoauth key a manualauth gave a user's device.
+#[derive(Debug, Clone, Default)]
+pub struct AuthCache(Arc<Mutex<Option<AuthKey>>>);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct AuthKey {
+    user: String,
+    device: String,
+    uin: u32,
+    key: Vec<u8>,
+}
+
+impl AuthCache {
+    fn get(&self, user: &str, device: &str) -> Option<AuthKey> {
+        let k = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        k.clone().filter(|k| k.user == user && k.device == device)
+    }
+
+    fn set(&self, key: Option<AuthKey>) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = key;
+    }
+
+    /// The uin of the last manualauth, if any.
+    pub fn uin(&self) -> Option<u32> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|k| k.uin)
+    }
 }
 
 impl Config {
@@ -59,6 +96,7 @@ impl Config {
             request_timeout: Duration::from_secs(10),
             heartbeat: Duration::from_secs(60),
             max_frame_len: DEFAULT_MAX_FRAME_LEN,
+            auth: AuthCache::default(),
         }
     }
 }
@@ -202,8 +240,9 @@ impl Session {
             uin: 0,
             primary: false,
         };
+        let uin = s.authenticate(config).await?;
         let body = IdentifyExt {
-            uin: 0,
+            uin,
             user: Some(config.user.clone()),
             device: Some(config.device.clone()),
             synckey: s.synckey.clone(),
@@ -227,6 +266,60 @@ impl Session {
         s.uin = reply.uin;
         s.primary = reply.primary;
         Ok(s)
+    }
+
+    /// autoauth with the cached key, else manualauth: the uin to identify
+    /// with.
+    async fn authenticate(&mut self, config: &Config) -> Result<u32, ClientError> {
+        if let Some(k) = config.auth.get(&config.user, &config.device) {
+            let req = AutoAuthRequest {
+                uin: Some(k.uin),
+                auto_auth_key: Some(k.key.clone()),
+                device_id: Some(config.device.clone()),
+            };
+            let seq = self.take_seq();
+            let body = self
+                .request("autoauth", CMD_AUTOAUTH, seq, &req.encode_to_vec())
+                .await?;
+            let resp: AutoAuthResponse = messages::decode("AutoAuthResponse", &body)?;
+            if base_ret(&resp.base_response) == 0 {
+                return Ok(k.uin);
+            }
+            // Not known (the server restarted): a manualauth again.
+            config.auth.set(None);
+        }
+        let req = ManualAuthRequest {
+            user_name: Some(SkBuiltinString::new(config.user.clone())),
+            device_id: Some(config.device.clone()),
+            client_version: Some(CLIENT_VERSION),
+        };
+        let seq = self.take_seq();
+        let body = self
+            .request("manualauth", CMD_MANUALAUTH, seq, &req.encode_to_vec())
+            .await?;
+        let resp: ManualAuthResponse = messages::decode("ManualAuthResponse", &body)?;
+        let r = base_ret(&resp.base_response);
+        if r != 0 {
+            return Err(ClientError::Refused {
+                what: "manualauth",
+                ret: r,
+                message: resp
+                    .base_response
+                    .as_ref()
+                    .map(|b| b.message().to_owned())
+                    .unwrap_or_default(),
+            });
+        }
+        let uin = resp.uin.unwrap_or(0);
+        if let Some(key) = resp.auto_auth_key.filter(|k| !k.is_empty()) {
+            config.auth.set(Some(AuthKey {
+                user: config.user.clone(),
+                device: config.device.clone(),
+                uin,
+                key,
+            }));
+        }
+        Ok(uin)
     }
 
     fn take_seq(&mut self) -> u32 {
@@ -394,6 +487,10 @@ impl Session {
     pub async fn confirm(&mut self) -> Result<(), ClientError> {
         self.sync().await.map(drop)
     }
+}
+
+fn base_ret(b: &Option<BaseResponse>) -> i32 {
+    b.as_ref().and_then(|b| b.ret).unwrap_or(0)
 }
 
 fn refused(what: &'static str, body: &[u8]) -> ClientError {

@@ -201,6 +201,52 @@ pub struct MicroMsgResponseNew {
     pub new_msg_id: Option<u64>,
 }
 
+/// cgi manualauth (long-link cmd 253), in clear: see proto/wechat.proto.
+#[derive(Clone, PartialEq, Message)]
+pub struct ManualAuthRequest {
+    #[prost(message, optional, tag = "1")]
+    pub user_name: Option<SkBuiltinString>,
+    #[prost(string, optional, tag = "2")]
+    pub device_id: Option<String>,
+    #[prost(uint32, optional, tag = "3")]
+    pub client_version: Option<u32>,
+}
+
+impl ManualAuthRequest {
+    pub fn user(&self) -> &str {
+        string_of(&self.user_name)
+    }
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct ManualAuthResponse {
+    #[prost(message, optional, tag = "1")]
+    pub base_response: Option<BaseResponse>,
+    #[prost(uint32, optional, tag = "2")]
+    pub uin: Option<u32>,
+    #[prost(bytes = "vec", optional, tag = "3")]
+    pub auto_auth_key: Option<Vec<u8>>,
+}
+
+/// cgi autoauth (long-link cmd 254).
+#[derive(Clone, PartialEq, Message)]
+pub struct AutoAuthRequest {
+    #[prost(uint32, optional, tag = "1")]
+    pub uin: Option<u32>,
+    #[prost(bytes = "vec", optional, tag = "2")]
+    pub auto_auth_key: Option<Vec<u8>>,
+    #[prost(string, optional, tag = "3")]
+    pub device_id: Option<String>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct AutoAuthResponse {
+    #[prost(message, optional, tag = "1")]
+    pub base_response: Option<BaseResponse>,
+    #[prost(uint32, optional, tag = "2")]
+    pub uin: Option<u32>,
+}
+
 /// Ret codes the server uses (BaseResponse, MicroMsgResponseNew, error
 /// frames). 0 is success.
 pub mod ret {
@@ -584,5 +630,52 @@ mod tests {
         assert_eq!(json["List"][0]["ServerTime"], 2);
         assert_eq!(json["List"][0]["NewMsgId"], "3");
         assert_eq!(json["BaseResponse"]["ErrMsg"]["String"], "");
+        // The auth messages.
+        let json_of = |name: &str, bytes: Vec<u8>| {
+            let dm = prost_reflect::DynamicMessage::decode(
+                schemas.message(name).expect("msg"),
+                bytes.as_slice(),
+            )
+            .expect("decode");
+            serde_json::to_value(&dm).expect("json")
+        };
+        let manual = ManualAuthRequest {
+            user_name: Some(SkBuiltinString::new("alice")),
+            device_id: Some("phone".into()),
+            client_version: Some(CLIENT_VERSION),
+        };
+        let j = json_of("micromsg.ManualAuthRequest", manual.encode_to_vec());
+        assert_eq!(j["UserName"]["String"], "alice");
+        assert_eq!(j["DeviceId"], "phone");
+        assert_eq!(j["ClientVersion"], CLIENT_VERSION);
+        let answer = ManualAuthResponse {
+            base_response: Some(BaseResponse::error(0, "")),
+            uin: Some(7),
+            auto_auth_key: Some(vec![1, 2, 3]),
+        };
+        let j = json_of("micromsg.ManualAuthResponse", answer.encode_to_vec());
+        assert_eq!(
+            (j["Uin"].clone(), j["AutoAuthKey"].clone()),
+            (7.into(), "AQID".into())
+        );
+        let auto = AutoAuthRequest {
+            uin: Some(7),
+            auto_auth_key: Some(vec![1, 2, 3]),
+            device_id: Some("phone".into()),
+        };
+        let j = json_of("micromsg.AutoAuthRequest", auto.encode_to_vec());
+        assert_eq!(
+            (j["Uin"].clone(), j["DeviceId"].clone()),
+            (7.into(), "phone".into())
+        );
+        let j = json_of(
+            "micromsg.AutoAuthResponse",
+            AutoAuthResponse {
+                base_response: Some(BaseResponse::error(-6, "no")),
+                uin: Some(0),
+            }
+            .encode_to_vec(),
+        );
+        assert_eq!(j["BaseResponse"]["Ret"], -6);
     }
 }

@@ -19,6 +19,8 @@
 //!
 //! | request (cmd, seq) | answer |
 //! |---|---|
+//! | manualauth 253, n | 1000000253: `ManualAuthResponse` (uin, autoauth key) |
+//! | autoauth 254, n | 1000000254: `AutoAuthResponse` (uin) |
 //! | identify 205, 0xFFFFFFFE | 1000000205: four u32 words `ret, uin, role (1 primary, 2 secondary), 0`, then newnotify if the device has data waiting |
 //! | heartbeat 6, 0xFFFFFFFF | 1000000006, same seq, empty body |
 //! | newsync 121, n | 1000000121: `NewSyncResponse` (AddMsg items, ContinueFlag, new KeyBuf) |
@@ -52,6 +54,10 @@ pub const CMD_NEWSYNC: u32 = 121;
 pub const CMD_IDENTIFY: u32 = 205;
 /// newsendmsg.
 pub const CMD_NEWSENDMSG: u32 = 237;
+/// manualauth: a user name (and device) for a uin and an autoauth key.
+pub const CMD_MANUALAUTH: u32 = 253;
+/// autoauth: the uin and key of an earlier manualauth.
+pub const CMD_AUTOAUTH: u32 = 254;
 /// The error frame the server sends before closing a connection on bad
 /// input: "the response to cmd 0" (10^9), seq of the offending request or 0.
 pub const CMD_ERROR: u32 = RESPONSE_OFFSET;

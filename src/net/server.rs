@@ -30,14 +30,15 @@ use tokio::time::{sleep, timeout, Instant};
 
 use super::frame::{Connection, Frame, FrameError, ReadError, DEFAULT_MAX_FRAME_LEN};
 use super::messages::{
-    self, ret, AddMsg, BaseResponse, BodyError, CmdItem, CmdList, IdentifyExt, IdentifyReply,
+    self, ret, AddMsg, AutoAuthRequest, AutoAuthResponse, BaseResponse, BodyError, CmdItem,
+    CmdList, IdentifyExt, IdentifyReply, ManualAuthRequest, ManualAuthResponse,
     MicroMsgResponseNew, NewSendMsgRequest, NewSendMsgResponse, NewSyncRequest, NewSyncResponse,
     SkBuiltinBuffer, SkBuiltinString,
 };
 use super::store::{NewMessage, Sent, Store, StoreError, StoredMessage, UserId};
 use super::{
-    response, CMDID_ADDMSG, CMD_ERROR, CMD_IDENTIFY, CMD_NEWNOTIFY, CMD_NEWSENDMSG, CMD_NEWSYNC,
-    CMD_NOOP, KEY_MESSAGES, MSG_TYPE_TEXT,
+    response, CMDID_ADDMSG, CMD_AUTOAUTH, CMD_ERROR, CMD_IDENTIFY, CMD_MANUALAUTH, CMD_NEWNOTIFY,
+    CMD_NEWSENDMSG, CMD_NEWSYNC, CMD_NOOP, KEY_MESSAGES, MSG_TYPE_TEXT,
 };
 use crate::body::synckey::SyncKey;
 use crate::proto::longlink::SEQ_PUSH;
@@ -204,6 +205,24 @@ struct Shared {
     online: Mutex<HashMap<UserId, Vec<Online>>>,
     next_conn: AtomicU64,
     web: web::WebState,
+    auth_keys: Mutex<AuthKeys>,
+}
+
+/// autoauth keys given by manualauth: key -> (uin, device), the oldest
+/// forgotten past [`MAX_AUTH_KEYS`]. In memory: after a restart, autoauth
+/// is refused and the client does a manualauth again.
+#[derive(Default)]
+struct AuthKeys {
+    by_key: HashMap<Vec<u8>, (u32, String)>,
+    order: std::collections::VecDeque<Vec<u8>>,
+}
+
+/// autoauth keys remembered at most.
+const MAX_AUTH_KEYS: usize = 1 << 16;
+
+/// Fills `buf` from the operating system's random source.
+fn random_fill(buf: &mut [u8]) -> Result<(), String> {
+    getrandom::fill(buf).map_err(|e| format!("no random source: {e}"))
 }
 
 impl Shared {
@@ -252,6 +271,7 @@ pub async fn run_with(
         online: Mutex::new(HashMap::new()),
         next_conn: AtomicU64::new(1),
         web: web::WebState::default(),
+        auth_keys: Mutex::new(AuthKeys::default()),
     });
     let (notify_shutdown, _) = broadcast::channel::<()>(1);
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
@@ -527,6 +547,15 @@ impl Handler {
         let (cmd, seq) = (f.header.cmd, f.header.seq);
         match cmd {
             CMD_NOOP => self.write(response(CMD_NOOP), seq, &[]).await,
+            CMD_MANUALAUTH | CMD_AUTOAUTH => {
+                let answer = if cmd == CMD_MANUALAUTH {
+                    self.shared.manualauth(&f.body).await
+                } else {
+                    self.shared.autoauth(&f.body)
+                };
+                let body = answer.map_err(|e| e.close(seq))?;
+                self.write(response(cmd), seq, &body).await
+            }
             CMD_IDENTIFY if self.session.is_none() => self.identify(seq, &f.body).await,
             CMD_IDENTIFY => Err(Close::bad(
                 ret::BAD_BODY,
@@ -544,8 +573,9 @@ impl Handler {
                 ret::UNKNOWN_CMD,
                 seq,
                 format!(
-                    "unknown cmd {cmd} (served: {CMD_NOOP} noop, {CMD_IDENTIFY} identify, \
-                     {CMD_NEWSYNC} newsync, {CMD_NEWSENDMSG} newsendmsg)"
+                    "unknown cmd {cmd} (served: {CMD_NOOP} noop, {CMD_MANUALAUTH} manualauth, \
+                     {CMD_AUTOAUTH} autoauth, {CMD_IDENTIFY} identify, {CMD_NEWSYNC} newsync, \
+                     {CMD_NEWSENDMSG} newsendmsg)"
                 ),
             )),
         }
@@ -721,6 +751,86 @@ impl Shared {
         })
         .await?
         .map_err(|e| Failure::new(ret::UNKNOWN_USER, e))
+    }
+
+    /// A manualauth: the ManualAuthResponse body (a refusal is an answer
+    /// with a non-zero Ret; only an undecodable body fails).
+    async fn manualauth(&self, body: &[u8]) -> Result<Vec<u8>, Failure> {
+        let req: ManualAuthRequest = messages::decode("ManualAuthRequest", body)?;
+        let refuse = |ret: i32, why: String| {
+            ManualAuthResponse {
+                base_response: Some(BaseResponse::error(ret, why)),
+                uin: Some(0),
+                auto_auth_key: None,
+            }
+            .encode_to_vec()
+        };
+        let name = req.user().to_owned();
+        let device = req.device_id.clone().unwrap_or_default();
+        if !IdentifyExt::valid_user(&name) || !IdentifyExt::valid_device(&device) {
+            return Ok(refuse(
+                ret::UNKNOWN_USER,
+                "manualauth needs a user name and a device id (1 to 64 characters, no spaces)"
+                    .into(),
+            ));
+        }
+        let auto = self.config.auto_register;
+        let n = name.clone();
+        let Some(user) = with_store(&self.store, move |s| s.user(&n, auto)).await? else {
+            return Ok(refuse(ret::UNKNOWN_USER, format!("unknown user {name:?}")));
+        };
+        let Ok(uin) = u32::try_from(user) else {
+            return Ok(refuse(
+                ret::STORE,
+                format!("uin {user} does not fit 32 bits"),
+            ));
+        };
+        let mut key = vec![0u8; 16];
+        random_fill(&mut key).map_err(|e| Failure::new(ret::STORE, e))?;
+        {
+            let mut keys = self.auth_keys.lock().unwrap_or_else(|p| p.into_inner());
+            keys.by_key.insert(key.clone(), (uin, device));
+            keys.order.push_back(key.clone());
+            while keys.order.len() > MAX_AUTH_KEYS {
+                if let Some(old) = keys.order.pop_front() {
+                    keys.by_key.remove(&old);
+                }
+            }
+        }
+        Ok(ManualAuthResponse {
+            base_response: Some(BaseResponse::error(0, "")),
+            uin: Some(uin),
+            auto_auth_key: Some(key),
+        }
+        .encode_to_vec())
+    }
+
+    /// An autoauth: the AutoAuthResponse body, Ret 0 when the key is the
+    /// one a manualauth gave this uin and device.
+    fn autoauth(&self, body: &[u8]) -> Result<Vec<u8>, Failure> {
+        let req: AutoAuthRequest = messages::decode("AutoAuthRequest", body)?;
+        let uin = req.uin.unwrap_or(0);
+        let device = req.device_id.unwrap_or_default();
+        let known = {
+            let keys = self.auth_keys.lock().unwrap_or_else(|p| p.into_inner());
+            req.auto_auth_key
+                .as_ref()
+                .and_then(|k| keys.by_key.get(k))
+                .is_some_and(|(u, d)| *u == uin && *d == device)
+        };
+        let (ret, msg) = if known {
+            (0, String::new())
+        } else {
+            (
+                ret::UNKNOWN_USER,
+                format!("autoauth key unknown for uin {uin} device {device:?}: do a manualauth"),
+            )
+        };
+        Ok(AutoAuthResponse {
+            base_response: Some(BaseResponse::error(ret, msg)),
+            uin: Some(if known { uin } else { 0 }),
+        }
+        .encode_to_vec())
     }
 
     /// A newsync of `device`: the NewSyncResponse body.

@@ -19,13 +19,15 @@ use syncscope::body::synckey::SyncKey;
 use syncscope::net::client::{self, ClientError, SendOptions, Session};
 use syncscope::net::frame::{Connection, Frame};
 use syncscope::net::messages::{
-    ret, BaseResponse, ChatMessage, IdentifyExt, IdentifyReply, MicroMsgRequestNew,
-    NewSendMsgRequest, NewSendMsgResponse, SkBuiltinString,
+    ret, AutoAuthRequest, AutoAuthResponse, BaseResponse, ChatMessage, IdentifyExt, IdentifyReply,
+    ManualAuthRequest, ManualAuthResponse, MicroMsgRequestNew, NewSendMsgRequest,
+    NewSendMsgResponse, SkBuiltinString,
 };
 use syncscope::net::server::{self, Config, Event, SharedStore};
 use syncscope::net::store::Store;
 use syncscope::net::{
-    response, CMD_ERROR, CMD_IDENTIFY, CMD_NEWNOTIFY, CMD_NEWSENDMSG, CMD_NEWSYNC, CMD_NOOP,
+    response, CMD_AUTOAUTH, CMD_ERROR, CMD_IDENTIFY, CMD_MANUALAUTH, CMD_NEWNOTIFY, CMD_NEWSENDMSG,
+    CMD_NEWSYNC, CMD_NOOP,
 };
 use syncscope::proto::longlink::{SEQ_HEARTBEAT, SEQ_IDENTIFY};
 
@@ -428,6 +430,20 @@ async fn send_is_retried_with_the_same_client_msg_id_then_fails() {
                             .write_frame(response(CMD_IDENTIFY), f.header.seq, &reply.encode())
                             .await;
                     }
+                    CMD_MANUALAUTH | CMD_AUTOAUTH => {
+                        let body = ManualAuthResponse {
+                            base_response: Some(BaseResponse::error(0, "")),
+                            uin: Some(1),
+                            auto_auth_key: Some(vec![7; 16]),
+                        };
+                        let _ = c
+                            .write_frame(
+                                response(f.header.cmd),
+                                f.header.seq,
+                                &body.encode_to_vec(),
+                            )
+                            .await;
+                    }
                     CMD_NEWSENDMSG => {
                         let req = NewSendMsgRequest::decode(f.body.as_slice()).expect("request");
                         log.lock().unwrap().push(req.list[0].client_msg_id);
@@ -734,6 +750,135 @@ async fn unknown_users_idle_peers_and_the_connection_cap() {
         .await
         .expect("write");
     assert!(next_frame(&mut second).await.is_some());
+    srv.stop().await;
+}
+
+/// One request on a raw connection; the answer's body.
+async fn raw_request(c: &mut Connection<TcpStream>, cmd: u32, seq: u32, body: &[u8]) -> Vec<u8> {
+    c.write_frame(cmd, seq, body).await.expect("write");
+    loop {
+        let f = next_frame(c).await.expect("an answer");
+        if f.header.cmd == CMD_NEWNOTIFY {
+            continue;
+        }
+        assert_eq!((f.header.cmd, f.header.seq), (response(cmd), seq));
+        return f.body;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn manualauth_then_autoauth_and_the_client_identifies_with_its_uin() {
+    let srv = TestServer::start(|c| c.auto_register = false).await;
+    for u in ["alice", "bob"] {
+        srv.store.lock().unwrap().user(u, true).expect("user");
+    }
+    let manual = |user: &str, device: &str| {
+        ManualAuthRequest {
+            user_name: Some(SkBuiltinString::new(user)),
+            device_id: Some(device.into()),
+            client_version: None,
+        }
+        .encode_to_vec()
+    };
+    let mut c = raw(srv.addr).await;
+    let body = raw_request(&mut c, CMD_MANUALAUTH, 1, &manual("bob", "phone")).await;
+    let m = ManualAuthResponse::decode(body.as_slice()).expect("ManualAuthResponse");
+    assert_eq!(m.base_response.as_ref().and_then(|b| b.ret), Some(0));
+    let uin = m.uin.expect("uin");
+    let key = m.auto_auth_key.expect("key");
+    assert_eq!(key.len(), 16);
+    assert_eq!(
+        i64::from(uin),
+        srv.store
+            .lock()
+            .unwrap()
+            .user("bob", false)
+            .unwrap()
+            .unwrap()
+    );
+    let auto = |uin: u32, key: &[u8], device: &str| {
+        AutoAuthRequest {
+            uin: Some(uin),
+            auto_auth_key: Some(key.to_vec()),
+            device_id: Some(device.into()),
+        }
+        .encode_to_vec()
+    };
+    let ok = raw_request(&mut c, CMD_AUTOAUTH, 2, &auto(uin, &key, "phone")).await;
+    let ok = AutoAuthResponse::decode(ok.as_slice()).expect("AutoAuthResponse");
+    assert_eq!(
+        (ok.base_response.and_then(|b| b.ret), ok.uin),
+        (Some(0), Some(uin))
+    );
+    // Another device, another uin, another key: refused, connection stays.
+    for (u, k, d) in [
+        (uin, key.clone(), "pad"),
+        (uin + 1, key.clone(), "phone"),
+        (uin, vec![0; 16], "phone"),
+    ] {
+        let no = raw_request(&mut c, CMD_AUTOAUTH, 3, &auto(u, &k, d)).await;
+        let no = AutoAuthResponse::decode(no.as_slice()).expect("AutoAuthResponse");
+        assert_eq!(
+            no.base_response.and_then(|b| b.ret),
+            Some(ret::UNKNOWN_USER)
+        );
+    }
+    let no = raw_request(&mut c, CMD_MANUALAUTH, 4, &manual("mallory", "phone")).await;
+    let no = ManualAuthResponse::decode(no.as_slice()).expect("ManualAuthResponse");
+    assert_eq!(
+        no.base_response.and_then(|b| b.ret),
+        Some(ret::UNKNOWN_USER)
+    );
+    raw_request(&mut c, CMD_NOOP, SEQ_HEARTBEAT, b"").await;
+
+    // The client: manualauth, identify with the uin; a reconnect with the
+    // same config (its clones share the key) is accepted by autoauth.
+    let config = srv.client("alice", "phone");
+    let s = within("connect", Session::connect(&config, SyncKey::default()))
+        .await
+        .expect("connect");
+    let alice = i64::from(s.uin);
+    assert_eq!(Some(s.uin), config.auth.uin());
+    assert_eq!(
+        alice,
+        srv.store
+            .lock()
+            .unwrap()
+            .user("alice", false)
+            .unwrap()
+            .unwrap()
+    );
+    let again = within(
+        "reconnect",
+        Session::connect(&config.clone(), SyncKey::default()),
+    )
+    .await
+    .expect("reconnect");
+    assert_eq!(again.uin, s.uin);
+    // Unknown users are refused for good at manualauth.
+    let err = within(
+        "connect",
+        Session::connect(&srv.client("mallory", "phone"), SyncKey::default()),
+    )
+    .await
+    .expect_err("refused");
+    assert!(
+        err.is_permanent() && err.to_string().contains("manualauth"),
+        "{err}"
+    );
+    // The short link answers manualauth too.
+    let mut h = raw(srv.addr).await;
+    h.write_raw(&post(
+        "/cgi-bin/micromsg-bin/manualauth",
+        &manual("bob", "pc"),
+        true,
+    ))
+    .await
+    .expect("write");
+    let (status, body) = http_response(&mut h).await;
+    assert_eq!(status, 200);
+    let m = ManualAuthResponse::decode(body.as_slice()).expect("ManualAuthResponse");
+    assert_eq!(m.uin, Some(uin));
     srv.stop().await;
 }
 

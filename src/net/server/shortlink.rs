@@ -1,6 +1,7 @@
 //! The short link on the long link's port: plain HTTP/1.1
-//! `POST /cgi-bin/micromsg-bin/newsync` and `.../newsendmsg` with the same
-//! protobuf bodies as cmds 121 and 237, answered `200` with
+//! `POST /cgi-bin/micromsg-bin/newsync`, `.../newsendmsg`, `.../manualauth`
+//! and `.../autoauth` with the same protobuf bodies as cmds 121, 237, 253
+//! and 254, answered `200` with
 //! `application/octet-stream` bodies. Requests are independent, so each
 //! names its user and device in the query string:
 //! `?user=NAME` (or `?uin=N`) and `&device=ID` (default `shortlink`).
@@ -306,11 +307,11 @@ impl Handler {
                 ),
             ));
         };
-        if !matches!(cgi, "newsync" | "newsendmsg") {
+        if !matches!(cgi, "newsync" | "newsendmsg" | "manualauth" | "autoauth") {
             return Err(http(
                 404,
                 ret::UNKNOWN_CMD,
-                format!("unknown cgi {cgi:?} (served: newsync, newsendmsg)"),
+                format!("unknown cgi {cgi:?} (served: newsync, newsendmsg, manualauth, autoauth)"),
             ));
         }
         if req.method != "POST" {
@@ -319,6 +320,16 @@ impl Handler {
                 ret::UNKNOWN_CMD,
                 format!("{} {}: use POST", req.method, req.path),
             ));
+        }
+        // The auth requests name their user in the body.
+        let auth = match cgi {
+            "manualauth" => Some(self.shared.manualauth(&req.body).await),
+            "autoauth" => Some(self.shared.autoauth(&req.body)),
+            _ => None,
+        };
+        if let Some(answer) = auth {
+            let body = answer.map_err(|f| http(400, f.ret, f.error))?;
+            return Ok(Reply::protobuf(body, None));
         }
         let user = param(&req.query, "user").map(str::to_owned);
         let uin = match param(&req.query, "uin") {

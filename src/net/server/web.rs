@@ -41,7 +41,9 @@ use tokio::sync::Notify;
 use tokio::time::{sleep_until, Instant};
 
 use super::shortlink::{http, Reply, Request};
-use super::{synckey, unix_now, with_store, Close, Event, Handler, Online, Outgoing, Shared};
+use super::{
+    random_fill, synckey, unix_now, with_store, Close, Event, Handler, Online, Outgoing, Shared,
+};
 use crate::net::messages::{ret, IdentifyExt};
 use crate::net::store::{StoreError, StoredMessage, UserId};
 use crate::net::{KEY_MESSAGES, MSG_TYPE_TEXT};
@@ -113,7 +115,7 @@ impl WebState {
 fn random_hex(bytes: usize) -> Result<String, Close> {
     let mut b = [0u8; 32];
     let b = &mut b[..bytes.min(32)];
-    getrandom::fill(b).map_err(|e| http(500, ret::STORE, format!("no random source: {e}")))?;
+    random_fill(b).map_err(|e| http(500, ret::STORE, e))?;
     Ok(hex::encode(b))
 }
 
