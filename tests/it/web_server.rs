@@ -351,6 +351,26 @@ fn web_login_sync_and_send_by_hand() {
     assert_eq!(page["SyncCheckKey"], page["SyncKey"]);
     // The next page (the key now covers it) is empty.
     assert_eq!(bob.sync()["AddMsgCount"], 0);
+    // A stale key at synccheck does not bring back what was consumed: held
+    // (here until the 20 s hold is cut by the send below), not "2" at once.
+    let stale = format!(
+        "/cgi-bin/mmwebwx-bin/synccheck?sid={}&uin={}&synckey=1_1%7C2_0%7C3_1",
+        bob.sid, bob.uin
+    );
+    let addr = serve.addr.clone();
+    let held = std::thread::spawn(move || {
+        let t = Instant::now();
+        let r = Http::connect(&addr).get(&stale);
+        (r, t.elapsed())
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(!held.is_finished(), "a stale key was answered at once");
+    long_link_send(&serve.addr, "alice", "bob", "wakes the stale poll");
+    let (r, _) = held.join().expect("synccheck thread");
+    assert_eq!(js_value(&r.body, "selector").as_deref(), Some("2"), "{r:?}");
+    let page = bob.sync();
+    assert_eq!(page["AddMsgCount"], 1, "{page}");
+    assert_eq!(page["AddMsgList"][0]["Content"], "wakes the stale poll");
 
     // Sends: exactly once per ClientMsgId.
     let first = bob.send("@alice", "hi from web", "17000000000001");

@@ -620,9 +620,11 @@ impl Handler {
         {
             return Ok(logged_out("webwxstatusnotify: no such session"));
         }
+        let mut id = [0u8; 8];
+        random_fill(&mut id).map_err(|e| http(500, ret::STORE, e))?;
         Ok(json_reply(&json!({
             "BaseResponse": base(0, ""),
-            "MsgID": random_hex(8)?,
+            "MsgID": (u64::from_be_bytes(id) >> 1).to_string(),
         })))
     }
 
@@ -672,8 +674,11 @@ impl Handler {
         let deadline = Instant::now() + self.shared.config.web_poll;
         let user = s.user;
         loop {
+            // From what the device confirmed (a stale key does not bring
+            // back what a webwxsync would not offer again).
             let pending = with_store(&self.shared.store, move |st| {
-                st.pending(user, WEB_DEVICE, presented)
+                let acked = st.confirm(user, WEB_DEVICE, presented)?;
+                st.pending(user, WEB_DEVICE, acked)
             })
             .await
             .map_err(store_error)?;
