@@ -3,9 +3,10 @@
 # between `syncscope serve` and its clients:
 #
 #   samples/serve-client-longlink.pcapng   long link: two users (bob on two
-#       devices), identify, heartbeats, newsendmsg, newnotify pushes, newsync
+#       devices), manualauth, identify with the uin, heartbeats, newsendmsg,
+#       newnotify pushes, newsync
 #   samples/serve-client-shortlink.pcapng  short link: HTTP POST
-#       /cgi-bin/micromsg-bin/newsendmsg and newsync (keep-alive, two
+#       /cgi-bin/micromsg-bin/manualauth, newsendmsg and newsync (keep-alive, two
 #       requests on one connection), same protobuf bodies
 #   samples/serve-client-web.pcapng        web: bob logs in on the web
 #       (jslogin, login poll, ticket page, webwxinit, statusnotify), alice
@@ -166,6 +167,8 @@ def post(conn, cgi, query, body):
 # alice sends twice on one keep-alive connection (the second is a resend with
 # the same ClientMsgId: answered with the same MsgId, stored once).
 a = http.client.HTTPConnection(host, int(port), timeout=10)
+# manualauth first (user name and device in the body; the answer gives the uin).
+post(a, "manualauth", "", field(1, field(1, "alice")) + field(2, "shortlink"))
 post(a, "newsendmsg", "user=alice", sendmsg("bob", "hello over the short link", 7001))
 post(a, "newsendmsg", "user=alice", sendmsg("bob", "hello over the short link", 7001))
 post(a, "newsendmsg", "user=alice", sendmsg("bob", "second one", 7002))

@@ -17,6 +17,9 @@ pub struct Decoded {
     pub business: Option<Value>,
     /// The user, when the body names one (identify, business header).
     pub uin: Option<u64>,
+    /// The device, when the body names one (the identify's network-id
+    /// string: the device id on syncscope's server).
+    pub device: Option<String>,
     /// MsgIds of the AddMsg items a newsync response delivers.
     pub msg_ids: Vec<String>,
 }
@@ -34,6 +37,7 @@ pub fn decode(opts: &Options, h: &Header, body: &[u8], want_value: bool) -> Deco
         synckey_source: None,
         business: None,
         uin: None,
+        device: None,
         msg_ids: Vec::new(),
     };
     if h.cmd == 205 && h.seq == SEQ_IDENTIFY {
@@ -41,6 +45,7 @@ pub fn decode(opts: &Options, h: &Header, body: &[u8], want_value: bool) -> Deco
             d.synckey = Some(id.synckey.to_map());
             d.synckey_source = Some("longlink_identify");
             d.uin = Some(id.uin as u64);
+            d.device = id.network_id.clone().filter(|n| !n.is_empty());
             d.value = serde_json::json!({
                 "identify": {
                     "uin": id.uin,

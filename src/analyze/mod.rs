@@ -225,7 +225,13 @@ impl<'o, F: FnMut(&FrameRecord)> Analyzer<'o, F> {
     }
 
     /// A SyncKey seen in a binary message: listed, and put on its session's timeline.
-    fn synckey_seen(&mut self, here: &Here, uin: Option<u64>, source: &str, keys: KeyMap) {
+    fn synckey_seen(
+        &mut self,
+        here: &Here,
+        (uin, device): (Option<u64>, Option<&str>),
+        source: &str,
+        keys: KeyMap,
+    ) {
         let (src, message) = match source {
             "longlink_identify" => (Source::ClientPresented, "identify"),
             "newsync_response" => (Source::ServerIssued, "newsync_response"),
@@ -250,6 +256,7 @@ impl<'o, F: FnMut(&FrameRecord)> Analyzer<'o, F> {
             Ids {
                 uin,
                 sid: None,
+                device,
                 conn: here.conn,
             },
             Observation::new(here.ts, here.conn, src, message, keys),
@@ -765,6 +772,7 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
         let ids = Ids {
             uin,
             sid: None,
+            device: None,
             conn: at.conn,
         };
         if let Some(rq) = request {
@@ -811,6 +819,7 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
             let ids = Ids {
                 uin: i.uin,
                 sid: i.sid.as_deref(),
+                device: None,
                 conn: at.conn,
             };
             let req_ts = request.map_or(rs.ts_first, |r| r.ts_last);
@@ -1002,12 +1011,13 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
         let (body, business) = match body::business(self.opts, packet) {
             Some(b) => {
                 if let Some((source, keys)) = b.synckey {
-                    self.synckey_seen(here, b.uin, source, keys);
+                    self.synckey_seen(here, (b.uin, None), source, keys);
                 }
                 if b.summary["cgi"] == 138 && kind == "response" {
                     let ids = Ids {
                         uin: b.uin,
                         sid: None,
+                        device: None,
                         conn: here.conn,
                     };
                     self.timeline.sync_result(
@@ -1023,6 +1033,7 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
                         Ids {
                             uin: b.uin,
                             sid: None,
+                            device: None,
                             conn: here.conn,
                         },
                         here.ts,
@@ -1201,6 +1212,7 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
         let ids = Ids {
             uin: None,
             sid: None,
+            device: None,
             conn: here.conn,
         };
         match (h.kind(), h.request_cmd()) {
@@ -1223,6 +1235,7 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
             let ids = Ids {
                 uin: decoded.uin,
                 sid: None,
+                device: None,
                 conn: here.conn,
             };
             self.timeline.sync_result(
@@ -1236,7 +1249,7 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
         if let Some(sk) = &decoded.synckey {
             self.synckey_seen(
                 here,
-                decoded.uin,
+                (decoded.uin, decoded.device.as_deref()),
                 decoded.synckey_source.unwrap_or("body"),
                 sk.clone(),
             );

@@ -337,9 +337,12 @@ pub fn sessions(sessions: &[crate::track::synckey::Session]) -> String {
     for (n, ses) in sessions.iter().enumerate() {
         let _ = writeln!(
             s,
-            "Session {n}: uin {}, sid {} — {} observations, {} transitions, {} anomalies",
+            "Session {n}: uin {}, sid {}{} — {} observations, {} transitions, {} anomalies",
             ses.uin.map_or_else(|| "-".to_owned(), |u| u.to_string()),
             ses.sid.as_deref().unwrap_or("-"),
+            ses.device
+                .as_deref()
+                .map_or_else(String::new, |d| format!(", device {d}")),
             ses.observations.len(),
             ses.transitions.len(),
             ses.anomalies.len()

@@ -96,6 +96,8 @@ pub struct Timings {
 pub struct Session {
     pub uin: Option<u64>,
     pub sid: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
     pub observations: Vec<Observation>,
     pub transitions: Vec<Transition>,
     pub anomalies: Vec<Anomaly>,
@@ -125,6 +127,9 @@ struct State {
 pub struct Ids<'a> {
     pub uin: Option<u64>,
     pub sid: Option<&'a str>,
+    /// The device, when the event names one (a long-link identify): a
+    /// user's devices keep their own SyncKeys, so each is a session.
+    pub device: Option<&'a str>,
     pub conn: u64,
 }
 
@@ -133,6 +138,7 @@ pub struct Ids<'a> {
 pub struct Timeline {
     sessions: Vec<Session>,
     by_uin: HashMap<u64, usize>,
+    by_device: HashMap<(u64, String), usize>,
     by_sid: HashMap<String, usize>,
     by_conn: HashMap<u64, usize>,
 }
@@ -180,11 +186,33 @@ impl Timeline {
 
     /// The session these ids belong to, created or linked as needed.
     fn session(&mut self, ids: Ids<'_>) -> usize {
-        let found = ids
-            .uin
-            .and_then(|u| self.by_uin.get(&u).copied())
-            .or_else(|| ids.sid.and_then(|s| self.by_sid.get(s).copied()))
-            .or_else(|| self.by_conn.get(&ids.conn).copied());
+        let uin = ids.uin.filter(|&u| u != 0);
+        let device = uin.zip(ids.device.filter(|d| !d.is_empty()));
+        let found = match device {
+            // A named device: its own session, or the user's session that
+            // no device has claimed yet (its earlier events named none).
+            Some((u, d)) => self
+                .by_device
+                .get(&(u, d.to_owned()))
+                .copied()
+                .or_else(|| {
+                    self.by_uin
+                        .get(&u)
+                        .copied()
+                        .filter(|&i| self.sessions[i].device.is_none())
+                })
+                .or_else(|| {
+                    self.by_conn
+                        .get(&ids.conn)
+                        .copied()
+                        .filter(|&i| self.sessions[i].device.is_none())
+                }),
+            None => ids
+                .uin
+                .and_then(|u| self.by_uin.get(&u).copied())
+                .or_else(|| ids.sid.and_then(|s| self.by_sid.get(s).copied()))
+                .or_else(|| self.by_conn.get(&ids.conn).copied()),
+        };
         let i = match found {
             Some(i) => i,
             None => {
@@ -197,11 +225,19 @@ impl Timeline {
             s.uin.get_or_insert(u);
             self.by_uin.entry(u).or_insert(i);
         }
+        if let Some((u, d)) = device {
+            s.device.get_or_insert_with(|| d.to_owned());
+            self.by_device.entry((u, d.to_owned())).or_insert(i);
+        }
         if let Some(sid) = ids.sid.filter(|s| !s.is_empty()) {
             s.sid.get_or_insert_with(|| sid.to_owned());
             self.by_sid.entry(sid.to_owned()).or_insert(i);
         }
-        self.by_conn.entry(ids.conn).or_insert(i);
+        if device.is_some() {
+            self.by_conn.insert(ids.conn, i);
+        } else {
+            self.by_conn.entry(ids.conn).or_insert(i);
+        }
         i
     }
 
@@ -457,11 +493,60 @@ mod tests {
     }
 
     #[test]
+    fn each_device_of_a_user_is_its_own_session() {
+        let mut tl = Timeline::new();
+        let ids = |device, conn| Ids {
+            uin: Some(5),
+            sid: None,
+            device,
+            conn,
+        };
+        // An event without a device first (a short-link newsync), then the
+        // phone's identify claims that session; the pad gets its own.
+        tl.observe(
+            ids(None, 1),
+            obs(1, 1, Source::ServerIssued, "newsync_response", &[(2, 3)]),
+            false,
+        );
+        tl.observe(
+            ids(Some("phone"), 2),
+            obs(2, 2, Source::ClientPresented, "identify", &[(2, 3)]),
+            false,
+        );
+        tl.observe(
+            ids(Some("pad"), 3),
+            obs(3, 3, Source::ClientPresented, "identify", &[(2, 0)]),
+            false,
+        );
+        // Later frames of the pad's connection name no device.
+        let later = Ids {
+            uin: None,
+            sid: None,
+            device: None,
+            conn: 3,
+        };
+        tl.observe(
+            later,
+            obs(4, 3, Source::ServerIssued, "newsync_response", &[(2, 1)]),
+            false,
+        );
+        let s = tl.finish();
+        assert_eq!(s.len(), 2, "{s:?}");
+        assert_eq!(s[0].device.as_deref(), Some("phone"));
+        assert_eq!(s[0].observations.len(), 2);
+        assert_eq!(s[1].device.as_deref(), Some("pad"));
+        assert_eq!(s[1].observations.len(), 2);
+        // The pad's older key is not stale against the phone's.
+        assert!(s.iter().all(|x| x.anomalies.is_empty()), "{s:?}");
+    }
+
+    #[test]
     fn binary_and_web_flows_of_one_uin_share_a_timeline() {
         let mut tl = Timeline::new();
         let web = Ids {
             uin: Some(7),
             sid: Some("S"),
+            device: None,
             conn: 3,
         };
         tl.start(web);
@@ -474,6 +559,7 @@ mod tests {
             Ids {
                 uin: None,
                 sid: Some("S"),
+                device: None,
                 conn: 4,
             },
             obs(
@@ -489,6 +575,7 @@ mod tests {
             Ids {
                 uin: Some(7),
                 sid: None,
+                device: None,
                 conn: 9,
             },
             obs(
@@ -524,6 +611,7 @@ mod tests {
         let ids = Ids {
             uin: Some(1),
             sid: Some("S"),
+            device: None,
             conn: 0,
         };
         tl.start(ids);
@@ -611,6 +699,7 @@ mod tests {
         let ids = Ids {
             uin: Some(1),
             sid: None,
+            device: None,
             conn: 0,
         };
         tl.notified(ids, t(10), Some(2));
