@@ -1,6 +1,7 @@
 //! The reference server and client (`syncscope serve`, `syncscope client`)
 //! over tokio. They speak the plaintext long link of protocol.md sections
-//! 2, 3 and 7 with the same frame codec as the analyzer
+//! 2, 3 and 7, the short link and the web protocol (section 6), the long
+//! link with the same frame codec as the analyzer
 //! ([`crate::proto::longlink::Header`]), so whatever the server reads, the
 //! analyzer can dissect.
 //!
@@ -9,8 +10,10 @@
 //! messages.rs   the protobuf bodies (proto/wechat.proto) and the identify extension
 //! store.rs      durable store: SQLite (WAL) on disk or in memory
 //! server.rs     run(listener, store, config, shutdown): one task per connection, pushes, drain
-//!   shortlink.rs  HTTP POST /cgi-bin/micromsg-bin/newsync|newsendmsg on the same port
-//! client.rs     identify, heartbeat, newsync, newsendmsg; send with retries, listen with reconnects
+//!   shortlink.rs  HTTP POST /cgi-bin/micromsg-bin/newsync|newsendmsg|manualauth|autoauth on the same port
+//!   web.rs        web WeChat: jslogin ... synccheck (long poll), webwxsync, webwxsendmsg
+//! client.rs     manualauth/autoauth, identify, heartbeat, newsync, newsendmsg; send with retries,
+//!               listen with reconnects
 //! webclient.rs  the same over the web endpoints (login, webwxinit, synccheck, webwxsync, webwxsendmsg)
 //!   http.rs       a small HTTP/1.1 client: sans-IO encode/parse (httparse), one keep-alive connection
 //! ```
