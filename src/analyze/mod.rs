@@ -1,4 +1,4 @@
-//! The analyzer: a [`flow::Sink`] that detects each direction's protocol by
+//! The analyzer: a [`crate::flow::Sink`] that detects each direction's protocol by
 //! content and runs the dissectors on the reassembled bytes: long-link
 //! frames (plaintext, or inside MMTLS data records when a key log opens
 //! them), MMTLS records, and short-link HTTP exchanges. Every application

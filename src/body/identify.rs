@@ -14,7 +14,7 @@
 //! every pair of words decodes to some (uin, length); a length that runs
 //! past the body is the sign of a body that is not an identify.
 //!
-//! The tail's layout is not documented [unsure]: it is decoded best effort
+//! The tail's layout is not documented (unsure): it is decoded best effort
 //! ([`Tail::parse`]) and never fails the decode; its raw bytes are kept.
 //! The identify response (cmd 1000000205) body has the same shape as the
 //! tail with four leading words: `Tail::parse(body, 4)`.

@@ -355,7 +355,7 @@ pub fn add_msgs(resp: &NewSyncResponse) -> Result<Vec<AddMsg>, BodyError> {
 }
 
 /// syncscope's use of the identify tail (protocol.md section 2 leaves it
-/// [unsure]): the usual words `2, 1, 1`, then the device id where the
+/// (unsure)): the usual words `2, 1, 1`, then the device id where the
 /// real client puts its network id (printable ASCII, no spaces), then a
 /// u32 length and the user name where it puts the network id context.
 /// The uin in w1/w2 is the server's uin for the user, or 0 when the
