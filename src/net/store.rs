@@ -36,6 +36,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 
+use rusqlite::config::DbConfig;
 use rusqlite::{params, Connection, OptionalExtension};
 use tokio::sync::oneshot;
 
@@ -217,6 +218,11 @@ impl Store {
             .ctx("switching to WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")
             .ctx("setting synchronous=FULL")?;
+        // Checkpoint every 10 000 pages (40 MiB of WAL) rather than 1 000:
+        // the hot pages (users, devices, the mailbox's tail) change in every
+        // batch and are copied back once per checkpoint.
+        conn.pragma_update(None, "wal_autocheckpoint", 10_000)
+            .ctx("setting wal_autocheckpoint")?;
         Self::init(conn, Some(path))
     }
 
@@ -233,6 +239,18 @@ impl Store {
             .ctx("setting the busy timeout")?;
         conn.execute_batch(SCHEMA).ctx("creating the schema")?;
         conn.set_prepared_statement_cache_capacity(64);
+        // Savepoint journals stay in memory (a batch's can exceed the
+        // 64 KiB after which SQLite spills it to a temporary file), and
+        // 64 MiB of page cache.
+        conn.pragma_update(None, "temp_store", "MEMORY")
+            .ctx("setting temp_store")?;
+        conn.pragma_update(None, "cache_size", -65_536)
+            .ctx("setting cache_size")?;
+        // Plans do not depend on bound values: without this (SQLite built
+        // with STAT4), a cached statement with a range on a parameter, as
+        // in `sync`, is compiled again whenever the value changes.
+        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
+            .ctx("enabling the query planner stability guarantee")?;
         Ok(Store { conn, path })
     }
 
@@ -268,16 +286,15 @@ impl Store {
 
     /// Registers a device (the user's first one is primary) and returns it.
     pub fn register_device(&mut self, user: UserId, device: &str) -> Result<Device, StoreError> {
-        let tx = self.conn.savepoint().ctx("starting a savepoint")?;
-        tx.prepare_cached(
-            "INSERT OR IGNORE INTO devices (user_id, device, is_primary)
-             VALUES (?1, ?2, NOT EXISTS (SELECT 1 FROM devices WHERE user_id = ?1))",
-        )
-        .and_then(|mut st| st.execute(params![user, device]))
-        .ctx("registering a device")?;
-        let d = device_row(&tx, user, device)?;
-        tx.commit().ctx("committing a device")?;
-        Ok(d)
+        self.atomic(|tx| {
+            tx.prepare_cached(
+                "INSERT OR IGNORE INTO devices (user_id, device, is_primary)
+                 VALUES (?1, ?2, NOT EXISTS (SELECT 1 FROM devices WHERE user_id = ?1))",
+            )
+            .and_then(|mut st| st.execute(params![user, device]))
+            .ctx("registering a device")?;
+            device_row(tx, user, device)
+        })
     }
 
     /// A registered device.
@@ -311,63 +328,63 @@ impl Store {
     /// returns the original message with `duplicate` set. Committed (and,
     /// on disk, synced) when this returns.
     pub fn send(&mut self, m: &NewMessage) -> Result<Sent, StoreError> {
-        let tx = self.conn.savepoint().ctx("starting a savepoint")?;
-        if let Some(cid) = &m.client_msg_id {
-            let found = tx
-                .prepare_cached(
-                    "SELECT msg_id, create_time FROM messages
+        self.atomic(|tx| send(tx, m))
+    }
+}
+
+/// [`Store::send`] inside its savepoint.
+fn send(tx: &Connection, m: &NewMessage) -> Result<Sent, StoreError> {
+    if let Some(cid) = &m.client_msg_id {
+        let found = tx
+            .prepare_cached(
+                "SELECT msg_id, create_time FROM messages
                      WHERE from_user = ?1 AND client_msg_id = ?2",
-                )
-                .and_then(|mut st| {
-                    st.query_row(params![m.from, cid], |r| {
-                        Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
-                    })
-                    .optional()
+            )
+            .and_then(|mut st| {
+                st.query_row(params![m.from, cid], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
                 })
-                .ctx("looking up a ClientMsgId")?;
-            if let Some((msg_id, create_time)) = found {
-                return Ok(Sent {
-                    msg_id: msg_id as u64,
-                    create_time: create_time as u64,
-                    duplicate: true,
-                });
-            }
+                .optional()
+            })
+            .ctx("looking up a ClientMsgId")?;
+        if let Some((msg_id, create_time)) = found {
+            return Ok(Sent {
+                msg_id: msg_id as u64,
+                create_time: create_time as u64,
+                duplicate: true,
+            });
         }
-        tx.prepare_cached(
-            "INSERT INTO messages
+    }
+    tx.prepare_cached(
+        "INSERT INTO messages
              (from_user, from_device, to_user, client_msg_id, msg_type, content, create_time)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        )
-        .and_then(|mut st| {
-            st.execute(params![
-                m.from,
-                m.from_device,
-                m.to,
-                m.client_msg_id,
-                m.msg_type,
-                m.content,
-                m.create_time as i64
-            ])
-        })
-        .ctx("storing a message")?;
-        let msg_id = tx.last_insert_rowid();
-        append(
-            &tx,
+    )
+    .and_then(|mut st| {
+        st.execute(params![
+            m.from,
+            m.from_device,
             m.to,
-            msg_id,
-            (m.to == m.from).then_some(&m.from_device),
-        )?;
-        if m.to != m.from {
-            append(&tx, m.from, msg_id, Some(&m.from_device))?;
-        }
-        tx.commit().ctx("committing a message")?;
-        Ok(Sent {
-            msg_id: msg_id as u64,
-            create_time: m.create_time,
-            duplicate: false,
-        })
+            m.client_msg_id,
+            m.msg_type,
+            m.content,
+            m.create_time as i64
+        ])
+    })
+    .ctx("storing a message")?;
+    let msg_id = tx.last_insert_rowid();
+    append(tx, m.to, msg_id, (m.to == m.from).then_some(&m.from_device))?;
+    if m.to != m.from {
+        append(tx, m.from, msg_id, Some(&m.from_device))?;
     }
+    Ok(Sent {
+        msg_id: msg_id as u64,
+        create_time: m.create_time,
+        duplicate: false,
+    })
+}
 
+impl Store {
     /// One newsync: the device presents mailbox position `presented` (from
     /// its SyncKey), which confirms everything up to it; the page holds up
     /// to `limit` entries after what the device confirmed. A position past
@@ -380,9 +397,9 @@ impl Store {
         presented: u64,
         limit: usize,
     ) -> Result<SyncPage, StoreError> {
-        let tx = self.conn.savepoint().ctx("starting a savepoint")?;
-        let from = confirm(&tx, user, device, presented)?;
-        let mut st = tx
+        let (from, rows) = self.atomic(|tx| {
+            let from = confirm(tx, user, device, presented)?;
+            let mut st = tx
             .prepare_cached(&format!(
                 "SELECT {MESSAGE_COLUMNS}, b.seq, b.origin_device
                  FROM mailbox b JOIN {MESSAGE_JOIN}
@@ -403,8 +420,8 @@ impl Store {
             .ctx("reading a mailbox")?
             .collect::<Result<Vec<_>, _>>()
             .ctx("reading a mailbox")?;
-        drop(st);
-        tx.commit().ctx("committing a sync")?;
+            Ok((from, rows))
+        })?;
         let more = rows.len() > limit;
         let mut next_seq = from;
         let mut messages = Vec::new();
@@ -429,10 +446,7 @@ impl Store {
         device: &str,
         presented: u64,
     ) -> Result<u64, StoreError> {
-        let tx = self.conn.savepoint().ctx("starting a savepoint")?;
-        let acked = confirm(&tx, user, device, presented)?;
-        tx.commit().ctx("committing a confirmation")?;
-        Ok(acked)
+        self.atomic(|tx| confirm(tx, user, device, presented))
     }
 
     /// Whether the mailbox holds entries after `seq` that are not the
@@ -481,6 +495,24 @@ const OP_ROLLBACK: &str = "ROLLBACK TO batch_op";
 pub const MAX_BATCH: usize = 1024;
 
 impl Store {
+    /// Runs `f` atomically, in a savepoint: a transaction of its own when
+    /// none is open, nested inside a batch's. Cached statements, unlike
+    /// rusqlite's `savepoint()`, which parses its SQL every time.
+    fn atomic<T>(
+        &mut self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.exec_cached("SAVEPOINT store_op", "starting a savepoint")?;
+        let r = f(&self.conn);
+        if r.is_err() {
+            // If even the rollback fails, the savepoint stays open (not
+            // released, so not committed) and the error is reported.
+            self.exec_cached("ROLLBACK TO store_op", "rolling back a savepoint")?;
+        }
+        self.exec_cached("RELEASE store_op", "releasing a savepoint")?;
+        r
+    }
+
     fn exec_cached(&self, sql: &str, context: &'static str) -> Result<(), StoreError> {
         self.conn
             .prepare_cached(sql)
@@ -606,6 +638,8 @@ pub struct Committer {
     /// on its own on a blocking task (correct, not grouped).
     jobs: Option<mpsc::Sender<Box<dyn Op>>>,
     stats: Arc<BatchStats>,
+    /// Dropped with the last clone: stops the checkpoint thread.
+    _checkpoints: Option<mpsc::Sender<()>>,
 }
 
 /// What the writer thread did so far.
@@ -646,7 +680,21 @@ impl Committer {
             .spawn(move || write_loop(&thread_store, &rx, &thread_stats))
             .ok()
             .map(|_| tx);
-        Committer { store, jobs, stats }
+        let path = lock(&store).path().map(Path::to_owned);
+        let checkpoints = path.and_then(|path| {
+            let (tx, rx) = mpsc::channel::<()>();
+            std::thread::Builder::new()
+                .name("store-checkpoint".into())
+                .spawn(move || checkpoint_loop(&path, &rx))
+                .ok()
+                .map(|_| tx)
+        });
+        Committer {
+            store,
+            jobs,
+            stats,
+            _checkpoints: checkpoints,
+        }
     }
 
     /// The store (for reads outside the writer; waits for a running batch).
@@ -709,6 +757,25 @@ impl Committer {
             Ok(rx) => rx.blocking_recv().unwrap_or(Err(StoreError::WriterGone)),
             Err(f) => lock(&self.store).alone(f),
         }
+    }
+}
+
+/// How often the checkpoint thread copies committed WAL frames back.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(25);
+
+/// The checkpoint thread: on a connection of its own, a passive checkpoint
+/// (it never blocks the writer) every [`CHECKPOINT_EVERY`], so the writer
+/// does not stall its batch copying the WAL back (its own automatic
+/// checkpoint stays as a backstop should this one fall behind). Stops
+/// when `stop`'s sender is dropped.
+fn checkpoint_loop(path: &Path, stop: &mpsc::Receiver<()>) {
+    let Ok(conn) = Connection::open(path) else {
+        return;
+    };
+    while let Err(mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(CHECKPOINT_EVERY) {
+        // Busy or failed: the next round (or the writer's own automatic
+        // checkpoint) does it; committed data is safe in the WAL anyway.
+        let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
     }
 }
 
@@ -780,42 +847,52 @@ fn append(
     msg_id: i64,
     origin: Option<&String>,
 ) -> Result<(), StoreError> {
-    let seq: i64 = tx
-        .prepare_cached("UPDATE users SET last_seq = last_seq + 1 WHERE id = ?1 RETURNING last_seq")
-        .and_then(|mut st| st.query_row([user], |r| r.get(0)).optional())
-        .ctx("advancing a mailbox")?
-        .ok_or(StoreError::UnknownUser(user))?;
+    // Two plain statements: UPDATE ... RETURNING would build a temporary
+    // table on every call.
+    let advanced = tx
+        .prepare_cached("UPDATE users SET last_seq = last_seq + 1 WHERE id = ?1")
+        .and_then(|mut st| st.execute([user]))
+        .ctx("advancing a mailbox")?;
+    if advanced == 0 {
+        return Err(StoreError::UnknownUser(user));
+    }
     tx.prepare_cached(
-        "INSERT INTO mailbox (user_id, seq, msg_id, origin_device) VALUES (?1, ?2, ?3, ?4)",
+        "INSERT INTO mailbox (user_id, seq, msg_id, origin_device)
+         SELECT id, last_seq, ?2, ?3 FROM users WHERE id = ?1",
     )
-    .and_then(|mut st| st.execute(params![user, seq, msg_id, origin]))
+    .and_then(|mut st| st.execute(params![user, msg_id, origin]))
     .ctx("appending to a mailbox")?;
     Ok(())
 }
 
 /// Raises the device's confirmed position to `presented` (capped at the
-/// mailbox's end) and returns the confirmed position. One statement: the
-/// hot path of every newsync.
+/// mailbox's end) and returns the confirmed position. Writes only when
+/// the position goes up.
 fn confirm(tx: &Connection, user: UserId, device: &str, presented: u64) -> Result<u64, StoreError> {
-    // A position never goes down (max), nor past the mailbox's end (min).
-    tx.prepare_cached(
-        "UPDATE devices SET acked_seq = max(acked_seq,
-             min(?3, coalesce((SELECT last_seq FROM users WHERE id = ?1), 0)))
-         WHERE user_id = ?1 AND device = ?2 RETURNING acked_seq",
-    )
-    .and_then(|mut st| {
-        st.query_row(
-            params![user, device, i64::try_from(presented).unwrap_or(i64::MAX)],
-            |r| r.get::<_, i64>(0),
+    let (acked, last) = tx
+        .prepare_cached(
+            "SELECT d.acked_seq, u.last_seq FROM devices d JOIN users u ON u.id = d.user_id
+             WHERE d.user_id = ?1 AND d.device = ?2",
         )
-        .optional()
-    })
-    .ctx("confirming a position")?
-    .map(|s| s as u64)
-    .ok_or_else(|| StoreError::UnknownDevice {
-        user,
-        device: device.to_owned(),
-    })
+        .and_then(|mut st| {
+            st.query_row(params![user, device], |r| {
+                Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64))
+            })
+            .optional()
+        })
+        .ctx("reading a device's position")?
+        .ok_or_else(|| StoreError::UnknownDevice {
+            user,
+            device: device.to_owned(),
+        })?;
+    let presented = presented.min(last);
+    if presented <= acked {
+        return Ok(acked);
+    }
+    tx.prepare_cached("UPDATE devices SET acked_seq = ?3 WHERE user_id = ?1 AND device = ?2")
+        .and_then(|mut st| st.execute(params![user, device, presented as i64]))
+        .ctx("confirming a position")?;
+    Ok(presented)
 }
 
 #[cfg(test)]
