@@ -15,6 +15,9 @@
 #                  come (default 20000)
 #   LOAD_THREADS   tokio worker threads of the generator (default 1)
 #   LOAD_PORT      server port on 127.0.0.1 (default 18090)
+#   LOAD_SERVER_THREADS  tokio worker threads of the server (TOKIO_WORKER_THREADS;
+#                  default: one per CPU). The store's writer and checkpoint
+#                  threads come on top.
 #   LOAD_JSON=1    the generator prints JSON instead of the summary
 #
 # What it does:
@@ -82,6 +85,7 @@ stop_server() {
 trap 'stop_server; rm -rf "$DATA"' EXIT
 
 say "== syncscope serve --data $DATA --listen 127.0.0.1:$LOAD_PORT --quiet --max-connections $((LOAD_CONNS + 64))"
+if [ -n "${LOAD_SERVER_THREADS:-}" ]; then export TOKIO_WORKER_THREADS=$LOAD_SERVER_THREADS; fi
 "$SYNCSCOPE" serve --data "$DATA" --listen "127.0.0.1:$LOAD_PORT" --quiet \
     --max-connections "$((LOAD_CONNS + 64))" 2> "$SERVER_LOG" &
 SERVER_PID=$!
@@ -99,6 +103,7 @@ if [ "${LOAD_JSON:-0}" = 1 ]; then JSON_FLAG=(--json); fi
 busy_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8, $9 }' /proc/stat; }
 read -r busy_before steal_before < <(busy_ticks)
 status=0
+unset TOKIO_WORKER_THREADS
 "$LOADGEN" --server "127.0.0.1:$LOAD_PORT" --conns "$LOAD_CONNS" --messages "$LOAD_MESSAGES" \
     --rate "$LOAD_RATE" --threads "$LOAD_THREADS" "${JSON_FLAG[@]}" || status=$?
 
