@@ -30,8 +30,9 @@ pub struct Args {
     /// any user name is created on first use (web logins must name theirs).
     #[arg(long, value_delimiter = ',', value_name = "NAMES")]
     pub users: Vec<String>,
-    /// Connections served at once; more are answered "busy" and closed.
-    #[arg(long, default_value_t = 1024, value_name = "N")]
+    /// Connections served at once; more are answered "busy" and closed
+    /// (the open-file limit, `ulimit -n`, must be higher).
+    #[arg(long, default_value_t = 16_384, value_name = "N")]
     pub max_connections: usize,
     /// Cap on a frame, header included.
     #[arg(long, default_value_t = DEFAULT_MAX_FRAME_LEN, value_name = "BYTES")]

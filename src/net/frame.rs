@@ -18,8 +18,15 @@ use crate::proto::longlink::{Header, HeaderError, HEADER_LEN};
 /// Default cap on a frame (header included) for the server and client.
 pub const DEFAULT_MAX_FRAME_LEN: u32 = 1 << 20;
 
-/// Bytes read from the socket at a time.
+/// Room made in the read buffer when it runs short.
 const READ_CHUNK: usize = 8 << 10;
+
+/// A new connection's read buffer: a long-link request is small, and ten
+/// thousand idle connections should not hold 8 KiB each.
+const INITIAL_BUF: usize = 1 << 10;
+
+/// Less free room than this in the buffer: make [`READ_CHUNK`] more.
+const MIN_READ: usize = 512;
 
 /// Why the bytes at the start of a buffer are not a frame.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -125,7 +132,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     pub fn new(stream: S, cap: u32) -> Self {
         Connection {
             stream,
-            buf: Vec::with_capacity(READ_CHUNK),
+            buf: Vec::with_capacity(INITIAL_BUF),
             cap,
             begun: None,
         }
@@ -185,16 +192,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         }
     }
 
+    /// Reads once, straight into the buffer's free room (no bounce buffer
+    /// held in every connection's future). Cancel safe.
+    async fn read_more(&mut self) -> io::Result<usize> {
+        if self.buf.capacity() - self.buf.len() < MIN_READ {
+            self.buf.reserve(READ_CHUNK);
+        }
+        self.stream.read_buf(&mut self.buf).await
+    }
+
     /// Reads once more into the buffer; returns the bytes read (0 at the
     /// end of the stream). Cancel safe. For protocols other than frames
     /// on the same port (the short link's HTTP).
     pub async fn fill(&mut self) -> io::Result<usize> {
-        let mut chunk = [0u8; READ_CHUNK];
-        let n = self.stream.read(&mut chunk).await?;
-        if self.buf.is_empty() && n > 0 {
+        let was_empty = self.buf.is_empty();
+        let n = self.read_more().await?;
+        if was_empty && n > 0 {
             self.begun = Some(Instant::now());
         }
-        self.buf.extend_from_slice(&chunk[..n]);
         Ok(n)
     }
 

@@ -4,8 +4,9 @@
 //!
 //! One task per connection reads frames (check-then-parse, capped), answers
 //! requests in order and writes newnotify pushes when another connection
-//! stored a message for its user. Store calls run on blocking threads;
-//! a newsendmsg is committed before it is answered, and pushed after.
+//! stored a message for its user. Store calls go to one writer thread
+//! that commits them in batches ([`Committer`], group commit); a
+//! newsendmsg is committed before it is answered, and pushed after.
 //!
 //! Bad input (a header that is not a long-link header, a length over the
 //! cap, an unknown cmd, a body that does not decode, a request before
@@ -35,7 +36,7 @@ use super::messages::{
     MicroMsgResponseNew, NewSendMsgRequest, NewSendMsgResponse, NewSyncRequest, NewSyncResponse,
     SkBuiltinBuffer, SkBuiltinString,
 };
-use super::store::{NewMessage, Sent, Store, StoreError, StoredMessage, UserId};
+use super::store::{Committer, NewMessage, Sent, Store, StoreError, StoredMessage, UserId};
 use super::{
     response, CMDID_ADDMSG, CMD_AUTOAUTH, CMD_ERROR, CMD_IDENTIFY, CMD_MANUALAUTH, CMD_NEWNOTIFY,
     CMD_NEWSENDMSG, CMD_NEWSYNC, CMD_NOOP, KEY_MESSAGES, MSG_TYPE_TEXT,
@@ -86,7 +87,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            max_connections: 1024,
+            max_connections: 16_384,
             max_frame_len: DEFAULT_MAX_FRAME_LEN,
             page_size: 100,
             idle_timeout: Duration::from_secs(600),
@@ -173,24 +174,14 @@ impl fmt::Display for Event {
     }
 }
 
-/// Runs `future` on the store on a blocking thread.
-async fn with_store<T, F>(store: &SharedStore, f: F) -> Result<T, StoreError>
+/// Runs `f` on the store in the writer thread's next batch (group
+/// commit): the result comes once the batch is committed.
+async fn with_store<T, F>(store: &Committer, f: F) -> Result<T, StoreError>
 where
     T: Send + 'static,
     F: FnOnce(&mut Store) -> Result<T, StoreError> + Send + 'static,
 {
-    let store = Arc::clone(store);
-    match tokio::task::spawn_blocking(move || f(&mut lock(&store))).await {
-        Ok(r) => r,
-        // The closure panicked: let the panic surface in this task.
-        Err(e) => std::panic::resume_unwind(e.into_panic()),
-    }
-}
-
-/// Locks the store; a panic in an earlier holder does not make the
-/// database inconsistent (every change is one transaction).
-fn lock(store: &SharedStore) -> MutexGuard<'_, Store> {
-    store.lock().unwrap_or_else(|p| p.into_inner())
+    store.run(f).await
 }
 
 struct Online {
@@ -200,7 +191,7 @@ struct Online {
 }
 
 struct Shared {
-    store: SharedStore,
+    store: Committer,
     config: Config,
     online: Mutex<HashMap<UserId, Vec<Online>>>,
     next_conn: AtomicU64,
@@ -266,7 +257,7 @@ pub async fn run_with(
     let limit = Arc::new(Semaphore::new(config.max_connections.max(1)));
     let max = config.max_connections.max(1);
     let shared = Arc::new(Shared {
-        store,
+        store: Committer::spawn(store),
         config,
         online: Mutex::new(HashMap::new()),
         next_conn: AtomicU64::new(1),

@@ -20,11 +20,25 @@
 //! device presents a key that covers it; until then it is offered again.
 //! Nothing is deleted: the primary device's history stays whole.
 //!
-//! Every write is one transaction, committed before the server answers.
+//! Every write method is atomic: it runs in a savepoint, which is a
+//! transaction of its own when called alone and nests inside a batch.
+//!
+//! Group commit: a [`Committer`] is one writer thread in front of the
+//! store. Callers submit operations; the thread takes everything queued,
+//! runs it in one transaction (each operation in its own savepoint, so a
+//! failing operation rolls back only itself), commits once (one fsync on
+//! disk) and only then hands each caller its result. Durability costs one
+//! fsync per batch, not per message.
 
+use std::fmt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 
-use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use rusqlite::config::DbConfig;
+use rusqlite::{params, Connection, OptionalExtension};
+use tokio::sync::oneshot;
 
 /// File name of the database inside the data directory.
 pub const DB_FILE: &str = "syncscope.sqlite3";
@@ -51,6 +65,15 @@ pub enum StoreError {
     UnknownDevice { user: UserId, device: String },
     #[error("store: unknown user {0}")]
     UnknownUser(UserId),
+    /// The batch's commit failed: nothing of it was stored.
+    #[error("store: committing a batch failed, nothing of it was stored: {0}")]
+    Commit(String),
+    /// An operation panicked (it was rolled back).
+    #[error("store: an operation panicked and was rolled back: {0}")]
+    Panicked(String),
+    /// The writer thread is gone (the server is stopping).
+    #[error("store: the writer thread has stopped")]
+    WriterGone,
 }
 
 trait Context<T> {
@@ -195,6 +218,11 @@ impl Store {
             .ctx("switching to WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")
             .ctx("setting synchronous=FULL")?;
+        // Checkpoint every 10 000 pages (40 MiB of WAL) rather than 1 000:
+        // the hot pages (users, devices, the mailbox's tail) change in every
+        // batch and are copied back once per checkpoint.
+        conn.pragma_update(None, "wal_autocheckpoint", 10_000)
+            .ctx("setting wal_autocheckpoint")?;
         Self::init(conn, Some(path))
     }
 
@@ -210,6 +238,19 @@ impl Store {
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .ctx("setting the busy timeout")?;
         conn.execute_batch(SCHEMA).ctx("creating the schema")?;
+        conn.set_prepared_statement_cache_capacity(64);
+        // Savepoint journals stay in memory (a batch's can exceed the
+        // 64 KiB after which SQLite spills it to a temporary file), and
+        // 64 MiB of page cache.
+        conn.pragma_update(None, "temp_store", "MEMORY")
+            .ctx("setting temp_store")?;
+        conn.pragma_update(None, "cache_size", -65_536)
+            .ctx("setting cache_size")?;
+        // Plans do not depend on bound values: without this (SQLite built
+        // with STAT4), a cached statement with a range on a parameter, as
+        // in `sync`, is compiled again whenever the value changes.
+        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
+            .ctx("enabling the query planner stability guarantee")?;
         Ok(Store { conn, path })
     }
 
@@ -222,14 +263,15 @@ impl Store {
     pub fn user(&mut self, name: &str, create: bool) -> Result<Option<UserId>, StoreError> {
         let found = self
             .conn
-            .query_row("SELECT id FROM users WHERE name = ?1", [name], |r| r.get(0))
-            .optional()
+            .prepare_cached("SELECT id FROM users WHERE name = ?1")
+            .and_then(|mut st| st.query_row([name], |r| r.get(0)).optional())
             .ctx("looking up a user")?;
         if found.is_some() || !create {
             return Ok(found);
         }
         self.conn
-            .execute("INSERT INTO users (name) VALUES (?1)", [name])
+            .prepare_cached("INSERT INTO users (name) VALUES (?1)")
+            .and_then(|mut st| st.execute([name]))
             .ctx("creating a user")?;
         Ok(Some(self.conn.last_insert_rowid()))
     }
@@ -256,17 +298,16 @@ impl Store {
         device: &str,
         may_be_primary: bool,
     ) -> Result<Device, StoreError> {
-        let tx = self.conn.transaction().ctx("starting a transaction")?;
-        tx.execute(
-            "INSERT OR IGNORE INTO devices (user_id, device, is_primary)
-             VALUES (?1, ?2, ?3 AND NOT EXISTS
-                 (SELECT 1 FROM devices WHERE user_id = ?1 AND is_primary))",
-            params![user, device, may_be_primary],
-        )
-        .ctx("registering a device")?;
-        let d = device_row(&tx, user, device)?;
-        tx.commit().ctx("committing a device")?;
-        Ok(d)
+        self.atomic(|tx| {
+            tx.prepare_cached(
+                "INSERT OR IGNORE INTO devices (user_id, device, is_primary)
+                 VALUES (?1, ?2, ?3 AND NOT EXISTS
+                     (SELECT 1 FROM devices WHERE user_id = ?1 AND is_primary))",
+            )
+            .and_then(|mut st| st.execute(params![user, device, may_be_primary]))
+            .ctx("registering a device")?;
+            device_row(tx, user, device)
+        })
     }
 
     /// A registered device.
@@ -300,58 +341,63 @@ impl Store {
     /// returns the original message with `duplicate` set. Committed (and,
     /// on disk, synced) when this returns.
     pub fn send(&mut self, m: &NewMessage) -> Result<Sent, StoreError> {
-        let tx = self.conn.transaction().ctx("starting a transaction")?;
-        if let Some(cid) = &m.client_msg_id {
-            let found = tx
-                .query_row(
-                    "SELECT msg_id, create_time FROM messages
+        self.atomic(|tx| send(tx, m))
+    }
+}
+
+/// [`Store::send`] inside its savepoint.
+fn send(tx: &Connection, m: &NewMessage) -> Result<Sent, StoreError> {
+    if let Some(cid) = &m.client_msg_id {
+        let found = tx
+            .prepare_cached(
+                "SELECT msg_id, create_time FROM messages
                      WHERE from_user = ?1 AND client_msg_id = ?2",
-                    params![m.from, cid],
-                    |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
-                )
+            )
+            .and_then(|mut st| {
+                st.query_row(params![m.from, cid], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+                })
                 .optional()
-                .ctx("looking up a ClientMsgId")?;
-            if let Some((msg_id, create_time)) = found {
-                return Ok(Sent {
-                    msg_id: msg_id as u64,
-                    create_time: create_time as u64,
-                    duplicate: true,
-                });
-            }
+            })
+            .ctx("looking up a ClientMsgId")?;
+        if let Some((msg_id, create_time)) = found {
+            return Ok(Sent {
+                msg_id: msg_id as u64,
+                create_time: create_time as u64,
+                duplicate: true,
+            });
         }
-        tx.execute(
-            "INSERT INTO messages
+    }
+    tx.prepare_cached(
+        "INSERT INTO messages
              (from_user, from_device, to_user, client_msg_id, msg_type, content, create_time)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![
-                m.from,
-                m.from_device,
-                m.to,
-                m.client_msg_id,
-                m.msg_type,
-                m.content,
-                m.create_time as i64
-            ],
-        )
-        .ctx("storing a message")?;
-        let msg_id = tx.last_insert_rowid();
-        append(
-            &tx,
+    )
+    .and_then(|mut st| {
+        st.execute(params![
+            m.from,
+            m.from_device,
             m.to,
-            msg_id,
-            (m.to == m.from).then_some(&m.from_device),
-        )?;
-        if m.to != m.from {
-            append(&tx, m.from, msg_id, Some(&m.from_device))?;
-        }
-        tx.commit().ctx("committing a message")?;
-        Ok(Sent {
-            msg_id: msg_id as u64,
-            create_time: m.create_time,
-            duplicate: false,
-        })
+            m.client_msg_id,
+            m.msg_type,
+            m.content,
+            m.create_time as i64
+        ])
+    })
+    .ctx("storing a message")?;
+    let msg_id = tx.last_insert_rowid();
+    append(tx, m.to, msg_id, (m.to == m.from).then_some(&m.from_device))?;
+    if m.to != m.from {
+        append(tx, m.from, msg_id, Some(&m.from_device))?;
     }
+    Ok(Sent {
+        msg_id: msg_id as u64,
+        create_time: m.create_time,
+        duplicate: false,
+    })
+}
 
+impl Store {
     /// One newsync: the device presents mailbox position `presented` (from
     /// its SyncKey), which confirms everything up to it; the page holds up
     /// to `limit` entries after what the device confirmed. A position past
@@ -364,9 +410,9 @@ impl Store {
         presented: u64,
         limit: usize,
     ) -> Result<SyncPage, StoreError> {
-        let tx = self.conn.transaction().ctx("starting a transaction")?;
-        let from = confirm(&tx, user, device, presented)?;
-        let mut st = tx
+        let (from, rows) = self.atomic(|tx| {
+            let from = confirm(tx, user, device, presented)?;
+            let mut st = tx
             .prepare_cached(&format!(
                 "SELECT {MESSAGE_COLUMNS}, b.seq, b.origin_device
                  FROM mailbox b JOIN {MESSAGE_JOIN}
@@ -387,8 +433,8 @@ impl Store {
             .ctx("reading a mailbox")?
             .collect::<Result<Vec<_>, _>>()
             .ctx("reading a mailbox")?;
-        drop(st);
-        tx.commit().ctx("committing a sync")?;
+            Ok((from, rows))
+        })?;
         let more = rows.len() > limit;
         let mut next_seq = from;
         let mut messages = Vec::new();
@@ -413,22 +459,18 @@ impl Store {
         device: &str,
         presented: u64,
     ) -> Result<u64, StoreError> {
-        let tx = self.conn.transaction().ctx("starting a transaction")?;
-        let acked = confirm(&tx, user, device, presented)?;
-        tx.commit().ctx("committing a confirmation")?;
-        Ok(acked)
+        self.atomic(|tx| confirm(tx, user, device, presented))
     }
 
     /// Whether the mailbox holds entries after `seq` that are not the
     /// device's own sends.
     pub fn pending(&self, user: UserId, device: &str, seq: u64) -> Result<bool, StoreError> {
         self.conn
-            .query_row(
+            .prepare_cached(
                 "SELECT EXISTS (SELECT 1 FROM mailbox WHERE user_id = ?1 AND seq > ?2
                  AND (origin_device IS NULL OR origin_device <> ?3))",
-                params![user, seq as i64, device],
-                |r| r.get(0),
             )
+            .and_then(|mut st| st.query_row(params![user, seq as i64, device], |r| r.get(0)))
             .ctx("checking for pending data")
     }
 
@@ -457,20 +499,353 @@ impl Store {
     }
 }
 
+/// Savepoint of one operation inside a batch.
+const OP_SAVEPOINT: &str = "SAVEPOINT batch_op";
+const OP_RELEASE: &str = "RELEASE batch_op";
+const OP_ROLLBACK: &str = "ROLLBACK TO batch_op";
+
+/// Most operations in one batch (bounds the wait of the last caller).
+pub const MAX_BATCH: usize = 1024;
+
+impl Store {
+    /// Runs `f` atomically, in a savepoint: a transaction of its own when
+    /// none is open, nested inside a batch's. Cached statements, unlike
+    /// rusqlite's `savepoint()`, which parses its SQL every time.
+    fn atomic<T>(
+        &mut self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.exec_cached("SAVEPOINT store_op", "starting a savepoint")?;
+        let r = f(&self.conn);
+        if r.is_err() {
+            // If even the rollback fails, the savepoint stays open (not
+            // released, so not committed) and the error is reported.
+            self.exec_cached("ROLLBACK TO store_op", "rolling back a savepoint")?;
+        }
+        self.exec_cached("RELEASE store_op", "releasing a savepoint")?;
+        r
+    }
+
+    fn exec_cached(&self, sql: &str, context: &'static str) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached(sql)
+            .and_then(|mut st| st.execute([]))
+            .map(drop)
+            .ctx(context)
+    }
+
+    /// Runs `f` in a savepoint of its own: its changes stay when it
+    /// returns `Ok`, and are rolled back when it fails or panics. The
+    /// outer `Err`: the savepoint itself failed, so the enclosing
+    /// transaction must not be committed.
+    fn in_savepoint<T>(
+        &mut self,
+        f: impl FnOnce(&mut Store) -> Result<T, StoreError>,
+    ) -> Result<Result<T, StoreError>, StoreError> {
+        self.exec_cached(OP_SAVEPOINT, "starting an operation's savepoint")?;
+        let r = match catch_unwind(AssertUnwindSafe(|| f(self))) {
+            Ok(r) => r,
+            Err(p) => Err(StoreError::Panicked(panic_message(p.as_ref()))),
+        };
+        if r.is_err() {
+            self.exec_cached(OP_ROLLBACK, "rolling back a failed operation")?;
+        }
+        self.exec_cached(OP_RELEASE, "releasing an operation's savepoint")?;
+        Ok(r)
+    }
+
+    /// [`Store::in_savepoint`] on its own (its own transaction).
+    fn alone<T>(
+        &mut self,
+        f: impl FnOnce(&mut Store) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let r = self.in_savepoint(f);
+        if r.is_err() && !self.conn.is_autocommit() {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+        r?
+    }
+
+    /// Runs `ops` in one transaction, each in its own savepoint, and
+    /// commits once. `Err` when the transaction could not be started,
+    /// kept whole or committed: then nothing of the batch is stored.
+    fn run_batch(&mut self, ops: &mut [Box<dyn Op>]) -> Result<(), StoreError> {
+        self.exec_cached("BEGIN IMMEDIATE", "starting a batch")?;
+        let mut r = Ok(());
+        for op in ops.iter_mut() {
+            r = op.run(self);
+            if r.is_err() {
+                break;
+            }
+        }
+        if r.is_ok() {
+            r = self.exec_cached("COMMIT", "committing a batch");
+        }
+        if r.is_err() && !self.conn.is_autocommit() {
+            // Best effort: the error to report is the first one.
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+        r
+    }
+}
+
+fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".to_owned())
+}
+
+/// An operation queued for the writer thread.
+trait Op: Send {
+    /// Runs inside the batch's transaction (in a savepoint of its own);
+    /// `Err` when the savepoint failed and the batch must not commit.
+    fn run(&mut self, store: &mut Store) -> Result<(), StoreError>;
+    /// After the batch: hands over the result, or `commit_error` when the
+    /// commit failed (then nothing was stored).
+    fn finish(self: Box<Self>, commit_error: Option<&str>);
+}
+
+struct Call<T, F> {
+    f: Option<F>,
+    result: Option<Result<T, StoreError>>,
+    reply: oneshot::Sender<Result<T, StoreError>>,
+}
+
+impl<T, F> Op for Call<T, F>
+where
+    T: Send,
+    F: FnOnce(&mut Store) -> Result<T, StoreError> + Send,
+{
+    fn run(&mut self, store: &mut Store) -> Result<(), StoreError> {
+        if let Some(f) = self.f.take() {
+            self.result = Some(store.in_savepoint(f)?);
+        }
+        Ok(())
+    }
+
+    fn finish(self: Box<Self>, commit_error: Option<&str>) {
+        let result = match (self.result, commit_error) {
+            // Its own failure was rolled back before the commit: report it.
+            (Some(Err(e)), _) => Err(e),
+            (Some(Ok(_)), Some(e)) | (None, Some(e)) => Err(StoreError::Commit(e.to_owned())),
+            (Some(Ok(v)), None) => Ok(v),
+            (None, None) => Err(StoreError::Commit("the operation did not run".to_owned())),
+        };
+        // The caller may have gone away: nothing to tell.
+        let _ = self.reply.send(result);
+    }
+}
+
+/// Group commit in front of a shared [`Store`]: one writer thread runs
+/// what callers submit in batches, one transaction and one commit (one
+/// fsync) per batch, and answers each caller only after the commit.
+///
+/// The store stays reachable through its mutex (the thread holds it for
+/// the length of a batch), so tests and tools can still read it. The
+/// thread stops when the last `Committer` clone is dropped.
+#[derive(Clone)]
+pub struct Committer {
+    store: Arc<Mutex<Store>>,
+    /// `None` when the thread could not be started: then every call runs
+    /// on its own on a blocking task (correct, not grouped).
+    jobs: Option<mpsc::Sender<Box<dyn Op>>>,
+    stats: Arc<BatchStats>,
+    /// Dropped with the last clone: stops the checkpoint thread.
+    _checkpoints: Option<mpsc::Sender<()>>,
+}
+
+/// What the writer thread did so far.
+#[derive(Debug, Default)]
+pub struct BatchStats {
+    batches: AtomicU64,
+    ops: AtomicU64,
+}
+
+impl BatchStats {
+    /// Batches committed (or attempted), and operations run in them.
+    pub fn get(&self) -> (u64, u64) {
+        (
+            self.batches.load(Ordering::Relaxed),
+            self.ops.load(Ordering::Relaxed),
+        )
+    }
+}
+
+impl fmt::Debug for Committer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Committer")
+            .field("threaded", &self.jobs.is_some())
+            .field("stats", &self.stats)
+            .finish()
+    }
+}
+
+impl Committer {
+    /// Starts the writer thread for `store`.
+    pub fn spawn(store: Arc<Mutex<Store>>) -> Committer {
+        let (tx, rx) = mpsc::channel::<Box<dyn Op>>();
+        let stats = Arc::new(BatchStats::default());
+        let thread_store = Arc::clone(&store);
+        let thread_stats = Arc::clone(&stats);
+        let jobs = std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || write_loop(&thread_store, &rx, &thread_stats))
+            .ok()
+            .map(|_| tx);
+        let path = lock(&store).path().map(Path::to_owned);
+        let checkpoints = path.and_then(|path| {
+            let (tx, rx) = mpsc::channel::<()>();
+            std::thread::Builder::new()
+                .name("store-checkpoint".into())
+                .spawn(move || checkpoint_loop(&path, &rx))
+                .ok()
+                .map(|_| tx)
+        });
+        Committer {
+            store,
+            jobs,
+            stats,
+            _checkpoints: checkpoints,
+        }
+    }
+
+    /// The store (for reads outside the writer; waits for a running batch).
+    pub fn lock(&self) -> MutexGuard<'_, Store> {
+        lock(&self.store)
+    }
+
+    /// Batches and operations so far.
+    pub fn stats(&self) -> &BatchStats {
+        &self.stats
+    }
+
+    fn submit<T, F>(&self, f: F) -> Result<oneshot::Receiver<Result<T, StoreError>>, F>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Store) -> Result<T, StoreError> + Send + 'static,
+    {
+        let Some(jobs) = &self.jobs else {
+            return Err(f);
+        };
+        let (reply, rx) = oneshot::channel();
+        let call = Box::new(Call {
+            f: Some(f),
+            result: None,
+            reply,
+        });
+        match jobs.send(call) {
+            Ok(()) => Ok(rx),
+            // The thread is gone: the call comes back unrun.
+            Err(mpsc::SendError(_)) => Ok(gone()),
+        }
+    }
+
+    /// Runs `f` in the next batch; the result comes once the batch is
+    /// committed (durable on disk).
+    pub async fn run<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Store) -> Result<T, StoreError> + Send + 'static,
+    {
+        match self.submit(f) {
+            Ok(rx) => rx.await.unwrap_or(Err(StoreError::WriterGone)),
+            Err(f) => {
+                let store = Arc::clone(&self.store);
+                match tokio::task::spawn_blocking(move || lock(&store).alone(f)).await {
+                    Ok(r) => r,
+                    Err(_) => Err(StoreError::WriterGone),
+                }
+            }
+        }
+    }
+
+    /// [`Committer::run`] for synchronous callers (not on an async task).
+    pub fn run_blocking<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Store) -> Result<T, StoreError> + Send + 'static,
+    {
+        match self.submit(f) {
+            Ok(rx) => rx.blocking_recv().unwrap_or(Err(StoreError::WriterGone)),
+            Err(f) => lock(&self.store).alone(f),
+        }
+    }
+}
+
+/// How often the checkpoint thread copies committed WAL frames back.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(25);
+
+/// The checkpoint thread: on a connection of its own, a passive checkpoint
+/// (it never blocks the writer) every [`CHECKPOINT_EVERY`], so the writer
+/// does not stall its batch copying the WAL back (its own automatic
+/// checkpoint stays as a backstop should this one fall behind). Stops
+/// when `stop`'s sender is dropped.
+fn checkpoint_loop(path: &Path, stop: &mpsc::Receiver<()>) {
+    let Ok(conn) = Connection::open(path) else {
+        return;
+    };
+    while let Err(mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(CHECKPOINT_EVERY) {
+        // Busy or failed: the next round (or the writer's own automatic
+        // checkpoint) does it; committed data is safe in the WAL anyway.
+        let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+    }
+}
+
+/// A receiver that reports [`StoreError::WriterGone`].
+fn gone<T>() -> oneshot::Receiver<Result<T, StoreError>> {
+    let (tx, rx) = oneshot::channel();
+    let _ = tx.send(Err(StoreError::WriterGone));
+    rx
+}
+
+/// Locks the store; a panic in an earlier holder does not leave the
+/// database inconsistent (every operation is rolled back or committed).
+fn lock(store: &Mutex<Store>) -> MutexGuard<'_, Store> {
+    store.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The writer thread: waits for an operation, takes the store, adds
+/// everything queued meanwhile (up to [`MAX_BATCH`]), runs and commits
+/// the batch, releases the store, then answers the callers.
+fn write_loop(store: &Mutex<Store>, jobs: &mpsc::Receiver<Box<dyn Op>>, stats: &BatchStats) {
+    let mut batch: Vec<Box<dyn Op>> = Vec::new();
+    while let Ok(first) = jobs.recv() {
+        batch.push(first);
+        let commit = {
+            let mut guard = lock(store);
+            while batch.len() < MAX_BATCH {
+                match jobs.try_recv() {
+                    Ok(op) => batch.push(op),
+                    Err(_) => break,
+                }
+            }
+            guard.run_batch(&mut batch)
+        };
+        stats.batches.fetch_add(1, Ordering::Relaxed);
+        stats.ops.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        let error = commit.err().map(|e| e.to_string());
+        for op in batch.drain(..) {
+            op.finish(error.as_deref());
+        }
+    }
+}
+
 fn device_row(conn: &Connection, user: UserId, device: &str) -> Result<Device, StoreError> {
-    conn.query_row(
+    conn.prepare_cached(
         "SELECT is_primary, acked_seq FROM devices WHERE user_id = ?1 AND device = ?2",
-        params![user, device],
-        |r| {
+    )
+    .and_then(|mut st| {
+        st.query_row(params![user, device], |r| {
             Ok(Device {
                 user,
                 device: device.to_owned(),
                 primary: r.get(0)?,
                 acked_seq: r.get::<_, i64>(1)? as u64,
             })
-        },
-    )
-    .optional()
+        })
+        .optional()
+    })
     .ctx("reading a device")?
     .ok_or_else(|| StoreError::UnknownDevice {
         user,
@@ -480,52 +855,57 @@ fn device_row(conn: &Connection, user: UserId, device: &str) -> Result<Device, S
 
 /// Appends a message to a user's mailbox.
 fn append(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     user: UserId,
     msg_id: i64,
     origin: Option<&String>,
 ) -> Result<(), StoreError> {
-    let seq: i64 = tx
-        .query_row(
-            "UPDATE users SET last_seq = last_seq + 1 WHERE id = ?1 RETURNING last_seq",
-            [user],
-            |r| r.get(0),
-        )
-        .optional()
-        .ctx("advancing a mailbox")?
-        .ok_or(StoreError::UnknownUser(user))?;
-    tx.execute(
-        "INSERT INTO mailbox (user_id, seq, msg_id, origin_device) VALUES (?1, ?2, ?3, ?4)",
-        params![user, seq, msg_id, origin],
+    // Two plain statements: UPDATE ... RETURNING would build a temporary
+    // table on every call.
+    let advanced = tx
+        .prepare_cached("UPDATE users SET last_seq = last_seq + 1 WHERE id = ?1")
+        .and_then(|mut st| st.execute([user]))
+        .ctx("advancing a mailbox")?;
+    if advanced == 0 {
+        return Err(StoreError::UnknownUser(user));
+    }
+    tx.prepare_cached(
+        "INSERT INTO mailbox (user_id, seq, msg_id, origin_device)
+         SELECT id, last_seq, ?2, ?3 FROM users WHERE id = ?1",
     )
+    .and_then(|mut st| st.execute(params![user, msg_id, origin]))
     .ctx("appending to a mailbox")?;
     Ok(())
 }
 
 /// Raises the device's confirmed position to `presented` (capped at the
-/// mailbox's end) and returns the confirmed position.
-fn confirm(
-    tx: &Transaction<'_>,
-    user: UserId,
-    device: &str,
-    presented: u64,
-) -> Result<u64, StoreError> {
-    let acked = device_row(tx, user, device)?.acked_seq;
-    let last: i64 = tx
-        .query_row("SELECT last_seq FROM users WHERE id = ?1", [user], |r| {
-            r.get(0)
-        })
-        .ctx("reading a mailbox position")?;
-    let presented = presented.min(last as u64);
-    if presented > acked {
-        tx.execute(
-            "UPDATE devices SET acked_seq = ?3 WHERE user_id = ?1 AND device = ?2",
-            params![user, device, presented as i64],
+/// mailbox's end) and returns the confirmed position. Writes only when
+/// the position goes up.
+fn confirm(tx: &Connection, user: UserId, device: &str, presented: u64) -> Result<u64, StoreError> {
+    let (acked, last) = tx
+        .prepare_cached(
+            "SELECT d.acked_seq, u.last_seq FROM devices d JOIN users u ON u.id = d.user_id
+             WHERE d.user_id = ?1 AND d.device = ?2",
         )
-        .ctx("confirming a position")?;
-        return Ok(presented);
+        .and_then(|mut st| {
+            st.query_row(params![user, device], |r| {
+                Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64))
+            })
+            .optional()
+        })
+        .ctx("reading a device's position")?
+        .ok_or_else(|| StoreError::UnknownDevice {
+            user,
+            device: device.to_owned(),
+        })?;
+    let presented = presented.min(last);
+    if presented <= acked {
+        return Ok(acked);
     }
-    Ok(acked)
+    tx.prepare_cached("UPDATE devices SET acked_seq = ?3 WHERE user_id = ?1 AND device = ?2")
+        .and_then(|mut st| st.execute(params![user, device, presented as i64]))
+        .ctx("confirming a position")?;
+    Ok(presented)
 }
 
 #[cfg(test)]
@@ -606,5 +986,120 @@ mod tests {
         assert!(!s.register_device(a, "desktop").unwrap().primary);
         // Registering again does not change a role.
         assert!(s.register_device(a, "phone").unwrap().primary);
+    }
+
+    type BoxedOp<T> = Box<dyn FnOnce(&mut Store) -> Result<T, StoreError> + Send>;
+
+    /// Messages committed, counted through a connection of its own.
+    fn committed(dir: &Path) -> i64 {
+        Connection::open(dir.join(DB_FILE))
+            .unwrap()
+            .query_row("SELECT count(*) FROM messages", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    #[test]
+    fn a_failing_operation_rolls_back_only_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(dir.path()).unwrap();
+        let a = s.user("alice", true).unwrap().unwrap();
+        let b = s.user("bob", true).unwrap().unwrap();
+        s.register_device(b, "phone").unwrap();
+        let c = Committer::spawn(Arc::new(Mutex::new(s)));
+        let ops: Vec<BoxedOp<u64>> = vec![
+            Box::new(move |s| Ok(s.send(&msg(a, b, "1", "one"))?.msg_id)),
+            // Writes, then fails: its message must not stay.
+            Box::new(move |s| {
+                s.send(&msg(a, b, "2", "two"))?;
+                Err(StoreError::UnknownUser(99))
+            }),
+            Box::new(move |s| {
+                s.send(&msg(a, b, "4", "four"))?;
+                panic!("a bug in an operation")
+            }),
+            Box::new(move |s| Ok(s.send(&msg(a, b, "3", "three"))?.msg_id)),
+        ];
+        // The test holds the store until all four are queued: one batch.
+        let guard = c.lock();
+        let rxs: Vec<_> = ops.into_iter().map(|f| c.submit(f).ok().unwrap()).collect();
+        drop(guard);
+        let results: Vec<_> = rxs
+            .into_iter()
+            .map(|rx| rx.blocking_recv().unwrap())
+            .collect();
+        assert!(results[0].is_ok(), "{:?}", results[0]);
+        assert!(matches!(results[1], Err(StoreError::UnknownUser(99))));
+        assert!(matches!(results[2], Err(StoreError::Panicked(_))));
+        assert!(results[3].is_ok(), "{:?}", results[3]);
+        assert_eq!(c.stats().get(), (1, 4), "one batch of four");
+        // On disk, seen through another connection: "one" and "three".
+        let other = Store::open(dir.path()).unwrap();
+        let texts: Vec<String> = other
+            .messages()
+            .unwrap()
+            .into_iter()
+            .map(|m| m.content)
+            .collect();
+        assert_eq!(texts, ["one", "three"]);
+        // Bob's mailbox advanced by those two only.
+        assert_eq!(other.last_seq(b).unwrap(), 2);
+        // The writer still serves.
+        let p = c.run_blocking(move |s| s.sync(b, "phone", 0, 10)).unwrap();
+        assert_eq!(p.messages.len(), 2);
+    }
+
+    #[test]
+    fn results_come_only_after_the_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(dir.path()).unwrap();
+        let a = s.user("alice", true).unwrap().unwrap();
+        let b = s.user("bob", true).unwrap().unwrap();
+        let c = Committer::spawn(Arc::new(Mutex::new(s)));
+        let guard = c.lock();
+        let first = c
+            .submit(move |s| s.send(&msg(a, b, "1", "first")))
+            .ok()
+            .unwrap();
+        let first = Arc::new(Mutex::new(first));
+        let slot = Arc::clone(&first);
+        let path = dir.path().to_owned();
+        // Runs after the first in the same batch: the first caller has no
+        // answer yet and its message is not visible to other connections.
+        let second = c
+            .submit(move |_| {
+                let pending = matches!(
+                    slot.lock().unwrap().try_recv(),
+                    Err(oneshot::error::TryRecvError::Empty)
+                );
+                Ok((pending, committed(&path)))
+            })
+            .ok()
+            .unwrap();
+        drop(guard);
+        assert_eq!(second.blocking_recv().unwrap().unwrap(), (true, 0));
+        // Answers go out in submission order: the first is there.
+        let sent = first.lock().unwrap().try_recv().unwrap().unwrap();
+        assert!(!sent.duplicate);
+        assert_eq!(c.stats().get(), (1, 2), "one batch of two");
+        // Answered: committed.
+        assert_eq!(committed(dir.path()), 1);
+    }
+
+    #[test]
+    fn store_methods_work_alone_and_nested() {
+        let mut s = Store::memory().unwrap();
+        let a = s.user("alice", true).unwrap().unwrap();
+        s.register_device(a, "phone").unwrap();
+        // A duplicate inside an outer savepoint that is then rolled back.
+        let r = s.alone(|s| {
+            s.send(&msg(a, a, "x", "note"))?;
+            assert!(s.send(&msg(a, a, "x", "again"))?.duplicate);
+            Err::<(), _>(StoreError::UnknownUser(7))
+        });
+        assert!(matches!(r, Err(StoreError::UnknownUser(7))));
+        assert!(s.messages().unwrap().is_empty());
+        assert_eq!(s.last_seq(a).unwrap(), 0);
+        s.alone(|s| s.send(&msg(a, a, "x", "note"))).unwrap();
+        assert_eq!(s.last_seq(a).unwrap(), 1);
     }
 }
