@@ -413,26 +413,27 @@ impl Store {
         let (from, rows) = self.atomic(|tx| {
             let from = confirm(tx, user, device, presented)?;
             let mut st = tx
-            .prepare_cached(&format!(
-                "SELECT {MESSAGE_COLUMNS}, b.seq, b.origin_device
-                 FROM mailbox b JOIN {MESSAGE_JOIN}
-                 WHERE m.msg_id = b.msg_id AND b.user_id = ?1 AND b.seq > ?2 ORDER BY b.seq LIMIT ?3"
-            ))
-            .ctx("preparing a sync")?;
-        let rows = st
-            .query_map(
-                params![user, from as i64, limit.saturating_add(1) as i64],
-                |r| {
-                    Ok((
-                        message_row(r)?,
-                        r.get::<_, i64>(8)? as u64,
-                        r.get::<_, Option<String>>(9)?,
-                    ))
-                },
-            )
-            .ctx("reading a mailbox")?
-            .collect::<Result<Vec<_>, _>>()
-            .ctx("reading a mailbox")?;
+                .prepare_cached(&format!(
+                    "SELECT {MESSAGE_COLUMNS}, b.seq, b.origin_device
+                     FROM mailbox b JOIN {MESSAGE_JOIN}
+                     WHERE m.msg_id = b.msg_id AND b.user_id = ?1 AND b.seq > ?2
+                     ORDER BY b.seq LIMIT ?3"
+                ))
+                .ctx("preparing a sync")?;
+            let rows = st
+                .query_map(
+                    params![user, from as i64, limit.saturating_add(1) as i64],
+                    |r| {
+                        Ok((
+                            message_row(r)?,
+                            r.get::<_, i64>(8)? as u64,
+                            r.get::<_, Option<String>>(9)?,
+                        ))
+                    },
+                )
+                .ctx("reading a mailbox")?
+                .collect::<Result<Vec<_>, _>>()
+                .ctx("reading a mailbox")?;
             Ok((from, rows))
         })?;
         let more = rows.len() > limit;
