@@ -79,22 +79,6 @@ pub fn plain_name(web: &str) -> &str {
     web.strip_prefix('@').unwrap_or(web)
 }
 
-/// The synccheck `synckey` parameter before encoding: `1_1|2_5|3_1`.
-pub fn synckey_param(key: &KeyMap) -> String {
-    key.iter()
-        .map(|(k, v)| format!("{k}_{v}"))
-        .collect::<Vec<_>>()
-        .join("|")
-}
-
-/// A SyncKey as the JSON of a webwxsync body.
-pub fn synckey_json(key: &KeyMap) -> Value {
-    json!({
-        "Count": key.len(),
-        "List": key.iter().map(|(k, v)| json!({"Key": k, "Val": v})).collect::<Vec<_>>(),
-    })
-}
-
 /// The `window.QRLogin` answer of jslogin: the uuid when the code is 200.
 pub fn parse_jslogin(text: &str) -> Result<String, ClientError> {
     let w = wire::window_assignments(text);
@@ -537,7 +521,7 @@ impl WebSession {
             enc(&self.sid),
             self.uin,
             self.device_id,
-            enc(&synckey_param(&self.synccheck_key)),
+            enc(&wire::synckey_to_param(&self.synccheck_key)),
             unix_ms()
         );
         let r = self.get("synccheck", &target, Via::Poll).await?;
@@ -556,7 +540,7 @@ impl WebSession {
         );
         let body = json!({
             "BaseRequest": self.base_request(),
-            "SyncKey": synckey_json(&self.synckey),
+            "SyncKey": wire::synckey_to_json(&self.synckey),
             "rr": !(unix_now() as u32),
         });
         let v = self.post("webwxsync", &target, &body).await?;
@@ -904,13 +888,13 @@ mod tests {
     #[test]
     fn synckeys_both_ways() {
         let key: KeyMap = [(1, 1), (2, 5), (3, 1)].into();
-        assert_eq!(synckey_param(&key), "1_1|2_5|3_1");
-        assert_eq!(enc(&synckey_param(&key)), "1_1%7C2_5%7C3_1");
+        assert_eq!(wire::synckey_to_param(&key), "1_1|2_5|3_1");
+        assert_eq!(enc(&wire::synckey_to_param(&key)), "1_1%7C2_5%7C3_1");
         assert_eq!(
-            wire::parse_synckey_param(&enc(&synckey_param(&key))),
+            wire::parse_synckey_param(&enc(&wire::synckey_to_param(&key))),
             Some(key.clone())
         );
-        assert_eq!(wire::synckey_json(&synckey_json(&key)), Some(key));
+        assert_eq!(wire::synckey_json(&wire::synckey_to_json(&key)), Some(key));
         assert_eq!(enc("@crypt_a+b/c=d"), "%40crypt_a%2Bb%2Fc%3Dd");
     }
 

@@ -288,6 +288,27 @@ pub fn synckey_json(v: &Value) -> Option<KeyMap> {
     )
 }
 
+/// A SyncKey as the JSON of webwxinit / webwxsync: `{"Count", "List": [{"Key", "Val"}]}`
+/// (what [`synckey_json`] reads).
+pub fn synckey_to_json(key: &KeyMap) -> Value {
+    serde_json::json!({
+        "Count": key.len(),
+        "List": key
+            .iter()
+            .map(|(k, v)| serde_json::json!({"Key": k, "Val": v}))
+            .collect::<Vec<_>>(),
+    })
+}
+
+/// A SyncKey as the synccheck `synckey` parameter before percent-encoding:
+/// `1_1|2_5|3_1` (what [`parse_synckey_param`] reads).
+pub fn synckey_to_param(key: &KeyMap) -> String {
+    key.iter()
+        .map(|(k, v)| format!("{k}_{v}"))
+        .collect::<Vec<_>>()
+        .join("|")
+}
+
 /// The synccheck `synckey` parameter: `k_v|k_v|...`, the pipe possibly
 /// percent-encoded (`%7C`).
 pub fn parse_synckey_param(s: &str) -> Option<KeyMap> {

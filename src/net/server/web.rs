@@ -47,7 +47,7 @@ use super::{
 use crate::net::messages::{ret, IdentifyExt};
 use crate::net::store::{StoreError, StoredMessage, UserId};
 use crate::net::{KEY_MESSAGES, MSG_TYPE_TEXT};
-use crate::proto::web::{parse_query, parse_synckey_param, synckey_json};
+use crate::proto::web::{parse_query, parse_synckey_param, synckey_json, synckey_to_json};
 
 /// The endpoints served, for error messages.
 pub const SERVED: &str = "/jslogin, /cgi-bin/mmwebwx-bin/{login, webwxnewloginpage, webwxinit, \
@@ -165,12 +165,7 @@ fn web_name(name: &str) -> String {
 
 /// The SyncKey JSON the server issues for mailbox position `seq`.
 fn synckey_value(seq: u64) -> Value {
-    let list: Vec<Value> = synckey(seq)
-        .keys
-        .iter()
-        .map(|&(k, v)| json!({ "Key": k, "Val": v }))
-        .collect();
-    json!({ "Count": list.len(), "List": list })
+    synckey_to_json(&synckey(seq).to_map())
 }
 
 fn contact(uin: UserId, name: &str) -> Value {
