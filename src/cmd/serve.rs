@@ -49,7 +49,7 @@ pub struct Args {
     /// Longest hold of a web synccheck with nothing to tell (the real service: 25).
     #[arg(long, default_value_t = 25, value_name = "SECS")]
     pub web_poll: u64,
-    /// Log only errors (not every identify).
+    /// Log only errors (not every auth and identify).
     #[arg(short, long)]
     pub quiet: bool,
 }
@@ -95,7 +95,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         test_users: args.users.clone(),
         web_poll: Duration::from_secs(args.web_poll.max(1)),
         log: Some(Arc::new(move |e: &server::Event| {
-            if !(quiet && matches!(e, server::Event::Identified { .. })) {
+            let routine = matches!(
+                e,
+                server::Event::Identified { .. } | server::Event::Authenticated { .. }
+            );
+            if !(quiet && routine) {
                 eprintln!("syncscope serve: {e}");
             }
         })),

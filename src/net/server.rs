@@ -135,6 +135,13 @@ pub enum Event {
     Busy { peer: SocketAddr },
     /// accept() failed (e.g. out of file descriptors); retried.
     Accept { error: String },
+    /// A manualauth (`auto: false`) or an autoauth was accepted.
+    Authenticated {
+        peer: SocketAddr,
+        uin: u32,
+        device: String,
+        auto: bool,
+    },
     /// A device identified.
     Identified {
         peer: SocketAddr,
@@ -166,6 +173,16 @@ impl fmt::Display for Event {
                 f,
                 "{peer}: identified as {user}/{device} ({})",
                 if *primary { "primary" } else { "secondary" }
+            ),
+            Event::Authenticated {
+                peer,
+                uin,
+                device,
+                auto,
+            } => write!(
+                f,
+                "{peer}: {} for uin {uin} device {device}",
+                if *auto { "autoauth" } else { "manualauth" }
             ),
             Event::Draining { connections } => {
                 write!(f, "shutting down, draining {connections} connections")
@@ -207,6 +224,9 @@ struct AuthKeys {
     by_key: HashMap<Vec<u8>, (u32, String)>,
     order: std::collections::VecDeque<Vec<u8>>,
 }
+
+/// An accepted auth: the uin and the device.
+type Auth = Option<(u32, String)>;
 
 /// autoauth keys remembered at most.
 const MAX_AUTH_KEYS: usize = 1 << 16;
@@ -539,12 +559,10 @@ impl Handler {
         match cmd {
             CMD_NOOP => self.write(response(CMD_NOOP), seq, &[]).await,
             CMD_MANUALAUTH | CMD_AUTOAUTH => {
-                let answer = if cmd == CMD_MANUALAUTH {
-                    self.shared.manualauth(&f.body).await
-                } else {
-                    self.shared.autoauth(&f.body)
-                };
-                let body = answer.map_err(|e| e.close(seq))?;
+                let body = self
+                    .auth(cmd == CMD_AUTOAUTH, &f.body)
+                    .await
+                    .map_err(|e| e.close(seq))?;
                 self.write(response(cmd), seq, &body).await
             }
             CMD_IDENTIFY if self.session.is_none() => self.identify(seq, &f.body).await,
@@ -570,6 +588,25 @@ impl Handler {
                 ),
             )),
         }
+    }
+
+    /// A manualauth or autoauth (either link): the answer's body, and one
+    /// event when it was accepted.
+    async fn auth(&self, auto: bool, body: &[u8]) -> Result<Vec<u8>, Failure> {
+        let (answer, accepted) = if auto {
+            self.shared.autoauth(body)?
+        } else {
+            self.shared.manualauth(body).await?
+        };
+        if let Some((uin, device)) = accepted {
+            self.shared.log(Event::Authenticated {
+                peer: self.peer,
+                uin,
+                device,
+                auto,
+            });
+        }
+        Ok(answer)
     }
 
     async fn identify(&mut self, seq: u32, body: &[u8]) -> Result<(), Close> {
@@ -745,16 +782,18 @@ impl Shared {
     }
 
     /// A manualauth: the ManualAuthResponse body (a refusal is an answer
-    /// with a non-zero Ret; only an undecodable body fails).
-    async fn manualauth(&self, body: &[u8]) -> Result<Vec<u8>, Failure> {
+    /// with a non-zero Ret; only an undecodable body fails), and the uin
+    /// and device when accepted.
+    async fn manualauth(&self, body: &[u8]) -> Result<(Vec<u8>, Auth), Failure> {
         let req: ManualAuthRequest = messages::decode("ManualAuthRequest", body)?;
         let refuse = |ret: i32, why: String| {
-            ManualAuthResponse {
+            let body = ManualAuthResponse {
                 base_response: Some(BaseResponse::error(ret, why)),
                 uin: Some(0),
                 auto_auth_key: None,
             }
-            .encode_to_vec()
+            .encode_to_vec();
+            (body, None)
         };
         let name = req.user().to_owned();
         let device = req.device_id.clone().unwrap_or_default();
@@ -780,7 +819,7 @@ impl Shared {
         random_fill(&mut key).map_err(|e| Failure::new(ret::STORE, e))?;
         {
             let mut keys = self.auth_keys.lock().unwrap_or_else(|p| p.into_inner());
-            keys.by_key.insert(key.clone(), (uin, device));
+            keys.by_key.insert(key.clone(), (uin, device.clone()));
             keys.order.push_back(key.clone());
             while keys.order.len() > MAX_AUTH_KEYS {
                 if let Some(old) = keys.order.pop_front() {
@@ -788,17 +827,19 @@ impl Shared {
                 }
             }
         }
-        Ok(ManualAuthResponse {
+        let body = ManualAuthResponse {
             base_response: Some(BaseResponse::error(0, "")),
             uin: Some(uin),
             auto_auth_key: Some(key),
         }
-        .encode_to_vec())
+        .encode_to_vec();
+        Ok((body, Some((uin, device))))
     }
 
     /// An autoauth: the AutoAuthResponse body, Ret 0 when the key is the
-    /// one a manualauth gave this uin and device.
-    fn autoauth(&self, body: &[u8]) -> Result<Vec<u8>, Failure> {
+    /// one a manualauth gave this uin and device (then also the uin and
+    /// device).
+    fn autoauth(&self, body: &[u8]) -> Result<(Vec<u8>, Auth), Failure> {
         let req: AutoAuthRequest = messages::decode("AutoAuthRequest", body)?;
         let uin = req.uin.unwrap_or(0);
         let device = req.device_id.unwrap_or_default();
@@ -817,11 +858,12 @@ impl Shared {
                 format!("autoauth key unknown for uin {uin} device {device:?}: do a manualauth"),
             )
         };
-        Ok(AutoAuthResponse {
+        let body = AutoAuthResponse {
             base_response: Some(BaseResponse::error(ret, msg)),
             uin: Some(if known { uin } else { 0 }),
         }
-        .encode_to_vec())
+        .encode_to_vec();
+        Ok((body, known.then_some((uin, device))))
     }
 
     /// A newsync of `device`: the NewSyncResponse body.

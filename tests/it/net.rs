@@ -855,6 +855,26 @@ async fn manualauth_then_autoauth_and_the_client_identifies_with_its_uin() {
     .await
     .expect("reconnect");
     assert_eq!(again.uin, s.uin);
+    // The first connection did a manualauth, the reconnect an autoauth.
+    let auths: Vec<(u32, String, bool)> = srv
+        .events
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|e| match e {
+            Event::Authenticated {
+                uin, device, auto, ..
+            } if *uin == s.uin => Some((*uin, device.clone(), *auto)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        auths,
+        [
+            (s.uin, "phone".to_owned(), false),
+            (s.uin, "phone".to_owned(), true)
+        ]
+    );
     // Unknown users are refused for good at manualauth.
     let err = within(
         "connect",

@@ -322,13 +322,11 @@ impl Handler {
             ));
         }
         // The auth requests name their user in the body.
-        let auth = match cgi {
-            "manualauth" => Some(self.shared.manualauth(&req.body).await),
-            "autoauth" => Some(self.shared.autoauth(&req.body)),
-            _ => None,
-        };
-        if let Some(answer) = auth {
-            let body = answer.map_err(|f| http(400, f.ret, f.error))?;
+        if matches!(cgi, "manualauth" | "autoauth") {
+            let body = self
+                .auth(cgi == "autoauth", &req.body)
+                .await
+                .map_err(|f| http(400, f.ret, f.error))?;
             return Ok(Reply::protobuf(body, None));
         }
         let user = param(&req.query, "user").map(str::to_owned);
