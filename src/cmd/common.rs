@@ -3,11 +3,21 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
+use clap::ValueEnum;
 
 use syncscope::analyze::Options;
 use syncscope::body::protobuf::Schemas;
 use syncscope::proto::keylog::KeyLog;
 use syncscope::proto::registry::Registry;
+
+/// `--format` of flows, frames and sync: a readable table, one JSON
+/// document, or one JSON object per line.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum OutFormat {
+    Table,
+    Json,
+    Ndjson,
+}
 
 #[derive(clap::Args, Debug)]
 pub struct DissectArgs {

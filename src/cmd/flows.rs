@@ -2,20 +2,13 @@ use std::io::{self, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use super::common::OutFormat;
 use anyhow::Context;
-use clap::ValueEnum;
 
 use syncscope::capture::Reader;
 use syncscope::pipeline::{self, RunSummary};
 use syncscope::report::{self, FlowsSink};
 use syncscope::{flow, reassembly};
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum OutFormat {
-    Table,
-    Json,
-    Ndjson,
-}
 
 #[derive(clap::Args)]
 pub struct Args {

@@ -1,20 +1,13 @@
 use std::io::{self, Write};
 use std::process::ExitCode;
 
-use clap::ValueEnum;
+use super::common::OutFormat;
 
 use syncscope::analyze::{Analyzer, FrameRecord};
 use syncscope::capture::Reader;
 use syncscope::{flow, pipeline};
 
 use super::common::DissectArgs;
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum OutFormat {
-    Table,
-    Json,
-    Ndjson,
-}
 
 #[derive(clap::Args)]
 pub struct Args {

@@ -1,16 +1,9 @@
 use std::io::{self, Write};
 use std::process::ExitCode;
 
-use clap::ValueEnum;
+use super::common::OutFormat;
 
 use super::common::DissectArgs;
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum OutFormat {
-    Table,
-    Json,
-    Ndjson,
-}
 
 #[derive(clap::Args)]
 pub struct Args {
