@@ -19,10 +19,9 @@ pub enum OutFormat {
     Ndjson,
 }
 
+/// What decodes bodies: key log, schemas, profile (capture files and live).
 #[derive(clap::Args, Debug)]
-pub struct DissectArgs {
-    /// Capture file: pcap, pcapng, or either gzip-compressed; `-` reads standard input.
-    pub capture: PathBuf,
+pub struct DecodeArgs {
     /// Key log (JSON lines, OUTER/INNER keys) to decrypt MMTLS and business packets.
     #[arg(long, value_name = "FILE")]
     pub keylog: Option<PathBuf>,
@@ -35,6 +34,14 @@ pub struct DissectArgs {
     /// Profile (TOML) that names commands and maps them to protobuf messages.
     #[arg(long, value_name = "FILE.toml")]
     pub profile: Option<PathBuf>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct DissectArgs {
+    /// Capture file: pcap, pcapng, or either gzip-compressed; `-` reads standard input.
+    pub capture: PathBuf,
+    #[command(flatten)]
+    pub decode: DecodeArgs,
     /// Only connections with this port on either side.
     #[arg(long)]
     pub port: Option<u16>,
@@ -49,6 +56,14 @@ pub struct DissectArgs {
 impl DissectArgs {
     /// Loads the key log, schemas and profile into analyzer options.
     pub fn options(&self) -> anyhow::Result<Options> {
+        self.decode.options(self.port)
+    }
+}
+
+impl DecodeArgs {
+    /// Loads the key log, schemas and profile into analyzer options that
+    /// keep connections with `port` on either side (all when `None`).
+    pub fn options(&self, port: Option<u16>) -> anyhow::Result<Options> {
         let mut registry = Registry::builtin();
         if let Some(p) = &self.profile {
             let text = std::fs::read_to_string(p)
@@ -70,7 +85,7 @@ impl DissectArgs {
             registry,
             keylog,
             schemas,
-            port: self.port,
+            port,
             max_frame: None,
         })
     }

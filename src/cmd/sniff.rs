@@ -19,7 +19,7 @@ use syncscope::flow::{self, FlowMeta, FlowSummary, Side, Sink};
 use syncscope::pipeline;
 use syncscope::reassembly::Event;
 
-use super::common::DissectArgs;
+use super::common::DecodeArgs;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum OutFormat {
@@ -51,18 +51,8 @@ pub struct Args {
     /// Stop after this many seconds.
     #[arg(long, value_name = "SECS")]
     pub duration: Option<f64>,
-    /// Key log (JSON lines, OUTER/INNER keys) to decrypt MMTLS and business packets.
-    #[arg(long, value_name = "FILE")]
-    pub keylog: Option<PathBuf>,
-    /// .proto file to decode bodies with (repeatable); the profile maps cmds to messages.
-    #[arg(long = "proto", value_name = "FILE.proto")]
-    pub protos: Vec<PathBuf>,
-    /// Include directory for imports in --proto files (repeatable).
-    #[arg(short = 'I', value_name = "DIR")]
-    pub includes: Vec<PathBuf>,
-    /// Profile (TOML) that names commands and maps them to protobuf messages.
-    #[arg(long, value_name = "FILE.toml")]
-    pub profile: Option<PathBuf>,
+    #[command(flatten)]
+    pub decode: DecodeArgs,
     /// List the interfaces libpcap can capture on and exit.
     #[arg(long)]
     pub list_interfaces: bool,
@@ -225,17 +215,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         d => d.map(Duration::from_secs_f64),
     };
     // The analyzer options come from the same loader as `analyze` and `frames`.
-    let opts = DissectArgs {
-        capture: PathBuf::from("-"),
-        keylog: args.keylog.clone(),
-        protos: args.protos.clone(),
-        includes: args.includes.clone(),
-        profile: args.profile.clone(),
-        port: None,
-        strict: false,
-        quiet: args.quiet,
-    }
-    .options()?;
+    let opts = args.decode.options(None)?;
     let filter = args
         .filter
         .clone()
