@@ -238,6 +238,14 @@ fn body_credentials(body: &Value, q: &BTreeMap<String, String>, req: &Request) -
     )
 }
 
+fn wrong_method(req: &Request, allowed: &str) -> Close {
+    http(
+        405,
+        ret::UNKNOWN_CMD,
+        format!("{} {}: use {allowed}", req.method, req.path),
+    )
+}
+
 fn parse_json(what: &str, body: &[u8]) -> Result<Value, Close> {
     let v: Value = serde_json::from_slice(body).map_err(|e| {
         http(
@@ -350,26 +358,12 @@ impl Handler {
             ("webwxsync", "POST") => self.webwxsync(req, &q).await,
             ("webwxsendmsg", "POST") => self.webwxsendmsg(req, &q).await,
             ("webwxlogout", "GET" | "POST") => Ok(self.logout(req, &q)),
-            (
-                "jslogin" | "login" | "webwxnewloginpage" | "synccheck" | "webwxinit"
-                | "webwxstatusnotify" | "webwxsync" | "webwxsendmsg",
-                _,
-            ) => Err(http(
-                405,
-                ret::UNKNOWN_CMD,
-                format!(
-                    "{method} {}: use {}",
-                    req.path,
-                    if matches!(
-                        endpoint,
-                        "jslogin" | "login" | "webwxnewloginpage" | "synccheck"
-                    ) {
-                        "GET"
-                    } else {
-                        "POST"
-                    }
-                ),
-            )),
+            ("jslogin" | "login" | "webwxnewloginpage" | "synccheck", _) => {
+                Err(wrong_method(req, "GET"))
+            }
+            ("webwxinit" | "webwxstatusnotify" | "webwxsync" | "webwxsendmsg", _) => {
+                Err(wrong_method(req, "POST"))
+            }
             _ => Err(http(
                 404,
                 ret::UNKNOWN_CMD,
