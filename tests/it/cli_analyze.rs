@@ -371,18 +371,31 @@ fn sync_prints_the_sessions_in_the_documented_shape() {
     assert!(t.contains("uin 1505495844") && t.contains("24+59"), "{t}");
 }
 
+/// `samples/serve-client-NAME.pcapng` (real loopback traffic of `serve`
+/// and `client`, recorded by bench/make-samples.sh).
+fn serve_client_sample(name: &str) -> String {
+    format!(
+        "{}/samples/serve-client-{name}.pcapng",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
+/// Runs `syncscope ARGS --format json`, which must succeed, and parses its output.
+fn json_of(args: &[&str]) -> Value {
+    let mut all = args.to_vec();
+    all.extend(["--format", "json"]);
+    let out = syncscope(&all);
+    assert!(out.status.success(), "{}", stderr(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 /// The sample recorded from `serve` and `client` on loopback: every
 /// long-link request is answered, pushes are seen, and the SyncKey (key 2,
 /// the mailbox position) only goes up.
 #[test]
 fn analyze_decodes_the_recorded_serve_client_sample() {
-    let sample = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/samples/serve-client-longlink.pcapng"
-    );
-    let out = syncscope(&["analyze", sample, "--format", "json"]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let sample = &serve_client_sample("longlink");
+    let r = json_of(&["analyze", sample]);
     let conns = r["connections"].as_array().unwrap();
     assert!(!conns.is_empty());
     assert!(conns.iter().all(|c| c["kind"] == "longlink"), "{conns:?}");
@@ -427,13 +440,8 @@ fn analyze_decodes_the_recorded_serve_client_sample() {
 /// reach the timeline and the resent message is one message.
 #[test]
 fn sync_follows_the_short_link_sample() {
-    let sample = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/samples/serve-client-shortlink.pcapng"
-    );
-    let out = syncscope(&["sync", sample, "--format", "json"]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let sample = &serve_client_sample("shortlink");
+    let v = json_of(&["sync", sample]);
     let sessions = v["sessions"].as_array().unwrap();
     let obs: usize = sessions
         .iter()
@@ -463,13 +471,8 @@ fn sync_follows_the_short_link_sample() {
 /// up by one when the message arrives.
 #[test]
 fn web_sample_exchanges_and_timeline() {
-    let sample = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/samples/serve-client-web.pcapng"
-    );
-    let out = syncscope(&["analyze", sample, "--format", "json"]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let sample = &serve_client_sample("web");
+    let r = json_of(&["analyze", sample]);
     assert!(
         r["anomalies"].as_array().unwrap().is_empty(),
         "{}",
@@ -554,9 +557,7 @@ fn web_sample_exchanges_and_timeline() {
     let uin = of("webwxnewloginpage")[0]["body"]["info"]["uin"].clone();
     assert!(uin.as_u64().is_some(), "{uin}");
 
-    let out = syncscope(&["sync", sample, "--format", "json"]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = json_of(&["sync", sample]);
     let sessions = v["sessions"].as_array().unwrap();
     assert!(
         sessions
