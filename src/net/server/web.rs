@@ -47,7 +47,9 @@ use super::{
 use crate::net::messages::{ret, IdentifyExt};
 use crate::net::store::{StoreError, StoredMessage, UserId};
 use crate::net::{KEY_MESSAGES, MSG_TYPE_TEXT};
-use crate::proto::web::{parse_query, parse_synckey_param, synckey_json, synckey_to_json};
+use crate::proto::web::{
+    as_u64, id_string, parse_query, parse_synckey_param, synckey_json, synckey_to_json,
+};
 
 /// The endpoints served, for error messages.
 pub const SERVED: &str = "/jslogin, /cgi-bin/mmwebwx-bin/{login, webwxnewloginpage, webwxinit, \
@@ -150,15 +152,6 @@ fn store_error(e: StoreError) -> Close {
     http(500, ret::STORE, e.to_string())
 }
 
-/// A JSON number or numeric string as text ("" for anything else).
-fn text_of(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Number(n) => n.to_string(),
-        _ => String::new(),
-    }
-}
-
 fn web_name(name: &str) -> String {
     format!("@{name}")
 }
@@ -230,7 +223,7 @@ fn query_credentials(q: &BTreeMap<String, String>, req: &Request) -> Credentials
 fn body_credentials(body: &Value, q: &BTreeMap<String, String>, req: &Request) -> Credentials {
     let b = &body["BaseRequest"];
     let (sid, uin, skey) = query_credentials(q, req);
-    let field = |k: &str| Some(text_of(&b[k])).filter(|s| !s.is_empty());
+    let field = |k: &str| Some(id_string(&b[k])).filter(|s| !s.is_empty());
     (
         field("Sid").or(sid),
         field("Uin").or(uin),
@@ -739,7 +732,7 @@ impl Handler {
         if !msg.is_object() {
             return Err(http(400, ret::BAD_BODY, "webwxsendmsg: no Msg object"));
         }
-        let local_id = text_of(&msg["LocalID"]);
+        let local_id = id_string(&msg["LocalID"]);
         let answer = |ret: i32, err: &str, msg_id: String| {
             json_reply(&json!({
                 "BaseResponse": base(ret, err),
@@ -747,7 +740,7 @@ impl Handler {
                 "LocalID": local_id,
             }))
         };
-        let from = text_of(&msg["FromUserName"]);
+        let from = id_string(&msg["FromUserName"]);
         if !from.is_empty() && from != web_name(&s.name) {
             return Ok(answer(
                 ret::BAD_BODY,
@@ -755,19 +748,17 @@ impl Handler {
                 String::new(),
             ));
         }
-        let to_web = text_of(&msg["ToUserName"]);
+        let to_web = id_string(&msg["ToUserName"]);
         let to = to_web.strip_prefix('@').unwrap_or(&to_web).to_owned();
-        let msg_type = msg["Type"]
-            .as_u64()
-            .or_else(|| text_of(&msg["Type"]).parse().ok())
+        let msg_type = as_u64(&msg["Type"])
             .and_then(|t| u32::try_from(t).ok())
             .unwrap_or(MSG_TYPE_TEXT);
-        let client_msg_id = Some(text_of(&msg["ClientMsgId"]))
+        let client_msg_id = Some(id_string(&msg["ClientMsgId"]))
             .filter(|c| !c.is_empty() && c != "0")
             .or_else(|| Some(local_id.clone()).filter(|c| !c.is_empty() && c != "0"));
         let out = Outgoing {
             to,
-            content: text_of(&msg["Content"]),
+            content: id_string(&msg["Content"]),
             msg_type,
             client_msg_id,
         };
