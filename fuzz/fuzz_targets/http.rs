@@ -22,7 +22,7 @@
 use libfuzzer_sys::fuzz_target;
 use syncscope::capture::Timestamp;
 use syncscope::flow::Direction;
-use syncscope::proto::http::{Config, Conn, HttpEvent, Message};
+use syncscope::proto::http::{Config, Conn, HttpEvent, OwnedHttpEvent as Ev};
 
 const SNIPPETS: &[&[u8]] = &[
     b"GET / HTTP/1.1\r\n",
@@ -46,13 +46,6 @@ const SNIPPETS: &[&[u8]] = &[
     b"Content-Length: 0\r\n\r\n",
     b"x\x00GET garbage\n",
 ];
-
-#[derive(Debug, Clone, PartialEq)]
-enum Ev {
-    Req(Message),
-    Resp(Message, Option<Message>),
-    Skip(Direction, u64, u64, &'static str),
-}
 
 #[derive(Debug, Clone)]
 enum Op<'a> {
@@ -78,19 +71,19 @@ struct Check {
 impl Check {
     fn event(&mut self, e: &Ev) {
         let (dir, a, b) = match e {
-            Ev::Skip(d, o, l, _) => {
+            Ev::Skipped(d, o, l, _) => {
                 assert!(*l > 0, "empty skip");
                 (*d, *o, o + l)
             }
-            Ev::Req(m) | Ev::Resp(m, _) => {
+            Ev::Request(m) | Ev::Response(m, _) => {
                 assert!(m.body.len() <= self.cfg.max_body, "body over the cap");
                 assert!(m.stream_offset < m.end_offset, "empty message");
                 assert!(
                     m.wire_body_len < m.end_offset - m.stream_offset,
                     "body longer than the message"
                 );
-                assert_eq!(matches!(e, Ev::Req(_)), m.is_request(), "kind");
-                if let Ev::Resp(_, Some(r)) = e {
+                assert_eq!(matches!(e, Ev::Request(_)), m.is_request(), "kind");
+                if let Ev::Response(_, Some(r)) = e {
                     assert!(r.is_request(), "paired with a response");
                 }
                 (m.dir, m.stream_offset, m.end_offset)
@@ -111,19 +104,6 @@ impl Check {
     }
 }
 
-fn own(e: HttpEvent<'_>) -> Ev {
-    match e {
-        HttpEvent::Request(m) => Ev::Req(m.clone()),
-        HttpEvent::Response { response, request } => Ev::Resp(response.clone(), request.cloned()),
-        HttpEvent::Skipped {
-            dir,
-            offset,
-            len,
-            reason,
-        } => Ev::Skip(dir, offset, len, reason),
-    }
-}
-
 /// Runs the operations (each feed split into 1-byte feeds when `bytes`),
 /// checking every event as it comes.
 fn run(cfg: Config, ops: &[Op<'_>], bytes: bool) -> Vec<Ev> {
@@ -141,7 +121,7 @@ fn run(cfg: Config, ops: &[Op<'_>], bytes: bool) -> Vec<Ev> {
                 let i = index(dir);
                 check.next[i] = check.next[i].max(off + b.len() as u64);
                 let mut out = |e: HttpEvent<'_>| {
-                    let e = own(e);
+                    let e = e.to_owned_event();
                     check.event(&e);
                     evs.push(e);
                 };
@@ -156,7 +136,7 @@ fn run(cfg: Config, ops: &[Op<'_>], bytes: bool) -> Vec<Ev> {
             Op::Gap(dir, n) => {
                 check.next[index(dir)] += n;
                 conn.gap(dir, n, &mut |e| {
-                    let e = own(e);
+                    let e = e.to_owned_event();
                     check.event(&e);
                     evs.push(e);
                 });
@@ -164,7 +144,7 @@ fn run(cfg: Config, ops: &[Op<'_>], bytes: bool) -> Vec<Ev> {
         }
     }
     conn.finish(&mut |e| {
-        let e = own(e);
+        let e = e.to_owned_event();
         check.event(&e);
         evs.push(e);
     });

@@ -211,6 +211,35 @@ pub enum HttpEvent<'a> {
     },
 }
 
+/// An [`HttpEvent`] that owns its messages, to keep past the callback.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq)]
+pub enum OwnedHttpEvent {
+    Request(Message),
+    /// The response, and the request it answers.
+    Response(Message, Option<Message>),
+    /// Direction, offset, length, reason.
+    Skipped(Direction, u64, u64, &'static str),
+}
+
+impl HttpEvent<'_> {
+    /// The event with its messages copied.
+    pub fn to_owned_event(&self) -> OwnedHttpEvent {
+        match *self {
+            HttpEvent::Request(m) => OwnedHttpEvent::Request(m.clone()),
+            HttpEvent::Response { response, request } => {
+                OwnedHttpEvent::Response(response.clone(), request.cloned())
+            }
+            HttpEvent::Skipped {
+                dir,
+                offset,
+                len,
+                reason,
+            } => OwnedHttpEvent::Skipped(dir, offset, len, reason),
+        }
+    }
+}
+
 /// Both directions of one connection; pairs responses with requests in
 /// order (keep-alive and pipelining).
 ///
@@ -2117,42 +2146,20 @@ mod tests {
     const C: Direction = Direction::ClientToServer;
     const S: Direction = Direction::ServerToClient;
 
-    /// An owned event.
-    #[allow(clippy::large_enum_variant)]
-    #[derive(Debug, Clone, PartialEq)]
-    enum Ev {
-        Req(Message),
-        Resp(Message, Option<Message>),
-        Skip(Direction, u64, u64, &'static str),
-    }
+    use super::OwnedHttpEvent as Ev;
 
     impl Ev {
         fn msg(&self) -> &Message {
             match self {
-                Ev::Req(m) | Ev::Resp(m, _) => m,
-                Ev::Skip(..) => panic!("not a message: {self:?}"),
+                Ev::Request(m) | Ev::Response(m, _) => m,
+                Ev::Skipped(..) => panic!("not a message: {self:?}"),
             }
         }
         fn req(&self) -> Option<&Message> {
             match self {
-                Ev::Resp(_, r) => r.as_ref(),
+                Ev::Response(_, r) => r.as_ref(),
                 _ => panic!("not a response: {self:?}"),
             }
-        }
-    }
-
-    fn own(e: HttpEvent<'_>) -> Ev {
-        match e {
-            HttpEvent::Request(m) => Ev::Req(m.clone()),
-            HttpEvent::Response { response, request } => {
-                Ev::Resp(response.clone(), request.cloned())
-            }
-            HttpEvent::Skipped {
-                dir,
-                offset,
-                len,
-                reason,
-            } => Ev::Skip(dir, offset, len, reason),
         }
     }
 
@@ -2176,7 +2183,7 @@ mod tests {
         let mut conn = Conn::new(cfg);
         let mut offs = [0u64; 2];
         let mut evs = Vec::new();
-        let mut out = |e: HttpEvent<'_>| evs.push(own(e));
+        let mut out = |e: HttpEvent<'_>| evs.push(e.to_owned_event());
         for (pi, p) in pieces.iter().enumerate() {
             match p {
                 Data(dir, b) => {
@@ -2221,8 +2228,8 @@ mod tests {
         let mut end = [0u64; 2];
         for e in evs {
             let (dir, a, b) = match e {
-                Ev::Skip(d, o, l, _) => (*d, *o, o + l),
-                Ev::Req(m) | Ev::Resp(m, _) => {
+                Ev::Skipped(d, o, l, _) => (*d, *o, o + l),
+                Ev::Request(m) | Ev::Response(m, _) => {
                     assert!(m.body.len() <= cfg.max_body, "{m:?}");
                     assert!(m.stream_offset < m.end_offset, "{m:?}");
                     (m.dir, m.stream_offset, m.end_offset)
@@ -2508,7 +2515,7 @@ mod tests {
         let bodies: [&[u8]; 3] = [b"hello", b"hi", b""];
         for k in 0..3 {
             let req = evs[2 * k].msg();
-            assert!(matches!(evs[2 * k], Ev::Req(_)));
+            assert!(matches!(evs[2 * k], Ev::Request(_)));
             assert_eq!(req.path(), Some(paths[k]));
             assert_eq!(req.dir, C);
             let resp = &evs[2 * k + 1];
@@ -2534,7 +2541,7 @@ mod tests {
     fn pipelining() {
         let evs = run(&pipelined());
         assert_eq!(evs.len(), 6, "{evs:#?}");
-        assert!(evs[..3].iter().all(|e| matches!(e, Ev::Req(_))));
+        assert!(evs[..3].iter().all(|e| matches!(e, Ev::Request(_))));
         for (k, body) in [&b"one"[..], b"two", b"three"].iter().enumerate() {
             let r = &evs[3 + k];
             assert_eq!(r.msg().body, *body);
@@ -2657,7 +2664,7 @@ mod tests {
         assert_eq!(cut.problems, ["gap of 3 bytes inside the body"]);
         let head_len = 39;
         assert_eq!(cut.end_offset, head_len + 4);
-        assert_eq!(evs[3], Ev::Skip(S, head_len + 7, 3, SKIP_AFTER_GAP));
+        assert_eq!(evs[3], Ev::Skipped(S, head_len + 7, 3, SKIP_AFTER_GAP));
         let fine = evs[4].msg();
         assert!(fine.complete);
         assert_eq!(fine.body, b"fine");
@@ -2668,7 +2675,7 @@ mod tests {
         assert_eq!(evs.len(), 5, "{evs:#?}");
         assert!(!evs[2].msg().complete);
         assert_eq!(evs[2].msg().body, b"01234");
-        assert_eq!(evs[3], Ev::Skip(S, 56 + 4, 14, SKIP_AFTER_GAP));
+        assert_eq!(evs[3], Ev::Skipped(S, 56 + 4, 14, SKIP_AFTER_GAP));
         assert_eq!(evs[4].msg().body, b"fine");
         assert_eq!(evs[4].req().unwrap().path(), Some("/2"));
     }
@@ -2677,7 +2684,7 @@ mod tests {
     fn garbage_before_a_request_line() {
         let evs = run(&garbage());
         assert_eq!(evs.len(), 3, "{evs:#?}");
-        assert_eq!(evs[0], Ev::Skip(C, 0, 22, SKIP_NOT_HTTP));
+        assert_eq!(evs[0], Ev::Skipped(C, 0, 22, SKIP_NOT_HTTP));
         assert_eq!(evs[1].msg().path(), Some("/real"));
         assert_eq!(evs[1].msg().stream_offset, 22);
         assert_eq!(evs[2].req(), Some(evs[1].msg()));
@@ -2691,7 +2698,10 @@ mod tests {
             max_pending: 2,
         };
         let evs = run_cfg(&over_cap(), cfg);
-        let resp: Vec<&Ev> = evs.iter().filter(|e| matches!(e, Ev::Resp(..))).collect();
+        let resp: Vec<&Ev> = evs
+            .iter()
+            .filter(|e| matches!(e, Ev::Response(..)))
+            .collect();
         assert_eq!(resp.len(), 3, "{evs:#?}");
         let big = resp[0].msg();
         assert_eq!(big.body, b"01234567");
@@ -2712,7 +2722,7 @@ mod tests {
         assert_eq!(long.end_offset - long.stream_offset, 64);
         assert_eq!(resp[1].req().unwrap().path(), Some("/2"));
         assert!(
-            evs.contains(&Ev::Skip(S, 59 + 64, 15, SKIP_HEAD_OVER_CAP)),
+            evs.contains(&Ev::Skipped(S, 59 + 64, 15, SKIP_HEAD_OVER_CAP)),
             "{evs:#?}"
         );
         assert_eq!(resp[2].msg().body, b"ok");
@@ -2755,8 +2765,8 @@ mod tests {
         assert_eq!(evs[1].req(), Some(evs[0].msg()));
         let c_head = 63;
         let s_head = 77;
-        assert_eq!(evs[2], Ev::Skip(C, c_head, 7 + 26, SKIP_UPGRADED));
-        assert_eq!(evs[3], Ev::Skip(S, s_head, 4, SKIP_UPGRADED));
+        assert_eq!(evs[2], Ev::Skipped(C, c_head, 7 + 26, SKIP_UPGRADED));
+        assert_eq!(evs[3], Ev::Skipped(S, s_head, 4, SKIP_UPGRADED));
         // Refused: what the client sent after the request is HTTP after all.
         let evs = run(&upgrade_refused());
         assert_eq!(evs.len(), 4, "{evs:#?}");
@@ -2785,7 +2795,7 @@ mod tests {
     fn mid_stream_response_has_no_request() {
         let evs = run(&[data(S, b"o bytes\r\nHTTP/1.1 204 No Content\r\n\r\n")]);
         assert_eq!(evs.len(), 2, "{evs:#?}");
-        assert_eq!(evs[0], Ev::Skip(S, 0, 9, SKIP_NOT_HTTP));
+        assert_eq!(evs[0], Ev::Skipped(S, 0, 9, SKIP_NOT_HTTP));
         assert_eq!(evs[1].req(), None);
         assert_eq!(evs[1].msg().status(), Some(204));
     }
@@ -2871,7 +2881,7 @@ mod tests {
     fn feed_offsets_overlap_and_jump() {
         let mut conn = Conn::new(Config::default());
         let mut evs = Vec::new();
-        let mut out = |e: HttpEvent<'_>| evs.push(own(e));
+        let mut out = |e: HttpEvent<'_>| evs.push(e.to_owned_event());
         let req = get("/x");
         let ts = Timestamp::default();
         conn.feed(C, 0, &req[..10], ts, &mut out);

@@ -22,34 +22,14 @@
 use std::path::Path;
 
 use syncscope::flow::Direction;
-use syncscope::proto::http::{Config, Conn, HttpEvent, Message, SKIP_AFTER_GAP, SKIP_UPGRADED};
+use syncscope::proto::http::{
+    Config, Conn, HttpEvent, Message, OwnedHttpEvent as Ev, SKIP_AFTER_GAP, SKIP_UPGRADED,
+};
 
 use crate::common::{self, Collect};
 
 const C2S: Direction = Direction::ClientToServer;
 const S2C: Direction = Direction::ServerToClient;
-
-/// An owned event.
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug, Clone, PartialEq)]
-enum Ev {
-    Req(Message),
-    Resp(Message, Option<Message>),
-    Skip(Direction, u64, u64, &'static str),
-}
-
-fn own(e: HttpEvent<'_>) -> Ev {
-    match e {
-        HttpEvent::Request(m) => Ev::Req(m.clone()),
-        HttpEvent::Response { response, request } => Ev::Resp(response.clone(), request.cloned()),
-        HttpEvent::Skipped {
-            dir,
-            offset,
-            len,
-            reason,
-        } => Ev::Skip(dir, offset, len, reason),
-    }
-}
 
 /// The gaps reassembly reported for one direction of a connection:
 /// (stream offset, length).
@@ -73,7 +53,7 @@ fn dissect_with(path: &Path, chunk: usize) -> Vec<(u64, Vec<Ev>)> {
     for (s, bytes) in &c.flows {
         let mut conn = Conn::new(Config::default());
         let mut evs = Vec::new();
-        let mut out = |e: HttpEvent<'_>| evs.push(own(e));
+        let mut out = |e: HttpEvent<'_>| evs.push(e.to_owned_event());
         for (dir, b) in [(C2S, &bytes[0]), (S2C, &bytes[1])] {
             // Data bytes are concatenated without the gaps: put them back.
             let mut off = 0u64;
@@ -112,7 +92,7 @@ fn real(name: &str) -> std::path::PathBuf {
 fn requests(evs: &[Ev]) -> Vec<&Message> {
     evs.iter()
         .filter_map(|e| match e {
-            Ev::Req(m) => Some(m),
+            Ev::Request(m) => Some(m),
             _ => None,
         })
         .collect()
@@ -121,14 +101,16 @@ fn requests(evs: &[Ev]) -> Vec<&Message> {
 fn responses(evs: &[Ev]) -> Vec<(&Message, Option<&Message>)> {
     evs.iter()
         .filter_map(|e| match e {
-            Ev::Resp(m, r) => Some((m, r.as_ref())),
+            Ev::Response(m, r) => Some((m, r.as_ref())),
             _ => None,
         })
         .collect()
 }
 
 fn skips(evs: &[Ev]) -> Vec<&Ev> {
-    evs.iter().filter(|e| matches!(e, Ev::Skip(..))).collect()
+    evs.iter()
+        .filter(|e| matches!(e, Ev::Skipped(..)))
+        .collect()
 }
 
 /// Each response pairs with the request at the same position, in order.
@@ -176,7 +158,7 @@ fn content_length_and_obfuscated_chunked() {
     assert_eq!(flows.len(), 1);
     let evs = &flows[0].1;
     assert_eq!(evs.len(), 1, "{evs:#?}");
-    let Ev::Req(m) = &evs[0] else {
+    let Ev::Request(m) = &evs[0] else {
         panic!("{evs:?}")
     };
     assert_eq!(m.method(), Some("HEAD"));
@@ -250,8 +232,8 @@ fn docker_api_with_upgrade() {
     assert_eq!(
         skips(evs),
         [
-            &Ev::Skip(C2S, 291, 41, SKIP_UPGRADED),
-            &Ev::Skip(S2C, 109, 468, SKIP_UPGRADED)
+            &Ev::Skipped(C2S, 291, 41, SKIP_UPGRADED),
+            &Ev::Skipped(S2C, 109, 468, SKIP_UPGRADED)
         ]
     );
 
@@ -323,7 +305,7 @@ fn gap_inside_a_body() {
     assert_eq!(cut.body, [b'A'; 14]);
     assert_eq!((cut.stream_offset, cut.end_offset), (150, 263));
     assert_eq!(cut.problems, ["gap of 14 bytes inside the body"]);
-    assert_eq!(skips(evs), [&Ev::Skip(S2C, 277, 42, SKIP_AFTER_GAP)]);
+    assert_eq!(skips(evs), [&Ev::Skipped(S2C, 277, 42, SKIP_AFTER_GAP)]);
     let last = resps[2].0;
     assert!(last.complete && last.problems.is_empty());
     assert_eq!(last.body, b"Hello People");
