@@ -3,12 +3,11 @@
 
 use serde_json::Value;
 
-use syncscope::analyze::{Analyzer, FrameRecord, Layer, Options, Report};
+use syncscope::analyze::{FrameRecord, Layer, Options, Report};
 use syncscope::capture::Reader;
 use syncscope::proto::keylog::KeyLog;
-use syncscope::{flow, pipeline};
 
-use crate::common::shared;
+use crate::common::{analyze_capture, shared};
 
 fn expected() -> Value {
     let p = shared().join("corpus/wechat/expected.json");
@@ -22,11 +21,7 @@ fn analyze() -> (Vec<FrameRecord>, Report) {
         ..Options::default()
     };
     let mut reader = Reader::open(&base.join("capture-logged-in-all-keys.pcapng")).unwrap();
-    let mut records = Vec::new();
-    let mut an = Analyzer::new(&opts, |r: &FrameRecord| records.push(r.clone()));
-    pipeline::run(&mut reader, flow::Config::default(), &mut an, |_| {});
-    let report = an.into_report();
-    (records, report)
+    analyze_capture(&mut reader, &opts)
 }
 
 #[test]

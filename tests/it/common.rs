@@ -54,3 +54,19 @@ pub fn run_file(path: &Path) -> (Collect, RunSummary) {
     c.flows.sort_by_key(|f| f.0.id);
     (c, s)
 }
+
+/// Runs the analyzer over a whole capture: every frame record, and the report.
+pub fn analyze_capture(
+    reader: &mut Reader,
+    opts: &syncscope::analyze::Options,
+) -> (
+    Vec<syncscope::analyze::FrameRecord>,
+    syncscope::analyze::Report,
+) {
+    use syncscope::analyze::{Analyzer, FrameRecord};
+    let mut records = Vec::new();
+    let mut an = Analyzer::new(opts, |r: &FrameRecord| records.push(r.clone()));
+    pipeline::run(reader, flow::Config::default(), &mut an, |_| {});
+    let report = an.into_report();
+    (records, report)
+}

@@ -7,12 +7,11 @@
 use std::io::Write;
 use std::net::SocketAddr;
 
-use syncscope::analyze::{Analyzer, FrameRecord, Options, Report};
+use syncscope::analyze::{FrameRecord, Options, Report};
 use syncscope::capture::writer::PcapWriter;
 use syncscope::capture::{Linktype, Reader, Timestamp};
 use syncscope::synth::{later, Conversation, Frame, Side};
 use syncscope::track::synckey::Source;
-use syncscope::{flow, pipeline};
 
 const SID: &str = "SIDabc";
 
@@ -237,11 +236,7 @@ pub fn run(bytes: Vec<u8>) -> (Vec<FrameRecord>, Report) {
     let opts = Options::default();
     let mut reader =
         Reader::from_read(Box::new(std::io::Cursor::new(bytes)), "web-session").unwrap();
-    let mut records = Vec::new();
-    let mut an = Analyzer::new(&opts, |r: &FrameRecord| records.push(r.clone()));
-    pipeline::run(&mut reader, flow::Config::default(), &mut an, |_| {});
-    let report = an.into_report();
-    (records, report)
+    crate::common::analyze_capture(&mut reader, &opts)
 }
 
 #[test]
