@@ -4,8 +4,7 @@
 //!
 //! Model (protocol.md section 7):
 //!
-//! * users: a name and a uin (the row id); `last_seq` counts the entries
-//!   of the user's mailbox.
+//! * users: a name and a uin (the row id).
 //! * devices: per (user, device id): primary (the first device the user
 //!   ever identified with) or secondary, and `acked_seq`, the highest
 //!   mailbox sequence the device confirmed by presenting a SyncKey.
@@ -21,7 +20,18 @@
 //! Nothing is deleted: the primary device's history stays whole.
 //!
 //! Every write method is atomic: it runs in a savepoint, which is a
-//! transaction of its own when called alone and nests inside a batch.
+//! transaction of its own when called alone; inside a batch's operation
+//! the operation's savepoint covers it.
+//!
+//! The view: the store keeps what the hot path asks for in memory, so a
+//! send or a sync runs few statements: user names and uins, each mailbox's
+//! last position, the confirmed position of devices, and the last
+//! [`TAIL_CAP`] entries of each mailbox (a sync that starts inside them is
+//! answered without reading SQLite). It is loaded lazily from the
+//! database, bounded ([`VIEW_ENTRIES`], [`VIEW_USERS`]), and thrown away
+//! whenever a statement, an operation or a batch fails (it is rebuilt from
+//! what was really committed). This connection must be the database's only
+//! writer, which the server's single writer thread guarantees.
 //!
 //! Group commit: a [`Committer`] is one writer thread in front of the
 //! store. Callers submit operations; the thread takes everything queued,
@@ -30,6 +40,7 @@
 //! disk) and only then hands each caller its result. Durability costs one
 //! fsync per batch, not per message.
 
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
@@ -74,6 +85,9 @@ pub enum StoreError {
     /// The writer thread is gone (the server is stopping).
     #[error("store: the writer thread has stopped")]
     WriterGone,
+    /// The database was written by a newer syncscope.
+    #[error("store: schema version {0} is newer than this syncscope's ({SCHEMA_VERSION}); use a newer syncscope or another --data directory")]
+    Version(i64),
 }
 
 trait Context<T> {
@@ -148,13 +162,75 @@ pub struct SyncPage {
 pub struct Store {
     conn: Connection,
     path: Option<PathBuf>,
+    /// What the hot path needs, in memory (module docs).
+    view: View,
+    /// Inside an operation's savepoint ([`Store::in_savepoint`]): methods
+    /// need no savepoint of their own.
+    in_op: bool,
+}
+
+/// Entries kept in memory per mailbox: a device that is at most this far
+/// behind syncs without a read from SQLite.
+pub const TAIL_CAP: usize = 32;
+/// Mailbox entries kept in memory in all; past it every tail is dropped.
+pub const VIEW_ENTRIES: usize = 1 << 18;
+/// Users (names, mailboxes) kept in memory; past it the view starts anew.
+pub const VIEW_USERS: usize = 1 << 18;
+
+/// The store's memory of the database (module docs). Everything in it is
+/// what the database says inside the current transaction.
+#[derive(Debug, Default)]
+struct View {
+    ids: HashMap<String, UserId>,
+    names: HashMap<UserId, String>,
+    mailboxes: HashMap<UserId, Mailbox>,
+    /// Tail entries held, over all mailboxes.
+    entries: usize,
+}
+
+#[derive(Debug)]
+struct Mailbox {
+    /// The position of the mailbox's last entry.
+    last_seq: u64,
+    /// `tail` holds every entry after `base`, in order, up to `last_seq`.
+    base: u64,
+    tail: VecDeque<Entry>,
+    /// Confirmed positions of the devices looked at so far.
+    acked: HashMap<String, u64>,
+}
+
+#[derive(Debug)]
+struct Entry {
+    seq: u64,
+    message: StoredMessage,
+    origin: Option<String>,
+}
+
+impl View {
+    /// Forgets a user's mailbox tails when the view is over its bounds.
+    fn trim(&mut self) {
+        if self.names.len() > VIEW_USERS || self.mailboxes.len() > VIEW_USERS {
+            *self = View::default();
+        } else if self.entries > VIEW_ENTRIES {
+            for mb in self.mailboxes.values_mut() {
+                mb.tail.clear();
+                mb.base = mb.last_seq;
+            }
+            self.entries = 0;
+        }
+    }
+
+    fn remember_user(&mut self, name: &str, id: UserId) {
+        self.ids.insert(name.to_owned(), id);
+        self.names.insert(id, name.to_owned());
+        self.trim();
+    }
 }
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS users (
     id       INTEGER PRIMARY KEY,
-    name     TEXT NOT NULL UNIQUE,
-    last_seq INTEGER NOT NULL DEFAULT 0
+    name     TEXT NOT NULL UNIQUE
 );
 CREATE TABLE IF NOT EXISTS devices (
     user_id    INTEGER NOT NULL REFERENCES users(id),
@@ -181,8 +257,16 @@ CREATE TABLE IF NOT EXISTS mailbox (
     origin_device TEXT,
     PRIMARY KEY (user_id, seq)
 ) WITHOUT ROWID;
-PRAGMA user_version = 1;
 ";
+
+/// Page size of a new database file.
+const PAGE_SIZE: i64 = 1024;
+
+/// The schema's version (`PRAGMA user_version`). Version 1 kept each
+/// mailbox's last position in `users.last_seq`, updated on every append;
+/// version 2 takes it from the mailbox itself (its primary key), once per
+/// user, and drops the column.
+const SCHEMA_VERSION: i64 = 2;
 
 const MESSAGE_COLUMNS: &str = "m.msg_id, f.name, m.from_device, t.name, m.client_msg_id, \
      m.msg_type, m.content, m.create_time";
@@ -211,6 +295,12 @@ impl Store {
         })?;
         let path = dir.join(DB_FILE);
         let conn = Connection::open(&path).ctx("opening the database file")?;
+        // Small pages for a new database (an existing one keeps its own):
+        // each message dirties a few pages far apart (two mailboxes, a
+        // device), and every dirty page goes to the WAL whole at each
+        // commit and back at each checkpoint.
+        conn.pragma_update(None, "page_size", PAGE_SIZE)
+            .ctx("setting page_size")?;
         // WAL: a commit is one append; FULL: it is on disk (fsync) before
         // the server answers, so neither kill -9 nor a power cut loses an
         // acknowledged message.
@@ -237,7 +327,19 @@ impl Store {
             .ctx("enabling foreign keys")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .ctx("setting the busy timeout")?;
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .ctx("reading the schema version")?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::Version(version));
+        }
         conn.execute_batch(SCHEMA).ctx("creating the schema")?;
+        if version == 1 {
+            conn.execute_batch("ALTER TABLE users DROP COLUMN last_seq")
+                .ctx("upgrading the schema from version 1")?;
+        }
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION)
+            .ctx("writing the schema version")?;
         conn.set_prepared_statement_cache_capacity(64);
         // Savepoint journals stay in memory (a batch's can exceed the
         // 64 KiB after which SQLite spills it to a temporary file), and
@@ -251,7 +353,12 @@ impl Store {
         // in `sync`, is compiled again whenever the value changes.
         conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
             .ctx("enabling the query planner stability guarantee")?;
-        Ok(Store { conn, path })
+        Ok(Store {
+            conn,
+            path,
+            view: View::default(),
+            in_op: false,
+        })
     }
 
     /// The database file (`None` in memory).
@@ -261,19 +368,29 @@ impl Store {
 
     /// The uin of `name`, creating the user when `create` is set.
     pub fn user(&mut self, name: &str, create: bool) -> Result<Option<UserId>, StoreError> {
+        if let Some(&id) = self.view.ids.get(name) {
+            return Ok(Some(id));
+        }
         let found = self
             .conn
             .prepare_cached("SELECT id FROM users WHERE name = ?1")
             .and_then(|mut st| st.query_row([name], |r| r.get(0)).optional())
             .ctx("looking up a user")?;
-        if found.is_some() || !create {
-            return Ok(found);
-        }
-        self.conn
-            .prepare_cached("INSERT INTO users (name) VALUES (?1)")
-            .and_then(|mut st| st.execute([name]))
-            .ctx("creating a user")?;
-        Ok(Some(self.conn.last_insert_rowid()))
+        let id = match found {
+            Some(id) => id,
+            None if create => {
+                self.atomic(|tx, _| {
+                    tx.prepare_cached("INSERT INTO users (name) VALUES (?1)")
+                        .and_then(|mut st| st.execute([name]))
+                        .ctx("creating a user")?;
+                    Ok(())
+                })?;
+                self.conn.last_insert_rowid()
+            }
+            None => return Ok(None),
+        };
+        self.view.remember_user(name, id);
+        Ok(Some(id))
     }
 
     /// The name of the user with uin `id`.
@@ -298,7 +415,7 @@ impl Store {
         device: &str,
         may_be_primary: bool,
     ) -> Result<Device, StoreError> {
-        self.atomic(|tx| {
+        self.atomic(|tx, view| {
             tx.prepare_cached(
                 "INSERT OR IGNORE INTO devices (user_id, device, is_primary)
                  VALUES (?1, ?2, ?3 AND NOT EXISTS
@@ -306,7 +423,11 @@ impl Store {
             )
             .and_then(|mut st| st.execute(params![user, device, may_be_primary]))
             .ctx("registering a device")?;
-            device_row(tx, user, device)
+            let d = device_row(tx, user, device)?;
+            if let Some(mb) = view.mailboxes.get_mut(&user) {
+                mb.acked.insert(device.to_owned(), d.acked_seq);
+            }
+            Ok(d)
         })
     }
 
@@ -341,54 +462,66 @@ impl Store {
     /// returns the original message with `duplicate` set. Committed (and,
     /// on disk, synced) when this returns.
     pub fn send(&mut self, m: &NewMessage) -> Result<Sent, StoreError> {
-        self.atomic(|tx| send(tx, m))
+        self.atomic(|tx, view| send(tx, view, m))
     }
 }
 
 /// [`Store::send`] inside its savepoint.
-fn send(tx: &Connection, m: &NewMessage) -> Result<Sent, StoreError> {
-    if let Some(cid) = &m.client_msg_id {
-        let found = tx
+fn send(tx: &Connection, view: &mut View, m: &NewMessage) -> Result<Sent, StoreError> {
+    // A resent ClientMsgId hits the unique index and stores nothing.
+    let stored = tx
+        .prepare_cached(
+            "INSERT INTO messages
+                 (from_user, from_device, to_user, client_msg_id, msg_type, content, create_time)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (from_user, client_msg_id) DO NOTHING",
+        )
+        .and_then(|mut st| {
+            st.execute(params![
+                m.from,
+                m.from_device,
+                m.to,
+                m.client_msg_id,
+                m.msg_type,
+                m.content,
+                m.create_time as i64
+            ])
+        })
+        .ctx("storing a message")?;
+    if stored == 0 {
+        let (msg_id, create_time) = tx
             .prepare_cached(
                 "SELECT msg_id, create_time FROM messages
                      WHERE from_user = ?1 AND client_msg_id = ?2",
             )
             .and_then(|mut st| {
-                st.query_row(params![m.from, cid], |r| {
+                st.query_row(params![m.from, m.client_msg_id], |r| {
                     Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
                 })
-                .optional()
             })
             .ctx("looking up a ClientMsgId")?;
-        if let Some((msg_id, create_time)) = found {
-            return Ok(Sent {
-                msg_id: msg_id as u64,
-                create_time: create_time as u64,
-                duplicate: true,
-            });
-        }
+        return Ok(Sent {
+            msg_id: msg_id as u64,
+            create_time: create_time as u64,
+            duplicate: true,
+        });
     }
-    tx.prepare_cached(
-        "INSERT INTO messages
-             (from_user, from_device, to_user, client_msg_id, msg_type, content, create_time)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    )
-    .and_then(|mut st| {
-        st.execute(params![
-            m.from,
-            m.from_device,
-            m.to,
-            m.client_msg_id,
-            m.msg_type,
-            m.content,
-            m.create_time as i64
-        ])
-    })
-    .ctx("storing a message")?;
     let msg_id = tx.last_insert_rowid();
-    append(tx, m.to, msg_id, (m.to == m.from).then_some(&m.from_device))?;
-    if m.to != m.from {
-        append(tx, m.from, msg_id, Some(&m.from_device))?;
+    let stored = StoredMessage {
+        msg_id: msg_id as u64,
+        from: name_of(tx, view, m.from)?,
+        from_device: m.from_device.clone(),
+        to: name_of(tx, view, m.to)?,
+        client_msg_id: m.client_msg_id.clone(),
+        msg_type: m.msg_type,
+        content: m.content.clone(),
+        create_time: m.create_time,
+    };
+    if m.to == m.from {
+        append(tx, view, m.to, stored, Some(&m.from_device))?;
+    } else {
+        append(tx, view, m.to, stored.clone(), None)?;
+        append(tx, view, m.from, stored, Some(&m.from_device))?;
     }
     Ok(Sent {
         msg_id: msg_id as u64,
@@ -410,8 +543,20 @@ impl Store {
         presented: u64,
         limit: usize,
     ) -> Result<SyncPage, StoreError> {
-        let (from, rows) = self.atomic(|tx| {
-            let from = confirm(tx, user, device, presented)?;
+        let (from, rows) = self.atomic(|tx, view| {
+            let from = confirm(tx, view, user, device, presented)?;
+            let mb = mailbox(tx, view, user)?;
+            if from >= mb.base {
+                // Inside the tail: no read.
+                let rows = mb
+                    .tail
+                    .iter()
+                    .skip_while(|e| e.seq <= from)
+                    .take(limit.saturating_add(1))
+                    .map(|e| (e.message.clone(), e.seq, e.origin.clone()))
+                    .collect::<Vec<_>>();
+                return Ok((from, rows));
+            }
             let mut st = tx
                 .prepare_cached(&format!(
                     "SELECT {MESSAGE_COLUMNS}, b.seq, b.origin_device
@@ -460,31 +605,32 @@ impl Store {
         device: &str,
         presented: u64,
     ) -> Result<u64, StoreError> {
-        self.atomic(|tx| confirm(tx, user, device, presented))
+        self.atomic(|tx, view| confirm(tx, view, user, device, presented))
     }
 
     /// Whether the mailbox holds entries after `seq` that are not the
     /// device's own sends.
-    pub fn pending(&self, user: UserId, device: &str, seq: u64) -> Result<bool, StoreError> {
-        self.conn
-            .prepare_cached(
+    pub fn pending(&mut self, user: UserId, device: &str, seq: u64) -> Result<bool, StoreError> {
+        self.atomic(|tx, view| {
+            let mb = mailbox(tx, view, user)?;
+            if seq >= mb.base {
+                return Ok(mb
+                    .tail
+                    .iter()
+                    .any(|e| e.seq > seq && e.origin.as_deref() != Some(device)));
+            }
+            tx.prepare_cached(
                 "SELECT EXISTS (SELECT 1 FROM mailbox WHERE user_id = ?1 AND seq > ?2
                  AND (origin_device IS NULL OR origin_device <> ?3))",
             )
             .and_then(|mut st| st.query_row(params![user, seq as i64, device], |r| r.get(0)))
             .ctx("checking for pending data")
+        })
     }
 
     /// The last position of a user's mailbox.
-    pub fn last_seq(&self, user: UserId) -> Result<u64, StoreError> {
-        self.conn
-            .query_row("SELECT last_seq FROM users WHERE id = ?1", [user], |r| {
-                r.get::<_, i64>(0)
-            })
-            .optional()
-            .ctx("reading a mailbox position")?
-            .map(|s| s as u64)
-            .ok_or(StoreError::UnknownUser(user))
+    pub fn last_seq(&mut self, user: UserId) -> Result<u64, StoreError> {
+        self.atomic(|tx, view| Ok(mailbox(tx, view, user)?.last_seq))
     }
 
     /// Every stored message, in MsgId order.
@@ -509,16 +655,23 @@ const OP_ROLLBACK: &str = "ROLLBACK TO batch_op";
 pub const MAX_BATCH: usize = 1024;
 
 impl Store {
-    /// Runs `f` atomically, in a savepoint: a transaction of its own when
-    /// none is open, nested inside a batch's. Cached statements, unlike
-    /// rusqlite's `savepoint()`, which parses its SQL every time.
+    /// Runs `f` atomically: in a savepoint of its own (a transaction when
+    /// none is open), or, inside an operation, in the operation's. Cached
+    /// statements, unlike rusqlite's `savepoint()`, which parses its SQL
+    /// every time. When `f` fails its changes are rolled back and the view
+    /// is dropped.
     fn atomic<T>(
         &mut self,
-        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+        f: impl FnOnce(&Connection, &mut View) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
+        if self.in_op {
+            // The operation's savepoint rolls back and drops the view.
+            return f(&self.conn, &mut self.view);
+        }
         self.exec_cached("SAVEPOINT store_op", "starting a savepoint")?;
-        let r = f(&self.conn);
+        let r = f(&self.conn, &mut self.view);
         if r.is_err() {
+            self.view = View::default();
             // If even the rollback fails, the savepoint stays open (not
             // released, so not committed) and the error is reported.
             self.exec_cached("ROLLBACK TO store_op", "rolling back a savepoint")?;
@@ -544,11 +697,14 @@ impl Store {
         f: impl FnOnce(&mut Store) -> Result<T, StoreError>,
     ) -> Result<Result<T, StoreError>, StoreError> {
         self.exec_cached(OP_SAVEPOINT, "starting an operation's savepoint")?;
+        let outer = std::mem::replace(&mut self.in_op, true);
         let r = match catch_unwind(AssertUnwindSafe(|| f(self))) {
             Ok(r) => r,
             Err(p) => Err(StoreError::Panicked(panic_message(p.as_ref()))),
         };
+        self.in_op = outer;
         if r.is_err() {
+            self.view = View::default();
             self.exec_cached(OP_ROLLBACK, "rolling back a failed operation")?;
         }
         self.exec_cached(OP_RELEASE, "releasing an operation's savepoint")?;
@@ -561,8 +717,11 @@ impl Store {
         f: impl FnOnce(&mut Store) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let r = self.in_savepoint(f);
-        if r.is_err() && !self.conn.is_autocommit() {
-            let _ = self.conn.execute_batch("ROLLBACK");
+        if r.is_err() {
+            self.view = View::default();
+            if !self.conn.is_autocommit() {
+                let _ = self.conn.execute_batch("ROLLBACK");
+            }
         }
         r?
     }
@@ -582,9 +741,12 @@ impl Store {
         if r.is_ok() {
             r = self.exec_cached("COMMIT", "committing a batch");
         }
-        if r.is_err() && !self.conn.is_autocommit() {
-            // Best effort: the error to report is the first one.
-            let _ = self.conn.execute_batch("ROLLBACK");
+        if r.is_err() {
+            self.view = View::default();
+            if !self.conn.is_autocommit() {
+                // Best effort: the error to report is the first one.
+                let _ = self.conn.execute_batch("ROLLBACK");
+            }
         }
         r
     }
@@ -854,58 +1016,110 @@ fn device_row(conn: &Connection, user: UserId, device: &str) -> Result<Device, S
     })
 }
 
-/// Appends a message to a user's mailbox.
+/// The view of a user's mailbox, loaded when missing (its last position
+/// from the mailbox's primary key; an empty tail).
+fn mailbox<'v>(
+    tx: &Connection,
+    view: &'v mut View,
+    user: UserId,
+) -> Result<&'v mut Mailbox, StoreError> {
+    if !view.mailboxes.contains_key(&user) {
+        let last = tx
+            .prepare_cached(
+                "SELECT (SELECT COALESCE(MAX(seq), 0) FROM mailbox WHERE user_id = ?1)
+                 FROM users WHERE id = ?1",
+            )
+            .and_then(|mut st| st.query_row([user], |r| r.get::<_, i64>(0)).optional())
+            .ctx("reading a mailbox position")?
+            .ok_or(StoreError::UnknownUser(user))? as u64;
+        view.trim();
+        view.mailboxes.insert(
+            user,
+            Mailbox {
+                last_seq: last,
+                base: last,
+                tail: VecDeque::new(),
+                acked: HashMap::new(),
+            },
+        );
+    }
+    Ok(view.mailboxes.get_mut(&user).expect("inserted above"))
+}
+
+/// The name of a user (from the view, or read once).
+fn name_of(tx: &Connection, view: &mut View, id: UserId) -> Result<String, StoreError> {
+    if let Some(name) = view.names.get(&id) {
+        return Ok(name.clone());
+    }
+    let name: String = tx
+        .prepare_cached("SELECT name FROM users WHERE id = ?1")
+        .and_then(|mut st| st.query_row([id], |r| r.get(0)).optional())
+        .ctx("looking up a uin")?
+        .ok_or(StoreError::UnknownUser(id))?;
+    view.remember_user(&name, id);
+    Ok(name)
+}
+
+/// Appends a message to a user's mailbox (and to the view's tail).
 fn append(
     tx: &Connection,
+    view: &mut View,
     user: UserId,
-    msg_id: i64,
+    message: StoredMessage,
     origin: Option<&String>,
 ) -> Result<(), StoreError> {
-    // Two plain statements: UPDATE ... RETURNING would build a temporary
-    // table on every call.
-    let advanced = tx
-        .prepare_cached("UPDATE users SET last_seq = last_seq + 1 WHERE id = ?1")
-        .and_then(|mut st| st.execute([user]))
-        .ctx("advancing a mailbox")?;
-    if advanced == 0 {
-        return Err(StoreError::UnknownUser(user));
-    }
+    let mb = mailbox(tx, view, user)?;
+    let seq = mb.last_seq + 1;
     tx.prepare_cached(
-        "INSERT INTO mailbox (user_id, seq, msg_id, origin_device)
-         SELECT id, last_seq, ?2, ?3 FROM users WHERE id = ?1",
+        "INSERT INTO mailbox (user_id, seq, msg_id, origin_device) VALUES (?1, ?2, ?3, ?4)",
     )
-    .and_then(|mut st| st.execute(params![user, msg_id, origin]))
+    .and_then(|mut st| st.execute(params![user, seq as i64, message.msg_id as i64, origin]))
     .ctx("appending to a mailbox")?;
+    mb.last_seq = seq;
+    mb.tail.push_back(Entry {
+        seq,
+        message,
+        origin: origin.cloned(),
+    });
+    let dropped = if mb.tail.len() > TAIL_CAP {
+        mb.tail.pop_front().map(|e| mb.base = e.seq).is_some()
+    } else {
+        false
+    };
+    if !dropped {
+        view.entries += 1;
+        view.trim();
+    }
     Ok(())
 }
 
 /// Raises the device's confirmed position to `presented` (capped at the
 /// mailbox's end) and returns the confirmed position. Writes only when
 /// the position goes up.
-fn confirm(tx: &Connection, user: UserId, device: &str, presented: u64) -> Result<u64, StoreError> {
-    let (acked, last) = tx
-        .prepare_cached(
-            "SELECT d.acked_seq, u.last_seq FROM devices d JOIN users u ON u.id = d.user_id
-             WHERE d.user_id = ?1 AND d.device = ?2",
-        )
-        .and_then(|mut st| {
-            st.query_row(params![user, device], |r| {
-                Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64))
-            })
-            .optional()
-        })
-        .ctx("reading a device's position")?
-        .ok_or_else(|| StoreError::UnknownDevice {
-            user,
-            device: device.to_owned(),
-        })?;
-    let presented = presented.min(last);
+fn confirm(
+    tx: &Connection,
+    view: &mut View,
+    user: UserId,
+    device: &str,
+    presented: u64,
+) -> Result<u64, StoreError> {
+    let mb = mailbox(tx, view, user)?;
+    let acked = match mb.acked.get(device) {
+        Some(&acked) => acked,
+        None => {
+            let acked = device_row(tx, user, device)?.acked_seq;
+            mb.acked.insert(device.to_owned(), acked);
+            acked
+        }
+    };
+    let presented = presented.min(mb.last_seq);
     if presented <= acked {
         return Ok(acked);
     }
     tx.prepare_cached("UPDATE devices SET acked_seq = ?3 WHERE user_id = ?1 AND device = ?2")
         .and_then(|mut st| st.execute(params![user, device, presented as i64]))
         .ctx("confirming a position")?;
+    mb.acked.insert(device.to_owned(), presented);
     Ok(presented)
 }
 
@@ -1034,7 +1248,7 @@ mod tests {
         assert!(results[3].is_ok(), "{:?}", results[3]);
         assert_eq!(c.stats().get(), (1, 4), "one batch of four");
         // On disk, seen through another connection: "one" and "three".
-        let other = Store::open(dir.path()).unwrap();
+        let mut other = Store::open(dir.path()).unwrap();
         let texts: Vec<String> = other
             .messages()
             .unwrap()
@@ -1102,5 +1316,167 @@ mod tests {
         assert_eq!(s.last_seq(a).unwrap(), 0);
         s.alone(|s| s.send(&msg(a, a, "x", "note"))).unwrap();
         assert_eq!(s.last_seq(a).unwrap(), 1);
+    }
+    /// The view answers as the database does: the same operations on two
+    /// stores, one of which forgets its view before every call (so it
+    /// reads everything from SQLite), give the same results, including
+    /// around failed operations (rolled back) and pages longer than the
+    /// tail.
+    mod view_model {
+        use super::*;
+        use proptest::prelude::*;
+
+        #[derive(Debug, Clone)]
+        enum Step {
+            Send {
+                from: usize,
+                to: usize,
+                cid: u8,
+            },
+            Sync {
+                user: usize,
+                device: usize,
+                back: u64,
+                limit: usize,
+            },
+            Pending {
+                user: usize,
+                device: usize,
+                back: u64,
+            },
+            /// A send, then a failure in the same operation.
+            FailedSend {
+                from: usize,
+                to: usize,
+                cid: u8,
+            },
+        }
+
+        const DEVICES: [&str; 2] = ["phone", "web"];
+
+        fn step() -> impl Strategy<Value = Step> {
+            prop_oneof![
+                4 => (0..3usize, 0..3usize, any::<u8>())
+                    .prop_map(|(from, to, cid)| Step::Send { from, to, cid }),
+                3 => (0..3usize, 0..2usize, 0..(TAIL_CAP as u64 + 8), 1..(TAIL_CAP + 8))
+                    .prop_map(|(user, device, back, limit)| Step::Sync { user, device, back, limit }),
+                1 => (0..3usize, 0..2usize, 0..(TAIL_CAP as u64 + 8))
+                    .prop_map(|(user, device, back)| Step::Pending { user, device, back }),
+                1 => (0..3usize, 0..3usize, any::<u8>())
+                    .prop_map(|(from, to, cid)| Step::FailedSend { from, to, cid }),
+            ]
+        }
+
+        /// Runs one step; `forget` drops the view first.
+        fn run(s: &mut Store, users: &[UserId], st: &Step, forget: bool) -> String {
+            if forget {
+                s.view = View::default();
+            }
+            let r = match *st {
+                Step::Send { from, to, cid } => {
+                    format!(
+                        "{:?}",
+                        s.send(&msg(users[from], users[to], &cid.to_string(), "x"))
+                    )
+                }
+                Step::Sync {
+                    user,
+                    device,
+                    back,
+                    limit,
+                } => {
+                    let u = users[user];
+                    let at = s.last_seq(u).unwrap().saturating_sub(back);
+                    if forget {
+                        s.view = View::default();
+                    }
+                    format!("{:?}", s.sync(u, DEVICES[device], at, limit))
+                }
+                Step::Pending { user, device, back } => {
+                    let u = users[user];
+                    let at = s.last_seq(u).unwrap().saturating_sub(back);
+                    if forget {
+                        s.view = View::default();
+                    }
+                    format!("{:?}", s.pending(u, DEVICES[device], at))
+                }
+                Step::FailedSend { from, to, cid } => {
+                    let m = msg(users[from], users[to], &format!("f{cid}"), "y");
+                    let r: Result<(), _> = s.alone(|st| {
+                        st.send(&m)?;
+                        Err(StoreError::UnknownUser(-1))
+                    });
+                    format!("{r:?}")
+                }
+            };
+            r
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(64))]
+            #[test]
+            fn view_matches_the_database(steps in proptest::collection::vec(step(), 1..160)) {
+                let mut with = Store::memory().unwrap();
+                let mut without = Store::memory().unwrap();
+                let mut users = Vec::new();
+                for name in ["alice", "bob", "carol"] {
+                    let a = with.user(name, true).unwrap().unwrap();
+                    let b = without.user(name, true).unwrap().unwrap();
+                    prop_assert_eq!(a, b);
+                    for d in DEVICES {
+                        with.register_device(a, d).unwrap();
+                        without.register_device(b, d).unwrap();
+                    }
+                    users.push(a);
+                }
+                for (i, st) in steps.iter().enumerate() {
+                    let a = run(&mut with, &users, st, false);
+                    let b = run(&mut without, &users, st, true);
+                    prop_assert_eq!(a, b, "step {} {:?}", i, st);
+                }
+                for &u in &users {
+                    for d in DEVICES {
+                        prop_assert_eq!(
+                            with.device(u, d).unwrap().acked_seq,
+                            without.device(u, d).unwrap().acked_seq
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_version_1_store_is_upgraded() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let c = Connection::open(dir.path().join(DB_FILE)).unwrap();
+            c.execute_batch(
+                "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,
+                     last_seq INTEGER NOT NULL DEFAULT 0);
+                 PRAGMA user_version = 1;",
+            )
+            .unwrap();
+            c.execute("INSERT INTO users (name, last_seq) VALUES ('alice', 0)", [])
+                .unwrap();
+        }
+        let mut s = Store::open(dir.path()).unwrap();
+        let a = s.user("alice", false).unwrap().unwrap();
+        s.register_device(a, "phone").unwrap();
+        s.send(&msg(a, a, "1", "note")).unwrap();
+        assert_eq!(s.last_seq(a).unwrap(), 1);
+        drop(s);
+        let c = Connection::open(dir.path().join(DB_FILE)).unwrap();
+        let v: i64 = c
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, SCHEMA_VERSION);
+        // A newer store is refused, not misread.
+        c.execute_batch("PRAGMA user_version = 99").unwrap();
+        drop(c);
+        assert!(matches!(
+            Store::open(dir.path()),
+            Err(StoreError::Version(99))
+        ));
     }
 }
