@@ -19,6 +19,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -26,6 +27,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use prost::Message;
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::futures::OwnedNotified;
 use tokio::sync::{broadcast, mpsc, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::{sleep, timeout, Instant};
 
@@ -476,19 +478,32 @@ impl Handler {
         let config = &self.shared.config;
         let (idle, identify) = (config.idle_timeout, config.identify_timeout);
         let frame_timeout = config.frame_timeout;
+        // The shutdown signal, the deadline's timer and the push signal
+        // live across the loop's turns: registered once, not once per
+        // frame (10 000 connections share the shutdown channel's lock and
+        // the timer wheel's). The timer fires at the deadline it was set
+        // for; a frame that came meanwhile moved `deadline` on, and the
+        // timer is then set again (once per idle period, not per frame).
+        let mut stop = self.shutdown.resubscribe();
+        let stop = async move {
+            let _ = stop.recv().await;
+        };
+        tokio::pin!(stop);
         let mut deadline = Instant::now() + identify;
+        let timer = tokio::time::sleep_until(deadline);
+        tokio::pin!(timer);
         // The first byte tells the long link (a frame's length: 0x00 for
         // any frame under 16 MiB) from HTTP (an upper-case method name).
         while self.conn.buffered() == 0 {
             tokio::select! {
                 biased;
-                _ = self.shutdown.recv() => return Ok(()),
+                _ = &mut stop => return Ok(()),
                 r = self.conn.fill() => match r {
                     Ok(0) => return Ok(()),
                     Ok(_) => {}
                     Err(_) => return Err(Close::Io),
                 },
-                _ = tokio::time::sleep_until(deadline) => {
+                _ = &mut timer => {
                     return Err(Close::bad(
                         ret::TIMEOUT,
                         0,
@@ -500,17 +515,23 @@ impl Handler {
         if self.conn.buffer()[0].is_ascii_uppercase() {
             return self.serve_http().await;
         }
+        let mut notified: Option<Pin<Box<OwnedNotified>>> = None;
         loop {
-            let notify = self.session.as_ref().map(|s| Arc::clone(&s.notify));
-            let notified = async {
-                match &notify {
-                    Some(n) => n.notified().await,
+            if notified.is_none() {
+                notified = self
+                    .session
+                    .as_ref()
+                    .map(|s| Box::pin(Arc::clone(&s.notify).notified_owned()));
+            }
+            let pushed = async {
+                match notified.as_mut() {
+                    Some(n) => n.as_mut().await,
                     None => std::future::pending().await,
                 }
             };
             tokio::select! {
                 biased;
-                _ = self.shutdown.recv() => return Ok(()),
+                _ = &mut stop => return Ok(()),
                 r = self.conn.read_frame_within(Some(frame_timeout)) => {
                     let frame = match r {
                         Ok(Some(f)) => f,
@@ -530,8 +551,15 @@ impl Handler {
                         deadline = Instant::now() + idle;
                     }
                 }
-                _ = notified => self.write(CMD_NEWNOTIFY, SEQ_PUSH, &[]).await?,
-                _ = tokio::time::sleep_until(deadline) => {
+                _ = pushed => {
+                    notified = None;
+                    self.write(CMD_NEWNOTIFY, SEQ_PUSH, &[]).await?;
+                }
+                _ = &mut timer => {
+                    if Instant::now() < deadline {
+                        timer.as_mut().reset(deadline);
+                        continue;
+                    }
                     let error = match self.session {
                         Some(_) => format!("no frame for {} s", idle.as_secs()),
                         None => format!("no identify within {} s", identify.as_secs()),
