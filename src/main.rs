@@ -38,6 +38,11 @@ enum Command {
     Client(cmd::client::Args),
 }
 
+/// mimalloc instead of the C library's allocator: the server allocates a
+/// little per frame on every worker thread (`bench/load.sh`).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
