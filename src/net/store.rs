@@ -171,7 +171,7 @@ pub struct Store {
 
 /// Entries kept in memory per mailbox: a device that is at most this far
 /// behind syncs without a read from SQLite.
-pub const TAIL_CAP: usize = 32;
+pub const TAIL_CAP: usize = 16;
 /// Mailbox entries kept in memory in all; past it every tail is dropped.
 pub const VIEW_ENTRIES: usize = 1 << 18;
 /// Users (names, mailboxes) kept in memory; past it the view starts anew.
