@@ -26,8 +26,9 @@
 //! The view: the store keeps what the hot path asks for in memory, so a
 //! send or a sync runs few statements: user names and uins, each mailbox's
 //! last position, the confirmed position of devices, and the last
-//! [`TAIL_CAP`] entries of each mailbox (a sync that starts inside them is
-//! answered without reading SQLite). It is loaded lazily from the
+//! [`TAIL_CAP`] entries of each mailbox that not every device seen has
+//! confirmed (a sync that starts inside them is answered without reading
+//! SQLite). It is loaded lazily from the
 //! database, bounded ([`VIEW_ENTRIES`], [`VIEW_USERS`]), and thrown away
 //! whenever a statement, an operation or a batch fails (it is rebuilt from
 //! what was really committed). This connection must be the database's only
@@ -1120,6 +1121,17 @@ fn confirm(
         .and_then(|mut st| st.execute(params![user, device, presented as i64]))
         .ctx("confirming a position")?;
     mb.acked.insert(device.to_owned(), presented);
+    // Entries every device seen so far has confirmed leave the tail (a
+    // device not seen yet, or behind, reads them from SQLite).
+    let floor = mb.acked.values().copied().min().unwrap_or(0);
+    let mut dropped = 0;
+    while mb.tail.front().is_some_and(|e| e.seq <= floor) {
+        if let Some(e) = mb.tail.pop_front() {
+            mb.base = e.seq;
+            dropped += 1;
+        }
+    }
+    view.entries = view.entries.saturating_sub(dropped);
     Ok(presented)
 }
 
