@@ -200,6 +200,28 @@ struct Mailbox {
     acked: HashMap<String, u64>,
 }
 
+impl Mailbox {
+    /// An empty tail at position `last`.
+    fn at(last: u64) -> Mailbox {
+        Mailbox {
+            last_seq: last,
+            base: last,
+            tail: VecDeque::new(),
+            acked: HashMap::new(),
+        }
+    }
+
+    /// Drops the tail's entries up to position `seq` (they are read from
+    /// SQLite from then on); returns how many.
+    fn forget_through(&mut self, seq: u64) -> usize {
+        let n = self.tail.iter().take_while(|e| e.seq <= seq).count();
+        if let Some(last) = self.tail.drain(..n).next_back() {
+            self.base = last.seq;
+        }
+        n
+    }
+}
+
 #[derive(Debug)]
 struct Entry {
     seq: u64,
@@ -214,8 +236,7 @@ impl View {
             *self = View::default();
         } else if self.entries > VIEW_ENTRIES {
             for mb in self.mailboxes.values_mut() {
-                mb.tail.clear();
-                mb.base = mb.last_seq;
+                mb.forget_through(mb.last_seq);
             }
             self.entries = 0;
         }
@@ -380,12 +401,10 @@ impl Store {
         let id = match found {
             Some(id) => id,
             None if create => {
-                self.atomic(|tx, _| {
-                    tx.prepare_cached("INSERT INTO users (name) VALUES (?1)")
-                        .and_then(|mut st| st.execute([name]))
-                        .ctx("creating a user")?;
-                    Ok(())
-                })?;
+                self.conn
+                    .prepare_cached("INSERT INTO users (name) VALUES (?1)")
+                    .and_then(|mut st| st.execute([name]))
+                    .ctx("creating a user")?;
                 self.conn.last_insert_rowid()
             }
             None => return Ok(None),
@@ -395,11 +414,12 @@ impl Store {
     }
 
     /// The name of the user with uin `id`.
-    pub fn user_name(&self, id: UserId) -> Result<Option<String>, StoreError> {
-        self.conn
-            .query_row("SELECT name FROM users WHERE id = ?1", [id], |r| r.get(0))
-            .optional()
-            .ctx("looking up a uin")
+    pub fn user_name(&mut self, id: UserId) -> Result<Option<String>, StoreError> {
+        match name_of(&self.conn, &mut self.view, id) {
+            Ok(name) => Ok(Some(name)),
+            Err(StoreError::UnknownUser(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// Registers a device (the user's first one is primary) and returns it.
@@ -1034,17 +1054,11 @@ fn mailbox<'v>(
             .ctx("reading a mailbox position")?
             .ok_or(StoreError::UnknownUser(user))? as u64;
         view.trim();
-        view.mailboxes.insert(
-            user,
-            Mailbox {
-                last_seq: last,
-                base: last,
-                tail: VecDeque::new(),
-                acked: HashMap::new(),
-            },
-        );
+        view.mailboxes.insert(user, Mailbox::at(last));
     }
-    Ok(view.mailboxes.get_mut(&user).expect("inserted above"))
+    view.mailboxes
+        .get_mut(&user)
+        .ok_or(StoreError::UnknownUser(user))
 }
 
 /// The name of a user (from the view, or read once).
@@ -1082,15 +1096,13 @@ fn append(
         message,
         origin: origin.cloned(),
     });
-    let dropped = if mb.tail.len() > TAIL_CAP {
-        mb.tail.pop_front().map(|e| mb.base = e.seq).is_some()
-    } else {
-        false
+    let over = mb.tail.len().saturating_sub(TAIL_CAP);
+    let dropped = match over {
+        0 => 0,
+        n => mb.forget_through(mb.tail[n - 1].seq),
     };
-    if !dropped {
-        view.entries += 1;
-        view.trim();
-    }
+    view.entries = (view.entries + 1).saturating_sub(dropped);
+    view.trim();
     Ok(())
 }
 
@@ -1124,13 +1136,7 @@ fn confirm(
     // Entries every device seen so far has confirmed leave the tail (a
     // device not seen yet, or behind, reads them from SQLite).
     let floor = mb.acked.values().copied().min().unwrap_or(0);
-    let mut dropped = 0;
-    while mb.tail.front().is_some_and(|e| e.seq <= floor) {
-        if let Some(e) = mb.tail.pop_front() {
-            mb.base = e.seq;
-            dropped += 1;
-        }
-    }
+    let dropped = mb.forget_through(floor);
     view.entries = view.entries.saturating_sub(dropped);
     Ok(presented)
 }
@@ -1384,7 +1390,7 @@ mod tests {
             if forget {
                 s.view = View::default();
             }
-            let r = match *st {
+            match *st {
                 Step::Send { from, to, cid } => {
                     format!(
                         "{:?}",
@@ -1420,8 +1426,7 @@ mod tests {
                     });
                     format!("{r:?}")
                 }
-            };
-            r
+            }
         }
 
         proptest! {
