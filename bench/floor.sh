@@ -28,23 +28,20 @@ FLOOR_MESSAGES=${FLOOR_MESSAGES:-200000}
 FLOOR_RATE=${FLOOR_RATE:-0}
 FLOOR_PORT=${FLOOR_PORT:-18092}
 mkdir -p "$BENCH_DIR"
-say() { printf '%s\n' "$*" >&2; }
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
 say "== machine: $(nproc) CPU(s) shared by both sides; load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 say "== cargo build --release --example wirefloor"
 cargo build --release --quiet --example wirefloor
 FLOOR=$PWD/target/release/examples/wirefloor
-ulimit -n 65536 2> /dev/null || ulimit -n "$(ulimit -Hn)" 2> /dev/null || true
+raise_nofile $((FLOOR_CONNS + 256))
 
 LOG=$BENCH_DIR/floor-server.log
 "$FLOOR" serve --listen "127.0.0.1:$FLOOR_PORT" 2> "$LOG" &
 SERVER_PID=$!
 trap 'kill "$SERVER_PID" 2> /dev/null || true' EXIT
-for _ in $(seq 100); do
-    grep -q 'listening on' "$LOG" 2> /dev/null && break
-    kill -0 "$SERVER_PID" 2> /dev/null || { cat "$LOG" >&2; exit 1; }
-    sleep 0.1
-done
+wait_listening "$SERVER_PID" "$LOG"
 # utime and stime (clock ticks) of a process: fields 14 and 15 of stat.
 cpu_ticks() { awk '{ print $14, $15 }' "/proc/$1/stat"; }
 read -r su0 ss0 < <(cpu_ticks "$SERVER_PID")

@@ -1,7 +1,27 @@
-# bench/lib.sh: shared by the throughput scripts (sourced, not run).
-# Expects BENCH_DIR (absolute) and GENCAP to be set by the caller.
+# bench/lib.sh: shared by the bench scripts (sourced, not run).
+# bench_setup and gen expect BENCH_DIR (absolute) and GENCAP to be set by the caller.
 
 say() { printf '%s\n' "$*" >&2; }
+
+# raise_nofile WANT: raises the open-file limit to the hard limit (each
+# connection is a descriptor) and warns when it stays below WANT.
+raise_nofile() {
+    ulimit -n 65536 2> /dev/null || ulimit -n "$(ulimit -Hn)" 2> /dev/null || true
+    if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt "$1" ]; then
+        say "!! open-file limit $(ulimit -n) (hard $(ulimit -Hn)) is below $1: expect refused connections"
+    fi
+    say "== open-file limit: $(ulimit -n)"
+}
+
+# wait_listening PID LOG: waits (10 s at most) until the server PID has
+# written 'listening on' to LOG; exits with its log if it died.
+wait_listening() {
+    for _ in $(seq 100); do
+        grep -q 'listening on' "$2" 2> /dev/null && return 0
+        kill -0 "$1" 2> /dev/null || { cat "$2" >&2; exit 1; }
+        sleep 0.1
+    done
+}
 
 is_root() { [ "$(id -u)" = 0 ]; }
 

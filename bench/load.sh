@@ -65,12 +65,7 @@ say "== cargo build --release --bin syncscope --example loadgen"
 cargo build --release --quiet --bin syncscope --example loadgen
 
 # Each side needs a descriptor per connection, plus a few.
-WANT=$((LOAD_CONNS + 256))
-ulimit -n 65536 2> /dev/null || ulimit -n "$(ulimit -Hn)" 2> /dev/null || true
-if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt "$WANT" ]; then
-    say "!! open-file limit $(ulimit -n) (hard $(ulimit -Hn)) is below $WANT: expect refused connections"
-fi
-say "== open-file limit: $(ulimit -n)"
+raise_nofile $((LOAD_CONNS + 256))
 
 DATA=$(mktemp -d "$BENCH_DIR/load-store.XXXXXX")
 SERVER_LOG=$BENCH_DIR/load-server.log
@@ -89,11 +84,7 @@ if [ -n "${LOAD_SERVER_THREADS:-}" ]; then export TOKIO_WORKER_THREADS=$LOAD_SER
 "$SYNCSCOPE" serve --data "$DATA" --listen "127.0.0.1:$LOAD_PORT" --quiet \
     --max-connections "$((LOAD_CONNS + 64))" 2> "$SERVER_LOG" &
 SERVER_PID=$!
-for _ in $(seq 100); do
-    grep -q 'listening on' "$SERVER_LOG" 2> /dev/null && break
-    kill -0 "$SERVER_PID" 2> /dev/null || { cat "$SERVER_LOG" >&2; exit 1; }
-    sleep 0.1
-done
+wait_listening "$SERVER_PID" "$SERVER_LOG"
 
 say "== loadgen: $LOAD_CONNS connections, $LOAD_MESSAGES messages at $LOAD_RATE msg/s (0 = max), $LOAD_THREADS generator thread(s)"
 JSON_FLAG=()
