@@ -172,6 +172,9 @@ async fn connection(mut conn: Connection<TcpStream>, pairs: &Pairs) -> Option<()
 /// Shared tallies of the load.
 struct Tally {
     start: Instant,
+    /// The first send and the last delivery, microseconds since `start`.
+    first_send: AtomicU64,
+    last_delivery: AtomicU64,
     delivered: AtomicU64,
     errors: AtomicU64,
 }
@@ -196,6 +199,8 @@ async fn load(server: &str, conns: usize, messages: u64, rate: f64) -> ExitCode 
     let pairs = (conns / 2).max(1);
     let tally = Arc::new(Tally {
         start: Instant::now(),
+        first_send: AtomicU64::new(u64::MAX),
+        last_delivery: AtomicU64::new(0),
         delivered: AtomicU64::new(0),
         errors: AtomicU64::new(0),
     });
@@ -263,7 +268,11 @@ async fn load(server: &str, conns: usize, messages: u64, rate: f64) -> ExitCode 
     }
     lat.sort_unstable();
     let delivered = tally.delivered.load(Ordering::Relaxed);
-    let first = t0.duration_since(tally.start).as_micros() as u64;
+    let span_us = tally
+        .last_delivery
+        .load(Ordering::Relaxed)
+        .saturating_sub(tally.first_send.load(Ordering::Relaxed))
+        .max(1);
     let pct = |p: f64| {
         lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
             .map_or(0.0, |&us| us as f64 / 1000.0)
@@ -274,7 +283,7 @@ async fn load(server: &str, conns: usize, messages: u64, rate: f64) -> ExitCode 
     );
     println!(
         "throughput   {:.0} msg/s delivered; latency p50 {:.2} ms, p99 {:.2} ms",
-        delivered as f64 / (LAST.load(Ordering::Relaxed).saturating_sub(first).max(1) as f64 / 1e6),
+        delivered as f64 / (span_us as f64 / 1e6),
         pct(0.5),
         pct(0.99)
     );
@@ -290,9 +299,6 @@ async fn load(server: &str, conns: usize, messages: u64, rate: f64) -> ExitCode 
     }
 }
 
-/// The latest delivery, in microseconds since the start.
-static LAST: AtomicU64 = AtomicU64::new(0);
-
 async fn send(
     mut conn: Connection<TcpStream>,
     tally: &Tally,
@@ -306,7 +312,9 @@ async fn send(
         if let (Some(phase), Some(iv)) = (phase, interval) {
             sleep_until(t0 + phase + iv.mul_f64(k as f64)).await;
         }
-        body[..8].copy_from_slice(&tally.now_us().to_be_bytes());
+        let now = tally.now_us();
+        tally.first_send.fetch_min(now, Ordering::Relaxed);
+        body[..8].copy_from_slice(&now.to_be_bytes());
         let ok = conn
             .write_frame(CMD_SEND, k as u32 + 1, &body)
             .await
@@ -357,7 +365,7 @@ async fn receive(
                     lat.push(now.saturating_sub(sent));
                     tally.delivered.fetch_add(1, Ordering::Relaxed);
                 }
-                LAST.fetch_max(now, Ordering::Relaxed);
+                tally.last_delivery.fetch_max(now, Ordering::Relaxed);
             }
             _ => {
                 tally.errors.fetch_add(1, Ordering::Relaxed);
@@ -374,6 +382,7 @@ fn rusage() -> (f64, f64) {
     // 12th, stime the 13th.
     let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
     let f: Vec<&str> = rest.split_whitespace().collect();
+    // Clock ticks: USER_HZ, 100 on Linux whatever the kernel's HZ.
     let tick = 100.0;
     let get = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0) / tick;
     (get(11), get(12))
