@@ -7,8 +7,8 @@ use clap::ValueEnum;
 
 use syncscope::analyze::Options;
 use syncscope::body::protobuf::Schemas;
+use syncscope::proto::commands::Registry;
 use syncscope::proto::keylog::KeyLog;
-use syncscope::proto::registry::Registry;
 
 /// `--format` of flows, frames and sync: a readable table, one JSON
 /// document, or one JSON object per line.

@@ -45,30 +45,11 @@ pub mod server;
 pub mod store;
 pub mod webclient;
 
-use crate::proto::longlink::RESPONSE_OFFSET;
-
-/// Heartbeat (noop), client to server.
-pub const CMD_NOOP: u32 = 6;
-/// Server push "new data, sync now".
-pub const CMD_NEWNOTIFY: u32 = 24;
-/// newsync over the long link.
-pub const CMD_NEWSYNC: u32 = 121;
-/// Identify, the first frame after connecting.
-pub const CMD_IDENTIFY: u32 = 205;
-/// newsendmsg.
-pub const CMD_NEWSENDMSG: u32 = 237;
-/// manualauth: a user name (and device) for a uin and an autoauth key.
-pub const CMD_MANUALAUTH: u32 = 253;
-/// autoauth: the uin and key of an earlier manualauth.
-pub const CMD_AUTOAUTH: u32 = 254;
-/// The error frame the server sends before closing a connection on bad
-/// input: "the response to cmd 0" (10^9), seq of the offending request or 0.
-pub const CMD_ERROR: u32 = RESPONSE_OFFSET;
-
-/// The response cmd for a request cmd.
-pub const fn response(cmd: u32) -> u32 {
-    cmd + RESPONSE_OFFSET
-}
+pub use crate::proto::commands::{
+    response, AUTOAUTH as CMD_AUTOAUTH, ERROR as CMD_ERROR, IDENTIFY as CMD_IDENTIFY,
+    MANUALAUTH as CMD_MANUALAUTH, NEWNOTIFY as CMD_NEWNOTIFY, NEWSENDMSG as CMD_NEWSENDMSG,
+    NEWSYNC as CMD_NEWSYNC, NOOP as CMD_NOOP,
+};
 
 /// Message type of a text message (protocol.md section 6).
 pub const MSG_TYPE_TEXT: u32 = 1;

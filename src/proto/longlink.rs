@@ -13,14 +13,7 @@ use std::fmt;
 pub const HEADER_LEN: usize = 16;
 /// Default cap on a frame's length (header included).
 pub const MAX_FRAME_LEN: u32 = 16 << 20;
-/// A response's cmd is the request's plus this.
-pub const RESPONSE_OFFSET: u32 = 1_000_000_000;
-/// Seq of server pushes.
-pub const SEQ_PUSH: u32 = 0;
-/// Seq of heartbeats (noop).
-pub const SEQ_HEARTBEAT: u32 = 0xFFFF_FFFF;
-/// Seq of the identify message sent right after connecting.
-pub const SEQ_IDENTIFY: u32 = 0xFFFF_FFFE;
+pub use super::commands::{RESPONSE_OFFSET, SEQ_HEARTBEAT, SEQ_IDENTIFY, SEQ_PUSH};
 
 /// Why a header is not a long-link header.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

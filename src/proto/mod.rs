@@ -2,10 +2,10 @@
 //! frames, MMTLS records, the short-link body layout and business packets.
 
 pub mod business;
+pub mod commands;
 pub mod http;
 pub mod keylog;
 pub mod longlink;
 pub mod mmtls;
-pub mod registry;
 pub mod shortlink;
 pub mod web;

@@ -1,6 +1,10 @@
-//! Long-link command names, and which protobuf message a command's request
-//! and response bodies hold. Built-in names come from `docs/protocol.md`; a
-//! user profile (TOML) adds or renames commands and maps them to messages:
+//! The one command table of the long link: numbers, names, and the
+//! request / response / push rules (protocol.md sections 2 and 3), plus
+//! the short link's cgi numbers. The analyzer, the server, the clients and
+//! the examples take their numbers from here.
+//!
+//! [`Registry`] adds a user profile on top: names and which protobuf
+//! message a command's request and response bodies hold.
 //!
 //! ```toml
 //! [[command]]
@@ -13,23 +17,66 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
-use super::longlink::RESPONSE_OFFSET;
+/// A response's cmd is the request's plus this.
+pub const RESPONSE_OFFSET: u32 = 1_000_000_000;
+/// Seq of server pushes.
+pub const SEQ_PUSH: u32 = 0;
+/// Seq of heartbeats (noop).
+pub const SEQ_HEARTBEAT: u32 = 0xFFFF_FFFF;
+/// Seq of the identify message sent right after connecting.
+pub const SEQ_IDENTIFY: u32 = 0xFFFF_FFFE;
+
+/// Heartbeat (noop), client to server.
+pub const NOOP: u32 = 6;
+/// Server push "new data, sync now".
+pub const NEWNOTIFY: u32 = 24;
+/// newinit.
+pub const NEWINIT: u32 = 27;
+/// getprofile.
+pub const GETPROFILE: u32 = 118;
+/// newsync over the long link.
+pub const NEWSYNC: u32 = 121;
+/// Server push with data.
+pub const PUSHDATA: u32 = 122;
+/// Identify, the first frame after connecting.
+pub const IDENTIFY: u32 = 205;
+/// newsendmsg.
+pub const NEWSENDMSG: u32 = 237;
+/// heartbeat (cmd 238).
+pub const HEARTBEAT: u32 = 238;
+/// signalkeep.
+pub const SIGNALKEEP: u32 = 243;
+/// manualauth: a user name (and device) for a uin and an autoauth key.
+pub const MANUALAUTH: u32 = 253;
+/// autoauth: the uin and key of an earlier manualauth.
+pub const AUTOAUTH: u32 = 254;
+/// The error frame a server sends before closing a connection on bad
+/// input: "the response to cmd 0" (10^9), seq of the offending request or 0.
+pub const ERROR: u32 = RESPONSE_OFFSET;
+
+/// The response cmd for a request cmd.
+pub const fn response(cmd: u32) -> u32 {
+    cmd + RESPONSE_OFFSET
+}
+
+/// Short-link cgi number of newsync (business packets, `POST .../newsync`).
+pub const CGI_NEWSYNC: u32 = 138;
 
 /// Built-in request commands (a response is the request + 10^9 and is
 /// named `<name>_resp` unless named on its own).
 const BUILTIN: &[(u32, &str)] = &[
-    (6, "noop"),
-    (24, "newnotify"),
-    (27, "newinit"),
-    (118, "getprofile"),
-    (121, "newsync"),
-    (122, "pushdata"),
-    (205, "longlink_identify"),
-    (237, "newsendmsg"),
-    (238, "heartbeat"),
-    (243, "signalkeep"),
-    (253, "manualauth"),
-    (254, "autoauth"),
+    (NOOP, "noop"),
+    (NEWNOTIFY, "newnotify"),
+    (NEWINIT, "newinit"),
+    (GETPROFILE, "getprofile"),
+    (NEWSYNC, "newsync"),
+    (PUSHDATA, "pushdata"),
+    (IDENTIFY, "longlink_identify"),
+    (NEWSENDMSG, "newsendmsg"),
+    (HEARTBEAT, "heartbeat"),
+    (SIGNALKEEP, "signalkeep"),
+    (MANUALAUTH, "manualauth"),
+    (AUTOAUTH, "autoauth"),
 ];
 
 /// Errors in a profile file.
