@@ -8,7 +8,7 @@
 mod body;
 mod report;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use serde::Serialize;
 
@@ -1282,5 +1282,4 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
     }
 }
 
-/// SyncKey as a key -> value map.
-pub type KeyMap = BTreeMap<u32, u64>;
+pub use crate::body::synckey::KeyMap;

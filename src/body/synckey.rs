@@ -21,6 +21,10 @@ use super::protobuf::{
     encode_bytes_field, encode_varint_field, RawError, RawReason, WireReader, WireValue,
 };
 
+/// A SyncKey as key id -> value (the one map type the analyzer, the
+/// trackers, the web protocol and the clients share).
+pub type KeyMap = BTreeMap<u32, u64>;
+
 /// A SyncKey: (key id, value) pairs in wire order.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct SyncKey {

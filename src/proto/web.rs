@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 /// SyncKey as key -> value.
-pub type KeyMap = BTreeMap<u32, u64>;
+pub use crate::body::synckey::KeyMap;
 
 /// Known web endpoints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]

@@ -9,8 +9,7 @@ use serde::Serialize;
 use crate::capture::Timestamp;
 use crate::flow::Direction;
 
-/// SyncKey as key -> value.
-pub type KeyMap = BTreeMap<u32, u64>;
+pub use crate::body::synckey::KeyMap;
 
 /// Who put a SyncKey on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
