@@ -248,9 +248,7 @@ impl Session {
             synckey: s.synckey.clone(),
         }
         .encode();
-        let answer = s
-            .request("identify", IDENTIFY, SEQ_IDENTIFY, &body)
-            .await?;
+        let answer = s.request("identify", IDENTIFY, SEQ_IDENTIFY, &body).await?;
         let reply = IdentifyReply::decode(&answer).ok_or(ClientError::Refused {
             what: "identify",
             ret: ret::BAD_BODY,

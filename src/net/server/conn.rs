@@ -25,7 +25,6 @@ use crate::net::frame::{self, Connection, Frame, FrameError, ReadError};
 use crate::net::messages::{ret, BaseResponse};
 use crate::proto::commands::{ERROR, NEWNOTIFY, SEQ_PUSH};
 
-
 /// Writes a last message (error frame or HTTP error), closes the write
 /// side, and reads (and drops) what the peer still sends for a moment, so
 /// the close is a FIN after the message rather than a reset that could

@@ -264,11 +264,7 @@ async fn accept_loop(
             tokio::spawn(async move {
                 let mut conn = Connection::new(socket, cap);
                 let body = BaseResponse::error(ret::BUSY, "server busy: too many connections");
-                close_with(
-                    &mut conn,
-                    &frame::encode(ERROR, 0, &body.encode_to_vec()),
-                )
-                .await;
+                close_with(&mut conn, &frame::encode(ERROR, 0, &body.encode_to_vec())).await;
             });
             continue;
         };

@@ -36,10 +36,7 @@ use crate::net::store::{
     Committer, Device, NewMessage, Sent, Store, StoreError, StoredMessage, SyncPage, UserId,
 };
 use crate::net::{CMDID_ADDMSG, KEY_MESSAGES, MSG_TYPE_TEXT};
-use crate::proto::commands::{
-    response, AUTOAUTH, IDENTIFY, MANUALAUTH, NEWSENDMSG, NEWSYNC, NOOP,
-};
-
+use crate::proto::commands::{response, AUTOAUTH, IDENTIFY, MANUALAUTH, NEWSENDMSG, NEWSYNC, NOOP};
 
 /// Runs `f` on the store in the writer thread's next batch (group
 /// commit): the result comes once the batch is committed.
@@ -290,7 +287,12 @@ impl Service {
     }
 
     /// A newsync of `device`: the NewSyncResponse body.
-    pub(super) async fn newsync(&self, user: UserId, device: &str, body: &[u8]) -> Result<Vec<u8>, Failure> {
+    pub(super) async fn newsync(
+        &self,
+        user: UserId,
+        device: &str,
+        body: &[u8],
+    ) -> Result<Vec<u8>, Failure> {
         let req: NewSyncRequest = messages::decode("NewSyncRequest", body)?;
         let key = messages::synckey_of("NewSyncRequest", &req.key_buf)?;
         let presented = position(&key);
@@ -705,3 +707,6 @@ impl Service {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
