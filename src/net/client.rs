@@ -29,6 +29,7 @@ use super::messages::{
     NewSendMsgRequest, NewSendMsgResponse, NewSyncRequest, NewSyncResponse, SkBuiltinString,
     CLIENT_VERSION,
 };
+pub(super) use super::unix_now;
 use super::MSG_TYPE_TEXT;
 use crate::body::synckey::SyncKey;
 use crate::proto::commands::{
@@ -374,16 +375,7 @@ impl Session {
         content: &str,
         client_msg_id: u64,
     ) -> Result<SendAck, ClientError> {
-        let req = NewSendMsgRequest {
-            count: Some(1),
-            list: vec![MicroMsgRequestNew {
-                to_user_name: Some(SkBuiltinString::new(to)),
-                content: Some(content.to_owned()),
-                msg_type: Some(MSG_TYPE_TEXT),
-                create_time: Some(unix_now() as u32),
-                client_msg_id: Some(client_msg_id),
-            }],
-        };
+        let req = text_message(to, content, client_msg_id, unix_now() as u32);
         let seq = self.take_seq();
         let body = self
             .request("newsendmsg", NEWSENDMSG, seq, &req.encode_to_vec())
@@ -506,11 +498,23 @@ fn refused(what: &'static str, body: &[u8]) -> ClientError {
     }
 }
 
-pub(super) fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+/// A newsendmsg request of one text message.
+pub fn text_message(
+    to: &str,
+    content: &str,
+    client_msg_id: u64,
+    create_time: u32,
+) -> NewSendMsgRequest {
+    NewSendMsgRequest {
+        count: Some(1),
+        list: vec![MicroMsgRequestNew {
+            to_user_name: Some(SkBuiltinString::new(to)),
+            content: Some(content.to_owned()),
+            msg_type: Some(MSG_TYPE_TEXT),
+            create_time: Some(create_time),
+            client_msg_id: Some(client_msg_id),
+        }],
+    }
 }
 
 /// A fresh non-zero ClientMsgId: 64 random-looking bits from the clock,

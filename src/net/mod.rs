@@ -57,3 +57,12 @@ pub const MSG_TYPE_TEXT: u32 = 1;
 pub const CMDID_ADDMSG: i32 = 5;
 /// SyncKey key id that counts the messages of a user's mailbox.
 pub const KEY_MESSAGES: u32 = 2;
+
+/// Seconds since the Unix epoch (0 if the clock is before it): message
+/// times of the server and both clients.
+pub(crate) fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}

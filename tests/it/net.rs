@@ -20,8 +20,7 @@ use syncscope::net::client::{self, ClientError, SendOptions, Session};
 use syncscope::net::frame::{Connection, Frame};
 use syncscope::net::messages::{
     ret, AutoAuthRequest, AutoAuthResponse, BaseResponse, ChatMessage, IdentifyExt, IdentifyReply,
-    ManualAuthRequest, ManualAuthResponse, MicroMsgRequestNew, NewSendMsgRequest,
-    NewSendMsgResponse, SkBuiltinString,
+    ManualAuthRequest, ManualAuthResponse, NewSendMsgRequest, NewSendMsgResponse, SkBuiltinString,
 };
 use syncscope::net::server::{self, Config, Event, SharedStore};
 use syncscope::net::store::Store;
@@ -198,17 +197,7 @@ async fn next_frame(c: &mut Connection<TcpStream>) -> Option<Frame> {
 }
 
 fn send_body(to: &str, text: &str, cid: u64) -> Vec<u8> {
-    NewSendMsgRequest {
-        count: Some(1),
-        list: vec![MicroMsgRequestNew {
-            to_user_name: Some(SkBuiltinString::new(to)),
-            content: Some(text.into()),
-            msg_type: Some(1),
-            create_time: Some(0),
-            client_msg_id: Some(cid),
-        }],
-    }
-    .encode_to_vec()
+    client::text_message(to, text, cid, 0).encode_to_vec()
 }
 
 /// Reads until the error frame, checks its Ret, then expects the close.

@@ -18,7 +18,6 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use prost::Message;
 use tokio::sync::Notify;
@@ -35,6 +34,7 @@ use crate::net::messages::{
 use crate::net::store::{
     Committer, Device, NewMessage, Sent, Store, StoreError, StoredMessage, SyncPage, UserId,
 };
+pub(super) use crate::net::unix_now;
 use crate::net::{CMDID_ADDMSG, KEY_MESSAGES, MSG_TYPE_TEXT};
 use crate::proto::commands::{response, AUTOAUTH, IDENTIFY, MANUALAUTH, NEWSENDMSG, NEWSYNC, NOOP};
 
@@ -486,13 +486,6 @@ fn add_msg(m: &StoredMessage) -> AddMsg {
         new_msg_id: Some(m.msg_id as i64),
         client_msg_id: m.client_msg_id.clone(),
     }
-}
-
-pub(super) fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 /// The identified side of a long-link connection.

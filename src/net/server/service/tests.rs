@@ -7,10 +7,7 @@ use std::time::Duration;
 use prost::Message;
 
 use super::*;
-use crate::net::messages::{
-    IdentifyReply, ManualAuthRequest, ManualAuthResponse, MicroMsgRequestNew, NewSendMsgRequest,
-    NewSyncRequest,
-};
+use crate::net::messages::{IdentifyReply, ManualAuthRequest, ManualAuthResponse, NewSyncRequest};
 use crate::net::store::Store;
 use crate::proto::commands::{response, IDENTIFY, NEWSENDMSG, NEWSYNC, NOOP};
 
@@ -55,17 +52,7 @@ fn sync_body(position: u64, selector: Option<u32>) -> Vec<u8> {
 }
 
 fn send_body(to: &str, text: &str, cid: u64) -> Vec<u8> {
-    NewSendMsgRequest {
-        count: Some(1),
-        list: vec![MicroMsgRequestNew {
-            to_user_name: Some(SkBuiltinString::new(to)),
-            content: Some(text.into()),
-            msg_type: Some(1),
-            create_time: Some(0),
-            client_msg_id: Some(cid),
-        }],
-    }
-    .encode_to_vec()
+    crate::net::client::text_message(to, text, cid, 0).encode_to_vec()
 }
 
 /// An identified link of `user`/`device`, and whether identify asked for
