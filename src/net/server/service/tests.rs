@@ -281,14 +281,16 @@ async fn newsendmsg_to_an_unknown_recipient() {
 async fn manualauth_then_autoauth() {
     let (s, events) = service(|_| {});
     let mut link = s.link(peer());
-    let manual = ManualAuthRequest {
-        user_name: Some(SkBuiltinString::new("bob")),
-        device_id: Some("phone".into()),
-        client_version: None,
-    }
-    .encode_to_vec();
+    let manual = |user: &str| {
+        ManualAuthRequest {
+            user_name: Some(SkBuiltinString::new(user)),
+            device_id: Some("phone".into()),
+            client_version: None,
+        }
+        .encode_to_vec()
+    };
     let a = s
-        .apply(&mut link, MANUALAUTH, &manual)
+        .apply(&mut link, MANUALAUTH, &manual("bob"))
         .await
         .expect("manualauth");
     assert_eq!(a.cmd, response(MANUALAUTH));
@@ -336,14 +338,8 @@ async fn manualauth_then_autoauth() {
         "one manualauth, one autoauth event"
     );
     // A name that is not one: refused in the answer.
-    let bad = ManualAuthRequest {
-        user_name: Some(SkBuiltinString::new("two words")),
-        device_id: Some("phone".into()),
-        client_version: None,
-    }
-    .encode_to_vec();
     let a = s
-        .apply(&mut link, MANUALAUTH, &bad)
+        .apply(&mut link, MANUALAUTH, &manual("two words"))
         .await
         .expect("manualauth");
     let m = ManualAuthResponse::decode(a.body.as_slice()).expect("ManualAuthResponse");
