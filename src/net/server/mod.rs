@@ -11,10 +11,9 @@
 //! Bad input (a header that is not a long-link header, a length over the
 //! cap, an unknown cmd, a body that does not decode, a request before
 //! identify, silence past the idle timeout) is answered with one error
-//! frame ([`ERROR`](crate::proto::commands::ERROR), body
-//! `BaseResponse {Ret, ErrMsg}`, seq of the request or 0), the connection
-//! is closed and one [`Event`] is logged. Nothing a peer sends stops the
-//! server.
+//! frame ([`ERROR`], body `BaseResponse {Ret, ErrMsg}`, seq of the
+//! request or 0), the connection is closed and one [`Event`] is logged.
+//! Nothing a peer sends stops the server.
 //!
 //! ```text
 //! mod.rs        Config, Event, run/run_with: the accept loop, the connection cap, the drain

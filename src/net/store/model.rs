@@ -26,7 +26,7 @@ pub struct NewMessage {
     pub create_time: u64,
 }
 
-/// The outcome of [`Store::send`].
+/// The outcome of [`Store::send`](super::Store::send).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Sent {
     pub msg_id: u64,
