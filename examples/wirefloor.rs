@@ -29,9 +29,9 @@ use tokio::sync::{watch, Notify, Semaphore};
 use tokio::time::{sleep_until, Instant};
 
 use syncscope::net::frame::Connection;
-use syncscope::net::{
-    response, CMD_IDENTIFY as CMD_HELLO, CMD_NEWNOTIFY as CMD_PUSH, CMD_NEWSENDMSG as CMD_SEND,
-    CMD_NEWSYNC as CMD_SYNC,
+use syncscope::proto::commands::{
+    response, IDENTIFY as CMD_HELLO, NEWNOTIFY as CMD_PUSH, NEWSENDMSG as CMD_SEND,
+    NEWSYNC as CMD_SYNC,
 };
 
 /// Body sizes close to the real server's: newsendmsg request and answer,

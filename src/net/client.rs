@@ -29,12 +29,13 @@ use super::messages::{
     NewSendMsgRequest, NewSendMsgResponse, NewSyncRequest, NewSyncResponse, SkBuiltinString,
     CLIENT_VERSION,
 };
-use super::{
-    response, CMD_AUTOAUTH, CMD_ERROR, CMD_IDENTIFY, CMD_MANUALAUTH, CMD_NEWNOTIFY, CMD_NEWSENDMSG,
-    CMD_NEWSYNC, CMD_NOOP, MSG_TYPE_TEXT,
-};
+pub(super) use super::unix_now;
+use super::MSG_TYPE_TEXT;
 use crate::body::synckey::SyncKey;
-use crate::proto::longlink::{SEQ_HEARTBEAT, SEQ_IDENTIFY, SEQ_PUSH};
+use crate::proto::commands::{
+    response, AUTOAUTH, ERROR, IDENTIFY, MANUALAUTH, NEWNOTIFY, NEWSENDMSG, NEWSYNC, NOOP,
+    SEQ_HEARTBEAT, SEQ_IDENTIFY, SEQ_PUSH,
+};
 
 /// Client settings.
 #[derive(Debug, Clone)]
@@ -248,9 +249,7 @@ impl Session {
             synckey: s.synckey.clone(),
         }
         .encode();
-        let answer = s
-            .request("identify", CMD_IDENTIFY, SEQ_IDENTIFY, &body)
-            .await?;
+        let answer = s.request("identify", IDENTIFY, SEQ_IDENTIFY, &body).await?;
         let reply = IdentifyReply::decode(&answer).ok_or(ClientError::Refused {
             what: "identify",
             ret: ret::BAD_BODY,
@@ -279,7 +278,7 @@ impl Session {
             };
             let seq = self.take_seq();
             let body = self
-                .request("autoauth", CMD_AUTOAUTH, seq, &req.encode_to_vec())
+                .request("autoauth", AUTOAUTH, seq, &req.encode_to_vec())
                 .await?;
             let resp: AutoAuthResponse = messages::decode("AutoAuthResponse", &body)?;
             if base_ret(&resp.base_response) == 0 {
@@ -295,7 +294,7 @@ impl Session {
         };
         let seq = self.take_seq();
         let body = self
-            .request("manualauth", CMD_MANUALAUTH, seq, &req.encode_to_vec())
+            .request("manualauth", MANUALAUTH, seq, &req.encode_to_vec())
             .await?;
         let resp: ManualAuthResponse = messages::decode("ManualAuthResponse", &body)?;
         let r = base_ret(&resp.base_response);
@@ -350,9 +349,9 @@ impl Session {
             loop {
                 let f = self.conn.read_frame().await?.ok_or(ClientError::Closed)?;
                 let h = f.header;
-                if h.cmd == CMD_NEWNOTIFY {
+                if h.cmd == NEWNOTIFY {
                     self.notified = true;
-                } else if h.cmd == CMD_ERROR && (h.seq == seq || h.seq == 0) {
+                } else if h.cmd == ERROR && (h.seq == seq || h.seq == 0) {
                     return Err(refused(what, &f.body));
                 } else if h.cmd == response(cmd) && h.seq == seq {
                     return Ok(f.body);
@@ -376,19 +375,10 @@ impl Session {
         content: &str,
         client_msg_id: u64,
     ) -> Result<SendAck, ClientError> {
-        let req = NewSendMsgRequest {
-            count: Some(1),
-            list: vec![MicroMsgRequestNew {
-                to_user_name: Some(SkBuiltinString::new(to)),
-                content: Some(content.to_owned()),
-                msg_type: Some(MSG_TYPE_TEXT),
-                create_time: Some(unix_now() as u32),
-                client_msg_id: Some(client_msg_id),
-            }],
-        };
+        let req = text_message(to, content, client_msg_id, unix_now() as u32);
         let seq = self.take_seq();
         let body = self
-            .request("newsendmsg", CMD_NEWSENDMSG, seq, &req.encode_to_vec())
+            .request("newsendmsg", NEWSENDMSG, seq, &req.encode_to_vec())
             .await?;
         let resp: NewSendMsgResponse = messages::decode("NewSendMsgResponse", &body)?;
         let item = resp.list.first().ok_or(ClientError::Refused {
@@ -430,7 +420,7 @@ impl Session {
         };
         let seq = self.take_seq();
         let body = self
-            .request("newsync", CMD_NEWSYNC, seq, &req.encode_to_vec())
+            .request("newsync", NEWSYNC, seq, &req.encode_to_vec())
             .await?;
         let resp: NewSyncResponse = messages::decode("NewSyncResponse", &body)?;
         if let Some(r) = resp.ret.filter(|&r| r != 0) {
@@ -458,7 +448,7 @@ impl Session {
 
     /// Sends a heartbeat and waits for its answer.
     pub async fn heartbeat(&mut self) -> Result<(), ClientError> {
-        self.request("heartbeat", CMD_NOOP, SEQ_HEARTBEAT, &[])
+        self.request("heartbeat", NOOP, SEQ_HEARTBEAT, &[])
             .await
             .map(drop)
     }
@@ -472,11 +462,11 @@ impl Session {
         loop {
             let f = self.conn.read_frame().await?.ok_or(ClientError::Closed)?;
             match f.header.cmd {
-                CMD_NEWNOTIFY => {
+                NEWNOTIFY => {
                     self.notified = true;
                     return Ok(());
                 }
-                CMD_ERROR => return Err(refused("the connection", &f.body)),
+                ERROR => return Err(refused("the connection", &f.body)),
                 _ => {}
             }
         }
@@ -508,11 +498,23 @@ fn refused(what: &'static str, body: &[u8]) -> ClientError {
     }
 }
 
-pub(super) fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+/// A newsendmsg request of one text message.
+pub fn text_message(
+    to: &str,
+    content: &str,
+    client_msg_id: u64,
+    create_time: u32,
+) -> NewSendMsgRequest {
+    NewSendMsgRequest {
+        count: Some(1),
+        list: vec![MicroMsgRequestNew {
+            to_user_name: Some(SkBuiltinString::new(to)),
+            content: Some(content.to_owned()),
+            msg_type: Some(MSG_TYPE_TEXT),
+            create_time: Some(create_time),
+            client_msg_id: Some(client_msg_id),
+        }],
+    }
 }
 
 /// A fresh non-zero ClientMsgId: 64 random-looking bits from the clock,

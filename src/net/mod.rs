@@ -8,8 +8,12 @@
 //! ```text
 //! frame.rs      check-then-parse framing over the shared Header codec (sans-IO) + async Connection
 //! messages.rs   the protobuf bodies (proto/wechat.proto) and the identify extension
-//! store.rs      durable store: SQLite (WAL) on disk or in memory
-//! server.rs     run(listener, store, config, shutdown): one task per connection, pushes, drain
+//! store/        durable store: SQLite (WAL) on disk or in memory
+//!   mod.rs        Store: users, devices, send (exactly once), sync, confirm, pending
+//!   model.rs sql.rs view.rs commit.rs   types; schema and upgrade; in-memory view; group commit
+//! server/       run(listener, store, config, shutdown): accept loop, connection cap, drain
+//!   conn.rs       one connection: the long-link frame loop (read, answer, push, idle timer)
+//!   service.rs    the command logic without sockets, shared by all three links
 //!   shortlink.rs  HTTP POST /cgi-bin/micromsg-bin/newsync|newsendmsg|manualauth|autoauth on the same port
 //!   web.rs        web WeChat: jslogin ... synccheck (long poll), webwxsync, webwxsendmsg
 //! client.rs     manualauth/autoauth, identify, heartbeat, newsync, newsendmsg; send with retries,
@@ -20,6 +24,8 @@
 //!
 //! # Long-link conversation
 //!
+//! The numbers (cmd, seq) are [`crate::proto::commands`]'s.
+//!
 //! | request (cmd, seq) | answer |
 //! |---|---|
 //! | manualauth 253, n | 1000000253: `ManualAuthResponse` (uin, autoauth key) |
@@ -29,7 +35,7 @@
 //! | newsync 121, n | 1000000121: `NewSyncResponse` (AddMsg items, ContinueFlag, new KeyBuf) |
 //! | newsendmsg 237, n | 1000000237: `NewSendMsgResponse` with the server MsgId of every item |
 //! | (server push) | newnotify 24, seq 0, empty body: "sync now" |
-//! | bad input | [`CMD_ERROR`] with the request's seq (0 when unknown), body `BaseResponse {Ret, ErrMsg}`, then close |
+//! | bad input | [`ERROR`](crate::proto::commands::ERROR) (10^9) with the request's seq (0 when unknown), body `BaseResponse {Ret, ErrMsg}`, then close |
 //!
 //! The short link (HTTP on the same port, told apart by the first byte)
 //! carries the same newsync and newsendmsg bodies; see `server/shortlink.rs`.
@@ -45,15 +51,18 @@ pub mod server;
 pub mod store;
 pub mod webclient;
 
-pub use crate::proto::commands::{
-    response, AUTOAUTH as CMD_AUTOAUTH, ERROR as CMD_ERROR, IDENTIFY as CMD_IDENTIFY,
-    MANUALAUTH as CMD_MANUALAUTH, NEWNOTIFY as CMD_NEWNOTIFY, NEWSENDMSG as CMD_NEWSENDMSG,
-    NEWSYNC as CMD_NEWSYNC, NOOP as CMD_NOOP,
-};
-
 /// Message type of a text message (protocol.md section 6).
 pub const MSG_TYPE_TEXT: u32 = 1;
 /// CmdId of an AddMsg item in a CmdList.
 pub const CMDID_ADDMSG: i32 = 5;
 /// SyncKey key id that counts the messages of a user's mailbox.
 pub const KEY_MESSAGES: u32 = 2;
+
+/// Seconds since the Unix epoch (0 if the clock is before it): message
+/// times of the server and both clients.
+pub(crate) fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}

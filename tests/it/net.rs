@@ -20,16 +20,14 @@ use syncscope::net::client::{self, ClientError, SendOptions, Session};
 use syncscope::net::frame::{Connection, Frame};
 use syncscope::net::messages::{
     ret, AutoAuthRequest, AutoAuthResponse, BaseResponse, ChatMessage, IdentifyExt, IdentifyReply,
-    ManualAuthRequest, ManualAuthResponse, MicroMsgRequestNew, NewSendMsgRequest,
-    NewSendMsgResponse, SkBuiltinString,
+    ManualAuthRequest, ManualAuthResponse, NewSendMsgRequest, NewSendMsgResponse, SkBuiltinString,
 };
 use syncscope::net::server::{self, Config, Event, SharedStore};
 use syncscope::net::store::Store;
-use syncscope::net::{
-    response, CMD_AUTOAUTH, CMD_ERROR, CMD_IDENTIFY, CMD_MANUALAUTH, CMD_NEWNOTIFY, CMD_NEWSENDMSG,
-    CMD_NEWSYNC, CMD_NOOP,
+use syncscope::proto::commands::{
+    response, AUTOAUTH, ERROR, IDENTIFY, MANUALAUTH, NEWNOTIFY, NEWSENDMSG, NEWSYNC, NOOP,
+    SEQ_HEARTBEAT, SEQ_IDENTIFY,
 };
-use syncscope::proto::longlink::{SEQ_HEARTBEAT, SEQ_IDENTIFY};
 
 pub(crate) const WAIT: Duration = Duration::from_secs(10);
 
@@ -181,13 +179,13 @@ async fn raw_identify(addr: SocketAddr, user: &str, device: &str) -> Connection<
         synckey: SyncKey::default(),
     }
     .encode();
-    c.write_frame(CMD_IDENTIFY, SEQ_IDENTIFY, &body)
+    c.write_frame(IDENTIFY, SEQ_IDENTIFY, &body)
         .await
         .expect("write identify");
     let f = next_frame(&mut c).await.expect("identify answer");
     assert_eq!(
         (f.header.cmd, f.header.seq),
-        (response(CMD_IDENTIFY), SEQ_IDENTIFY)
+        (response(IDENTIFY), SEQ_IDENTIFY)
     );
     let reply = IdentifyReply::decode(&f.body).expect("identify reply");
     assert_eq!(reply.ret, 0);
@@ -199,17 +197,7 @@ async fn next_frame(c: &mut Connection<TcpStream>) -> Option<Frame> {
 }
 
 fn send_body(to: &str, text: &str, cid: u64) -> Vec<u8> {
-    NewSendMsgRequest {
-        count: Some(1),
-        list: vec![MicroMsgRequestNew {
-            to_user_name: Some(SkBuiltinString::new(to)),
-            content: Some(text.into()),
-            msg_type: Some(1),
-            create_time: Some(0),
-            client_msg_id: Some(cid),
-        }],
-    }
-    .encode_to_vec()
+    client::text_message(to, text, cid, 0).encode_to_vec()
 }
 
 /// Reads until the error frame, checks its Ret, then expects the close.
@@ -218,10 +206,10 @@ async fn expect_error_and_close(c: &mut Connection<TcpStream>, want: i32) -> Str
         let f = next_frame(c)
             .await
             .expect("an error frame before the close");
-        if f.header.cmd == CMD_NEWNOTIFY {
+        if f.header.cmd == NEWNOTIFY {
             continue;
         }
-        assert_eq!(f.header.cmd, CMD_ERROR, "frame {:?}", f.header);
+        assert_eq!(f.header.cmd, ERROR, "frame {:?}", f.header);
         let b = BaseResponse::decode(f.body.as_slice()).expect("BaseResponse");
         assert_eq!(b.ret, Some(want), "error frame: {}", b.message());
         // Closed after it (EOF, or a reset if our bytes were still unread).
@@ -360,7 +348,7 @@ async fn resend_after_a_dropped_ack_is_stored_once() {
     sync_all(&mut bob).await;
     // Alice sends and hangs up without reading the ack.
     let mut c = raw_identify(srv.addr, "alice", "phone").await;
-    c.write_frame(CMD_NEWSENDMSG, 1, &send_body("bob", "once", 777))
+    c.write_frame(NEWSENDMSG, 1, &send_body("bob", "once", 777))
         .await
         .expect("write");
     drop(c);
@@ -387,11 +375,11 @@ async fn resend_after_a_dropped_ack_is_stored_once() {
     assert_eq!(stored[0].client_msg_id.as_deref(), Some("777"));
     // And a third time, on a raw connection, with the full answer checked.
     let mut c = raw_identify(srv.addr, "alice", "phone").await;
-    c.write_frame(CMD_NEWSENDMSG, 5, &send_body("bob", "once", 777))
+    c.write_frame(NEWSENDMSG, 5, &send_body("bob", "once", 777))
         .await
         .expect("write");
     let f = next_frame(&mut c).await.expect("ack");
-    assert_eq!((f.header.cmd, f.header.seq), (response(CMD_NEWSENDMSG), 5));
+    assert_eq!((f.header.cmd, f.header.seq), (response(NEWSENDMSG), 5));
     let resp = NewSendMsgResponse::decode(f.body.as_slice()).expect("response");
     assert_eq!(resp.list[0].new_msg_id, Some(ack.msg_id));
     assert_eq!(resp.list[0].client_msg_id, Some(777));
@@ -420,17 +408,17 @@ async fn send_is_retried_with_the_same_client_msg_id_then_fails() {
             let mut c = Connection::new(s, 1 << 20);
             while let Ok(Some(f)) = c.read_frame().await {
                 match f.header.cmd {
-                    CMD_IDENTIFY => {
+                    IDENTIFY => {
                         let reply = IdentifyReply {
                             ret: 0,
                             uin: 1,
                             primary: true,
                         };
                         let _ = c
-                            .write_frame(response(CMD_IDENTIFY), f.header.seq, &reply.encode())
+                            .write_frame(response(IDENTIFY), f.header.seq, &reply.encode())
                             .await;
                     }
-                    CMD_MANUALAUTH | CMD_AUTOAUTH => {
+                    MANUALAUTH | AUTOAUTH => {
                         let body = ManualAuthResponse {
                             base_response: Some(BaseResponse::error(0, "")),
                             uin: Some(1),
@@ -444,7 +432,7 @@ async fn send_is_retried_with_the_same_client_msg_id_then_fails() {
                             )
                             .await;
                     }
-                    CMD_NEWSENDMSG => {
+                    NEWSENDMSG => {
                         let req = NewSendMsgRequest::decode(f.body.as_slice()).expect("request");
                         log.lock().unwrap().push(req.list[0].client_msg_id);
                         break;
@@ -629,7 +617,7 @@ async fn bad_input_gets_an_error_frame_and_a_close() {
     assert!(msg.contains("header length"), "{msg}");
 
     let mut c = raw(srv.addr).await;
-    let mut big = syncscope::proto::longlink::Header::new(CMD_NEWSYNC, 1, 10_000)
+    let mut big = syncscope::proto::longlink::Header::new(NEWSYNC, 1, 10_000)
         .emit()
         .to_vec();
     big.extend_from_slice(&[0u8; 64]);
@@ -642,18 +630,18 @@ async fn bad_input_gets_an_error_frame_and_a_close() {
     expect_error_and_close(&mut c, ret::UNKNOWN_CMD).await;
 
     let mut c = raw_identify(srv.addr, "alice", "phone").await;
-    c.write_frame(CMD_NEWSENDMSG, 4, &[0x0a, 0xff, 0xff, 0x01])
+    c.write_frame(NEWSENDMSG, 4, &[0x0a, 0xff, 0xff, 0x01])
         .await
         .expect("write");
     let msg = expect_error_and_close(&mut c, ret::BAD_BODY).await;
     assert!(msg.contains("NewSendMsgRequest"), "{msg}");
 
     let mut c = raw(srv.addr).await;
-    c.write_frame(CMD_NEWSYNC, 1, b"").await.expect("write");
+    c.write_frame(NEWSYNC, 1, b"").await.expect("write");
     expect_error_and_close(&mut c, ret::NOT_IDENTIFIED).await;
 
     let mut c = raw(srv.addr).await;
-    c.write_frame(CMD_IDENTIFY, SEQ_IDENTIFY, b"\x01\x02\x03")
+    c.write_frame(IDENTIFY, SEQ_IDENTIFY, b"\x01\x02\x03")
         .await
         .expect("write");
     expect_error_and_close(&mut c, ret::BAD_BODY).await;
@@ -675,13 +663,13 @@ async fn bad_input_gets_an_error_frame_and_a_close() {
     );
     // The server kept serving: Bob's connection and new ones work.
     let mut c = raw(srv.addr).await;
-    c.write_frame(CMD_NOOP, SEQ_HEARTBEAT, b"")
+    c.write_frame(NOOP, SEQ_HEARTBEAT, b"")
         .await
         .expect("write");
     let f = next_frame(&mut c).await.expect("heartbeat answer");
     assert_eq!(
         (f.header.cmd, f.header.seq, f.body.len()),
-        (response(CMD_NOOP), SEQ_HEARTBEAT, 0)
+        (response(NOOP), SEQ_HEARTBEAT, 0)
     );
     srv.send("alice", "bob", "still here").await;
     assert_eq!(receive(&mut bob).await[0].content, "still here");
@@ -727,11 +715,11 @@ async fn unknown_users_idle_peers_and_the_connection_cap() {
     let mut second = within("a free slot", async {
         loop {
             let mut c = raw(srv.addr).await;
-            c.write_frame(CMD_NOOP, SEQ_HEARTBEAT, b"")
+            c.write_frame(NOOP, SEQ_HEARTBEAT, b"")
                 .await
                 .expect("write");
             match c.read_frame().await {
-                Ok(Some(f)) if f.header.cmd == response(CMD_NOOP) => break c,
+                Ok(Some(f)) if f.header.cmd == response(NOOP) => break c,
                 _ => tokio::time::sleep(Duration::from_millis(20)).await,
             }
         }
@@ -746,7 +734,7 @@ async fn unknown_users_idle_peers_and_the_connection_cap() {
         .iter()
         .any(|e| matches!(e, Event::Busy { .. })));
     second
-        .write_frame(CMD_NOOP, SEQ_HEARTBEAT, b"")
+        .write_frame(NOOP, SEQ_HEARTBEAT, b"")
         .await
         .expect("write");
     assert!(next_frame(&mut second).await.is_some());
@@ -758,7 +746,7 @@ async fn raw_request(c: &mut Connection<TcpStream>, cmd: u32, seq: u32, body: &[
     c.write_frame(cmd, seq, body).await.expect("write");
     loop {
         let f = next_frame(c).await.expect("an answer");
-        if f.header.cmd == CMD_NEWNOTIFY {
+        if f.header.cmd == NEWNOTIFY {
             continue;
         }
         assert_eq!((f.header.cmd, f.header.seq), (response(cmd), seq));
@@ -781,7 +769,7 @@ async fn manualauth_then_autoauth_and_the_client_identifies_with_its_uin() {
         .encode_to_vec()
     };
     let mut c = raw(srv.addr).await;
-    let body = raw_request(&mut c, CMD_MANUALAUTH, 1, &manual("bob", "phone")).await;
+    let body = raw_request(&mut c, MANUALAUTH, 1, &manual("bob", "phone")).await;
     let m = ManualAuthResponse::decode(body.as_slice()).expect("ManualAuthResponse");
     assert_eq!(m.base_response.as_ref().and_then(|b| b.ret), Some(0));
     let uin = m.uin.expect("uin");
@@ -804,7 +792,7 @@ async fn manualauth_then_autoauth_and_the_client_identifies_with_its_uin() {
         }
         .encode_to_vec()
     };
-    let ok = raw_request(&mut c, CMD_AUTOAUTH, 2, &auto(uin, &key, "phone")).await;
+    let ok = raw_request(&mut c, AUTOAUTH, 2, &auto(uin, &key, "phone")).await;
     let ok = AutoAuthResponse::decode(ok.as_slice()).expect("AutoAuthResponse");
     assert_eq!(
         (ok.base_response.and_then(|b| b.ret), ok.uin),
@@ -816,20 +804,20 @@ async fn manualauth_then_autoauth_and_the_client_identifies_with_its_uin() {
         (uin + 1, key.clone(), "phone"),
         (uin, vec![0; 16], "phone"),
     ] {
-        let no = raw_request(&mut c, CMD_AUTOAUTH, 3, &auto(u, &k, d)).await;
+        let no = raw_request(&mut c, AUTOAUTH, 3, &auto(u, &k, d)).await;
         let no = AutoAuthResponse::decode(no.as_slice()).expect("AutoAuthResponse");
         assert_eq!(
             no.base_response.and_then(|b| b.ret),
             Some(ret::UNKNOWN_USER)
         );
     }
-    let no = raw_request(&mut c, CMD_MANUALAUTH, 4, &manual("mallory", "phone")).await;
+    let no = raw_request(&mut c, MANUALAUTH, 4, &manual("mallory", "phone")).await;
     let no = ManualAuthResponse::decode(no.as_slice()).expect("ManualAuthResponse");
     assert_eq!(
         no.base_response.and_then(|b| b.ret),
         Some(ret::UNKNOWN_USER)
     );
-    raw_request(&mut c, CMD_NOOP, SEQ_HEARTBEAT, b"").await;
+    raw_request(&mut c, NOOP, SEQ_HEARTBEAT, b"").await;
 
     // The client: manualauth, identify with the uin; a reconnect with the
     // same config (its clones share the key) is accepted by autoauth.
@@ -908,7 +896,7 @@ async fn a_frame_trickled_slower_than_the_frame_timeout_is_closed() {
     let mut c = raw_identify(srv.addr, "alice", "phone").await;
     // A heartbeat sent one byte every 100 ms: the connection is never idle
     // for long, but the frame takes 1.6 s.
-    let frame = syncscope::net::frame::encode(CMD_NOOP, SEQ_HEARTBEAT, b"");
+    let frame = syncscope::net::frame::encode(NOOP, SEQ_HEARTBEAT, b"");
     let started = std::time::Instant::now();
     for b in &frame {
         if c.write_raw(std::slice::from_ref(b)).await.is_err() {
@@ -926,7 +914,7 @@ async fn a_frame_trickled_slower_than_the_frame_timeout_is_closed() {
     let mut ok = raw_identify(srv.addr, "alice", "phone").await;
     ok.write_raw(&frame).await.expect("write");
     let f = next_frame(&mut ok).await.expect("answer");
-    assert_eq!(f.header.cmd, response(CMD_NOOP));
+    assert_eq!(f.header.cmd, response(NOOP));
     srv.stop().await;
 }
 

@@ -1,0 +1,359 @@
+//! The store alone, the writer thread, and the view against the database.
+
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::oneshot;
+
+use super::*;
+
+fn msg(from: UserId, to: UserId, cid: &str, text: &str) -> NewMessage {
+    NewMessage {
+        from,
+        from_device: "phone".into(),
+        to,
+        client_msg_id: Some(cid.into()),
+        msg_type: 1,
+        content: text.into(),
+        create_time: 1_700_000_000,
+    }
+}
+
+#[test]
+fn exactly_once_and_mailboxes() {
+    let mut s = Store::memory().unwrap();
+    let a = s.user("alice", true).unwrap().unwrap();
+    let b = s.user("bob", true).unwrap().unwrap();
+    assert_eq!(s.user("carol", false).unwrap(), None);
+    assert!(s.register_device(a, "phone").unwrap().primary);
+    assert!(!s.register_device(a, "web").unwrap().primary);
+    assert!(s.register_device(b, "phone").unwrap().primary);
+    let first = s.send(&msg(a, b, "1", "hi")).unwrap();
+    assert!(!first.duplicate);
+    let again = s.send(&msg(a, b, "1", "hi (resent)")).unwrap();
+    assert_eq!((again.msg_id, again.duplicate), (first.msg_id, true));
+    // Another sender may reuse the id.
+    assert!(!s.send(&msg(b, a, "1", "yo")).unwrap().duplicate);
+    assert_eq!(s.messages().unwrap().len(), 2);
+    // Bob: one message, then his own send (skipped for his phone).
+    let p = s.sync(b, "phone", 0, 10).unwrap();
+    assert_eq!(p.messages.len(), 1);
+    assert_eq!((p.next_seq, p.more), (2, false));
+    // Alice's web sees both; her phone only Bob's.
+    assert_eq!(s.sync(a, "web", 0, 10).unwrap().messages.len(), 2);
+    let p = s.sync(a, "phone", 0, 1).unwrap();
+    assert_eq!((p.messages.len(), p.next_seq, p.more), (0, 1, true));
+    // Not confirmed yet: offered again.
+    assert_eq!(s.sync(a, "phone", 0, 1).unwrap().next_seq, 1);
+    // Confirmed: gone, and an older key cannot bring it back.
+    let p = s.sync(a, "phone", 1, 1).unwrap();
+    assert_eq!((p.messages.len(), p.next_seq), (1, 2));
+    assert_eq!(s.sync(a, "phone", 0, 5).unwrap().next_seq, 2);
+    assert_eq!(s.device(a, "phone").unwrap().acked_seq, 1);
+    // A key from the future is capped at the mailbox's end.
+    assert_eq!(s.confirm(b, "phone", 99).unwrap(), 2);
+    assert!(!s.pending(b, "phone", 2).unwrap());
+    assert!(s.pending(a, "web", 0).unwrap());
+    assert!(matches!(
+        s.sync(a, "nope", 0, 1),
+        Err(StoreError::UnknownDevice { .. })
+    ));
+}
+
+#[test]
+fn note_to_self_is_one_entry() {
+    let mut s = Store::memory().unwrap();
+    let a = s.user("alice", true).unwrap().unwrap();
+    s.register_device(a, "phone").unwrap();
+    s.register_device(a, "web").unwrap();
+    s.send(&msg(a, a, "x", "note")).unwrap();
+    assert_eq!(s.last_seq(a).unwrap(), 1);
+    assert_eq!(s.sync(a, "web", 0, 10).unwrap().messages.len(), 1);
+    assert_eq!(s.sync(a, "phone", 0, 10).unwrap().messages.len(), 0);
+}
+
+#[test]
+fn a_web_session_first_leaves_the_primary_role_to_the_phone() {
+    let mut s = Store::memory().unwrap();
+    let a = s.user("alice", true).unwrap().unwrap();
+    assert!(!s.register_device_as(a, "web", false).unwrap().primary);
+    assert!(s.register_device(a, "phone").unwrap().primary);
+    assert!(!s.register_device(a, "desktop").unwrap().primary);
+    // Registering again does not change a role.
+    assert!(s.register_device(a, "phone").unwrap().primary);
+}
+
+type BoxedOp<T> = Box<dyn FnOnce(&mut Store) -> Result<T, StoreError> + Send>;
+
+/// Messages committed, counted through a connection of its own.
+fn committed(dir: &Path) -> i64 {
+    Connection::open(dir.join(DB_FILE))
+        .unwrap()
+        .query_row("SELECT count(*) FROM messages", [], |r| r.get(0))
+        .unwrap()
+}
+
+#[test]
+fn a_failing_operation_rolls_back_only_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Store::open(dir.path()).unwrap();
+    let a = s.user("alice", true).unwrap().unwrap();
+    let b = s.user("bob", true).unwrap().unwrap();
+    s.register_device(b, "phone").unwrap();
+    let c = Committer::spawn(Arc::new(Mutex::new(s)));
+    let ops: Vec<BoxedOp<u64>> = vec![
+        Box::new(move |s| Ok(s.send(&msg(a, b, "1", "one"))?.msg_id)),
+        // Writes, then fails: its message must not stay.
+        Box::new(move |s| {
+            s.send(&msg(a, b, "2", "two"))?;
+            Err(StoreError::UnknownUser(99))
+        }),
+        Box::new(move |s| {
+            s.send(&msg(a, b, "4", "four"))?;
+            panic!("a bug in an operation")
+        }),
+        Box::new(move |s| Ok(s.send(&msg(a, b, "3", "three"))?.msg_id)),
+    ];
+    // The test holds the store until all four are queued: one batch.
+    let guard = c.lock();
+    let rxs: Vec<_> = ops.into_iter().map(|f| c.submit(f).ok().unwrap()).collect();
+    drop(guard);
+    let results: Vec<_> = rxs
+        .into_iter()
+        .map(|rx| rx.blocking_recv().unwrap())
+        .collect();
+    assert!(results[0].is_ok(), "{:?}", results[0]);
+    assert!(matches!(results[1], Err(StoreError::UnknownUser(99))));
+    assert!(matches!(results[2], Err(StoreError::Panicked(_))));
+    assert!(results[3].is_ok(), "{:?}", results[3]);
+    assert_eq!(c.stats().get(), (1, 4), "one batch of four");
+    // On disk, seen through another connection: "one" and "three".
+    let mut other = Store::open(dir.path()).unwrap();
+    let texts: Vec<String> = other
+        .messages()
+        .unwrap()
+        .into_iter()
+        .map(|m| m.content)
+        .collect();
+    assert_eq!(texts, ["one", "three"]);
+    // Bob's mailbox advanced by those two only.
+    assert_eq!(other.last_seq(b).unwrap(), 2);
+    // The writer still serves.
+    let p = c.run_blocking(move |s| s.sync(b, "phone", 0, 10)).unwrap();
+    assert_eq!(p.messages.len(), 2);
+}
+
+#[test]
+fn results_come_only_after_the_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Store::open(dir.path()).unwrap();
+    let a = s.user("alice", true).unwrap().unwrap();
+    let b = s.user("bob", true).unwrap().unwrap();
+    let c = Committer::spawn(Arc::new(Mutex::new(s)));
+    let guard = c.lock();
+    let first = c
+        .submit(move |s| s.send(&msg(a, b, "1", "first")))
+        .ok()
+        .unwrap();
+    let first = Arc::new(Mutex::new(first));
+    let slot = Arc::clone(&first);
+    let path = dir.path().to_owned();
+    // Runs after the first in the same batch: the first caller has no
+    // answer yet and its message is not visible to other connections.
+    let second = c
+        .submit(move |_| {
+            let pending = matches!(
+                slot.lock().unwrap().try_recv(),
+                Err(oneshot::error::TryRecvError::Empty)
+            );
+            Ok((pending, committed(&path)))
+        })
+        .ok()
+        .unwrap();
+    drop(guard);
+    assert_eq!(second.blocking_recv().unwrap().unwrap(), (true, 0));
+    // Answers go out in submission order: the first is there.
+    let sent = first.lock().unwrap().try_recv().unwrap().unwrap();
+    assert!(!sent.duplicate);
+    assert_eq!(c.stats().get(), (1, 2), "one batch of two");
+    // Answered: committed.
+    assert_eq!(committed(dir.path()), 1);
+}
+
+#[test]
+fn store_methods_work_alone_and_nested() {
+    let mut s = Store::memory().unwrap();
+    let a = s.user("alice", true).unwrap().unwrap();
+    s.register_device(a, "phone").unwrap();
+    // A duplicate inside an outer savepoint that is then rolled back.
+    let r = s.alone(|s| {
+        s.send(&msg(a, a, "x", "note"))?;
+        assert!(s.send(&msg(a, a, "x", "again"))?.duplicate);
+        Err::<(), _>(StoreError::UnknownUser(7))
+    });
+    assert!(matches!(r, Err(StoreError::UnknownUser(7))));
+    assert!(s.messages().unwrap().is_empty());
+    assert_eq!(s.last_seq(a).unwrap(), 0);
+    s.alone(|s| s.send(&msg(a, a, "x", "note"))).unwrap();
+    assert_eq!(s.last_seq(a).unwrap(), 1);
+}
+/// The view answers as the database does: the same operations on two
+/// stores, one of which forgets its view before every call (so it
+/// reads everything from SQLite), give the same results, including
+/// around failed operations (rolled back) and pages longer than the
+/// tail.
+mod view_model {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Debug, Clone)]
+    enum Step {
+        Send {
+            from: usize,
+            to: usize,
+            cid: u8,
+        },
+        Sync {
+            user: usize,
+            device: usize,
+            back: u64,
+            limit: usize,
+        },
+        Pending {
+            user: usize,
+            device: usize,
+            back: u64,
+        },
+        /// A send, then a failure in the same operation.
+        FailedSend {
+            from: usize,
+            to: usize,
+            cid: u8,
+        },
+    }
+
+    const DEVICES: [&str; 2] = ["phone", "web"];
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            4 => (0..3usize, 0..3usize, any::<u8>())
+                .prop_map(|(from, to, cid)| Step::Send { from, to, cid }),
+            3 => (0..3usize, 0..2usize, 0..(TAIL_CAP as u64 + 8), 1..(TAIL_CAP + 8))
+                .prop_map(|(user, device, back, limit)| Step::Sync { user, device, back, limit }),
+            1 => (0..3usize, 0..2usize, 0..(TAIL_CAP as u64 + 8))
+                .prop_map(|(user, device, back)| Step::Pending { user, device, back }),
+            1 => (0..3usize, 0..3usize, any::<u8>())
+                .prop_map(|(from, to, cid)| Step::FailedSend { from, to, cid }),
+        ]
+    }
+
+    /// Runs one step; `forget` drops the view first.
+    fn run(s: &mut Store, users: &[UserId], st: &Step, forget: bool) -> String {
+        if forget {
+            s.view = View::default();
+        }
+        match *st {
+            Step::Send { from, to, cid } => {
+                format!(
+                    "{:?}",
+                    s.send(&msg(users[from], users[to], &cid.to_string(), "x"))
+                )
+            }
+            Step::Sync {
+                user,
+                device,
+                back,
+                limit,
+            } => {
+                let u = users[user];
+                let at = s.last_seq(u).unwrap().saturating_sub(back);
+                if forget {
+                    s.view = View::default();
+                }
+                format!("{:?}", s.sync(u, DEVICES[device], at, limit))
+            }
+            Step::Pending { user, device, back } => {
+                let u = users[user];
+                let at = s.last_seq(u).unwrap().saturating_sub(back);
+                if forget {
+                    s.view = View::default();
+                }
+                format!("{:?}", s.pending(u, DEVICES[device], at))
+            }
+            Step::FailedSend { from, to, cid } => {
+                let m = msg(users[from], users[to], &format!("f{cid}"), "y");
+                let r: Result<(), _> = s.alone(|st| {
+                    st.send(&m)?;
+                    Err(StoreError::UnknownUser(-1))
+                });
+                format!("{r:?}")
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn view_matches_the_database(steps in proptest::collection::vec(step(), 1..160)) {
+            let mut with = Store::memory().unwrap();
+            let mut without = Store::memory().unwrap();
+            let mut users = Vec::new();
+            for name in ["alice", "bob", "carol"] {
+                let a = with.user(name, true).unwrap().unwrap();
+                let b = without.user(name, true).unwrap().unwrap();
+                prop_assert_eq!(a, b);
+                for d in DEVICES {
+                    with.register_device(a, d).unwrap();
+                    without.register_device(b, d).unwrap();
+                }
+                users.push(a);
+            }
+            for (i, st) in steps.iter().enumerate() {
+                let a = run(&mut with, &users, st, false);
+                let b = run(&mut without, &users, st, true);
+                prop_assert_eq!(a, b, "step {} {:?}", i, st);
+            }
+            for &u in &users {
+                for d in DEVICES {
+                    prop_assert_eq!(
+                        with.device(u, d).unwrap().acked_seq,
+                        without.device(u, d).unwrap().acked_seq
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn a_version_1_store_is_upgraded() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let c = Connection::open(dir.path().join(DB_FILE)).unwrap();
+        c.execute_batch(
+            "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,
+                 last_seq INTEGER NOT NULL DEFAULT 0);
+             PRAGMA user_version = 1;",
+        )
+        .unwrap();
+        c.execute("INSERT INTO users (name, last_seq) VALUES ('alice', 0)", [])
+            .unwrap();
+    }
+    let mut s = Store::open(dir.path()).unwrap();
+    let a = s.user("alice", false).unwrap().unwrap();
+    s.register_device(a, "phone").unwrap();
+    s.send(&msg(a, a, "1", "note")).unwrap();
+    assert_eq!(s.last_seq(a).unwrap(), 1);
+    drop(s);
+    let c = Connection::open(dir.path().join(DB_FILE)).unwrap();
+    let v: i64 = c
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(v, SCHEMA_VERSION);
+    // A newer store is refused, not misread.
+    c.execute_batch("PRAGMA user_version = 99").unwrap();
+    drop(c);
+    assert!(matches!(
+        Store::open(dir.path()),
+        Err(StoreError::Version(99))
+    ));
+}
