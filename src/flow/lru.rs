@@ -123,15 +123,12 @@ impl<T, const N: usize> Lru<T, N> {
         Some(self.nodes[i as usize].next).filter(|&n| n != NIL)
     }
 
-    /// Every live value, in no particular order; the slab is left empty.
-    pub(crate) fn drain(&mut self) -> impl Iterator<Item = T> + '_ {
-        self.lists = [Ends {
-            head: NIL,
-            tail: NIL,
-        }; N];
-        self.free = NIL;
-        self.len = 0;
-        self.nodes.drain(..).filter_map(|n| n.value)
+    /// Every live value with its slot, in no particular order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (Idx, &T)> + '_ {
+        self.nodes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, n)| Some((i as Idx, n.value.as_ref()?)))
     }
 
     fn link_back(&mut self, i: Idx, list: usize) {
@@ -198,10 +195,9 @@ mod tests {
         assert_eq!(d, c, "the freed slot is reused");
         assert_eq!((list(&l, 0), list(&l, 1)), (vec![1], vec![2, 4]));
         assert_eq!(l.len(), 3);
-        let mut all: Vec<u32> = l.drain().collect();
+        let mut all: Vec<(Idx, u32)> = l.iter().map(|(i, v)| (i, *v)).collect();
         all.sort();
-        assert_eq!(all, [1, 2, 4]);
-        assert_eq!((l.len(), l.front(0), l.front(1)), (0, None, None));
+        assert_eq!(all, [(a, 1), (b, 2), (d, 4)]);
     }
 
     #[derive(Debug, Clone)]

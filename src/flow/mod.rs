@@ -520,10 +520,12 @@ impl FlowTable {
 
     /// The capture is over: every live connection is closed out, in id order.
     pub fn finish<S: Sink>(&mut self, sink: &mut S) {
-        self.index.clear();
-        let mut all: Vec<Flow> = self.flows.drain().collect();
-        all.sort_by_key(|f| f.meta.id);
-        for f in all {
+        // Ids and slots, not the flows: no second copy of the table.
+        let mut all: Vec<(u64, lru::Idx)> =
+            self.flows.iter().map(|(i, f)| (f.meta.id, i)).collect();
+        all.sort_unstable();
+        for (_, i) in all {
+            let f = self.take(i);
             self.close_out(f, sink);
         }
     }
