@@ -3,9 +3,12 @@
 //! packet is handed to the reassembler of its direction and the resulting
 //! events go to a [`Sink`].
 
-use std::collections::hash_map::Entry;
-use std::collections::HashMap;
+mod lru;
+
+use std::hash::BuildHasher;
 use std::net::SocketAddr;
+
+use hashbrown::HashTable;
 
 use crate::capture::Timestamp;
 use crate::reassembly::{self, Budget, Event, HalfStream, Segment};
@@ -106,7 +109,8 @@ pub struct Config {
     /// clock that jumps (captures with odd timestamps) then cannot cut live
     /// connections in two.
     pub idle_min_packets: u64,
-    /// Connections tracked at once; the least recently active is closed out beyond it.
+    /// Connections tracked at once; beyond it the least recently active
+    /// (by packet order) is closed out.
     pub max_flows: usize,
 }
 
@@ -138,15 +142,15 @@ pub struct FlowMeta {
     pub packets: u64,
     /// Table-wide packet number of the last packet.
     last_packet: u64,
-    syn_sender: Option<usize>,
-    synack_receiver: Option<usize>,
+    syn_sender: Option<u8>,
+    synack_receiver: Option<u8>,
 }
 
 impl FlowMeta {
     /// Side (0 = sender of the first packet, 1 = the other) that is the
     /// client according to what has been seen so far.
     pub fn client_side(&self) -> usize {
-        self.syn_sender.or(self.synack_receiver).unwrap_or(0)
+        usize::from(self.syn_sender.or(self.synack_receiver).unwrap_or(0))
     }
 
     pub fn client_by(&self) -> ClientBy {
@@ -224,13 +228,87 @@ pub trait Sink {
 #[derive(Debug)]
 struct Flow {
     meta: FlowMeta,
-    halves: [HalfStream; 2],
+    halves: Halves,
+}
+
+/// The reassembly state of both directions. A connection that has seen
+/// nothing but bare SYNs (a port scan, a SYN flood, an unanswered connect)
+/// keeps only their sequence numbers and counts; the two [`HalfStream`]s
+/// are made at its first other packet, by feeding them those SYNs, so the
+/// result is the same as if they had been there from the start.
+#[derive(Debug)]
+enum Halves {
+    Syn(SynOnly),
+    Full(Box<[HalfStream; 2]>),
+}
+
+#[derive(Debug, Default)]
+struct SynOnly {
+    isn: [Option<u32>; 2],
+    segments: [u64; 2],
+}
+
+impl SynOnly {
+    /// Whether this packet leaves the connection SYN-only: a bare SYN with
+    /// the same sequence number as any earlier SYN of its side.
+    fn takes(&self, side: usize, seg: &TcpSegment<'_>) -> bool {
+        let f = seg.flags;
+        f.syn
+            && !f.ack
+            && !f.fin
+            && !f.rst
+            && seg.payload.is_empty()
+            && seg.wire_len == 0
+            && self.isn[side].is_none_or(|isn| isn == seg.seq)
+    }
+
+    fn full(&self, cfg: reassembly::Config, budget: &mut Budget) -> Box<[HalfStream; 2]> {
+        let mut h = Box::new([HalfStream::new(cfg), HalfStream::new(cfg)]);
+        for side in 0..2 {
+            if let Some(isn) = self.isn[side] {
+                for _ in 0..self.segments[side] {
+                    let syn = Segment {
+                        seq: isn,
+                        syn: true,
+                        fin: false,
+                        rst: false,
+                        payload: &[],
+                        wire_len: 0,
+                    };
+                    // A bare SYN makes no event.
+                    h[side].segment(syn, budget, &mut |_| {});
+                }
+            }
+        }
+        h
+    }
+
+    fn stats(&self, side: usize) -> reassembly::Stats {
+        reassembly::Stats {
+            segments: self.segments[side],
+            ..Default::default()
+        }
+    }
 }
 
 impl Flow {
     fn closed(&self) -> bool {
-        let [a, b] = &self.halves;
-        a.saw_rst() || b.saw_rst() || (a.saw_fin() && b.saw_fin())
+        match &self.halves {
+            Halves::Syn(_) => false,
+            Halves::Full(h) => {
+                let [a, b] = &**h;
+                a.saw_rst() || b.saw_rst() || (a.saw_fin() && b.saw_fin())
+            }
+        }
+    }
+
+    /// Initial sequence number and anchor of `side`, for telling a new
+    /// connection on the same 4-tuple from a retransmitted SYN.
+    fn isn_and_base(&self, side: usize) -> (Option<u32>, Option<u32>) {
+        match &self.halves {
+            Halves::Syn(s) => (s.isn[side], s.isn[side].map(|i| i.wrapping_add(1))),
+            Halves::Full(h) => (h[side].isn(), h[side].base_seq()),
+        }
     }
 }
 
@@ -255,11 +333,23 @@ fn key(a: SocketAddr, b: SocketAddr) -> Key {
     }
 }
 
+/// The lists of [`lru::Lru`] the table keeps connections on.
+const OPEN: usize = 0;
+const CLOSED: usize = 1;
+
 /// All live connections.
+///
+/// They sit in a slab on two lists in order of last packet (open ones and
+/// ones that saw RST or FINs both ways), found by 4-tuple through a hash
+/// table of slab indices: a connection costs its [`FlowMeta`] plus a few
+/// dozen bytes while it has seen only bare SYNs, and expiry and eviction
+/// look only at the fronts of the lists (O(1) per connection closed out).
 #[derive(Debug)]
 pub struct FlowTable {
     cfg: Config,
-    flows: FlowMap,
+    flows: lru::Lru<Flow, 2>,
+    index: HashTable<lru::Idx>,
+    hasher: foldhash::fast::RandomState,
     budget: Budget,
     next_id: u64,
     /// Packets fed so far.
@@ -273,7 +363,9 @@ impl FlowTable {
     pub fn new(cfg: Config) -> Self {
         FlowTable {
             cfg,
-            flows: FlowMap::default(),
+            flows: lru::Lru::default(),
+            index: HashTable::new(),
+            hasher: foldhash::fast::RandomState::default(),
             budget: Budget::new(cfg.max_buffer_total),
             next_id: 0,
             packets: 0,
@@ -296,59 +388,58 @@ impl FlowTable {
         self.budget.used
     }
 
+    fn find(&self, k: &Key) -> Option<lru::Idx> {
+        let flows = &self.flows;
+        self.index
+            .find(self.hasher.hash_one(k), |&i| flow_key(flows.get(i)) == *k)
+            .copied()
+    }
+
+    /// Takes connection `i` out of the table.
+    fn take(&mut self, i: lru::Idx) -> Flow {
+        let k = flow_key(self.flows.get(i));
+        let h = self.hasher.hash_one(k);
+        if let Ok(e) = self.index.find_entry(h, |&j| j == i) {
+            e.remove();
+        }
+        self.flows.remove(i)
+    }
+
     /// Feeds one TCP segment captured at `ts`.
     pub fn packet<S: Sink>(&mut self, ts: Timestamp, seg: &TcpSegment<'_>, sink: &mut S) {
         self.packets += 1;
         self.sweep(ts, sink);
         let k = key(seg.src, seg.dst);
         let pure_syn = seg.flags.syn && !seg.flags.ack;
-        if pure_syn {
-            if let Some(flow) = self.flows.get(&k) {
-                let side = usize::from(seg.src != flow.meta.first_src);
-                let h = &flow.halves[side];
-                let same = match (h.isn(), h.base_seq()) {
-                    (Some(isn), _) => isn == seg.seq,
-                    (None, Some(base)) => base == seg.seq.wrapping_add(1),
-                    (None, None) => true,
-                };
-                if !same {
-                    // A new connection on the same 4-tuple (port reuse).
-                    self.stats.reused += 1;
-                    let old = self.flows.remove(&k).expect("present");
-                    self.close_out(old, sink);
-                }
+        // One hash lookup per packet on the common path.
+        let mut found = self.find(&k);
+        if let (true, Some(i)) = (pure_syn, found) {
+            let flow = self.flows.get(i);
+            let side = usize::from(seg.src != flow.meta.first_src);
+            let same = match flow.isn_and_base(side) {
+                (Some(isn), _) => isn == seg.seq,
+                (None, Some(base)) => base == seg.seq.wrapping_add(1),
+                (None, None) => true,
+            };
+            if !same {
+                // A new connection on the same 4-tuple (port reuse).
+                self.stats.reused += 1;
+                let old = self.take(i);
+                self.close_out(old, sink);
+                found = None;
             }
         }
-        if self.flows.len() >= self.cfg.max_flows && !self.flows.contains_key(&k) {
-            self.evict_one(sink);
-        }
-        // One hash lookup per packet on the common path.
-        let active_before = self.flows.len() as u64;
-        let flow = match self.flows.entry(k) {
-            Entry::Occupied(e) => e.into_mut(),
-            Entry::Vacant(v) => {
-                let meta = FlowMeta {
-                    id: self.next_id,
-                    first_src: seg.src,
-                    first_dst: seg.dst,
-                    first_ts: ts,
-                    last_ts: ts,
-                    now: ts,
-                    packets: 0,
-                    last_packet: 0,
-                    syn_sender: None,
-                    synack_receiver: None,
-                };
-                self.next_id += 1;
-                self.stats.flows += 1;
-                let r = self.cfg.reassembly;
-                self.stats.max_active = self.stats.max_active.max(active_before + 1);
-                v.insert(Flow {
-                    meta,
-                    halves: [HalfStream::new(r), HalfStream::new(r)],
-                })
+        let i = match found {
+            Some(i) => i,
+            None => {
+                if self.flows.len() >= self.cfg.max_flows {
+                    self.evict_one(sink);
+                }
+                self.stats.max_active = self.stats.max_active.max(self.flows.len() as u64 + 1);
+                self.new_flow(k, ts, seg)
             }
         };
+        let flow = self.flows.get_mut(i);
         let side = usize::from(seg.src != flow.meta.first_src);
         let meta = &mut flow.meta;
         meta.last_ts = meta.last_ts.max(ts);
@@ -356,13 +447,25 @@ impl FlowTable {
         meta.packets += 1;
         meta.last_packet = self.packets;
         if pure_syn && meta.syn_sender.is_none() {
-            meta.syn_sender = Some(side);
+            meta.syn_sender = Some(side as u8);
         }
         if seg.flags.syn && seg.flags.ack && meta.synack_receiver.is_none() {
-            meta.synack_receiver = Some(1 - side);
+            meta.synack_receiver = Some(1 - side as u8);
         }
+        if let Halves::Syn(s) = &mut flow.halves {
+            if s.takes(side, seg) {
+                s.isn[side] = Some(seg.seq);
+                s.segments[side] += 1;
+                self.flows.touch(i, OPEN);
+                return;
+            }
+            flow.halves = Halves::Full(s.full(self.cfg.reassembly, &mut self.budget));
+        }
+        let Halves::Full(halves) = &mut flow.halves else {
+            unreachable!("made full above")
+        };
         let meta = &flow.meta;
-        let [h0, h1] = &mut flow.halves;
+        let [h0, h1] = &mut **halves;
         let (this, other) = if side == 0 { (h0, h1) } else { (h1, h0) };
         let (s, rs) = (Side::from_index(side), Side::from_index(1 - side));
         this.segment(
@@ -382,17 +485,57 @@ impl FlowTable {
                 sink.event(meta, rs, ev)
             });
         }
+        let list = if flow.closed() { CLOSED } else { OPEN };
+        self.flows.touch(i, list);
+    }
+
+    fn new_flow(&mut self, k: Key, ts: Timestamp, seg: &TcpSegment<'_>) -> lru::Idx {
+        let meta = FlowMeta {
+            id: self.next_id,
+            first_src: seg.src,
+            first_dst: seg.dst,
+            first_ts: ts,
+            last_ts: ts,
+            now: ts,
+            packets: 0,
+            last_packet: 0,
+            syn_sender: None,
+            synack_receiver: None,
+        };
+        self.next_id += 1;
+        self.stats.flows += 1;
+        let i = self.flows.insert(
+            OPEN,
+            Flow {
+                meta,
+                halves: Halves::Syn(SynOnly::default()),
+            },
+        );
+        let (flows, hasher) = (&self.flows, &self.hasher);
+        self.index.insert_unique(hasher.hash_one(k), i, |&j| {
+            hasher.hash_one(flow_key(flows.get(j)))
+        });
+        i
     }
 
     /// The capture is over: every live connection is closed out, in id order.
     pub fn finish<S: Sink>(&mut self, sink: &mut S) {
-        let mut all: Vec<Flow> = self.flows.drain().map(|(_, f)| f).collect();
-        all.sort_by_key(|f| f.meta.id);
-        for f in all {
+        // Ids and slots, not the flows: no second copy of the table.
+        let mut all: Vec<(u64, lru::Idx)> =
+            self.flows.iter().map(|(i, f)| (f.meta.id, i)).collect();
+        all.sort_unstable();
+        for (_, i) in all {
+            let f = self.take(i);
             self.close_out(f, sink);
         }
     }
 
+    /// Closes out connections idle for longer than their timeout (and at
+    /// least `idle_min_packets` packets). Each list is walked from its least
+    /// recently active connection and the walk stops at the first one that
+    /// is not expired: in a capture whose clock runs forward that finds
+    /// exactly the expired ones; where the clock jumps back, a connection
+    /// can be closed out later than its timeout, never earlier.
     fn sweep<S: Sink>(&mut self, now: Timestamp, sink: &mut S) {
         match self.last_sweep {
             Some((t, p)) if (now.secs < t + 10 && now.secs >= t) || self.packets < p + 1024 => {
@@ -401,57 +544,69 @@ impl FlowTable {
             _ => {}
         }
         self.last_sweep = Some((now.secs, self.packets));
-        let (idle, closed) = (self.cfg.idle_timeout_secs, self.cfg.closed_timeout_secs);
         let (now_pkt, min_pkts) = (self.packets, self.cfg.idle_min_packets);
-        let mut expired: Vec<Key> = self
-            .flows
-            .iter()
-            .filter(|(_, f)| {
-                let quiet = now.secs.saturating_sub(f.meta.last_ts.secs);
-                now_pkt - f.meta.last_packet >= min_pkts
-                    && (quiet > idle || (f.closed() && quiet > closed))
-            })
-            .map(|(k, _)| *k)
-            .collect();
-        if expired.is_empty() {
-            return;
+        let mut expired: Vec<(u64, lru::Idx)> = Vec::new();
+        for (list, timeout) in [
+            (OPEN, self.cfg.idle_timeout_secs),
+            // A closed connection also goes when it is idle for the open timeout.
+            (
+                CLOSED,
+                self.cfg.closed_timeout_secs.min(self.cfg.idle_timeout_secs),
+            ),
+        ] {
+            let mut at = self.flows.front(list);
+            while let Some(i) = at {
+                let m = &self.flows.get(i).meta;
+                let quiet = now.secs.saturating_sub(m.last_ts.secs);
+                if now_pkt - m.last_packet < min_pkts || quiet <= timeout {
+                    break;
+                }
+                expired.push((m.id, i));
+                at = self.flows.next(i);
+            }
         }
-        expired.sort_by_key(|k| self.flows[k].meta.id);
-        for k in expired {
-            let f = self.flows.remove(&k).expect("present");
+        expired.sort_unstable();
+        for (_, i) in expired {
+            let f = self.take(i);
             self.stats.expired_idle += 1;
             self.close_out(f, sink);
         }
     }
 
+    /// Closes out the least recently active connection (by packet order).
     fn evict_one<S: Sink>(&mut self, sink: &mut S) {
-        let oldest = self
-            .flows
-            .iter()
-            .min_by_key(|(_, f)| (f.meta.last_ts, f.meta.id))
-            .map(|(k, _)| *k);
-        if let Some(k) = oldest {
-            let f = self.flows.remove(&k).expect("present");
+        let last = |i: lru::Idx| self.flows.get(i).meta.last_packet;
+        let oldest = match (self.flows.front(OPEN), self.flows.front(CLOSED)) {
+            (Some(a), Some(b)) => Some(if last(b) < last(a) { b } else { a }),
+            (a, b) => a.or(b),
+        };
+        if let Some(i) = oldest {
+            let f = self.take(i);
             self.stats.evicted += 1;
             self.close_out(f, sink);
         }
     }
 
-    fn close_out<S: Sink>(&mut self, mut flow: Flow, sink: &mut S) {
-        let meta = &flow.meta;
-        for side in 0..2 {
-            let s = Side::from_index(side);
-            flow.halves[side].finish(&mut self.budget, &mut |ev| sink.event(meta, s, ev));
-        }
+    fn close_out<S: Sink>(&mut self, flow: Flow, sink: &mut S) {
+        let Flow { meta, halves } = flow;
         let cs = meta.client_side();
-        let [h0, h1] = &flow.halves;
-        let (c, s) = if cs == 0 { (h0, h1) } else { (h1, h0) };
-        let end = if c.saw_rst() || s.saw_rst() {
-            End::Rst
-        } else if c.saw_fin() || s.saw_fin() {
-            End::Fin
-        } else {
-            End::Open
+        let (stats, end) = match halves {
+            Halves::Syn(s) => ([s.stats(0), s.stats(1)], End::Open),
+            Halves::Full(mut h) => {
+                for (side, half) in h.iter_mut().enumerate() {
+                    let s = Side::from_index(side);
+                    half.finish(&mut self.budget, &mut |ev| sink.event(&meta, s, ev));
+                }
+                let [a, b] = &*h;
+                let end = if a.saw_rst() || b.saw_rst() {
+                    End::Rst
+                } else if a.saw_fin() || b.saw_fin() {
+                    End::Fin
+                } else {
+                    End::Open
+                };
+                ([*a.stats(), *b.stats()], end)
+            }
         };
         let summary = FlowSummary {
             id: meta.id,
@@ -461,8 +616,8 @@ impl FlowTable {
             first_ts: meta.first_ts,
             last_ts: meta.last_ts,
             packets: meta.packets,
-            c2s: *c.stats(),
-            s2c: *s.stats(),
+            c2s: stats[cs],
+            s2c: stats[1 - cs],
             end,
             client_side: Side::from_index(cs),
         };
@@ -470,9 +625,9 @@ impl FlowTable {
     }
 }
 
-/// Flows are keyed by attacker-controlled addresses: a seeded fast hash
-/// (foldhash) instead of SipHash, which cost a third of the per-packet work.
-type FlowMap = HashMap<Key, Flow, foldhash::fast::RandomState>;
+fn flow_key(f: &Flow) -> Key {
+    key(f.meta.first_src, f.meta.first_dst)
+}
 
 #[cfg(test)]
 mod tests {
