@@ -40,11 +40,12 @@ pub(super) fn parse_chunk_size(line: &[u8]) -> Option<u64> {
 
 /// Whether a Transfer-Encoding is present, and whether its final coding is
 /// chunked.
-pub(super) fn transfer_encoding(headers: &[(String, Vec<u8>)]) -> (bool, bool) {
+pub(super) fn transfer_encoding<N: AsRef<str>, V: AsRef<[u8]>>(headers: &[(N, V)]) -> (bool, bool) {
     let mut present = false;
     let mut last: Option<&[u8]> = None;
     for (n, v) in headers {
-        if n.eq_ignore_ascii_case("transfer-encoding") {
+        let v = v.as_ref();
+        if n.as_ref().eq_ignore_ascii_case("transfer-encoding") {
             present = true;
             for e in v.split(|&b| b == b',') {
                 let e = trim_ows(e);
@@ -62,10 +63,13 @@ pub(super) fn transfer_encoding(headers: &[(String, Vec<u8>)]) -> (bool, bool) {
 }
 
 /// Content-Length: None when absent, Err(value) when not one number.
-pub(super) fn content_length(headers: &[(String, Vec<u8>)]) -> Result<Option<u64>, String> {
+pub(super) fn content_length<N: AsRef<str>, V: AsRef<[u8]>>(
+    headers: &[(N, V)],
+) -> Result<Option<u64>, String> {
     let mut val = None;
     for (n, v) in headers {
-        if !n.eq_ignore_ascii_case("content-length") {
+        let v = v.as_ref();
+        if !n.as_ref().eq_ignore_ascii_case("content-length") {
             continue;
         }
         let bad = || String::from_utf8_lossy(v).into_owned();

@@ -1,5 +1,6 @@
 //! Message heads: the start line and header fields, parsed with httparse.
 
+use super::message::{HttpMessage, Limits, Parse, ParseError};
 use super::{strip_cr, trim_ows, Message, Start};
 use crate::capture::Timestamp;
 use crate::flow::Direction;
@@ -60,7 +61,7 @@ pub(super) fn find_head_end(d: &[u8], from: usize) -> Result<usize, usize> {
     Err(d.len())
 }
 
-pub(super) fn parser_config() -> httparse::ParserConfig {
+fn parser_config() -> httparse::ParserConfig {
     let mut c = httparse::ParserConfig::default();
     c.allow_spaces_after_header_name_in_responses(true)
         .allow_obsolete_multiline_headers_in_responses(true)
@@ -71,43 +72,116 @@ pub(super) fn parser_config() -> httparse::ParserConfig {
     c
 }
 
-/// Parses a complete head (start line to the empty line) with httparse.
-pub(super) fn parse_head(head: &[u8]) -> Option<Parsed> {
-    let n = head.iter().filter(|&&b| b == b'\n').count().max(1);
-    let mut hdrs = vec![httparse::EMPTY_HEADER; n];
-    let cfg = parser_config();
-    let fields = |h: &[httparse::Header<'_>]| {
-        h.iter()
-            .map(|h| (h.name.to_string(), h.value.to_vec()))
-            .collect::<Vec<_>>()
+/// Which start line a head may have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Request,
+    Response,
+    /// A response when it starts with `HTTP/`, else a request.
+    Either,
+}
+
+/// httparse's rules: strict (what the server and the clients accept) or
+/// lenient (what the analyzer takes from captured traffic).
+fn parser(lenient: bool) -> httparse::ParserConfig {
+    if lenient {
+        parser_config()
+    } else {
+        httparse::ParserConfig::default()
+    }
+}
+
+/// The one head parser: the start line and header fields at the start of
+/// `buf`, with httparse. Complete: the message with an empty body (its
+/// `body_offset` is the head's length) and the head's length.
+pub fn parse<'b>(buf: &'b [u8], kind: Kind, limits: &Limits) -> Parse<HttpMessage<'b>> {
+    let mut hdrs = vec![httparse::EMPTY_HEADER; limits.max_headers];
+    let cfg = parser(limits.lenient);
+    let response = match kind {
+        Kind::Request => false,
+        Kind::Response => true,
+        Kind::Either => buf.starts_with(b"HTTP/"),
     };
-    if head.starts_with(b"HTTP/") {
+    let fields = |h: &[httparse::Header<'b>]| {
+        h.iter()
+            .map(|h| (h.name, h.value))
+            .collect::<Vec<(&'b str, &'b [u8])>>()
+    };
+    let (status, msg) = if response {
         let mut r = httparse::Response::new(&mut hdrs);
-        match cfg.parse_response(&mut r, head) {
-            Ok(httparse::Status::Complete(_)) => Some(Parsed {
-                start: Start::Response {
-                    status: r.code?,
-                    reason: r.reason.unwrap_or("").to_string(),
-                },
-                version: r.version?,
-                headers: fields(r.headers),
-            }),
-            _ => None,
-        }
+        let st = cfg.parse_response(&mut r, buf);
+        let m = HttpMessage {
+            status: r.code,
+            reason: r.reason,
+            version: r.version.unwrap_or(1),
+            headers: fields(r.headers),
+            ..HttpMessage::default()
+        };
+        (st, m)
     } else {
         let mut r = httparse::Request::new(&mut hdrs);
-        match cfg.parse_request(&mut r, head) {
-            Ok(httparse::Status::Complete(_)) => Some(Parsed {
-                start: Start::Request {
-                    method: r.method?.to_string(),
-                    path: r.path?.to_string(),
-                },
-                version: r.version?,
-                headers: fields(r.headers),
-            }),
-            _ => None,
+        let st = cfg.parse_request(&mut r, buf);
+        let m = HttpMessage {
+            method: r.method,
+            path: r.path,
+            version: r.version.unwrap_or(1),
+            headers: fields(r.headers),
+            ..HttpMessage::default()
+        };
+        (st, m)
+    };
+    match status {
+        Ok(httparse::Status::Complete(n)) => Parse::Complete(
+            HttpMessage {
+                body_offset: n,
+                ..msg
+            },
+            n,
+        ),
+        Ok(httparse::Status::Partial) if buf.len() > limits.max_head => {
+            Parse::Invalid(ParseError::HeadTooLong {
+                cap: limits.max_head,
+            })
         }
+        Ok(httparse::Status::Partial) => Parse::Incomplete,
+        Err(httparse::Error::TooManyHeaders) => {
+            Parse::Invalid(ParseError::TooManyHeaders(limits.max_headers))
+        }
+        Err(e) => Parse::Invalid(ParseError::Head(e)),
     }
+}
+
+/// Parses a complete head (start line to the empty line), leniently.
+pub(super) fn parse_head(head: &[u8]) -> Option<Parsed> {
+    let limits = Limits {
+        max_head: usize::MAX,
+        max_headers: head.iter().filter(|&&b| b == b'\n').count().max(1),
+        max_body: 0,
+        lenient: true,
+    };
+    let Parse::Complete(m, _) = parse(head, Kind::Either, &limits) else {
+        return None;
+    };
+    let start = match (m.method, m.path, m.status) {
+        (Some(method), Some(path), _) => Start::Request {
+            method: method.to_string(),
+            path: path.to_string(),
+        },
+        (_, _, Some(status)) => Start::Response {
+            status,
+            reason: m.reason.unwrap_or("").to_string(),
+        },
+        _ => return None,
+    };
+    Some(Parsed {
+        start,
+        version: m.version,
+        headers: m
+            .headers
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_vec()))
+            .collect(),
+    })
 }
 
 /// What parses of a cut head: its complete lines, or failing that the

@@ -35,11 +35,13 @@ mod coding;
 mod conn;
 mod framing;
 mod head;
+pub mod message;
 mod resync;
 #[cfg(test)]
 mod tests;
 
 pub use conn::Conn;
+pub use message::{BodyLen, HttpMessage, Kind, Limits, Parse, ParseError};
 
 /// Default cap on a message head (start line, headers; also a chunk-size
 /// line, the trailer section and the bytes held after an upgrade request).
