@@ -46,6 +46,7 @@ use super::{
 use crate::body::synckey::SyncKey;
 use crate::proto::longlink::SEQ_PUSH;
 
+mod http;
 mod shortlink;
 mod web;
 
