@@ -93,25 +93,35 @@ pub(super) fn content_length<N: AsRef<str>, V: AsRef<[u8]>>(
     Ok(val)
 }
 
-/// How a request's body is delimited; None: no body.
-pub(super) fn request_framing(msg: &mut Message) -> Option<Framing> {
+/// A Transfer-Encoding decides (Content-Length then ignored, with a
+/// problem noted): whether it ends in chunked (then `msg.chunked`). None:
+/// no Transfer-Encoding.
+fn transfer_chunked(msg: &mut Message) -> Option<bool> {
     let (te, chunked) = transfer_encoding(&msg.headers);
-    let cl = content_length(&msg.headers);
-    if te {
-        if cl != Ok(None) {
-            msg.problems.push(
-                "both Content-Length and Transfer-Encoding sent: Content-Length ignored"
-                    .to_string(),
-            );
-        }
-        if chunked {
-            msg.chunked = true;
-            return Some(Framing::Chunked(Chunk::Size));
-        }
-        msg.problems
-            .push("Transfer-Encoding without chunked in a request: no body assumed".to_string());
+    if !te {
         return None;
     }
+    if content_length(&msg.headers) != Ok(None) {
+        msg.problems.push(
+            "both Content-Length and Transfer-Encoding sent: Content-Length ignored".to_string(),
+        );
+    }
+    msg.chunked = chunked;
+    Some(chunked)
+}
+
+/// How a request's body is delimited; None: no body.
+pub(super) fn request_framing(msg: &mut Message) -> Option<Framing> {
+    let cl = match transfer_chunked(msg) {
+        Some(true) => return Some(Framing::Chunked(Chunk::Size)),
+        Some(false) => {
+            msg.problems.push(
+                "Transfer-Encoding without chunked in a request: no body assumed".to_string(),
+            );
+            return None;
+        }
+        None => content_length(&msg.headers),
+    };
     match cl {
         Ok(Some(n)) if n > 0 => Some(Framing::Length(n)),
         Ok(_) => None,
@@ -138,21 +148,11 @@ pub(super) fn response_framing(
     {
         return None;
     }
-    let (te, chunked) = transfer_encoding(&msg.headers);
-    let cl = content_length(&msg.headers);
-    if te {
-        if cl != Ok(None) {
-            msg.problems.push(
-                "both Content-Length and Transfer-Encoding sent: Content-Length ignored"
-                    .to_string(),
-            );
-        }
-        if chunked {
-            msg.chunked = true;
-            return Some(Framing::Chunked(Chunk::Size));
-        }
-        return Some(Framing::Close);
-    }
+    let cl = match transfer_chunked(msg) {
+        Some(true) => return Some(Framing::Chunked(Chunk::Size)),
+        Some(false) => return Some(Framing::Close),
+        None => content_length(&msg.headers),
+    };
     match cl {
         Ok(Some(0)) => None,
         Ok(Some(n)) => Some(Framing::Length(n)),

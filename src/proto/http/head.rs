@@ -107,28 +107,30 @@ pub fn parse<'b>(buf: &'b [u8], kind: Kind, limits: &Limits) -> Parse<HttpMessag
             .map(|h| (h.name, h.value))
             .collect::<Vec<(&'b str, &'b [u8])>>()
     };
-    let (status, msg) = if response {
+    let (status, start, version, headers) = if response {
         let mut r = httparse::Response::new(&mut hdrs);
         let st = cfg.parse_response(&mut r, buf);
-        let m = HttpMessage {
-            status: r.code,
-            reason: r.reason,
-            version: r.version.unwrap_or(1),
-            headers: fields(r.headers),
-            ..HttpMessage::default()
-        };
-        (st, m)
+        let start = (None, None, r.code, r.reason);
+        (st, start, r.version, fields(r.headers))
     } else {
         let mut r = httparse::Request::new(&mut hdrs);
         let st = cfg.parse_request(&mut r, buf);
-        let m = HttpMessage {
-            method: r.method,
-            path: r.path,
-            version: r.version.unwrap_or(1),
-            headers: fields(r.headers),
-            ..HttpMessage::default()
-        };
-        (st, m)
+        (
+            st,
+            (r.method, r.path, None, None),
+            r.version,
+            fields(r.headers),
+        )
+    };
+    let (method, path, code, reason) = start;
+    let msg = HttpMessage {
+        method,
+        path,
+        status: code,
+        reason,
+        version: version.unwrap_or(1),
+        headers,
+        ..HttpMessage::default()
     };
     match status {
         Ok(httparse::Status::Complete(n)) => Parse::Complete(

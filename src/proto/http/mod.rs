@@ -25,6 +25,14 @@
 //! plausible start line (`METHOD SP target SP HTTP/1.x` or `HTTP/1.x NNN`);
 //! cut messages come out with `complete: false` and the reason in
 //! `problems`.
+//!
+//! The folder: [`message`] (the one sans-IO codec for whole messages:
+//! parse one request or response from a buffer, encode them; used by the
+//! server, the web client and the short-link tools), `head` (the one
+//! httparse head parser, strict or lenient), `framing` (Content-Length,
+//! Transfer-Encoding, chunk sizes), `resync` (the next start line after a
+//! gap or garbage), `coding` (gzip/deflate under the body cap) and `conn`
+//! (the analyzer's incremental [`Conn`]: `conn/body`, `conn/pair`).
 
 use serde::{Serialize, Serializer};
 
