@@ -8,7 +8,11 @@
 //! * a response's request, when given, is a request; skipped runs are not
 //!   empty;
 //! * the same operations with every feed split into 1-byte feeds give the
-//!   same events (the chunking does not matter).
+//!   same events (the chunking does not matter);
+//! * the shared one-message parser (`proto::http::message`, used by the
+//!   server and the clients) on the input: a complete message lies inside
+//!   its input, and parses the same from exactly its own bytes; `split`
+//!   stays inside its input.
 //!
 //! Input layout: a config byte (bits 0-1: `max_head` 64 KiB / 16 / 64 /
 //! 300; bits 2-3: `max_body` 16 MiB / 0 / 8 / 100; bits 4-5: `max_pending`
@@ -22,6 +26,7 @@
 use libfuzzer_sys::fuzz_target;
 use syncscope::capture::Timestamp;
 use syncscope::flow::Direction;
+use syncscope::proto::http::message::{self, Kind, Limits, Parse};
 use syncscope::proto::http::{Config, Conn, HttpEvent, OwnedHttpEvent as Ev};
 
 const SNIPPETS: &[&[u8]] = &[
@@ -151,6 +156,37 @@ fn run(cfg: Config, ops: &[Op<'_>], bytes: bool) -> Vec<Ev> {
     evs
 }
 
+/// The input after the config byte.
+fn rest_all(data: &[u8]) -> &[u8] {
+    data.get(1..).unwrap_or_default()
+}
+
+/// The one-message parser on `b`.
+fn one_message(b: &[u8], max_head: usize, max_body: usize) {
+    let limits = Limits {
+        max_head,
+        max_body,
+        ..Limits::default()
+    };
+    for kind in [Kind::Request, Kind::Response, Kind::Either] {
+        for eof in [false, true] {
+            if let Parse::Complete(m, n) = message::parse(b, kind, &limits, eof) {
+                assert!(n <= b.len() && m.end_offset() == n, "message beyond its input");
+                assert!(m.body.len() <= max_body, "body over the cap");
+                if m.complete {
+                    let again = message::parse(&b[..n], kind, &limits, eof);
+                    assert_eq!(again, Parse::Complete(m, n), "not the same from its own bytes");
+                }
+            }
+        }
+    }
+    if let Ok(msgs) = message::split(b, &limits) {
+        for m in msgs {
+            assert!(m.end_offset() <= b.len(), "split beyond its input");
+        }
+    }
+}
+
 fuzz_target!(|data: &[u8]| {
     let Some((&c, mut rest)) = data.split_first() else {
         return;
@@ -204,6 +240,7 @@ fuzz_target!(|data: &[u8]| {
             }
         }
     }
+    one_message(rest_all(data), cfg.max_head, cfg.max_body);
     let whole = run(cfg, &ops, false);
     let bytes = run(cfg, &ops, true);
     assert_eq!(whole, bytes, "1-byte feeds differ");

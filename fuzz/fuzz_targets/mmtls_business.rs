@@ -34,7 +34,8 @@ use syncscope::body::synckey::SyncKey;
 use syncscope::detect;
 use syncscope::proto::business::BusinessHeader;
 use syncscope::proto::mmtls::{self, Output, RecordHeader, SkipReason, Splitter, MAX_RECORD_LEN};
-use syncscope::proto::shortlink::{self, Parse, ShortLinkPayload};
+use syncscope::proto::http::message::{self, Kind, Limits, Parse};
+use syncscope::proto::shortlink::{self, ShortLinkPayload};
 
 /// Fed bytes: (stream offset, start in the input, length), adjacent runs
 /// merged.
@@ -257,24 +258,36 @@ fn parse_all(b: &[u8], depth: u32) {
         }
     }
     let at = b.first().map_or(0, |&x| usize::from(x) % (b.len() + 2));
+    let limits = Limits::default();
     for start in [0, at] {
-        match shortlink::parse_message(b, start) {
-            Ok(Parse::Complete(m)) => {
-                assert!(m.body_offset <= b.len() || m.body.is_empty());
-                assert!(m.end_offset() <= b.len().max(m.body_offset));
-                let _ = (m.start_line(), m.is_short_link_request(), m.header("host"));
-                if depth > 0 && !m.body.is_empty() {
-                    // Short-link bodies are MMTLS records.
-                    let (recs, _) = mmtls::split_all(m.body_offset as u64, m.body);
-                    for r in recs {
-                        parse_all(r.payload(), depth - 1);
+        let Some(rest) = b.get(start..) else {
+            continue;
+        };
+        for eof in [true, false] {
+            match message::parse(rest, Kind::Either, &limits, eof) {
+                Parse::Complete(m, used) => {
+                    assert!(used <= rest.len(), "message longer than its input");
+                    assert_eq!(m.end_offset(), used);
+                    assert!(m.body_offset <= rest.len());
+                    let _ = (
+                        m.start_line(),
+                        shortlink::is_short_link_request(&m),
+                        m.header("host"),
+                        m.keep_alive(),
+                    );
+                    if eof && depth > 0 && !m.body.is_empty() {
+                        // Short-link bodies are MMTLS records.
+                        let (recs, _) = mmtls::split_all(m.body_offset as u64, m.body);
+                        for r in recs {
+                            parse_all(r.payload(), depth - 1);
+                        }
                     }
                 }
+                Parse::Incomplete | Parse::Invalid(_) => {}
             }
-            Ok(Parse::Incomplete) | Err(_) => {}
         }
     }
-    if let Ok(msgs) = shortlink::split_http(b) {
+    if let Ok(msgs) = message::split(b, &limits) {
         for m in msgs {
             assert!(m.end_offset() <= b.len());
         }

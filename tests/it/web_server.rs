@@ -11,6 +11,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use syncscope::proto::http::message::{self, Kind, Limits, Parse};
 
 use crate::net::{run_bounded, ServeProcess};
 
@@ -71,11 +72,14 @@ impl Http {
     }
 
     fn send(&mut self, method: &str, target: &str, body: &str) -> Resp {
-        let req = format!(
-            "{method} {target} HTTP/1.1\r\nHost: test\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
+        let len = body.len().to_string();
+        let req = message::encode_request(
+            method,
+            target,
+            &[("Host", "test"), ("Content-Length", &len)],
+            body.as_bytes(),
         );
-        self.stream.write_all(req.as_bytes()).expect("write");
+        self.stream.write_all(&req).expect("write");
         self.read()
             .unwrap_or_else(|| panic!("no answer to {method} {target}"))
     }
@@ -83,35 +87,25 @@ impl Http {
     /// The next response, or None when the server closed first.
     fn read(&mut self) -> Option<Resp> {
         loop {
-            let mut headers = [httparse::EMPTY_HEADER; 32];
-            let mut r = httparse::Response::new(&mut headers);
-            if let httparse::Status::Complete(n) = r.parse(&self.buf).expect("HTTP response") {
-                let hs: Vec<(String, String)> = r
-                    .headers
-                    .iter()
-                    .map(|h| {
-                        (
-                            h.name.to_owned(),
-                            String::from_utf8_lossy(h.value).into_owned(),
-                        )
-                    })
-                    .collect();
-                let len: usize = hs
-                    .iter()
-                    .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
-                    .map(|(_, v)| v.parse().expect("length"))
-                    .expect("Content-Length");
-                let status = r.code.expect("status");
-                while self.buf.len() < n + len {
-                    self.fill()?;
+            match message::parse(&self.buf, Kind::Response, &Limits::default(), false) {
+                Parse::Complete(m, n) => {
+                    assert!(m.header("content-length").is_some(), "Content-Length");
+                    let resp = Resp {
+                        status: m.status.expect("status"),
+                        headers: m
+                            .headers
+                            .iter()
+                            .map(|(k, v)| {
+                                ((*k).to_owned(), String::from_utf8_lossy(v).into_owned())
+                            })
+                            .collect(),
+                        body: String::from_utf8_lossy(m.body).into_owned(),
+                    };
+                    self.buf.drain(..n);
+                    return Some(resp);
                 }
-                let body = String::from_utf8_lossy(&self.buf[n..n + len]).into_owned();
-                self.buf.drain(..n + len);
-                return Some(Resp {
-                    status,
-                    headers: hs,
-                    body,
-                });
+                Parse::Incomplete => {}
+                Parse::Invalid(e) => panic!("HTTP response: {e}"),
             }
             self.fill()?;
         }

@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use syncscope::proto::business::{self, BusinessHeader, Outcome};
+use syncscope::proto::http::{message, HttpMessage, Limits};
 use syncscope::proto::keylog::{Decrypt, KeyLog};
 use syncscope::proto::mmtls::{self, Hello, Output, Record, RecordType, Splitter};
 use syncscope::proto::shortlink::{self, ShortLinkPayload};
@@ -119,7 +120,7 @@ fn classify(keys: &KeyLog, i: usize, http_msg: Option<usize>, off: u64, raw: Vec
 
 /// Per direction: the HTTP messages (short link) and the records.
 struct DirResult<'a> {
-    http: Vec<shortlink::HttpMessage<'a>>,
+    http: Vec<HttpMessage<'a>>,
     recs: Vec<Rec>,
 }
 
@@ -133,7 +134,7 @@ fn dissect<'a>(
     let mut recs = Vec::new();
     let mut http = Vec::new();
     if short {
-        match shortlink::split_http(bytes) {
+        match message::split(bytes, &Limits::default()) {
             Ok(msgs) => http = msgs,
             Err(e) => problems.push(format!("{what}: HTTP split failed: {e}")),
         }
@@ -250,7 +251,8 @@ fn wechat_capture_matches_expected_json() {
             "mmtls_short"
         } else if mmtls::looks_like_record(b) {
             "mmtls_long"
-        } else if shortlink::split_http(b).is_ok_and(|m| m.first().is_some_and(|m| m.is_request()))
+        } else if message::split(b, &Limits::default())
+            .is_ok_and(|m| m.first().is_some_and(|m| m.is_request()))
         {
             "http"
         } else {
@@ -453,7 +455,7 @@ fn wechat_capture_matches_expected_json() {
             c.problems.push(at("no request"));
             continue;
         };
-        if m.is_short_link_request() {
+        if shortlink::is_short_link_request(m) {
             n_post += 1;
         }
         c.eq(
@@ -1077,7 +1079,7 @@ fn truncated_real_streams_never_panic() {
             for n in (0..=b.len()).step_by(7).chain([b.len()]) {
                 let p = &b[..n];
                 let bodies: Vec<&[u8]> = if s.id == 18 {
-                    shortlink::split_http(p)
+                    message::split(p, &Limits::default())
                         .map(|m| m.iter().map(|m| m.body).collect())
                         .unwrap_or_default()
                 } else {

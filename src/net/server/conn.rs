@@ -4,7 +4,7 @@
 //! newnotify when the push signal fires, and closes on the idle timer, on
 //! shutdown or on bad input (one error frame, one event). A connection
 //! whose first byte is an upper-case letter is HTTP and goes to the short
-//! link / web handlers (`shortlink.rs`, `web.rs`) instead.
+//! link / web handlers (`http.rs`, then `shortlink.rs` or `web/`) instead.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -20,7 +20,7 @@ use tokio::sync::{broadcast, mpsc, OwnedSemaphorePermit};
 use tokio::time::{timeout, Instant};
 
 use super::service::{Failure, Link, Service};
-use super::{shortlink, Event};
+use super::{http, Event};
 use crate::net::frame::{self, Connection, Frame, FrameError, ReadError};
 use crate::net::messages::{ret, BaseResponse};
 use crate::proto::commands::{ERROR, NEWNOTIFY, SEQ_PUSH};
@@ -130,7 +130,7 @@ impl Handler {
                     ret,
                     error,
                 });
-                let resp = shortlink::response(status, "text/plain", body.as_bytes(), false);
+                let resp = http::response(status, "text/plain", body.as_bytes(), false);
                 close_with(&mut self.conn, &resp).await;
             }
         }

@@ -20,8 +20,9 @@
 //! conn.rs       Handler: one connection; the long-link frame loop (read, apply, write, push, idle timer)
 //! service.rs    Service: the command logic without sockets (auth, identify, heartbeat, newsync,
 //!               newsendmsg, pushes), shared by the long link, the short link and the web
-//! shortlink.rs  HTTP on the same port: request reading, POST /cgi-bin/micromsg-bin/...
-//! web.rs        web WeChat endpoints and their sessions
+//! http.rs       HTTP on the same port: the request reader over proto::http, routing, replies
+//! shortlink.rs  POST /cgi-bin/micromsg-bin/newsync|newsendmsg|manualauth|autoauth
+//! web/          web WeChat endpoints (mod.rs) and their sessions, logins, held synccheck (session.rs)
 //! ```
 
 use std::fmt;
@@ -41,6 +42,7 @@ use super::store::{Committer, Store};
 use crate::proto::commands::ERROR;
 
 mod conn;
+mod http;
 mod service;
 mod shortlink;
 mod web;

@@ -1,7 +1,8 @@
 //! The web client's HTTP/1.1: requests are encoded and responses parsed
-//! without I/O ([`encode_request`], [`parse_response`], httparse
-//! underneath, bodies by Content-Length), and [`Conn`] is one keep-alive
-//! connection over tokio that runs one request at a time.
+//! without I/O by the shared codec ([`encode_request`] and
+//! [`parse_response`] over [`crate::proto::http::message`]; bodies by
+//! Content-Length, or to the end of the connection), and [`Conn`] is one
+//! keep-alive connection over tokio that runs one request at a time.
 
 use std::io;
 use std::time::Duration;
@@ -11,11 +12,19 @@ use tokio::net::TcpStream;
 use tokio::time::timeout;
 
 use crate::net::client::ClientError;
+pub use crate::proto::http::ParseError;
+use crate::proto::http::{message, HttpMessage, Kind, Limits, Parse};
 
-/// Cap on a response (head and body).
+/// Cap on a response's head, and on its body.
 pub const MAX_RESPONSE_LEN: usize = 16 << 20;
-/// Headers parsed per response; more is an error.
-const MAX_HEADERS: usize = 64;
+
+/// The codec's caps for responses.
+const LIMITS: Limits = Limits {
+    max_head: MAX_RESPONSE_LEN,
+    max_headers: message::MAX_HEADERS,
+    max_body: MAX_RESPONSE_LEN,
+    lenient: false,
+};
 
 /// A request to encode.
 #[derive(Debug, Clone, Copy)]
@@ -31,23 +40,21 @@ pub struct Request<'a> {
 
 /// The bytes of a request to `host`.
 pub fn encode_request(host: &str, req: &Request<'_>) -> Vec<u8> {
-    let mut head = format!(
-        "{} {} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: syncscope\r\n",
-        req.method, req.target
-    );
+    let mut headers = vec![("Host", host), ("User-Agent", "syncscope")];
     if let Some(c) = req.cookie.filter(|c| !c.is_empty()) {
-        head.push_str(&format!("Cookie: {c}\r\n"));
+        headers.push(("Cookie", c));
     }
-    if let Some(b) = req.body {
-        head.push_str(&format!(
-            "Content-Type: application/json;charset=UTF-8\r\nContent-Length: {}\r\n",
-            b.len()
-        ));
+    let len = req.body.map(|b| b.len().to_string());
+    if let Some(len) = &len {
+        headers.push(("Content-Type", "application/json;charset=UTF-8"));
+        headers.push(("Content-Length", len));
     }
-    head.push_str("\r\n");
-    let mut out = head.into_bytes();
-    out.extend_from_slice(req.body.unwrap_or_default());
-    out
+    message::encode_request(
+        req.method,
+        req.target,
+        &headers,
+        req.body.unwrap_or_default(),
+    )
 }
 
 /// A whole response, owned.
@@ -57,9 +64,30 @@ pub struct Response {
     pub reason: String,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// The server keeps the connection open after it.
+    pub keep_alive: bool,
 }
 
 impl Response {
+    fn new(m: &HttpMessage<'_>) -> Response {
+        Response {
+            status: m.status.unwrap_or(0),
+            reason: m.reason.unwrap_or("").to_owned(),
+            headers: m
+                .headers
+                .iter()
+                .map(|(n, v)| {
+                    (
+                        (*n).to_owned(),
+                        String::from_utf8_lossy(v).trim().to_owned(),
+                    )
+                })
+                .collect(),
+            body: m.body.to_vec(),
+            keep_alive: m.keep_alive(),
+        }
+    }
+
     /// The first header of that name (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
@@ -82,9 +110,7 @@ impl Response {
 
     /// Whether the server keeps the connection open after this response.
     pub fn keep_alive(&self) -> bool {
-        !self
-            .header("connection")
-            .is_some_and(|c| c.eq_ignore_ascii_case("close"))
+        self.keep_alive
     }
 
     /// The body as text, cut for an error message.
@@ -98,67 +124,16 @@ impl Response {
     }
 }
 
-/// Why bytes are not a response this client reads.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ParseError {
-    #[error("not an HTTP/1.x response: {0}")]
-    Invalid(httparse::Error),
-    #[error("a response without Content-Length (Transfer-Encoding {0:?} is not supported)")]
-    NoLength(Option<String>),
-    #[error("bad Content-Length {0:?}")]
-    BadLength(String),
-    #[error("a response of {0} bytes, over the {MAX_RESPONSE_LEN}-byte cap")]
-    TooLong(usize),
-}
-
 /// Parses one response at the start of `buf`: the response and the bytes
-/// it took, `None` while incomplete.
-pub fn parse_response(buf: &[u8]) -> Result<Option<(Response, usize)>, ParseError> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut r = httparse::Response::new(&mut headers);
-    let head_len = match r.parse(buf).map_err(ParseError::Invalid)? {
-        httparse::Status::Complete(n) => n,
-        httparse::Status::Partial if buf.len() > MAX_RESPONSE_LEN => {
-            return Err(ParseError::TooLong(buf.len()))
-        }
-        httparse::Status::Partial => return Ok(None),
-    };
-    let status = r.code.unwrap_or(0);
-    let headers: Vec<(String, String)> = r
-        .headers
-        .iter()
-        .map(|h| {
-            (
-                h.name.to_owned(),
-                String::from_utf8_lossy(h.value).trim().to_owned(),
-            )
-        })
-        .collect();
-    let find = |name: &str| {
-        headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.clone())
-    };
-    let body_len = match find("content-length") {
-        Some(v) => v.parse::<usize>().map_err(|_| ParseError::BadLength(v))?,
-        None if matches!(status, 100..=199 | 204 | 304) => 0,
-        None => return Err(ParseError::NoLength(find("transfer-encoding"))),
-    };
-    let total = head_len.saturating_add(body_len);
-    if total > MAX_RESPONSE_LEN {
-        return Err(ParseError::TooLong(total));
+/// it took, `None` while incomplete. `eof`: the server closed after `buf`
+/// (a response without Content-Length ends there).
+pub fn parse_response(buf: &[u8], eof: bool) -> Result<Option<(Response, usize)>, ParseError> {
+    match message::parse(buf, Kind::Response, &LIMITS, eof) {
+        Parse::Complete(m, _) if !m.complete => Ok(None),
+        Parse::Complete(m, used) => Ok(Some((Response::new(&m), used))),
+        Parse::Incomplete => Ok(None),
+        Parse::Invalid(e) => Err(e),
     }
-    if buf.len() < total {
-        return Ok(None);
-    }
-    let resp = Response {
-        status,
-        reason: r.reason.unwrap_or("").to_owned(),
-        headers,
-        body: buf[head_len..total].to_vec(),
-    };
-    Ok(Some((resp, total)))
 }
 
 /// How one exchange on a connection failed.
@@ -256,8 +231,9 @@ impl Conn {
         self.dirty = true;
         stream.write_all(bytes).await.map_err(fail)?;
         let mut got_any = !self.buf.is_empty();
+        let mut eof = false;
         loop {
-            match parse_response(&self.buf) {
+            match parse_response(&self.buf, eof) {
                 Ok(Some((resp, used))) => {
                     self.buf.drain(..used);
                     self.dirty = false;
@@ -265,6 +241,12 @@ impl Conn {
                         self.close();
                     }
                     return Ok(resp);
+                }
+                Ok(None) if eof => {
+                    return Err(fail(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the server closed the connection in the middle of its answer",
+                    )))
                 }
                 Ok(None) => {}
                 Err(e) => {
@@ -280,10 +262,8 @@ impl Conn {
                 if !got_any {
                     return Err(Failure::Stale);
                 }
-                return Err(fail(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "the server closed the connection in the middle of its answer",
-                )));
+                eof = true;
+                continue;
             }
             got_any = true;
             self.buf.extend_from_slice(&chunk[..n]);
@@ -329,9 +309,9 @@ mod tests {
                      set-cookie: webwx_data_ticket=T; Domain=x\r\n\r\nhelloHTTP/1.1";
         let whole = wire.len() - b"HTTP/1.1".len();
         for n in 0..whole {
-            assert_eq!(parse_response(&wire[..n]), Ok(None), "prefix {n}");
+            assert_eq!(parse_response(&wire[..n], false), Ok(None), "prefix {n}");
         }
-        let (r, used) = parse_response(wire).unwrap().unwrap();
+        let (r, used) = parse_response(wire, false).unwrap().unwrap();
         assert_eq!(used, whole);
         assert_eq!((r.status, r.reason.as_str()), (200, "OK"));
         assert_eq!(r.body, b"hello");
@@ -345,24 +325,30 @@ mod tests {
     #[test]
     fn what_is_refused() {
         assert!(matches!(
-            parse_response(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"),
-            Err(ParseError::NoLength(Some(te))) if te == "chunked"
+            parse_response(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", false),
+            Err(ParseError::TransferEncoding(te)) if te == "chunked"
         ));
         assert!(matches!(
-            parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n"),
-            Err(ParseError::BadLength(_))
+            parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n", false),
+            Err(ParseError::BadContentLength(_))
         ));
         assert!(matches!(
-            parse_response(b"\x00\x00\x00\x10"),
-            Err(ParseError::Invalid(_))
+            parse_response(b"\x00\x00\x00\x10", false),
+            Err(ParseError::Head(_))
         ));
         assert!(matches!(
-            parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 99999999999\r\n\r\n"),
-            Err(ParseError::TooLong(_))
+            parse_response(
+                b"HTTP/1.1 200 OK\r\nContent-Length: 99999999999\r\n\r\n",
+                false
+            ),
+            Err(ParseError::BodyTooLong { .. })
         ));
-        let (r, _) = parse_response(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
-            .unwrap()
-            .unwrap();
+        let (r, _) = parse_response(
+            b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n",
+            false,
+        )
+        .unwrap()
+        .unwrap();
         assert!(r.body.is_empty() && !r.keep_alive());
     }
 }

@@ -32,21 +32,24 @@
 //! Web user names are `@` + the syncscope user name. Content is
 //! delivered verbatim (the real service HTML-escapes it).
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
 use serde_json::{json, Value};
 use tokio::sync::Notify;
 use tokio::time::{sleep_until, Instant};
 
-use super::shortlink::{http, Reply, Request};
+use super::http::{http, Reply, Request};
 use super::{
     random_fill, synckey, unix_now, with_store, Close, Event, Handler, Online, Outgoing, Shared,
 };
 use crate::net::messages::{ret, IdentifyExt};
 use crate::net::store::{StoreError, StoredMessage, UserId};
 use crate::net::{KEY_MESSAGES, MSG_TYPE_TEXT};
+mod session;
+
+pub(super) use self::session::WebState;
+use self::session::{body_credentials, query_credentials, random_hex, Login, Session};
 use crate::proto::web::{
     as_u64, id_string, parse_query, parse_synckey_param, synckey_json, synckey_to_json,
 };
@@ -63,62 +66,10 @@ pub const WEB_DEVICE: &str = "web";
 pub const RET_LOGGED_OUT: i32 = 1101;
 /// Ret of a ticket page whose ticket is unknown or used.
 pub const RET_BAD_TICKET: i32 = 1203;
-/// A login not confirmed and fetched within this long is forgotten.
-const LOGIN_TTL: Duration = Duration::from_secs(300);
-/// A session with no request for this long is ended.
-const SESSION_IDLE: Duration = Duration::from_secs(1800);
 
 /// Whether a request path is a web endpoint.
 pub(super) fn is_web_path(path: &str) -> bool {
     path == "/jslogin" || path.starts_with(WEB_PREFIX)
-}
-
-/// Pending logins and live sessions.
-#[derive(Default)]
-pub(super) struct WebState {
-    inner: Mutex<Inner>,
-}
-
-#[derive(Default)]
-struct Inner {
-    /// By uuid.
-    logins: HashMap<String, Login>,
-    /// By wxsid.
-    sessions: HashMap<String, Arc<Session>>,
-}
-
-struct Login {
-    /// Whom the login is confirmed for (None: nobody, it stays at 408).
-    user: Option<String>,
-    scanned: bool,
-    ticket: Option<String>,
-    created: Instant,
-}
-
-struct Session {
-    sid: String,
-    skey: String,
-    pass_ticket: String,
-    user: UserId,
-    name: String,
-    /// Its entry in the server's online list (pushes wake `notify`).
-    conn: u64,
-    notify: Arc<Notify>,
-    last_seen: Mutex<Instant>,
-}
-
-impl WebState {
-    fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-/// Random hex from the operating system's source.
-fn random_hex(bytes: usize) -> Result<String, Close> {
-    let mut b = [0u8; 32];
-    let b = &mut b[..bytes.min(32)];
-    random_fill(b).map_err(|e| http(500, ret::STORE, e))?;
-    Ok(hex::encode(b))
 }
 
 fn js(text: String) -> Reply {
@@ -191,46 +142,6 @@ fn add_msg(m: &StoredMessage) -> Value {
     })
 }
 
-/// `name=value` pairs of a Cookie header.
-fn cookies(header: &str) -> BTreeMap<String, String> {
-    header
-        .split(';')
-        .filter_map(|kv| kv.split_once('='))
-        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-        .collect()
-}
-
-/// How a request names its session: (sid, uin, skey).
-type Credentials = (Option<String>, Option<String>, Option<String>);
-
-/// From the query string, else the cookies.
-fn query_credentials(q: &BTreeMap<String, String>, req: &Request) -> Credentials {
-    let c = cookies(&req.cookie);
-    let pick = |param: &str, cookie: &str| {
-        q.get(param)
-            .filter(|v| !v.is_empty())
-            .or_else(|| c.get(cookie))
-            .cloned()
-    };
-    (
-        pick("sid", "wxsid"),
-        pick("uin", "wxuin"),
-        q.get("skey").cloned(),
-    )
-}
-
-/// From `BaseRequest`, else as [`query_credentials`].
-fn body_credentials(body: &Value, q: &BTreeMap<String, String>, req: &Request) -> Credentials {
-    let b = &body["BaseRequest"];
-    let (sid, uin, skey) = query_credentials(q, req);
-    let field = |k: &str| Some(id_string(&b[k])).filter(|s| !s.is_empty());
-    (
-        field("Sid").or(sid),
-        field("Uin").or(uin),
-        field("Skey").or(skey),
-    )
-}
-
 fn wrong_method(req: &Request, allowed: &str) -> Close {
     http(
         405,
@@ -258,56 +169,6 @@ fn parse_json(what: &str, body: &[u8]) -> Result<Value, Close> {
 }
 
 impl Shared {
-    /// The live session named by `cred`, its last-seen time refreshed.
-    fn web_session(&self, cred: &Credentials) -> Option<Arc<Session>> {
-        let (sid, uin, skey) = cred;
-        let s = self.web.lock().sessions.get(sid.as_deref()?)?.clone();
-        if uin.as_deref().is_some_and(|u| u != s.user.to_string()) {
-            return None;
-        }
-        if skey
-            .as_deref()
-            .is_some_and(|k| !k.is_empty() && k != s.skey)
-        {
-            return None;
-        }
-        *s.last_seen.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
-        Some(s)
-    }
-
-    /// Forgets stale logins and ends idle sessions.
-    fn web_sweep(&self, inner: &mut Inner) {
-        let now = Instant::now();
-        inner
-            .logins
-            .retain(|_, l| now.duration_since(l.created) < LOGIN_TTL);
-        let idle: Vec<String> = inner
-            .sessions
-            .values()
-            .filter(|s| {
-                let seen = *s.last_seen.lock().unwrap_or_else(|p| p.into_inner());
-                now.duration_since(seen) >= SESSION_IDLE
-            })
-            .map(|s| s.sid.clone())
-            .collect();
-        for sid in idle {
-            if let Some(s) = inner.sessions.remove(&sid) {
-                self.web_offline(&s);
-            }
-        }
-    }
-
-    /// Removes a session from the online list.
-    fn web_offline(&self, s: &Session) {
-        let mut online = self.online();
-        if let Some(list) = online.get_mut(&s.user) {
-            list.retain(|o| o.conn != s.conn);
-            if list.is_empty() {
-                online.remove(&s.user);
-            }
-        }
-    }
-
     /// The test users other than `me`, with their uins.
     async fn web_contacts(&self, me: UserId) -> Result<Vec<Value>, Close> {
         let names = self.config.test_users.clone();
@@ -798,27 +659,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn cookie_header() {
-        let c = cookies("wxsid=abc; wxuin=7;webwx_data_ticket=x=y");
-        assert_eq!(c.get("wxsid").map(String::as_str), Some("abc"));
-        assert_eq!(c.get("wxuin").map(String::as_str), Some("7"));
-        assert_eq!(c.get("webwx_data_ticket").map(String::as_str), Some("x=y"));
-    }
-
-    #[test]
     fn synckey_json_round_trips_through_the_parser() {
         let v = synckey_value(42);
         let keys = synckey_json(&v).expect("a SyncKey");
         assert_eq!(keys.get(&KEY_MESSAGES), Some(&42));
         assert_eq!(v["Count"], 3);
-    }
-
-    #[test]
-    fn ids_are_random_and_long() {
-        let a = random_hex(16).ok().expect("random");
-        let b = random_hex(16).ok().expect("random");
-        assert_eq!(a.len(), 32);
-        assert_ne!(a, b);
     }
 
     #[test]
