@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::KeyMap;
+use super::{Crypto, KeyMap, SyncKeySource};
 use crate::capture::Timestamp;
 use crate::detect::Protocol;
 use crate::flow::{Direction, FlowSummary};
@@ -67,14 +67,14 @@ pub struct MmtlsTotals {
 }
 
 impl MmtlsTotals {
-    pub(super) fn add(&mut self, typ: u8, crypto: &str) {
+    pub(super) fn add(&mut self, typ: u8, crypto: Crypto) {
         self.records += 1;
         *self.by_type.entry(format!("0x{typ:02x}")).or_default() += 1;
         match crypto {
-            "plaintext" => self.plaintext += 1,
-            "decrypted" => self.decrypted += 1,
-            "failed" => self.failed += 1,
-            _ => self.no_key += 1,
+            Crypto::Plaintext => self.plaintext += 1,
+            Crypto::Decrypted => self.decrypted += 1,
+            Crypto::Failed => self.failed += 1,
+            Crypto::NoKey => self.no_key += 1,
         }
     }
 }
@@ -85,7 +85,9 @@ pub struct SyncKeySeen {
     pub ts: Timestamp,
     pub conn: u64,
     pub dir: Direction,
-    pub source: String,
+    /// The message it came in (serialized as `longlink_identify`,
+    /// `newsync_request`, `newsync_response`).
+    pub source: SyncKeySource,
     pub keys: KeyMap,
 }
 

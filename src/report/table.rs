@@ -251,7 +251,7 @@ pub fn analyze(r: &crate::analyze::Report) -> String {
                 k.ts.to_rfc3339(),
                 k.conn.to_string(),
                 k.dir.as_str().to_owned(),
-                k.source.clone(),
+                k.source.as_str().to_owned(),
                 k.keys.len().to_string(),
                 format!(
                     "{}{}",

@@ -2,19 +2,102 @@
 //! packets, a user's schema when the profile maps the cmd, otherwise
 //! schema-less protobuf, otherwise hex with an entropy figure.
 
+use serde::Serialize;
 use serde_json::Value;
 
 use super::{KeyMap, Options};
 use crate::body::identify::Identify;
 use crate::body::protobuf::{decode_raw, to_json, Blob, WireField, WireReader, WireValue};
-use crate::proto::longlink::{Header, SEQ_IDENTIFY};
+use crate::capture::Timestamp;
+use crate::proto::business::{self, BusinessHeader, Outcome, MAGIC};
+use crate::proto::commands::{response, CGI_NEWSYNC, IDENTIFY, NEWSYNC, SEQ_IDENTIFY};
+use crate::proto::longlink::Header;
+use crate::track::synckey::{Observation, Source};
+
+/// The message a SyncKey was seen in, as `analyze` lists it (the `source`
+/// of a [`super::SyncKeySeen`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncKeySource {
+    /// The identify frame a client sends first on a long link (cmd 205).
+    LonglinkIdentify,
+    /// The KeyBuf of a newsync request (long link cmd 121, cgi 138).
+    NewsyncRequest,
+    /// The KeyBuf of a newsync response.
+    NewsyncResponse,
+}
+
+impl SyncKeySource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncKeySource::LonglinkIdentify => "longlink_identify",
+            SyncKeySource::NewsyncRequest => "newsync_request",
+            SyncKeySource::NewsyncResponse => "newsync_response",
+        }
+    }
+
+    /// The newsync KeyBuf of a request or a response.
+    pub fn newsync(is_response: bool) -> Self {
+        if is_response {
+            SyncKeySource::NewsyncResponse
+        } else {
+            SyncKeySource::NewsyncRequest
+        }
+    }
+
+    /// The field of a newsync message that holds the KeyBuf: 3 in the
+    /// request, 4 in the response (None for the identify).
+    pub fn keybuf_field(self) -> Option<u32> {
+        match self {
+            SyncKeySource::LonglinkIdentify => None,
+            SyncKeySource::NewsyncRequest => Some(3),
+            SyncKeySource::NewsyncResponse => Some(4),
+        }
+    }
+
+    /// Who put the key on the wire.
+    pub fn source(self) -> Source {
+        match self {
+            SyncKeySource::NewsyncResponse => Source::ServerIssued,
+            SyncKeySource::LonglinkIdentify | SyncKeySource::NewsyncRequest => {
+                Source::ClientPresented
+            }
+        }
+    }
+
+    /// The message name on the SyncKey timeline.
+    pub fn message(self) -> &'static str {
+        match self {
+            SyncKeySource::LonglinkIdentify => "identify",
+            SyncKeySource::NewsyncRequest => "newsync_request",
+            SyncKeySource::NewsyncResponse => "newsync_response",
+        }
+    }
+
+    /// A timeline observation of `keys` seen in this message.
+    pub fn observation(self, ts: Timestamp, conn: u64, keys: KeyMap) -> Observation {
+        Observation::new(ts, conn, self.source(), self.message(), keys)
+    }
+}
+
+impl std::fmt::Display for SyncKeySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for SyncKeySource {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
 
 /// A decoded body and what trackers need from it.
 pub struct Decoded {
     pub value: Value,
-    pub synckey: Option<KeyMap>,
-    pub synckey_source: Option<&'static str>,
-    pub business: Option<Value>,
+    /// A SyncKey the body carries, and the message it is in.
+    pub synckey: Option<(SyncKeySource, KeyMap)>,
+    pub business: Option<BusinessSummary>,
     /// The user, when the body names one (identify, business header).
     pub uin: Option<u64>,
     /// The device, when the body names one (the identify's network-id
@@ -28,66 +111,84 @@ fn blob(body: &[u8]) -> Value {
     serde_json::to_value(Blob::new(body)).unwrap_or(Value::Null)
 }
 
+/// The record body of an identify frame: `{"identify": {...}}`.
+#[derive(Serialize)]
+struct IdentifyBody<'a> {
+    identify: IdentifyView<'a>,
+}
+
+#[derive(Serialize)]
+struct IdentifyView<'a> {
+    uin: u32,
+    synckey: KeyMap,
+    synckey_count: Option<u32>,
+    client_version: String,
+    locale: &'a str,
+    network_id: &'a Option<String>,
+    network_id_ctx: &'a Option<String>,
+}
+
+impl<'a> IdentifyBody<'a> {
+    fn new(id: &'a Identify) -> Self {
+        IdentifyBody {
+            identify: IdentifyView {
+                uin: id.uin,
+                synckey: id.synckey.to_map(),
+                synckey_count: id.synckey_count,
+                client_version: format!("0x{:08x}", id.client_version),
+                locale: &id.locale,
+                network_id: &id.network_id,
+                network_id_ctx: &id.network_id_ctx,
+            },
+        }
+    }
+}
+
+/// Whether a long-link frame's body matters to the trackers even when no
+/// record is wanted: the identify (SyncKey, user, device) and newsync
+/// (SyncKeys, MsgIds).
+pub fn tracker_needs_body(h: &Header) -> bool {
+    (h.cmd == IDENTIFY && h.seq == SEQ_IDENTIFY) || h.request_cmd() == NEWSYNC
+}
+
 /// Decodes a long-link frame body. Without `want_value` only what the
 /// trackers need (SyncKeys, uin, MsgIds, the business summary) is worked out.
 pub fn decode(opts: &Options, h: &Header, body: &[u8], want_value: bool) -> Decoded {
     let mut d = Decoded {
         value: Value::Null,
         synckey: None,
-        synckey_source: None,
         business: None,
         uin: None,
         device: None,
         msg_ids: Vec::new(),
     };
-    if h.cmd == 205 && h.seq == SEQ_IDENTIFY {
+    if h.cmd == IDENTIFY && h.seq == SEQ_IDENTIFY {
         if let Ok(id) = Identify::decode(body) {
-            d.synckey = Some(id.synckey.to_map());
-            d.synckey_source = Some("longlink_identify");
+            d.synckey = Some((SyncKeySource::LonglinkIdentify, id.synckey.to_map()));
             d.uin = Some(id.uin as u64);
             d.device = id.network_id.clone().filter(|n| !n.is_empty());
-            d.value = serde_json::json!({
-                "identify": {
-                    "uin": id.uin,
-                    "synckey": id.synckey.to_map(),
-                    "synckey_count": id.synckey_count,
-                    "client_version": format!("0x{:08x}", id.client_version),
-                    "locale": id.locale,
-                    "network_id": id.network_id,
-                    "network_id_ctx": id.network_id_ctx,
-                }
-            });
+            d.value = serde_json::to_value(IdentifyBody::new(&id)).unwrap_or(Value::Null);
             return d;
         }
     }
-    if body.first() == Some(&0xBF) {
+    if body.first() == Some(&MAGIC) {
         if let Some(b) = business(opts, body) {
             d.value = b.body;
             d.business = Some(b.summary);
             d.uin = b.uin;
             d.msg_ids = b.msg_ids;
-            if let Some((source, keys)) = b.synckey {
-                d.synckey = Some(keys);
-                d.synckey_source = Some(source);
-            }
+            d.synckey = b.synckey;
             return d;
         }
     }
     // A plain-protobuf newsync (the reference server's long link, old
-    // clients): the request's KeyBuf is field 3, the response's field 4.
-    if h.request_cmd() == 121 {
-        let response = h.cmd != 121;
-        let (field, source) = if response {
-            (4, "newsync_response")
-        } else {
-            (3, "newsync_request")
-        };
-        if let Some(k) = keybuf(body, field) {
-            d.synckey = Some(k);
-            d.synckey_source = Some(source);
-            if response {
-                d.msg_ids = add_msg_ids(body);
-            }
+    // clients).
+    if h.request_cmd() == NEWSYNC {
+        let is_response = h.cmd == response(NEWSYNC);
+        let (synckey, msg_ids) = newsync_facts(body, is_response);
+        if synckey.is_some() {
+            d.synckey = synckey;
+            d.msg_ids = msg_ids;
         }
     }
     if !want_value {
@@ -100,8 +201,11 @@ pub fn decode(opts: &Options, h: &Header, body: &[u8], want_value: bool) -> Deco
                 return d;
             }
             Err(e) => {
-                d.value =
-                    serde_json::json!({ "schema_error": e.to_string(), "raw": raw_or_blob(body) });
+                d.value = serde_json::to_value(SchemaError {
+                    schema_error: e.to_string(),
+                    raw: raw_or_blob(body),
+                })
+                .unwrap_or(Value::Null);
                 return d;
             }
         }
@@ -110,14 +214,76 @@ pub fn decode(opts: &Options, h: &Header, body: &[u8], want_value: bool) -> Deco
     d
 }
 
+/// A body the profile's schema did not decode.
+#[derive(Serialize)]
+struct SchemaError {
+    schema_error: String,
+    raw: Value,
+}
+
+/// What a newsync message (plain protobuf) tells: its KeyBuf's SyncKey
+/// and, in a response, the MsgIds of the AddMsg items it delivers.
+pub fn newsync_facts(
+    msg: &[u8],
+    is_response: bool,
+) -> (Option<(SyncKeySource, KeyMap)>, Vec<String>) {
+    let source = SyncKeySource::newsync(is_response);
+    let field = source.keybuf_field().expect("newsync has a KeyBuf field");
+    let ids = if is_response {
+        add_msg_ids(msg)
+    } else {
+        Vec::new()
+    };
+    (keybuf(msg, field).map(|k| (source, k)), ids)
+}
+
 /// Schema-less protobuf when the bytes parse as a message, else hex.
 pub fn raw_or_blob(body: &[u8]) -> Value {
     if body.is_empty() {
         return Value::Null;
     }
     match decode_raw(body) {
-        Ok(fields) if !fields.is_empty() => serde_json::json!({ "protobuf": to_json(&fields) }),
+        Ok(fields) if !fields.is_empty() => serde_json::to_value(RawProtobuf {
+            protobuf: to_json(&fields),
+        })
+        .unwrap_or(Value::Null),
         _ => blob(body),
+    }
+}
+
+#[derive(Serialize)]
+struct RawProtobuf {
+    protobuf: Value,
+}
+
+/// The `business` object of a frame record: a business packet's header
+/// fields and, with a key log, how its body decrypted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BusinessSummary {
+    pub cgi: u32,
+    pub cgi_name: Option<&'static str>,
+    pub algo: u8,
+    pub compress: u8,
+    pub uin: u32,
+    pub decrypted: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plaintext_len: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plaintext_sha256: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keylog_lines: Option<Vec<usize>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl BusinessSummary {
+    /// The record's JSON `business` object.
+    pub fn to_value(&self) -> Value {
+        serde_json::to_value(self).unwrap_or(Value::Null)
+    }
+
+    pub fn is_newsync(&self) -> bool {
+        self.cgi == CGI_NEWSYNC
     }
 }
 
@@ -125,10 +291,10 @@ pub fn raw_or_blob(body: &[u8]) -> Value {
 /// opens it, and a SyncKey when it is a newsync.
 pub struct Business {
     /// The `business` object of a frame record.
-    pub summary: Value,
+    pub summary: BusinessSummary,
     /// The body to show: decoded plaintext, or the encrypted bytes.
     pub body: Value,
-    pub synckey: Option<(&'static str, KeyMap)>,
+    pub synckey: Option<(SyncKeySource, KeyMap)>,
     /// The header's uin (0 in responses: None).
     pub uin: Option<u64>,
     /// MsgIds of the AddMsg items of a newsync response.
@@ -137,7 +303,6 @@ pub struct Business {
 
 /// Parses a `0xBF` business packet and, with a key log, decrypts it.
 pub fn business(opts: &Options, packet: &[u8]) -> Option<Business> {
-    use crate::proto::business::{self, BusinessHeader, Outcome};
     use sha2::{Digest, Sha256};
 
     let (h, body_off) = BusinessHeader::parse(packet).ok()?;
@@ -146,16 +311,19 @@ pub fn business(opts: &Options, packet: &[u8]) -> Option<Business> {
         Some(keys) => business::decode_body(&h, body, keys),
         None => Outcome::NoKey,
     };
-    let mut summary = serde_json::json!({
-        "cgi": h.cgi,
-        "cgi_name": business::cgi_name(h.cgi),
-        "algo": h.algo.0,
-        "compress": h.compress.0,
-        "uin": h.uin,
-        "decrypted": false,
-    });
     let mut out = Business {
-        summary: Value::Null,
+        summary: BusinessSummary {
+            cgi: h.cgi,
+            cgi_name: business::cgi_name(h.cgi),
+            algo: h.algo.0,
+            compress: h.compress.0,
+            uin: h.uin,
+            decrypted: false,
+            plaintext_len: None,
+            plaintext_sha256: None,
+            keylog_lines: None,
+            error: None,
+        },
         body: blob(body),
         synckey: None,
         uin: Some(h.uin as u64).filter(|&u| u != 0),
@@ -163,28 +331,19 @@ pub fn business(opts: &Options, packet: &[u8]) -> Option<Business> {
     };
     match outcome {
         Outcome::Decoded(d) => {
-            summary["decrypted"] = true.into();
-            summary["plaintext_len"] = d.plaintext.len().into();
-            summary["plaintext_sha256"] = hex::encode(Sha256::digest(&d.plaintext)).into();
-            summary["keylog_lines"] = serde_json::json!(d.key_lines);
+            let s = &mut out.summary;
+            s.decrypted = true;
+            s.plaintext_len = Some(d.plaintext.len());
+            s.plaintext_sha256 = Some(hex::encode(Sha256::digest(&d.plaintext)));
+            s.keylog_lines = Some(d.key_lines);
             out.body = raw_or_blob(&d.plaintext);
-            if h.cgi == 138 {
-                // newsync: the request's KeyBuf is field 3, the response's field 4.
-                let (field, source) = if h.is_response() {
-                    (4, "newsync_response")
-                } else {
-                    (3, "newsync_request")
-                };
-                out.synckey = keybuf(&d.plaintext, field).map(|k| (source, k));
-                if h.is_response() {
-                    out.msg_ids = add_msg_ids(&d.plaintext);
-                }
+            if h.cgi == CGI_NEWSYNC {
+                (out.synckey, out.msg_ids) = newsync_facts(&d.plaintext, h.is_response());
             }
         }
-        Outcome::Failed(e) => summary["error"] = e.to_string().into(),
+        Outcome::Failed(e) => out.summary.error = Some(e.to_string()),
         Outcome::NoKey => {}
     }
-    out.summary = summary;
     Some(out)
 }
 
@@ -304,7 +463,10 @@ mod tests {
         assert_eq!(keybuf(&resp, 4), Some(KeyMap::from([(1, 10), (2, 20)])));
         let h = Header::new(1_000_000_121, 7, resp.len());
         let d = decode(&Options::default(), &h, &resp, true);
-        assert_eq!(d.synckey_source, Some("newsync_response"));
+        assert_eq!(
+            d.synckey.as_ref().map(|(s, _)| s.as_str()),
+            Some("newsync_response")
+        );
         assert_eq!(d.msg_ids, ["41", "42"]);
         assert_eq!(add_msg_ids(b"garbage"), Vec::<String>::new());
     }
