@@ -12,7 +12,7 @@ use crate::capture::Timestamp;
 use crate::proto::business::{self, BusinessHeader, Outcome, MAGIC};
 use crate::proto::commands::{response, CGI_NEWSYNC, IDENTIFY, NEWSYNC, SEQ_IDENTIFY};
 use crate::proto::longlink::Header;
-use crate::track::synckey::{Observation, Source};
+use crate::track::synckey::{Message, Observation, Source};
 
 /// The message a SyncKey was seen in, as `analyze` lists it (the `source`
 /// of a [`super::SyncKeySeen`]).
@@ -65,12 +65,12 @@ impl SyncKeySource {
         }
     }
 
-    /// The message name on the SyncKey timeline.
-    pub fn message(self) -> &'static str {
+    /// The message on the SyncKey timeline.
+    pub fn message(self) -> Message {
         match self {
-            SyncKeySource::LonglinkIdentify => "identify",
-            SyncKeySource::NewsyncRequest => "newsync_request",
-            SyncKeySource::NewsyncResponse => "newsync_response",
+            SyncKeySource::LonglinkIdentify => Message::Identify,
+            SyncKeySource::NewsyncRequest => Message::NewsyncRequest,
+            SyncKeySource::NewsyncResponse => Message::NewsyncResponse,
         }
     }
 
@@ -426,6 +426,86 @@ mod tests {
         encode_varint_field(1, id, &mut m);
         encode_bytes_field(2, &from, &mut m);
         m
+    }
+
+    /// Each source's serialized name, timeline message and who sent it.
+    #[test]
+    fn synckey_sources() {
+        use SyncKeySource::*;
+        let got: Vec<(String, &str, Source)> = [LonglinkIdentify, NewsyncRequest, NewsyncResponse]
+            .into_iter()
+            .map(|s| {
+                assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+                assert!(s == s.as_str());
+                (s.to_string(), s.message().as_str(), s.source())
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    "longlink_identify".into(),
+                    "identify",
+                    Source::ClientPresented
+                ),
+                (
+                    "newsync_request".into(),
+                    "newsync_request",
+                    Source::ClientPresented
+                ),
+                (
+                    "newsync_response".into(),
+                    "newsync_response",
+                    Source::ServerIssued
+                ),
+            ]
+        );
+        assert_eq!(SyncKeySource::newsync(false), NewsyncRequest);
+        assert_eq!(SyncKeySource::newsync(true), NewsyncResponse);
+        assert_eq!(
+            (
+                NewsyncRequest.keybuf_field(),
+                NewsyncResponse.keybuf_field()
+            ),
+            (Some(3), Some(4))
+        );
+        let o = NewsyncResponse.observation(Timestamp::new(5, 0, 6), 9, KeyMap::from([(1, 2)]));
+        assert_eq!(
+            (o.conn, o.dir, o.message),
+            (
+                9,
+                crate::flow::Direction::ServerToClient,
+                Message::NewsyncResponse
+            )
+        );
+    }
+
+    /// A business packet without a key log: the header's fields, not
+    /// decrypted, and the encrypted body as a blob.
+    #[test]
+    fn business_summary_without_keys() {
+        // A secautoauth request header (cgi 763) from the WeChat capture.
+        let packet = hex::decode(
+            "bfb2cf2800173759bc0b2454034802000000003baf3ee14faf00fb05dd29dd29974e0200fe808a8492040000",
+        )
+        .unwrap();
+        let mut with_body = packet.clone();
+        with_body.extend_from_slice(&[0xde, 0xad]);
+        let b = business(&Options::default(), &with_body).expect("a business packet");
+        assert_eq!(
+            serde_json::to_string(&b.summary).unwrap(),
+            r#"{"cgi":763,"cgi_name":"secautoauth","algo":12,"compress":2,"uin":1505495844,"decrypted":false}"#
+        );
+        assert!(!b.summary.is_newsync());
+        assert_eq!(b.uin, Some(1505495844));
+        assert!(b.synckey.is_none() && b.msg_ids.is_empty());
+        assert_eq!(b.body, blob(&[0xde, 0xad]));
+        assert!(business(&Options::default(), b"\x0a\x00").is_none());
+        // Through a long-link frame the summary is the record's `business`.
+        let h = Header::new(crate::proto::commands::NEWSENDMSG, 3, with_body.len());
+        let d = decode(&Options::default(), &h, &with_body, true);
+        assert_eq!(d.business.map(|s| s.to_value()), Some(b.summary.to_value()));
+        assert_eq!(d.uin, Some(1505495844));
     }
 
     /// A NewSyncResponse with two AddMsg items (one wrapped in a buffer, one

@@ -13,7 +13,7 @@ use super::{micros, Analyzer, AnomalyKind, Here};
 use crate::proto::http::{self, HttpEvent};
 use crate::proto::longlink::Kind;
 use crate::proto::web::{self, Endpoint, WebInfo};
-use crate::track::synckey::{Ids, Observation, Source};
+use crate::track::synckey::{Ids, Message, Observation, Source};
 
 /// The body of an `http` or `web` record.
 #[derive(Serialize)]
@@ -122,7 +122,7 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
             device: None,
             conn: at.conn,
         };
-        let obs = |ts, source, message: &str, keys: &web::KeyMap| {
+        let obs = |ts, source, message: Message, keys: &web::KeyMap| {
             Observation::new(ts, at.conn, source, message, keys.clone())
         };
         match ex.endpoint {
@@ -132,14 +132,19 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
         if let Some(k) = &i.synccheck_key {
             self.timeline.observe(
                 ids,
-                obs(req_ts, Source::SynccheckParam, "synccheck", k),
+                obs(req_ts, Source::SynccheckParam, Message::Synccheck, k),
                 false,
             );
         }
         if let Some(k) = &i.synckey_presented {
             self.timeline.observe(
                 ids,
-                obs(req_ts, Source::ClientPresented, "webwxsync_request", k),
+                obs(
+                    req_ts,
+                    Source::ClientPresented,
+                    Message::WebwxsyncRequest,
+                    k,
+                ),
                 false,
             );
         }
@@ -148,9 +153,9 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
         }
         if let Some(k) = &i.synckey_issued {
             let m = if ex.endpoint == Endpoint::Webwxinit {
-                "webwxinit"
+                Message::Webwxinit
             } else {
-                "webwxsync_response"
+                Message::WebwxsyncResponse
             };
             self.timeline
                 .observe(ids, obs(rs.ts_last, Source::ServerIssued, m, k), false);
@@ -161,7 +166,7 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
                 obs(
                     rs.ts_last,
                     Source::ServerIssued,
-                    "webwxsync_response.SyncCheckKey",
+                    Message::WebwxsyncResponseSyncCheckKey,
                     k,
                 ),
                 true,

@@ -393,7 +393,7 @@ pub fn sessions(sessions: &[crate::track::synckey::Session]) -> String {
                 o.conn.to_string(),
                 o.dir.as_str().to_owned(),
                 source,
-                o.message.clone(),
+                o.message.as_str().to_owned(),
                 o.keys.len().to_string(),
                 changed,
             ]);
