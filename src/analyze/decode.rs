@@ -541,7 +541,7 @@ mod tests {
         encode_bytes_field(4, &key.encode_keybuf(), &mut resp);
         assert_eq!(add_msg_ids(&resp), ["41", "42"]);
         assert_eq!(keybuf(&resp, 4), Some(KeyMap::from([(1, 10), (2, 20)])));
-        let h = Header::new(1_000_000_121, 7, resp.len());
+        let h = Header::new(response(NEWSYNC), 7, resp.len());
         let d = decode(&Options::default(), &h, &resp, true);
         assert_eq!(
             d.synckey.as_ref().map(|(s, _)| s.as_str()),

@@ -38,7 +38,10 @@ pub use crate::body::synckey::KeyMap;
 pub use decode::{BusinessSummary, SyncKeySource};
 pub use mmtls::Crypto;
 pub use record::{FrameRecord, Layer};
-pub use report::{AnomalyRow, CmdRow, ConnRow, LatencyRow, MmtlsTotals, Report, SyncKeySeen};
+pub use report::{
+    AnomalyKind, AnomalyRow, CmdRow, ConnKind, ConnRow, LatencyRow, MmtlsTotals, Report,
+    SyncKeySeen,
+};
 
 /// What the analyzer needs besides the bytes.
 #[derive(Default)]
@@ -50,52 +53,6 @@ pub struct Options {
     pub port: Option<u16>,
     /// Cap on a long-link frame's length.
     pub max_frame: Option<u32>,
-}
-
-/// The kinds of anomaly the analyzer reports (the `kind` of an
-/// [`AnomalyRow`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum AnomalyKind {
-    /// Bytes missing from the capture.
-    Gap,
-    /// A long-link frame partly lost to a gap.
-    FrameCutByGap,
-    /// Bytes skipped to find the next long-link frame.
-    Resync,
-    /// A long-link header claiming more than the frame cap.
-    OversizeFrame,
-    /// Bytes at the end of a stream that are not a whole frame or record.
-    UnfinishedFrame,
-    /// Bytes the HTTP parser skipped.
-    HttpSkipped,
-    /// Bytes that are not MMTLS records.
-    MmtlsSkipped,
-    /// Short-link early data that does not parse.
-    ShortlinkPayload,
-    /// An MMTLS record a logged key did not open.
-    MmtlsDecryptFailed,
-    /// A request sent again before its response.
-    DuplicateRequest,
-    /// An anomaly the reassembly reported, by its own name.
-    Reassembly(&'static str),
-}
-
-impl AnomalyKind {
-    fn as_str(self) -> &'static str {
-        match self {
-            AnomalyKind::Gap => "gap",
-            AnomalyKind::FrameCutByGap => "frame_cut_by_gap",
-            AnomalyKind::Resync => "resync",
-            AnomalyKind::OversizeFrame => "oversize_frame",
-            AnomalyKind::UnfinishedFrame => "unfinished_frame",
-            AnomalyKind::HttpSkipped => "http_skipped",
-            AnomalyKind::MmtlsSkipped => "mmtls_skipped",
-            AnomalyKind::ShortlinkPayload => "shortlink_payload",
-            AnomalyKind::MmtlsDecryptFailed => "mmtls_decrypt_failed",
-            AnomalyKind::DuplicateRequest => "duplicate_request",
-            AnomalyKind::Reassembly(k) => k,
-        }
-    }
 }
 
 /// Bytes held per direction to decide its protocol.
@@ -265,7 +222,7 @@ impl<'o, F: FnMut(&FrameRecord)> Analyzer<'o, F> {
             conn,
             dir,
             offset,
-            kind: kind.as_str().to_owned(),
+            kind,
             detail,
         });
     }
@@ -460,23 +417,15 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
 
     fn gap(&mut self, here: &Here, side: Side, offset: u64, len: u64) {
         self.decide_now(here, side);
-        let conn = self.conns.get_mut(&here.conn).expect("conn");
-        let st = &mut conn.sides[side.index()];
-        match &mut st.dissector {
+        let mut d = self.take_dissector(here, side);
+        match &mut d {
             // Nothing seen yet: detection starts after the hole.
-            Dissector::Sniffing { .. } => {}
-            Dissector::Longlink(_) => {
-                let slot = &mut st.dissector;
-                let mut d = std::mem::replace(slot, Dissector::Other);
-                if let Dissector::Longlink(fr) = &mut d {
-                    self.longlink_gap(here, fr, len);
-                }
-                self.conns.get_mut(&here.conn).expect("conn").sides[side.index()].dissector = d;
-            }
+            Dissector::Sniffing { .. } | Dissector::Other => {}
+            Dissector::Longlink(fr) => self.longlink_gap(here, fr, len),
             Dissector::Mmtls(m) => m.splitter.gap(len),
             Dissector::Http => self.with_http(here, |h, mut out| h.gap(here.dir, len, &mut out)),
-            Dissector::Other => {}
         }
+        self.put_dissector(here, side, d);
         self.anomaly(
             here.conn,
             here.dir,
@@ -487,18 +436,27 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
     }
 
     fn feed(&mut self, here: &Here, side: Side, offset: u64, bytes: &[u8]) {
-        // The dissector is taken out while it runs so that its callbacks can
-        // use the rest of the analyzer; frames stay borrowed from the chunk.
-        let slot = &mut self.conns.get_mut(&here.conn).expect("conn").sides[side.index()].dissector;
-        let mut d = std::mem::replace(slot, Dissector::Other);
+        let mut d = self.take_dissector(here, side);
         match &mut d {
             Dissector::Longlink(fr) => self.longlink_feed(here, side, fr, offset, bytes),
             Dissector::Mmtls(m) => self.mmtls_feed(here, side, m, offset, bytes),
             Dissector::Http => self.with_http(here, |h, mut out| {
                 h.feed(here.dir, offset, bytes, here.ts, &mut out)
             }),
-            _ => {}
+            Dissector::Sniffing { .. } | Dissector::Other => {}
         }
+        self.put_dissector(here, side, d);
+    }
+
+    /// Takes a direction's dissector out while it runs, so that its
+    /// callbacks can use the rest of the analyzer (frames stay borrowed
+    /// from the chunk); [`Self::put_dissector`] puts it back.
+    fn take_dissector(&mut self, here: &Here, side: Side) -> Dissector {
+        let slot = &mut self.conns.get_mut(&here.conn).expect("conn").sides[side.index()].dissector;
+        std::mem::replace(slot, Dissector::Other)
+    }
+
+    fn put_dissector(&mut self, here: &Here, side: Side, d: Dissector) {
         self.conns.get_mut(&here.conn).expect("conn").sides[side.index()].dissector = d;
     }
 }

@@ -135,7 +135,7 @@ pub fn analyze(r: &crate::analyze::Report) -> String {
             c.id.to_string(),
             c.client.clone(),
             c.server.clone(),
-            c.kind.to_owned(),
+            c.kind.as_str().to_owned(),
             proto(c.protocol_c2s),
             proto(c.protocol_s2c),
             c.bytes_c2s.to_string(),
@@ -307,7 +307,7 @@ pub fn analyze(r: &crate::analyze::Report) -> String {
                 a.conn.to_string(),
                 a.dir.as_str().to_owned(),
                 a.offset.to_string(),
-                a.kind.clone(),
+                a.kind.as_str().to_owned(),
                 a.detail.clone(),
             ]);
         }
