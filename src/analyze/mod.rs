@@ -7,9 +7,9 @@
 //!
 //! This file holds the sink: per-connection and per-direction state,
 //! protocol detection and dispatch. Each protocol's glue lives in its own
-//! file, mirroring `proto/`: [`longlink`], [`mod@mmtls`], [`shortlink`],
-//! [`web`] (HTTP and web WeChat); body decoding in [`decode`], the record
-//! type in [`record`], the totals in [`report`].
+//! file, mirroring `proto/`: `longlink.rs`, `mmtls.rs`, `shortlink.rs`,
+//! `web.rs` (HTTP and web WeChat); body decoding in `decode.rs`, the
+//! record type in `record.rs`, the totals in `report.rs`.
 
 mod decode;
 mod longlink;
