@@ -80,17 +80,7 @@ impl SyncKeySource {
     }
 }
 
-impl std::fmt::Display for SyncKeySource {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl PartialEq<&str> for SyncKeySource {
-    fn eq(&self, other: &&str) -> bool {
-        self.as_str() == *other
-    }
-}
+named!(SyncKeySource);
 
 /// A decoded body and what trackers need from it.
 pub struct Decoded {

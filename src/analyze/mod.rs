@@ -11,6 +11,23 @@
 //! `web.rs` (HTTP and web WeChat); body decoding in `decode.rs`, the
 //! record type in `record.rs`, the totals in `report.rs`.
 
+/// `Display` and `== "name"` for a fact enum named by its `as_str`.
+macro_rules! named {
+    ($t:ty) => {
+        impl std::fmt::Display for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl PartialEq<&str> for $t {
+            fn eq(&self, other: &&str) -> bool {
+                self.as_str() == *other
+            }
+        }
+    };
+}
+
 mod decode;
 mod longlink;
 mod mmtls;

@@ -57,17 +57,7 @@ impl AnomalyKind {
     }
 }
 
-impl std::fmt::Display for AnomalyKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl PartialEq<&str> for AnomalyKind {
-    fn eq(&self, other: &&str) -> bool {
-        self.as_str() == *other
-    }
-}
+named!(AnomalyKind);
 
 impl Serialize for AnomalyKind {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -121,17 +111,7 @@ impl ConnKind {
     }
 }
 
-impl std::fmt::Display for ConnKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl PartialEq<&str> for ConnKind {
-    fn eq(&self, other: &&str) -> bool {
-        self.as_str() == *other
-    }
-}
+named!(ConnKind);
 
 /// One connection.
 #[derive(Debug, Clone, Serialize)]
