@@ -4,12 +4,114 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::KeyMap;
+use super::{Crypto, KeyMap, SyncKeySource};
 use crate::capture::Timestamp;
 use crate::detect::Protocol;
 use crate::flow::{Direction, FlowSummary};
 use crate::proto::longlink::Kind;
 use crate::track::pairing::{Latency, PairCounts};
+
+/// The kinds of anomaly the analyzer reports (the `kind` of an
+/// [`AnomalyRow`]), serialized by [`AnomalyKind::as_str`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AnomalyKind {
+    /// Bytes missing from the capture.
+    Gap,
+    /// A long-link frame partly lost to a gap.
+    FrameCutByGap,
+    /// Bytes skipped to find the next long-link frame.
+    Resync,
+    /// A long-link header claiming more than the frame cap.
+    OversizeFrame,
+    /// Bytes at the end of a stream that are not a whole frame or record.
+    UnfinishedFrame,
+    /// Bytes the HTTP parser skipped.
+    HttpSkipped,
+    /// Bytes that are not MMTLS records.
+    MmtlsSkipped,
+    /// Short-link early data that does not parse.
+    ShortlinkPayload,
+    /// An MMTLS record a logged key did not open.
+    MmtlsDecryptFailed,
+    /// A request sent again before its response.
+    DuplicateRequest,
+    /// An anomaly the reassembly reported, by its own name.
+    Reassembly(&'static str),
+}
+
+impl AnomalyKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AnomalyKind::Gap => "gap",
+            AnomalyKind::FrameCutByGap => "frame_cut_by_gap",
+            AnomalyKind::Resync => "resync",
+            AnomalyKind::OversizeFrame => "oversize_frame",
+            AnomalyKind::UnfinishedFrame => "unfinished_frame",
+            AnomalyKind::HttpSkipped => "http_skipped",
+            AnomalyKind::MmtlsSkipped => "mmtls_skipped",
+            AnomalyKind::ShortlinkPayload => "shortlink_payload",
+            AnomalyKind::MmtlsDecryptFailed => "mmtls_decrypt_failed",
+            AnomalyKind::DuplicateRequest => "duplicate_request",
+            AnomalyKind::Reassembly(k) => k,
+        }
+    }
+}
+
+named!(AnomalyKind);
+
+impl Serialize for AnomalyKind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// What a connection carries, as [`ConnRow::kind`] names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnKind {
+    /// Plaintext long-link frames.
+    Longlink,
+    /// MMTLS records straight on TCP (a long link under MMTLS).
+    MmtlsLong,
+    /// Short-link HTTP exchanges (MMTLS bodies, or legacy business packets).
+    MmtlsShort,
+    /// Other HTTP (web WeChat, plain short links, anything else).
+    Http,
+    /// Bytes no dissector recognises.
+    Unknown,
+    /// A connection without payload.
+    NoPayload,
+}
+
+impl ConnKind {
+    /// The kind of a connection from its directions' protocols and the
+    /// short-link exchanges found on it.
+    pub fn of(protos: [Option<Protocol>; 2], short_links: u64) -> ConnKind {
+        if short_links > 0 {
+            return ConnKind::MmtlsShort;
+        }
+        match protos[0].or(protos[1]) {
+            Some(Protocol::Mmtls) => ConnKind::MmtlsLong,
+            Some(Protocol::Longlink) => ConnKind::Longlink,
+            Some(Protocol::Http) => ConnKind::Http,
+            Some(Protocol::Unknown) => ConnKind::Unknown,
+            None => ConnKind::NoPayload,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnKind::Longlink => "longlink",
+            ConnKind::MmtlsLong => "mmtls_long",
+            ConnKind::MmtlsShort => "mmtls_short",
+            ConnKind::Http => "http",
+            ConnKind::Unknown => "unknown",
+            ConnKind::NoPayload => "no_payload",
+        }
+    }
+}
+
+named!(ConnKind);
 
 /// One connection.
 #[derive(Debug, Clone, Serialize)]
@@ -20,7 +122,7 @@ pub struct ConnRow {
     /// What the connection carries: longlink (plaintext), mmtls_long,
     /// mmtls_short (short-link HTTP with MMTLS bodies), http, unknown or
     /// no_payload.
-    pub kind: &'static str,
+    pub kind: ConnKind,
     pub protocol_c2s: Option<Protocol>,
     pub protocol_s2c: Option<Protocol>,
     pub bytes_c2s: u64,
@@ -67,14 +169,14 @@ pub struct MmtlsTotals {
 }
 
 impl MmtlsTotals {
-    pub(super) fn add(&mut self, typ: u8, crypto: &str) {
+    pub(super) fn add(&mut self, typ: u8, crypto: Crypto) {
         self.records += 1;
         *self.by_type.entry(format!("0x{typ:02x}")).or_default() += 1;
         match crypto {
-            "plaintext" => self.plaintext += 1,
-            "decrypted" => self.decrypted += 1,
-            "failed" => self.failed += 1,
-            _ => self.no_key += 1,
+            Crypto::Plaintext => self.plaintext += 1,
+            Crypto::Decrypted => self.decrypted += 1,
+            Crypto::Failed => self.failed += 1,
+            Crypto::NoKey => self.no_key += 1,
         }
     }
 }
@@ -85,7 +187,9 @@ pub struct SyncKeySeen {
     pub ts: Timestamp,
     pub conn: u64,
     pub dir: Direction,
-    pub source: String,
+    /// The message it came in (serialized as `longlink_identify`,
+    /// `newsync_request`, `newsync_response`).
+    pub source: SyncKeySource,
     pub keys: KeyMap,
 }
 
@@ -105,7 +209,7 @@ pub struct AnomalyRow {
     pub dir: Direction,
     /// Stream offset in that direction (0 when not tied to one).
     pub offset: u64,
-    pub kind: String,
+    pub kind: AnomalyKind,
     pub detail: String,
 }
 
@@ -166,17 +270,7 @@ impl Report {
         frames: u64,
         short_links: u64,
     ) {
-        let kind = if short_links > 0 {
-            "mmtls_short"
-        } else {
-            match protos[0].or(protos[1]) {
-                Some(Protocol::Mmtls) => "mmtls_long",
-                Some(Protocol::Longlink) => "longlink",
-                Some(Protocol::Http) => "http",
-                Some(Protocol::Unknown) => "unknown",
-                None => "no_payload",
-            }
-        };
+        let kind = ConnKind::of(protos, short_links);
         let preview = protos
             .iter()
             .zip(previews)
@@ -202,7 +296,10 @@ impl Report {
         self.connections.sort_by_key(|c| c.id);
         self.by_protocol.clear();
         for c in &self.connections {
-            *self.by_protocol.entry(c.kind.to_owned()).or_default() += 1;
+            *self
+                .by_protocol
+                .entry(c.kind.as_str().to_owned())
+                .or_default() += 1;
         }
         self.commands = self.cmds.values().cloned().collect();
         let mut pairing = std::mem::take(&mut self.pairing);
@@ -217,5 +314,48 @@ impl Report {
             })
             .collect();
         self.anomalies.sort_by_key(|a| (a.conn, a.offset));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_kinds() {
+        use Protocol::*;
+        let of = |a, b, short| ConnKind::of([a, b], short).as_str();
+        assert_eq!(of(None, None, 0), "no_payload");
+        assert_eq!(of(Some(Longlink), Some(Longlink), 0), "longlink");
+        // The client's direction decides; the server's when the client sent nothing.
+        assert_eq!(of(Some(Mmtls), Some(Unknown), 0), "mmtls_long");
+        assert_eq!(of(None, Some(Http), 0), "http");
+        assert_eq!(of(Some(Unknown), None, 0), "unknown");
+        // One short-link exchange makes an HTTP connection a short link.
+        assert_eq!(of(Some(Http), Some(Http), 1), "mmtls_short");
+        assert_eq!(
+            serde_json::to_string(&ConnKind::MmtlsShort).unwrap(),
+            r#""mmtls_short""#
+        );
+    }
+
+    #[test]
+    fn anomaly_kinds_serialize_as_their_names() {
+        let row = AnomalyRow {
+            conn: 2,
+            dir: Direction::ClientToServer,
+            offset: 16,
+            kind: AnomalyKind::FrameCutByGap,
+            detail: "8 bytes of a frame lost to a gap".into(),
+        };
+        assert_eq!(
+            serde_json::to_string(&row).unwrap(),
+            r#"{"conn":2,"dir":"c2s","offset":16,"kind":"frame_cut_by_gap","detail":"8 bytes of a frame lost to a gap"}"#
+        );
+        assert_eq!(
+            AnomalyKind::Reassembly("overlap_conflict").as_str(),
+            "overlap_conflict"
+        );
+        assert!(AnomalyKind::MmtlsDecryptFailed == "mmtls_decrypt_failed");
     }
 }

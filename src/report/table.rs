@@ -135,7 +135,7 @@ pub fn analyze(r: &crate::analyze::Report) -> String {
             c.id.to_string(),
             c.client.clone(),
             c.server.clone(),
-            c.kind.to_owned(),
+            c.kind.as_str().to_owned(),
             proto(c.protocol_c2s),
             proto(c.protocol_s2c),
             c.bytes_c2s.to_string(),
@@ -251,7 +251,7 @@ pub fn analyze(r: &crate::analyze::Report) -> String {
                 k.ts.to_rfc3339(),
                 k.conn.to_string(),
                 k.dir.as_str().to_owned(),
-                k.source.clone(),
+                k.source.as_str().to_owned(),
                 k.keys.len().to_string(),
                 format!(
                     "{}{}",
@@ -307,7 +307,7 @@ pub fn analyze(r: &crate::analyze::Report) -> String {
                 a.conn.to_string(),
                 a.dir.as_str().to_owned(),
                 a.offset.to_string(),
-                a.kind.clone(),
+                a.kind.as_str().to_owned(),
                 a.detail.clone(),
             ]);
         }
@@ -393,7 +393,7 @@ pub fn sessions(sessions: &[crate::track::synckey::Session]) -> String {
                 o.conn.to_string(),
                 o.dir.as_str().to_owned(),
                 source,
-                o.message.clone(),
+                o.message.as_str().to_owned(),
                 o.keys.len().to_string(),
                 changed,
             ]);

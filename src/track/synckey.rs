@@ -23,6 +23,78 @@ pub enum Source {
     SynccheckParam,
 }
 
+/// The message a SyncKey was seen in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Message {
+    /// A long-link identify (client).
+    Identify,
+    /// A newsync request's KeyBuf (long or short link).
+    NewsyncRequest,
+    /// A newsync response's KeyBuf.
+    NewsyncResponse,
+    /// The SyncKey of a web `webwxinit` response.
+    Webwxinit,
+    /// The SyncKey a web client presents in `webwxsync`.
+    WebwxsyncRequest,
+    /// The SyncKey of a `webwxsync` response.
+    WebwxsyncResponse,
+    /// The SyncCheckKey of a `webwxsync` response.
+    WebwxsyncResponseSyncCheckKey,
+    /// The `synckey` parameter of a synccheck long poll.
+    Synccheck,
+}
+
+impl Message {
+    const ALL: [Message; 8] = [
+        Message::Identify,
+        Message::NewsyncRequest,
+        Message::NewsyncResponse,
+        Message::Webwxinit,
+        Message::WebwxsyncRequest,
+        Message::WebwxsyncResponse,
+        Message::WebwxsyncResponseSyncCheckKey,
+        Message::Synccheck,
+    ];
+
+    /// The name in reports and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Message::Identify => "identify",
+            Message::NewsyncRequest => "newsync_request",
+            Message::NewsyncResponse => "newsync_response",
+            Message::Webwxinit => "webwxinit",
+            Message::WebwxsyncRequest => "webwxsync_request",
+            Message::WebwxsyncResponse => "webwxsync_response",
+            Message::WebwxsyncResponseSyncCheckKey => "webwxsync_response.SyncCheckKey",
+            Message::Synccheck => "synccheck",
+        }
+    }
+}
+
+impl std::fmt::Display for Message {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Message {
+    type Err = String;
+
+    /// The message [`Message::as_str`] names.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Message::ALL
+            .into_iter()
+            .find(|m| m.as_str() == s)
+            .ok_or_else(|| format!("not a SyncKey message: {s:?}"))
+    }
+}
+
+impl Serialize for Message {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
 /// One SyncKey seen on the wire.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Observation {
@@ -32,14 +104,14 @@ pub struct Observation {
     pub source: Source,
     /// The message it came in: identify, newsync_request, newsync_response,
     /// webwxinit, webwxsync_request, webwxsync_response, synccheck.
-    pub message: String,
+    pub message: Message,
     pub keys: KeyMap,
 }
 
 impl Observation {
     /// An observation; the direction follows from who put the key on the
     /// wire (the server sends what it issues, the client the rest).
-    pub fn new(ts: Timestamp, conn: u64, source: Source, message: &str, keys: KeyMap) -> Self {
+    pub fn new(ts: Timestamp, conn: u64, source: Source, message: Message, keys: KeyMap) -> Self {
         let dir = if source == Source::ServerIssued {
             Direction::ServerToClient
         } else {
@@ -50,7 +122,7 @@ impl Observation {
             conn,
             dir,
             source,
-            message: message.to_owned(),
+            message,
             keys,
         }
     }
@@ -486,9 +558,22 @@ mod tests {
                 Direction::ClientToServer
             },
             source,
-            message: message.into(),
+            message: message.parse().expect("a known message"),
             keys: keys.iter().copied().collect(),
         }
+    }
+
+    #[test]
+    fn messages_round_trip_their_names() {
+        for m in Message::ALL {
+            assert_eq!(m.as_str().parse::<Message>(), Ok(m));
+            assert_eq!(serde_json::to_value(m).unwrap(), m.as_str());
+        }
+        assert_eq!(
+            serde_json::to_string(&Message::WebwxsyncResponseSyncCheckKey).unwrap(),
+            r#""webwxsync_response.SyncCheckKey""#
+        );
+        assert!("longlink_identify".parse::<Message>().is_err());
     }
 
     #[test]

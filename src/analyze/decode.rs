@@ -1,0 +1,543 @@
+//! Frame body decoding for the analyzer: the identify body, business
+//! packets, a user's schema when the profile maps the cmd, otherwise
+//! schema-less protobuf, otherwise hex with an entropy figure.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::{KeyMap, Options};
+use crate::body::identify::Identify;
+use crate::body::protobuf::{decode_raw, to_json, Blob, WireField, WireReader, WireValue};
+use crate::capture::Timestamp;
+use crate::proto::business::{self, BusinessHeader, Outcome, MAGIC};
+use crate::proto::commands::{response, CGI_NEWSYNC, IDENTIFY, NEWSYNC, SEQ_IDENTIFY};
+use crate::proto::longlink::Header;
+use crate::track::synckey::{Message, Observation, Source};
+
+/// The message a SyncKey was seen in, as `analyze` lists it (the `source`
+/// of a [`super::SyncKeySeen`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncKeySource {
+    /// The identify frame a client sends first on a long link (cmd 205).
+    LonglinkIdentify,
+    /// The KeyBuf of a newsync request (long link cmd 121, cgi 138).
+    NewsyncRequest,
+    /// The KeyBuf of a newsync response.
+    NewsyncResponse,
+}
+
+impl SyncKeySource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncKeySource::LonglinkIdentify => "longlink_identify",
+            SyncKeySource::NewsyncRequest => "newsync_request",
+            SyncKeySource::NewsyncResponse => "newsync_response",
+        }
+    }
+
+    /// The newsync KeyBuf of a request or a response.
+    pub fn newsync(is_response: bool) -> Self {
+        if is_response {
+            SyncKeySource::NewsyncResponse
+        } else {
+            SyncKeySource::NewsyncRequest
+        }
+    }
+
+    /// The field of a newsync message that holds the KeyBuf: 3 in the
+    /// request, 4 in the response (None for the identify).
+    pub fn keybuf_field(self) -> Option<u32> {
+        match self {
+            SyncKeySource::LonglinkIdentify => None,
+            SyncKeySource::NewsyncRequest => Some(3),
+            SyncKeySource::NewsyncResponse => Some(4),
+        }
+    }
+
+    /// Who put the key on the wire.
+    pub fn source(self) -> Source {
+        match self {
+            SyncKeySource::NewsyncResponse => Source::ServerIssued,
+            SyncKeySource::LonglinkIdentify | SyncKeySource::NewsyncRequest => {
+                Source::ClientPresented
+            }
+        }
+    }
+
+    /// The message on the SyncKey timeline.
+    pub fn message(self) -> Message {
+        match self {
+            SyncKeySource::LonglinkIdentify => Message::Identify,
+            SyncKeySource::NewsyncRequest => Message::NewsyncRequest,
+            SyncKeySource::NewsyncResponse => Message::NewsyncResponse,
+        }
+    }
+
+    /// A timeline observation of `keys` seen in this message.
+    pub fn observation(self, ts: Timestamp, conn: u64, keys: KeyMap) -> Observation {
+        Observation::new(ts, conn, self.source(), self.message(), keys)
+    }
+}
+
+named!(SyncKeySource);
+
+/// A decoded body and what trackers need from it.
+pub struct Decoded {
+    pub value: Value,
+    /// A SyncKey the body carries, and the message it is in.
+    pub synckey: Option<(SyncKeySource, KeyMap)>,
+    pub business: Option<BusinessSummary>,
+    /// The user, when the body names one (identify, business header).
+    pub uin: Option<u64>,
+    /// The device, when the body names one (the identify's network-id
+    /// string: the device id on syncscope's server).
+    pub device: Option<String>,
+    /// MsgIds of the AddMsg items a newsync response delivers.
+    pub msg_ids: Vec<String>,
+}
+
+fn blob(body: &[u8]) -> Value {
+    serde_json::to_value(Blob::new(body)).unwrap_or(Value::Null)
+}
+
+/// The record body of an identify frame: `{"identify": {...}}`.
+#[derive(Serialize)]
+struct IdentifyBody<'a> {
+    identify: IdentifyView<'a>,
+}
+
+#[derive(Serialize)]
+struct IdentifyView<'a> {
+    uin: u32,
+    synckey: KeyMap,
+    synckey_count: Option<u32>,
+    client_version: String,
+    locale: &'a str,
+    network_id: &'a Option<String>,
+    network_id_ctx: &'a Option<String>,
+}
+
+impl<'a> IdentifyBody<'a> {
+    fn new(id: &'a Identify) -> Self {
+        IdentifyBody {
+            identify: IdentifyView {
+                uin: id.uin,
+                synckey: id.synckey.to_map(),
+                synckey_count: id.synckey_count,
+                client_version: format!("0x{:08x}", id.client_version),
+                locale: &id.locale,
+                network_id: &id.network_id,
+                network_id_ctx: &id.network_id_ctx,
+            },
+        }
+    }
+}
+
+/// Whether a long-link frame's body matters to the trackers even when no
+/// record is wanted: the identify (SyncKey, user, device) and newsync
+/// (SyncKeys, MsgIds).
+pub fn tracker_needs_body(h: &Header) -> bool {
+    (h.cmd == IDENTIFY && h.seq == SEQ_IDENTIFY) || h.request_cmd() == NEWSYNC
+}
+
+/// Decodes a long-link frame body. Without `want_value` only what the
+/// trackers need (SyncKeys, uin, MsgIds, the business summary) is worked out.
+pub fn decode(opts: &Options, h: &Header, body: &[u8], want_value: bool) -> Decoded {
+    let mut d = Decoded {
+        value: Value::Null,
+        synckey: None,
+        business: None,
+        uin: None,
+        device: None,
+        msg_ids: Vec::new(),
+    };
+    if h.cmd == IDENTIFY && h.seq == SEQ_IDENTIFY {
+        if let Ok(id) = Identify::decode(body) {
+            d.synckey = Some((SyncKeySource::LonglinkIdentify, id.synckey.to_map()));
+            d.uin = Some(id.uin as u64);
+            d.device = id.network_id.clone().filter(|n| !n.is_empty());
+            d.value = serde_json::to_value(IdentifyBody::new(&id)).unwrap_or(Value::Null);
+            return d;
+        }
+    }
+    if body.first() == Some(&MAGIC) {
+        if let Some(b) = business(opts, body) {
+            d.value = b.body;
+            d.business = Some(b.summary);
+            d.uin = b.uin;
+            d.msg_ids = b.msg_ids;
+            d.synckey = b.synckey;
+            return d;
+        }
+    }
+    // A plain-protobuf newsync (the reference server's long link, old
+    // clients).
+    if h.request_cmd() == NEWSYNC {
+        let is_response = h.cmd == response(NEWSYNC);
+        let (synckey, msg_ids) = newsync_facts(body, is_response);
+        if synckey.is_some() {
+            d.synckey = synckey;
+            d.msg_ids = msg_ids;
+        }
+    }
+    if !want_value {
+        return d;
+    }
+    if let (Some(name), Some(schemas)) = (opts.registry.message(h.cmd), &opts.schemas) {
+        match schemas.decode(name, body) {
+            Ok(v) => {
+                d.value = v;
+                return d;
+            }
+            Err(e) => {
+                d.value = serde_json::to_value(SchemaError {
+                    schema_error: e.to_string(),
+                    raw: raw_or_blob(body),
+                })
+                .unwrap_or(Value::Null);
+                return d;
+            }
+        }
+    }
+    d.value = raw_or_blob(body);
+    d
+}
+
+/// A body the profile's schema did not decode.
+#[derive(Serialize)]
+struct SchemaError {
+    schema_error: String,
+    raw: Value,
+}
+
+/// What a newsync message (plain protobuf) tells: its KeyBuf's SyncKey
+/// and, in a response, the MsgIds of the AddMsg items it delivers.
+pub fn newsync_facts(
+    msg: &[u8],
+    is_response: bool,
+) -> (Option<(SyncKeySource, KeyMap)>, Vec<String>) {
+    let source = SyncKeySource::newsync(is_response);
+    let field = source.keybuf_field().expect("newsync has a KeyBuf field");
+    let ids = if is_response {
+        add_msg_ids(msg)
+    } else {
+        Vec::new()
+    };
+    (keybuf(msg, field).map(|k| (source, k)), ids)
+}
+
+/// Schema-less protobuf when the bytes parse as a message, else hex.
+pub fn raw_or_blob(body: &[u8]) -> Value {
+    if body.is_empty() {
+        return Value::Null;
+    }
+    match decode_raw(body) {
+        Ok(fields) if !fields.is_empty() => serde_json::to_value(RawProtobuf {
+            protobuf: to_json(&fields),
+        })
+        .unwrap_or(Value::Null),
+        _ => blob(body),
+    }
+}
+
+#[derive(Serialize)]
+struct RawProtobuf {
+    protobuf: Value,
+}
+
+/// The `business` object of a frame record: a business packet's header
+/// fields and, with a key log, how its body decrypted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BusinessSummary {
+    pub cgi: u32,
+    pub cgi_name: Option<&'static str>,
+    pub algo: u8,
+    pub compress: u8,
+    pub uin: u32,
+    pub decrypted: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plaintext_len: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plaintext_sha256: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keylog_lines: Option<Vec<usize>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl BusinessSummary {
+    /// The record's JSON `business` object.
+    pub fn to_value(&self) -> Value {
+        serde_json::to_value(self).unwrap_or(Value::Null)
+    }
+
+    pub fn is_newsync(&self) -> bool {
+        self.cgi == CGI_NEWSYNC
+    }
+}
+
+/// A business packet: header fields, the decrypted protobuf when a key
+/// opens it, and a SyncKey when it is a newsync.
+pub struct Business {
+    /// The `business` object of a frame record.
+    pub summary: BusinessSummary,
+    /// The body to show: decoded plaintext, or the encrypted bytes.
+    pub body: Value,
+    pub synckey: Option<(SyncKeySource, KeyMap)>,
+    /// The header's uin (0 in responses: None).
+    pub uin: Option<u64>,
+    /// MsgIds of the AddMsg items of a newsync response.
+    pub msg_ids: Vec<String>,
+}
+
+/// Parses a `0xBF` business packet and, with a key log, decrypts it.
+pub fn business(opts: &Options, packet: &[u8]) -> Option<Business> {
+    use sha2::{Digest, Sha256};
+
+    let (h, body_off) = BusinessHeader::parse(packet).ok()?;
+    let body = packet.get(body_off..).unwrap_or(&[]);
+    let outcome = match &opts.keylog {
+        Some(keys) => business::decode_body(&h, body, keys),
+        None => Outcome::NoKey,
+    };
+    let mut out = Business {
+        summary: BusinessSummary {
+            cgi: h.cgi,
+            cgi_name: business::cgi_name(h.cgi),
+            algo: h.algo.0,
+            compress: h.compress.0,
+            uin: h.uin,
+            decrypted: false,
+            plaintext_len: None,
+            plaintext_sha256: None,
+            keylog_lines: None,
+            error: None,
+        },
+        body: blob(body),
+        synckey: None,
+        uin: Some(h.uin as u64).filter(|&u| u != 0),
+        msg_ids: Vec::new(),
+    };
+    match outcome {
+        Outcome::Decoded(d) => {
+            let s = &mut out.summary;
+            s.decrypted = true;
+            s.plaintext_len = Some(d.plaintext.len());
+            s.plaintext_sha256 = Some(hex::encode(Sha256::digest(&d.plaintext)));
+            s.keylog_lines = Some(d.key_lines);
+            out.body = raw_or_blob(&d.plaintext);
+            if h.cgi == CGI_NEWSYNC {
+                (out.synckey, out.msg_ids) = newsync_facts(&d.plaintext, h.is_response());
+            }
+        }
+        Outcome::Failed(e) => out.summary.error = Some(e.to_string()),
+        Outcome::NoKey => {}
+    }
+    Some(out)
+}
+
+/// Top-level fields of a message, read shallowly (no guessing at nested
+/// messages): None when the bytes are not a well-formed message.
+fn shallow(msg: &[u8]) -> Option<Vec<WireField<'_>>> {
+    WireReader::new(msg).collect::<Result<Vec<_>, _>>().ok()
+}
+
+fn len_field<'a>(fields: &[WireField<'a>], n: u32) -> Option<&'a [u8]> {
+    fields.iter().find_map(|f| match (f.number, f.value) {
+        (m, WireValue::Len(b)) if m == n => Some(b),
+        _ => None,
+    })
+}
+
+fn varint_field(fields: &[WireField<'_>], n: u32) -> Option<u64> {
+    fields.iter().find_map(|f| match (f.number, f.value) {
+        (m, WireValue::Varint(v)) if m == n => Some(v),
+        _ => None,
+    })
+}
+
+/// The SyncKey in field `n` (a KeyBuf) of a message.
+pub fn keybuf(msg: &[u8], n: u32) -> Option<KeyMap> {
+    use crate::body::synckey::SyncKey;
+    let fields = shallow(msg)?;
+    SyncKey::decode(len_field(&fields, n)?)
+        .ok()
+        .map(|k| k.to_map())
+}
+
+/// MsgIds of the AddMsg items in a NewSyncResponse: CmdList (field 2) ->
+/// CmdItem (field 2, repeated) with CmdId (1) = 5 -> CmdBuf (2: a buffer
+/// wrapper `{1: len, 2: bytes}` or the message itself) -> AddMsg, MsgId
+/// (field 1) or else NewMsgId (12). Best effort: what does not parse is
+/// skipped.
+pub fn add_msg_ids(resp: &[u8]) -> Vec<String> {
+    let mut ids = Vec::new();
+    let Some(cmdlist) = shallow(resp).and_then(|top| len_field(&top, 2).and_then(shallow)) else {
+        return ids;
+    };
+    for item in cmdlist.iter().filter(|f| f.number == 2) {
+        let WireValue::Len(b) = item.value else {
+            continue;
+        };
+        let Some(item) = shallow(b) else {
+            continue;
+        };
+        if varint_field(&item, 1) != Some(5) {
+            continue;
+        }
+        let Some(buf) = len_field(&item, 2) else {
+            continue;
+        };
+        let wrapped = shallow(buf).and_then(|w| {
+            let inner = len_field(&w, 2)?;
+            (w.len() == 2 && varint_field(&w, 1) == Some(inner.len() as u64)).then_some(inner)
+        });
+        let Some(add) = shallow(wrapped.unwrap_or(buf)) else {
+            continue;
+        };
+        if let Some(id) = varint_field(&add, 1).or_else(|| varint_field(&add, 12)) {
+            ids.push(id.to_string());
+        }
+    }
+    ids
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::body::protobuf::{encode_bytes_field, encode_varint_field};
+    use crate::body::synckey::SyncKey;
+
+    fn add_msg(id: u64) -> Vec<u8> {
+        let mut from = Vec::new();
+        encode_bytes_field(1, b"alice", &mut from);
+        let mut m = Vec::new();
+        encode_varint_field(1, id, &mut m);
+        encode_bytes_field(2, &from, &mut m);
+        m
+    }
+
+    /// Each source's serialized name, timeline message and who sent it.
+    #[test]
+    fn synckey_sources() {
+        use SyncKeySource::*;
+        let got: Vec<(String, &str, Source)> = [LonglinkIdentify, NewsyncRequest, NewsyncResponse]
+            .into_iter()
+            .map(|s| {
+                assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+                assert!(s == s.as_str());
+                (s.to_string(), s.message().as_str(), s.source())
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    "longlink_identify".into(),
+                    "identify",
+                    Source::ClientPresented
+                ),
+                (
+                    "newsync_request".into(),
+                    "newsync_request",
+                    Source::ClientPresented
+                ),
+                (
+                    "newsync_response".into(),
+                    "newsync_response",
+                    Source::ServerIssued
+                ),
+            ]
+        );
+        assert_eq!(SyncKeySource::newsync(false), NewsyncRequest);
+        assert_eq!(SyncKeySource::newsync(true), NewsyncResponse);
+        assert_eq!(
+            (
+                NewsyncRequest.keybuf_field(),
+                NewsyncResponse.keybuf_field()
+            ),
+            (Some(3), Some(4))
+        );
+        let o = NewsyncResponse.observation(Timestamp::new(5, 0, 6), 9, KeyMap::from([(1, 2)]));
+        assert_eq!(
+            (o.conn, o.dir, o.message),
+            (
+                9,
+                crate::flow::Direction::ServerToClient,
+                Message::NewsyncResponse
+            )
+        );
+    }
+
+    /// A business packet without a key log: the header's fields, not
+    /// decrypted, and the encrypted body as a blob.
+    #[test]
+    fn business_summary_without_keys() {
+        // A secautoauth request header (cgi 763) from the WeChat capture.
+        let packet = hex::decode(
+            "bfb2cf2800173759bc0b2454034802000000003baf3ee14faf00fb05dd29dd29974e0200fe808a8492040000",
+        )
+        .unwrap();
+        let mut with_body = packet.clone();
+        with_body.extend_from_slice(&[0xde, 0xad]);
+        let b = business(&Options::default(), &with_body).expect("a business packet");
+        assert_eq!(
+            serde_json::to_string(&b.summary).unwrap(),
+            r#"{"cgi":763,"cgi_name":"secautoauth","algo":12,"compress":2,"uin":1505495844,"decrypted":false}"#
+        );
+        assert!(!b.summary.is_newsync());
+        assert_eq!(b.uin, Some(1505495844));
+        assert!(b.synckey.is_none() && b.msg_ids.is_empty());
+        assert_eq!(b.body, blob(&[0xde, 0xad]));
+        assert!(business(&Options::default(), b"\x0a\x00").is_none());
+        // Through a long-link frame the summary is the record's `business`.
+        let h = Header::new(crate::proto::commands::NEWSENDMSG, 3, with_body.len());
+        let d = decode(&Options::default(), &h, &with_body, true);
+        assert_eq!(d.business.map(|s| s.to_value()), Some(b.summary.to_value()));
+        assert_eq!(d.uin, Some(1505495844));
+    }
+
+    /// A NewSyncResponse with two AddMsg items (one wrapped in a buffer, one
+    /// not) and a KeyBuf: the MsgIds and the SyncKey come out.
+    #[test]
+    fn newsync_response_msg_ids_and_keybuf() {
+        let mut items = Vec::new();
+        for (i, id) in [41u64, 42].into_iter().enumerate() {
+            let msg = add_msg(id);
+            let mut buf = Vec::new();
+            if i == 0 {
+                encode_varint_field(1, msg.len() as u64, &mut buf);
+                encode_bytes_field(2, &msg, &mut buf);
+            } else {
+                buf = msg;
+            }
+            let mut item = Vec::new();
+            encode_varint_field(1, 5, &mut item);
+            encode_bytes_field(2, &buf, &mut item);
+            items.push(item);
+        }
+        let mut cmdlist = Vec::new();
+        encode_varint_field(1, 2, &mut cmdlist);
+        for it in &items {
+            encode_bytes_field(2, it, &mut cmdlist);
+        }
+        let key = SyncKey {
+            keys: vec![(1, 10), (2, 20)],
+        };
+        let mut resp = Vec::new();
+        encode_varint_field(1, 0, &mut resp);
+        encode_bytes_field(2, &cmdlist, &mut resp);
+        encode_bytes_field(4, &key.encode_keybuf(), &mut resp);
+        assert_eq!(add_msg_ids(&resp), ["41", "42"]);
+        assert_eq!(keybuf(&resp, 4), Some(KeyMap::from([(1, 10), (2, 20)])));
+        let h = Header::new(response(NEWSYNC), 7, resp.len());
+        let d = decode(&Options::default(), &h, &resp, true);
+        assert_eq!(
+            d.synckey.as_ref().map(|(s, _)| s.as_str()),
+            Some("newsync_response")
+        );
+        assert_eq!(d.msg_ids, ["41", "42"]);
+        assert_eq!(add_msg_ids(b"garbage"), Vec::<String>::new());
+    }
+}

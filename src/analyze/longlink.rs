@@ -1,0 +1,223 @@
+//! Long-link glue: the framer's events become records, anomalies, pairs
+//! (request / response latency) and SyncKey timeline facts (identify,
+//! newsync, newnotify pushes).
+
+use super::decode::{self, tracker_needs_body};
+use super::record::{FrameRecord, Layer};
+use super::{micros, Analyzer, AnomalyKind, Here};
+use crate::flow::Side;
+use crate::proto::business::MAGIC;
+use crate::proto::commands::{NEWNOTIFY, NEWSYNC};
+use crate::proto::longlink::{Framer, FramerEvent, Header, Kind};
+use crate::track::pairing::Paired;
+use crate::track::synckey::Ids;
+
+/// A long-link direction's framer. Without records and keys only the
+/// bodies the trackers read are kept.
+pub(super) fn framer(cap: u32, keep_all: bool) -> Framer {
+    let fr = Framer::new(cap);
+    if keep_all {
+        fr
+    } else {
+        fr.keep_bodies(tracker_needs_body)
+    }
+}
+
+/// What a timeline learns from a frame's header alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum HeaderFact {
+    /// A newnotify push: the server says there is new data.
+    Notified,
+    /// A newsync request.
+    SyncRequest,
+}
+
+impl HeaderFact {
+    pub(super) fn of(h: &Header) -> Option<HeaderFact> {
+        match (h.kind(), h.request_cmd()) {
+            (Kind::Push, NEWNOTIFY) => Some(HeaderFact::Notified),
+            (Kind::Request, NEWSYNC) => Some(HeaderFact::SyncRequest),
+            _ => None,
+        }
+    }
+}
+
+impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
+    /// Feeds a long-link direction's bytes to its framer.
+    pub(super) fn longlink_feed(
+        &mut self,
+        here: &Here,
+        side: Side,
+        fr: &mut Framer,
+        offset: u64,
+        bytes: &[u8],
+    ) {
+        fr.feed(offset, bytes, &mut |e| match e {
+            FramerEvent::Frame {
+                offset,
+                header,
+                body,
+                after_gap,
+            } => self.frame(here, side, offset, header, body, after_gap, None),
+            FramerEvent::Skipped { offset, len, .. } => self.anomaly(
+                here.conn,
+                here.dir,
+                offset,
+                AnomalyKind::Resync,
+                format!("{len} bytes are not long-link frames"),
+            ),
+            FramerEvent::Oversize { offset, header } => self.anomaly(
+                here.conn,
+                here.dir,
+                offset,
+                AnomalyKind::OversizeFrame,
+                format!(
+                    "cmd {} seq {} claims {} bytes, over the cap; skipped",
+                    header.cmd, header.seq, header.len
+                ),
+            ),
+        })
+    }
+
+    /// A gap in a long-link direction: the frame it cuts is reported.
+    pub(super) fn longlink_gap(&mut self, here: &Here, fr: &mut Framer, len: u64) {
+        let mut skipped = Vec::new();
+        fr.gap(len, &mut |e| {
+            if let FramerEvent::Skipped { offset, len, .. } = e {
+                skipped.push((offset, len));
+            }
+        });
+        for (o, l) in skipped {
+            self.anomaly(
+                here.conn,
+                here.dir,
+                o,
+                AnomalyKind::FrameCutByGap,
+                format!("{l} bytes of a frame lost to a gap"),
+            );
+        }
+    }
+
+    /// One long-link frame (on TCP, or in an MMTLS data record with
+    /// `mmtls_record` its index): paired, counted, put on the timeline and
+    /// recorded.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn frame(
+        &mut self,
+        here: &Here,
+        side: Side,
+        offset: u64,
+        h: Header,
+        body: &[u8],
+        after_gap: bool,
+        mmtls_record: Option<u64>,
+    ) {
+        let conn = self.conns.get_mut(&here.conn).expect("conn");
+        conn.frames += 1;
+        conn.sides[side.index()].frames += 1;
+        let frame_no = conn.frames;
+        let paired = conn
+            .pairing
+            .frame(&h, here.ts, frame_no, &mut self.latencies);
+        let latency_us = match paired {
+            Paired::Response {
+                latency_ns: Some(ns),
+                ..
+            } => Some(micros(ns)),
+            _ => None,
+        };
+        if let Paired::Request { duplicate: true } = paired {
+            self.anomaly(
+                here.conn,
+                here.dir,
+                offset,
+                AnomalyKind::DuplicateRequest,
+                format!("cmd {} seq {} sent again before its response", h.cmd, h.seq),
+            );
+        }
+        let name = self.opts.registry.name(h.cmd).map(|n| n.into_owned());
+        self.report
+            .add_frame(h.cmd, name.clone(), h.len as u64, h.kind());
+        let ids = Ids {
+            uin: None,
+            sid: None,
+            device: None,
+            conn: here.conn,
+        };
+        match HeaderFact::of(&h) {
+            Some(HeaderFact::Notified) => self.timeline.notified(ids, here.ts, None),
+            Some(HeaderFact::SyncRequest) => self.timeline.sync_request(ids, here.ts),
+            None => {}
+        }
+        let needed = self.records
+            || tracker_needs_body(&h)
+            || (self.opts.keylog.is_some() && body.first() == Some(&MAGIC));
+        if !needed {
+            return;
+        }
+        let decoded = decode::decode(self.opts, &h, body, self.records);
+        if h.kind() == Kind::Response && h.request_cmd() == NEWSYNC && decoded.synckey.is_some() {
+            let ids = Ids {
+                uin: decoded.uin,
+                ..ids
+            };
+            self.timeline.sync_result(
+                ids,
+                here.ts,
+                here.conn,
+                decoded.msg_ids.len() as u64,
+                &decoded.msg_ids,
+            );
+        }
+        if let Some((source, keys)) = &decoded.synckey {
+            self.synckey_seen(
+                here,
+                (decoded.uin, decoded.device.as_deref()),
+                *source,
+                keys.clone(),
+            );
+        }
+        let rec = FrameRecord {
+            cmd: Some(h.cmd),
+            cmd_name: name,
+            seq: Some(h.seq),
+            latency_us,
+            after_gap,
+            body: decoded.value,
+            mmtls_record,
+            business: decoded
+                .business
+                .as_ref()
+                .map(decode::BusinessSummary::to_value),
+            ..FrameRecord::new(here, Layer::Longlink, h.kind(), offset, h.len as u64)
+        };
+        (self.out)(&rec);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::commands::{response, IDENTIFY, SEQ_IDENTIFY, SEQ_PUSH};
+
+    #[test]
+    fn header_facts() {
+        let push = Header::new(NEWNOTIFY, SEQ_PUSH, 0);
+        assert_eq!(HeaderFact::of(&push), Some(HeaderFact::Notified));
+        let sync = Header::new(NEWSYNC, 7, 10);
+        assert_eq!(HeaderFact::of(&sync), Some(HeaderFact::SyncRequest));
+        // The response to a newsync, or a newnotify sent as a request, is neither.
+        assert_eq!(HeaderFact::of(&Header::new(response(NEWSYNC), 7, 10)), None);
+        assert_eq!(HeaderFact::of(&Header::new(NEWNOTIFY, 3, 0)), None);
+    }
+
+    #[test]
+    fn bodies_the_trackers_need() {
+        assert!(tracker_needs_body(&Header::new(IDENTIFY, SEQ_IDENTIFY, 4)));
+        // An identify cmd with an ordinary seq is not the identify frame.
+        assert!(!tracker_needs_body(&Header::new(IDENTIFY, 5, 4)));
+        assert!(tracker_needs_body(&Header::new(NEWSYNC, 5, 4)));
+        assert!(tracker_needs_body(&Header::new(response(NEWSYNC), 5, 4)));
+        assert!(!tracker_needs_body(&Header::new(NEWNOTIFY, SEQ_PUSH, 0)));
+    }
+}

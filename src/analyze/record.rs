@@ -1,0 +1,221 @@
+//! The analyzer's output unit: one [`FrameRecord`] per application frame
+//! (or MMTLS record), built by [`FrameRecord::new`] with what every record
+//! has; each protocol's glue fills in the rest with struct update syntax.
+
+use serde::Serialize;
+
+use super::Here;
+use crate::capture::Timestamp;
+use crate::flow::Direction;
+use crate::proto::longlink;
+use crate::proto::mmtls::RecordType;
+
+/// Which dissector produced a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Layer {
+    Longlink,
+    Shortlink,
+    Mmtls,
+    /// An HTTP exchange that is not a known web endpoint.
+    Http,
+    /// A web WeChat exchange (jslogin ... webwxsendmsg).
+    Web,
+}
+
+impl Layer {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Layer::Longlink => "longlink",
+            Layer::Shortlink => "shortlink",
+            Layer::Mmtls => "mmtls",
+            Layer::Http => "http",
+            Layer::Web => "web",
+        }
+    }
+}
+
+/// What a record is, as its `kind` field names it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A message: request, response, push or heartbeat.
+    Message(longlink::Kind),
+    /// An MMTLS record of this type (`unknown` when the type is not known).
+    Record(RecordType),
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Message(k) => k.as_str(),
+            Kind::Record(t) => t.name().unwrap_or("unknown"),
+        }
+    }
+}
+
+impl From<longlink::Kind> for Kind {
+    fn from(k: longlink::Kind) -> Self {
+        Kind::Message(k)
+    }
+}
+
+/// One application frame (or, on the `mmtls` layer, one MMTLS record).
+#[derive(Debug, Clone, Serialize)]
+pub struct FrameRecord {
+    pub ts: Timestamp,
+    pub conn: u64,
+    pub dir: Direction,
+    pub layer: Layer,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cmd: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cmd_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u32>,
+    /// Frame (or record) length, header included.
+    pub len: u64,
+    /// request, response, push, heartbeat; for MMTLS records the record type.
+    pub kind: String,
+    /// Offset of the frame's first byte in its direction's TCP stream (for
+    /// frames inside MMTLS records: of the record).
+    pub stream_offset: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency_us: Option<u64>,
+    pub after_gap: bool,
+    /// Decoded body, or hex with an entropy figure.
+    pub body: serde_json::Value,
+    /// Index of the MMTLS record (per direction) the frame came from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mmtls_record: Option<u64>,
+    /// MMTLS records: plaintext, decrypted, no_key or failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub crypto: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uri: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub business: Option<serde_json::Value>,
+    /// HTTP exchanges: the request method and path (with query), the status.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// Web exchanges: the endpoint (webwxsync, synccheck, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<&'static str>,
+}
+
+impl FrameRecord {
+    /// A record of `len` bytes at `stream_offset` of the direction `at`
+    /// names, with everything optional unset, no body and no gap before it.
+    pub(super) fn new(
+        at: &Here,
+        layer: Layer,
+        kind: impl Into<Kind>,
+        stream_offset: u64,
+        len: u64,
+    ) -> Self {
+        FrameRecord {
+            ts: at.ts,
+            conn: at.conn,
+            dir: at.dir,
+            layer,
+            cmd: None,
+            cmd_name: None,
+            seq: None,
+            len,
+            kind: kind.into().as_str().to_owned(),
+            stream_offset,
+            latency_us: None,
+            after_gap: false,
+            body: serde_json::Value::Null,
+            mmtls_record: None,
+            crypto: None,
+            uri: None,
+            host: None,
+            business: None,
+            method: None,
+            path: None,
+            status: None,
+            endpoint: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn here() -> Here {
+        Here {
+            conn: 3,
+            dir: Direction::ServerToClient,
+            ts: Timestamp::new(1_700_000_000, 123_456_789, 9),
+        }
+    }
+
+    /// The constructor fills what every record has and leaves the rest
+    /// unset: the JSON then holds exactly the always-present fields, in
+    /// declaration order.
+    #[test]
+    fn new_record_serializes_only_the_common_fields() {
+        let r = FrameRecord::new(
+            &here(),
+            Layer::Shortlink,
+            longlink::Kind::Response,
+            1234,
+            56,
+        );
+        let json = serde_json::to_string(&r).unwrap();
+        let keys: Vec<String> = serde_json::from_str::<serde_json::Map<_, _>>(&json)
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+        let mut want = vec![
+            "ts",
+            "conn",
+            "dir",
+            "layer",
+            "len",
+            "kind",
+            "stream_offset",
+            "after_gap",
+            "body",
+        ];
+        want.sort_unstable();
+        assert_eq!(keys, want);
+        assert!(json.contains(r#""conn":3,"dir":"s2c","layer":"shortlink","len":56,"kind":"response","stream_offset":1234,"after_gap":false,"body":null"#), "{json}");
+    }
+
+    /// Set fields appear in their declared place; MMTLS record kinds come
+    /// from the record type (unknown types are `unknown`).
+    #[test]
+    fn set_fields_and_record_kinds() {
+        let r = FrameRecord {
+            cmd: Some(121),
+            seq: Some(7),
+            mmtls_record: Some(2),
+            crypto: Some("decrypted"),
+            ..FrameRecord::new(&here(), Layer::Mmtls, Kind::Record(RecordType(0x17)), 0, 9)
+        };
+        let json = serde_json::to_string(&r).unwrap();
+        assert!(
+            json.contains(r#""layer":"mmtls","cmd":121,"seq":7,"len":9,"kind":"data","#),
+            "{json}"
+        );
+        assert!(
+            json.ends_with(r#""body":null,"mmtls_record":2,"crypto":"decrypted"}"#),
+            "{json}"
+        );
+        assert_eq!(Kind::Record(RecordType(0x42)).as_str(), "unknown");
+        assert_eq!(
+            Kind::Record(RecordType(0x19)).as_str(),
+            "handshake_resumption"
+        );
+        assert_eq!(Kind::from(longlink::Kind::Push).as_str(), "push");
+    }
+}

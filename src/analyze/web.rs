@@ -1,0 +1,306 @@
+//! HTTP and web WeChat glue: the connection's HTTP state, its events
+//! routed to the short link or to a web exchange, and a web exchange's
+//! facts on the SyncKey timeline (login, synccheck long polls, webwxsync
+//! SyncKeys and messages).
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::decode;
+use super::record::{FrameRecord, Layer};
+use super::shortlink::ShortLink;
+use super::{micros, Analyzer, AnomalyKind, Here};
+use crate::proto::http::{self, HttpEvent};
+use crate::proto::longlink::Kind;
+use crate::proto::web::{self, Endpoint, WebInfo};
+use crate::track::synckey::{Ids, Message, Observation, Source};
+
+/// The body of an `http` or `web` record.
+#[derive(Serialize)]
+struct ExchangeBody<'a> {
+    request: &'a Value,
+    response: &'a Value,
+    /// Web exchanges: what the exchange tells.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    info: Option<&'a WebInfo>,
+    /// What the HTTP parser found wrong in the response and the request.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    problems: Vec<&'a String>,
+}
+
+/// A body shown as text: JSON when it parses, else (the first 2048
+/// characters of) UTF-8 text, else protobuf or hex.
+fn text(b: &[u8]) -> Value {
+    if b.is_empty() {
+        Value::Null
+    } else if let Ok(v) = serde_json::from_slice(b) {
+        v
+    } else if let Ok(t) = std::str::from_utf8(b) {
+        t.chars().take(2048).collect::<String>().into()
+    } else {
+        decode::raw_or_blob(b)
+    }
+}
+
+/// The last non-empty segment of a path, without its query.
+fn last_segment(path: &str) -> Option<&str> {
+    let p = path.split('?').next().unwrap_or("");
+    p.rsplit('/').find(|s| !s.is_empty())
+}
+
+impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
+    /// Runs `f` on the connection's HTTP state, handling what it reports.
+    pub(super) fn with_http(
+        &mut self,
+        here: &Here,
+        f: impl FnOnce(&mut http::Conn, &mut dyn FnMut(HttpEvent<'_>)),
+    ) {
+        let Some(mut h) = self.conns.get_mut(&here.conn).and_then(|c| c.http.take()) else {
+            return;
+        };
+        f(&mut h, &mut |ev| self.http_event(here, ev));
+        if let Some(c) = self.conns.get_mut(&here.conn) {
+            c.http = Some(h);
+        }
+    }
+
+    fn http_event(&mut self, here: &Here, ev: HttpEvent<'_>) {
+        match ev {
+            HttpEvent::Skipped {
+                dir,
+                offset,
+                len,
+                reason,
+            } => {
+                self.anomaly(
+                    here.conn,
+                    dir,
+                    offset,
+                    AnomalyKind::HttpSkipped,
+                    format!("{len} bytes are not HTTP ({reason})"),
+                );
+            }
+            HttpEvent::Request(rq) => {
+                let at = Here {
+                    conn: here.conn,
+                    dir: rq.dir,
+                    ts: rq.ts_last,
+                };
+                if let Some(link) = ShortLink::of(rq) {
+                    self.short_link_request(&at, link, rq);
+                }
+            }
+            HttpEvent::Response {
+                response: rs,
+                request,
+            } => {
+                let at = Here {
+                    conn: here.conn,
+                    dir: rs.dir,
+                    ts: rs.ts_last,
+                };
+                match request.and_then(ShortLink::of) {
+                    Some(link) => self.short_link_response(&at, link, rs),
+                    None => self.web_exchange(&at, request, rs),
+                }
+            }
+        }
+    }
+
+    /// A web exchange's facts on the SyncKey timeline.
+    fn web_facts(
+        &mut self,
+        at: &Here,
+        ex: &web::WebExchange,
+        req_ts: crate::capture::Timestamp,
+        rs: &http::Message,
+    ) {
+        let i = &ex.info;
+        let ids = Ids {
+            uin: i.uin,
+            sid: i.sid.as_deref(),
+            device: None,
+            conn: at.conn,
+        };
+        let obs = |ts, source, message: Message, keys: &web::KeyMap| {
+            Observation::new(ts, at.conn, source, message, keys.clone())
+        };
+        match ex.endpoint {
+            Endpoint::Newloginpage | Endpoint::Webwxinit => self.timeline.start(ids),
+            _ => {}
+        }
+        if let Some(k) = &i.synccheck_key {
+            self.timeline.observe(
+                ids,
+                obs(req_ts, Source::SynccheckParam, Message::Synccheck, k),
+                false,
+            );
+        }
+        if let Some(k) = &i.synckey_presented {
+            self.timeline.observe(
+                ids,
+                obs(
+                    req_ts,
+                    Source::ClientPresented,
+                    Message::WebwxsyncRequest,
+                    k,
+                ),
+                false,
+            );
+        }
+        if ex.endpoint == Endpoint::Webwxsync {
+            self.timeline.sync_request(ids, req_ts);
+        }
+        if let Some(k) = &i.synckey_issued {
+            let m = if ex.endpoint == Endpoint::Webwxinit {
+                Message::Webwxinit
+            } else {
+                Message::WebwxsyncResponse
+            };
+            self.timeline
+                .observe(ids, obs(rs.ts_last, Source::ServerIssued, m, k), false);
+        }
+        if let Some(k) = &i.synccheckkey_issued {
+            self.timeline.observe(
+                ids,
+                obs(
+                    rs.ts_last,
+                    Source::ServerIssued,
+                    Message::WebwxsyncResponseSyncCheckKey,
+                    k,
+                ),
+                true,
+            );
+        }
+        if ex.endpoint == Endpoint::Webwxsync {
+            let brought = i.add_msg_count.unwrap_or(0) + i.mod_contact_count.unwrap_or(0);
+            let ids_list: Vec<String> = i.add_msgs.iter().map(|m| m.msg_id.clone()).collect();
+            self.timeline
+                .sync_result(ids, rs.ts_last, at.conn, brought, &ids_list);
+        }
+        if ex.endpoint == Endpoint::Synccheck {
+            self.timeline.longpoll(ids, req_ts, rs.ts_last);
+            if let Some(sel) = i.selector.filter(|&s| s > 0) {
+                self.timeline.notified(ids, rs.ts_last, Some(sel));
+            }
+        }
+        if let Some(c) = &i.client_msg_id {
+            self.timeline
+                .sent(ids, rs.ts_last, at.conn, c, i.msg_id.as_deref());
+        }
+    }
+
+    /// A plain HTTP or web WeChat exchange: a record, and the web protocol's
+    /// facts on the SyncKey timeline.
+    fn web_exchange(&mut self, at: &Here, request: Option<&http::Message>, rs: &http::Message) {
+        let path = request.and_then(|r| r.path()).unwrap_or("").to_owned();
+        let req_body = request.map(|r| r.body.as_slice()).unwrap_or(&[]);
+        let ex = web::decode(&path, req_body, Some(&rs.body));
+        match &ex {
+            Some(ex) => {
+                let req_ts = request.map_or(rs.ts_first, |r| r.ts_last);
+                self.web_facts(at, ex, req_ts, rs);
+            }
+            None => self.plain_short_newsync(at, &path, request, rs),
+        }
+        if !self.records {
+            return;
+        }
+        let mut problems: Vec<&String> = rs.problems.iter().collect();
+        if let Some(r) = request {
+            problems.extend(r.problems.iter());
+        }
+        let (req_text, resp_text);
+        let body = match &ex {
+            Some(e) => ExchangeBody {
+                request: &e.request,
+                response: &e.response,
+                info: Some(&e.info),
+                problems,
+            },
+            None => {
+                req_text = text(req_body);
+                resp_text = text(&rs.body);
+                ExchangeBody {
+                    request: &req_text,
+                    response: &resp_text,
+                    info: None,
+                    problems,
+                }
+            }
+        };
+        let layer = if ex.is_some() {
+            Layer::Web
+        } else {
+            Layer::Http
+        };
+        let len = rs.end_offset - rs.stream_offset;
+        let rec = FrameRecord {
+            cmd_name: match &ex {
+                Some(e) => Some(e.endpoint.as_str().to_owned()),
+                None => last_segment(&path).map(str::to_owned),
+            },
+            latency_us: request.map(|r| micros(rs.ts_last.nanos_since(&r.ts_last))),
+            after_gap: !rs.complete || request.is_some_and(|r| !r.complete),
+            body: serde_json::to_value(body).unwrap_or_default(),
+            host: request
+                .and_then(|r| r.header_str("host"))
+                .map(str::to_owned),
+            method: request.and_then(|r| r.method()).map(str::to_owned),
+            path: request.and_then(|r| r.path()).map(str::to_owned),
+            status: rs.status(),
+            endpoint: ex.as_ref().map(|e| e.endpoint.as_str()),
+            ..FrameRecord::new(at, layer, Kind::Response, rs.stream_offset, len)
+        };
+        (self.out)(&rec);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_name_from_the_path() {
+        assert_eq!(
+            last_segment("/cgi-bin/newgetdns?uin=1&x=/y"),
+            Some("newgetdns")
+        );
+        assert_eq!(last_segment("/a/b/"), Some("b"));
+        assert_eq!(last_segment("/"), None);
+        assert_eq!(last_segment(""), None);
+    }
+
+    #[test]
+    fn bodies_as_text() {
+        assert_eq!(text(b""), Value::Null);
+        assert_eq!(text(br#"{"Ret":0}"#), serde_json::json!({"Ret": 0}));
+        assert_eq!(text(b"window.code=200;"), Value::from("window.code=200;"));
+        let long = "x".repeat(3000);
+        assert_eq!(text(long.as_bytes()).as_str().map(str::len), Some(2048));
+    }
+
+    #[test]
+    fn exchange_body_json() {
+        let (rq, rs) = (Value::Null, Value::from("ok"));
+        let p = "truncated body".to_owned();
+        let b = ExchangeBody {
+            request: &rq,
+            response: &rs,
+            info: None,
+            problems: vec![],
+        };
+        assert_eq!(
+            serde_json::to_string(&b).unwrap(),
+            r#"{"request":null,"response":"ok"}"#
+        );
+        let b = ExchangeBody {
+            problems: vec![&p],
+            ..b
+        };
+        assert_eq!(
+            serde_json::to_string(&b).unwrap(),
+            r#"{"request":null,"response":"ok","problems":["truncated body"]}"#
+        );
+    }
+}
