@@ -50,6 +50,8 @@ pub enum RawReason {
     UnclosedGroup(u32),
     #[error("groups are nested deeper than {MAX_DEPTH}")]
     TooDeep,
+    #[error("a start-group tag for field {0}, in data that has no groups")]
+    GroupNotAllowed(u32),
 }
 
 pub(super) fn err(offset: usize, reason: RawReason) -> RawError {
@@ -119,6 +121,8 @@ pub struct WireReader<'a> {
     pos: usize,
     base: usize,
     failed: bool,
+    /// Whether a start-group tag opens a group (else it is an error).
+    groups: bool,
 }
 
 impl<'a> WireReader<'a> {
@@ -128,6 +132,16 @@ impl<'a> WireReader<'a> {
             pos: 0,
             base: 0,
             failed: false,
+            groups: true,
+        }
+    }
+
+    /// A reader for data that never uses groups (the business envelope):
+    /// a start-group tag is [`RawReason::GroupNotAllowed`] at the tag.
+    pub fn without_groups(buf: &'a [u8]) -> Self {
+        WireReader {
+            groups: false,
+            ..WireReader::new(buf)
         }
     }
 
@@ -182,6 +196,9 @@ impl<'a> WireReader<'a> {
                 }
                 let end = data + len as usize;
                 (WireValue::Len(&self.buf[data..end]), data, end)
+            }
+            WireType::StartGroup if !self.groups => {
+                return Err(err(self.base + start, RawReason::GroupNotAllowed(number)));
             }
             WireType::StartGroup => {
                 let (content_end, end) = skip_group(self.buf, after_tag, number, self.base)?;
