@@ -8,6 +8,7 @@ use sha2::{Digest, Sha256};
 /// many bytes plus their SHA-256.
 pub const HEX_PREFIX_LEN: usize = 64;
 
+/// Shannon entropy in bits per byte (0 for empty input, at most 8, and at
 /// most log2(len) for short inputs). Compressed or encrypted data is close
 /// to 8; text is usually 4 to 5.
 pub fn entropy(bytes: &[u8]) -> f64 {

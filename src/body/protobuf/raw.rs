@@ -12,6 +12,7 @@ use super::wire::{
     WireType, WireValue, MAX_DEPTH,
 };
 
+/// Re-emits a decoded tree (canonical varints; byte values verbatim), so
 /// `decode_raw(&encode_raw(&t)) == t` for any tree `t` from [`decode_raw`].
 pub fn encode_raw(fields: &[Field<'_>]) -> Vec<u8> {
     let mut out = Vec::new();
@@ -148,7 +149,6 @@ fn printable_text(b: &[u8]) -> Option<&str> {
         .then_some(s)
 }
 
-/// Shannon entropy in bits per byte (0 for empty input, at most 8, and at
 // ---------------------------------------------------------------------------
 // JSON rendering
 
@@ -157,7 +157,7 @@ fn printable_text(b: &[u8]) -> Option<&str> {
 /// varints as numbers, fixed32/fixed64 as `"0x..."` hex strings (as protoc
 /// prints them), nested messages and groups as objects, text as strings and
 /// other bytes as `{"hex", "len", "entropy"}` (+ `"truncated"`, `"sha256"`
-/// past [`HEX_PREFIX_LEN`] bytes).
+/// past [`HEX_PREFIX_LEN`](super::HEX_PREFIX_LEN) bytes).
 ///
 /// Serialize it with `serde_json::to_string` to keep the key order
 /// (`serde_json::Value` sorts keys).
