@@ -23,15 +23,15 @@ use tokio::net::TcpStream;
 use tokio::time::{sleep, timeout, timeout_at, Instant};
 
 use super::frame::{Connection, ReadError, DEFAULT_MAX_FRAME_LEN};
-use super::messages::{
-    self, ret, AutoAuthRequest, AutoAuthResponse, BaseResponse, BodyError, ChatMessage,
-    IdentifyExt, IdentifyReply, ManualAuthRequest, ManualAuthResponse, MicroMsgRequestNew,
-    NewSendMsgRequest, NewSendMsgResponse, NewSyncRequest, NewSyncResponse, SkBuiltinString,
-    CLIENT_VERSION,
-};
+use super::messages::{ret, ChatMessage, IdentifyExt, IdentifyReply, CLIENT_VERSION};
 use super::{
     response, CMD_AUTOAUTH, CMD_ERROR, CMD_IDENTIFY, CMD_MANUALAUTH, CMD_NEWNOTIFY, CMD_NEWSENDMSG,
     CMD_NEWSYNC, CMD_NOOP, MSG_TYPE_TEXT,
+};
+use crate::body::messages::{
+    self, AutoAuthRequest, AutoAuthResponse, BaseResponse, BodyError, ManualAuthRequest,
+    ManualAuthResponse, MicroMsgRequestNew, NewSendMsgRequest, NewSendMsgResponse, NewSyncRequest,
+    NewSyncResponse, SkBuiltinString,
 };
 use crate::body::synckey::SyncKey;
 use crate::proto::longlink::{SEQ_HEARTBEAT, SEQ_IDENTIFY, SEQ_PUSH};

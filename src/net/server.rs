@@ -32,16 +32,16 @@ use tokio::sync::{broadcast, mpsc, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::{sleep, timeout, Instant};
 
 use super::frame::{Connection, Frame, FrameError, ReadError, DEFAULT_MAX_FRAME_LEN};
-use super::messages::{
-    self, ret, AddMsg, AutoAuthRequest, AutoAuthResponse, BaseResponse, BodyError, CmdItem,
-    CmdList, IdentifyExt, IdentifyReply, ManualAuthRequest, ManualAuthResponse,
-    MicroMsgResponseNew, NewSendMsgRequest, NewSendMsgResponse, NewSyncRequest, NewSyncResponse,
-    SkBuiltinBuffer, SkBuiltinString,
-};
+use super::messages::{ret, IdentifyExt, IdentifyReply};
 use super::store::{Committer, NewMessage, Sent, Store, StoreError, StoredMessage, UserId};
 use super::{
     response, CMDID_ADDMSG, CMD_AUTOAUTH, CMD_ERROR, CMD_IDENTIFY, CMD_MANUALAUTH, CMD_NEWNOTIFY,
     CMD_NEWSENDMSG, CMD_NEWSYNC, CMD_NOOP, KEY_MESSAGES, MSG_TYPE_TEXT,
+};
+use crate::body::messages::{
+    self, AddMsg, AutoAuthRequest, AutoAuthResponse, BaseResponse, BodyError, CmdItem, CmdList,
+    ManualAuthRequest, ManualAuthResponse, MicroMsgResponseNew, NewSendMsgRequest,
+    NewSendMsgResponse, NewSyncRequest, NewSyncResponse, SkBuiltinBuffer, SkBuiltinString,
 };
 use crate::body::synckey::SyncKey;
 use crate::proto::longlink::SEQ_PUSH;
