@@ -3,7 +3,7 @@
 //! extension ([`IdentifyExt`]) and reply ([`IdentifyReply`]), and a message
 //! as a client shows it ([`ChatMessage`]).
 
-use crate::body::identify::Identify;
+use crate::body::identify::{Identify, Tail, RESPONSE_WORDS};
 use crate::body::messages::{string_of, AddMsg, BodyError};
 use crate::body::synckey::SyncKey;
 
@@ -92,17 +92,13 @@ impl IdentifyExt {
     }
 
     pub fn encode(&self) -> Vec<u8> {
-        let mut tail = Vec::new();
-        for w in [2u32, 1, 1] {
-            tail.extend_from_slice(&w.to_be_bytes());
+        let tail = Tail {
+            words: vec![2, 1, 1],
+            network_id: self.device.clone(),
+            network_id_ctx: self.user.clone(),
+            fully_parsed: true,
         }
-        if let Some(d) = &self.device {
-            tail.extend_from_slice(d.as_bytes());
-        }
-        if let Some(u) = &self.user {
-            tail.extend_from_slice(&(u.len() as u32).to_be_bytes());
-            tail.extend_from_slice(u.as_bytes());
-        }
+        .encode();
         Identify {
             uin: self.uin,
             synckey_len: 0,
@@ -147,7 +143,8 @@ impl IdentifyExt {
     }
 }
 
-/// The identify response body: four u32 words.
+/// The identify response body: four u32 words (ret, uin, role: 1 primary,
+/// 2 secondary, 0), laid out as an identify [`Tail`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IdentifyReply {
     pub ret: i32,
@@ -158,22 +155,24 @@ pub struct IdentifyReply {
 impl IdentifyReply {
     pub fn encode(&self) -> Vec<u8> {
         let role: u32 = if self.primary { 1 } else { 2 };
-        [self.ret as u32, self.uin, role, 0]
-            .iter()
-            .flat_map(|w| w.to_be_bytes())
-            .collect()
+        Tail {
+            words: vec![self.ret as u32, self.uin, role, 0],
+            ..Tail::default()
+        }
+        .encode()
     }
 
+    /// Reads the leading words of the body as [`Tail::parse`] does; None
+    /// when fewer than three are present.
     pub fn decode(body: &[u8]) -> Option<IdentifyReply> {
-        let w = |i: usize| -> Option<u32> {
-            let b = body.get(i * 4..i * 4 + 4)?;
-            Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-        };
-        Some(IdentifyReply {
-            ret: w(0)? as i32,
-            uin: w(1)?,
-            primary: w(2)? == 1,
-        })
+        match Tail::parse(body, RESPONSE_WORDS).words[..] {
+            [ret, uin, role, ..] => Some(IdentifyReply {
+                ret: ret as i32,
+                uin,
+                primary: role == 1,
+            }),
+            _ => None,
+        }
     }
 }
 

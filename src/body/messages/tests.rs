@@ -358,6 +358,8 @@ mod lenient_reading {
         }
         .encode_to_vec();
         assert_eq!(newsync_response_msg_ids(&resp), ["7", "10"]);
+        // The server's KeyBuf is SyncKey's own wrapper encoding.
+        assert_eq!(keybuf(&key()).encode_to_vec(), key().encode_keybuf());
         assert_eq!(newsync_response_synckey(&resp), Some(key().to_map()));
         let req = NewSyncRequest {
             selector: Some(7),
