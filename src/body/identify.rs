@@ -243,6 +243,24 @@ impl Tail {
         tail.fully_parsed = pos == bytes.len();
         tail
     }
+
+    /// The bytes [`Tail::parse`] reads back: the words (big-endian), the
+    /// network id, then the context with its u32 length (`fully_parsed` is
+    /// not encoded).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        for w in &self.words {
+            out.extend_from_slice(&w.to_be_bytes());
+        }
+        if let Some(id) = &self.network_id {
+            out.extend_from_slice(id.as_bytes());
+        }
+        if let Some(ctx) = &self.network_id_ctx {
+            out.extend_from_slice(&(ctx.len() as u32).to_be_bytes());
+            out.extend_from_slice(ctx.as_bytes());
+        }
+        out
+    }
 }
 
 fn read_u32(bytes: &[u8], at: usize) -> Option<u32> {
@@ -294,6 +312,19 @@ mod tests {
         );
         assert_eq!(Tail::parse(&[0, 0, 0, 2, 0], 3).words, [2]);
         assert!(Tail::parse(&[], 0).fully_parsed);
+        // encode is parse's inverse.
+        let full = Tail {
+            words: vec![2, 1, 1],
+            network_id: Some("abcdef".into()),
+            network_id_ctx: Some("x%3".into()),
+            fully_parsed: true,
+        };
+        let mut t = hex::decode("000000020000000100000001").expect("hex");
+        t.extend_from_slice(b"abcdef");
+        t.extend_from_slice(&3u32.to_be_bytes());
+        t.extend_from_slice(b"x%3");
+        assert_eq!(full.encode(), t);
+        assert_eq!(Tail::parse(&full.encode(), 3), full);
     }
 
     #[test]

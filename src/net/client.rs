@@ -23,14 +23,14 @@ use tokio::net::TcpStream;
 use tokio::time::{sleep, timeout, timeout_at, Instant};
 
 use super::frame::{Connection, ReadError, DEFAULT_MAX_FRAME_LEN};
-use super::messages::{
-    self, ret, AutoAuthRequest, AutoAuthResponse, BaseResponse, BodyError, ChatMessage,
-    IdentifyExt, IdentifyReply, ManualAuthRequest, ManualAuthResponse, MicroMsgRequestNew,
-    NewSendMsgRequest, NewSendMsgResponse, NewSyncRequest, NewSyncResponse, SkBuiltinString,
-    CLIENT_VERSION,
-};
+use super::messages::{ret, ChatMessage, IdentifyExt, IdentifyReply, CLIENT_VERSION};
 pub(super) use super::unix_now;
 use super::MSG_TYPE_TEXT;
+use crate::body::messages::{
+    self, AutoAuthRequest, AutoAuthResponse, BaseResponse, BodyError, ManualAuthRequest,
+    ManualAuthResponse, MicroMsgRequestNew, NewSendMsgRequest, NewSendMsgResponse, NewSyncRequest,
+    NewSyncResponse, SkBuiltinString,
+};
 use crate::body::synckey::SyncKey;
 use crate::proto::commands::{
     response, AUTOAUTH, ERROR, IDENTIFY, MANUALAUTH, NEWNOTIFY, NEWSENDMSG, NEWSYNC, NOOP,

@@ -53,8 +53,7 @@ pub mod webclient;
 
 /// Message type of a text message (protocol.md section 6).
 pub const MSG_TYPE_TEXT: u32 = 1;
-/// CmdId of an AddMsg item in a CmdList.
-pub const CMDID_ADDMSG: i32 = 5;
+pub use crate::body::messages::CMDID_ADDMSG;
 /// SyncKey key id that counts the messages of a user's mailbox.
 pub const KEY_MESSAGES: u32 = 2;
 

@@ -27,6 +27,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
+use crate::body::protobuf::{read_varint, RawError, RawReason, WireReader, WireValue};
 use crate::proto::keylog::{self, Decrypt, Failure, KeyLog};
 
 /// First byte of every business packet.
@@ -120,24 +121,27 @@ pub struct RestFields<'a> {
     pub tail: &'a [u8],
 }
 
-/// Reads a protobuf-style varint that must fit a u32 (at most 5 bytes).
+/// Reads a protobuf-style varint that must fit a u32 in at most 5 bytes
+/// (body's [`read_varint`], with the header's own errors).
 fn varint32(b: &[u8], at: &mut usize) -> Result<u32, BusinessError> {
+    const MAX_LEN: usize = 5;
     let start = *at;
-    let mut v: u64 = 0;
-    for i in 0..5 {
-        let Some(&x) = b.get(start + i) else {
-            return Err(BusinessError::Truncated {
-                offset: start + i,
-                needed: 1,
-            });
-        };
-        v |= u64::from(x & 0x7f) << (7 * i);
-        if x & 0x80 == 0 {
-            *at = start + i + 1;
-            return u32::try_from(v).map_err(|_| BusinessError::BadVarint { offset: start });
+    match read_varint(b, start, 0) {
+        Ok((v, end)) if end - start <= MAX_LEN => {
+            let v = u32::try_from(v).map_err(|_| BusinessError::BadVarint { offset: start })?;
+            *at = end;
+            Ok(v)
         }
+        // Ran out of bytes before the fifth one.
+        Err(RawError {
+            reason: RawReason::TruncatedVarint,
+            ..
+        }) if b.len().saturating_sub(start) < MAX_LEN => Err(BusinessError::Truncated {
+            offset: b.len().max(start),
+            needed: 1,
+        }),
+        _ => Err(BusinessError::BadVarint { offset: start }),
     }
-    Err(BusinessError::BadVarint { offset: start })
 }
 
 impl<'a> BusinessHeader<'a> {
@@ -481,59 +485,23 @@ pub enum PbValue<'a> {
 /// One protobuf field: number, value offset, value.
 pub type PbField<'a> = (u32, usize, PbValue<'a>);
 
-fn pb_varint(b: &[u8], at: &mut usize) -> Option<u64> {
-    let mut v: u64 = 0;
-    for i in 0..10 {
-        let x = *b.get(*at)?;
-        *at += 1;
-        v |= u64::from(x & 0x7f) << (7 * i);
-        if x & 0x80 == 0 {
-            return Some(v);
-        }
-    }
-    None
-}
-
-/// Parses a whole buffer as protobuf fields (no groups). `Err(offset)` at
-/// the first byte that does not parse.
+/// Parses a whole buffer as protobuf fields (no groups) with body's
+/// [`WireReader`]. `Err(offset)` at the first tag or value that does not
+/// parse.
 pub fn pb_fields(b: &[u8]) -> Result<Vec<PbField<'_>>, usize> {
-    let mut out = Vec::new();
-    let mut at = 0;
-    while at < b.len() {
-        let start = at;
-        let key = pb_varint(b, &mut at).ok_or(start)?;
-        let field = u32::try_from(key >> 3).map_err(|_| start)?;
-        if field == 0 {
-            return Err(start);
-        }
-        let voff = at;
-        let v = match key & 7 {
-            0 => PbValue::Varint(pb_varint(b, &mut at).ok_or(voff)?),
-            1 => {
-                let s = b.get(at..at + 8).ok_or(voff)?;
-                at += 8;
-                let mut a = [0u8; 8];
-                a.copy_from_slice(s);
-                PbValue::Fixed64(u64::from_le_bytes(a))
-            }
-            2 => {
-                let len = usize::try_from(pb_varint(b, &mut at).ok_or(voff)?).map_err(|_| voff)?;
-                let s = b.get(at..at.checked_add(len).ok_or(voff)?).ok_or(voff)?;
-                let off = at;
-                at += len;
-                out.push((field, off, PbValue::Bytes(s)));
-                continue;
-            }
-            5 => {
-                let s = b.get(at..at + 4).ok_or(voff)?;
-                at += 4;
-                PbValue::Fixed32(u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
-            }
-            _ => return Err(start),
-        };
-        out.push((field, voff, v));
-    }
-    Ok(out)
+    WireReader::without_groups(b)
+        .map(|f| {
+            let f = f.map_err(|e| e.offset)?;
+            let value = match f.value {
+                WireValue::Varint(v) => PbValue::Varint(v),
+                WireValue::Fixed64(v) => PbValue::Fixed64(v),
+                WireValue::Fixed32(v) => PbValue::Fixed32(v),
+                WireValue::Len(b) => PbValue::Bytes(b),
+                WireValue::Group(_) => return Err(f.offset),
+            };
+            Ok((f.number, f.data_offset, value))
+        })
+        .collect()
 }
 
 fn get<'a>(fields: &[PbField<'a>], n: u32) -> Option<PbValue<'a>> {

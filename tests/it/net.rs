@@ -15,13 +15,14 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use syncscope::body::messages::{
+    AutoAuthRequest, AutoAuthResponse, BaseResponse, ManualAuthRequest, ManualAuthResponse,
+    NewSendMsgRequest, NewSendMsgResponse, SkBuiltinString,
+};
 use syncscope::body::synckey::SyncKey;
 use syncscope::net::client::{self, ClientError, SendOptions, Session};
 use syncscope::net::frame::{Connection, Frame};
-use syncscope::net::messages::{
-    ret, AutoAuthRequest, AutoAuthResponse, BaseResponse, ChatMessage, IdentifyExt, IdentifyReply,
-    ManualAuthRequest, ManualAuthResponse, NewSendMsgRequest, NewSendMsgResponse, SkBuiltinString,
-};
+use syncscope::net::messages::{ret, ChatMessage, IdentifyExt, IdentifyReply};
 use syncscope::net::server::{self, Config, Event, SharedStore};
 use syncscope::net::store::Store;
 use syncscope::proto::commands::{
@@ -992,7 +993,7 @@ async fn short_link_on_the_same_port() {
         &send_body("bob", "via http", 5),
         false,
     );
-    let sync = syncscope::net::messages::NewSyncRequest {
+    let sync = syncscope::body::messages::NewSyncRequest {
         oplog: None,
         selector: Some(7),
         key_buf: None,
@@ -1011,8 +1012,8 @@ async fn short_link_on_the_same_port() {
     let msg_id = sent.list[0].new_msg_id.expect("MsgId");
     let (status, body) = http_response(&mut c).await;
     assert_eq!(status, 200);
-    let resp = syncscope::net::messages::NewSyncResponse::decode(body.as_slice()).expect("sync");
-    let got = syncscope::net::messages::add_msgs(&resp).expect("AddMsg items");
+    let resp = syncscope::body::messages::NewSyncResponse::decode(body.as_slice()).expect("sync");
+    let got = syncscope::body::messages::add_msgs(&resp).expect("AddMsg items");
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].to_chat().msg_id, msg_id);
     // The long-link device got its push.

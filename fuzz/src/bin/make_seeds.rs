@@ -14,7 +14,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use syncscope::body::identify::encode_words;
-use syncscope::body::protobuf::{encode_bytes_field, encode_varint_field};
+use syncscope::body::protobuf::{encode_bytes_field, encode_varint, encode_varint_field};
 use syncscope::body::synckey::SyncKey;
 use syncscope::capture::writer::PcapWriter;
 use syncscope::capture::{Linktype, Timestamp};
@@ -302,12 +302,7 @@ fn business(body: &[u8]) -> Vec<u8> {
     h.extend_from_slice(&1_505_495_844u32.to_be_bytes());
     h.extend_from_slice(&cookie);
     for v in [138u32, body.len() as u32, body.len() as u32] {
-        let mut v = v;
-        while v >= 0x80 {
-            h.push(v as u8 | 0x80);
-            v >>= 7;
-        }
-        h.push(v as u8);
+        encode_varint(u64::from(v), &mut h);
     }
     h.extend_from_slice(&[0x01, 0x02, 0xfe]);
     h[1] = ((h.len() as u8) << 2) | 1;

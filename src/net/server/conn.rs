@@ -21,8 +21,9 @@ use tokio::time::{timeout, Instant};
 
 use super::service::{Failure, Link, Service};
 use super::{http, Event};
+use crate::body::messages::BaseResponse;
 use crate::net::frame::{self, Connection, Frame, FrameError, ReadError};
-use crate::net::messages::{ret, BaseResponse};
+use crate::net::messages::ret;
 use crate::proto::commands::{ERROR, NEWNOTIFY, SEQ_PUSH};
 
 /// Writes a last message (error frame or HTTP error), closes the write

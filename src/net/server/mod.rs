@@ -37,8 +37,9 @@ use tokio::sync::{broadcast, mpsc, Semaphore};
 use tokio::time::sleep;
 
 use super::frame::{self, Connection, DEFAULT_MAX_FRAME_LEN};
-use super::messages::{ret, BaseResponse};
+use super::messages::ret;
 use super::store::{Committer, Store};
+use crate::body::messages::BaseResponse;
 use crate::proto::commands::ERROR;
 
 mod conn;

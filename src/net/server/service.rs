@@ -24,13 +24,13 @@ use tokio::sync::Notify;
 
 use super::web::WebState;
 use super::{Config, Event};
-use crate::body::synckey::SyncKey;
-use crate::net::messages::{
-    self, ret, AddMsg, AutoAuthRequest, AutoAuthResponse, BaseResponse, BodyError, CmdItem,
-    CmdList, IdentifyExt, IdentifyReply, ManualAuthRequest, ManualAuthResponse,
-    MicroMsgResponseNew, NewSendMsgRequest, NewSendMsgResponse, NewSyncRequest, NewSyncResponse,
-    SkBuiltinBuffer, SkBuiltinString,
+use crate::body::messages::{
+    self, AddMsg, AutoAuthRequest, AutoAuthResponse, BaseResponse, BodyError, CmdItem, CmdList,
+    ManualAuthRequest, ManualAuthResponse, MicroMsgResponseNew, NewSendMsgRequest,
+    NewSendMsgResponse, NewSyncRequest, NewSyncResponse, SkBuiltinBuffer, SkBuiltinString,
 };
+use crate::body::synckey::SyncKey;
+use crate::net::messages::{ret, IdentifyExt, IdentifyReply};
 use crate::net::store::{
     Committer, Device, NewMessage, Sent, Store, StoreError, StoredMessage, SyncPage, UserId,
 };

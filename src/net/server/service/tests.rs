@@ -7,7 +7,8 @@ use std::time::Duration;
 use prost::Message;
 
 use super::*;
-use crate::net::messages::{IdentifyReply, ManualAuthRequest, ManualAuthResponse, NewSyncRequest};
+use crate::body::messages::{ManualAuthRequest, ManualAuthResponse, NewSyncRequest};
+use crate::net::messages::IdentifyReply;
 use crate::net::store::Store;
 use crate::proto::commands::{response, IDENTIFY, NEWSENDMSG, NEWSYNC, NOOP};
 
