@@ -1,11 +1,17 @@
 //! WeChat long-link framing: a 16-byte big-endian header (packet length with
 //! the header included, header length 16, version 1, cmd, seq) and a body.
 //!
-//! [`Header`] is the one codec the analyzer, the reference server and the
-//! client share (`parse` / `emit`). [`Framer`] is the incremental, sans-IO
-//! splitter the analyzer feeds with reassembly events: frames split over
-//! many segments, many frames in one segment, resynchronisation after a gap
-//! or garbage, and a size cap that is reported, never allocated.
+//! [`Header`] is the one codec the analyzer, the reference server, the
+//! clients, the examples and the test-traffic generators share (`parse` /
+//! `emit`, [`encode`] for a whole frame). Two sans-IO readers sit on it:
+//!
+//! - [`check`], check-then-parse for a live peer's read buffer (as in
+//!   mini-redis): a whole frame, more bytes needed, or invalid as soon as
+//!   the bytes present rule a frame out. `net::frame` is the tokio adapter.
+//! - [`Framer`], the incremental splitter the analyzer feeds with
+//!   reassembly events: frames split over many segments, many frames in one
+//!   segment, resynchronisation after a gap or garbage, and a size cap that
+//!   is reported, never allocated.
 
 use std::fmt;
 
@@ -26,6 +32,87 @@ pub enum HeaderError {
     Version(u16),
     #[error("packet length {0} is smaller than the 16-byte header")]
     TooShort(u32),
+}
+
+/// Why the bytes at the start of a live peer's buffer are not a frame.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    #[error("not a long-link frame: {0}")]
+    Header(#[from] HeaderError),
+    #[error("frame length {len} is over the {cap}-byte cap")]
+    Oversize { len: u32, cap: u32 },
+}
+
+/// What [`check`] finds at the start of a buffer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Check {
+    /// A whole frame: its header and its length (header included).
+    Complete(Header, usize),
+    /// No verdict yet: at least this many more bytes are needed.
+    Incomplete(usize),
+    /// The bytes present rule a frame out.
+    Invalid(FrameError),
+}
+
+/// Checks the frame at the start of `buf` (check-then-parse, sans-IO): a
+/// complete frame, more bytes needed, or invalid as soon as the bytes
+/// present rule a frame out (a wrong header length once 6 bytes are there,
+/// a wrong version once 8 are, a length under 16 or over `cap` once 4 are),
+/// so a live peer cannot hold a connection with a hopeless prefix.
+///
+/// Unlike [`Framer`], which resynchronises after garbage, the first bad
+/// byte is final here: a live peer that sends a bad header is answered with
+/// an error and dropped.
+pub fn check(buf: &[u8], cap: u32) -> Check {
+    let be_u16 = |i: usize| buf.get(i..i + 2).map(|b| u16::from_be_bytes([b[0], b[1]]));
+    // The fixed fields first: bytes that are no header at all are garbage,
+    // whatever their first four say as a length.
+    if let Err(e) = check_fixed(be_u16(4), be_u16(6)) {
+        return Check::Invalid(e.into());
+    }
+    let Some(len) = buf
+        .get(..4)
+        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    else {
+        return Check::Incomplete(HEADER_LEN - buf.len());
+    };
+    if len > cap {
+        return Check::Invalid(FrameError::Oversize { len, cap });
+    }
+    if let Err(e) = check_len(len) {
+        return Check::Invalid(e.into());
+    }
+    let n = len as usize;
+    match Header::read(buf) {
+        Ok(header) if buf.len() >= n => Check::Complete(header, n),
+        _ => Check::Incomplete(n - buf.len()),
+    }
+}
+
+/// The fixed fields' checks (header length 16, version 1); a field not
+/// received yet is `None` and passes.
+fn check_fixed(header_len: Option<u16>, version: Option<u16>) -> Result<(), HeaderError> {
+    match (header_len, version) {
+        (Some(h), _) if h != HEADER_LEN as u16 => Err(HeaderError::HeaderLen(h)),
+        (_, Some(v)) if v != 1 => Err(HeaderError::Version(v)),
+        _ => Ok(()),
+    }
+}
+
+/// The packet length holds at least the header.
+fn check_len(len: u32) -> Result<(), HeaderError> {
+    if (len as usize) < HEADER_LEN {
+        return Err(HeaderError::TooShort(len));
+    }
+    Ok(())
+}
+
+/// Header and body of a frame, ready to write.
+pub fn encode(cmd: u32, seq: u32, body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER_LEN + body.len());
+    out.extend_from_slice(&Header::new(cmd, seq, body.len()).emit());
+    out.extend_from_slice(body);
+    out
 }
 
 /// A parsed long-link header.
@@ -71,16 +158,15 @@ impl Header {
     /// packet length at least 16).
     pub fn parse(b: &[u8]) -> Result<Header, HeaderError> {
         let h = Header::read(b)?;
-        if h.header_len != HEADER_LEN as u16 {
-            return Err(HeaderError::HeaderLen(h.header_len));
-        }
-        if h.version != 1 {
-            return Err(HeaderError::Version(h.version));
-        }
-        if (h.len as usize) < HEADER_LEN {
-            return Err(HeaderError::TooShort(h.len));
-        }
+        h.validate()?;
         Ok(h)
+    }
+
+    /// Checks the fixed fields (header length 16, version 1) and that the
+    /// packet length holds the header.
+    pub fn validate(&self) -> Result<(), HeaderError> {
+        check_fixed(Some(self.header_len), Some(self.version))?;
+        check_len(self.len)
     }
 
     /// Writes the 16 header bytes.
@@ -153,9 +239,7 @@ impl fmt::Display for Kind {
 /// the cap, and a cmd in the request range (below 10^5) or the response
 /// range (10^9 plus that). Used to find frames after garbage or a gap.
 pub fn plausible(h: &Header, cap: u32) -> bool {
-    h.header_len == HEADER_LEN as u16
-        && h.version == 1
-        && h.len as usize >= HEADER_LEN
+    h.validate().is_ok()
         && h.len <= cap
         && (h.cmd < 100_000 || (RESPONSE_OFFSET..RESPONSE_OFFSET + 100_000).contains(&h.cmd))
 }
@@ -590,9 +674,7 @@ mod tests {
     use super::*;
 
     fn frame(cmd: u32, seq: u32, body: &[u8]) -> Vec<u8> {
-        let mut f = Header::new(cmd, seq, body.len()).emit().to_vec();
-        f.extend_from_slice(body);
-        f
+        encode(cmd, seq, body)
     }
 
     #[derive(Debug, PartialEq, Eq)]
@@ -654,6 +736,47 @@ mod tests {
         for n in 0..16 {
             assert_eq!(Header::parse(&b[..n]), Err(HeaderError::Short(n)));
         }
+    }
+
+    #[test]
+    fn check_reports_complete_incomplete_invalid() {
+        let f = encode(121, 7, b"abc");
+        for cut in 0..f.len() {
+            let needed = if cut < 4 {
+                HEADER_LEN - cut
+            } else {
+                f.len() - cut
+            };
+            assert_eq!(check(&f[..cut], 1024), Check::Incomplete(needed), "{cut}");
+        }
+        assert_eq!(check(&f, 1024), Check::Complete(Header::new(121, 7, 3), 19));
+        let mut two = f.clone();
+        two.extend(encode(6, SEQ_HEARTBEAT, b""));
+        assert_eq!(
+            check(&two, 1024),
+            Check::Complete(Header::new(121, 7, 3), 19)
+        );
+        assert_eq!(
+            check(&f, 18),
+            Check::Invalid(FrameError::Oversize { len: 19, cap: 18 })
+        );
+        assert_eq!(
+            check(&[0, 0, 0, 3], 1024),
+            Check::Invalid(FrameError::Header(HeaderError::TooShort(3)))
+        );
+        assert_eq!(
+            check(b"\0\0\0\x20GE", 1024),
+            Check::Invalid(FrameError::Header(HeaderError::HeaderLen(0x4745)))
+        );
+        assert_eq!(
+            check(&[0, 0, 0, 0x20, 0, 0x10, 0, 2], 1024),
+            Check::Invalid(FrameError::Header(HeaderError::Version(2)))
+        );
+        // The fixed fields are judged before the length.
+        assert_eq!(
+            check(&[0xff, 0, 0, 0, 0, 0x11], 1024),
+            Check::Invalid(FrameError::Header(HeaderError::HeaderLen(0x11)))
+        );
     }
 
     #[test]
