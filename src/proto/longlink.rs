@@ -19,6 +19,8 @@ use std::fmt;
 pub const HEADER_LEN: usize = 16;
 /// Default cap on a frame's length (header included).
 pub const MAX_FRAME_LEN: u32 = 16 << 20;
+// Re-exported for code not yet moved to `proto::commands` (import them
+// from there); to be removed once no importer is left.
 pub use super::commands::{RESPONSE_OFFSET, SEQ_HEARTBEAT, SEQ_IDENTIFY, SEQ_PUSH};
 
 /// Why a header is not a long-link header.
@@ -672,6 +674,9 @@ impl Framer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proto::commands::{
+        response, IDENTIFY, NEWNOTIFY, NEWSYNC, NOOP, SEQ_HEARTBEAT, SEQ_IDENTIFY, SEQ_PUSH,
+    };
 
     fn frame(cmd: u32, seq: u32, body: &[u8]) -> Vec<u8> {
         encode(cmd, seq, body)
@@ -716,14 +721,14 @@ mod tests {
             0, 0, 0, 0x12, 0, 0x10, 0, 1, 0, 0, 0, 205, 0xFF, 0xFF, 0xFF, 0xFE,
         ];
         let h = Header::parse(&b).unwrap();
-        assert_eq!(h, Header::new(205, SEQ_IDENTIFY, 2));
+        assert_eq!(h, Header::new(IDENTIFY, SEQ_IDENTIFY, 2));
         assert_eq!(h.emit(), b);
         assert_eq!(h.body_len(), 2);
-        assert_eq!(Header::new(1_000_000_121, 26, 0).kind(), Kind::Response);
-        assert_eq!(Header::new(1_000_000_121, 26, 0).request_cmd(), 121);
-        assert_eq!(Header::new(24, SEQ_PUSH, 0).kind(), Kind::Push);
-        assert_eq!(Header::new(6, SEQ_HEARTBEAT, 0).kind(), Kind::Heartbeat);
-        assert_eq!(Header::new(121, 1, 0).kind(), Kind::Request);
+        assert_eq!(Header::new(response(NEWSYNC), 26, 0).kind(), Kind::Response);
+        assert_eq!(Header::new(response(NEWSYNC), 26, 0).request_cmd(), 121);
+        assert_eq!(Header::new(NEWNOTIFY, SEQ_PUSH, 0).kind(), Kind::Push);
+        assert_eq!(Header::new(NOOP, SEQ_HEARTBEAT, 0).kind(), Kind::Heartbeat);
+        assert_eq!(Header::new(NEWSYNC, 1, 0).kind(), Kind::Request);
         let mut bad = b;
         bad[5] = 0x14;
         assert_eq!(Header::parse(&bad), Err(HeaderError::HeaderLen(0x14)));
@@ -740,7 +745,7 @@ mod tests {
 
     #[test]
     fn check_reports_complete_incomplete_invalid() {
-        let f = encode(121, 7, b"abc");
+        let f = encode(NEWSYNC, 7, b"abc");
         for cut in 0..f.len() {
             let needed = if cut < 4 {
                 HEADER_LEN - cut
@@ -749,12 +754,15 @@ mod tests {
             };
             assert_eq!(check(&f[..cut], 1024), Check::Incomplete(needed), "{cut}");
         }
-        assert_eq!(check(&f, 1024), Check::Complete(Header::new(121, 7, 3), 19));
+        assert_eq!(
+            check(&f, 1024),
+            Check::Complete(Header::new(NEWSYNC, 7, 3), 19)
+        );
         let mut two = f.clone();
-        two.extend(encode(6, SEQ_HEARTBEAT, b""));
+        two.extend(encode(NOOP, SEQ_HEARTBEAT, b""));
         assert_eq!(
             check(&two, 1024),
-            Check::Complete(Header::new(121, 7, 3), 19)
+            Check::Complete(Header::new(NEWSYNC, 7, 3), 19)
         );
         assert_eq!(
             check(&f, 18),
@@ -781,12 +789,12 @@ mod tests {
 
     #[test]
     fn many_frames_in_one_chunk_and_one_frame_over_many() {
-        let mut s = frame(121, 1, b"abc");
-        s.extend(frame(1_000_000_121, 1, b""));
-        s.extend(frame(24, 0, &[7; 40]));
+        let mut s = frame(NEWSYNC, 1, b"abc");
+        s.extend(frame(response(NEWSYNC), 1, b""));
+        s.extend(frame(NEWNOTIFY, 0, &[7; 40]));
         let want = vec![
             Ev::Frame(0, 121, 1, b"abc".to_vec(), false),
-            Ev::Frame(19, 1_000_000_121, 1, vec![], false),
+            Ev::Frame(19, response(NEWSYNC), 1, vec![], false),
             Ev::Frame(35, 24, 0, vec![7; 40], false),
         ];
         assert_eq!(collect(&mut Framer::default(), &[(0, &s)], &[]), want);
@@ -806,7 +814,7 @@ mod tests {
     #[test]
     fn resyncs_after_garbage() {
         let mut s = b"GET / HTTP/1.1\r\n\r\n".to_vec(); // 18 bytes of garbage
-        s.extend(frame(205, SEQ_IDENTIFY, b"xy"));
+        s.extend(frame(IDENTIFY, SEQ_IDENTIFY, b"xy"));
         let want = vec![
             Ev::Skipped(0, 18),
             Ev::Frame(18, 205, SEQ_IDENTIFY, b"xy".to_vec(), false),
@@ -823,8 +831,8 @@ mod tests {
 
     #[test]
     fn resyncs_after_a_gap_that_cut_a_frame() {
-        let f1 = frame(121, 1, &[1; 30]);
-        let f2 = frame(121, 2, &[2; 10]);
+        let f1 = frame(NEWSYNC, 1, &[1; 30]);
+        let f2 = frame(NEWSYNC, 2, &[2; 10]);
         // Deliver the first 20 bytes of f1, lose 26 bytes (rest of f1), then f2 after 0..5 garbage bytes.
         for junk in 0..5usize {
             let mut tail = vec![0xAA; junk];
@@ -845,9 +853,9 @@ mod tests {
 
     #[test]
     fn oversize_frame_is_reported_and_skipped_without_allocating() {
-        let mut big = Header::new(121, 1, 100).emit().to_vec();
+        let mut big = Header::new(NEWSYNC, 1, 100).emit().to_vec();
         big.extend([0u8; 100]);
-        big.extend(frame(6, SEQ_HEARTBEAT, b""));
+        big.extend(frame(NOOP, SEQ_HEARTBEAT, b""));
         let mut fr = Framer::new(64);
         let evs = collect(&mut fr, &[(0, &big[..10]), (10, &big[10..])], &[]);
         assert_eq!(
@@ -863,8 +871,8 @@ mod tests {
     #[test]
     fn every_truncated_prefix_is_safe() {
         let mut s = b"junk".to_vec();
-        s.extend(frame(121, 1, b"hello"));
-        s.extend(frame(1_000_000_121, 1, b"world!"));
+        s.extend(frame(NEWSYNC, 1, b"hello"));
+        s.extend(frame(response(NEWSYNC), 1, b"world!"));
         for n in 0..=s.len() {
             let evs = collect(&mut Framer::default(), &[(0, &s[..n])], &[]);
             let frames = evs.iter().filter(|e| matches!(e, Ev::Frame(..))).count();
@@ -908,18 +916,24 @@ mod tests {
 #[cfg(test)]
 mod skip_body_tests {
     use super::*;
+    use crate::proto::commands::{IDENTIFY, NEWSYNC};
 
     /// Frames with unwanted bodies are reported at their last byte with an
     /// empty body, whatever the chunking; wanted bodies are assembled.
     #[test]
     fn unwanted_bodies_are_counted_off() {
         let mut s = Vec::new();
-        for (cmd, len) in [(121u32, 40usize), (205, 30), (121, 0), (121, 3)] {
+        for (cmd, len) in [
+            (NEWSYNC, 40usize),
+            (IDENTIFY, 30),
+            (NEWSYNC, 0),
+            (NEWSYNC, 3),
+        ] {
             s.extend(Header::new(cmd, 1, len).emit());
             s.extend(std::iter::repeat_n(cmd as u8, len));
         }
         for step in [1, 5, 16, 17, 1000] {
-            let mut fr = Framer::default().keep_bodies(|h| h.cmd == 205);
+            let mut fr = Framer::default().keep_bodies(|h| h.cmd == IDENTIFY);
             let mut got = Vec::new();
             let mut pos = 0;
             while pos < s.len() {
