@@ -162,16 +162,7 @@ impl Framer {
     /// `len` bytes are missing from the stream here.
     pub fn gap<F: FnMut(FramerEvent<'_>)>(&mut self, len: u64, out: &mut F) {
         let at = self.next;
-        self.drop_pending(out);
-        if let State::SkipBody {
-            offset,
-            header,
-            left,
-        } = self.state
-        {
-            let seen = header.len as u64 - left;
-            self.skip(offset, offset + seen, SkipReason::Unusable, out);
-        }
+        self.drop_unfinished(out);
         self.state = match self.state {
             State::Skipping { left } if left > len => State::Skipping { left: left - len },
             // Where the next frame starts is unknown.
@@ -183,6 +174,13 @@ impl Framer {
 
     /// The stream ended: reports what is left unfinished.
     pub fn finish<F: FnMut(FramerEvent<'_>)>(&mut self, out: &mut F) {
+        self.drop_unfinished(out);
+        self.state = State::Synced;
+    }
+
+    /// Reports as skipped what is held (as `drop_pending` does) and
+    /// the part seen of a frame whose body was being counted off.
+    fn drop_unfinished<F: FnMut(FramerEvent<'_>)>(&mut self, out: &mut F) {
         self.drop_pending(out);
         if let State::SkipBody {
             offset,
@@ -193,7 +191,6 @@ impl Framer {
             let seen = header.len as u64 - left;
             self.skip(offset, offset + seen, SkipReason::Unusable, out);
         }
-        self.state = State::Synced;
     }
 
     /// Reports the held bytes (and any hunted run before them) as skipped.
@@ -468,6 +465,18 @@ mod tests {
         evs
     }
 
+    /// Every split of `s` into two chunks gives `want`.
+    fn assert_every_cut(s: &[u8], want: &[Ev]) {
+        for cut in 0..=s.len() {
+            let (a, b) = s.split_at(cut);
+            assert_eq!(
+                collect(&mut Framer::default(), &[(0, a), (cut as u64, b)], &[]),
+                want,
+                "cut {cut}"
+            );
+        }
+    }
+
     #[test]
     fn many_frames_in_one_chunk_and_one_frame_over_many() {
         let mut s = frame(NEWSYNC, 1, b"abc");
@@ -480,14 +489,7 @@ mod tests {
         ];
         assert_eq!(collect(&mut Framer::default(), &[(0, &s)], &[]), want);
         // Every split into two and into single bytes gives the same frames.
-        for cut in 0..=s.len() {
-            let (a, b) = s.split_at(cut);
-            assert_eq!(
-                collect(&mut Framer::default(), &[(0, a), (cut as u64, b)], &[]),
-                want,
-                "cut {cut}"
-            );
-        }
+        assert_every_cut(&s, &want);
         let bytes: Vec<(u64, &[u8])> = (0..s.len()).map(|i| (i as u64, &s[i..i + 1])).collect();
         assert_eq!(collect(&mut Framer::default(), &bytes, &[]), want);
     }
@@ -500,14 +502,7 @@ mod tests {
             Ev::Skipped(0, 18),
             Ev::Frame(18, 205, SEQ_IDENTIFY, b"xy".to_vec(), false),
         ];
-        for cut in 0..=s.len() {
-            let (a, b) = s.split_at(cut);
-            assert_eq!(
-                collect(&mut Framer::default(), &[(0, a), (cut as u64, b)], &[]),
-                want,
-                "cut {cut}"
-            );
-        }
+        assert_every_cut(&s, &want);
     }
 
     #[test]
