@@ -33,7 +33,11 @@ use std::time::Instant;
 
 use syncscope::capture::writer::PcapWriter;
 use syncscope::capture::{Linktype, Timestamp};
-use syncscope::synth::{later, longlink_frame, Conversation, Frame, Side};
+use syncscope::proto::commands::{
+    response, IDENTIFY, NEWNOTIFY, NEWSENDMSG, NEWSYNC, NOOP, SEQ_HEARTBEAT, SEQ_PUSH,
+};
+use syncscope::proto::longlink::{self, HEADER_LEN};
+use syncscope::synth::{later, Conversation, Frame, Side};
 
 /// What to generate.
 #[derive(Debug, Clone)]
@@ -127,7 +131,7 @@ impl<W: Write> Out<'_, W> {
         seq: u32,
         body: &[u8],
     ) -> io::Result<()> {
-        let msg = longlink_frame(cmd, seq, body);
+        let msg = longlink::encode(cmd, seq, body);
         self.totals.payload[side as usize] += msg.len() as u64;
         self.totals.messages += 1;
         let frames = conv.send(side, &msg);
@@ -220,16 +224,16 @@ pub fn generate<W: Write>(out: &mut W, p: &Params) -> io::Result<Totals> {
         let c = &mut conns[ci];
         plan.clear();
         match rng.below(16) {
-            0 => plan.push((Side::Server, 24, 0, body(&mut rng))),
+            0 => plan.push((Side::Server, NEWNOTIFY, SEQ_PUSH, body(&mut rng))),
             1..=3 => {
-                plan.push((Side::Client, 6, u32::MAX, (0, 0)));
-                plan.push((Side::Server, 1_000_000_006, u32::MAX, (0, 0)));
+                plan.push((Side::Client, NOOP, SEQ_HEARTBEAT, (0, 0)));
+                plan.push((Side::Server, response(NOOP), SEQ_HEARTBEAT, (0, 0)));
             }
             r => {
-                let cmd = [121, 205, 237][(r % 3) as usize];
+                let cmd = [NEWSYNC, IDENTIFY, NEWSENDMSG][(r % 3) as usize];
                 let seq = c.seq;
                 plan.push((Side::Client, cmd, seq, body(&mut rng)));
-                plan.push((Side::Server, cmd + 1_000_000_000, seq, body(&mut rng)));
+                plan.push((Side::Server, response(cmd), seq, body(&mut rng)));
             }
         }
         // Exact size on disk: segments of at most MSS, then one ACK.
@@ -237,7 +241,7 @@ pub fn generate<W: Write>(out: &mut W, p: &Params) -> io::Result<Totals> {
         let size: u64 = plan
             .iter()
             .map(|&(_, _, _, (_, len))| {
-                let msg = 16 + len as u64;
+                let msg = (HEADER_LEN + len) as u64;
                 msg + (msg.div_ceil(mss) + 1) * FRAME_OVERHEAD
             })
             .sum();
@@ -253,7 +257,7 @@ pub fn generate<W: Write>(out: &mut W, p: &Params) -> io::Result<Totals> {
         misfits = 0;
         if plan[0].2 == c.seq {
             c.seq = c.seq.wrapping_add(1);
-            if c.seq == u32::MAX {
+            if c.seq == SEQ_HEARTBEAT {
                 c.seq = 1;
             }
         }

@@ -17,9 +17,8 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use syncscope::proto::longlink::{Header, HEADER_LEN};
-
-const RESPONSE: u32 = 1_000_000_000;
+use syncscope::proto::commands::{response, NEWSYNC};
+use syncscope::proto::longlink::{self, Check, Header, HEADER_LEN};
 
 struct Opts {
     port: u16,
@@ -64,16 +63,15 @@ fn parse() -> Result<Opts, String> {
 /// Splits whole frames off `buf`, calling `f` with each header; keeps the rest.
 fn frames(buf: &mut Vec<u8>, mut f: impl FnMut(&Header)) {
     let mut at = 0;
-    while buf.len() - at >= HEADER_LEN {
-        let Ok(h) = Header::parse(&buf[at..at + HEADER_LEN]) else {
-            panic!("bad frame header at {at}");
-        };
-        let len = HEADER_LEN + h.body_len();
-        if buf.len() - at < len {
-            break;
+    loop {
+        match longlink::check(&buf[at..], u32::MAX) {
+            Check::Complete(h, len) => {
+                f(&h);
+                at += len;
+            }
+            Check::Incomplete(_) => break,
+            Check::Invalid(e) => panic!("bad frame header at {at}: {e}"),
         }
-        f(&h);
-        at += len;
     }
     buf.drain(..at);
 }
@@ -92,7 +90,7 @@ fn serve(mut s: TcpStream, responses: Arc<AtomicU64>) {
         buf.extend_from_slice(&chunk[..n]);
         let mut k = 0;
         frames(&mut buf, |h| {
-            out.extend_from_slice(&Header::new(h.cmd + RESPONSE, h.seq, 8).emit());
+            out.extend_from_slice(&Header::new(response(h.cmd), h.seq, 8).emit());
             out.extend_from_slice(&h.seq.to_be_bytes());
             out.extend_from_slice(&[0, 0, 0, 0]);
             k += 1;
@@ -168,7 +166,7 @@ fn main() {
             let mut w = s;
             let mut frame = Vec::with_capacity(HEADER_LEN + body.len());
             let mut sent = 0u64;
-            let cmd = 121 + c as u32;
+            let cmd = NEWSYNC + c as u32;
             loop {
                 let t = start.elapsed();
                 if t >= run {

@@ -28,18 +28,14 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Notify, Semaphore};
 use tokio::time::{sleep_until, Instant};
 
-use syncscope::net::frame::Connection;
-use syncscope::proto::commands::{
-    response, IDENTIFY as CMD_HELLO, NEWNOTIFY as CMD_PUSH, NEWSENDMSG as CMD_SEND,
-    NEWSYNC as CMD_SYNC,
-};
+use syncscope::net::frame::{Connection, DEFAULT_MAX_FRAME_LEN};
+use syncscope::proto::commands::{response, IDENTIFY, NEWNOTIFY, NEWSENDMSG, NEWSYNC, SEQ_PUSH};
 
 /// Body sizes close to the real server's: newsendmsg request and answer,
 /// newsync request, one AddMsg.
 const SEND_LEN: usize = 64;
 const ACK_LEN: usize = 48;
 const SYNC_LEN: usize = 24;
-const MAX_FRAME: u32 = 1 << 20;
 
 #[derive(Parser)]
 #[command(about = "Floor of the long link's message pattern on this machine")]
@@ -125,7 +121,7 @@ async fn serve(listen: &str) -> ExitCode {
         let _ = stream.set_nodelay(true);
         let pairs = Arc::clone(&pairs);
         tokio::spawn(async move {
-            let _ = connection(Connection::new(stream, MAX_FRAME), &pairs).await;
+            let _ = connection(Connection::new(stream, DEFAULT_MAX_FRAME_LEN), &pairs).await;
         });
     }
 }
@@ -164,7 +160,7 @@ async fn connection(mut conn: Connection<TcpStream>, pairs: &Pairs) -> Option<()
                     .await
                     .ok()?;
             }
-            _ = pair.notify.notified() => conn.write_frame(CMD_PUSH, 0, &[]).await.ok()?,
+            _ = pair.notify.notified() => conn.write_frame(NEWNOTIFY, SEQ_PUSH, &[]).await.ok()?,
         }
     }
 }
@@ -188,10 +184,11 @@ impl Tally {
 async fn open(server: &str, role: u8, id: u32) -> std::io::Result<Connection<TcpStream>> {
     let stream = TcpStream::connect(server).await?;
     stream.set_nodelay(true)?;
-    let mut conn = Connection::new(stream, MAX_FRAME);
+    let mut conn = Connection::new(stream, DEFAULT_MAX_FRAME_LEN);
     let mut hello = vec![role];
     hello.extend_from_slice(&id.to_be_bytes());
-    conn.write_frame(CMD_HELLO, 1, &hello).await?;
+    // The hello stands in for identify: role and pair instead of a SyncKey.
+    conn.write_frame(IDENTIFY, 1, &hello).await?;
     Ok(conn)
 }
 
@@ -316,10 +313,10 @@ async fn send(
         tally.first_send.fetch_min(now, Ordering::Relaxed);
         body[..8].copy_from_slice(&now.to_be_bytes());
         let ok = conn
-            .write_frame(CMD_SEND, k as u32 + 1, &body)
+            .write_frame(NEWSENDMSG, k as u32 + 1, &body)
             .await
             .is_ok()
-            && matches!(conn.read_frame().await, Ok(Some(f)) if f.header.cmd == response(CMD_SEND));
+            && matches!(conn.read_frame().await, Ok(Some(f)) if f.header.cmd == response(NEWSENDMSG));
         if !ok {
             tally.errors.fetch_add(1, Ordering::Relaxed);
             return None;
@@ -347,10 +344,10 @@ async fn receive(
             _ = stop.wait_for(|&v| v) => return lat,
         };
         match f.header.cmd {
-            CMD_PUSH => {
+            NEWNOTIFY => {
                 seq += 1;
                 if conn
-                    .write_frame(CMD_SYNC, seq, &[0; SYNC_LEN])
+                    .write_frame(NEWSYNC, seq, &[0; SYNC_LEN])
                     .await
                     .is_err()
                 {
@@ -358,7 +355,7 @@ async fn receive(
                     return lat;
                 }
             }
-            c if c == response(CMD_SYNC) => {
+            c if c == response(NEWSYNC) => {
                 let now = tally.now_us();
                 for m in f.body.chunks_exact(SEND_LEN) {
                     let sent = u64::from_be_bytes(m[..8].try_into().unwrap_or_default());

@@ -95,10 +95,11 @@ pub fn preview(first: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proto::commands::{IDENTIFY, SEQ_IDENTIFY};
 
     #[test]
     fn by_content() {
-        let ll = longlink::Header::new(205, longlink::SEQ_IDENTIFY, 10).emit();
+        let ll = longlink::Header::new(IDENTIFY, SEQ_IDENTIFY, 10).emit();
         assert_eq!(detect(&ll, false), Some(Protocol::Longlink));
         assert_eq!(
             detect(

@@ -1,11 +1,8 @@
-//! Long-link framing for the server and client: check-then-parse over the
-//! shared [`Header`] codec, as in mini-redis. [`check`] is sans-IO (complete,
-//! incomplete or invalid); [`Connection`] is the thin tokio adapter that
-//! keeps the read buffer and writes whole frames.
-//!
-//! Unlike the analyzer's [`crate::proto::longlink::Framer`], which
-//! resynchronises after garbage, a live peer that sends a bad header is
-//! answered with an error and dropped, so the first bad byte is an error.
+//! Long-link framing for the server and client: the thin tokio adapter
+//! ([`Connection`]) over the shared codec in [`crate::proto::longlink`],
+//! which does the check-then-parse ([`longlink::check`]: frame length cap,
+//! header checks, errors) and the encoding ([`encode`]). This file keeps
+//! the read buffer, the slow-peer limit and whole-frame writes.
 
 use std::io;
 use std::time::Duration;
@@ -13,7 +10,8 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
-use crate::proto::longlink::{Header, HeaderError, HEADER_LEN};
+use crate::proto::longlink::{self, Header, HEADER_LEN};
+pub use crate::proto::longlink::{encode, FrameError};
 
 /// Default cap on a frame (header included) for the server and client.
 pub const DEFAULT_MAX_FRAME_LEN: u32 = 1 << 20;
@@ -28,50 +26,15 @@ const INITIAL_BUF: usize = 1 << 10;
 /// Less free room than this in the buffer: make [`READ_CHUNK`] more.
 const MIN_READ: usize = 512;
 
-/// Why the bytes at the start of a buffer are not a frame.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum FrameError {
-    #[error("not a long-link frame: {0}")]
-    Header(#[from] HeaderError),
-    #[error("frame length {len} is over the {cap}-byte cap")]
-    Oversize { len: u32, cap: u32 },
-}
-
-/// Checks the frame at the start of `buf`: `Ok(Some(header))` when it is
-/// complete (`header.len` bytes), `Ok(None)` when more bytes are needed,
-/// an error as soon as the bytes present rule a frame out (a wrong header
-/// length once 6 bytes are there, a wrong version once 8 are, a length
-/// under 16 or over `cap` once 4 are), so a peer cannot hold a connection
-/// with a hopeless prefix.
+/// [`longlink::check`] as a `Result`: `Ok(Some(header))` when a whole
+/// frame (`header.len` bytes) is at the start of `buf`, `Ok(None)` when
+/// more bytes are needed, the error as soon as the bytes rule a frame out.
 pub fn check(buf: &[u8], cap: u32) -> Result<Option<Header>, FrameError> {
-    // The fixed fields first: bytes that are no header at all are garbage,
-    // whatever their first four say as a length.
-    if buf.len() >= 6 {
-        let header_len = u16::from_be_bytes([buf[4], buf[5]]);
-        if header_len != HEADER_LEN as u16 {
-            return Err(HeaderError::HeaderLen(header_len).into());
-        }
+    match longlink::check(buf, cap) {
+        longlink::Check::Complete(header, _) => Ok(Some(header)),
+        longlink::Check::Incomplete(_) => Ok(None),
+        longlink::Check::Invalid(e) => Err(e),
     }
-    if buf.len() >= 8 {
-        let version = u16::from_be_bytes([buf[6], buf[7]]);
-        if version != 1 {
-            return Err(HeaderError::Version(version).into());
-        }
-    }
-    if buf.len() >= 4 {
-        let len = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
-        if len > cap {
-            return Err(FrameError::Oversize { len, cap });
-        }
-        if (len as usize) < HEADER_LEN {
-            return Err(HeaderError::TooShort(len).into());
-        }
-    }
-    if buf.len() < HEADER_LEN {
-        return Ok(None);
-    }
-    let header = Header::parse(buf)?;
-    Ok((buf.len() >= header.len as usize).then_some(header))
 }
 
 /// One whole frame: header and body (copied out of the read buffer so the
@@ -94,14 +57,6 @@ impl Frame {
     pub fn to_bytes(&self) -> Vec<u8> {
         encode(self.header.cmd, self.header.seq, &self.body)
     }
-}
-
-/// Header and body of a frame, ready to write.
-pub fn encode(cmd: u32, seq: u32, body: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(HEADER_LEN + body.len());
-    out.extend_from_slice(&Header::new(cmd, seq, body.len()).emit());
-    out.extend_from_slice(body);
-    out
 }
 
 /// Why reading a frame failed.
@@ -158,11 +113,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         limit: Option<Duration>,
     ) -> Result<Option<Frame>, ReadError> {
         loop {
-            if let Some(header) = check(&self.buf, self.cap)? {
-                let n = header.len as usize;
-                let body = self.buf[HEADER_LEN..n].to_vec();
-                self.consume(n);
-                return Ok(Some(Frame { header, body }));
+            match longlink::check(&self.buf, self.cap) {
+                longlink::Check::Complete(header, n) => {
+                    let body = self.buf[HEADER_LEN..n].to_vec();
+                    self.consume(n);
+                    return Ok(Some(Frame { header, body }));
+                }
+                longlink::Check::Invalid(e) => return Err(e.into()),
+                longlink::Check::Incomplete(_) => {}
             }
             // `check` bounds a frame by `cap`, so the buffer stays under
             // cap + READ_CHUNK.
@@ -254,6 +212,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proto::longlink::HeaderError;
 
     #[test]
     fn complete_incomplete_invalid() {

@@ -538,17 +538,8 @@ impl KeyLog {
         let mut failed = Vec::new();
         for e in cands {
             match cbc_decrypt(&e.key, &e.iv, ct) {
-                Ok(pt) => match &mut opened {
-                    Some(o) if o.plaintext == pt => o.also.push(e.line),
-                    Some(_) => failed.push(e.line),
-                    None => {
-                        opened = Some(Opened {
-                            plaintext: pt,
-                            line: e.line,
-                            also: Vec::new(),
-                        })
-                    }
-                },
+                // No tag: a line that "opens" to other bytes has failed.
+                Ok(pt) => note_opened(&mut opened, &mut failed, e.line, pt, |a, b| a == b),
                 Err(_) => failed.push(e.line),
             }
         }
@@ -573,6 +564,29 @@ impl KeyLog {
     }
 }
 
+/// Records that `line` opened the bytes to `pt`: the first line to open
+/// wins; a later one is listed in `also` when `agrees(first, pt)`, else
+/// in `failed`.
+fn note_opened(
+    opened: &mut Option<Opened>,
+    failed: &mut Vec<usize>,
+    line: usize,
+    pt: Vec<u8>,
+    agrees: impl Fn(&[u8], &[u8]) -> bool,
+) {
+    match opened {
+        Some(o) if agrees(&o.plaintext, &pt) => o.also.push(line),
+        Some(_) => failed.push(line),
+        None => {
+            *opened = Some(Opened {
+                plaintext: pt,
+                line,
+                also: Vec::new(),
+            })
+        }
+    }
+}
+
 /// Tries every candidate (line, key, nonce, aad); the first that
 /// authenticates wins, later ones that also do are listed in `also`.
 fn open_any<'a>(
@@ -584,16 +598,8 @@ fn open_any<'a>(
     let mut bad_key = None;
     for (line, key, nonce, aad) in cands {
         match gcm_open(key, nonce, aad, msg) {
-            Ok(pt) => match &mut opened {
-                Some(o) => o.also.push(line),
-                None => {
-                    opened = Some(Opened {
-                        plaintext: pt,
-                        line,
-                        also: Vec::new(),
-                    })
-                }
-            },
+            // Authenticated: every line that opens counts.
+            Ok(pt) => note_opened(&mut opened, &mut failed, line, pt, |_, _| true),
             Err(CryptoError::Auth) => failed.push(line),
             Err(_) => {
                 bad_key.get_or_insert(Failure::BadKey {

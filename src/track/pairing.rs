@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::capture::Timestamp;
+use crate::proto::commands::RESPONSE_OFFSET;
 use crate::proto::longlink::{Header, Kind};
 
 /// Outstanding requests kept per connection; beyond it the oldest is
@@ -134,7 +135,7 @@ impl Pairing {
         latencies: &mut LatencyTable,
     ) -> Paired {
         match h.kind() {
-            Kind::Heartbeat if h.cmd < crate::proto::longlink::RESPONSE_OFFSET => {
+            Kind::Heartbeat if h.cmd < RESPONSE_OFFSET => {
                 self.counts.heartbeats += 1;
                 if let Some(prev) = self.last_heartbeat {
                     let gap = ts.nanos_since(&prev).max(0) as u64 / 1000;
@@ -242,7 +243,9 @@ impl LatencyTable {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::longlink::{SEQ_HEARTBEAT, SEQ_PUSH};
+    use crate::proto::commands::{
+        response, NEWNOTIFY, NEWSENDMSG, NEWSYNC, NOOP, SEQ_HEARTBEAT, SEQ_PUSH,
+    };
 
     fn t(ms: i64) -> Timestamp {
         Timestamp::new(ms / 1000, ((ms % 1000) * 1_000_000) as u32, 6)
@@ -253,19 +256,24 @@ mod tests {
         let mut p = Pairing::new();
         let mut lat = LatencyTable::default();
         assert_eq!(
-            p.frame(&Header::new(121, 1, 0), t(1000), 0, &mut lat),
+            p.frame(&Header::new(NEWSYNC, 1, 0), t(1000), 0, &mut lat),
             Paired::Request { duplicate: false }
         );
         assert_eq!(
-            p.frame(&Header::new(237, 2, 0), t(1010), 1, &mut lat),
+            p.frame(&Header::new(NEWSENDMSG, 2, 0), t(1010), 1, &mut lat),
             Paired::Request { duplicate: false }
         );
         assert_eq!(
-            p.frame(&Header::new(121, 1, 0), t(1020), 2, &mut lat),
+            p.frame(&Header::new(NEWSYNC, 1, 0), t(1020), 2, &mut lat),
             Paired::Request { duplicate: true }
         );
         assert_eq!(
-            p.frame(&Header::new(1_000_000_237, 2, 0), t(1050), 3, &mut lat),
+            p.frame(
+                &Header::new(response(NEWSENDMSG), 2, 0),
+                t(1050),
+                3,
+                &mut lat
+            ),
             Paired::Response {
                 latency_ns: Some(40_000_000),
                 request_frame: Some(1)
@@ -273,25 +281,25 @@ mod tests {
         );
         // The resend re-armed the timer: latency from the last request.
         assert_eq!(
-            p.frame(&Header::new(1_000_000_121, 1, 0), t(1120), 4, &mut lat),
+            p.frame(&Header::new(response(NEWSYNC), 1, 0), t(1120), 4, &mut lat),
             Paired::Response {
                 latency_ns: Some(100_000_000),
                 request_frame: Some(2)
             }
         );
         assert_eq!(
-            p.frame(&Header::new(1_000_000_121, 9, 0), t(1130), 5, &mut lat),
+            p.frame(&Header::new(response(NEWSYNC), 9, 0), t(1130), 5, &mut lat),
             Paired::Response {
                 latency_ns: None,
                 request_frame: None
             }
         );
         assert_eq!(
-            p.frame(&Header::new(24, SEQ_PUSH, 0), t(1140), 6, &mut lat),
+            p.frame(&Header::new(NEWNOTIFY, SEQ_PUSH, 0), t(1140), 6, &mut lat),
             Paired::Push
         );
         assert_eq!(
-            p.frame(&Header::new(121, 7, 0), t(1150), 7, &mut lat),
+            p.frame(&Header::new(NEWSYNC, 7, 0), t(1150), 7, &mut lat),
             Paired::Request { duplicate: false }
         );
         assert_eq!(p.finish(), vec![(121, 7, 7)]);
@@ -317,11 +325,16 @@ mod tests {
         let mut lat = LatencyTable::default();
         for (i, ms) in [0, 300_000, 600_000].into_iter().enumerate() {
             assert_eq!(
-                p.frame(&Header::new(6, SEQ_HEARTBEAT, 0), t(ms), i as u64, &mut lat),
+                p.frame(
+                    &Header::new(NOOP, SEQ_HEARTBEAT, 0),
+                    t(ms),
+                    i as u64,
+                    &mut lat
+                ),
                 Paired::Heartbeat
             );
             let r = p.frame(
-                &Header::new(1_000_000_006, SEQ_HEARTBEAT, 0),
+                &Header::new(response(NOOP), SEQ_HEARTBEAT, 0),
                 t(ms + 50),
                 10 + i as u64,
                 &mut lat,
@@ -363,7 +376,7 @@ mod tests {
         let mut p = Pairing::new();
         let mut lat = LatencyTable::default();
         for seq in 1..=(MAX_OUTSTANDING as u32 + 10) {
-            p.frame(&Header::new(121, seq, 0), t(0), seq as u64, &mut lat);
+            p.frame(&Header::new(NEWSYNC, seq, 0), t(0), seq as u64, &mut lat);
         }
         assert_eq!(p.outstanding.len(), MAX_OUTSTANDING);
         assert_eq!(p.counts().unanswered_requests, 10);

@@ -2,7 +2,7 @@
 //! small synthetic captures for `capture_reader` (classic pcap LE/BE,
 //! usec/nsec, pcapng, gzip, IPv4/IPv6, reordered and lost segments),
 //! encoded segment sequences for `reassembler`, long-link streams (frames
-//! built with `Header::new(..).emit()`, garbage, an over-cap frame) with
+//! built with `longlink::encode`, garbage, an over-cap frame) with
 //! chunk patterns for `longlink_framer`, and MMTLS record streams (hello,
 //! data records holding a business packet, a short-link payload and an
 //! identify body; a short-link HTTP request) for `mmtls_business`.
@@ -18,8 +18,13 @@ use syncscope::body::protobuf::{encode_bytes_field, encode_varint, encode_varint
 use syncscope::body::synckey::SyncKey;
 use syncscope::capture::writer::PcapWriter;
 use syncscope::capture::{Linktype, Timestamp};
-use syncscope::proto::longlink::{Header, SEQ_HEARTBEAT, SEQ_IDENTIFY, SEQ_PUSH};
-use syncscope::synth::{later, longlink_frame, Conversation, Frame, Side};
+use syncscope::proto::commands::{
+    response, CGI_NEWSYNC, IDENTIFY, NEWNOTIFY, NEWSYNC, NOOP, SEQ_HEARTBEAT, SEQ_IDENTIFY,
+    SEQ_PUSH,
+};
+use syncscope::proto::longlink;
+use syncscope::proto::mmtls::{RecordHeader, RecordType, VERSION_F104};
+use syncscope::synth::{later, Conversation, Frame, Side};
 
 fn conv(v6: bool, isn: [u32; 2]) -> Conversation {
     let (c, s): (SocketAddr, SocketAddr) = if v6 {
@@ -42,10 +47,10 @@ fn conv(v6: bool, isn: [u32; 2]) -> Conversation {
 fn basic(v6: bool) -> Vec<Frame> {
     let mut c = conv(v6, [1000, u32::MAX - 100]);
     let mut f = c.handshake();
-    f.extend(c.send(Side::Client, &longlink_frame(121, 1, &[b'q'; 300])));
+    f.extend(c.send(Side::Client, &longlink::encode(NEWSYNC, 1, &[b'q'; 300])));
     f.extend(c.send(
         Side::Server,
-        &longlink_frame(1_000_000_121, 1, &[b'r'; 250]),
+        &longlink::encode(response(NEWSYNC), 1, &[b'r'; 250]),
     ));
     f.extend(c.close());
     f
@@ -252,13 +257,6 @@ fn reassembler_seeds() -> Vec<(&'static str, Vec<u8>)> {
     ]
 }
 
-/// A long-link frame: `Header::new(..).emit()` and the body.
-fn ll_frame(cmd: u32, seq: u32, body: &[u8]) -> Vec<u8> {
-    let mut f = Header::new(cmd, seq, body.len()).emit().to_vec();
-    f.extend_from_slice(body);
-    f
-}
-
 /// An identify body (cmd 205): w1/w2, SyncKey, client version, locale,
 /// tail words, network id and its length-prefixed context.
 fn identify_body() -> Vec<u8> {
@@ -301,7 +299,7 @@ fn business(body: &[u8]) -> Vec<u8> {
     h.extend_from_slice(&0x6308_2a32u32.to_be_bytes());
     h.extend_from_slice(&1_505_495_844u32.to_be_bytes());
     h.extend_from_slice(&cookie);
-    for v in [138u32, body.len() as u32, body.len() as u32] {
+    for v in [CGI_NEWSYNC, body.len() as u32, body.len() as u32] {
         encode_varint(u64::from(v), &mut h);
     }
     h.extend_from_slice(&[0x01, 0x02, 0xfe]);
@@ -324,10 +322,15 @@ fn shortlink_payload(uri: &str, host: &str, body: &[u8]) -> Vec<u8> {
     out
 }
 
-/// An MMTLS record (version f1 04) written by hand.
+/// An MMTLS record (version f1 04): `RecordHeader::emit` and the payload.
 fn record(typ: u8, payload: &[u8]) -> Vec<u8> {
-    let mut r = vec![typ, 0xf1, 0x04];
-    r.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+    let mut r = RecordHeader {
+        typ: RecordType(typ),
+        version: VERSION_F104,
+        len: payload.len() as u16,
+    }
+    .emit()
+    .to_vec();
     r.extend_from_slice(payload);
     r
 }
@@ -346,16 +349,16 @@ fn client_hello() -> Vec<u8> {
 
 fn longlink_seeds() -> Vec<(&'static str, Vec<u8>)> {
     let id = identify_body();
-    let mut frames = ll_frame(205, SEQ_IDENTIFY, &id);
-    frames.extend(ll_frame(
-        1_000_000_205,
+    let mut frames = longlink::encode(IDENTIFY, SEQ_IDENTIFY, &id);
+    frames.extend(longlink::encode(
+        response(IDENTIFY),
         SEQ_IDENTIFY,
         &[0, 0, 0, 0, 0, 0, 0, 1],
     ));
-    frames.extend(ll_frame(6, SEQ_HEARTBEAT, b""));
-    frames.extend(ll_frame(121, 1, &protobuf_msg()));
-    frames.extend(ll_frame(1_000_000_121, 1, &business(&protobuf_msg())));
-    frames.extend(ll_frame(24, SEQ_PUSH, &[0x5a; 40]));
+    frames.extend(longlink::encode(NOOP, SEQ_HEARTBEAT, b""));
+    frames.extend(longlink::encode(NEWSYNC, 1, &protobuf_msg()));
+    frames.extend(longlink::encode(response(NEWSYNC), 1, &business(&protobuf_msg())));
+    frames.extend(longlink::encode(NEWNOTIFY, SEQ_PUSH, &[0x5a; 40]));
     let seed = |cfg: u8, pattern: &[u8], stream: &[u8]| {
         assert_eq!(usize::from(cfg & 7) + 1, pattern.len());
         let mut v = vec![cfg];
@@ -366,10 +369,10 @@ fn longlink_seeds() -> Vec<(&'static str, Vec<u8>)> {
     // Garbage before the frames, then a frame over the 64-byte cap.
     let mut junk = b"GET / HTTP/1.1\r\n\r\n".to_vec();
     junk.extend_from_slice(&frames);
-    let mut capped = ll_frame(121, 2, &[0x11; 100]);
-    capped.extend(ll_frame(6, SEQ_HEARTBEAT, b""));
-    capped.extend(ll_frame(205, SEQ_IDENTIFY, &id[..40]));
-    capped.extend(ll_frame(121, 3, &[0x22; 30]));
+    let mut capped = longlink::encode(NEWSYNC, 2, &[0x11; 100]);
+    capped.extend(longlink::encode(NOOP, SEQ_HEARTBEAT, b""));
+    capped.extend(longlink::encode(IDENTIFY, SEQ_IDENTIFY, &id[..40]));
+    capped.extend(longlink::encode(NEWSYNC, 3, &[0x22; 30]));
     vec![
         // Chunks of 6, 16 and 48 bytes, no gaps.
         ("frames_chunked", seed(2, &[0x05, 0x0f, 0x42], &frames)),

@@ -1,169 +1,7 @@
-//! WeChat long-link framing: a 16-byte big-endian header (packet length with
-//! the header included, header length 16, version 1, cmd, seq) and a body.
-//!
-//! [`Header`] is the one codec the analyzer, the reference server and the
-//! client share (`parse` / `emit`). [`Framer`] is the incremental, sans-IO
-//! splitter the analyzer feeds with reassembly events: frames split over
-//! many segments, many frames in one segment, resynchronisation after a gap
-//! or garbage, and a size cap that is reported, never allocated.
+//! [`Framer`]: the analyzer's incremental, resynchronising long-link frame
+//! splitter over the [`Header`] codec.
 
-use std::fmt;
-
-/// Size of the frame header.
-pub const HEADER_LEN: usize = 16;
-/// Default cap on a frame's length (header included).
-pub const MAX_FRAME_LEN: u32 = 16 << 20;
-pub use super::commands::{RESPONSE_OFFSET, SEQ_HEARTBEAT, SEQ_IDENTIFY, SEQ_PUSH};
-
-/// Why a header is not a long-link header.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum HeaderError {
-    #[error("need {HEADER_LEN} bytes for a long-link header, have {0}")]
-    Short(usize),
-    #[error("header length field is {0}, expected 16")]
-    HeaderLen(u16),
-    #[error("version field is {0}, expected 1")]
-    Version(u16),
-    #[error("packet length {0} is smaller than the 16-byte header")]
-    TooShort(u32),
-}
-
-/// A parsed long-link header.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
-pub struct Header {
-    /// Packet length, header included.
-    pub len: u32,
-    pub header_len: u16,
-    pub version: u16,
-    pub cmd: u32,
-    pub seq: u32,
-}
-
-impl Header {
-    /// A header for a body of `body_len` bytes.
-    pub fn new(cmd: u32, seq: u32, body_len: usize) -> Header {
-        Header {
-            len: (HEADER_LEN + body_len) as u32,
-            header_len: HEADER_LEN as u16,
-            version: 1,
-            cmd,
-            seq,
-        }
-    }
-
-    /// Reads the fields without judging them.
-    pub fn read(b: &[u8]) -> Result<Header, HeaderError> {
-        let b: &[u8; HEADER_LEN] = b
-            .get(..HEADER_LEN)
-            .and_then(|s| s.try_into().ok())
-            .ok_or(HeaderError::Short(b.len()))?;
-        let u32_at = |i: usize| u32::from_be_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
-        Ok(Header {
-            len: u32_at(0),
-            header_len: u16::from_be_bytes([b[4], b[5]]),
-            version: u16::from_be_bytes([b[6], b[7]]),
-            cmd: u32_at(8),
-            seq: u32_at(12),
-        })
-    }
-
-    /// Reads and checks the fixed fields (header length 16, version 1,
-    /// packet length at least 16).
-    pub fn parse(b: &[u8]) -> Result<Header, HeaderError> {
-        let h = Header::read(b)?;
-        if h.header_len != HEADER_LEN as u16 {
-            return Err(HeaderError::HeaderLen(h.header_len));
-        }
-        if h.version != 1 {
-            return Err(HeaderError::Version(h.version));
-        }
-        if (h.len as usize) < HEADER_LEN {
-            return Err(HeaderError::TooShort(h.len));
-        }
-        Ok(h)
-    }
-
-    /// Writes the 16 header bytes.
-    pub fn emit(&self) -> [u8; HEADER_LEN] {
-        let mut b = [0u8; HEADER_LEN];
-        b[0..4].copy_from_slice(&self.len.to_be_bytes());
-        b[4..6].copy_from_slice(&self.header_len.to_be_bytes());
-        b[6..8].copy_from_slice(&self.version.to_be_bytes());
-        b[8..12].copy_from_slice(&self.cmd.to_be_bytes());
-        b[12..16].copy_from_slice(&self.seq.to_be_bytes());
-        b
-    }
-
-    /// Body length.
-    pub fn body_len(&self) -> usize {
-        (self.len as usize).saturating_sub(HEADER_LEN)
-    }
-
-    /// Request, response, push or heartbeat, from cmd and seq.
-    pub fn kind(&self) -> Kind {
-        if self.seq == SEQ_HEARTBEAT {
-            Kind::Heartbeat
-        } else if self.cmd >= RESPONSE_OFFSET {
-            Kind::Response
-        } else if self.seq == SEQ_PUSH {
-            Kind::Push
-        } else {
-            Kind::Request
-        }
-    }
-
-    /// The request cmd this header belongs to (responses minus 10^9).
-    pub fn request_cmd(&self) -> u32 {
-        if self.cmd >= RESPONSE_OFFSET {
-            self.cmd - RESPONSE_OFFSET
-        } else {
-            self.cmd
-        }
-    }
-}
-
-/// What a frame is, from its cmd and seq.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Kind {
-    Request,
-    Response,
-    Push,
-    Heartbeat,
-}
-
-impl Kind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Request => "request",
-            Kind::Response => "response",
-            Kind::Push => "push",
-            Kind::Heartbeat => "heartbeat",
-        }
-    }
-}
-
-impl fmt::Display for Kind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A header that could start a frame: fixed fields right, length within
-/// the cap, and a cmd in the request range (below 10^5) or the response
-/// range (10^9 plus that). Used to find frames after garbage or a gap.
-pub fn plausible(h: &Header, cap: u32) -> bool {
-    h.header_len == HEADER_LEN as u16
-        && h.version == 1
-        && h.len as usize >= HEADER_LEN
-        && h.len <= cap
-        && (h.cmd < 100_000 || (RESPONSE_OFFSET..RESPONSE_OFFSET + 100_000).contains(&h.cmd))
-}
-
-/// The first bytes of a stream look like a long-link frame.
-pub fn looks_like_frame(b: &[u8]) -> bool {
-    Header::read(b).is_ok_and(|h| plausible(&h, MAX_FRAME_LEN))
-}
+use super::{plausible, Header, HEADER_LEN, MAX_FRAME_LEN};
 
 /// Why bytes were skipped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -324,16 +162,7 @@ impl Framer {
     /// `len` bytes are missing from the stream here.
     pub fn gap<F: FnMut(FramerEvent<'_>)>(&mut self, len: u64, out: &mut F) {
         let at = self.next;
-        self.drop_pending(out);
-        if let State::SkipBody {
-            offset,
-            header,
-            left,
-        } = self.state
-        {
-            let seen = header.len as u64 - left;
-            self.skip(offset, offset + seen, SkipReason::Unusable, out);
-        }
+        self.drop_unfinished(out);
         self.state = match self.state {
             State::Skipping { left } if left > len => State::Skipping { left: left - len },
             // Where the next frame starts is unknown.
@@ -345,6 +174,13 @@ impl Framer {
 
     /// The stream ended: reports what is left unfinished.
     pub fn finish<F: FnMut(FramerEvent<'_>)>(&mut self, out: &mut F) {
+        self.drop_unfinished(out);
+        self.state = State::Synced;
+    }
+
+    /// Reports as skipped what is held (as `drop_pending` does) and
+    /// the part seen of a frame whose body was being counted off.
+    fn drop_unfinished<F: FnMut(FramerEvent<'_>)>(&mut self, out: &mut F) {
         self.drop_pending(out);
         if let State::SkipBody {
             offset,
@@ -355,7 +191,6 @@ impl Framer {
             let seen = header.len as u64 - left;
             self.skip(offset, offset + seen, SkipReason::Unusable, out);
         }
-        self.state = State::Synced;
     }
 
     /// Reports the held bytes (and any hunted run before them) as skipped.
@@ -588,11 +423,13 @@ impl Framer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proto::commands::{
+        response, IDENTIFY, NEWNOTIFY, NEWSYNC, NOOP, SEQ_HEARTBEAT, SEQ_IDENTIFY,
+    };
+    use crate::proto::longlink::encode;
 
     fn frame(cmd: u32, seq: u32, body: &[u8]) -> Vec<u8> {
-        let mut f = Header::new(cmd, seq, body.len()).emit().to_vec();
-        f.extend_from_slice(body);
-        f
+        encode(cmd, seq, body)
     }
 
     #[derive(Debug, PartialEq, Eq)]
@@ -628,46 +465,8 @@ mod tests {
         evs
     }
 
-    #[test]
-    fn header_codec_round_trips_byte_literals() {
-        let b = [
-            0, 0, 0, 0x12, 0, 0x10, 0, 1, 0, 0, 0, 205, 0xFF, 0xFF, 0xFF, 0xFE,
-        ];
-        let h = Header::parse(&b).unwrap();
-        assert_eq!(h, Header::new(205, SEQ_IDENTIFY, 2));
-        assert_eq!(h.emit(), b);
-        assert_eq!(h.body_len(), 2);
-        assert_eq!(Header::new(1_000_000_121, 26, 0).kind(), Kind::Response);
-        assert_eq!(Header::new(1_000_000_121, 26, 0).request_cmd(), 121);
-        assert_eq!(Header::new(24, SEQ_PUSH, 0).kind(), Kind::Push);
-        assert_eq!(Header::new(6, SEQ_HEARTBEAT, 0).kind(), Kind::Heartbeat);
-        assert_eq!(Header::new(121, 1, 0).kind(), Kind::Request);
-        let mut bad = b;
-        bad[5] = 0x14;
-        assert_eq!(Header::parse(&bad), Err(HeaderError::HeaderLen(0x14)));
-        bad = b;
-        bad[7] = 2;
-        assert_eq!(Header::parse(&bad), Err(HeaderError::Version(2)));
-        bad = b;
-        bad[3] = 3;
-        assert_eq!(Header::parse(&bad), Err(HeaderError::TooShort(3)));
-        for n in 0..16 {
-            assert_eq!(Header::parse(&b[..n]), Err(HeaderError::Short(n)));
-        }
-    }
-
-    #[test]
-    fn many_frames_in_one_chunk_and_one_frame_over_many() {
-        let mut s = frame(121, 1, b"abc");
-        s.extend(frame(1_000_000_121, 1, b""));
-        s.extend(frame(24, 0, &[7; 40]));
-        let want = vec![
-            Ev::Frame(0, 121, 1, b"abc".to_vec(), false),
-            Ev::Frame(19, 1_000_000_121, 1, vec![], false),
-            Ev::Frame(35, 24, 0, vec![7; 40], false),
-        ];
-        assert_eq!(collect(&mut Framer::default(), &[(0, &s)], &[]), want);
-        // Every split into two and into single bytes gives the same frames.
+    /// Every split of `s` into two chunks gives `want`.
+    fn assert_every_cut(s: &[u8], want: &[Ev]) {
         for cut in 0..=s.len() {
             let (a, b) = s.split_at(cut);
             assert_eq!(
@@ -676,6 +475,21 @@ mod tests {
                 "cut {cut}"
             );
         }
+    }
+
+    #[test]
+    fn many_frames_in_one_chunk_and_one_frame_over_many() {
+        let mut s = frame(NEWSYNC, 1, b"abc");
+        s.extend(frame(response(NEWSYNC), 1, b""));
+        s.extend(frame(NEWNOTIFY, 0, &[7; 40]));
+        let want = vec![
+            Ev::Frame(0, 121, 1, b"abc".to_vec(), false),
+            Ev::Frame(19, response(NEWSYNC), 1, vec![], false),
+            Ev::Frame(35, 24, 0, vec![7; 40], false),
+        ];
+        assert_eq!(collect(&mut Framer::default(), &[(0, &s)], &[]), want);
+        // Every split into two and into single bytes gives the same frames.
+        assert_every_cut(&s, &want);
         let bytes: Vec<(u64, &[u8])> = (0..s.len()).map(|i| (i as u64, &s[i..i + 1])).collect();
         assert_eq!(collect(&mut Framer::default(), &bytes, &[]), want);
     }
@@ -683,25 +497,18 @@ mod tests {
     #[test]
     fn resyncs_after_garbage() {
         let mut s = b"GET / HTTP/1.1\r\n\r\n".to_vec(); // 18 bytes of garbage
-        s.extend(frame(205, SEQ_IDENTIFY, b"xy"));
+        s.extend(frame(IDENTIFY, SEQ_IDENTIFY, b"xy"));
         let want = vec![
             Ev::Skipped(0, 18),
             Ev::Frame(18, 205, SEQ_IDENTIFY, b"xy".to_vec(), false),
         ];
-        for cut in 0..=s.len() {
-            let (a, b) = s.split_at(cut);
-            assert_eq!(
-                collect(&mut Framer::default(), &[(0, a), (cut as u64, b)], &[]),
-                want,
-                "cut {cut}"
-            );
-        }
+        assert_every_cut(&s, &want);
     }
 
     #[test]
     fn resyncs_after_a_gap_that_cut_a_frame() {
-        let f1 = frame(121, 1, &[1; 30]);
-        let f2 = frame(121, 2, &[2; 10]);
+        let f1 = frame(NEWSYNC, 1, &[1; 30]);
+        let f2 = frame(NEWSYNC, 2, &[2; 10]);
         // Deliver the first 20 bytes of f1, lose 26 bytes (rest of f1), then f2 after 0..5 garbage bytes.
         for junk in 0..5usize {
             let mut tail = vec![0xAA; junk];
@@ -722,9 +529,9 @@ mod tests {
 
     #[test]
     fn oversize_frame_is_reported_and_skipped_without_allocating() {
-        let mut big = Header::new(121, 1, 100).emit().to_vec();
+        let mut big = Header::new(NEWSYNC, 1, 100).emit().to_vec();
         big.extend([0u8; 100]);
-        big.extend(frame(6, SEQ_HEARTBEAT, b""));
+        big.extend(frame(NOOP, SEQ_HEARTBEAT, b""));
         let mut fr = Framer::new(64);
         let evs = collect(&mut fr, &[(0, &big[..10]), (10, &big[10..])], &[]);
         assert_eq!(
@@ -740,8 +547,8 @@ mod tests {
     #[test]
     fn every_truncated_prefix_is_safe() {
         let mut s = b"junk".to_vec();
-        s.extend(frame(121, 1, b"hello"));
-        s.extend(frame(1_000_000_121, 1, b"world!"));
+        s.extend(frame(NEWSYNC, 1, b"hello"));
+        s.extend(frame(response(NEWSYNC), 1, b"world!"));
         for n in 0..=s.len() {
             let evs = collect(&mut Framer::default(), &[(0, &s[..n])], &[]);
             let frames = evs.iter().filter(|e| matches!(e, Ev::Frame(..))).count();
@@ -785,18 +592,24 @@ mod tests {
 #[cfg(test)]
 mod skip_body_tests {
     use super::*;
+    use crate::proto::commands::{IDENTIFY, NEWSYNC};
 
     /// Frames with unwanted bodies are reported at their last byte with an
     /// empty body, whatever the chunking; wanted bodies are assembled.
     #[test]
     fn unwanted_bodies_are_counted_off() {
         let mut s = Vec::new();
-        for (cmd, len) in [(121u32, 40usize), (205, 30), (121, 0), (121, 3)] {
+        for (cmd, len) in [
+            (NEWSYNC, 40usize),
+            (IDENTIFY, 30),
+            (NEWSYNC, 0),
+            (NEWSYNC, 3),
+        ] {
             s.extend(Header::new(cmd, 1, len).emit());
             s.extend(std::iter::repeat_n(cmd as u8, len));
         }
         for step in [1, 5, 16, 17, 1000] {
-            let mut fr = Framer::default().keep_bodies(|h| h.cmd == 205);
+            let mut fr = Framer::default().keep_bodies(|h| h.cmd == IDENTIFY);
             let mut got = Vec::new();
             let mut pos = 0;
             while pos < s.len() {
