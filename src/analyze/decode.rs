@@ -7,7 +7,8 @@ use serde_json::Value;
 
 use super::{KeyMap, Options};
 use crate::body::identify::Identify;
-use crate::body::protobuf::{decode_raw, to_json, Blob, WireField, WireReader, WireValue};
+use crate::body::messages::{lenient, NewSyncRequest, NewSyncResponse};
+use crate::body::protobuf::{decode_raw, to_json, Blob};
 use crate::capture::Timestamp;
 use crate::proto::business::{self, BusinessHeader, Outcome, MAGIC};
 use crate::proto::commands::{response, CGI_NEWSYNC, IDENTIFY, NEWSYNC, SEQ_IDENTIFY};
@@ -50,8 +51,8 @@ impl SyncKeySource {
     pub fn keybuf_field(self) -> Option<u32> {
         match self {
             SyncKeySource::LonglinkIdentify => None,
-            SyncKeySource::NewsyncRequest => Some(3),
-            SyncKeySource::NewsyncResponse => Some(4),
+            SyncKeySource::NewsyncRequest => Some(NewSyncRequest::FIELD_KEY_BUF),
+            SyncKeySource::NewsyncResponse => Some(NewSyncResponse::FIELD_KEY_BUF),
         }
     }
 
@@ -220,11 +221,14 @@ pub fn newsync_facts(
     let source = SyncKeySource::newsync(is_response);
     let field = source.keybuf_field().expect("newsync has a KeyBuf field");
     let ids = if is_response {
-        add_msg_ids(msg)
+        lenient::newsync_response_msg_ids(msg)
     } else {
         Vec::new()
     };
-    (keybuf(msg, field).map(|k| (source, k)), ids)
+    (
+        lenient::keybuf_synckey(msg, field).map(|k| (source, k)),
+        ids,
+    )
 }
 
 /// Schema-less protobuf when the bytes parse as a message, else hex.
@@ -335,72 +339,6 @@ pub fn business(opts: &Options, packet: &[u8]) -> Option<Business> {
         Outcome::NoKey => {}
     }
     Some(out)
-}
-
-/// Top-level fields of a message, read shallowly (no guessing at nested
-/// messages): None when the bytes are not a well-formed message.
-fn shallow(msg: &[u8]) -> Option<Vec<WireField<'_>>> {
-    WireReader::new(msg).collect::<Result<Vec<_>, _>>().ok()
-}
-
-fn len_field<'a>(fields: &[WireField<'a>], n: u32) -> Option<&'a [u8]> {
-    fields.iter().find_map(|f| match (f.number, f.value) {
-        (m, WireValue::Len(b)) if m == n => Some(b),
-        _ => None,
-    })
-}
-
-fn varint_field(fields: &[WireField<'_>], n: u32) -> Option<u64> {
-    fields.iter().find_map(|f| match (f.number, f.value) {
-        (m, WireValue::Varint(v)) if m == n => Some(v),
-        _ => None,
-    })
-}
-
-/// The SyncKey in field `n` (a KeyBuf) of a message.
-pub fn keybuf(msg: &[u8], n: u32) -> Option<KeyMap> {
-    use crate::body::synckey::SyncKey;
-    let fields = shallow(msg)?;
-    SyncKey::decode(len_field(&fields, n)?)
-        .ok()
-        .map(|k| k.to_map())
-}
-
-/// MsgIds of the AddMsg items in a NewSyncResponse: CmdList (field 2) ->
-/// CmdItem (field 2, repeated) with CmdId (1) = 5 -> CmdBuf (2: a buffer
-/// wrapper `{1: len, 2: bytes}` or the message itself) -> AddMsg, MsgId
-/// (field 1) or else NewMsgId (12). Best effort: what does not parse is
-/// skipped.
-pub fn add_msg_ids(resp: &[u8]) -> Vec<String> {
-    let mut ids = Vec::new();
-    let Some(cmdlist) = shallow(resp).and_then(|top| len_field(&top, 2).and_then(shallow)) else {
-        return ids;
-    };
-    for item in cmdlist.iter().filter(|f| f.number == 2) {
-        let WireValue::Len(b) = item.value else {
-            continue;
-        };
-        let Some(item) = shallow(b) else {
-            continue;
-        };
-        if varint_field(&item, 1) != Some(5) {
-            continue;
-        }
-        let Some(buf) = len_field(&item, 2) else {
-            continue;
-        };
-        let wrapped = shallow(buf).and_then(|w| {
-            let inner = len_field(&w, 2)?;
-            (w.len() == 2 && varint_field(&w, 1) == Some(inner.len() as u64)).then_some(inner)
-        });
-        let Some(add) = shallow(wrapped.unwrap_or(buf)) else {
-            continue;
-        };
-        if let Some(id) = varint_field(&add, 1).or_else(|| varint_field(&add, 12)) {
-            ids.push(id.to_string());
-        }
-    }
-    ids
 }
 
 #[cfg(test)]
@@ -529,8 +467,11 @@ mod tests {
         encode_varint_field(1, 0, &mut resp);
         encode_bytes_field(2, &cmdlist, &mut resp);
         encode_bytes_field(4, &key.encode_keybuf(), &mut resp);
-        assert_eq!(add_msg_ids(&resp), ["41", "42"]);
-        assert_eq!(keybuf(&resp, 4), Some(KeyMap::from([(1, 10), (2, 20)])));
+        assert_eq!(lenient::newsync_response_msg_ids(&resp), ["41", "42"]);
+        assert_eq!(
+            lenient::keybuf_synckey(&resp, 4),
+            Some(KeyMap::from([(1, 10), (2, 20)]))
+        );
         let h = Header::new(response(NEWSYNC), 7, resp.len());
         let d = decode(&Options::default(), &h, &resp, true);
         assert_eq!(
@@ -538,6 +479,9 @@ mod tests {
             Some("newsync_response")
         );
         assert_eq!(d.msg_ids, ["41", "42"]);
-        assert_eq!(add_msg_ids(b"garbage"), Vec::<String>::new());
+        assert_eq!(
+            lenient::newsync_response_msg_ids(b"garbage"),
+            Vec::<String>::new()
+        );
     }
 }
