@@ -12,7 +12,7 @@
 
 use tokio::time::{sleep_until, Instant};
 
-use super::{Close, Handler};
+use super::conn::{Close, Handler};
 use crate::net::frame::Connection;
 use crate::net::messages::ret;
 use crate::proto::http::message::{
@@ -65,11 +65,11 @@ pub(super) struct Reply {
     /// `Set-Cookie` header values.
     pub(super) cookies: Vec<String>,
     /// Pushes to send once the answer is written.
-    pub(super) wake: Option<super::Wake>,
+    pub(super) wake: Option<super::service::Wake>,
 }
 
 impl Reply {
-    pub(super) fn protobuf(body: Vec<u8>, wake: Option<super::Wake>) -> Reply {
+    pub(super) fn protobuf(body: Vec<u8>, wake: Option<super::service::Wake>) -> Reply {
         Reply {
             content_type: "application/octet-stream",
             body,

@@ -50,13 +50,7 @@ mod web;
 
 use conn::{close_with, Handler};
 pub use service::synckey;
-
-// The names the short-link and web handlers take from here.
-use super::messages::IdentifyExt;
-use conn::Close;
-use service::{
-    random_fill, unix_now, with_store, Failure, Online, Outgoing, Service as Shared, Wake,
-};
+use service::Service;
 
 /// The store as the server shares it between connections.
 pub type SharedStore = Arc<Mutex<Store>>;
@@ -218,7 +212,7 @@ pub async fn run_with(
 ) {
     let limit = Arc::new(Semaphore::new(config.max_connections.max(1)));
     let max = config.max_connections.max(1);
-    let shared = Arc::new(Shared::new(Committer::spawn(store), config));
+    let shared = Arc::new(Service::new(Committer::spawn(store), config));
     let (notify_shutdown, _) = broadcast::channel::<()>(1);
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
     tokio::select! {
@@ -238,7 +232,7 @@ pub async fn run_with(
 
 async fn accept_loop(
     listener: &TcpListener,
-    shared: &Arc<Shared>,
+    shared: &Arc<Service>,
     limit: &Arc<Semaphore>,
     notify_shutdown: &broadcast::Sender<()>,
     done: &mpsc::Sender<()>,

@@ -8,11 +8,11 @@
 //! The HTTP around them (reading requests, writing responses, errors) is
 //! [`super::http`]'s.
 
+use super::conn::{Close, Handler};
 use super::http::{http, Reply, Request};
-use super::{Close, Handler, IdentifyExt};
 use crate::net::messages::ret;
+use crate::net::messages::IdentifyExt;
 
-/// The HTTP response encoder, where the connection handler looks for it.
 
 /// Path prefix of the cgi endpoints.
 pub const CGI_PREFIX: &str = "/cgi-bin/micromsg-bin/";
@@ -95,7 +95,7 @@ impl Handler {
             ret::STORE => 500,
             _ => 400,
         };
-        let fail = |f: super::Failure| http(status(f.ret), f.ret, f.error);
+        let fail = |f: super::service::Failure| http(status(f.ret), f.ret, f.error);
         let (user, _, _) = self
             .shared
             .identify(user, uin, device)

@@ -23,9 +23,7 @@ pub use framer::{Framer, FramerEvent, SkipReason};
 pub const HEADER_LEN: usize = 16;
 /// Default cap on a frame's length (header included).
 pub const MAX_FRAME_LEN: u32 = 16 << 20;
-// Re-exported for code not yet moved to `proto::commands` (import them
-// from there); to be removed once no importer is left.
-pub use super::commands::{RESPONSE_OFFSET, SEQ_HEARTBEAT, SEQ_IDENTIFY, SEQ_PUSH};
+use super::commands::{RESPONSE_OFFSET, SEQ_HEARTBEAT, SEQ_PUSH};
 
 /// Why a header is not a long-link header.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

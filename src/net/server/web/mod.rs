@@ -39,10 +39,10 @@ use serde_json::{json, Value};
 use tokio::sync::Notify;
 use tokio::time::{sleep_until, Instant};
 
+use super::conn::{Close, Handler};
 use super::http::{http, Reply, Request};
-use super::{
-    random_fill, synckey, unix_now, with_store, Close, Event, Handler, Online, Outgoing, Shared,
-};
+use super::service::{random_fill, synckey, unix_now, with_store, Online, Outgoing, Service};
+use super::Event;
 use crate::net::messages::{ret, IdentifyExt};
 use crate::net::store::{StoreError, StoredMessage, UserId};
 use crate::net::{KEY_MESSAGES, MSG_TYPE_TEXT};
@@ -168,7 +168,7 @@ fn parse_json(what: &str, body: &[u8]) -> Result<Value, Close> {
     Ok(v)
 }
 
-impl Shared {
+impl Service {
     /// The test users other than `me`, with their uins.
     async fn web_contacts(&self, me: UserId) -> Result<Vec<Value>, Close> {
         let names = self.config.test_users.clone();

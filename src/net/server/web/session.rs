@@ -11,8 +11,9 @@ use serde_json::Value;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use super::super::conn::Close;
 use super::super::http::{http, Request};
-use super::super::{random_fill, Close, Shared};
+use super::super::service::{random_fill, Service};
 use crate::net::messages::ret;
 use crate::net::store::UserId;
 use crate::proto::web::id_string;
@@ -114,7 +115,7 @@ pub(super) fn body_credentials(
     )
 }
 
-impl Shared {
+impl Service {
     /// The live session named by `cred`, its last-seen time refreshed.
     pub(super) fn web_session(&self, cred: &Credentials) -> Option<Arc<Session>> {
         let (sid, uin, skey) = cred;
