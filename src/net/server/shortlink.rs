@@ -13,7 +13,6 @@ use super::http::{http, Reply, Request};
 use crate::net::messages::ret;
 use crate::net::messages::IdentifyExt;
 
-
 /// Path prefix of the cgi endpoints.
 pub const CGI_PREFIX: &str = "/cgi-bin/micromsg-bin/";
 /// Device id of short-link requests that name none.
