@@ -6,8 +6,8 @@
 use std::collections::BTreeMap;
 
 use crate::capture::{self, Linktype, Packet, ReadStats, Reader};
-use crate::flow::{self, Direction, FlowMeta, FlowSummary, FlowTable, Side, Sink};
-use crate::reassembly::{Anomaly, Event};
+use crate::flow::{self, FlowMeta, FlowSummary, FlowTable, Side, Sink};
+use crate::reassembly::Event;
 use crate::wire::{Decoded, Decoder, WireStats};
 
 /// What a run saw, for the summary line and `--format json` consumers.
@@ -26,15 +26,6 @@ pub struct RunSummary {
     pub read: capture::ReadStats,
     /// The read error that ended the capture early (truncated or corrupt file).
     pub read_error: Option<String>,
-}
-
-/// An anomaly with where it happened.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct AnomalyRecord {
-    pub conn: u64,
-    pub dir: Direction,
-    #[serde(flatten)]
-    pub anomaly: Anomaly,
 }
 
 /// Where [`run`] takes its packets from.
