@@ -23,10 +23,5 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     printer.begin()?;
     printer.record(&report)?;
     printer.end()?;
-    super::finish(
-        &args.common.capture,
-        args.common.quiet,
-        args.common.strict,
-        &summary,
-    )
+    args.common.finish(&summary)
 }

@@ -100,10 +100,5 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         return Err(e.into());
     }
     printer.end()?;
-    super::finish(
-        &args.common.capture,
-        args.common.quiet,
-        args.common.strict,
-        &summary,
-    )
+    args.common.finish(&summary)
 }

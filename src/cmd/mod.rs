@@ -95,3 +95,10 @@ pub fn finish(
     }
     Ok(ExitCode::SUCCESS)
 }
+
+impl common::DissectArgs {
+    /// [`finish`] with this command's capture, `--quiet` and `--strict`.
+    pub fn finish(&self, summary: &RunSummary) -> anyhow::Result<ExitCode> {
+        finish(&self.capture, self.quiet, self.strict, summary)
+    }
+}

@@ -24,10 +24,5 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         printer.record(s)?;
     }
     printer.end()?;
-    super::finish(
-        &args.common.capture,
-        args.common.quiet,
-        args.common.strict,
-        &summary,
-    )
+    args.common.finish(&summary)
 }
