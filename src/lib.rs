@@ -25,6 +25,8 @@ pub mod pipeline;
 pub mod proto;
 pub mod reassembly;
 pub mod report;
+/// Test support (cargo feature `synth`, on for tests, benches and examples).
+#[cfg(feature = "synth")]
 pub mod synth;
 pub mod track;
 pub mod wire;

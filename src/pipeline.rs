@@ -1,13 +1,15 @@
 //! Glue: packet source -> frame decoder -> flow table -> sink. The only
 //! loop over packets; the CLI and tests drive it. The source is a capture
-//! file ([`Reader`]) or, with the `live` feature, a network interface
+//! file ([`Reader`](crate::capture::Reader)) or, with the `live` feature, a network interface
 //! (`capture::live::LiveSource`).
 
 use std::collections::BTreeMap;
 
-use crate::capture::{self, Linktype, Packet, ReadStats, Reader};
-use crate::flow::{self, Direction, FlowMeta, FlowSummary, FlowTable, Side, Sink};
-use crate::reassembly::{Anomaly, Event};
+use crate::capture;
+/// Re-exported: sources live in `capture`, next to the file reader.
+pub use crate::capture::PacketSource;
+use crate::flow::{self, FlowMeta, FlowSummary, FlowTable, Side, Sink};
+use crate::reassembly::Event;
 use crate::wire::{Decoded, Decoder, WireStats};
 
 /// What a run saw, for the summary line and `--format json` consumers.
@@ -26,38 +28,6 @@ pub struct RunSummary {
     pub read: capture::ReadStats,
     /// The read error that ended the capture early (truncated or corrupt file).
     pub read_error: Option<String>,
-}
-
-/// An anomaly with where it happened.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct AnomalyRecord {
-    pub conn: u64,
-    pub dir: Direction,
-    #[serde(flatten)]
-    pub anomaly: Anomaly,
-}
-
-/// Where [`run`] takes its packets from.
-pub trait PacketSource {
-    /// Next packet; `Ok(None)` at the end (of the file, or of a live
-    /// capture that was told to stop). An `Err` ends the run too.
-    fn next_packet(&mut self) -> Result<Option<Packet<'_>>, capture::Error>;
-    /// Link types seen so far, in order of first appearance.
-    fn linktypes(&self) -> &[Linktype];
-    /// Counters of what has been read so far.
-    fn stats(&self) -> ReadStats;
-}
-
-impl PacketSource for Reader {
-    fn next_packet(&mut self) -> Result<Option<Packet<'_>>, capture::Error> {
-        Reader::next_packet(self)
-    }
-    fn linktypes(&self) -> &[Linktype] {
-        Reader::linktypes(self)
-    }
-    fn stats(&self) -> ReadStats {
-        Reader::stats(self).clone()
-    }
 }
 
 /// Wraps the user's sink to count what goes through.

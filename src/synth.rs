@@ -7,6 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 use etherparse::PacketBuilder;
 
 use crate::capture::Timestamp;
+use crate::proto::longlink;
 
 /// Which end sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,12 +125,8 @@ impl Conversation {
 /// A WeChat long-link frame: 16-byte big-endian header (length, header
 /// length 16, version 1, cmd, seq) and a body.
 pub fn longlink_frame(cmd: u32, seq: u32, body: &[u8]) -> Vec<u8> {
-    let mut f = Vec::with_capacity(16 + body.len());
-    f.extend_from_slice(&((16 + body.len()) as u32).to_be_bytes());
-    f.extend_from_slice(&16u16.to_be_bytes());
-    f.extend_from_slice(&1u16.to_be_bytes());
-    f.extend_from_slice(&cmd.to_be_bytes());
-    f.extend_from_slice(&seq.to_be_bytes());
+    let mut f = Vec::with_capacity(longlink::HEADER_LEN + body.len());
+    f.extend_from_slice(&longlink::Header::new(cmd, seq, body.len()).emit());
     f.extend_from_slice(body);
     f
 }

@@ -30,8 +30,7 @@ use std::time::{Duration, Instant};
 use nix::poll::{poll, PollFd, PollFlags};
 
 use super::writer::{encode_epb, PcapngWriter};
-use super::{Linktype, Packet, ReadStats, Timestamp};
-use crate::pipeline::PacketSource;
+use super::{Linktype, Packet, PacketSource, ReadStats, Timestamp};
 
 /// Packet buffer timeout handed to libpcap (on Linux, the longest a packet
 /// waits in a partly filled block of the kernel's ring before it is seen),

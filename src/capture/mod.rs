@@ -4,7 +4,9 @@
 //!
 //! The block/record parsers in [`pcap`] and [`pcapng`] are sans-IO nom
 //! parsers; [`Reader`] is the buffered adapter that feeds them from a file or
-//! standard input with a bounded, reusable buffer.
+//! standard input with a bounded, reusable buffer (gzip and the format are
+//! recognised by their magic, in `stream`). [`PacketSource`] is what the
+//! pipeline reads: a [`Reader`] or a live capture.
 
 mod error;
 #[cfg(feature = "live")]
@@ -12,11 +14,14 @@ pub mod live;
 pub mod pcap;
 pub mod pcapng;
 mod reader;
+mod source;
+mod stream;
 mod timestamp;
 pub mod writer;
 
 pub use error::{Error, PResult, ParseError};
 pub use reader::{Format, ReadStats, Reader};
+pub use source::PacketSource;
 pub use timestamp::Timestamp;
 
 /// A link-layer type (DLT / LINKTYPE number). Unknown values stay representable.

@@ -1,35 +1,27 @@
-use std::io::{self, Write};
+//! `syncscope analyze`: the report of a whole capture.
+
+use std::io;
 use std::process::ExitCode;
 
-use clap::ValueEnum;
+use syncscope::report::{self, Format};
 
-use super::common::DissectArgs;
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum OutFormat {
-    Table,
-    Json,
-}
+use super::common::{format_parser, DissectArgs};
 
 #[derive(clap::Args)]
 pub struct Args {
     #[command(flatten)]
     pub common: DissectArgs,
     /// Output format: a readable report, or the same report as one JSON document.
-    #[arg(long, value_enum, default_value_t = OutFormat::Table)]
-    pub format: OutFormat,
+    #[arg(long, default_value_t = Format::Table,
+          value_parser = format_parser(&[Format::Table, Format::Json]))]
+    pub format: Format,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let mut printer = report::printer(args.format, io::BufWriter::new(io::stdout().lock()));
     let (report, summary) = super::report_only(&args.common)?;
-    let mut out = io::BufWriter::new(io::stdout().lock());
-    match args.format {
-        OutFormat::Json => {
-            serde_json::to_writer_pretty(&mut out, &report).map_err(io::Error::from)?;
-            out.write_all(b"\n")?;
-        }
-        OutFormat::Table => out.write_all(syncscope::report::table::analyze(&report).as_bytes())?,
-    }
-    out.flush()?;
-    super::finish(&args.common, &summary)
+    printer.begin()?;
+    printer.record(&report)?;
+    printer.end()?;
+    args.common.finish(&summary)
 }

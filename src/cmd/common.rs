@@ -3,20 +3,23 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use clap::ValueEnum;
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 
 use syncscope::analyze::Options;
 use syncscope::body::protobuf::Schemas;
 use syncscope::proto::commands::Registry;
 use syncscope::proto::keylog::KeyLog;
+use syncscope::report::Format;
 
-/// `--format` of flows, frames and sync: a readable table, one JSON
-/// document, or one JSON object per line.
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum OutFormat {
-    Table,
-    Json,
-    Ndjson,
+/// The `--format` values of flows, frames and sync: a readable table, one
+/// JSON document, or one JSON object per line.
+pub const ALL_FORMATS: &[Format] = &[Format::Table, Format::Json, Format::Ndjson];
+
+/// Parses `--format` into [`Format`], accepting only the formats a command
+/// offers (clap lists them in the help and suggests one on a typo).
+pub fn format_parser(offered: &'static [Format]) -> impl TypedValueParser<Value = Format> {
+    PossibleValuesParser::new(offered.iter().map(|f| f.as_str()))
+        .map(|s| s.parse::<Format>().expect("one of the offered formats"))
 }
 
 /// What decodes bodies: key log, schemas, profile (capture files and live).

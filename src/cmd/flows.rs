@@ -1,22 +1,25 @@
-use std::io::{self, Write};
+//! `syncscope flows`: one record per TCP connection.
+
+use std::io;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use super::common::OutFormat;
 use anyhow::Context;
 
 use syncscope::capture::Reader;
-use syncscope::pipeline::{self, RunSummary};
-use syncscope::report::{self, FlowsSink};
+use syncscope::pipeline;
+use syncscope::report::{self, FlowsSink, Format};
 use syncscope::{flow, reassembly};
+
+use super::common::{format_parser, ALL_FORMATS};
 
 #[derive(clap::Args)]
 pub struct Args {
     /// Capture file: pcap, pcapng, or either gzip-compressed; `-` reads standard input.
     pub capture: PathBuf,
     /// Output format.
-    #[arg(long, value_enum, default_value_t = OutFormat::Table)]
-    pub format: OutFormat,
+    #[arg(long, default_value_t = Format::Table, value_parser = format_parser(ALL_FORMATS))]
+    pub format: Format,
     /// Add the sha256 of each direction's delivered bytes.
     #[arg(long)]
     pub hash: bool,
@@ -43,44 +46,33 @@ pub struct Args {
     pub max_buffer_total: usize,
 }
 
+impl Args {
+    /// The flow table's configuration from the command line.
+    fn flow_config(&self) -> flow::Config {
+        let defaults = flow::Config::default();
+        flow::Config {
+            idle_timeout_secs: self.idle_timeout,
+            max_buffer_total: self.max_buffer_total,
+            reassembly: reassembly::Config {
+                max_buffer_per_direction: self.max_buffer,
+                ..defaults.reassembly
+            },
+            ..defaults
+        }
+    }
+}
+
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut reader = Reader::open(&args.capture)?;
-    let defaults = flow::Config::default();
-    let cfg = flow::Config {
-        idle_timeout_secs: args.idle_timeout,
-        max_buffer_total: args.max_buffer_total,
-        reassembly: reassembly::Config {
-            max_buffer_per_direction: args.max_buffer,
-            ..defaults.reassembly
-        },
-        ..defaults
-    };
-
-    let stdout = io::stdout();
-    let stream: Option<Box<dyn Write>> = match args.format {
-        OutFormat::Ndjson => Some(Box::new(io::BufWriter::new(stdout.lock()))),
-        _ => None,
-    };
-    let mut sink = FlowsSink::new(args.hash, args.dump.clone(), stream)
+    let cfg = args.flow_config();
+    let mut printer = report::printer(args.format, io::BufWriter::new(io::stdout().lock()));
+    printer.begin()?;
+    let mut sink = FlowsSink::new(args.hash, args.dump.clone(), Some(printer))
         .with_context(|| format!("cannot create dump directory {:?}", args.dump))?;
     let summary = super::run_with_progress(&args.capture, args.quiet, &mut reader, |r, tick| {
         pipeline::run(r, cfg, &mut sink, tick)
     });
-    sink.flush().context("writing output")?;
-
-    let mut out = io::stdout().lock();
-    match args.format {
-        OutFormat::Ndjson => {}
-        OutFormat::Json => {
-            let records: Vec<_> = sink.rows().iter().map(|r| &r.record).collect();
-            serde_json::to_writer_pretty(&mut out, &records).map_err(io::Error::from)?;
-            out.write_all(b"\n")?;
-        }
-        OutFormat::Table => {
-            writeln!(out, "{}", report::table::flows(sink.rows()))?;
-        }
-    }
-    out.flush()?;
+    sink.finish().context("writing output")?;
 
     if args.verbose {
         for a in &sink.anomalies {
@@ -90,51 +82,5 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             );
         }
     }
-    if !args.quiet {
-        print_summary(&summary);
-    }
-    if let Some(e) = &summary.read_error {
-        eprintln!("syncscope: warning: {}: {e}", args.capture.display());
-        if args.strict {
-            return Ok(ExitCode::from(2));
-        }
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-pub fn print_summary(s: &RunSummary) {
-    let w = &s.wire;
-    let lt: Vec<String> = s.linktypes.clone();
-    let anomalies: u64 = s.anomalies.values().sum();
-    let kinds: Vec<String> = s
-        .anomalies
-        .iter()
-        .map(|(k, v)| format!("{k} {v}"))
-        .collect();
-    eprintln!(
-        "packets {} (tcp {}, udp {}, other ip {}, not ip {}, unknown link type {}, malformed {}, ip fragments {} -> {} datagrams); \
-         flows {}; bytes {}; gaps {} ({} bytes); anomalies {}{}; link types: {}",
-        s.packets,
-        w.tcp,
-        w.udp,
-        w.other_ip,
-        w.not_ip,
-        w.unknown_linktype,
-        w.malformed,
-        w.fragments,
-        w.datagrams_reassembled,
-        s.flows.flows,
-        s.bytes,
-        s.gaps,
-        s.gap_bytes,
-        anomalies,
-        if kinds.is_empty() { String::new() } else { format!(" ({})", kinds.join(", ")) },
-        if lt.is_empty() { "none".into() } else { lt.join(", ") },
-    );
-    if s.read.skipped_blocks > 0 {
-        eprintln!(
-            "pcapng blocks skipped (not packets): {}",
-            s.read.skipped_blocks
-        );
-    }
+    super::finish(&args.capture, args.quiet, args.strict, &summary)
 }

@@ -1,21 +1,22 @@
-use std::io::{self, Write};
-use std::process::ExitCode;
+//! `syncscope frames`: one record per application frame.
 
-use super::common::OutFormat;
+use std::io;
+use std::process::ExitCode;
 
 use syncscope::analyze::{Analyzer, FrameRecord};
 use syncscope::capture::Reader;
+use syncscope::report::{self, Format};
 use syncscope::{flow, pipeline};
 
-use super::common::DissectArgs;
+use super::common::{format_parser, DissectArgs, ALL_FORMATS};
 
 #[derive(clap::Args)]
 pub struct Args {
     #[command(flatten)]
     pub common: DissectArgs,
     /// Output format.
-    #[arg(long, value_enum, default_value_t = OutFormat::Table)]
-    pub format: OutFormat,
+    #[arg(long, default_value_t = Format::Table, value_parser = format_parser(ALL_FORMATS))]
+    pub format: Format,
     /// Only frames of this cmd (number, or name such as newsync; a request's
     /// name also selects its responses).
     #[arg(long)]
@@ -74,26 +75,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         conn: args.conn,
         layer: args.layer.clone(),
     };
-    let stdout = io::stdout();
-    let mut out = io::BufWriter::new(stdout.lock());
-    let mut kept: Vec<FrameRecord> = Vec::new();
+    let mut printer = report::printer(args.format, io::BufWriter::new(io::stdout().lock()));
+    printer.begin()?;
     let mut err: Option<io::Error> = None;
-    let format = args.format;
     let summary = {
         let mut an = Analyzer::new(&opts, |r: &FrameRecord| {
             if !filter.keep(r) || err.is_some() {
                 return;
             }
-            match format {
-                OutFormat::Ndjson => {
-                    let res = serde_json::to_writer(&mut out, r)
-                        .map_err(io::Error::from)
-                        .and_then(|_| out.write_all(b"\n"));
-                    if let Err(e) = res {
-                        err = Some(e);
-                    }
-                }
-                _ => kept.push(r.clone()),
+            if let Err(e) = printer.record(r) {
+                err = Some(e);
             }
         });
         let s = super::run_with_progress(
@@ -108,14 +99,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(e) = err {
         return Err(e.into());
     }
-    match format {
-        OutFormat::Ndjson => {}
-        OutFormat::Json => {
-            serde_json::to_writer_pretty(&mut out, &kept).map_err(io::Error::from)?;
-            out.write_all(b"\n")?;
-        }
-        OutFormat::Table => writeln!(out, "{}", syncscope::report::table::frames(&kept))?,
-    }
-    out.flush()?;
-    super::finish(&args.common, &summary)
+    printer.end()?;
+    args.common.finish(&summary)
 }

@@ -78,15 +78,27 @@ pub fn report_only(
 }
 
 /// The stderr summary and the exit code for a truncated or corrupt capture.
-pub fn finish(args: &common::DissectArgs, summary: &RunSummary) -> anyhow::Result<ExitCode> {
-    if !args.quiet {
-        flows::print_summary(summary);
+pub fn finish(
+    capture: &Path,
+    quiet: bool,
+    strict: bool,
+    summary: &RunSummary,
+) -> anyhow::Result<ExitCode> {
+    if !quiet {
+        eprint!("{}", syncscope::report::summary(summary));
     }
     if let Some(e) = &summary.read_error {
-        eprintln!("syncscope: warning: {}: {e}", args.capture.display());
-        if args.strict {
+        eprintln!("syncscope: warning: {}: {e}", capture.display());
+        if strict {
             return Ok(ExitCode::from(2));
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+impl common::DissectArgs {
+    /// [`finish`] with this command's capture, `--quiet` and `--strict`.
+    pub fn finish(&self, summary: &RunSummary) -> anyhow::Result<ExitCode> {
+        finish(&self.capture, self.quiet, self.strict, summary)
+    }
 }

@@ -11,21 +11,15 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use clap::ValueEnum;
 
 use syncscope::analyze::{Analyzer, FrameRecord};
 use syncscope::capture::live::{self, LiveSource, Stats, Stop};
 use syncscope::flow::{self, FlowMeta, FlowSummary, Side, Sink};
 use syncscope::pipeline;
 use syncscope::reassembly::Event;
+use syncscope::report::{self, Format, Printer};
 
-use super::common::DecodeArgs;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum OutFormat {
-    Table,
-    Ndjson,
-}
+use super::common::{format_parser, DecodeArgs};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -43,8 +37,9 @@ pub struct Args {
     pub write: Option<PathBuf>,
     /// Frames as table rows, or one JSON object per line (the `frames` records).
     /// With ndjson, standard output holds only the records: the report goes to stderr.
-    #[arg(long, value_enum, default_value_t = OutFormat::Table)]
-    pub format: OutFormat,
+    #[arg(long, default_value_t = Format::Table,
+          value_parser = format_parser(&[Format::Table, Format::Ndjson]))]
+    pub format: Format,
     /// Stop after this many captured packets (packets that passed the filter, as tcpdump -c).
     #[arg(long, value_name = "N")]
     pub count: Option<u64>,
@@ -107,53 +102,17 @@ impl<S: Sink> Sink for Counting<'_, S> {
     }
 }
 
-/// One `frames` table row, fixed-width so that rows printed one at a time line up.
-fn table_row(r: &FrameRecord) -> String {
-    let name = r
-        .cmd_name
-        .clone()
-        .or_else(|| r.uri.clone())
-        .unwrap_or_default();
-    let kind = if r.after_gap {
-        format!("{} (after gap)", r.kind)
-    } else {
-        r.kind.clone()
-    };
-    let opt = |v: Option<String>| v.unwrap_or_default();
-    format!(
-        "{:<30} {:>5} {:<3} {:<9} {:>10} {:<22} {:>10} {:>8} {:<12} {:>10}",
-        r.ts.to_rfc3339(),
-        r.conn,
-        r.dir.as_str(),
-        r.layer.as_str(),
-        opt(r.cmd.map(|c| c.to_string())),
-        name,
-        opt(r.seq.map(|s| format!("{s:#x}"))),
-        r.len,
-        kind,
-        opt(r.latency_us.map(|l| l.to_string())),
-    )
-}
+/// Standard output shared by the printer and the tick that flushes it.
+struct Shared(Rc<RefCell<io::BufWriter<io::Stdout>>>);
 
-const TABLE_HEADER: [&str; 10] = [
-    "ts",
-    "conn",
-    "dir",
-    "layer",
-    "cmd",
-    "name",
-    "seq",
-    "len",
-    "kind",
-    "latency µs",
-];
+impl Write for Shared {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.borrow_mut().write(buf)
+    }
 
-fn table_header() -> String {
-    let h = TABLE_HEADER;
-    format!(
-        "{:<30} {:>5} {:<3} {:<9} {:>10} {:<22} {:>10} {:>8} {:<12} {:>10}",
-        h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7], h[8], h[9]
-    )
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.borrow_mut().flush()
+    }
 }
 
 fn status_line(s: &Stats, c: &Counters) -> String {
@@ -261,9 +220,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let out_err: Rc<RefCell<Option<io::Error>>> = Rc::default();
     let counters = Rc::new(Counters::default());
     let format = args.format;
-    if format == OutFormat::Table {
-        writeln!(out.borrow_mut(), "{}", table_header())?;
-    }
+    let mut printer: Box<dyn Printer<FrameRecord>> = report::streaming(format, Shared(out.clone()));
+    printer.begin()?;
 
     // Every 200 ms: frames printed so far reach the terminal or pipe; every
     // --status-interval: a status line.
@@ -297,24 +255,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         ..flow::Config::default()
     };
     let (summary, report) = {
-        let out = out.clone();
         let out_err = out_err.clone();
         let counters_rec = counters.clone();
         // Output that cannot be written (a closed pipe) ends the capture.
         let stop = source.stop_handle();
+        let printer = &mut printer;
         let mut an = Analyzer::new(&opts, move |r: &FrameRecord| {
             counters_rec.frames.set(counters_rec.frames.get() + 1);
             if out_err.borrow().is_some() {
                 return;
             }
-            let mut o = out.borrow_mut();
-            let res = match format {
-                OutFormat::Ndjson => serde_json::to_writer(&mut *o, r)
-                    .map_err(io::Error::from)
-                    .and_then(|()| o.write_all(b"\n")),
-                OutFormat::Table => writeln!(o, "{}", table_row(r)),
-            };
-            if let Err(e) = res {
+            if let Err(e) = printer.record(r) {
                 out_err.borrow_mut().get_or_insert(e);
                 stop.store(true, Ordering::SeqCst);
             }
@@ -330,20 +281,23 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(e) = out_err.borrow_mut().take() {
         return Err(e).context("writing frames");
     }
+    printer.end().context("writing frames")?;
 
-    let text = syncscope::report::table::analyze(&report);
+    // The frames went to stdout; the report follows them there after an
+    // empty line, or goes to stderr when stdout holds NDJSON.
+    let text = report::table::analyze(&report);
     {
         let mut o = out.borrow_mut();
         match format {
-            OutFormat::Table => {
-                writeln!(o)?;
-                o.write_all(text.as_bytes())?;
-            }
-            OutFormat::Ndjson if !args.quiet => {
+            Format::Ndjson if !args.quiet => {
                 o.flush()?;
                 eprint!("{text}");
             }
-            OutFormat::Ndjson => {}
+            Format::Ndjson => {}
+            _ => {
+                writeln!(o)?;
+                o.write_all(text.as_bytes())?;
+            }
         }
         o.flush()?;
     }
@@ -356,7 +310,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             Some(Stop::Interrupted) | None => "on Ctrl-C",
         };
         eprintln!("stopped {why}; {}", status_line(&stats, &counters));
-        super::flows::print_summary(&summary);
+        eprint!("{}", report::summary(&summary));
         if let Some(path) = &args.write {
             eprintln!(
                 "wrote {} packets to {}{}",

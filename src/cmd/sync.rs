@@ -1,41 +1,28 @@
-use std::io::{self, Write};
+//! `syncscope sync`: the SyncKey timeline per user.
+
+use std::io;
 use std::process::ExitCode;
 
-use super::common::OutFormat;
+use syncscope::report::{self, Format};
 
-use super::common::DissectArgs;
+use super::common::{format_parser, DissectArgs, ALL_FORMATS};
 
 #[derive(clap::Args)]
 pub struct Args {
     #[command(flatten)]
     pub common: DissectArgs,
     /// Output format: a timeline per session, `{"sessions": [...]}`, or one session per line.
-    #[arg(long, value_enum, default_value_t = OutFormat::Table)]
-    pub format: OutFormat,
+    #[arg(long, default_value_t = Format::Table, value_parser = format_parser(ALL_FORMATS))]
+    pub format: Format,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let mut printer = report::printer(args.format, io::BufWriter::new(io::stdout().lock()));
     let (report, summary) = super::report_only(&args.common)?;
-    let mut out = io::BufWriter::new(io::stdout().lock());
-    match args.format {
-        OutFormat::Json => {
-            serde_json::to_writer_pretty(
-                &mut out,
-                &serde_json::json!({ "sessions": report.sessions }),
-            )
-            .map_err(io::Error::from)?;
-            out.write_all(b"\n")?;
-        }
-        OutFormat::Ndjson => {
-            for s in &report.sessions {
-                serde_json::to_writer(&mut out, s).map_err(io::Error::from)?;
-                out.write_all(b"\n")?;
-            }
-        }
-        OutFormat::Table => {
-            out.write_all(syncscope::report::table::sessions(&report.sessions).as_bytes())?
-        }
+    printer.begin()?;
+    for s in &report.sessions {
+        printer.record(s)?;
     }
-    out.flush()?;
-    super::finish(&args.common, &summary)
+    printer.end()?;
+    args.common.finish(&summary)
 }

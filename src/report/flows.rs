@@ -7,9 +7,10 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+use super::printer::Printer;
+use super::AnomalyRecord;
 use crate::capture::Timestamp;
 use crate::flow::{Direction, FlowMeta, FlowSummary, Side, Sink};
-use crate::pipeline::AnomalyRecord;
 use crate::reassembly::{self, Event};
 
 /// One direction of a connection in the `flows` output.
@@ -57,13 +58,13 @@ struct Live {
 const MAX_OPEN_DUMPS: usize = 256;
 
 /// Collects flow records; optionally hashes and dumps each direction, and
-/// streams NDJSON as connections end.
+/// hands each record to a printer as its connection ends.
 pub struct FlowsSink {
     hash: bool,
     dump: Option<PathBuf>,
     live: HashMap<u64, Live, foldhash::fast::FixedState>,
     open: HashMap<(u64, Side), BufWriter<File>>,
-    stream_to: Option<Box<dyn Write>>,
+    printer: Option<Box<dyn Printer<FlowRow>>>,
     rows: Vec<FlowRow>,
     keep_rows: bool,
     pub anomalies: Vec<AnomalyRecord>,
@@ -73,24 +74,24 @@ pub struct FlowsSink {
 }
 
 impl FlowsSink {
-    /// `stream_to`: write each record as an NDJSON line as soon as its
-    /// connection ends (constant memory); otherwise records are kept for
-    /// [`FlowsSink::rows`].
+    /// `printer`: gets each record as soon as its connection ends (with
+    /// NDJSON, constant memory); without one, records are kept for
+    /// [`FlowsSink::rows`]. Call [`FlowsSink::finish`] at the end.
     pub fn new(
         hash: bool,
         dump: Option<PathBuf>,
-        stream_to: Option<Box<dyn Write>>,
+        printer: Option<Box<dyn Printer<FlowRow>>>,
     ) -> io::Result<Self> {
         if let Some(d) = &dump {
             fs::create_dir_all(d)?;
         }
-        let keep_rows = stream_to.is_none();
+        let keep_rows = printer.is_none();
         Ok(FlowsSink {
             hash,
             dump,
             live: HashMap::default(),
             open: HashMap::new(),
-            stream_to,
+            printer,
             rows: Vec::new(),
             keep_rows,
             anomalies: Vec::new(),
@@ -110,16 +111,17 @@ impl FlowsSink {
         self.error.take()
     }
 
-    /// Flushes streamed output and dump files.
-    pub fn flush(&mut self) -> io::Result<()> {
+    /// Flushes dump files and ends the printer (which writes what its
+    /// format holds back to the end); the first I/O error met on the way, if any.
+    pub fn finish(&mut self) -> io::Result<()> {
         for (_, mut w) in self.open.drain() {
             w.flush()?;
         }
-        if let Some(w) = &mut self.stream_to {
-            w.flush()?;
+        if let Some(e) = self.error.take() {
+            return Err(e);
         }
-        match self.error.take() {
-            Some(e) => Err(e),
+        match &mut self.printer {
+            Some(p) => p.end(),
             None => Ok(()),
         }
     }
@@ -269,20 +271,18 @@ impl Sink for FlowsSink {
         if let Err(e) = self.close_dumps(s, dump) {
             self.error.get_or_insert(e);
         }
-        if let Some(w) = &mut self.stream_to {
-            let r = serde_json::to_writer(&mut *w, &record)
-                .map_err(io::Error::from)
-                .and_then(|_| w.write_all(b"\n"));
-            if let Err(e) = r {
+        let row = FlowRow {
+            record,
+            first_ts: s.first_ts,
+            last_ts: s.last_ts,
+        };
+        if let Some(p) = &mut self.printer {
+            if let Err(e) = p.record(&row) {
                 self.error.get_or_insert(e);
             }
         }
         if self.keep_rows {
-            self.rows.push(FlowRow {
-                record,
-                first_ts: s.first_ts,
-                last_ts: s.last_ts,
-            });
+            self.rows.push(row);
         }
     }
 }

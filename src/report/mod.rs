@@ -1,16 +1,16 @@
-//! Output: sinks that turn flow-table events into records, and the
-//! renderers for them (table, JSON, NDJSON).
+//! Output: the sink that turns flow-table events into connection records,
+//! and the printer that renders every command's records (table, JSON,
+//! NDJSON), the summary line and anomaly records. The only importer of
+//! comfy-table (in [`table`]).
 
+mod anomaly;
 pub mod flows;
+pub mod printer;
+mod records;
+mod summary;
 pub mod table;
 
-pub use flows::{DirRecord, FlowRecord, FlowsSink};
-
-/// Output formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Format {
-    #[default]
-    Table,
-    Json,
-    Ndjson,
-}
+pub use anomaly::AnomalyRecord;
+pub use flows::{DirRecord, FlowRecord, FlowRow, FlowsSink};
+pub use printer::{printer, streaming, Format, Printer, Record, Row};
+pub use summary::summary;

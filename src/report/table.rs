@@ -55,48 +55,79 @@ fn opt<T: ToString>(v: Option<T>) -> String {
     v.map(|v| v.to_string()).unwrap_or_default()
 }
 
+/// The columns of a `frames` row: the live table (`sniff`) prints the first
+/// [`FRAME_ROW_COLUMNS`], the `frames` table all of them.
+pub const FRAME_COLUMNS: [&str; 12] = [
+    "ts",
+    "conn",
+    "dir",
+    "layer",
+    "cmd",
+    "name",
+    "seq",
+    "len",
+    "kind",
+    "latency µs",
+    "offset",
+    "mmtls",
+];
+
+/// Columns of the fixed-width live row.
+pub const FRAME_ROW_COLUMNS: usize = 10;
+
+/// The cells of a `frames` row, in [`FRAME_COLUMNS`] order.
+pub fn frame_cells(r: &crate::analyze::FrameRecord) -> [String; 12] {
+    [
+        r.ts.to_rfc3339(),
+        r.conn.to_string(),
+        r.dir.as_str().to_owned(),
+        r.layer.as_str().to_owned(),
+        opt(r.cmd),
+        r.cmd_name
+            .clone()
+            .or_else(|| r.uri.clone())
+            .unwrap_or_default(),
+        r.seq.map(|s| format!("{s:#x}")).unwrap_or_default(),
+        r.len.to_string(),
+        if r.after_gap {
+            format!("{} (after gap)", r.kind)
+        } else {
+            r.kind.clone()
+        },
+        opt(r.latency_us),
+        r.stream_offset.to_string(),
+        match (r.mmtls_record, r.crypto) {
+            (Some(i), Some(c)) => format!("#{i} {c}"),
+            (Some(i), None) => format!("#{i}"),
+            _ => String::new(),
+        },
+    ]
+}
+
+/// The first [`FRAME_ROW_COLUMNS`] cells as one fixed-width line, so that
+/// rows printed one at a time line up under [`frame_row`] of the header.
+pub fn frame_row<S: AsRef<str>>(c: &[S]) -> String {
+    let c = |i: usize| c[i].as_ref();
+    format!(
+        "{:<30} {:>5} {:<3} {:<9} {:>10} {:<22} {:>10} {:>8} {:<12} {:>10}",
+        c(0),
+        c(1),
+        c(2),
+        c(3),
+        c(4),
+        c(5),
+        c(6),
+        c(7),
+        c(8),
+        c(9)
+    )
+}
+
 /// The `frames` table.
 pub fn frames(rows: &[crate::analyze::FrameRecord]) -> String {
-    let mut t = table(vec![
-        "ts",
-        "conn",
-        "dir",
-        "layer",
-        "cmd",
-        "name",
-        "seq",
-        "len",
-        "kind",
-        "latency µs",
-        "offset",
-        "mmtls",
-    ]);
+    let mut t = table(FRAME_COLUMNS.to_vec());
     for r in rows {
-        t.add_row(vec![
-            r.ts.to_rfc3339(),
-            r.conn.to_string(),
-            r.dir.as_str().to_owned(),
-            r.layer.as_str().to_owned(),
-            opt(r.cmd),
-            r.cmd_name
-                .clone()
-                .or_else(|| r.uri.clone())
-                .unwrap_or_default(),
-            r.seq.map(|s| format!("{s:#x}")).unwrap_or_default(),
-            r.len.to_string(),
-            if r.after_gap {
-                format!("{} (after gap)", r.kind)
-            } else {
-                r.kind.clone()
-            },
-            opt(r.latency_us),
-            r.stream_offset.to_string(),
-            match (r.mmtls_record, r.crypto) {
-                (Some(i), Some(c)) => format!("#{i} {c}"),
-                (Some(i), None) => format!("#{i}"),
-                _ => String::new(),
-            },
-        ]);
+        t.add_row(frame_cells(r).to_vec());
     }
     t.to_string()
 }

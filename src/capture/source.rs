@@ -1,0 +1,28 @@
+//! [`PacketSource`]: what `pipeline::run` reads packets from, a capture file
+//! ([`Reader`]) or, with the `live` feature, a network interface
+//! (`live::LiveSource`).
+
+use super::{Error, Linktype, Packet, ReadStats, Reader};
+
+/// Where `pipeline::run` takes its packets from.
+pub trait PacketSource {
+    /// Next packet; `Ok(None)` at the end (of the file, or of a live
+    /// capture that was told to stop). An `Err` ends the run too.
+    fn next_packet(&mut self) -> Result<Option<Packet<'_>>, Error>;
+    /// Link types seen so far, in order of first appearance.
+    fn linktypes(&self) -> &[Linktype];
+    /// Counters of what has been read so far.
+    fn stats(&self) -> ReadStats;
+}
+
+impl PacketSource for Reader {
+    fn next_packet(&mut self) -> Result<Option<Packet<'_>>, Error> {
+        Reader::next_packet(self)
+    }
+    fn linktypes(&self) -> &[Linktype] {
+        Reader::linktypes(self)
+    }
+    fn stats(&self) -> ReadStats {
+        Reader::stats(self).clone()
+    }
+}

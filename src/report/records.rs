@@ -1,0 +1,83 @@
+//! What each kind of result looks like in each format: the [`Record`] (and
+//! [`Row`]) impls the printer renders through.
+
+use std::io::{self, Write};
+
+use serde::Serialize;
+
+use super::flows::FlowRow;
+use super::printer::{Record, Row};
+use super::table;
+use crate::analyze::{FrameRecord, Report};
+use crate::track::synckey::Session;
+
+/// `flows`: the table and the JSON array list connections by id.
+impl Record for FlowRow {
+    fn sort(records: &mut [Self]) {
+        records.sort_by_key(|r| r.record.id);
+    }
+
+    fn table(records: &[Self]) -> String {
+        table::flows(records) + "\n"
+    }
+}
+
+/// A flow row serializes as its [`FlowRecord`](super::FlowRecord) (the
+/// table's extra timestamps are not part of the JSON schema).
+impl Serialize for FlowRow {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.record.serialize(s)
+    }
+}
+
+/// `frames` and `sniff`.
+impl Record for FrameRecord {
+    fn table(records: &[Self]) -> String {
+        table::frames(records) + "\n"
+    }
+}
+
+impl Row for FrameRecord {
+    fn header() -> String {
+        table::frame_row(&table::FRAME_COLUMNS[..table::FRAME_ROW_COLUMNS])
+    }
+
+    fn row(&self) -> String {
+        table::frame_row(&table::frame_cells(self))
+    }
+}
+
+/// `sync`: the timelines; the JSON document is `{"sessions": [...]}`.
+impl Record for Session {
+    fn table(records: &[Self]) -> String {
+        table::sessions(records)
+    }
+
+    /// Through `serde_json::Value`, whose maps sort their keys: the
+    /// document's objects list their fields alphabetically (as they always
+    /// have), unlike the NDJSON lines.
+    fn json(records: &[Self], out: &mut dyn Write) -> io::Result<()> {
+        #[derive(Serialize)]
+        struct Document<'a> {
+            sessions: &'a [Session],
+        }
+        let doc = serde_json::to_value(Document { sessions: records })?;
+        serde_json::to_writer_pretty(&mut *out, &doc)?;
+        out.write_all(b"\n")
+    }
+}
+
+/// `analyze`: one report per run, as text sections or one JSON document.
+impl Record for Report {
+    fn table(records: &[Self]) -> String {
+        records.iter().map(table::analyze).collect()
+    }
+
+    fn json(records: &[Self], out: &mut dyn Write) -> io::Result<()> {
+        for r in records {
+            serde_json::to_writer_pretty(&mut *out, r)?;
+            out.write_all(b"\n")?;
+        }
+        Ok(())
+    }
+}
