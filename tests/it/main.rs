@@ -6,6 +6,7 @@ mod cli;
 mod cli_analyze;
 mod common;
 mod conformance;
+mod docs;
 mod http;
 mod net;
 mod net_fault;
