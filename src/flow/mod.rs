@@ -390,8 +390,12 @@ impl FlowTable {
 
     fn find(&self, k: &Key) -> Option<lru::Idx> {
         let flows = &self.flows;
+        let (a, b) = k;
         self.index
-            .find(self.hasher.hash_one(k), |&i| flow_key(flows.get(i)) == *k)
+            .find(self.hasher.hash_one(k), |&i| {
+                let m = &flows.get(i).meta;
+                (m.first_src == *a && m.first_dst == *b) || (m.first_src == *b && m.first_dst == *a)
+            })
             .copied()
     }
 
