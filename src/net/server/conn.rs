@@ -50,6 +50,7 @@ pub(super) async fn close_with(conn: &mut Connection<TcpStream>, last: &[u8]) {
 }
 
 /// Why a connection is closed.
+#[derive(Debug)]
 pub(super) enum Close {
     /// Bad input: answered with an error frame and logged.
     Bad { ret: i32, seq: u32, error: String },
@@ -176,7 +177,12 @@ impl Handler {
             }
         }
         if self.conn.buffer()[0].is_ascii_uppercase() {
-            return self.serve_http().await;
+            let mut origin = http::Origin {
+                peer: self.peer,
+                local: self.conn.get_ref().local_addr().ok(),
+                shutdown: &mut self.shutdown,
+            };
+            return http::serve(&mut self.conn, &self.shared, &mut origin).await;
         }
         let mut notified: Option<Pin<Box<OwnedNotified>>> = None;
         loop {
@@ -264,10 +270,5 @@ impl Handler {
             self.write(NEWNOTIFY, SEQ_PUSH, &[]).await?;
         }
         Ok(())
-    }
-
-    /// A manualauth or autoauth (the short link's): the answer's body.
-    pub(super) async fn auth(&self, auto: bool, body: &[u8]) -> Result<Vec<u8>, Failure> {
-        self.shared.auth(self.peer, auto, body).await
     }
 }
