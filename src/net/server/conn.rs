@@ -1,10 +1,10 @@
 //! The long link over one socket: [`Handler`] reads frames (check-then-
 //! parse, capped, each within the frame timeout), hands each request to
-//! the [`Service`](super::service::Service) and writes its answer, writes
+//! the [`Service`] and writes its answer, writes
 //! newnotify when the push signal fires, and closes on the idle timer, on
 //! shutdown or on bad input (one error frame, one event). A connection
-//! whose first byte is an upper-case letter is HTTP and goes to the short
-//! link / web handlers (`http.rs`, then `shortlink.rs` or `web/`) instead.
+//! whose first byte is an upper-case letter is HTTP and is served by
+//! [`http::serve`] instead (which routes to `shortlink.rs` or `web/`).
 
 use std::fmt;
 use std::net::SocketAddr;

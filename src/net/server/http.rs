@@ -1,8 +1,9 @@
 //! HTTP on the long link's port, for the short link ([`super::shortlink`])
 //! and web WeChat ([`super::web`]): one request reader (an async adapter
 //! over the shared codec, [`crate::proto::http::message`]), the requests
-//! and replies both use, the response encoder and the serving loop that
-//! routes each request to one of them.
+//! and replies both use, what they may know of the connection
+//! ([`Origin`]; never the socket), the response encoder and the serving
+//! loop ([`serve`]) that routes each request to one of them.
 //!
 //! Keep-alive and pipelining work; `Expect: 100-continue` is honoured.
 //! Bad requests (malformed HTTP, a Transfer-Encoding, a body over the

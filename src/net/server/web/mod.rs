@@ -1,5 +1,7 @@
 //! Web WeChat on the server's port (protocol.md section 6): HTTP/1.1 with
-//! JSON bodies, served by the same connection handler as the short link.
+//! JSON bodies, on the same connections as the short link: [`route`]
+//! serves one request, given the [`Service`] and the request's [`Origin`]
+//! (no socket).
 //!
 //! | request | answer |
 //! |---|---|
