@@ -14,12 +14,15 @@
 //! server/       run(listener, store, config, shutdown): accept loop, connection cap, drain
 //!   conn.rs       one connection: the long-link frame loop (read, answer, push, idle timer)
 //!   service.rs    the command logic without sockets, shared by all three links
-//!   shortlink.rs  HTTP POST /cgi-bin/micromsg-bin/newsync|newsendmsg|manualauth|autoauth on the same port
-//!   web.rs        web WeChat: jslogin ... synccheck (long poll), webwxsync, webwxsendmsg
+//!   http.rs       HTTP on the same port: request reader over proto::http, the serving loop
+//!   shortlink.rs  route: POST /cgi-bin/micromsg-bin/newsync|newsendmsg|manualauth|autoauth
+//!   web/          route: web WeChat: jslogin ... synccheck (long poll), webwxsync, webwxsendmsg;
+//!                 session.rs: logins and sessions (WebState)
 //! client.rs     manualauth/autoauth, identify, heartbeat, newsync, newsendmsg; send with retries,
 //!               listen with reconnects
 //! webclient.rs  the same over the web endpoints (login, webwxinit, synccheck, webwxsync, webwxsendmsg)
-//!   http.rs       a small HTTP/1.1 client: sans-IO encode/parse (httparse), one keep-alive connection
+//!   http.rs       a small HTTP/1.1 client over crate::proto::http's codec, one keep-alive connection
+//!   answers.rs    its reading of the answers (JavaScript lines, ticket XML, JSON) without I/O
 //! ```
 //!
 //! # Long-link conversation

@@ -1,10 +1,10 @@
 //! The long link over one socket: [`Handler`] reads frames (check-then-
 //! parse, capped, each within the frame timeout), hands each request to
-//! the [`Service`](super::service::Service) and writes its answer, writes
+//! the [`Service`] and writes its answer, writes
 //! newnotify when the push signal fires, and closes on the idle timer, on
 //! shutdown or on bad input (one error frame, one event). A connection
-//! whose first byte is an upper-case letter is HTTP and goes to the short
-//! link / web handlers (`http.rs`, then `shortlink.rs` or `web/`) instead.
+//! whose first byte is an upper-case letter is HTTP and is served by
+//! [`http::serve`] instead (which routes to `shortlink.rs` or `web/`).
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -50,6 +50,7 @@ pub(super) async fn close_with(conn: &mut Connection<TcpStream>, last: &[u8]) {
 }
 
 /// Why a connection is closed.
+#[derive(Debug)]
 pub(super) enum Close {
     /// Bad input: answered with an error frame and logged.
     Bad { ret: i32, seq: u32, error: String },
@@ -176,7 +177,12 @@ impl Handler {
             }
         }
         if self.conn.buffer()[0].is_ascii_uppercase() {
-            return self.serve_http().await;
+            let mut origin = http::Origin {
+                peer: self.peer,
+                local: self.conn.get_ref().local_addr().ok(),
+                shutdown: &mut self.shutdown,
+            };
+            return http::serve(&mut self.conn, &self.shared, &mut origin).await;
         }
         let mut notified: Option<Pin<Box<OwnedNotified>>> = None;
         loop {
@@ -264,10 +270,5 @@ impl Handler {
             self.write(NEWNOTIFY, SEQ_PUSH, &[]).await?;
         }
         Ok(())
-    }
-
-    /// A manualauth or autoauth (the short link's): the answer's body.
-    pub(super) async fn auth(&self, auto: bool, body: &[u8]) -> Result<Vec<u8>, Failure> {
-        self.shared.auth(self.peer, auto, body).await
     }
 }

@@ -1,8 +1,9 @@
 //! HTTP on the long link's port, for the short link ([`super::shortlink`])
 //! and web WeChat ([`super::web`]): one request reader (an async adapter
 //! over the shared codec, [`crate::proto::http::message`]), the requests
-//! and replies both use, the response encoder and the serving loop that
-//! routes each request to one of them.
+//! and replies both use, what they may know of the connection
+//! ([`Origin`]; never the socket), the response encoder and the serving
+//! loop ([`serve`]) that routes each request to one of them.
 //!
 //! Keep-alive and pipelining work; `Expect: 100-continue` is honoured.
 //! Bad requests (malformed HTTP, a Transfer-Encoding, a body over the
@@ -10,9 +11,14 @@
 //! does not decode, ...) get an HTTP error with a one-line text body, the
 //! connection is closed and one event is logged, as on the long link.
 
+use std::net::SocketAddr;
+
+use tokio::sync::broadcast;
 use tokio::time::{sleep_until, Instant};
 
-use super::conn::{Close, Handler};
+use super::conn::Close;
+use super::service::{Service, Wake};
+use super::{shortlink, web};
 use crate::net::frame::Connection;
 use crate::net::messages::ret;
 use crate::proto::http::message::{
@@ -58,18 +64,49 @@ impl Request {
     }
 }
 
+#[cfg(test)]
+impl Request {
+    /// A request as the reader would give it (Host `h`, no cookie,
+    /// keep-alive), for the routes' unit tests.
+    pub(super) fn test(method: &str, target: &str, body: &[u8]) -> Request {
+        let (path, query) = target.split_once('?').unwrap_or((target, ""));
+        Request {
+            method: method.to_owned(),
+            path: path.to_owned(),
+            query: query.to_owned(),
+            host: "h".to_owned(),
+            cookie: String::new(),
+            keep_alive: true,
+            body: body.to_vec(),
+        }
+    }
+}
+
+/// What a route may need of the connection a request came on, without
+/// the socket.
+pub(super) struct Origin<'a> {
+    pub(super) peer: SocketAddr,
+    /// The server's address on the connection (a login redirect's host
+    /// when the request has no Host header).
+    pub(super) local: Option<SocketAddr>,
+    /// The server's shutdown signal: a held poll is answered at once when
+    /// it fires.
+    pub(super) shutdown: &'a mut broadcast::Receiver<()>,
+}
+
 /// What a route answers (status 200).
+#[derive(Debug)]
 pub(super) struct Reply {
     pub(super) content_type: &'static str,
     pub(super) body: Vec<u8>,
     /// `Set-Cookie` header values.
     pub(super) cookies: Vec<String>,
     /// Pushes to send once the answer is written.
-    pub(super) wake: Option<super::service::Wake>,
+    pub(super) wake: Option<Wake>,
 }
 
 impl Reply {
-    pub(super) fn protobuf(body: Vec<u8>, wake: Option<super::service::Wake>) -> Reply {
+    pub(super) fn protobuf(body: Vec<u8>, wake: Option<Wake>) -> Reply {
         Reply {
             content_type: "application/octet-stream",
             body,
@@ -198,55 +235,61 @@ where
     }
 }
 
-impl Handler {
-    /// Serves HTTP requests until the peer closes, asks to close, or sends
-    /// something bad. Each request must arrive whole within the frame
-    /// timeout of the server starting to wait for it.
-    pub(super) async fn serve_http(&mut self) -> Result<(), Close> {
-        let limit = self.shared.config.frame_timeout;
-        let max_body = self.shared.config.max_frame_len as usize;
-        loop {
-            let deadline = Instant::now() + limit;
-            let req = tokio::select! {
-                biased;
-                _ = self.shutdown.recv() => return Ok(()),
-                r = read_request(&mut self.conn, max_body) => r?,
-                _ = sleep_until(deadline) => {
-                    return Err(http(
-                        408,
-                        ret::TIMEOUT,
-                        format!("request not complete within {} s", limit.as_secs()),
-                    ));
-                }
-            };
-            let Some(req) = req else {
-                return Ok(());
-            };
-            let reply = if super::web::is_web_path(&req.path) {
-                self.route_web(&req).await?
-            } else {
-                self.route_cgi(&req).await?
-            };
-            let resp = response_with(
-                200,
-                reply.content_type,
-                &reply.body,
-                req.keep_alive,
-                &reply.cookies,
-            );
-            let written =
-                tokio::time::timeout(self.shared.config.write_timeout, self.conn.write_raw(&resp))
-                    .await;
-            if !matches!(written, Ok(Ok(()))) {
-                return Err(Close::Io);
+/// Serves HTTP requests on `conn` until the peer closes, asks to close,
+/// or sends something bad, or the server shuts down: each goes to the
+/// short link's or the web's route, and its reply is written. Each
+/// request must arrive whole within the frame timeout of the server
+/// starting to wait for it.
+pub(super) async fn serve<S>(
+    conn: &mut Connection<S>,
+    service: &Service,
+    origin: &mut Origin<'_>,
+) -> Result<(), Close>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let limit = service.config.frame_timeout;
+    let max_body = service.config.max_frame_len as usize;
+    loop {
+        let deadline = Instant::now() + limit;
+        let req = tokio::select! {
+            biased;
+            _ = origin.shutdown.recv() => return Ok(()),
+            r = read_request(conn, max_body) => r?,
+            _ = sleep_until(deadline) => {
+                return Err(http(
+                    408,
+                    ret::TIMEOUT,
+                    format!("request not complete within {} s", limit.as_secs()),
+                ));
             }
-            if let Some(w) = reply.wake {
-                self.shared.wake(w);
-            }
-            if !req.keep_alive {
-                let _ = self.conn.shutdown().await;
-                return Ok(());
-            }
+        };
+        let Some(req) = req else {
+            return Ok(());
+        };
+        let reply = if web::is_web_path(&req.path) {
+            web::route(service, &req, origin).await?
+        } else {
+            shortlink::route(service, &req, origin.peer).await?
+        };
+        let resp = response_with(
+            200,
+            reply.content_type,
+            &reply.body,
+            req.keep_alive,
+            &reply.cookies,
+        );
+        let written =
+            tokio::time::timeout(service.config.write_timeout, conn.write_raw(&resp)).await;
+        if !matches!(written, Ok(Ok(()))) {
+            return Err(Close::Io);
+        }
+        if let Some(w) = reply.wake {
+            service.wake(w);
+        }
+        if !req.keep_alive {
+            let _ = conn.shutdown().await;
+            return Ok(());
         }
     }
 }

@@ -17,12 +17,19 @@
 //!
 //! ```text
 //! mod.rs        Config, Event, run/run_with: the accept loop, the connection cap, the drain
-//! conn.rs       Handler: one connection; the long-link frame loop (read, apply, write, push, idle timer)
+//! conn.rs       Handler (the only one): one connection; the long-link frame loop (read, apply,
+//!               write, push, idle timer); HTTP connections go to http::serve
 //! service.rs    Service: the command logic without sockets (auth, identify, heartbeat, newsync,
-//!               newsendmsg, pushes), shared by the long link, the short link and the web
-//! http.rs       HTTP on the same port: the request reader over proto::http, routing, replies
-//! shortlink.rs  POST /cgi-bin/micromsg-bin/newsync|newsendmsg|manualauth|autoauth
-//! web/          web WeChat endpoints (mod.rs) and their sessions, logins, held synccheck (session.rs)
+//!               newsendmsg, pushes, offline), shared by the long link, the short link and the web
+//!   tests.rs      the commands on an in-memory store (and the helpers the route tests share)
+//! http.rs       HTTP on the same port: the request reader over proto::http, Request, Reply,
+//!               Origin (what a route needs of its connection), serve: the loop that routes
+//! shortlink.rs  route(service, request, peer): POST /cgi-bin/micromsg-bin/newsync|newsendmsg|
+//!               manualauth|autoauth
+//! web/          web WeChat, no socket either
+//!   mod.rs        route(service, request, origin): the endpoints (jslogin ... held synccheck,
+//!                 webwxsync, webwxsendmsg, logout); tests.rs: them on an in-memory store
+//!   session.rs    WebState: pending logins, sessions, how a request names one, expiry
 //! ```
 
 use std::fmt;

@@ -29,7 +29,7 @@ use crate::body::messages::{
     ManualAuthRequest, ManualAuthResponse, MicroMsgResponseNew, NewSendMsgRequest,
     NewSendMsgResponse, NewSyncRequest, NewSyncResponse, SkBuiltinBuffer, SkBuiltinString,
 };
-use crate::body::synckey::SyncKey;
+use crate::body::synckey::{KeyMap, SyncKey};
 use crate::net::messages::{ret, IdentifyExt, IdentifyReply};
 use crate::net::store::{
     Committer, Device, NewMessage, Sent, Store, StoreError, StoredMessage, SyncPage, UserId,
@@ -295,7 +295,7 @@ impl Service {
     ) -> Result<Vec<u8>, Failure> {
         let req: NewSyncRequest = messages::decode("NewSyncRequest", body)?;
         let key = messages::synckey_of("NewSyncRequest", &req.key_buf)?;
-        let presented = position(&key);
+        let presented = position(&key.to_map());
         let wants_messages = req.selector.is_none_or(|sel| sel & 0x2 != 0);
         let device = device.to_owned();
         let limit = self.config.page_size.max(1);
@@ -462,9 +462,10 @@ impl Service {
     }
 }
 
-/// A device's mailbox position in its SyncKey.
-fn position(sk: &SyncKey) -> u64 {
-    sk.to_map().get(&KEY_MESSAGES).copied().unwrap_or(0)
+/// A device's mailbox position in its SyncKey's keys (0 when it has no
+/// [`KEY_MESSAGES`]).
+pub(super) fn position(keys: &KeyMap) -> u64 {
+    keys.get(&KEY_MESSAGES).copied().unwrap_or(0)
 }
 
 /// The SyncKey the server issues for mailbox position `seq`: key 1
@@ -651,7 +652,7 @@ impl Service {
     async fn identify_link(&self, link: &mut Link, body: &[u8]) -> Result<Answer, Failure> {
         let ext = IdentifyExt::decode(body)?;
         let device = ext.device.clone().unwrap_or_else(|| "default".to_owned());
-        let presented = position(&ext.synckey);
+        let presented = position(&ext.synckey.to_map());
         let (user, user_name, dev) = self.identify(ext.user, ext.uin, &device).await?;
         let primary = dev.primary;
         let d = device.clone();
@@ -702,4 +703,4 @@ impl Service {
 }
 
 #[cfg(test)]
-mod tests;
+pub(super) mod tests;

@@ -12,12 +12,14 @@ use crate::net::messages::IdentifyReply;
 use crate::net::store::Store;
 use crate::proto::commands::{response, IDENTIFY, NEWSENDMSG, NEWSYNC, NOOP};
 
-fn peer() -> SocketAddr {
+pub(in crate::net::server) fn peer() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 4000))
 }
 
 /// A service over a fresh in-memory store, its events collected.
-fn service(tweak: impl FnOnce(&mut Config)) -> (Service, Arc<Mutex<Vec<Event>>>) {
+pub(in crate::net::server) fn service(
+    tweak: impl FnOnce(&mut Config),
+) -> (Service, Arc<Mutex<Vec<Event>>>) {
     let events = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&events);
     let mut config = Config {
@@ -41,7 +43,7 @@ fn identify_body(user: &str, device: &str, position: u64) -> Vec<u8> {
     .encode()
 }
 
-fn sync_body(position: u64, selector: Option<u32>) -> Vec<u8> {
+pub(in crate::net::server) fn sync_body(position: u64, selector: Option<u32>) -> Vec<u8> {
     NewSyncRequest {
         oplog: None,
         selector,
@@ -52,7 +54,7 @@ fn sync_body(position: u64, selector: Option<u32>) -> Vec<u8> {
     .encode_to_vec()
 }
 
-fn send_body(to: &str, text: &str, cid: u64) -> Vec<u8> {
+pub(in crate::net::server) fn send_body(to: &str, text: &str, cid: u64) -> Vec<u8> {
     crate::net::client::text_message(to, text, cid, 0).encode_to_vec()
 }
 
@@ -70,7 +72,7 @@ async fn identified(s: &Service, user: &str, device: &str) -> (Link, bool) {
 
 /// The AddMsg contents of a NewSyncResponse, its ContinueFlag and the
 /// position its new key carries.
-fn page(body: &[u8]) -> (Vec<String>, u32, u64) {
+pub(in crate::net::server) fn page(body: &[u8]) -> (Vec<String>, u32, u64) {
     let r = NewSyncResponse::decode(body).expect("NewSyncResponse");
     assert_eq!(r.ret, Some(0));
     let list = r.cmd_list.expect("CmdList");
@@ -89,7 +91,7 @@ fn page(body: &[u8]) -> (Vec<String>, u32, u64) {
     (
         texts,
         r.continue_flag.expect("ContinueFlag"),
-        position(&key),
+        position(&key.to_map()),
     )
 }
 

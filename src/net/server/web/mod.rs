@@ -1,5 +1,7 @@
 //! Web WeChat on the server's port (protocol.md section 6): HTTP/1.1 with
-//! JSON bodies, served by the same connection handler as the short link.
+//! JSON bodies, on the same connections as the short link: [`route`]
+//! serves one request, given the [`Service`] and the request's [`Origin`]
+//! (no socket).
 //!
 //! | request | answer |
 //! |---|---|
@@ -33,23 +35,25 @@
 //! delivered verbatim (the real service HTML-escapes it).
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::{json, Value};
 use tokio::sync::Notify;
 use tokio::time::{sleep_until, Instant};
 
-use super::conn::{Close, Handler};
-use super::http::{http, Reply, Request};
-use super::service::{random_fill, synckey, unix_now, with_store, Online, Outgoing, Service};
+use super::conn::Close;
+use super::http::{http, Origin, Reply, Request};
+use super::service::{
+    position, random_fill, synckey, unix_now, with_store, Online, Outgoing, Service,
+};
 use super::Event;
 use crate::net::messages::{ret, IdentifyExt};
 use crate::net::store::{StoreError, StoredMessage, UserId};
-use crate::net::{KEY_MESSAGES, MSG_TYPE_TEXT};
+use crate::net::MSG_TYPE_TEXT;
 mod session;
 
 pub(super) use self::session::WebState;
-use self::session::{body_credentials, query_credentials, random_hex, Login, Session};
+use self::session::{body_credentials, query_credentials, random_hex, Inner, Login, Session};
 use crate::proto::web::{
     as_u64, id_string, parse_query, parse_synckey_param, synckey_json, synckey_to_json,
 };
@@ -168,11 +172,27 @@ fn parse_json(what: &str, body: &[u8]) -> Result<Value, Close> {
     Ok(v)
 }
 
-impl Service {
+/// Serves one web request that came from `origin`.
+pub(super) async fn route(
+    service: &Service,
+    req: &Request,
+    origin: &mut Origin<'_>,
+) -> Result<Reply, Close> {
+    Web { service, origin }.route(req).await
+}
+
+/// The web endpoints for one request: the server's service and what they
+/// need of the connection (no socket).
+struct Web<'a, 'o> {
+    service: &'a Service,
+    origin: &'a mut Origin<'o>,
+}
+
+impl Web<'_, '_> {
     /// The test users other than `me`, with their uins.
-    async fn web_contacts(&self, me: UserId) -> Result<Vec<Value>, Close> {
-        let names = self.config.test_users.clone();
-        let found = with_store(&self.store, move |st| {
+    async fn contacts(&self, me: UserId) -> Result<Vec<Value>, Close> {
+        let names = self.service.config.test_users.clone();
+        let found = with_store(&self.service.store, move |st| {
             let mut out = Vec::new();
             for n in names {
                 if let Some(id) = st.user(&n, false)? {
@@ -189,11 +209,18 @@ impl Service {
             .map(|(id, n)| contact(id, &n))
             .collect())
     }
-}
 
-impl Handler {
-    /// Serves one web request.
-    pub(super) async fn route_web(&mut self, req: &Request) -> Result<Reply, Close> {
+    /// The web state, locked, with stale logins forgotten and idle
+    /// sessions ended (taken off the online list).
+    fn lock_swept(&self) -> MutexGuard<'_, Inner> {
+        let mut inner = self.service.web.lock();
+        for s in inner.sweep() {
+            self.service.offline(s.user, s.conn);
+        }
+        inner
+    }
+
+    async fn route(&mut self, req: &Request) -> Result<Reply, Close> {
         let endpoint = if req.path == "/jslogin" {
             "jslogin"
         } else {
@@ -227,9 +254,8 @@ impl Handler {
     }
 
     fn jslogin(&mut self, q: &BTreeMap<String, String>) -> Result<Reply, Close> {
-        let test_users = &self.shared.config.test_users;
-        let mut inner = self.shared.web.lock();
-        self.shared.web_sweep(&mut inner);
+        let test_users = &self.service.config.test_users;
+        let mut inner = self.lock_swept();
         let user = match q.get("user") {
             Some(u) if !IdentifyExt::valid_user(u) => {
                 return Err(http(400, ret::UNKNOWN_USER, "jslogin: invalid user name"))
@@ -254,7 +280,7 @@ impl Handler {
                     .cloned()
             }
         };
-        if inner.logins.len() >= self.shared.config.max_connections.max(1) {
+        if inner.logins.len() >= self.service.config.max_connections.max(1) {
             return Err(http(503, ret::BUSY, "too many pending web logins"));
         }
         let uuid = random_hex(8)?;
@@ -281,7 +307,7 @@ impl Handler {
             return Err(http(400, ret::BAD_BODY, "login: no uuid parameter"));
         };
         let answer = {
-            let mut inner = self.shared.web.lock();
+            let mut inner = self.service.web.lock();
             match inner.logins.get_mut(uuid) {
                 None => Some("window.code=400;".to_owned()),
                 Some(Login { user: None, .. }) => None,
@@ -299,11 +325,10 @@ impl Handler {
                         }
                     };
                     let host = if req.host.is_empty() {
-                        self.conn
-                            .get_ref()
-                            .local_addr()
+                        self.origin
+                            .local
                             .map(|a| a.to_string())
-                            .unwrap_or_else(|_| "127.0.0.1".to_owned())
+                            .unwrap_or_else(|| "127.0.0.1".to_owned())
                     } else {
                         req.host.clone()
                     };
@@ -319,9 +344,9 @@ impl Handler {
             Some(a) => Ok(js(a)),
             None => {
                 // Nobody to confirm for: held, then "keep polling".
-                let deadline = Instant::now() + self.shared.config.web_poll;
+                let deadline = Instant::now() + self.service.config.web_poll;
                 tokio::select! {
-                    _ = self.shutdown.recv() => {}
+                    _ = self.origin.shutdown.recv() => {}
                     _ = sleep_until(deadline) => {}
                 }
                 Ok(js("window.code=408;".to_owned()))
@@ -342,7 +367,7 @@ impl Handler {
             _ => return Ok(xml_error("ticket and uuid parameters are required")),
         };
         let login = {
-            let mut inner = self.shared.web.lock();
+            let mut inner = self.service.web.lock();
             match inner.logins.get(uuid) {
                 Some(l) if l.ticket.as_ref() == Some(ticket) => inner.logins.remove(uuid),
                 _ => None,
@@ -351,9 +376,9 @@ impl Handler {
         let Some(name) = login.and_then(|l| l.user) else {
             return Ok(xml_error("the ticket is unknown, expired or already used"));
         };
-        let auto = self.shared.config.auto_register;
+        let auto = self.service.config.auto_register;
         let n = name.clone();
-        let user = with_store(&self.shared.store, move |st| {
+        let user = with_store(&self.service.store, move |st| {
             let Some(id) = st.user(&n, auto)? else {
                 return Ok(None);
             };
@@ -372,29 +397,28 @@ impl Handler {
             user,
             name: name.clone(),
             conn: self
-                .shared
+                .service
                 .next_conn
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             notify: Arc::new(Notify::new()),
             last_seen: Mutex::new(Instant::now()),
         });
         {
-            let mut inner = self.shared.web.lock();
-            self.shared.web_sweep(&mut inner);
-            if inner.sessions.len() >= self.shared.config.max_connections.max(1) {
+            let mut inner = self.lock_swept();
+            if inner.sessions.len() >= self.service.config.max_connections.max(1) {
                 return Err(http(503, ret::BUSY, "too many web sessions"));
             }
             inner
                 .sessions
                 .insert(session.sid.clone(), Arc::clone(&session));
         }
-        self.shared.online().entry(user).or_default().push(Online {
+        self.service.online().entry(user).or_default().push(Online {
             conn: session.conn,
             device: WEB_DEVICE.to_owned(),
             notify: Arc::clone(&session.notify),
         });
-        self.shared.log(Event::Identified {
-            peer: self.peer,
+        self.service.log(Event::Identified {
+            peer: self.origin.peer,
             user: name,
             device: WEB_DEVICE.to_owned(),
             primary: false,
@@ -424,14 +448,14 @@ impl Handler {
         q: &BTreeMap<String, String>,
     ) -> Result<Reply, Close> {
         let body = parse_json("webwxinit", &req.body)?;
-        let Some(s) = self.shared.web_session(&body_credentials(&body, q, req)) else {
+        let Some(s) = self.service.web.session(&body_credentials(&body, q, req)) else {
             return Ok(logged_out("webwxinit: no such session (log in again)"));
         };
         let user = s.user;
-        let last = with_store(&self.shared.store, move |st| st.last_seq(user))
+        let last = with_store(&self.service.store, move |st| st.last_seq(user))
             .await
             .map_err(store_error)?;
-        let contacts = self.shared.web_contacts(user).await?;
+        let contacts = self.contacts(user).await?;
         Ok(json_reply(&json!({
             "BaseResponse": base(0, ""),
             "Count": contacts.len(),
@@ -457,8 +481,9 @@ impl Handler {
     ) -> Result<Reply, Close> {
         let body = parse_json("webwxstatusnotify", &req.body)?;
         if self
-            .shared
-            .web_session(&body_credentials(&body, q, req))
+            .service
+            .web
+            .session(&body_credentials(&body, q, req))
             .is_none()
         {
             return Ok(logged_out("webwxstatusnotify: no such session"));
@@ -481,10 +506,10 @@ impl Handler {
         } else {
             query_credentials(q, req)
         };
-        let Some(s) = self.shared.web_session(&cred) else {
+        let Some(s) = self.service.web.session(&cred) else {
             return Ok(logged_out("webwxgetcontact: no such session"));
         };
-        let members = self.shared.web_contacts(s.user).await?;
+        let members = self.contacts(s.user).await?;
         Ok(json_reply(&json!({
             "BaseResponse": base(0, ""),
             "MemberCount": members.len(),
@@ -503,7 +528,7 @@ impl Handler {
                 "window.synccheck={{retcode:\"{retcode}\",selector:\"{selector}\"}}"
             ))
         };
-        let Some(s) = self.shared.web_session(&query_credentials(q, req)) else {
+        let Some(s) = self.service.web.session(&query_credentials(q, req)) else {
             return Ok(answer(RET_LOGGED_OUT, 0));
         };
         let Some(keys) = q.get("synckey").and_then(|k| parse_synckey_param(k)) else {
@@ -513,13 +538,13 @@ impl Handler {
                 "synccheck: the synckey parameter is missing or not k_v|k_v|...",
             ));
         };
-        let presented = keys.get(&KEY_MESSAGES).copied().unwrap_or(0);
-        let deadline = Instant::now() + self.shared.config.web_poll;
+        let presented = position(&keys);
+        let deadline = Instant::now() + self.service.config.web_poll;
         let user = s.user;
         loop {
             // From what the device confirmed (a stale key does not bring
             // back what a webwxsync would not offer again).
-            let pending = with_store(&self.shared.store, move |st| {
+            let pending = with_store(&self.service.store, move |st| {
                 let acked = st.confirm(user, WEB_DEVICE, presented)?;
                 st.pending(user, WEB_DEVICE, acked)
             })
@@ -530,7 +555,7 @@ impl Handler {
             }
             tokio::select! {
                 biased;
-                _ = self.shutdown.recv() => return Ok(answer(0, 0)),
+                _ = self.origin.shutdown.recv() => return Ok(answer(0, 0)),
                 _ = s.notify.notified() => {}
                 _ = sleep_until(deadline) => return Ok(answer(0, 0)),
             }
@@ -543,7 +568,7 @@ impl Handler {
         q: &BTreeMap<String, String>,
     ) -> Result<Reply, Close> {
         let body = parse_json("webwxsync", &req.body)?;
-        let Some(s) = self.shared.web_session(&body_credentials(&body, q, req)) else {
+        let Some(s) = self.service.web.session(&body_credentials(&body, q, req)) else {
             return Ok(logged_out("webwxsync: no such session (log in again)"));
         };
         let Some(keys) = synckey_json(&body["SyncKey"]) else {
@@ -553,9 +578,9 @@ impl Handler {
                 "webwxsync: SyncKey is missing or not {\"Count\", \"List\": [{\"Key\", \"Val\"}]}",
             ));
         };
-        let presented = keys.get(&KEY_MESSAGES).copied().unwrap_or(0);
-        let (user, limit) = (s.user, self.shared.config.page_size.max(1));
-        let page = with_store(&self.shared.store, move |st| {
+        let presented = position(&keys);
+        let (user, limit) = (s.user, self.service.config.page_size.max(1));
+        let page = with_store(&self.service.store, move |st| {
             st.sync(user, WEB_DEVICE, presented, limit)
         })
         .await
@@ -586,7 +611,7 @@ impl Handler {
         q: &BTreeMap<String, String>,
     ) -> Result<Reply, Close> {
         let body = parse_json("webwxsendmsg", &req.body)?;
-        let Some(s) = self.shared.web_session(&body_credentials(&body, q, req)) else {
+        let Some(s) = self.service.web.session(&body_credentials(&body, q, req)) else {
             return Ok(logged_out("webwxsendmsg: no such session (log in again)"));
         };
         let msg = &body["Msg"];
@@ -624,7 +649,7 @@ impl Handler {
             client_msg_id,
         };
         let (mut results, wake) = self
-            .shared
+            .service
             .send_messages(s.user, WEB_DEVICE, vec![out])
             .await
             .map_err(|f| http(500, f.ret, f.error))?;
@@ -641,9 +666,9 @@ impl Handler {
     }
 
     fn logout(&mut self, req: &Request, q: &BTreeMap<String, String>) -> Reply {
-        if let Some(s) = self.shared.web_session(&query_credentials(q, req)) {
-            self.shared.web.lock().sessions.remove(&s.sid);
-            self.shared.web_offline(&s);
+        if let Some(s) = self.service.web.session(&query_credentials(q, req)) {
+            self.service.web.lock().sessions.remove(&s.sid);
+            self.service.offline(s.user, s.conn);
         }
         Reply {
             content_type: "text/html",
@@ -655,21 +680,4 @@ impl Handler {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn synckey_json_round_trips_through_the_parser() {
-        let v = synckey_value(42);
-        let keys = synckey_json(&v).expect("a SyncKey");
-        assert_eq!(keys.get(&KEY_MESSAGES), Some(&42));
-        assert_eq!(v["Count"], 3);
-    }
-
-    #[test]
-    fn web_paths() {
-        assert!(is_web_path("/jslogin"));
-        assert!(is_web_path("/cgi-bin/mmwebwx-bin/synccheck"));
-        assert!(!is_web_path("/cgi-bin/micromsg-bin/newsync"));
-    }
-}
+mod tests;

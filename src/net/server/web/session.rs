@@ -13,7 +13,7 @@ use tokio::time::Instant;
 
 use super::super::conn::Close;
 use super::super::http::{http, Request};
-use super::super::service::{random_fill, Service};
+use super::super::service::random_fill;
 use crate::net::messages::ret;
 use crate::net::store::UserId;
 use crate::proto::web::id_string;
@@ -60,6 +60,46 @@ pub(super) struct Session {
 impl WebState {
     pub(super) fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The live session named by `cred`, its last-seen time refreshed.
+    pub(super) fn session(&self, cred: &Credentials) -> Option<Arc<Session>> {
+        let (sid, uin, skey) = cred;
+        let s = self.lock().sessions.get(sid.as_deref()?)?.clone();
+        if uin.as_deref().is_some_and(|u| u != s.user.to_string()) {
+            return None;
+        }
+        if skey
+            .as_deref()
+            .is_some_and(|k| !k.is_empty() && k != s.skey)
+        {
+            return None;
+        }
+        *s.last_seen.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+        Some(s)
+    }
+}
+
+impl Inner {
+    /// Forgets stale logins and removes idle sessions: the sessions ended
+    /// (for the caller to take off the online list).
+    #[must_use]
+    pub(super) fn sweep(&mut self) -> Vec<Arc<Session>> {
+        let now = Instant::now();
+        self.logins
+            .retain(|_, l| now.duration_since(l.created) < LOGIN_TTL);
+        let idle: Vec<String> = self
+            .sessions
+            .values()
+            .filter(|s| {
+                let seen = *s.last_seen.lock().unwrap_or_else(|p| p.into_inner());
+                now.duration_since(seen) >= SESSION_IDLE
+            })
+            .map(|s| s.sid.clone())
+            .collect();
+        idle.iter()
+            .filter_map(|sid| self.sessions.remove(sid))
+            .collect()
     }
 }
 
@@ -115,58 +155,6 @@ pub(super) fn body_credentials(
     )
 }
 
-impl Service {
-    /// The live session named by `cred`, its last-seen time refreshed.
-    pub(super) fn web_session(&self, cred: &Credentials) -> Option<Arc<Session>> {
-        let (sid, uin, skey) = cred;
-        let s = self.web.lock().sessions.get(sid.as_deref()?)?.clone();
-        if uin.as_deref().is_some_and(|u| u != s.user.to_string()) {
-            return None;
-        }
-        if skey
-            .as_deref()
-            .is_some_and(|k| !k.is_empty() && k != s.skey)
-        {
-            return None;
-        }
-        *s.last_seen.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
-        Some(s)
-    }
-
-    /// Forgets stale logins and ends idle sessions.
-    pub(super) fn web_sweep(&self, inner: &mut Inner) {
-        let now = Instant::now();
-        inner
-            .logins
-            .retain(|_, l| now.duration_since(l.created) < LOGIN_TTL);
-        let idle: Vec<String> = inner
-            .sessions
-            .values()
-            .filter(|s| {
-                let seen = *s.last_seen.lock().unwrap_or_else(|p| p.into_inner());
-                now.duration_since(seen) >= SESSION_IDLE
-            })
-            .map(|s| s.sid.clone())
-            .collect();
-        for sid in idle {
-            if let Some(s) = inner.sessions.remove(&sid) {
-                self.web_offline(&s);
-            }
-        }
-    }
-
-    /// Removes a session from the online list.
-    pub(super) fn web_offline(&self, s: &Session) {
-        let mut online = self.online();
-        if let Some(list) = online.get_mut(&s.user) {
-            list.retain(|o| o.conn != s.conn);
-            if list.is_empty() {
-                online.remove(&s.user);
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -181,8 +169,8 @@ mod tests {
 
     #[test]
     fn ids_are_random_and_long() {
-        let a = random_hex(16).ok().expect("random");
-        let b = random_hex(16).ok().expect("random");
+        let a = random_hex(16).expect("random");
+        let b = random_hex(16).expect("random");
         assert_eq!(a.len(), 32);
         assert_ne!(a, b);
     }
