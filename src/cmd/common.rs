@@ -54,9 +54,21 @@ pub struct DissectArgs {
     /// No summary on stderr.
     #[arg(short, long)]
     pub quiet: bool,
+    /// Connections tracked at once; beyond it the least recently active is closed out.
+    #[arg(long, default_value_t = syncscope::flow::DEFAULT_MAX_FLOWS as u32, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_flows: u32,
 }
 
 impl DissectArgs {
+    /// The flow table's configuration from the command line.
+    pub fn flow_config(&self) -> syncscope::flow::Config {
+        syncscope::flow::Config {
+            max_flows: self.max_flows as usize,
+            ..syncscope::flow::Config::default()
+        }
+    }
+
     /// Loads the key log, schemas and profile into analyzer options.
     pub fn options(&self) -> anyhow::Result<Options> {
         self.decode.options(self.port)

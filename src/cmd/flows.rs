@@ -44,6 +44,11 @@ pub struct Args {
     /// Out-of-order bytes held over all connections.
     #[arg(long, default_value_t = 256 << 20, value_name = "BYTES")]
     pub max_buffer_total: usize,
+    /// Connections tracked at once; beyond it the least recently active is closed out
+    /// (reported as evicted).
+    #[arg(long, default_value_t = flow::DEFAULT_MAX_FLOWS as u32, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_flows: u32,
 }
 
 impl Args {
@@ -53,6 +58,7 @@ impl Args {
         flow::Config {
             idle_timeout_secs: self.idle_timeout,
             max_buffer_total: self.max_buffer_total,
+            max_flows: self.max_flows as usize,
             reassembly: reassembly::Config {
                 max_buffer_per_direction: self.max_buffer,
                 ..defaults.reassembly

@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 use syncscope::analyze::{Analyzer, FrameRecord};
 use syncscope::capture::Reader;
+use syncscope::pipeline;
 use syncscope::report::{self, Format};
-use syncscope::{flow, pipeline};
 
 use super::common::{format_parser, DissectArgs, ALL_FORMATS};
 
@@ -91,7 +91,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             &args.common.capture,
             args.common.quiet,
             &mut reader,
-            |r, tick| pipeline::run(r, flow::Config::default(), &mut an, tick),
+            |r, tick| pipeline::run(r, args.common.flow_config(), &mut an, tick),
         );
         let _ = an.into_report();
         s

@@ -72,7 +72,7 @@ pub fn report_only(
     let mut reader = Reader::open(&args.capture)?;
     let mut an = syncscope::analyze::Analyzer::new(&opts, |_| {}).without_records();
     let summary = run_with_progress(&args.capture, args.quiet, &mut reader, |r, tick| {
-        syncscope::pipeline::run(r, syncscope::flow::Config::default(), &mut an, tick)
+        syncscope::pipeline::run(r, args.flow_config(), &mut an, tick)
     });
     Ok((an.into_report(), summary))
 }

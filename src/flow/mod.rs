@@ -94,6 +94,9 @@ impl End {
     }
 }
 
+/// Connections tracked at once by default.
+pub const DEFAULT_MAX_FLOWS: usize = 500_000;
+
 /// Limits and timeouts of the flow table.
 #[derive(Debug, Clone, Copy)]
 pub struct Config {
@@ -122,7 +125,7 @@ impl Default for Config {
             idle_timeout_secs: 600,
             closed_timeout_secs: 60,
             idle_min_packets: 10_000,
-            max_flows: 500_000,
+            max_flows: DEFAULT_MAX_FLOWS,
         }
     }
 }
@@ -798,5 +801,65 @@ mod tests {
             ]
         );
         assert_eq!(r.ended[0].end, End::Fin);
+    }
+
+    #[test]
+    fn a_syn_only_connection_keeps_its_counts_when_it_goes_on() {
+        let mut t = FlowTable::new(Config::default());
+        let mut r = Rec::default();
+        t.packet(ts(1), &seg(C, S, 100, None, "S", b""), &mut r);
+        t.packet(ts(2), &seg(C, S, 100, None, "S", b""), &mut r); // retransmitted
+        assert!(matches!(t.flows.get(0).halves, Halves::Syn(_)));
+        t.packet(ts(2), &seg(S, C, 500, Some(101), "S", b""), &mut r);
+        assert!(matches!(t.flows.get(0).halves, Halves::Full(_)));
+        t.packet(ts(3), &seg(C, S, 101, Some(501), "", b"abc"), &mut r);
+        // A keep-alive: one byte below the next expected, counted apart from data.
+        t.packet(ts(3), &seg(C, S, 103, Some(501), "", b"x"), &mut r);
+        // A SYN-only connection that never goes on.
+        t.packet(ts(4), &seg("10.0.0.9:1", S, 7, None, "S", b""), &mut r);
+        t.packet(ts(4), &seg("10.0.0.9:1", S, 7, None, "S", b""), &mut r);
+        t.finish(&mut r);
+        let f = &r.ended[0];
+        assert_eq!((f.c2s.segments, f.c2s.bytes, f.c2s.keepalives), (4, 3, 1));
+        assert_eq!((f.s2c.segments, f.s2c.bytes), (1, 0));
+        assert_eq!(
+            (f.client_by, f.packets, f.end),
+            (ClientBy::Syn, 5, End::Open)
+        );
+        let g = &r.ended[1];
+        assert_eq!((g.c2s.segments, g.s2c.segments, g.packets), (2, 0, 2));
+        assert_eq!(
+            g.c2s,
+            reassembly::Stats {
+                segments: 2,
+                ..Default::default()
+            }
+        );
+    }
+
+    #[test]
+    fn closed_connections_expire_on_their_own_timeout_behind_an_open_one() {
+        let cfg = Config {
+            idle_timeout_secs: 600,
+            closed_timeout_secs: 60,
+            idle_min_packets: 1,
+            ..Config::default()
+        };
+        let mut t = FlowTable::new(cfg);
+        let mut r = Rec::default();
+        // Open and older: not idle long enough at t=100.
+        t.packet(ts(0), &seg("10.0.0.3:1", S, 1, None, "", b"a"), &mut r);
+        // Closed at t=10 (RST): idle 90 s > 60 s at t=100.
+        t.packet(ts(10), &seg("10.0.0.4:1", S, 1, None, "R", b""), &mut r);
+        for i in 0..1100u32 {
+            t.packet(
+                ts(100),
+                &seg("10.0.0.5:1", S, 1 + i, None, "", b"c"),
+                &mut r,
+            );
+        }
+        let ended: Vec<String> = r.ended.iter().map(|f| f.client.to_string()).collect();
+        assert_eq!(ended, ["10.0.0.4:1"]);
+        assert_eq!((t.stats().expired_idle, t.active()), (1, 2));
     }
 }

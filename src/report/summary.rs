@@ -38,6 +38,14 @@ pub fn summary(s: &RunSummary) -> String {
         if kinds.is_empty() { String::new() } else { format!(" ({})", kinds.join(", ")) },
         if lt.is_empty() { "none".into() } else { lt.join(", ") },
     );
+    if s.flows.evicted > 0 {
+        let _ = writeln!(
+            out,
+            "connections evicted: {} (more than --max-flows live at once; the least recently \
+             active were closed out early, at most {} were tracked)",
+            s.flows.evicted, s.flows.max_active
+        );
+    }
     if s.read.skipped_blocks > 0 {
         let _ = writeln!(
             out,

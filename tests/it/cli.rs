@@ -289,6 +289,7 @@ fn help_lists_the_flows_options() {
         "--strict",
         "--idle-timeout",
         "--max-buffer",
+        "--max-flows",
     ] {
         assert!(help.contains(opt), "{opt} missing from --help");
     }
@@ -352,4 +353,51 @@ fn late_syn_keeps_each_senders_bytes_apart() {
         (&b"world!"[..], &b"hello"[..])
     );
     assert_eq!(std::fs::read_dir(&dump).unwrap().count(), 2);
+}
+
+/// A SYN scan over more connections than `--max-flows`: every connection is
+/// still reported (SYN-only, in id order), the evictions are said on
+/// stderr, and a cap of 0 is refused.
+#[test]
+fn max_flows_caps_the_table_and_says_so() {
+    use syncscope::capture::writer::PcapWriter;
+    use syncscope::capture::{Linktype, Timestamp};
+    use syncscope::synth::{Conversation, Side};
+
+    let dir = tempfile::tempdir().unwrap();
+    let pcap = dir.path().join("syn-scan.pcap");
+    let mut w = PcapWriter::new(
+        std::fs::File::create(&pcap).unwrap(),
+        Linktype::ETHERNET,
+        false,
+    )
+    .unwrap();
+    for i in 0..5u16 {
+        let c = format!("10.0.0.1:{}", 40000 + i).parse().unwrap();
+        let conv = Conversation::new(c, "10.0.0.2:8080".parse().unwrap(), 1000, 5000);
+        let syn = conv.segment(Side::Client, 1000, "S", b"");
+        w.write(Timestamp::new(1_700_000_000 + i as i64, 0, 6), &syn, None)
+            .unwrap();
+    }
+    drop(w);
+    let path = pcap.to_str().unwrap();
+    let out = syncscope(&["flows", path, "--format", "json", "--max-flows", "2"]);
+    let flows = json(&out);
+    let ids: Vec<u64> = flows.iter().map(|f| f["id"].as_u64().unwrap()).collect();
+    assert_eq!(ids, [0, 1, 2, 3, 4]);
+    assert!(flows
+        .iter()
+        .all(|f| f["c2s"]["bytes"] == 0 && f["end"] == "open"));
+    let err = stderr(&out);
+    assert!(
+        err.contains("connections evicted: 3 (") && err.contains("at most 2 were tracked"),
+        "{err}"
+    );
+    // Under the cap nothing is evicted, and nothing is said.
+    let out = syncscope(&["flows", path, "--format", "json"]);
+    assert_eq!(json(&out).len(), 5);
+    assert!(!stderr(&out).contains("evicted"), "{}", stderr(&out));
+    let out = syncscope(&["flows", path, "--max-flows", "0"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--max-flows"), "{}", stderr(&out));
 }
