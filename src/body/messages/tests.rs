@@ -6,7 +6,6 @@ use prost::Message;
 use super::*;
 use crate::body::protobuf::Schemas;
 use crate::body::synckey::SyncKey;
-use crate::net::messages::CLIENT_VERSION;
 
 /// The structs here and proto/wechat.proto must describe the same bytes.
 #[test]
@@ -139,6 +138,7 @@ fn structs_agree_with_the_proto_file() {
         .expect("decode");
         serde_json::to_value(&dm).expect("json")
     };
+    const CLIENT_VERSION: u32 = 0x1800_0000;
     let manual = ManualAuthRequest {
         user_name: Some(SkBuiltinString::new("alice")),
         device_id: Some("phone".into()),
