@@ -347,14 +347,7 @@ mod tests {
     use crate::body::protobuf::{encode_bytes_field, encode_varint_field};
     use crate::body::synckey::SyncKey;
 
-    fn add_msg(id: u64) -> Vec<u8> {
-        let mut from = Vec::new();
-        encode_bytes_field(1, b"alice", &mut from);
-        let mut m = Vec::new();
-        encode_varint_field(1, id, &mut m);
-        encode_bytes_field(2, &from, &mut m);
-        m
-    }
+    use crate::body::messages::tests::lenient_reading::add_msg;
 
     /// Each source's serialized name, timeline message and who sent it.
     #[test]

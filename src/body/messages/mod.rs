@@ -22,7 +22,7 @@ use crate::body::synckey::{SyncKey, SyncKeyError};
 
 pub mod lenient;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 /// CmdId of an AddMsg item in a CmdList.
 pub const CMDID_ADDMSG: i32 = 5;

@@ -249,7 +249,7 @@ fn field_numbers_agree_with_the_prost_tags() {
     assert_eq!(first(add.encode_to_vec()), AddMsg::FIELD_NEW_MSG_ID);
 }
 
-mod lenient_reading {
+pub(crate) mod lenient_reading {
     use prost::Message;
 
     use super::super::lenient::{
@@ -259,7 +259,8 @@ mod lenient_reading {
     use crate::body::protobuf::{encode_bytes_field, encode_varint_field};
     use crate::body::synckey::{KeyMap, SyncKey};
 
-    fn add_msg(id: u64) -> Vec<u8> {
+    /// An AddMsg with this MsgId from "alice" (also used by the analyzer's tests).
+    pub(crate) fn add_msg(id: u64) -> Vec<u8> {
         let mut from = Vec::new();
         encode_bytes_field(1, b"alice", &mut from);
         let mut m = Vec::new();
