@@ -308,7 +308,7 @@ pub fn business(opts: &Options, packet: &[u8]) -> Option<Business> {
     let mut out = Business {
         summary: BusinessSummary {
             cgi: h.cgi,
-            cgi_name: business::cgi_name(h.cgi),
+            cgi_name: crate::proto::commands::cgi_name(h.cgi),
             algo: h.algo.0,
             compress: h.compress.0,
             uin: h.uin,

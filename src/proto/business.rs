@@ -233,29 +233,6 @@ impl<'a> BusinessHeader<'a> {
     }
 }
 
-/// Names of the cgi types seen in the capture and the seed documents.
-pub fn cgi_name(cgi: u32) -> Option<&'static str> {
-    Some(match cgi {
-        138 => "newsync",
-        139 => "newinit",
-        216 => "androidfcmreg",
-        251 => "statusnotify",
-        302 => "getprofile",
-        379 => "getcdndns",
-        518 => "heartbeat",
-        522 => "newsendmsg",
-        701 => "manualauth",
-        702 => "autoauth",
-        721 => "checkresupdate",
-        763 => "secautoauth",
-        3565 => "findersync",
-        3673 => "bypsync",
-        3930 => "finderinit",
-        6238 => "getnetworkinfo",
-        _ => return None,
-    })
-}
-
 /// Why a body could not be turned into plaintext.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum DecodeError {
@@ -682,7 +659,7 @@ mod tests {
         );
         assert_eq!(r.tail, &[0, 0]);
         assert!(!h.is_response());
-        assert_eq!(cgi_name(h.cgi), Some("secautoauth"));
+        assert_eq!(crate::proto::commands::cgi_name(h.cgi), Some("secautoauth"));
         assert_eq!(h.algo.name(), Some("hybrid-ecdh"));
     }
 

@@ -62,6 +62,32 @@ pub const fn response(cmd: u32) -> u32 {
 /// Short-link cgi number of newsync (business packets, `POST .../newsync`).
 pub const CGI_NEWSYNC: u32 = 138;
 
+/// Short-link cgi numbers (the business header's cgi field) and their
+/// names: those seen in the real capture and the seed documents.
+const CGIS: &[(u32, &str)] = &[
+    (CGI_NEWSYNC, "newsync"),
+    (139, "newinit"),
+    (216, "androidfcmreg"),
+    (251, "statusnotify"),
+    (302, "getprofile"),
+    (379, "getcdndns"),
+    (518, "heartbeat"),
+    (522, "newsendmsg"),
+    (701, "manualauth"),
+    (702, "autoauth"),
+    (721, "checkresupdate"),
+    (763, "secautoauth"),
+    (3565, "findersync"),
+    (3673, "bypsync"),
+    (3930, "finderinit"),
+    (6238, "getnetworkinfo"),
+];
+
+/// The name of a short-link cgi number, if known.
+pub fn cgi_name(cgi: u32) -> Option<&'static str> {
+    CGIS.iter().find(|&&(c, _)| c == cgi).map(|&(_, n)| n)
+}
+
 /// Built-in request commands (a response is the request + 10^9 and is
 /// named `<name>_resp` unless named on its own).
 const BUILTIN: &[(u32, &str)] = &[
@@ -192,6 +218,10 @@ mod tests {
         assert_eq!(r.name(121).as_deref(), Some("newsync"));
         assert_eq!(r.name(4242), None);
         assert_eq!(r.message(121), None);
+        assert_eq!(
+            (cgi_name(CGI_NEWSYNC), cgi_name(763), cgi_name(1)),
+            (Some("newsync"), Some("secautoauth"), None)
+        );
     }
 
     #[test]

@@ -749,7 +749,7 @@ fn wechat_capture_matches_expected_json() {
         c.eq(|| at("cgi"), u64::from(h.cgi), wh["cgi"].as_u64().unwrap());
         c.eq(
             || at("cgi_name"),
-            business::cgi_name(h.cgi),
+            syncscope::proto::commands::cgi_name(h.cgi),
             w["cgi_name"].as_str(),
         );
         c.eq(
