@@ -1,0 +1,357 @@
+//! `--profile` with `--proto` on the real capture: the newsync of the real
+//! client decodes with field names on the long link (cmd 121, a business
+//! packet inside an MMTLS record) and on the short link (cgi 138), through
+//! `proto/wechat.proto` and through a large package-less proto2 dump; and
+//! the start-up errors of profiles that do not fit their schemas.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::cli_analyze::{ndjson, stderr, syncscope, wechat};
+
+const WECHAT_PROTO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/proto/wechat.proto");
+
+/// `frames --format ndjson` of the real capture, decrypted, with a profile
+/// and schemas.
+fn real_frames(profile: &Path, protos: &[&Path]) -> Vec<Value> {
+    let capture = wechat("capture-logged-in-all-keys.pcapng");
+    let keylog = wechat("frida-logged-in-all-keys.log");
+    let mut args = vec![
+        "frames",
+        capture.as_str(),
+        "--keylog",
+        keylog.as_str(),
+        "--format",
+        "ndjson",
+        "--profile",
+        profile.to_str().unwrap(),
+    ];
+    for p in protos {
+        args.extend(["--proto", p.to_str().unwrap()]);
+    }
+    ndjson(&syncscope(&args))
+}
+
+/// The newsync records of the real capture: long link (conn 31, cmd 121
+/// and its response) and short link (cgi 138), requests and responses.
+fn newsyncs(frames: &[Value]) -> Vec<&Value> {
+    let got: Vec<&Value> = frames
+        .iter()
+        .filter(|f| {
+            (f["layer"] == "longlink" && (f["cmd"] == 121 || f["cmd"] == 1_000_000_121u64))
+                || (f["layer"] == "shortlink" && f["cmd"] == 138)
+        })
+        .collect();
+    let count = |layer: &str, kind: &str| {
+        got.iter()
+            .filter(|f| f["layer"] == layer && f["kind"] == kind)
+            .count()
+    };
+    for layer in ["longlink", "shortlink"] {
+        for kind in ["request", "response"] {
+            assert!(count(layer, kind) >= 1, "no {layer} newsync {kind}");
+        }
+    }
+    assert!(got
+        .iter()
+        .any(|f| f["layer"] == "longlink" && f["conn"] == 31));
+    got
+}
+
+/// Checks one newsync body against the field names of a schema: `req`
+/// and `resp` name (Selector, KeyBuf) and (Ret, KeyBuf) in that schema.
+fn assert_named(f: &Value, req: [&str; 2], resp: [&str; 2]) {
+    let b = &f["body"];
+    assert!(b.get("schema_error").is_none(), "{f}");
+    assert!(b.get("protobuf").is_none(), "schema-less: {f}");
+    assert_eq!(f["business"]["decrypted"], true, "{f}");
+    let [first, keybuf] = if f["kind"] == "request" { req } else { resp };
+    if f["kind"] == "request" {
+        assert_eq!(b[first], 7, "Selector 7: {f}");
+    } else {
+        assert_eq!(b[first], 0, "Ret 0: {f}");
+    }
+    assert_eq!(b[keybuf]["iLen"], 380, "{f}");
+    assert!(b[keybuf]["Buffer"].is_string(), "{f}");
+}
+
+#[test]
+fn real_newsync_decodes_with_wechat_proto_on_both_links() {
+    let dir = tempfile::tempdir().unwrap();
+    let profile = dir.path().join("p.toml");
+    // The long link with full names (README's example), the short link
+    // with names without their package.
+    std::fs::write(
+        &profile,
+        r#"
+[[command]]
+cmd = 121
+name = "newsync"
+request = "micromsg.NewSyncRequest"
+response = "micromsg.NewSyncResponse"
+
+[[cgi]]
+cgi = 138
+name = "newsync"
+request = "NewSyncRequest"
+response = "NewSyncResponse"
+"#,
+    )
+    .unwrap();
+    let frames = real_frames(&profile, &[Path::new(WECHAT_PROTO)]);
+    for f in newsyncs(&frames) {
+        assert_named(f, ["Selector", "KeyBuf"], ["Ret", "KeyBuf"]);
+        if f["kind"] == "request" {
+            assert_eq!(f["body"]["DeviceType"], "android-34", "{f}");
+        } else {
+            // Fields wechat.proto leaves out stay visible, schema-less.
+            assert!(f["body"]["_unknown"].is_object(), "{f}");
+        }
+    }
+}
+
+#[test]
+fn a_long_link_profile_alone_decodes_the_long_link_and_a_bad_mapping_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let profile = dir.path().join("p.toml");
+    // cmd 121 only (README's example), and the short link's newsync
+    // request mapped to a message its bytes are not.
+    std::fs::write(
+        &profile,
+        r#"
+[[command]]
+cmd = 121
+request = "micromsg.NewSyncRequest"
+response = "micromsg.NewSyncResponse"
+
+[[cgi]]
+cgi = 138
+request = "micromsg.KeyVal"
+"#,
+    )
+    .unwrap();
+    let frames = real_frames(&profile, &[Path::new(WECHAT_PROTO)]);
+    let all = newsyncs(&frames);
+    for f in &all {
+        match (f["layer"].as_str(), f["kind"].as_str()) {
+            // The cmd's mapping wins over the cgi's on the long link.
+            (Some("longlink"), _) => assert_named(f, ["Selector", "KeyBuf"], ["Ret", "KeyBuf"]),
+            (Some("shortlink"), Some("request")) => {
+                let e = f["body"]["schema_error"].as_str().expect("schema_error");
+                assert!(e.contains("micromsg.KeyVal"), "{e}");
+                assert_eq!(f["body"]["raw"]["protobuf"]["2"], 7, "{f}");
+            }
+            // Not mapped: schema-less as without a profile.
+            _ => assert!(f["body"]["protobuf"].is_object(), "{f}"),
+        }
+    }
+}
+
+/// A package-less proto2 dump shaped like the community ones of the real
+/// client (thousands of messages, one import): filler messages that refer
+/// to each other and to the imported file, and the newsync messages with
+/// the dump's own field names.
+fn write_dump(dir: &Path) -> std::path::PathBuf {
+    std::fs::write(
+        dir.join("base.proto"),
+        r#"syntax = "proto2";
+message SKBuiltinBuffer_t {
+  optional uint32 iLen = 1;
+  optional bytes Buffer = 2;
+}
+message CmdItem {
+  optional int32 cmdId = 1;
+  optional SKBuiltinBuffer_t cmdBuf = 2;
+}
+message CmdList {
+  optional uint32 count = 1;
+  repeated CmdItem list = 2;
+}
+"#,
+    )
+    .unwrap();
+    let mut mm = String::from("syntax = \"proto2\";\nimport \"base.proto\";\n");
+    const FILLERS: usize = 4600;
+    for i in 0..FILLERS {
+        let next = (i + 1) % FILLERS;
+        mm.push_str(&format!(
+            "message Gen{i:04} {{\n  required uint32 id = 1;\n  optional SKBuiltinBuffer_t buf = 2;\n  \
+             repeated Gen{next:04} next = 3;\n  optional string name = 4;\n  \
+             message Inner {{ optional int64 v = 1; }}\n  optional Inner inner = 5;\n}}\n"
+        ));
+    }
+    mm.push_str(
+        r#"message NewSyncRequest {
+  optional CmdList oplog = 1;
+  optional uint32 selector = 2;
+  optional SKBuiltinBuffer_t keyBuf = 3;
+  optional uint32 scene = 4;
+  optional string deviceType = 5;
+  optional uint32 syncMsgDigest = 6;
+}
+message NewSyncResponse {
+  optional int32 ret = 1;
+  optional CmdList cmdList = 2;
+  optional uint32 continueFlag = 3;
+  optional SKBuiltinBuffer_t keyBuf = 4;
+  optional uint32 status = 5;
+  optional uint32 onlineVersion = 6;
+  optional uint32 svrTime = 7;
+}
+"#,
+    );
+    let path = dir.join("mm.proto");
+    std::fs::write(&path, mm).unwrap();
+    path
+}
+
+#[test]
+fn real_newsync_decodes_with_a_large_package_less_proto2_dump() {
+    let dir = tempfile::tempdir().unwrap();
+    let mm = write_dump(dir.path());
+    let profile = dir.path().join("p.toml");
+    std::fs::write(
+        &profile,
+        r#"
+[[command]]
+cmd = 121
+request = "NewSyncRequest"
+response = "NewSyncResponse"
+
+[[cgi]]
+cgi = 138
+request = "NewSyncRequest"
+response = "NewSyncResponse"
+"#,
+    )
+    .unwrap();
+    let frames = real_frames(&profile, &[&mm]);
+    for f in newsyncs(&frames) {
+        assert_named(f, ["selector", "keyBuf"], ["ret", "keyBuf"]);
+        if f["kind"] == "request" {
+            assert_eq!(f["body"]["deviceType"], "android-34", "{f}");
+            assert_eq!(f["body"]["syncMsgDigest"], 0, "{f}");
+        } else {
+            assert!(
+                f["body"]["svrTime"].as_u64().unwrap() > 1_700_000_000,
+                "{f}"
+            );
+            assert!(f["body"]["cmdList"].is_object(), "{f}");
+        }
+    }
+}
+
+/// Runs `frames` with a profile and schemas on a capture that does not
+/// exist: the exit code and stderr.
+fn on_missing_capture(profile: &str, protos: &[&Path]) -> (Option<i32>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("p.toml");
+    std::fs::write(&p, profile).unwrap();
+    let mut args = vec![
+        "frames",
+        "/nonexistent/capture.pcap",
+        "--profile",
+        p.to_str().unwrap(),
+    ];
+    for proto in protos {
+        args.extend(["--proto", proto.to_str().unwrap()]);
+    }
+    let out = syncscope(&args);
+    (out.status.code(), stderr(&out))
+}
+
+/// A profile error, which must come before the capture is opened.
+fn startup_error(profile: &str, protos: &[&Path]) -> String {
+    let (code, err) = on_missing_capture(profile, protos);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        !err.contains("nonexistent"),
+        "the capture was read first: {err}"
+    );
+    assert!(err.contains("p.toml"), "{err}");
+    err
+}
+
+#[test]
+fn an_unknown_message_is_a_startup_error_with_close_matches() {
+    let err = startup_error(
+        "[[cgi]]\ncgi = 138\nresponse = \"NewSyncResponce\"\n",
+        &[Path::new(WECHAT_PROTO)],
+    );
+    assert!(err.contains("cgi 138 response"), "{err}");
+    assert!(err.contains("'NewSyncResponce'"), "{err}");
+    assert!(
+        err.contains("did you mean micromsg.NewSyncResponse"),
+        "{err}"
+    );
+    // In the dump too, and a name with a package the dump has not.
+    let dir = tempfile::tempdir().unwrap();
+    let mm = write_dump(dir.path());
+    let err = startup_error(
+        "[[command]]\ncmd = 121\nrequest = \"micromsg.NewSyncRequest\"\n",
+        &[&mm],
+    );
+    assert!(err.contains("cmd 121 request"), "{err}");
+    assert!(err.contains("did you mean NewSyncRequest"), "{err}");
+}
+
+#[test]
+fn an_ambiguous_message_is_a_startup_error_naming_the_candidates() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut protos = Vec::new();
+    for pkg in ["alpha", "beta"] {
+        let p = dir.path().join(format!("{pkg}.proto"));
+        std::fs::write(
+            &p,
+            format!(
+                "syntax = \"proto2\";\npackage {pkg};\nmessage Sync {{ optional uint32 a = 1; }}\n"
+            ),
+        )
+        .unwrap();
+        protos.push(p);
+    }
+    let refs: Vec<&Path> = protos.iter().map(|p| p.as_path()).collect();
+    let err = startup_error("[[command]]\ncmd = 121\nrequest = \"Sync\"\n", &refs);
+    assert!(err.contains("'Sync' is ambiguous"), "{err}");
+    assert!(err.contains("alpha.Sync, beta.Sync"), "{err}");
+    // The full name is not: the run gets as far as the capture.
+    let (code, err) =
+        on_missing_capture("[[command]]\ncmd = 121\nrequest = \"beta.Sync\"\n", &refs);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("/nonexistent/capture.pcap"), "{err}");
+}
+
+#[test]
+fn a_profile_mapping_messages_without_proto_says_what_to_add() {
+    let err = startup_error(
+        "[[command]]\ncmd = 121\nrequest = \"micromsg.NewSyncRequest\"\n",
+        &[],
+    );
+    assert!(err.contains("cmd 121 request"), "{err}");
+    assert!(err.contains("add --proto FILE.proto"), "{err}");
+    // A profile that only names things needs no schema.
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("p.toml");
+    std::fs::write(&p, "[[cgi]]\ncgi = 138\nname = \"sync138\"\n").unwrap();
+    let capture = wechat("capture-logged-in-all-keys.pcapng");
+    let keylog = wechat("frida-logged-in-all-keys.log");
+    let frames = ndjson(&syncscope(&[
+        "frames",
+        &capture,
+        "--keylog",
+        &keylog,
+        "--format",
+        "ndjson",
+        "--layer",
+        "shortlink",
+        "--profile",
+        p.to_str().unwrap(),
+    ]));
+    let named: Vec<&Value> = frames.iter().filter(|f| f["cmd"] == 138).collect();
+    assert!(!named.is_empty());
+    for f in named {
+        assert_eq!(f["cmd_name"], "sync138", "{f}");
+        assert_eq!(f["business"]["cgi_name"], "sync138", "{f}");
+    }
+}
