@@ -13,8 +13,11 @@ use crate::cli_analyze::{ndjson, stderr, syncscope, wechat};
 const WECHAT_PROTO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/proto/wechat.proto");
 
 /// `frames --format ndjson` of the real capture, decrypted, with a profile
-/// and schemas.
-fn real_frames(profile: &Path, protos: &[&Path]) -> Vec<Value> {
+/// (its text) and schemas.
+fn real_frames(profile_text: &str, protos: &[&Path]) -> Vec<Value> {
+    let dir = tempfile::tempdir().unwrap();
+    let profile = dir.path().join("p.toml");
+    std::fs::write(&profile, profile_text).unwrap();
     let capture = wechat("capture-logged-in-all-keys.pcapng");
     let keylog = wechat("frida-logged-in-all-keys.log");
     let mut args = vec![
@@ -76,30 +79,25 @@ fn assert_named(f: &Value, req: [&str; 2], resp: [&str; 2]) {
     assert!(b[keybuf]["Buffer"].is_string(), "{f}");
 }
 
+/// The example profile of README's profile section (its first toml block).
+fn readme_profile() -> String {
+    let readme = include_str!("../../README.md");
+    let section = &readme[readme.find("A profile names").expect("profile section")..];
+    let start = section.find("```toml\n").expect("a toml block") + "```toml\n".len();
+    let len = section[start..].find("```").expect("end of the toml block");
+    let toml = section[start..start + len].to_owned();
+    assert!(
+        toml.contains("[[cgi]]") && toml.contains("[[command]]"),
+        "{toml}"
+    );
+    toml
+}
+
 #[test]
 fn real_newsync_decodes_with_wechat_proto_on_both_links() {
-    let dir = tempfile::tempdir().unwrap();
-    let profile = dir.path().join("p.toml");
-    // The long link with full names (README's example), the short link
-    // with names without their package.
-    std::fs::write(
-        &profile,
-        r#"
-[[command]]
-cmd = 121
-name = "newsync"
-request = "micromsg.NewSyncRequest"
-response = "micromsg.NewSyncResponse"
-
-[[cgi]]
-cgi = 138
-name = "newsync"
-request = "NewSyncRequest"
-response = "NewSyncResponse"
-"#,
-    )
-    .unwrap();
-    let frames = real_frames(&profile, &[Path::new(WECHAT_PROTO)]);
+    // README's example: the long link with full names, the short link with
+    // names without their package.
+    let frames = real_frames(&readme_profile(), &[Path::new(WECHAT_PROTO)]);
     for f in newsyncs(&frames) {
         assert_named(f, ["Selector", "KeyBuf"], ["Ret", "KeyBuf"]);
         if f["kind"] == "request" {
@@ -113,12 +111,9 @@ response = "NewSyncResponse"
 
 #[test]
 fn a_long_link_profile_alone_decodes_the_long_link_and_a_bad_mapping_says_why() {
-    let dir = tempfile::tempdir().unwrap();
-    let profile = dir.path().join("p.toml");
     // cmd 121 only (README's example), and the short link's newsync
     // request mapped to a message its bytes are not.
-    std::fs::write(
-        &profile,
+    let frames = real_frames(
         r#"
 [[command]]
 cmd = 121
@@ -129,9 +124,8 @@ response = "micromsg.NewSyncResponse"
 cgi = 138
 request = "micromsg.KeyVal"
 "#,
-    )
-    .unwrap();
-    let frames = real_frames(&profile, &[Path::new(WECHAT_PROTO)]);
+        &[Path::new(WECHAT_PROTO)],
+    );
     let all = newsyncs(&frames);
     for f in &all {
         match (f["layer"].as_str(), f["kind"].as_str()) {
@@ -210,9 +204,7 @@ message NewSyncResponse {
 fn real_newsync_decodes_with_a_large_package_less_proto2_dump() {
     let dir = tempfile::tempdir().unwrap();
     let mm = write_dump(dir.path());
-    let profile = dir.path().join("p.toml");
-    std::fs::write(
-        &profile,
+    let frames = real_frames(
         r#"
 [[command]]
 cmd = 121
@@ -224,9 +216,8 @@ cgi = 138
 request = "NewSyncRequest"
 response = "NewSyncResponse"
 "#,
-    )
-    .unwrap();
-    let frames = real_frames(&profile, &[&mm]);
+        &[&mm],
+    );
     for f in newsyncs(&frames) {
         assert_named(f, ["selector", "keyBuf"], ["ret", "keyBuf"]);
         if f["kind"] == "request" {
@@ -331,24 +322,11 @@ fn a_profile_mapping_messages_without_proto_says_what_to_add() {
     assert!(err.contains("cmd 121 request"), "{err}");
     assert!(err.contains("add --proto FILE.proto"), "{err}");
     // A profile that only names things needs no schema.
-    let dir = tempfile::tempdir().unwrap();
-    let p = dir.path().join("p.toml");
-    std::fs::write(&p, "[[cgi]]\ncgi = 138\nname = \"sync138\"\n").unwrap();
-    let capture = wechat("capture-logged-in-all-keys.pcapng");
-    let keylog = wechat("frida-logged-in-all-keys.log");
-    let frames = ndjson(&syncscope(&[
-        "frames",
-        &capture,
-        "--keylog",
-        &keylog,
-        "--format",
-        "ndjson",
-        "--layer",
-        "shortlink",
-        "--profile",
-        p.to_str().unwrap(),
-    ]));
-    let named: Vec<&Value> = frames.iter().filter(|f| f["cmd"] == 138).collect();
+    let frames = real_frames("[[cgi]]\ncgi = 138\nname = \"sync138\"\n", &[]);
+    let named: Vec<&Value> = frames
+        .iter()
+        .filter(|f| f["layer"] == "shortlink" && f["cmd"] == 138)
+        .collect();
     assert!(!named.is_empty());
     for f in named {
         assert_eq!(f["cmd_name"], "sync138", "{f}");
