@@ -63,8 +63,9 @@ fn newsyncs(frames: &[Value]) -> Vec<&Value> {
 }
 
 /// Checks one newsync body against the field names of a schema: `req`
-/// and `resp` name (Selector, KeyBuf) and (Ret, KeyBuf) in that schema.
-fn assert_named(f: &Value, req: [&str; 2], resp: [&str; 2]) {
+/// and `resp` name (Selector, KeyBuf) and (Ret, KeyBuf) in that schema,
+/// `buffer` the KeyBuf's bytes.
+fn assert_named(f: &Value, req: [&str; 2], resp: [&str; 2], buffer: &str) {
     let b = &f["body"];
     assert!(b.get("schema_error").is_none(), "{f}");
     assert!(b.get("protobuf").is_none(), "schema-less: {f}");
@@ -76,7 +77,7 @@ fn assert_named(f: &Value, req: [&str; 2], resp: [&str; 2]) {
         assert_eq!(b[first], 0, "Ret 0: {f}");
     }
     assert_eq!(b[keybuf]["iLen"], 380, "{f}");
-    assert!(b[keybuf]["Buffer"].is_string(), "{f}");
+    assert!(b[keybuf][buffer].is_string(), "{f}");
 }
 
 /// The example profile of README's profile section (its first toml block).
@@ -99,7 +100,7 @@ fn real_newsync_decodes_with_wechat_proto_on_both_links() {
     // names without their package.
     let frames = real_frames(&readme_profile(), &[Path::new(WECHAT_PROTO)]);
     for f in newsyncs(&frames) {
-        assert_named(f, ["Selector", "KeyBuf"], ["Ret", "KeyBuf"]);
+        assert_named(f, ["Selector", "KeyBuf"], ["Ret", "KeyBuf"], "Buffer");
         if f["kind"] == "request" {
             assert_eq!(f["body"]["DeviceType"], "android-34", "{f}");
         } else {
@@ -130,7 +131,9 @@ request = "micromsg.KeyVal"
     for f in &all {
         match (f["layer"].as_str(), f["kind"].as_str()) {
             // The cmd's mapping wins over the cgi's on the long link.
-            (Some("longlink"), _) => assert_named(f, ["Selector", "KeyBuf"], ["Ret", "KeyBuf"]),
+            (Some("longlink"), _) => {
+                assert_named(f, ["Selector", "KeyBuf"], ["Ret", "KeyBuf"], "Buffer")
+            }
             (Some("shortlink"), Some("request")) => {
                 let e = f["body"]["schema_error"].as_str().expect("schema_error");
                 assert!(e.contains("micromsg.KeyVal"), "{e}");
@@ -143,55 +146,74 @@ request = "micromsg.KeyVal"
 }
 
 /// A package-less proto2 dump shaped like the community ones of the real
-/// client (thousands of messages, one import): filler messages that refer
-/// to each other and to the imported file, and the newsync messages with
-/// the dump's own field names.
+/// client (betteray/WeChat's `mm.proto`: 4,611 messages, `required`
+/// fields, file options, `import "base.proto"` and `"security.proto"`):
+/// filler messages that refer to each other and to the imported files, and
+/// the newsync messages with the dump's own field names.
 fn write_dump(dir: &Path) -> std::path::PathBuf {
+    const OPTIONS: &str =
+        "option java_package = \"com.example.mm\";\noption go_package = \"../mmpb\";\n";
     std::fs::write(
         dir.join("base.proto"),
-        r#"syntax = "proto2";
-message SKBuiltinBuffer_t {
-  optional uint32 iLen = 1;
-  optional bytes Buffer = 2;
-}
-message CmdItem {
-  optional int32 cmdId = 1;
-  optional SKBuiltinBuffer_t cmdBuf = 2;
-}
-message CmdList {
-  optional uint32 count = 1;
-  repeated CmdItem list = 2;
-}
-"#,
+        format!(
+            r#"syntax = "proto2";
+{OPTIONS}
+message SKBuiltinBuffer_t {{
+    required  uint32  iLen  = 1;
+    optional  bytes  buffer  = 2;
+}}
+message BaseRequest {{
+    required  bytes  sessionKey  = 1;
+    required  uint32  uin  = 2;
+}}
+"#
+        ),
     )
     .unwrap();
-    let mut mm = String::from("syntax = \"proto2\";\nimport \"base.proto\";\n");
+    std::fs::write(
+        dir.join("security.proto"),
+        format!("syntax = \"proto2\";\n{OPTIONS}message SecBlob {{ optional bytes data = 1; }}\n"),
+    )
+    .unwrap();
+    let mut mm = format!(
+        "// generated\nsyntax = \"proto2\";\n\
+         import \"base.proto\";\nimport \"security.proto\";\n{OPTIONS}"
+    );
     const FILLERS: usize = 4600;
     for i in 0..FILLERS {
         let next = (i + 1) % FILLERS;
         mm.push_str(&format!(
-            "message Gen{i:04} {{\n  required uint32 id = 1;\n  optional SKBuiltinBuffer_t buf = 2;\n  \
-             repeated Gen{next:04} next = 3;\n  optional string name = 4;\n  \
-             message Inner {{ optional int64 v = 1; }}\n  optional Inner inner = 5;\n}}\n"
+            "message Gen{i:04} {{\n    required  uint32  id  = 1;\n    \
+             optional  SKBuiltinBuffer_t  buf  = 2;\n    repeated  Gen{next:04}  next  = 3;\n    \
+             optional  SecBlob  sec  = 4;\n    \
+             optional  BaseRequest  baseRequest  = 5;\n}}\n"
         ));
     }
     mm.push_str(
-        r#"message NewSyncRequest {
-  optional CmdList oplog = 1;
-  optional uint32 selector = 2;
-  optional SKBuiltinBuffer_t keyBuf = 3;
-  optional uint32 scene = 4;
-  optional string deviceType = 5;
-  optional uint32 syncMsgDigest = 6;
+        r#"message CmdItem {
+    required  int32  cmdId  = 1;
+    required  SKBuiltinBuffer_t  cmdBuf  = 2;
+}
+message CmdList {
+    required  uint32  count  = 1;
+    repeated  CmdItem  list  = 2;
+}
+message NewSyncRequest {
+    required  CmdList  oplog  = 1;
+    required  uint32  selector  = 2;
+    required  SKBuiltinBuffer_t  keyBuf  = 3;
+    optional  uint32  scene  = 4;
+    optional  string  deviceType  = 5;
+    optional  uint32  syncMsgDigest  = 6;
 }
 message NewSyncResponse {
-  optional int32 ret = 1;
-  optional CmdList cmdList = 2;
-  optional uint32 continueFlag = 3;
-  optional SKBuiltinBuffer_t keyBuf = 4;
-  optional uint32 status = 5;
-  optional uint32 onlineVersion = 6;
-  optional uint32 svrTime = 7;
+    required  int32  ret  = 1;
+    required  CmdList  cmdList  = 2;
+    required  uint32  continueFlag  = 3;
+    required  SKBuiltinBuffer_t  keyBuf  = 4;
+    optional  uint32  status  = 5;
+    optional  uint32  onlineVersion  = 6;
+    optional  uint32  svrTime  = 7;
 }
 "#,
     );
@@ -219,7 +241,7 @@ response = "NewSyncResponse"
         &[&mm],
     );
     for f in newsyncs(&frames) {
-        assert_named(f, ["selector", "keyBuf"], ["ret", "keyBuf"]);
+        assert_named(f, ["selector", "keyBuf"], ["ret", "keyBuf"], "buffer");
         if f["kind"] == "request" {
             assert_eq!(f["body"]["deviceType"], "android-34", "{f}");
             assert_eq!(f["body"]["syncMsgDigest"], 0, "{f}");
