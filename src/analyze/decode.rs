@@ -450,6 +450,43 @@ mod tests {
         );
     }
 
+    /// A profile's names are resolved to full names before a capture is
+    /// read; mappings without schemas, unknown and ambiguous names are errors.
+    #[test]
+    fn profile_names_are_resolved_at_startup() {
+        let proto =
+            std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/proto/wechat.proto"));
+        let schemas = Schemas::compile(&[proto], &[]).unwrap();
+        let profile = |text: &str| {
+            let mut r = Registry::builtin();
+            r.apply_profile(text).unwrap();
+            r
+        };
+        let mut r = profile("[[cgi]]\ncgi = 138\nresponse = 'NewSyncResponse'\n");
+        assert!(matches!(
+            resolve_profile(&mut r.clone(), None),
+            Err(ProfileMessageError::NoSchemas { .. })
+        ));
+        resolve_profile(&mut r, Some(&schemas)).unwrap();
+        assert_eq!(r.cgi_message(138, true), Some("micromsg.NewSyncResponse"));
+        // Names only: nothing to resolve, no schema needed.
+        resolve_profile(&mut profile("[[cgi]]\ncgi = 1\nname = 'x'\n"), None).unwrap();
+        let e = resolve_profile(
+            &mut profile("[[command]]\ncmd = 121\nrequest = 'NewSyncRequets'\n"),
+            Some(&schemas),
+        )
+        .unwrap_err();
+        assert_eq!(e.to_string(), "the profile's cmd 121 request message");
+        let ProfileMessageError::Message { source, .. } = e else {
+            panic!("{e}")
+        };
+        assert!(
+            matches!(&source, SchemaError::UnknownMessage { close, .. }
+            if close == &["micromsg.NewSyncRequest"]),
+            "{source}"
+        );
+    }
+
     /// A business packet without a key log: the header's fields, not
     /// decrypted, and the encrypted body as a blob.
     #[test]
