@@ -8,10 +8,12 @@ use serde_json::Value;
 use super::{KeyMap, Options};
 use crate::body::identify::Identify;
 use crate::body::messages::{lenient, NewSyncRequest, NewSyncResponse};
-use crate::body::protobuf::{decode_raw, to_json, Blob};
+use crate::body::protobuf::{decode_raw, to_json, Blob, SchemaError, Schemas};
 use crate::capture::Timestamp;
 use crate::proto::business::{self, BusinessHeader, Outcome, MAGIC};
-use crate::proto::commands::{response, CGI_NEWSYNC, IDENTIFY, NEWSYNC, SEQ_IDENTIFY};
+use crate::proto::commands::{
+    response, Mapping, Registry, CGI_NEWSYNC, IDENTIFY, NEWSYNC, SEQ_IDENTIFY,
+};
 use crate::proto::longlink::Header;
 use crate::track::synckey::{Message, Observation, Source};
 
@@ -163,7 +165,9 @@ pub fn decode(opts: &Options, h: &Header, body: &[u8], want_value: bool) -> Deco
         }
     }
     if body.first() == Some(&MAGIC) {
-        if let Some(b) = business(opts, body) {
+        // The cmd's message, when the profile maps it, is that of the
+        // business packet's plaintext (the real client's long link).
+        if let Some(b) = business(opts, body, opts.registry.message(h.cmd)) {
             d.value = b.body;
             d.business = Some(b.summary);
             d.uin = b.uin;
@@ -185,31 +189,72 @@ pub fn decode(opts: &Options, h: &Header, body: &[u8], want_value: bool) -> Deco
     if !want_value {
         return d;
     }
-    if let (Some(name), Some(schemas)) = (opts.registry.message(h.cmd), &opts.schemas) {
-        match schemas.decode(name, body) {
-            Ok(v) => {
-                d.value = v;
-                return d;
-            }
-            Err(e) => {
-                d.value = serde_json::to_value(SchemaError {
-                    schema_error: e.to_string(),
-                    raw: raw_or_blob(body),
-                })
-                .unwrap_or(Value::Null);
-                return d;
-            }
-        }
-    }
-    d.value = raw_or_blob(body);
+    d.value = schema_or_raw(opts, opts.registry.message(h.cmd), body);
     d
+}
+
+/// A body decoded with the message the profile maps it to (`message`),
+/// else schema-less ([`raw_or_blob`]). A body the message does not decode
+/// says why under `schema_error`, its schema-less view under `raw`.
+pub fn schema_or_raw(opts: &Options, message: Option<&str>, body: &[u8]) -> Value {
+    let (Some(name), Some(schemas)) = (message, &opts.schemas) else {
+        return raw_or_blob(body);
+    };
+    match schemas.decode(name, body) {
+        Ok(v) => v,
+        Err(e) => serde_json::to_value(SchemaFailure {
+            schema_error: e.to_string(),
+            raw: raw_or_blob(body),
+        })
+        .unwrap_or(Value::Null),
+    }
 }
 
 /// A body the profile's schema did not decode.
 #[derive(Serialize)]
-struct SchemaError {
+struct SchemaFailure {
     schema_error: String,
     raw: Value,
+}
+
+/// Why a profile's message mappings do not fit the `.proto` files.
+#[derive(Debug, thiserror::Error)]
+pub enum ProfileMessageError {
+    #[error(
+        "the profile maps the {mapping} body to message '{name}', but no .proto file \
+         was given: add --proto FILE.proto (the file that defines it; -I DIR for its \
+         imports), e.g. --proto proto/wechat.proto"
+    )]
+    NoSchemas { mapping: Mapping, name: String },
+    #[error("the profile's {mapping} message")]
+    Message {
+        mapping: Mapping,
+        #[source]
+        source: SchemaError,
+    },
+}
+
+/// Checks a profile's message names against the schemas before a capture
+/// is read and replaces each by the full name it resolves to (with or
+/// without its package). An unknown name (with close matches), an
+/// ambiguous one (with the candidates) or mappings without any schema are
+/// errors.
+pub fn resolve_profile(
+    registry: &mut Registry,
+    schemas: Option<&Schemas>,
+) -> Result<(), ProfileMessageError> {
+    let Some(schemas) = schemas else {
+        return match registry.mappings().next() {
+            Some((mapping, name)) => Err(ProfileMessageError::NoSchemas {
+                mapping,
+                name: name.to_owned(),
+            }),
+            None => Ok(()),
+        };
+    };
+    registry
+        .resolve_messages(|name| schemas.resolve(name))
+        .map_err(|(mapping, source)| ProfileMessageError::Message { mapping, source })
 }
 
 /// What a newsync message (plain protobuf) tells: its KeyBuf's SyncKey
@@ -255,7 +300,7 @@ struct RawProtobuf {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct BusinessSummary {
     pub cgi: u32,
-    pub cgi_name: Option<&'static str>,
+    pub cgi_name: Option<String>,
     pub algo: u8,
     pub compress: u8,
     pub uin: u32,
@@ -295,8 +340,11 @@ pub struct Business {
     pub msg_ids: Vec<String>,
 }
 
-/// Parses a `0xBF` business packet and, with a key log, decrypts it.
-pub fn business(opts: &Options, packet: &[u8]) -> Option<Business> {
+/// Parses a `0xBF` business packet and, with a key log, decrypts it. The
+/// plaintext is decoded with `message` when given (the long-link cmd's
+/// mapping), else with the message the profile maps the cgi to, else
+/// schema-less.
+pub fn business(opts: &Options, packet: &[u8], message: Option<&str>) -> Option<Business> {
     use sha2::{Digest, Sha256};
 
     let (h, body_off) = BusinessHeader::parse(packet).ok()?;
@@ -308,7 +356,7 @@ pub fn business(opts: &Options, packet: &[u8]) -> Option<Business> {
     let mut out = Business {
         summary: BusinessSummary {
             cgi: h.cgi,
-            cgi_name: crate::proto::commands::cgi_name(h.cgi),
+            cgi_name: opts.registry.cgi_name(h.cgi).map(str::to_owned),
             algo: h.algo.0,
             compress: h.compress.0,
             uin: h.uin,
@@ -330,7 +378,8 @@ pub fn business(opts: &Options, packet: &[u8]) -> Option<Business> {
             s.plaintext_len = Some(d.plaintext.len());
             s.plaintext_sha256 = Some(hex::encode(Sha256::digest(&d.plaintext)));
             s.keylog_lines = Some(d.key_lines);
-            out.body = raw_or_blob(&d.plaintext);
+            let message = message.or_else(|| opts.registry.cgi_message(h.cgi, h.is_response()));
+            out.body = schema_or_raw(opts, message, &d.plaintext);
             if h.cgi == CGI_NEWSYNC {
                 (out.synckey, out.msg_ids) = newsync_facts(&d.plaintext, h.is_response());
             }
@@ -401,6 +450,43 @@ mod tests {
         );
     }
 
+    /// A profile's names are resolved to full names before a capture is
+    /// read; mappings without schemas, unknown and ambiguous names are errors.
+    #[test]
+    fn profile_names_are_resolved_at_startup() {
+        let proto =
+            std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/proto/wechat.proto"));
+        let schemas = Schemas::compile(&[proto], &[]).unwrap();
+        let profile = |text: &str| {
+            let mut r = Registry::builtin();
+            r.apply_profile(text).unwrap();
+            r
+        };
+        let mut r = profile("[[cgi]]\ncgi = 138\nresponse = 'NewSyncResponse'\n");
+        assert!(matches!(
+            resolve_profile(&mut r.clone(), None),
+            Err(ProfileMessageError::NoSchemas { .. })
+        ));
+        resolve_profile(&mut r, Some(&schemas)).unwrap();
+        assert_eq!(r.cgi_message(138, true), Some("micromsg.NewSyncResponse"));
+        // Names only: nothing to resolve, no schema needed.
+        resolve_profile(&mut profile("[[cgi]]\ncgi = 1\nname = 'x'\n"), None).unwrap();
+        let e = resolve_profile(
+            &mut profile("[[command]]\ncmd = 121\nrequest = 'NewSyncRequets'\n"),
+            Some(&schemas),
+        )
+        .unwrap_err();
+        assert_eq!(e.to_string(), "the profile's cmd 121 request message");
+        let ProfileMessageError::Message { source, .. } = e else {
+            panic!("{e}")
+        };
+        assert!(
+            matches!(&source, SchemaError::UnknownMessage { close, .. }
+            if close == &["micromsg.NewSyncRequest"]),
+            "{source}"
+        );
+    }
+
     /// A business packet without a key log: the header's fields, not
     /// decrypted, and the encrypted body as a blob.
     #[test]
@@ -412,7 +498,7 @@ mod tests {
         .unwrap();
         let mut with_body = packet.clone();
         with_body.extend_from_slice(&[0xde, 0xad]);
-        let b = business(&Options::default(), &with_body).expect("a business packet");
+        let b = business(&Options::default(), &with_body, None).expect("a business packet");
         assert_eq!(
             serde_json::to_string(&b.summary).unwrap(),
             r#"{"cgi":763,"cgi_name":"secautoauth","algo":12,"compress":2,"uin":1505495844,"decrypted":false}"#
@@ -421,7 +507,7 @@ mod tests {
         assert_eq!(b.uin, Some(1505495844));
         assert!(b.synckey.is_none() && b.msg_ids.is_empty());
         assert_eq!(b.body, blob(&[0xde, 0xad]));
-        assert!(business(&Options::default(), b"\x0a\x00").is_none());
+        assert!(business(&Options::default(), b"\x0a\x00", None).is_none());
         // Through a long-link frame the summary is the record's `business`.
         let h = Header::new(crate::proto::commands::NEWSENDMSG, 3, with_body.len());
         let d = decode(&Options::default(), &h, &with_body, true);

@@ -52,7 +52,7 @@ use crate::track::pairing::{LatencyTable, Pairing};
 use crate::track::synckey::{Ids, Timeline};
 
 pub use crate::body::synckey::KeyMap;
-pub use decode::{BusinessSummary, SyncKeySource};
+pub use decode::{resolve_profile, BusinessSummary, ProfileMessageError, SyncKeySource};
 pub use mmtls::Crypto;
 pub use record::{FrameRecord, Layer};
 pub use report::{

@@ -209,7 +209,7 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
             Kind::Response => req.map(|r| r.latency_us(here.ts)),
             _ => None,
         };
-        let (body, business) = match decode::business(self.opts, packet) {
+        let (body, business) = match decode::business(self.opts, packet, None) {
             Some(b) => {
                 if let Some((source, keys)) = b.synckey {
                     self.synckey_seen(here, (b.uin, None), source, keys);
@@ -239,7 +239,7 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
         };
         let cgi_name = business
             .as_ref()
-            .and_then(|b| b.cgi_name.map(str::to_owned))
+            .and_then(|b| b.cgi_name.clone())
             .or_else(|| req.map(|r| r.cgi_name().to_owned()));
         self.report.short_links += 1;
         let rec = FrameRecord {

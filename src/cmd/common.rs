@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 
-use syncscope::analyze::Options;
+use syncscope::analyze::{resolve_profile, Options};
 use syncscope::body::protobuf::Schemas;
 use syncscope::proto::commands::Registry;
 use syncscope::proto::keylog::KeyLog;
@@ -28,13 +28,14 @@ pub struct DecodeArgs {
     /// Key log (JSON lines, OUTER/INNER keys) to decrypt MMTLS and business packets.
     #[arg(long, value_name = "FILE")]
     pub keylog: Option<PathBuf>,
-    /// .proto file to decode bodies with (repeatable); the profile maps cmds to messages.
+    /// .proto file to decode bodies with (repeatable); the profile maps cmds and cgis to messages.
     #[arg(long = "proto", value_name = "FILE.proto")]
     pub protos: Vec<PathBuf>,
     /// Include directory for imports in --proto files (repeatable).
     #[arg(short = 'I', value_name = "DIR")]
     pub includes: Vec<PathBuf>,
-    /// Profile (TOML) that names commands and maps them to protobuf messages.
+    /// Profile (TOML) that names long-link cmds and short-link cgis and maps their bodies to
+    /// protobuf messages (needs --proto when it maps messages).
     #[arg(long, value_name = "FILE.toml")]
     pub profile: Option<PathBuf>,
 }
@@ -87,14 +88,19 @@ impl DecodeArgs {
                 .apply_profile(&text)
                 .with_context(|| format!("profile {}", p.display()))?;
         }
-        let keylog = match &self.keylog {
-            Some(p) => Some(KeyLog::load(p)?),
-            None => None,
-        };
         let schemas = if self.protos.is_empty() {
             None
         } else {
             Some(Schemas::compile(&self.protos, &self.includes)?)
+        };
+        // The profile's message names are checked before the capture is read.
+        if let Some(p) = &self.profile {
+            resolve_profile(&mut registry, schemas.as_ref())
+                .with_context(|| format!("profile {}", p.display()))?;
+        }
+        let keylog = match &self.keylog {
+            Some(p) => Some(KeyLog::load(p)?),
+            None => None,
         };
         Ok(Options {
             registry,

@@ -4,18 +4,28 @@
 //! the examples take their numbers from here.
 //!
 //! [`Registry`] adds a user profile on top: names and which protobuf
-//! message a command's request and response bodies hold.
+//! message the request and response bodies of a long-link command or a
+//! short-link cgi hold.
 //!
 //! ```toml
-//! [[command]]
+//! [[command]]                          # a long-link cmd
 //! cmd = 121
 //! name = "newsync"
-//! request = "wechat.NewSyncRequest"    # optional: message of the request body
-//! response = "wechat.NewSyncResponse"  # optional: message of the response body
+//! request = "micromsg.NewSyncRequest"    # optional: message of the request body
+//! response = "micromsg.NewSyncResponse"  # optional: message of the response body
+//!
+//! [[cgi]]                              # a short-link cgi (business header)
+//! cgi = 138
+//! name = "newsync"
+//! request = "NewSyncRequest"           # the package may be left out when unique
+//! response = "NewSyncResponse"
 //! ```
+//!
+//! The message names are strings here; the analyzer resolves them against
+//! the compiled `.proto` files at start-up ([`Registry::resolve_messages`]).
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// A response's cmd is the request's plus this.
 pub const RESPONSE_OFFSET: u32 = 1_000_000_000;
@@ -110,8 +120,13 @@ const BUILTIN: &[(u32, &str)] = &[
 pub enum ProfileError {
     #[error("not valid TOML")]
     Toml(#[from] toml::de::Error),
-    #[error("profile command {index}: {reason}")]
-    Entry { index: usize, reason: String },
+    /// `table` is `command` or `cgi`, `index` counts from 0 in that table.
+    #[error("profile {table} {index}: {reason}")]
+    Entry {
+        table: &'static str,
+        index: usize,
+        reason: String,
+    },
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -119,6 +134,8 @@ pub enum ProfileError {
 struct Profile {
     #[serde(default)]
     command: Vec<Entry>,
+    #[serde(default)]
+    cgi: Vec<CgiEntry>,
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -130,12 +147,51 @@ struct Entry {
     response: Option<String>,
 }
 
-/// Command names and body message types.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CgiEntry {
+    cgi: u32,
+    name: Option<String>,
+    request: Option<String>,
+    response: Option<String>,
+}
+
+/// Which link a profile mapping is for: a long-link request cmd or a
+/// short-link cgi.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Target {
+    Cmd(u32),
+    Cgi(u32),
+}
+
+/// One message mapping of a profile: which body, which message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Mapping {
+    pub target: Target,
+    pub is_response: bool,
+}
+
+impl std::fmt::Display for Mapping {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let dir = if self.is_response {
+            "response"
+        } else {
+            "request"
+        };
+        match self.target {
+            Target::Cmd(c) => write!(f, "cmd {c} {dir}"),
+            Target::Cgi(c) => write!(f, "cgi {c} {dir}"),
+        }
+    }
+}
+
+/// Command names, cgi names and body message types.
 #[derive(Debug, Clone)]
 pub struct Registry {
     names: HashMap<u32, String>,
-    request_msg: HashMap<u32, String>,
-    response_msg: HashMap<u32, String>,
+    cgi_names: HashMap<u32, String>,
+    /// Message names by mapping (ordered: errors name the first bad one).
+    messages: BTreeMap<Mapping, String>,
 }
 
 impl Default for Registry {
@@ -149,31 +205,68 @@ impl Registry {
     pub fn builtin() -> Self {
         Registry {
             names: BUILTIN.iter().map(|&(c, n)| (c, n.to_owned())).collect(),
-            request_msg: HashMap::new(),
-            response_msg: HashMap::new(),
+            cgi_names: HashMap::new(),
+            messages: BTreeMap::new(),
         }
     }
 
     /// Applies a TOML profile on top of what is there.
     pub fn apply_profile(&mut self, text: &str) -> Result<(), ProfileError> {
         let p: Profile = toml::from_str(text)?;
+        let empty = |table, index, what: String| ProfileError::Entry {
+            table,
+            index,
+            reason: format!("{what} sets neither name, request nor response"),
+        };
         for (index, e) in p.command.into_iter().enumerate() {
             if e.name.is_none() && e.request.is_none() && e.response.is_none() {
-                return Err(ProfileError::Entry {
-                    index,
-                    reason: format!("cmd {} sets neither name, request nor response", e.cmd),
-                });
+                return Err(empty("command", index, format!("cmd {}", e.cmd)));
             }
             if let Some(n) = e.name {
                 self.names.insert(e.cmd, n);
             }
-            let req = e.cmd % RESPONSE_OFFSET;
-            if let Some(m) = e.request {
-                self.request_msg.insert(req, m);
+            self.map(Target::Cmd(e.cmd % RESPONSE_OFFSET), e.request, e.response);
+        }
+        for (index, e) in p.cgi.into_iter().enumerate() {
+            if e.name.is_none() && e.request.is_none() && e.response.is_none() {
+                return Err(empty("cgi", index, format!("cgi {}", e.cgi)));
             }
-            if let Some(m) = e.response {
-                self.response_msg.insert(req, m);
+            if let Some(n) = e.name {
+                self.cgi_names.insert(e.cgi, n);
             }
+            self.map(Target::Cgi(e.cgi), e.request, e.response);
+        }
+        Ok(())
+    }
+
+    fn map(&mut self, target: Target, request: Option<String>, response: Option<String>) {
+        for (is_response, m) in [(false, request), (true, response)] {
+            if let Some(m) = m {
+                self.messages.insert(
+                    Mapping {
+                        target,
+                        is_response,
+                    },
+                    m,
+                );
+            }
+        }
+    }
+
+    /// Every message mapping of the profile, in order (cmds, then cgis).
+    pub fn mappings(&self) -> impl Iterator<Item = (Mapping, &str)> {
+        self.messages.iter().map(|(&k, v)| (k, v.as_str()))
+    }
+
+    /// Replaces every mapped message name by what `resolve` makes of it
+    /// (the full name of the message it finds), stopping at the first
+    /// error, which comes back with the mapping it is about.
+    pub fn resolve_messages<E>(
+        &mut self,
+        mut resolve: impl FnMut(&str) -> Result<String, E>,
+    ) -> Result<(), (Mapping, E)> {
+        for (k, v) in self.messages.iter_mut() {
+            *v = resolve(v).map_err(|e| (*k, e))?;
         }
         Ok(())
     }
@@ -193,13 +286,33 @@ impl Registry {
 
     /// The protobuf message of a frame body, when the profile maps it.
     pub fn message(&self, cmd: u32) -> Option<&str> {
-        if cmd >= RESPONSE_OFFSET {
-            self.response_msg
-                .get(&(cmd - RESPONSE_OFFSET))
-                .map(String::as_str)
-        } else {
-            self.request_msg.get(&cmd).map(String::as_str)
-        }
+        let mapping = Mapping {
+            target: Target::Cmd(if cmd >= RESPONSE_OFFSET {
+                cmd - RESPONSE_OFFSET
+            } else {
+                cmd
+            }),
+            is_response: cmd >= RESPONSE_OFFSET,
+        };
+        self.messages.get(&mapping).map(String::as_str)
+    }
+
+    /// The name of a short-link cgi: the profile's, else the built-in one.
+    pub fn cgi_name(&self, cgi: u32) -> Option<&str> {
+        self.cgi_names
+            .get(&cgi)
+            .map(String::as_str)
+            .or_else(|| cgi_name(cgi))
+    }
+
+    /// The protobuf message of a business packet's body with this cgi,
+    /// when the profile maps it.
+    pub fn cgi_message(&self, cgi: u32, is_response: bool) -> Option<&str> {
+        let mapping = Mapping {
+            target: Target::Cgi(cgi),
+            is_response,
+        };
+        self.messages.get(&mapping).map(String::as_str)
     }
 }
 
@@ -263,5 +376,73 @@ mod tests {
         assert!(r
             .apply_profile("[[command]]\ncmd = 5\nnmae = 'typo'")
             .is_err());
+        let e = r.apply_profile("[[cgi]]\ncgi = 138\n").unwrap_err();
+        assert!(matches!(
+            e,
+            ProfileError::Entry {
+                table: "cgi",
+                index: 0,
+                ..
+            }
+        ));
+        assert_eq!(
+            e.to_string(),
+            "profile cgi 0: cgi 138 sets neither name, request nor response"
+        );
+        assert!(r.apply_profile("[[cgi]]\ncmd = 138\nname = 'x'").is_err());
+    }
+
+    /// `[[cgi]]` tables name short-link cgis and map their bodies; the
+    /// mappings come out in order and can be resolved in place.
+    #[test]
+    fn profile_maps_cgis() {
+        let mut r = Registry::builtin();
+        r.apply_profile(
+            r#"
+            [[command]]
+            cmd = 1000000121
+            response = "NewSyncResponse"
+            [[cgi]]
+            cgi = 138
+            request = "NewSyncRequest"
+            response = "NewSyncResponse"
+            [[cgi]]
+            cgi = 4242
+            name = "mycgi"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(r.cgi_name(138), Some("newsync"));
+        assert_eq!(r.cgi_name(4242), Some("mycgi"));
+        assert_eq!(r.cgi_name(4243), None);
+        assert_eq!(r.cgi_message(138, false), Some("NewSyncRequest"));
+        assert_eq!(r.cgi_message(138, true), Some("NewSyncResponse"));
+        assert_eq!(r.cgi_message(4242, false), None);
+        // A response cmd in [[command]] maps the response of its request.
+        assert_eq!(r.message(1_000_000_121), Some("NewSyncResponse"));
+        assert_eq!(r.message(121), None);
+        let listed: Vec<String> = r.mappings().map(|(m, n)| format!("{m}: {n}")).collect();
+        assert_eq!(
+            listed,
+            [
+                "cmd 121 response: NewSyncResponse",
+                "cgi 138 request: NewSyncRequest",
+                "cgi 138 response: NewSyncResponse",
+            ]
+        );
+        r.resolve_messages(|n| Ok::<_, ()>(format!("mm.{n}")))
+            .unwrap();
+        assert_eq!(r.cgi_message(138, true), Some("mm.NewSyncResponse"));
+        let err = r
+            .resolve_messages(|n| {
+                if n.ends_with("Request") {
+                    Err(n.to_owned())
+                } else {
+                    Ok(n.to_owned())
+                }
+            })
+            .unwrap_err();
+        assert_eq!(err.0.to_string(), "cgi 138 request");
+        assert_eq!(err.1, "mm.NewSyncRequest");
     }
 }

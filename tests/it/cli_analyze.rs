@@ -6,14 +6,14 @@ use serde_json::Value;
 
 use crate::common::shared;
 
-fn syncscope(args: &[&str]) -> Output {
+pub(crate) fn syncscope(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_syncscope"))
         .args(args)
         .output()
         .expect("run syncscope")
 }
 
-fn wechat(name: &str) -> String {
+pub(crate) fn wechat(name: &str) -> String {
     shared()
         .join("corpus/wechat")
         .join(name)
@@ -25,11 +25,11 @@ fn sample() -> String {
     concat!(env!("CARGO_MANIFEST_DIR"), "/samples/longlink-8080.pcap").to_owned()
 }
 
-fn stderr(o: &Output) -> String {
+pub(crate) fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-fn ndjson(o: &Output) -> Vec<Value> {
+pub(crate) fn ndjson(o: &Output) -> Vec<Value> {
     assert!(o.status.success(), "{}", stderr(o));
     String::from_utf8_lossy(&o.stdout)
         .lines()

@@ -12,6 +12,7 @@ mod net;
 mod net_fault;
 mod net_web;
 mod prefixes;
+mod profiles;
 mod reassembly_model;
 #[cfg(feature = "live")]
 mod sniff;

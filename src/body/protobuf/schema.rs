@@ -2,7 +2,9 @@
 
 use std::path::PathBuf;
 
-use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor, SerializeOptions};
+use prost_reflect::{
+    DescriptorPool, DynamicMessage, MessageDescriptor, ReflectMessage, SerializeOptions,
+};
 
 use super::raw::{decode_raw, to_json};
 
@@ -148,6 +150,13 @@ impl Schemas {
         })
     }
 
+    /// The full name of the message `name` finds (see [`Schemas::message`]):
+    /// what a profile's names are resolved to before a capture is read,
+    /// so that decoding looks them up directly.
+    pub fn resolve(&self, name: &str) -> Result<String, SchemaError> {
+        self.message(name).map(|m| m.full_name().to_owned())
+    }
+
     /// Decodes `bytes` as `message_name`.
     pub fn decode_message(
         &self,
@@ -170,7 +179,7 @@ impl Schemas {
         bytes: &[u8],
     ) -> Result<serde_json::Value, SchemaError> {
         let msg = self.decode_message(message_name, bytes)?;
-        let full_name = self.message(message_name)?.full_name().to_owned();
+        let full_name = msg.descriptor().full_name().to_owned();
         let options = SerializeOptions::new()
             .use_proto_field_name(true)
             .stringify_64_bit_integers(false);
