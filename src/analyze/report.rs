@@ -9,6 +9,7 @@ use crate::capture::Timestamp;
 use crate::detect::Protocol;
 use crate::flow::{Direction, FlowSummary};
 use crate::proto::longlink::Kind;
+use crate::report::{Bounded, Kinded, Overflow};
 use crate::track::pairing::{Latency, PairCounts};
 
 /// The kinds of anomaly the analyzer reports (the `kind` of an
@@ -202,6 +203,14 @@ pub struct Unanswered {
     pub seq: u32,
 }
 
+/// Unanswered requests are capped and counted per request cmd.
+impl Kinded for Unanswered {
+    type Kind = u32;
+    fn kind(&self) -> u32 {
+        self.cmd
+    }
+}
+
 /// An anomaly with where it happened.
 #[derive(Debug, Clone, Serialize)]
 pub struct AnomalyRow {
@@ -211,6 +220,14 @@ pub struct AnomalyRow {
     pub offset: u64,
     pub kind: AnomalyKind,
     pub detail: String,
+}
+
+/// Anomalies are capped and counted per kind.
+impl Kinded for AnomalyRow {
+    type Kind = &'static str;
+    fn kind(&self) -> &'static str {
+        self.kind.as_str()
+    }
 }
 
 /// Per-connection pairing figures.
@@ -231,14 +248,23 @@ pub struct Report {
     pub commands: Vec<CmdRow>,
     pub latency: Vec<LatencyRow>,
     pub pairing_by_conn: Vec<ConnPairing>,
-    pub unanswered: Vec<Unanswered>,
+    /// The first unanswered requests of each cmd (`--max-examples`).
+    pub unanswered: Bounded<Unanswered>,
+    /// Only when some unanswered requests are not listed: how many, and
+    /// the count per request cmd.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unanswered_omitted: Option<Overflow<u32>>,
     pub mmtls: MmtlsTotals,
     /// Short-link messages dissected (requests and responses).
     pub short_links: u64,
     pub synckeys: Vec<SyncKeySeen>,
     /// SyncKey timelines per user (uin or web sid), binary and web flows together.
     pub sessions: Vec<crate::track::synckey::Session>,
-    pub anomalies: Vec<AnomalyRow>,
+    /// The first anomalies of each kind (`--max-examples`), by connection and offset.
+    pub anomalies: Bounded<AnomalyRow>,
+    /// Only when some anomalies are not listed: how many, and the count per kind.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub anomalies_omitted: Option<Overflow<&'static str>>,
     #[serde(skip)]
     pub(super) pairing: Vec<(u64, PairCounts, Latency)>,
     #[serde(skip)]
@@ -246,6 +272,13 @@ pub struct Report {
 }
 
 impl Report {
+    /// Lists at most `n` anomalies of each kind and unanswered requests of
+    /// each cmd (all are counted); call before the first event.
+    pub fn set_max_examples(&mut self, n: usize) {
+        self.anomalies.set_max_per_kind(n);
+        self.unanswered.set_max_per_kind(n);
+    }
+
     pub(super) fn add_frame(&mut self, cmd: u32, name: Option<String>, len: u64, kind: Kind) {
         let row = self.cmds.entry(cmd).or_insert_with(|| CmdRow {
             cmd,
@@ -313,7 +346,20 @@ impl Report {
                 heartbeat_interval,
             })
             .collect();
-        self.anomalies.sort_by_key(|a| (a.conn, a.offset));
+        self.anomalies
+            .kept_mut()
+            .sort_by_key(|a| (a.conn, a.offset));
+        self.anomalies_omitted = self.anomalies.overflow();
+        self.unanswered_omitted = self.unanswered.overflow();
+    }
+}
+
+impl<F: FnMut(&super::FrameRecord)> super::Analyzer<'_, F> {
+    /// Lists at most `n` anomalies of each kind and unanswered requests of
+    /// each cmd in the report (1000 by default; all are counted).
+    pub fn max_examples(mut self, n: usize) -> Self {
+        self.report.set_max_examples(n);
+        self
     }
 }
 

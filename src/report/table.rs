@@ -328,10 +328,10 @@ pub fn analyze(r: &crate::analyze::Report) -> String {
         }
         let _ = writeln!(s, "{t}\n");
     }
-    if r.anomalies.is_empty() {
+    if r.anomalies.total() == 0 {
         let _ = writeln!(s, "Anomalies: none");
     } else {
-        let _ = writeln!(s, "Anomalies: {}", r.anomalies.len());
+        let _ = writeln!(s, "Anomalies: {}", r.anomalies.total());
         let mut t = table(vec!["conn", "dir", "offset", "kind", "detail"]);
         for a in r.anomalies.iter().take(200) {
             t.add_row(vec![
@@ -343,15 +343,25 @@ pub fn analyze(r: &crate::analyze::Report) -> String {
             ]);
         }
         let _ = writeln!(s, "{t}");
-        if r.anomalies.len() > 200 {
+        let more = r.anomalies.total() - r.anomalies.len().min(200) as u64;
+        if let Some(o) = &r.anomalies_omitted {
             let _ = writeln!(
                 s,
-                "({} more; --format json lists all)",
-                r.anomalies.len() - 200
+                "({more} more; --format json lists the first {} of each kind: {})",
+                o.max_per_kind,
+                counts(&o.counts)
             );
+        } else if more > 0 {
+            let _ = writeln!(s, "({more} more; --format json lists all)");
         }
     }
     s
+}
+
+/// `kind count, kind count` of a per-kind tally.
+fn counts<K: std::fmt::Display>(c: &std::collections::BTreeMap<K, u64>) -> String {
+    let v: Vec<String> = c.iter().map(|(k, n)| format!("{k} {n}")).collect();
+    v.join(", ")
 }
 
 /// The `sync` timeline: per session, every SyncKey observation with what
