@@ -461,6 +461,79 @@ mod tests {
     }
 
     #[test]
+    fn a_server_echo_of_a_client_request_is_its_response() {
+        use Direction::{ClientToServer as C2S, ServerToClient as S2C};
+        let mut p = Pairing::new();
+        let mut lat = LatencyTable::default();
+        let noop = Header::new(NOOP, SEQ_HEARTBEAT, 0);
+        let sync = Header::new(NEWSYNC, 3, 0);
+        assert_eq!(
+            p.frame_from(C2S, &noop, t(0), 1, &mut lat),
+            Paired::Heartbeat
+        );
+        assert_eq!(
+            p.frame_from(C2S, &sync, t(5), 2, &mut lat),
+            Paired::Request { duplicate: false }
+        );
+        let echo = p.frame_from(S2C, &noop, t(30), 3, &mut lat);
+        assert_eq!(
+            echo,
+            Paired::Echo {
+                latency_ns: 30_000_000,
+                request_frame: 1
+            }
+        );
+        assert_eq!(
+            (echo.kind(&noop), echo.latency_ns()),
+            (Kind::Response, Some(30_000_000))
+        );
+        // A 10^9 answer on the same connection pairs as before.
+        let r = p.frame_from(
+            S2C,
+            &Header::new(response(NEWSYNC), 3, 0),
+            t(45),
+            4,
+            &mut lat,
+        );
+        assert_eq!(r.latency_ns(), Some(40_000_000));
+        assert_eq!(
+            r.kind(&Header::new(response(NEWSYNC), 3, 0)),
+            Kind::Response
+        );
+        // A server noop with nothing outstanding is the server's own
+        // heartbeat, and a second one its resend (a server request is
+        // never taken for an echo); a client request sent twice is a resend.
+        assert_eq!(
+            p.frame_from(S2C, &noop, t(50), 5, &mut lat),
+            Paired::Heartbeat
+        );
+        assert_eq!(
+            p.frame_from(S2C, &noop, t(55), 6, &mut lat),
+            Paired::Heartbeat
+        );
+        assert_eq!(
+            p.frame_from(C2S, &sync, t(60), 7, &mut lat),
+            Paired::Request { duplicate: false }
+        );
+        assert_eq!(
+            p.frame_from(C2S, &sync, t(61), 8, &mut lat),
+            Paired::Request { duplicate: true }
+        );
+        // Without a direction there is no echo: the old reading.
+        assert_eq!(
+            p.frame(&sync, t(62), 9, &mut lat),
+            Paired::Request { duplicate: true }
+        );
+        let c = p.counts().clone();
+        assert_eq!((c.pairs, c.echoes, c.responses), (2, 1, 2));
+        assert_eq!(c.duplicate_requests, 3);
+        assert_eq!(p.finish(), vec![(NOOP, SEQ_HEARTBEAT, 6), (NEWSYNC, 3, 9)]);
+        let figs = lat.figures();
+        assert_eq!(figs[0].0, NOOP);
+        assert_eq!((figs[0].1.count, figs[0].1.max_us), (1, 30_000));
+    }
+
+    #[test]
     fn percentiles_are_nearest_rank() {
         let mut s = Samples::default();
         for us in 1..=100 {
