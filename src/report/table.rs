@@ -268,10 +268,10 @@ pub fn analyze(r: &crate::analyze::Report) -> String {
             m.failed
         );
     }
-    if !r.synckeys.is_empty() {
+    if r.synckeys.total() > 0 {
         let _ = writeln!(s, "SyncKeys seen:");
         let mut t = table(vec!["ts", "conn", "dir", "source", "keys", "values"]);
-        for k in &r.synckeys {
+        for k in r.synckeys.iter() {
             let preview: Vec<String> = k
                 .keys
                 .iter()
@@ -291,7 +291,20 @@ pub fn analyze(r: &crate::analyze::Report) -> String {
                 ),
             ]);
         }
-        let _ = writeln!(s, "{t}\n");
+        match &r.synckeys_omitted {
+            Some(o) => {
+                let _ = writeln!(
+                    s,
+                    "{t}\n({} more; the first {} of each source are listed: {})\n",
+                    o.omitted,
+                    o.max_per_kind,
+                    counts(&o.counts)
+                );
+            }
+            None => {
+                let _ = writeln!(s, "{t}\n");
+            }
+        }
     }
     if !r.sessions.is_empty() {
         let _ = writeln!(
