@@ -118,14 +118,10 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
         let frame_no = conn.frames;
         let paired = conn
             .pairing
-            .frame(&h, here.ts, frame_no, &mut self.latencies);
-        let latency_us = match paired {
-            Paired::Response {
-                latency_ns: Some(ns),
-                ..
-            } => Some(micros(ns)),
-            _ => None,
-        };
+            .frame_from(here.dir, &h, here.ts, frame_no, &mut self.latencies);
+        let latency_us = paired.latency_ns().map(micros);
+        // The header's kind, or response for a Mars echo.
+        let kind = paired.kind(&h);
         if let Paired::Request { duplicate: true } = paired {
             self.anomaly(
                 here.conn,
@@ -137,14 +133,14 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
         }
         let name = self.opts.registry.name(h.cmd).map(|n| n.into_owned());
         self.report
-            .add_frame(h.cmd, name.clone(), h.len as u64, h.kind());
+            .add_frame(h.cmd, name.clone(), h.len as u64, kind);
         let ids = Ids {
             uin: None,
             sid: None,
             device: None,
             conn: here.conn,
         };
-        match HeaderFact::of(&h) {
+        match HeaderFact::of(&h).filter(|_| kind == h.kind()) {
             Some(HeaderFact::Notified) => self.timeline.notified(ids, here.ts, None),
             Some(HeaderFact::SyncRequest) => self.timeline.sync_request(ids, here.ts),
             None => {}
@@ -156,7 +152,7 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
             return;
         }
         let decoded = decode::decode(self.opts, &h, body, self.records);
-        if h.kind() == Kind::Response && h.request_cmd() == NEWSYNC && decoded.synckey.is_some() {
+        if kind == Kind::Response && h.request_cmd() == NEWSYNC && decoded.synckey.is_some() {
             let ids = Ids {
                 uin: decoded.uin,
                 ..ids
@@ -189,7 +185,7 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
                 .business
                 .as_ref()
                 .map(decode::BusinessSummary::to_value),
-            ..FrameRecord::new(here, Layer::Longlink, h.kind(), offset, h.len as u64)
+            ..FrameRecord::new(here, Layer::Longlink, kind, offset, h.len as u64)
         };
         (self.out)(&rec);
     }

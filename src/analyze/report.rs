@@ -9,6 +9,7 @@ use crate::capture::Timestamp;
 use crate::detect::Protocol;
 use crate::flow::{Direction, FlowSummary};
 use crate::proto::longlink::Kind;
+use crate::report::{Bounded, Kinded, Overflow};
 use crate::track::pairing::{Latency, PairCounts};
 
 /// The kinds of anomaly the analyzer reports (the `kind` of an
@@ -193,6 +194,14 @@ pub struct SyncKeySeen {
     pub keys: KeyMap,
 }
 
+/// SyncKeys seen are capped and counted per message they came in.
+impl Kinded for SyncKeySeen {
+    type Kind = &'static str;
+    fn kind(&self) -> &'static str {
+        self.source.as_str()
+    }
+}
+
 /// A request never answered.
 #[derive(Debug, Clone, Serialize)]
 pub struct Unanswered {
@@ -200,6 +209,14 @@ pub struct Unanswered {
     pub cmd: u32,
     pub name: String,
     pub seq: u32,
+}
+
+/// Unanswered requests are capped and counted per request cmd.
+impl Kinded for Unanswered {
+    type Kind = u32;
+    fn kind(&self) -> u32 {
+        self.cmd
+    }
 }
 
 /// An anomaly with where it happened.
@@ -211,6 +228,14 @@ pub struct AnomalyRow {
     pub offset: u64,
     pub kind: AnomalyKind,
     pub detail: String,
+}
+
+/// Anomalies are capped and counted per kind.
+impl Kinded for AnomalyRow {
+    type Kind = &'static str;
+    fn kind(&self) -> &'static str {
+        self.kind.as_str()
+    }
 }
 
 /// Per-connection pairing figures.
@@ -231,14 +256,27 @@ pub struct Report {
     pub commands: Vec<CmdRow>,
     pub latency: Vec<LatencyRow>,
     pub pairing_by_conn: Vec<ConnPairing>,
-    pub unanswered: Vec<Unanswered>,
+    /// The first unanswered requests of each cmd (`--max-examples`).
+    pub unanswered: Bounded<Unanswered>,
+    /// Only when some unanswered requests are not listed: how many, and
+    /// the count per request cmd.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unanswered_omitted: Option<Overflow<u32>>,
     pub mmtls: MmtlsTotals,
     /// Short-link messages dissected (requests and responses).
     pub short_links: u64,
-    pub synckeys: Vec<SyncKeySeen>,
+    /// The first SyncKeys seen in each kind of message (`--max-examples`).
+    pub synckeys: Bounded<SyncKeySeen>,
+    /// Only when some SyncKeys are not listed: how many, and the count per message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub synckeys_omitted: Option<Overflow<&'static str>>,
     /// SyncKey timelines per user (uin or web sid), binary and web flows together.
     pub sessions: Vec<crate::track::synckey::Session>,
-    pub anomalies: Vec<AnomalyRow>,
+    /// The first anomalies of each kind (`--max-examples`), by connection and offset.
+    pub anomalies: Bounded<AnomalyRow>,
+    /// Only when some anomalies are not listed: how many, and the count per kind.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub anomalies_omitted: Option<Overflow<&'static str>>,
     #[serde(skip)]
     pub(super) pairing: Vec<(u64, PairCounts, Latency)>,
     #[serde(skip)]
@@ -246,6 +284,15 @@ pub struct Report {
 }
 
 impl Report {
+    /// Lists at most `n` anomalies of each kind, unanswered requests of
+    /// each cmd and SyncKeys of each source message (all are counted); call
+    /// before the first event.
+    pub fn set_max_examples(&mut self, n: usize) {
+        self.anomalies.set_max_per_kind(n);
+        self.unanswered.set_max_per_kind(n);
+        self.synckeys.set_max_per_kind(n);
+    }
+
     pub(super) fn add_frame(&mut self, cmd: u32, name: Option<String>, len: u64, kind: Kind) {
         let row = self.cmds.entry(cmd).or_insert_with(|| CmdRow {
             cmd,
@@ -313,7 +360,22 @@ impl Report {
                 heartbeat_interval,
             })
             .collect();
-        self.anomalies.sort_by_key(|a| (a.conn, a.offset));
+        self.anomalies
+            .kept_mut()
+            .sort_by_key(|a| (a.conn, a.offset));
+        self.anomalies_omitted = self.anomalies.overflow();
+        self.unanswered_omitted = self.unanswered.overflow();
+        self.synckeys_omitted = self.synckeys.overflow();
+    }
+}
+
+impl<F: FnMut(&super::FrameRecord)> super::Analyzer<'_, F> {
+    /// Lists at most `n` anomalies of each kind, unanswered requests of each
+    /// cmd and SyncKeys of each source message in the report (1000 by
+    /// default; all are counted).
+    pub fn max_examples(mut self, n: usize) -> Self {
+        self.report.set_max_examples(n);
+        self
     }
 }
 
@@ -337,6 +399,53 @@ mod tests {
             serde_json::to_string(&ConnKind::MmtlsShort).unwrap(),
             r#""mmtls_short""#
         );
+    }
+
+    #[test]
+    fn lists_over_the_cap_say_what_they_left_out() {
+        let mut r = Report::default();
+        r.set_max_examples(1);
+        for (i, source) in [
+            SyncKeySource::NewsyncRequest,
+            SyncKeySource::NewsyncRequest,
+            SyncKeySource::NewsyncResponse,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            r.synckeys.push(SyncKeySeen {
+                ts: Timestamp::new(i as i64, 0, 6),
+                conn: 0,
+                dir: Direction::ClientToServer,
+                source,
+                keys: KeyMap::default(),
+            });
+        }
+        for offset in [30, 10] {
+            r.anomalies.push(AnomalyRow {
+                conn: 1,
+                dir: Direction::ServerToClient,
+                offset,
+                kind: AnomalyKind::Gap,
+                detail: String::new(),
+            });
+        }
+        r.finish();
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["synckeys"].as_array().unwrap().len(), 2);
+        assert_eq!(
+            v["synckeys_omitted"],
+            serde_json::json!({"omitted": 1, "max_per_kind": 1,
+                "counts": {"newsync_request": 2, "newsync_response": 1}})
+        );
+        // The first one of the kind is kept, whatever its offset.
+        assert_eq!(v["anomalies"][0]["offset"], 30);
+        assert_eq!(
+            v["anomalies_omitted"]["counts"],
+            serde_json::json!({"gap": 2})
+        );
+        assert!(v.get("unanswered_omitted").is_none());
+        assert_eq!(v["unanswered"], serde_json::json!([]));
     }
 
     #[test]

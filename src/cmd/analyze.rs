@@ -15,11 +15,15 @@ pub struct Args {
     #[arg(long, default_value_t = Format::Table,
           value_parser = format_parser(&[Format::Table, Format::Json]))]
     pub format: Format,
+    /// Anomalies of each kind, and unanswered requests of each cmd, listed at most
+    /// (all are counted; the report says how many were left out).
+    #[arg(long, default_value_t = report::DEFAULT_MAX_EXAMPLES, value_name = "N")]
+    pub max_examples: usize,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut printer = report::printer(args.format, io::BufWriter::new(io::stdout().lock()));
-    let (report, summary) = super::report_only(&args.common)?;
+    let (report, summary) = super::report_only(&args.common, args.max_examples)?;
     printer.begin()?;
     printer.record(&report)?;
     printer.end()?;

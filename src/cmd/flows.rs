@@ -49,6 +49,9 @@ pub struct Args {
     #[arg(long, default_value_t = flow::DEFAULT_MAX_FLOWS as u32, value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..))]
     pub max_flows: u32,
+    /// Anomalies of each kind listed by `-v` at most (all are counted).
+    #[arg(long, default_value_t = report::DEFAULT_MAX_EXAMPLES, value_name = "N")]
+    pub max_examples: usize,
 }
 
 impl Args {
@@ -74,17 +77,24 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut printer = report::printer(args.format, io::BufWriter::new(io::stdout().lock()));
     printer.begin()?;
     let mut sink = FlowsSink::new(args.hash, args.dump.clone(), Some(printer))
-        .with_context(|| format!("cannot create dump directory {:?}", args.dump))?;
+        .with_context(|| format!("cannot create dump directory {:?}", args.dump))?
+        .max_examples(args.max_examples);
     let summary = super::run_with_progress(&args.capture, args.quiet, &mut reader, |r, tick| {
         pipeline::run(r, cfg, &mut sink, tick)
     });
     sink.finish().context("writing output")?;
 
     if args.verbose {
-        for a in &sink.anomalies {
+        for a in sink.anomalies.iter() {
             eprintln!(
                 "anomaly: {}",
                 serde_json::to_string(a).map_err(io::Error::from)?
+            );
+        }
+        if let Some(o) = sink.anomalies.overflow() {
+            eprintln!(
+                "anomalies not listed: {} (the first {} of each kind are; --max-examples N)",
+                o.omitted, o.max_per_kind
             );
         }
     }

@@ -64,13 +64,17 @@ pub fn run_with_progress(
     summary
 }
 
-/// Runs the analyzer over the capture for its report only (no frame records).
+/// Runs the analyzer over the capture for its report only (no frame
+/// records), listing `max_examples` anomalies of each kind at most.
 pub fn report_only(
     args: &common::DissectArgs,
+    max_examples: usize,
 ) -> anyhow::Result<(syncscope::analyze::Report, RunSummary)> {
     let opts = args.options()?;
     let mut reader = Reader::open(&args.capture)?;
-    let mut an = syncscope::analyze::Analyzer::new(&opts, |_| {}).without_records();
+    let mut an = syncscope::analyze::Analyzer::new(&opts, |_| {})
+        .without_records()
+        .max_examples(max_examples);
     let summary = run_with_progress(&args.capture, args.quiet, &mut reader, |r, tick| {
         syncscope::pipeline::run(r, args.flow_config(), &mut an, tick)
     });

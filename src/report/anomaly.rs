@@ -11,3 +11,11 @@ pub struct AnomalyRecord {
     #[serde(flatten)]
     pub anomaly: Anomaly,
 }
+
+/// Capped per reassembly anomaly kind in the `flows` sink.
+impl super::Kinded for AnomalyRecord {
+    type Kind = &'static str;
+    fn kind(&self) -> &'static str {
+        self.anomaly.kind()
+    }
+}

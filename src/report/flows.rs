@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use super::printer::Printer;
-use super::AnomalyRecord;
+use super::{AnomalyRecord, Bounded};
 use crate::capture::Timestamp;
 use crate::flow::{Direction, FlowMeta, FlowSummary, Side, Sink};
 use crate::reassembly::{self, Event};
@@ -67,9 +67,8 @@ pub struct FlowsSink {
     printer: Option<Box<dyn Printer<FlowRow>>>,
     rows: Vec<FlowRow>,
     keep_rows: bool,
-    pub anomalies: Vec<AnomalyRecord>,
-    /// Anomalies kept in `anomalies` at most (all are counted in the run summary).
-    pub max_anomalies: usize,
+    /// The first anomalies of each kind (all are counted here and in the run summary).
+    pub anomalies: Bounded<AnomalyRecord>,
     error: Option<io::Error>,
 }
 
@@ -94,10 +93,16 @@ impl FlowsSink {
             printer,
             rows: Vec::new(),
             keep_rows,
-            anomalies: Vec::new(),
-            max_anomalies: 1000,
+            anomalies: Bounded::default(),
             error: None,
         })
+    }
+
+    /// Keeps at most `n` anomalies of each kind (1000 by default); call
+    /// before the run.
+    pub fn max_examples(mut self, n: usize) -> Self {
+        self.anomalies.set_max_per_kind(n);
+        self
     }
 
     /// Records of ended connections, sorted by id.
@@ -238,7 +243,7 @@ impl Sink for FlowsSink {
                     }
                 }
             }
-            Event::Anomaly(a) if self.anomalies.len() < self.max_anomalies => {
+            Event::Anomaly(a) => {
                 self.anomalies.push(AnomalyRecord {
                     conn: meta.id,
                     dir: meta.direction(side),

@@ -4,6 +4,7 @@
 //! comfy-table (in [`table`]).
 
 mod anomaly;
+pub mod bounded;
 pub mod flows;
 pub mod printer;
 mod records;
@@ -11,6 +12,7 @@ mod summary;
 pub mod table;
 
 pub use anomaly::AnomalyRecord;
+pub use bounded::{Bounded, Kinded, Overflow, DEFAULT_MAX_EXAMPLES};
 pub use flows::{DirRecord, FlowRecord, FlowRow, FlowsSink};
 pub use printer::{printer, streaming, Format, Printer, Record, Row};
 pub use summary::summary;

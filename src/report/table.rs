@@ -268,10 +268,10 @@ pub fn analyze(r: &crate::analyze::Report) -> String {
             m.failed
         );
     }
-    if !r.synckeys.is_empty() {
+    if r.synckeys.total() > 0 {
         let _ = writeln!(s, "SyncKeys seen:");
         let mut t = table(vec!["ts", "conn", "dir", "source", "keys", "values"]);
-        for k in &r.synckeys {
+        for k in r.synckeys.iter() {
             let preview: Vec<String> = k
                 .keys
                 .iter()
@@ -291,7 +291,20 @@ pub fn analyze(r: &crate::analyze::Report) -> String {
                 ),
             ]);
         }
-        let _ = writeln!(s, "{t}\n");
+        match &r.synckeys_omitted {
+            Some(o) => {
+                let _ = writeln!(
+                    s,
+                    "{t}\n({} more; the first {} of each source are listed: {})\n",
+                    o.omitted,
+                    o.max_per_kind,
+                    counts(&o.counts)
+                );
+            }
+            None => {
+                let _ = writeln!(s, "{t}\n");
+            }
+        }
     }
     if !r.sessions.is_empty() {
         let _ = writeln!(
@@ -328,10 +341,10 @@ pub fn analyze(r: &crate::analyze::Report) -> String {
         }
         let _ = writeln!(s, "{t}\n");
     }
-    if r.anomalies.is_empty() {
+    if r.anomalies.total() == 0 {
         let _ = writeln!(s, "Anomalies: none");
     } else {
-        let _ = writeln!(s, "Anomalies: {}", r.anomalies.len());
+        let _ = writeln!(s, "Anomalies: {}", r.anomalies.total());
         let mut t = table(vec!["conn", "dir", "offset", "kind", "detail"]);
         for a in r.anomalies.iter().take(200) {
             t.add_row(vec![
@@ -343,15 +356,25 @@ pub fn analyze(r: &crate::analyze::Report) -> String {
             ]);
         }
         let _ = writeln!(s, "{t}");
-        if r.anomalies.len() > 200 {
+        let more = r.anomalies.total() - r.anomalies.len().min(200) as u64;
+        if let Some(o) = &r.anomalies_omitted {
             let _ = writeln!(
                 s,
-                "({} more; --format json lists all)",
-                r.anomalies.len() - 200
+                "({more} more; --format json lists the first {} of each kind: {})",
+                o.max_per_kind,
+                counts(&o.counts)
             );
+        } else if more > 0 {
+            let _ = writeln!(s, "({more} more; --format json lists all)");
         }
     }
     s
+}
+
+/// `kind count, kind count` of a per-kind tally.
+fn counts<K: std::fmt::Display>(c: &std::collections::BTreeMap<K, u64>) -> String {
+    let v: Vec<String> = c.iter().map(|(k, n)| format!("{k} {n}")).collect();
+    v.join(", ")
 }
 
 /// The `sync` timeline: per session, every SyncKey observation with what

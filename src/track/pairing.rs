@@ -1,9 +1,15 @@
 //! Pairs long-link requests with responses by (cmd, seq) per connection and
 //! keeps latency statistics per command, with bounded memory.
+//!
+//! A response is recognised two ways: by its cmd (request cmd + 10^9, the
+//! WeChat rule), or, from the server only, by repeating the cmd and seq of
+//! a request the client has outstanding (the Tencent Mars rule: Mars answers
+//! a noop with cmd 6 and the noop's seq; see docs/protocol.md section 2).
 
 use std::collections::{BTreeMap, HashMap};
 
 use crate::capture::Timestamp;
+use crate::flow::Direction;
 use crate::proto::commands::RESPONSE_OFFSET;
 use crate::proto::longlink::{Header, Kind};
 
@@ -27,8 +33,34 @@ pub enum Paired {
         latency_ns: Option<i64>,
         request_frame: Option<u64>,
     },
+    /// A Mars-style response: a server frame with the cmd and seq of an
+    /// outstanding client request (the noop echo), and the latency since it.
+    Echo {
+        latency_ns: i64,
+        request_frame: u64,
+    },
     Push,
     Heartbeat,
+}
+
+impl Paired {
+    /// What the frame is: its header's [`Header::kind`], except for a
+    /// Mars echo, which is a response although its cmd is a request's.
+    pub fn kind(&self, h: &Header) -> Kind {
+        match self {
+            Paired::Echo { .. } => Kind::Response,
+            _ => h.kind(),
+        }
+    }
+
+    /// Request-to-response time, for a response whose request was seen.
+    pub fn latency_ns(&self) -> Option<i64> {
+        match *self {
+            Paired::Response { latency_ns, .. } => latency_ns,
+            Paired::Echo { latency_ns, .. } => Some(latency_ns),
+            _ => None,
+        }
+    }
 }
 
 /// Latency figures of one command, in microseconds.
@@ -102,13 +134,22 @@ pub struct PairCounts {
     pub duplicate_requests: u64,
     pub responses_without_request: u64,
     pub unanswered_requests: u64,
+    /// Responses that repeat their request's cmd (Mars echoes), included
+    /// in `responses` and `pairs`; absent when none.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub echoes: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Pairing state of one connection.
 #[derive(Debug, Default)]
 pub struct Pairing {
-    /// (request cmd, seq) -> (time, frame number) of outstanding requests.
-    outstanding: HashMap<(u32, u32), (Timestamp, u64)>,
+    /// (request cmd, seq) -> (time, frame number, sent by the server) of
+    /// outstanding requests.
+    outstanding: HashMap<(u32, u32), (Timestamp, u64, bool)>,
     /// Insertion order, to drop the oldest when over the cap.
     order: std::collections::VecDeque<(u32, u32)>,
     counts: PairCounts,
@@ -125,8 +166,8 @@ impl Pairing {
         &self.counts
     }
 
-    /// Feeds one frame (client requests and heartbeats, server responses and
-    /// pushes); `latencies` collects per-command figures across connections.
+    /// Feeds one frame whose direction is not known: pairs by the 10^9
+    /// rule only (see [`Pairing::frame_from`]).
     pub fn frame(
         &mut self,
         h: &Header,
@@ -134,6 +175,39 @@ impl Pairing {
         frame_no: u64,
         latencies: &mut LatencyTable,
     ) -> Paired {
+        self.feed(h, None, ts, frame_no, latencies)
+    }
+
+    /// Feeds one frame sent in `dir` (client requests and heartbeats,
+    /// server responses and pushes); `latencies` collects per-command
+    /// figures across connections. A server frame with the cmd (below
+    /// 10^9) and seq of a request the client has outstanding is that
+    /// request's response ([`Paired::Echo`]).
+    pub fn frame_from(
+        &mut self,
+        dir: Direction,
+        h: &Header,
+        ts: Timestamp,
+        frame_no: u64,
+        latencies: &mut LatencyTable,
+    ) -> Paired {
+        self.feed(h, Some(dir), ts, frame_no, latencies)
+    }
+
+    fn feed(
+        &mut self,
+        h: &Header,
+        dir: Option<Direction>,
+        ts: Timestamp,
+        frame_no: u64,
+        latencies: &mut LatencyTable,
+    ) -> Paired {
+        let from_server = dir == Some(Direction::ServerToClient);
+        if from_server && h.cmd < RESPONSE_OFFSET {
+            if let Some(p) = self.echo(h, ts, latencies) {
+                return p;
+            }
+        }
         match h.kind() {
             Kind::Heartbeat if h.cmd < RESPONSE_OFFSET => {
                 self.counts.heartbeats += 1;
@@ -142,26 +216,20 @@ impl Pairing {
                     self.heartbeat_gaps.add(gap);
                 }
                 self.last_heartbeat = Some(ts);
-                self.request(h, ts, frame_no)
+                self.request(h, from_server, ts, frame_no)
             }
             Kind::Push => {
                 self.counts.pushes += 1;
                 Paired::Push
             }
-            Kind::Request => self.request(h, ts, frame_no),
+            Kind::Request => self.request(h, from_server, ts, frame_no),
             Kind::Response | Kind::Heartbeat => {
                 self.counts.responses += 1;
-                let key = (h.request_cmd(), h.seq);
-                match self.outstanding.remove(&key) {
-                    Some((t0, req_no)) => {
-                        self.counts.pairs += 1;
-                        let ns = ts.nanos_since(&t0);
-                        latencies.add(key.0, ns.max(0) as u64 / 1000);
-                        Paired::Response {
-                            latency_ns: Some(ns),
-                            request_frame: Some(req_no),
-                        }
-                    }
+                match self.answer((h.request_cmd(), h.seq), ts, latencies) {
+                    Some((ns, req_no)) => Paired::Response {
+                        latency_ns: Some(ns),
+                        request_frame: Some(req_no),
+                    },
                     None => {
                         self.counts.responses_without_request += 1;
                         Paired::Response {
@@ -174,10 +242,44 @@ impl Pairing {
         }
     }
 
-    fn request(&mut self, h: &Header, ts: Timestamp, frame_no: u64) -> Paired {
+    /// A server frame repeating an outstanding client request's cmd and
+    /// seq: its response, Mars style (None: no such request).
+    fn echo(&mut self, h: &Header, ts: Timestamp, latencies: &mut LatencyTable) -> Option<Paired> {
+        let key = (h.cmd, h.seq);
+        if self.outstanding.get(&key)?.2 {
+            return None; // the server's own request, sent again
+        }
+        let (ns, req_no) = self.answer(key, ts, latencies)?;
+        self.counts.responses += 1;
+        self.counts.echoes += 1;
+        Some(Paired::Echo {
+            latency_ns: ns,
+            request_frame: req_no,
+        })
+    }
+
+    /// The response to the outstanding request `key`: counted as a pair,
+    /// its latency recorded; (latency in ns, request frame).
+    fn answer(
+        &mut self,
+        key: (u32, u32),
+        ts: Timestamp,
+        latencies: &mut LatencyTable,
+    ) -> Option<(i64, u64)> {
+        let (t0, req_no, _) = self.outstanding.remove(&key)?;
+        self.counts.pairs += 1;
+        let ns = ts.nanos_since(&t0);
+        latencies.add(key.0, ns.max(0) as u64 / 1000);
+        Some((ns, req_no))
+    }
+
+    fn request(&mut self, h: &Header, from_server: bool, ts: Timestamp, frame_no: u64) -> Paired {
         self.counts.requests += 1;
         let key = (h.cmd, h.seq);
-        let duplicate = self.outstanding.insert(key, (ts, frame_no)).is_some();
+        let duplicate = self
+            .outstanding
+            .insert(key, (ts, frame_no, from_server))
+            .is_some();
         if duplicate {
             self.counts.duplicate_requests += 1;
         } else {
@@ -210,7 +312,7 @@ impl Pairing {
         let mut left: Vec<(u32, u32, u64)> = self
             .outstanding
             .drain()
-            .map(|((c, s), (_, n))| (c, s, n))
+            .map(|((c, s), (_, n, _))| (c, s, n))
             .collect();
         left.sort_by_key(|&(_, _, n)| n);
         self.order.clear();
@@ -356,6 +458,79 @@ mod tests {
             (2, 300_000_000, 300_000_000)
         );
         assert_eq!(p.counts().heartbeats, 3);
+    }
+
+    #[test]
+    fn a_server_echo_of_a_client_request_is_its_response() {
+        use Direction::{ClientToServer as C2S, ServerToClient as S2C};
+        let mut p = Pairing::new();
+        let mut lat = LatencyTable::default();
+        let noop = Header::new(NOOP, SEQ_HEARTBEAT, 0);
+        let sync = Header::new(NEWSYNC, 3, 0);
+        assert_eq!(
+            p.frame_from(C2S, &noop, t(0), 1, &mut lat),
+            Paired::Heartbeat
+        );
+        assert_eq!(
+            p.frame_from(C2S, &sync, t(5), 2, &mut lat),
+            Paired::Request { duplicate: false }
+        );
+        let echo = p.frame_from(S2C, &noop, t(30), 3, &mut lat);
+        assert_eq!(
+            echo,
+            Paired::Echo {
+                latency_ns: 30_000_000,
+                request_frame: 1
+            }
+        );
+        assert_eq!(
+            (echo.kind(&noop), echo.latency_ns()),
+            (Kind::Response, Some(30_000_000))
+        );
+        // A 10^9 answer on the same connection pairs as before.
+        let r = p.frame_from(
+            S2C,
+            &Header::new(response(NEWSYNC), 3, 0),
+            t(45),
+            4,
+            &mut lat,
+        );
+        assert_eq!(r.latency_ns(), Some(40_000_000));
+        assert_eq!(
+            r.kind(&Header::new(response(NEWSYNC), 3, 0)),
+            Kind::Response
+        );
+        // A server noop with nothing outstanding is the server's own
+        // heartbeat, and a second one its resend (a server request is
+        // never taken for an echo); a client request sent twice is a resend.
+        assert_eq!(
+            p.frame_from(S2C, &noop, t(50), 5, &mut lat),
+            Paired::Heartbeat
+        );
+        assert_eq!(
+            p.frame_from(S2C, &noop, t(55), 6, &mut lat),
+            Paired::Heartbeat
+        );
+        assert_eq!(
+            p.frame_from(C2S, &sync, t(60), 7, &mut lat),
+            Paired::Request { duplicate: false }
+        );
+        assert_eq!(
+            p.frame_from(C2S, &sync, t(61), 8, &mut lat),
+            Paired::Request { duplicate: true }
+        );
+        // Without a direction there is no echo: the old reading.
+        assert_eq!(
+            p.frame(&sync, t(62), 9, &mut lat),
+            Paired::Request { duplicate: true }
+        );
+        let c = p.counts().clone();
+        assert_eq!((c.pairs, c.echoes, c.responses), (2, 1, 2));
+        assert_eq!(c.duplicate_requests, 3);
+        assert_eq!(p.finish(), vec![(NOOP, SEQ_HEARTBEAT, 6), (NEWSYNC, 3, 9)]);
+        let figs = lat.figures();
+        assert_eq!(figs[0].0, NOOP);
+        assert_eq!((figs[0].1.count, figs[0].1.max_us), (1, 30_000));
     }
 
     #[test]

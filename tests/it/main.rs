@@ -2,6 +2,7 @@
 
 mod analyze_wechat;
 mod bodies;
+mod bounded;
 mod cli;
 mod cli_analyze;
 mod common;

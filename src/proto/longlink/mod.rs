@@ -189,7 +189,9 @@ impl Header {
         (self.len as usize).saturating_sub(HEADER_LEN)
     }
 
-    /// Request, response, push or heartbeat, from cmd and seq.
+    /// Request, response, push or heartbeat, from cmd and seq. (A Mars echo,
+    /// a response with its request's cmd, takes the pairing to recognise:
+    /// `track::pairing::Paired::kind`.)
     pub fn kind(&self) -> Kind {
         if self.seq == SEQ_HEARTBEAT {
             Kind::Heartbeat
