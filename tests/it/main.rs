@@ -15,6 +15,7 @@ mod prefixes;
 mod reassembly_model;
 #[cfg(feature = "live")]
 mod sniff;
+mod synth_mix;
 mod web_server;
 mod web_session;
 mod wechat_crypto;
