@@ -1,7 +1,11 @@
 # bench/lib.sh: shared by the bench scripts (sourced, not run).
-# bench_setup and gen expect BENCH_DIR (absolute) and GENCAP to be set by the caller.
+# bench_setup and gen expect BENCH_DIR (absolute) and GENCAP to be set by the caller
+# (SYNCSCOPE too for duplicate_requests); release_dir gives where cargo puts them.
 
 say() { printf '%s\n' "$*" >&2; }
+
+# release_dir: cargo's release output directory (CARGO_TARGET_DIR when set).
+release_dir() { printf '%s/release\n' "${CARGO_TARGET_DIR:-$PWD/target}"; }
 
 # raise_nofile WANT: raises the open-file limit to the hard limit (each
 # connection is a descriptor) and warns when it stays below WANT.
@@ -35,6 +39,31 @@ apt_install() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" > /dev/null 2>&1
 }
 
+# compare_tools: sets HAVE_TSHARK and HAVE_TCPFLOW (1 when the tool is there,
+# installed with apt-get when missing and root), honouring BENCH_NO_COMPARE=1
+# (neither) and BENCH_NO_TSHARK=1 (tcpflow only).
+compare_tools() {
+    HAVE_TSHARK=0
+    HAVE_TCPFLOW=0
+    [ "${BENCH_NO_COMPARE:-0}" = 1 ] && return 0
+    if [ "${BENCH_NO_TSHARK:-0}" != 1 ] && have_tool tshark; then HAVE_TSHARK=1; fi
+    if have_tool tcpflow; then HAVE_TCPFLOW=1; fi
+}
+
+# have_tool NAME: true when NAME is on the PATH, after installing it with
+# apt-get when missing and root; says so when it stays missing.
+have_tool() {
+    command -v "$1" > /dev/null && return 0
+    if is_root; then
+        say "== installing $1 (apt-get)"
+        apt_install "$1" && command -v "$1" > /dev/null && return 0
+        say "== apt-get install $1 failed: $1 skipped"
+    else
+        say "== $1 missing and not root: $1 skipped"
+    fi
+    return 1
+}
+
 # bench_setup: prints the machine and its load, builds the binary and the
 # generator, makes sure /usr/bin/time is there.
 bench_setup() {
@@ -48,13 +77,22 @@ bench_setup() {
     fi
 }
 
-# gen NAME SIZE: generates $BENCH_DIR/NAME (64 long-link connections to port
-# 8080, seed 1) unless a file made with the same parameters is there; reads
-# it into the page cache; prints its path. The generator is deterministic,
-# so a rebuilt gencap does not force a new file; BENCH_REGEN=1 does.
+# gen NAME SIZE [MIX]: generates $BENCH_DIR/NAME unless a file made with the
+# same parameters is there; reads it into the page cache; prints its path.
+# MIX `uniform` (the default): 64 long-link connections to port 8080 with
+# uniform frames; `real`: gencap --mix real, 50 long links that look like real
+# use (heartbeats, newsendmsg, pushes and large newsyncs, a SYN scan, HTTP).
+# Seed 1 for both. The generator is deterministic, so a rebuilt gencap does
+# not force a new file; BENCH_REGEN=1 does.
 gen() {
-    local file=$BENCH_DIR/$1 size=$2
-    local want="bytes=$size conns=64 port=8080 seed=1"
+    local file=$BENCH_DIR/$1 size=$2 mix=${3:-uniform}
+    local conns=64 want
+    if [ "$mix" = real ]; then
+        conns=50
+        want="bytes=$size mix=real conns=$conns port=8080 seed=1"
+    else
+        want="bytes=$size conns=$conns port=8080 seed=1"
+    fi
     local have=""
     if [ -f "$file" ] && [ -f "$file.params" ]; then
         have=$(sed 's/ gencap=.*//' "$file.params")
@@ -62,12 +100,20 @@ gen() {
     if [ "${BENCH_REGEN:-0}" != 1 ] && [ "$have" = "$want" ]; then
         say "== $file exists ($want): not regenerated"
     else
-        say "== generating $file ($size)"
+        say "== generating $file ($size, mix $mix)"
         rm -f "$file.params"
-        "$GENCAP" --out "$file" --bytes "$size" --conns 64 --port 8080 --seed 1
+        "$GENCAP" --out "$file" --bytes "$size" --conns "$conns" --port 8080 --seed 1 --mix "$mix"
         printf '%s gencap=%s\n' "$want" "$(stat -c %s "$GENCAP")" > "$file.params"
     fi
     say "== reading $file into the page cache"
     cat "$file" > /dev/null
     printf '%s\n' "$file"
+}
+
+# duplicate_requests FILE: the sum of `duplicate_requests` over the
+# connections of `syncscope analyze FILE --format json` (Mars-style echoed
+# heartbeats count as a second request until pairing knows them).
+duplicate_requests() {
+    "$SYNCSCOPE" analyze "$1" --format json -q |
+        grep -o '"duplicate_requests": *[0-9]*' | awk -F: '{ s += $2 } END { print s + 0 }'
 }

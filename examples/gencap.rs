@@ -3,8 +3,15 @@
 //!
 //! ```text
 //! cargo run --release --example gencap -- --out FILE [--bytes N] [--conns N]
-//!     [--port 8080] [--seed N] [--gzip] [--small]
+//!     [--port 8080] [--seed N] [--gzip] [--small] [--mix uniform|real]
 //! ```
+//!
+//! `--mix uniform` (the default) is described below. `--mix real` writes a
+//! capture that looks like real use instead (`syncscope::synth::mix`): `--conns`
+//! (default 50) long links with manualauth/identify, heartbeats (half of the
+//! connections echo cmd 6 Mars-style), newsendmsg, newnotify pushes followed
+//! by newsync responses of 16 KiB to 1 MiB, a few retransmitted or reordered
+//! segments, a SYN scan burst (3000 SYNs) and two short HTTP connections.
 //!
 //! `--conns` (default 64) long-lived TCP connections from 192.168.x.y to
 //! 203.0.113.10:`--port`, interleaved in time. Each opens with a handshake,
@@ -37,7 +44,7 @@ use syncscope::proto::commands::{
     response, IDENTIFY, NEWNOTIFY, NEWSENDMSG, NEWSYNC, NOOP, SEQ_HEARTBEAT, SEQ_PUSH,
 };
 use syncscope::proto::longlink::{self, HEADER_LEN};
-use syncscope::synth::{later, Conversation, Frame, Side};
+use syncscope::synth::{later, mix, Conversation, Frame, Side, XorShift};
 
 /// What to generate.
 #[derive(Debug, Clone)]
@@ -70,30 +77,6 @@ pub struct Totals {
     /// Bytes of the uncompressed pcap.
     pub pcap_bytes: u64,
     pub messages: u64,
-}
-
-/// A tiny xorshift64 generator (deterministic, no `rand` needed).
-struct XorShift(u64);
-
-impl XorShift {
-    fn new(seed: u64) -> Self {
-        // Scramble the seed so small seeds differ a lot; never zero.
-        let s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03;
-        XorShift(if s == 0 { 1 } else { s })
-    }
-
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
 }
 
 /// One generated connection.
@@ -300,15 +283,18 @@ struct Args {
     out: String,
     gzip: bool,
     params: Params,
+    /// `--mix real`.
+    real: bool,
 }
 
 const USAGE: &str = "usage: gencap --out FILE [--bytes N[K|M|G]] [--conns N] [--port P] \
-                     [--seed N] [--gzip] [--small]";
+                     [--seed N] [--gzip] [--small] [--mix uniform|real]";
 
 fn parse_args() -> Result<Args, String> {
     let mut out = None;
     let mut gzip = false;
     let mut small = false;
+    let mut real = false;
     let (mut bytes, mut conns, mut port, mut seed) = (None, None, None, None);
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -330,6 +316,13 @@ fn parse_args() -> Result<Args, String> {
             "--seed" => seed = Some(value()?.parse().map_err(|e| format!("--seed: {e}"))?),
             "--gzip" => gzip = true,
             "--small" => small = true,
+            "--mix" => {
+                real = match value()?.as_str() {
+                    "real" => true,
+                    "uniform" => false,
+                    m => return Err(format!("--mix: {m:?} is not uniform or real")),
+                }
+            }
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -338,10 +331,10 @@ fn parse_args() -> Result<Args, String> {
         }
     }
     let d = Params::default();
-    let (d_bytes, d_conns) = if small {
-        (20 << 10, 3)
-    } else {
-        (d.bytes, d.conns)
+    let (d_bytes, d_conns) = match (small, real) {
+        (true, _) => (20 << 10, 3),
+        (false, true) => (d.bytes, mix::Params::default().conns),
+        (false, false) => (d.bytes, d.conns),
     };
     let conns: usize = conns.unwrap_or(d_conns);
     if conns == 0 || conns > 62_500 {
@@ -356,20 +349,43 @@ fn parse_args() -> Result<Args, String> {
             port: port.unwrap_or(d.port),
             seed: seed.unwrap_or(d.seed),
         },
+        real,
     })
 }
 
-fn run(args: &Args) -> io::Result<Totals> {
+/// What `run` wrote: the uniform or the realistic generator's totals.
+enum Written {
+    Uniform(Totals),
+    Real(mix::Totals),
+}
+
+fn write_to<W: Write>(w: &mut W, args: &Args) -> io::Result<Written> {
+    let p = &args.params;
+    Ok(if args.real {
+        let mp = mix::Params {
+            bytes: p.bytes,
+            conns: p.conns,
+            port: p.port,
+            seed: p.seed,
+            ..mix::Params::default()
+        };
+        Written::Real(mix::generate(w, &mp)?)
+    } else {
+        Written::Uniform(generate(w, p)?)
+    })
+}
+
+fn run(args: &Args) -> io::Result<Written> {
     let file = File::create(&args.out)?;
     let buffered = BufWriter::with_capacity(1 << 20, file);
     if args.gzip {
         let mut gz = flate2::write::GzEncoder::new(buffered, flate2::Compression::fast());
-        let t = generate(&mut gz, &args.params)?;
+        let t = write_to(&mut gz, args)?;
         gz.finish()?.flush()?;
         Ok(t)
     } else {
         let mut w = buffered;
-        let t = generate(&mut w, &args.params)?;
+        let t = write_to(&mut w, args)?;
         w.flush()?;
         Ok(t)
     }
@@ -385,7 +401,34 @@ fn main() -> ExitCode {
     };
     let t0 = Instant::now();
     match run(&args) {
-        Ok(t) => {
+        Ok(Written::Real(t)) => {
+            let secs = t0.elapsed().as_secs_f64();
+            let payload: u64 = t.conns.iter().map(|c| c.payload[0] + c.payload[1]).sum();
+            eprintln!(
+                "gencap: {}: {} packets, {} connections with data, {} long-link frames, \
+                 {} heartbeats ({} echoed as cmd 6), {} newsendmsg, {} pushes + newsync \
+                 ({} response bytes), {} retransmitted and {} reordered segments, {} SYNs \
+                 scanned, payload {} bytes, pcap {} bytes{} in {:.1} s",
+                args.out,
+                t.packets,
+                t.conns.len(),
+                t.messages,
+                t.noops,
+                t.noop_echoes,
+                t.sends,
+                t.pushes,
+                t.sync_bytes,
+                t.retransmits,
+                t.reordered,
+                t.scan_syns,
+                payload,
+                t.pcap_bytes,
+                if args.gzip { " (before gzip)" } else { "" },
+                secs
+            );
+            ExitCode::SUCCESS
+        }
+        Ok(Written::Uniform(t)) => {
             let secs = t0.elapsed().as_secs_f64();
             eprintln!(
                 "gencap: {}: {} packets, {} connections, {} messages, payload c2s {} bytes, \

@@ -17,6 +17,7 @@ mod profiles;
 mod reassembly_model;
 #[cfg(feature = "live")]
 mod sniff;
+mod synth_mix;
 mod web_server;
 mod web_session;
 mod wechat_crypto;
