@@ -2,7 +2,8 @@
 //! all its connections, binary and web alike) every SyncKey observation,
 //! the transitions between them, and the anomalies they show.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::hash::BuildHasher;
 
 use serde::Serialize;
 
@@ -180,7 +181,7 @@ pub struct Session {
 #[derive(Debug, Clone, Default, PartialEq)]
 struct State {
     /// Every map the server issued (SyncKey and SyncCheckKey).
-    issued: Vec<KeyMap>,
+    issued: HashSet<KeyMap>,
     last_synckey: Option<KeyMap>,
     last_synccheckkey: Option<KeyMap>,
     /// The session's start (login / webwxinit) is in the capture.
@@ -189,8 +190,50 @@ struct State {
     notified: Option<Timestamp>,
     /// A synccheck said there is data; the next webwxsync should bring some.
     selector_pending: Option<(Timestamp, i64)>,
-    msg_ids: HashSet<String>,
-    client_msgs: HashMap<String, Option<String>>,
+    /// MsgIds delivered lately (a redelivery comes soon after the first).
+    msg_ids: Recent<()>,
+    /// ClientMsgIds sent lately, with the MsgID the server answered.
+    client_msgs: Recent<Option<String>>,
+}
+
+/// How many MsgIds and ClientMsgIds a session remembers for telling a
+/// duplicate: a delivery or a send repeated after this many others is not
+/// reported (memory stays bounded on captures of millions of messages).
+pub const RECENT_IDS: usize = 16_384;
+
+/// Ids (MsgIds, ClientMsgIds) seen lately, each with a value: the last
+/// [`RECENT_IDS`] insertions, by a 64-bit hash of the id (a false match
+/// needs a hash collision among a window's ids: about 2^-37 per capture).
+#[derive(Debug, Clone, PartialEq, Default)]
+struct Recent<V> {
+    map: HashMap<u64, V, foldhash::fast::FixedState>,
+    order: VecDeque<u64>,
+}
+
+impl<V> Recent<V> {
+    fn key(id: &str) -> u64 {
+        foldhash::fast::FixedState::default().hash_one(id)
+    }
+
+    fn get(&self, id: &str) -> Option<&V> {
+        self.map.get(&Self::key(id))
+    }
+
+    /// Inserts `id` unless it is there; false when it was.
+    fn insert(&mut self, id: &str, v: V) -> bool {
+        let k = Self::key(id);
+        if self.map.contains_key(&k) {
+            return false;
+        }
+        if self.order.len() == RECENT_IDS {
+            if let Some(old) = self.order.pop_front() {
+                self.map.remove(&old);
+            }
+        }
+        self.order.push_back(k);
+        self.map.insert(k, v);
+        true
+    }
 }
 
 /// Identifiers an event carries; any of them links it to a session.
@@ -347,7 +390,7 @@ impl Timeline {
                         ));
                     }
                 }
-                s.state.issued.push(obs.keys.clone());
+                s.state.issued.insert(obs.keys.clone());
                 if synccheckkey {
                     s.state.last_synccheckkey = Some(obs.keys.clone());
                 } else {
@@ -457,7 +500,7 @@ impl Timeline {
             }
         }
         for id in msg_ids {
-            if !s.state.msg_ids.insert(id.clone()) {
+            if !s.state.msg_ids.insert(id, ()) {
                 s.anomalies.push(Anomaly {
                     kind: "duplicate_msgid",
                     ts,
@@ -512,7 +555,7 @@ impl Timeline {
             None => {
                 s.state
                     .client_msgs
-                    .insert(client_msg_id.to_owned(), msg_id.map(str::to_owned));
+                    .insert(client_msg_id, msg_id.map(str::to_owned));
             }
         }
     }
@@ -813,5 +856,21 @@ mod tests {
             .contains("different MsgID (m2 then m3)"));
         assert_eq!(s[0].timings.notify_to_sync_ms, [1000.0]);
         assert_eq!(s[0].timings.longpoll_ms, [25000.0]);
+    }
+
+    #[test]
+    fn recent_ids_forget_the_oldest_beyond_the_window() {
+        let mut r: Recent<u32> = Recent::default();
+        assert!(r.insert("a", 1));
+        assert!(!r.insert("a", 2), "already there");
+        assert_eq!(r.get("a"), Some(&1));
+        for i in 0..RECENT_IDS - 1 {
+            assert!(r.insert(&i.to_string(), 0));
+        }
+        assert_eq!(r.get("a"), Some(&1), "still inside the window");
+        assert!(r.insert("one more", 0));
+        assert_eq!(r.get("a"), None, "the oldest is forgotten");
+        assert_eq!((r.map.len(), r.order.len()), (RECENT_IDS, RECENT_IDS));
+        assert!(r.insert("a", 3), "a forgotten id counts as new");
     }
 }
