@@ -1,10 +1,113 @@
 //! Protocol detection by content, per connection direction. Ports are only
 //! hints: WeChat runs plain HTTP and MMTLS on 8080 and MMTLS on 80 alike.
+//!
+//! [`detect`] judges the first bytes of a direction. When they are no known
+//! protocol (a capture that starts mid-stream, or a few bytes of garbage),
+//! [`locate`] searches the first [`SEARCH_LEN`] bytes for a resync point:
+//! a chain of consistent long-link headers, a chain of MMTLS records, or an
+//! HTTP request or status line; the other direction's verdict is a hint
+//! (a long link answers a long link), which shortens the chain asked for.
+//! Past [`SEARCH_LEN`] bytes without one, the direction is unknown.
 
-use crate::proto::{longlink, mmtls};
+use crate::proto::{http, longlink, mmtls};
 
-/// Bytes looked at, at most.
+/// Bytes looked at, at most, at the start of a direction.
 pub const SNIFF_LEN: usize = 16;
+
+/// Bytes of a direction searched (and held) for a resync point, at most,
+/// when its first bytes are no known protocol.
+pub const SEARCH_LEN: usize = 16 << 10;
+
+/// Consistent long-link headers in a row that make a resync point, without
+/// a hint and with one (the other direction is a long link).
+pub const LONGLINK_CHAIN: [usize; 2] = [2, 1];
+/// The same for MMTLS records (their header is weaker: 3 fixed bytes).
+pub const MMTLS_CHAIN: [usize; 2] = [3, 2];
+
+/// What [`locate`] finds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Located {
+    /// The protocol's first frame, record or start line is at this offset.
+    At(Protocol, usize),
+    /// Nothing before this offset; the candidate there needs more bytes.
+    More(usize),
+    /// No resync point in the bytes (and none can start before the last
+    /// few, which `More` reports).
+    Nothing,
+}
+
+/// Searches `b` from `from` for the first resync point (see the module
+/// doc). `complete`: no more bytes will come (the direction ended, hit a
+/// gap, or [`SEARCH_LEN`] bytes are held): a chain then counts when it
+/// runs exactly to the end of the bytes. `hint`: the other direction's
+/// protocol.
+pub fn locate(b: &[u8], from: usize, complete: bool, hint: Option<Protocol>) -> Located {
+    let ll_need = LONGLINK_CHAIN[usize::from(hint == Some(Protocol::Longlink))];
+    let mm_need = MMTLS_CHAIN[usize::from(hint == Some(Protocol::Mmtls))];
+    let http = http::first_start_line(b, from, !complete);
+    for p in from..b.len() {
+        if let Some((q, sure)) = http {
+            if q == p {
+                return if sure {
+                    Located::At(Protocol::Http, p)
+                } else {
+                    Located::More(p)
+                };
+            }
+        }
+        match longlink::chain(&b[p..], longlink::MAX_FRAME_LEN, ll_need) {
+            (n, _) if n >= ll_need => return Located::At(Protocol::Longlink, p),
+            (n, longlink::Chain::Exact) if complete && n >= 1 => {
+                return Located::At(Protocol::Longlink, p)
+            }
+            (n, longlink::Chain::Past) if !complete && n >= 1 => return Located::More(p),
+            _ => {}
+        }
+        match mmtls_chain(&b[p..], mm_need) {
+            (n, longlink::Chain::Long) if n >= mm_need => return Located::At(Protocol::Mmtls, p),
+            (n, longlink::Chain::Exact) if complete && n >= 2 => {
+                return Located::At(Protocol::Mmtls, p)
+            }
+            (n, longlink::Chain::Past) if !complete && n >= 1 => return Located::More(p),
+            _ => {}
+        }
+    }
+    Located::Nothing
+}
+
+/// Whether a direction whose first bytes are no known protocol is worth a
+/// search: not when they are a TLS record or an SSH banner (a connection
+/// seen from its start, just not one of ours).
+pub fn worth_searching(first: &[u8]) -> bool {
+    !matches!(
+        first,
+        [0x14..=0x17, 0x03, 0..=4, ..] | [b'S', b'S', b'H', b'-', ..]
+    )
+}
+
+/// [`longlink::chain`] for MMTLS records.
+fn mmtls_chain(b: &[u8], max: usize) -> (usize, longlink::Chain) {
+    use longlink::Chain;
+    let mut pos = 0usize;
+    let mut n = 0;
+    while n < max {
+        let Some(rest) = b.get(pos..) else {
+            return (n, Chain::Past);
+        };
+        if rest.is_empty() {
+            return (n, Chain::Exact);
+        }
+        if rest.len() < mmtls::HEADER_LEN {
+            return (n, Chain::Past);
+        }
+        if !mmtls::looks_like_record(rest) {
+            return (n, Chain::Broken);
+        }
+        n += 1;
+        pos += mmtls::HEADER_LEN + usize::from(u16::from_be_bytes([rest[3], rest[4]]));
+    }
+    (n, Chain::Long)
+}
 
 /// What a direction carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
