@@ -98,14 +98,13 @@ impl Dissector {
     /// whole record (MMTLS; a long-link framer is finished by the glue).
     fn finish(&mut self) -> Vec<(u64, u64)> {
         let mut skipped = Vec::new();
-        match self {
-            // Long-link frames can still come out: see `longlink_finish`.
-            Dissector::Mmtls(m) => m.splitter.finish(&mut |o| {
+        // Long-link frames can still come out: see `longlink_finish`.
+        if let Dissector::Mmtls(m) = self {
+            m.splitter.finish(&mut |o| {
                 if let MmtlsOutput::Skipped(sk) = o {
                     skipped.push((sk.stream_offset, sk.len));
                 }
-            }),
-            _ => {}
+            });
         }
         skipped
     }
@@ -432,13 +431,25 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
     /// direction is decided.
     fn search(&mut self, here: &Here, side: Side, complete: bool) -> bool {
         let conn = self.conns.get_mut(&here.conn).expect("conn");
-        let hint = conn.sides[1 - side.index()].protocol;
+        let hint = conn.sides[side.other().index()].protocol;
+        let other_undecided = matches!(
+            conn.sides[side.other().index()].dissector,
+            Dissector::Sniffing { .. }
+        );
         let Dissector::Sniffing { at, first, search } = &mut conn.sides[side.index()].dissector
         else {
             return true;
         };
         let from = search.unwrap_or(0);
         let found = match detect::locate(first, from, complete, hint) {
+            // Responses wait for the requests' side to find its first
+            // request (or to give up), so that they can be paired.
+            detect::Located::At(Protocol::Http, p)
+                if !complete && here.dir == Direction::ServerToClient && other_undecided =>
+            {
+                *search = Some(p);
+                return false;
+            }
             detect::Located::At(proto, p) => Some((proto, p)),
             detect::Located::More(p) if !complete => {
                 *search = Some(p);
@@ -454,6 +465,7 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
         let (start, first) = (*at, std::mem::take(first));
         let Some((proto, p)) = found else {
             self.set_dissector(here, side, Protocol::Unknown, &first);
+            self.search_other(here, side);
             return true;
         };
         self.set_dissector(here, side, proto, &first);
@@ -479,7 +491,33 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
             );
         }
         self.feed(here, side, resync, &first[p..]);
+        self.search_other(here, side);
         true
+    }
+
+    /// This direction was decided: the other one, if it is still searching
+    /// (a response waiting for its request, or a chain now shorter with
+    /// this direction as a hint), searches again.
+    fn search_other(&mut self, here: &Here, side: Side) {
+        let conn = self.conns.get_mut(&here.conn).expect("conn");
+        let Dissector::Sniffing {
+            first,
+            search: Some(_),
+            ..
+        } = &conn.sides[side.other().index()].dissector
+        else {
+            return;
+        };
+        let full = first.len() >= detect::SEARCH_LEN;
+        let there = Here {
+            conn: here.conn,
+            dir: match here.dir {
+                Direction::ClientToServer => Direction::ServerToClient,
+                Direction::ServerToClient => Direction::ClientToServer,
+            },
+            ts: here.ts,
+        };
+        self.search(&there, side.other(), full);
     }
 
     /// Sets a direction's dissector from its first bytes.

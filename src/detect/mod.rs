@@ -60,7 +60,9 @@ pub fn locate(b: &[u8], from: usize, complete: bool, hint: Option<Protocol>) -> 
             (n, longlink::Chain::Exact) if complete && n >= 1 => {
                 return Located::At(Protocol::Longlink, p)
             }
-            (n, longlink::Chain::Past) if !complete && n >= 1 => return Located::More(p),
+            (n, longlink::Chain::Past | longlink::Chain::Exact) if !complete && n >= 1 => {
+                return Located::More(p)
+            }
             _ => {}
         }
         match mmtls_chain(&b[p..], mm_need) {
@@ -68,7 +70,9 @@ pub fn locate(b: &[u8], from: usize, complete: bool, hint: Option<Protocol>) -> 
             (n, longlink::Chain::Exact) if complete && n >= 2 => {
                 return Located::At(Protocol::Mmtls, p)
             }
-            (n, longlink::Chain::Past) if !complete && n >= 1 => return Located::More(p),
+            (n, longlink::Chain::Past | longlink::Chain::Exact) if !complete && n >= 1 => {
+                return Located::More(p)
+            }
             _ => {}
         }
     }
@@ -220,6 +224,70 @@ mod tests {
             detect(b"SSH-2.0-OpenSSH_9.6\r\n", false),
             Some(Protocol::Unknown)
         );
+    }
+
+    #[test]
+    fn locates_a_resync_point_anywhere() {
+        use crate::proto::commands::{response, NEWSYNC, NOOP, SEQ_HEARTBEAT};
+        let mut b = b"\x01\x02\x03".to_vec();
+        b.extend(longlink::encode(NEWSYNC, 1, b"ab")); // 3..21
+                                                       // One frame and the start of the next header: a chain of one.
+        let cut = &b[..];
+        assert_eq!(locate(cut, 0, false, None), Located::More(3));
+        assert_eq!(
+            locate(cut, 0, false, Some(Protocol::Longlink)),
+            Located::At(Protocol::Longlink, 3)
+        );
+        // The direction ended exactly at the end of the frame.
+        assert_eq!(
+            locate(cut, 0, true, None),
+            Located::At(Protocol::Longlink, 3)
+        );
+        b.extend(longlink::encode(NOOP, SEQ_HEARTBEAT, b"")); // 21..37
+        assert_eq!(
+            locate(&b, 0, false, None),
+            Located::At(Protocol::Longlink, 3)
+        );
+        // The search goes on from where it was told.
+        assert_eq!(locate(&b, 4, false, None), Located::More(21));
+        // A plausible header whose frame runs past the end is no resync
+        // point once no more bytes come.
+        let mut c = vec![0xEE; 5];
+        c.extend(longlink::Header::new(response(NEWSYNC), 2, 1000).emit());
+        c.extend([0xEE; 40]);
+        assert_eq!(locate(&c, 0, false, None), Located::More(5));
+        assert_eq!(locate(&c, 0, true, None), Located::Nothing);
+        // MMTLS: three records in a row, two with the other side as a hint.
+        let rec = |t: u8, n: u8| {
+            let mut r = vec![t, 0xf1, 0x04, 0, n];
+            r.extend(std::iter::repeat_n(0x33, n as usize));
+            r
+        };
+        let mut m = vec![0x99; 7];
+        m.extend(rec(0x17, 10));
+        m.extend(rec(0x17, 3));
+        assert_eq!(locate(&m, 0, false, None), Located::More(7));
+        assert_eq!(
+            locate(&m, 0, false, Some(Protocol::Mmtls)),
+            Located::At(Protocol::Mmtls, 7)
+        );
+        m.extend(rec(0x15, 2));
+        assert_eq!(locate(&m, 0, false, None), Located::At(Protocol::Mmtls, 7));
+        // HTTP: a status line inside a body; a request line needs its end.
+        let h = b"xx\x00yy HTTP/1.1 200 OK\r\n";
+        assert_eq!(locate(h, 0, false, None), Located::At(Protocol::Http, 6));
+        let r = b"ab}POST /cgi-bin/x HTTP/1.";
+        assert_eq!(locate(r, 0, false, None), Located::More(3));
+        assert_eq!(locate(r, 0, true, None), Located::Nothing);
+        assert_eq!(locate(b"garbage only", 0, true, None), Located::Nothing);
+    }
+
+    #[test]
+    fn tls_and_ssh_starts_are_not_searched() {
+        assert!(!worth_searching(&[0x16, 0x03, 0x01, 0x02, 0x00]));
+        assert!(!worth_searching(b"SSH-2.0-OpenSSH_9.6\r\n"));
+        assert!(worth_searching(&[0x16, 0x04, 0x01]));
+        assert!(worth_searching(b"yyyyyyyyyyyyyyyyyy"));
     }
 
     #[test]
