@@ -10,9 +10,12 @@
 //! where the previous frame ends) that starts inside the frame, within the
 //! window, makes its length bogus. The bytes from the suspect header to
 //! the chain are reported as skipped ([`SkipReason::BadLength`]) and the
-//! chain's frames are decoded. When the stream ends inside a held frame,
-//! the first chain inside it that runs exactly to the end of the data
-//! (one whole frame suffices) is recovered the same way. A large frame
+//! chain's frames are decoded. When the stream ends inside a frame not yet
+//! judged sound (fewer than [`SUSPECT_WINDOW`] bytes of it seen, or a
+//! header-like run in its window still undecided), the first chain inside
+//! it that runs exactly to the end of the data (one whole frame suffices)
+//! is recovered the same way. Verdicts depend on the bytes only, never on
+//! the chunking nor on whether bodies are kept. A large frame
 //! whose body merely contains a header-like run of bytes stays whole: one
 //! or two header-like runs are not a chain, and a chain must also fit the
 //! frame's bytes consistently. Over-cap lengths are reported as
@@ -303,7 +306,10 @@ impl Framer {
     pub fn finish<F: FnMut(FramerEvent<'_>)>(&mut self, out: &mut F) {
         // A held frame the data ends inside: a chain of frames inside it
         // that runs exactly to the end shows its length bogus.
-        while matches!(self.state, State::Synced) && self.pending.len() >= HEADER_LEN {
+        while matches!(self.state, State::Synced)
+            && self.pending.len() >= HEADER_LEN
+            && !self.trusted
+        {
             let Some(q) = find_chain(&self.pending, HEADER_LEN, self.cap, SUSPECT_CHAIN, true)
             else {
                 break;

@@ -218,3 +218,51 @@ fn a_bogus_length_anywhere_in_any_chunking() {
         prop_assert_eq!(got, want);
     });
 }
+
+/// Keeping bodies or not, and how the stream is cut, never change the
+/// framing: frames (bodies aside) and skips are the same, with bogus
+/// lengths, header-like bodies and a cut end.
+#[test]
+fn verdicts_depend_on_the_bytes_only() {
+    use proptest::prelude::*;
+    let piece = prop_oneof![
+        (0u32..300, 0usize..80).prop_map(|(cmd, n)| encode(cmd, 1, &vec![0x11; n])),
+        (1u32..5000).prop_map(|len| bogus(NEWSYNC, 2, len + 16).to_vec()),
+        // A body that holds a header-like run.
+        (0usize..30).prop_map(|n| {
+            let mut b = vec![0x22; n];
+            b.extend(encode(NOOP, SEQ_HEARTBEAT, b""));
+            encode(NEWSYNC, 3, &b)
+        }),
+        proptest::collection::vec(any::<u8>(), 0..20),
+    ];
+    let strategy = (
+        proptest::collection::vec(piece, 1..12),
+        any::<proptest::sample::Index>(),
+        proptest::collection::vec(1usize..50, 1..10),
+    );
+    proptest!(ProptestConfig::with_cases(300), |((pieces, cut, steps) in strategy)| {
+        let mut s: Vec<u8> = pieces.concat();
+        s.truncate(cut.index(s.len() + 1));
+        let feed = |mut fr: Framer, steps: &[usize]| {
+            let mut evs = Vec::new();
+            let mut out = |e: FramerEvent<'_>| evs.push(match e {
+                FramerEvent::Frame { offset, header, .. } => Ev::Frame(offset, header.cmd, header.seq, 0),
+                FramerEvent::Skipped { offset, len, reason } => Ev::Skipped(offset, len, reason),
+                FramerEvent::Oversize { offset, .. } => Ev::Skipped(offset, 0, SkipReason::Garbage),
+            });
+            let (mut pos, mut k) = (0, 0);
+            while pos < s.len() {
+                let n = steps[k % steps.len()].min(s.len() - pos);
+                fr.feed(pos as u64, &s[pos..pos + n], &mut out);
+                pos += n;
+                k += 1;
+            }
+            fr.finish(&mut out);
+            evs
+        };
+        let whole = feed(Framer::default(), &[s.len().max(1)]);
+        prop_assert_eq!(&feed(Framer::default(), &steps), &whole);
+        prop_assert_eq!(&feed(Framer::default().keep_bodies(|_| false), &steps), &whole);
+    });
+}
