@@ -91,26 +91,10 @@ pub fn worth_searching(first: &[u8]) -> bool {
 
 /// [`longlink::chain`] for MMTLS records.
 fn mmtls_chain(b: &[u8], max: usize) -> (usize, longlink::Chain) {
-    use longlink::Chain;
-    let mut pos = 0usize;
-    let mut n = 0;
-    while n < max {
-        let Some(rest) = b.get(pos..) else {
-            return (n, Chain::Past);
-        };
-        if rest.is_empty() {
-            return (n, Chain::Exact);
-        }
-        if rest.len() < mmtls::HEADER_LEN {
-            return (n, Chain::Past);
-        }
-        if !mmtls::looks_like_record(rest) {
-            return (n, Chain::Broken);
-        }
-        n += 1;
-        pos += mmtls::HEADER_LEN + usize::from(u16::from_be_bytes([rest[3], rest[4]]));
-    }
-    (n, Chain::Long)
+    longlink::walk_chain(b, max, mmtls::HEADER_LEN, |rest| {
+        mmtls::looks_like_record(rest)
+            .then(|| mmtls::HEADER_LEN + usize::from(u16::from_be_bytes([rest[3], rest[4]])))
+    })
 }
 
 /// What a direction carries.

@@ -3,14 +3,13 @@
 //! the skips reported.
 
 use syncscope::analyze::{AnomalyKind, FrameRecord, Options, Report};
-use syncscope::capture::writer::PcapWriter;
-use syncscope::capture::{Linktype, Reader, Timestamp};
+use syncscope::capture::Reader;
 use syncscope::flow::Direction;
 use syncscope::proto::commands::{
     response, IDENTIFY, NEWNOTIFY, NEWSYNC, NOOP, SEQ_HEARTBEAT, SEQ_IDENTIFY, SEQ_PUSH,
 };
 use syncscope::proto::longlink::{encode, Header};
-use syncscope::synth::{later, Conversation, Side};
+use syncscope::synth::{Conversation, Side};
 
 /// One connection seen without its handshake: `c2s` and `s2c` sent in
 /// turns of `step` bytes (segments of at most 100 bytes), then closed.
@@ -37,13 +36,7 @@ fn capture(c2s: &[u8], s2c: &[u8], step: usize) -> Vec<u8> {
         j += n;
     }
     frames.extend(c.close());
-    let mut w = PcapWriter::new(Vec::new(), Linktype::ETHERNET, false).unwrap();
-    let mut ts = Timestamp::new(1_700_000_000, 0, 6);
-    for f in &frames {
-        ts = later(ts, 1000);
-        w.write(ts, f, None).unwrap();
-    }
-    w.into_inner()
+    crate::common::pcap_of(&frames)
 }
 
 fn run(c2s: &[u8], s2c: &[u8], step: usize) -> (Vec<FrameRecord>, Report) {

@@ -35,6 +35,21 @@ pub const SUSPECT_CHAIN: usize = 3;
 /// of the data (the last frame ending exactly there, or running past it)
 /// rather than at an implausible header.
 pub fn chain(b: &[u8], cap: u32, max: usize) -> (usize, Chain) {
+    walk_chain(b, max, HEADER_LEN, |rest| {
+        let h = Header::read(rest).expect("16 bytes");
+        plausible(&h, cap).then_some(h.len as usize)
+    })
+}
+
+/// A chain walk over any framing: `len_of` gives the length of the unit
+/// (frame, record) whose `header_len`-byte header starts its argument, or
+/// `None` when that is no plausible header.
+pub fn walk_chain(
+    b: &[u8],
+    max: usize,
+    header_len: usize,
+    len_of: impl Fn(&[u8]) -> Option<usize>,
+) -> (usize, Chain) {
     let mut pos = 0usize;
     let mut n = 0;
     while n < max {
@@ -44,15 +59,14 @@ pub fn chain(b: &[u8], cap: u32, max: usize) -> (usize, Chain) {
         if rest.is_empty() {
             return (n, Chain::Exact);
         }
-        if rest.len() < HEADER_LEN {
+        if rest.len() < header_len {
             return (n, Chain::Past);
         }
-        let h = Header::read(rest).expect("16 bytes");
-        if !plausible(&h, cap) {
+        let Some(len) = len_of(rest) else {
             return (n, Chain::Broken);
-        }
+        };
         n += 1;
-        pos += h.len as usize;
+        pos += len;
     }
     (n, Chain::Long)
 }

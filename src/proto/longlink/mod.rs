@@ -18,7 +18,8 @@ use std::fmt;
 mod framer;
 
 pub use framer::{
-    chain, find_chain, Chain, Framer, FramerEvent, SkipReason, SUSPECT_CHAIN, SUSPECT_WINDOW,
+    chain, find_chain, walk_chain, Chain, Framer, FramerEvent, SkipReason, SUSPECT_CHAIN,
+    SUSPECT_WINDOW,
 };
 
 /// Size of the frame header.

@@ -11,30 +11,41 @@ enum Ev {
     Skipped(u64, u64, SkipReason),
 }
 
-fn run(fr: &mut Framer, s: &[u8], step: usize) -> Vec<Ev> {
-    let mut evs = Vec::new();
-    let mut out = |e: FramerEvent<'_>| match e {
+/// An event as compared here (bodies by their length).
+fn ev(e: FramerEvent<'_>) -> Ev {
+    match e {
         FramerEvent::Frame {
             offset,
             header,
             body,
             ..
-        } => evs.push(Ev::Frame(offset, header.cmd, header.seq, body.len())),
+        } => Ev::Frame(offset, header.cmd, header.seq, body.len()),
         FramerEvent::Skipped {
             offset,
             len,
             reason,
-        } => evs.push(Ev::Skipped(offset, len, reason)),
-        FramerEvent::Oversize { .. } => panic!("no oversize here"),
-    };
-    let mut pos = 0;
+        } => Ev::Skipped(offset, len, reason),
+        FramerEvent::Oversize { offset, .. } => Ev::Skipped(offset, 0, SkipReason::Garbage),
+    }
+}
+
+/// `s` fed in chunks of `steps` bytes in turn, then finished.
+fn run_steps(mut fr: Framer, s: &[u8], steps: &[usize]) -> Vec<Ev> {
+    let mut evs = Vec::new();
+    let mut out = |e: FramerEvent<'_>| evs.push(ev(e));
+    let (mut pos, mut k) = (0, 0);
     while pos < s.len() {
-        let n = step.min(s.len() - pos);
+        let n = steps[k % steps.len()].min(s.len() - pos);
         fr.feed(pos as u64, &s[pos..pos + n], &mut out);
         pos += n;
+        k += 1;
     }
     fr.finish(&mut out);
     evs
+}
+
+fn run(fr: &mut Framer, s: &[u8], step: usize) -> Vec<Ev> {
+    run_steps(std::mem::take(fr), s, &[step])
 }
 
 /// Same events for one chunk, every split in two, and steps 1, 7 and 300;
@@ -44,29 +55,9 @@ fn assert_any_chunking(s: &[u8], want: &[Ev]) {
         assert_eq!(run(&mut Framer::default(), s, step), want, "step {step}");
     }
     for cut in 0..=s.len() {
-        let mut fr = Framer::default();
-        let mut evs = run(&mut fr, &s[..0], 1);
-        evs.clear();
-        let mut got = Vec::new();
-        let mut out = |e: FramerEvent<'_>| match e {
-            FramerEvent::Frame {
-                offset,
-                header,
-                body,
-                ..
-            } => got.push(Ev::Frame(offset, header.cmd, header.seq, body.len())),
-            FramerEvent::Skipped {
-                offset,
-                len,
-                reason,
-            } => got.push(Ev::Skipped(offset, len, reason)),
-            FramerEvent::Oversize { .. } => panic!("no oversize here"),
-        };
-        let mut fr = Framer::default();
-        fr.feed(0, &s[..cut], &mut out);
-        fr.feed(cut as u64, &s[cut..], &mut out);
-        fr.finish(&mut out);
-        assert_eq!(got, want, "cut {cut}");
+        let steps = [cut.max(1), s.len().max(1)];
+        let steps = if cut == 0 { &steps[1..] } else { &steps[..] };
+        assert_eq!(run_steps(Framer::default(), s, steps), want, "cut {cut}");
     }
     let empty: Vec<Ev> = want
         .iter()
@@ -76,8 +67,8 @@ fn assert_any_chunking(s: &[u8], want: &[Ev]) {
         })
         .collect();
     for step in [s.len().max(1), 1, 7] {
-        let mut fr = Framer::default().keep_bodies(|_| false);
-        assert_eq!(run(&mut fr, s, step), empty, "no bodies, step {step}");
+        let fr = Framer::default().keep_bodies(|_| false);
+        assert_eq!(run_steps(fr, s, &[step]), empty, "no bodies, step {step}");
     }
 }
 
@@ -199,22 +190,7 @@ fn a_bogus_length_anywhere_in_any_chunking() {
             want.push(Ev::Skipped(stream.len() as u64, 16, SkipReason::Unusable));
             stream.extend(bogus(NEWSYNC, 1, 1 << 20));
         }
-        let mut got = Vec::new();
-        let mut out = |e: FramerEvent<'_>| match e {
-            FramerEvent::Frame { offset, header, body, .. } =>
-                got.push(Ev::Frame(offset, header.cmd, header.seq, body.len())),
-            FramerEvent::Skipped { offset, len, reason } => got.push(Ev::Skipped(offset, len, reason)),
-            FramerEvent::Oversize { .. } => got.push(Ev::Skipped(0, 0, SkipReason::Garbage)),
-        };
-        let mut fr = Framer::default();
-        let (mut pos, mut k) = (0, 0);
-        while pos < stream.len() {
-            let n = cuts[k % cuts.len()].min(stream.len() - pos);
-            fr.feed(pos as u64, &stream[pos..pos + n], &mut out);
-            pos += n;
-            k += 1;
-        }
-        fr.finish(&mut out);
+        let got = run_steps(Framer::default(), &stream, &cuts);
         prop_assert_eq!(got, want);
     });
 }
@@ -244,21 +220,13 @@ fn verdicts_depend_on_the_bytes_only() {
     proptest!(ProptestConfig::with_cases(300), |((pieces, cut, steps) in strategy)| {
         let mut s: Vec<u8> = pieces.concat();
         s.truncate(cut.index(s.len() + 1));
-        let feed = |mut fr: Framer, steps: &[usize]| {
-            let mut evs = Vec::new();
-            let mut out = |e: FramerEvent<'_>| evs.push(match e {
-                FramerEvent::Frame { offset, header, .. } => Ev::Frame(offset, header.cmd, header.seq, 0),
-                FramerEvent::Skipped { offset, len, reason } => Ev::Skipped(offset, len, reason),
-                FramerEvent::Oversize { offset, .. } => Ev::Skipped(offset, 0, SkipReason::Garbage),
-            });
-            let (mut pos, mut k) = (0, 0);
-            while pos < s.len() {
-                let n = steps[k % steps.len()].min(s.len() - pos);
-                fr.feed(pos as u64, &s[pos..pos + n], &mut out);
-                pos += n;
-                k += 1;
+        let feed = |fr: Framer, steps: &[usize]| {
+            let mut evs = run_steps(fr, &s, steps);
+            for e in &mut evs {
+                if let Ev::Frame(_, _, _, n) = e {
+                    *n = 0;
+                }
             }
-            fr.finish(&mut out);
             evs
         };
         let whole = feed(Framer::default(), &[s.len().max(1)]);
