@@ -451,12 +451,13 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
                 return false;
             }
             detect::Located::At(proto, p) => Some((proto, p)),
+            // A header could also start in the last bytes (too few yet to
+            // judge): they are searched again.
             detect::Located::More(p) if !complete => {
-                *search = Some(p);
+                *search = Some(p.min(first.len().saturating_sub(HEADER_LEN)));
                 return false;
             }
             detect::Located::Nothing if !complete => {
-                // A header could start in the last bytes: search them again.
                 *search = Some(first.len().saturating_sub(HEADER_LEN));
                 return false;
             }

@@ -30,6 +30,8 @@ pub enum Located {
     /// The protocol's first frame, record or start line is at this offset.
     At(Protocol, usize),
     /// Nothing before this offset; the candidate there needs more bytes.
+    /// (Nor does a header that has begun in the last 15 bytes show yet:
+    /// search those again too.)
     More(usize),
     /// No resync point in the bytes (and none can start before the last
     /// few, which `More` reports).

@@ -255,3 +255,96 @@ fn past_the_search_cap_a_direction_stays_unknown() {
         &[(C2S, 0, AnomalyKind::Resync, mid(10 << 10))],
     );
 }
+
+/// An MMTLS record: type, version f1 04, length, payload.
+fn record(typ: u8, payload: &[u8]) -> Vec<u8> {
+    let mut r = vec![typ, 0xf1, 0x04];
+    r.extend((payload.len() as u16).to_be_bytes());
+    r.extend(payload);
+    r
+}
+
+#[test]
+fn an_mmtls_direction_that_starts_inside_a_record() {
+    let first = record(0x17, &[0x55; 60]);
+    let mut c2s = first[25..].to_vec(); // 0..40
+    c2s.extend(record(0x17, &[1; 30])); // 40..75
+    c2s.extend(record(0x17, &[2; 20])); // 75..100
+    c2s.extend(record(0x15, &[3; 2])); // 100..107
+    let mut s2c = record(0x17, &[4; 10]); // 0..15
+    s2c.extend(record(0x17, &[5; 10])); // 15..30
+    for step in [1000, 7] {
+        let (records, report) = run(&c2s, &s2c, step);
+        let mut got: Vec<_> = records
+            .iter()
+            .map(|r| {
+                (
+                    r.dir,
+                    r.layer.as_str(),
+                    r.kind.clone(),
+                    r.stream_offset,
+                    r.len,
+                )
+            })
+            .collect();
+        got.sort_by_key(|r| (r.0 == S2C, r.3));
+        let rec = |dir, kind: &str, off, len| (dir, "mmtls", kind.to_string(), off, len);
+        assert_eq!(
+            got,
+            [
+                rec(C2S, "data", 40, 35),
+                rec(C2S, "data", 75, 25),
+                rec(C2S, "alert", 100, 7),
+                rec(S2C, "data", 0, 15),
+                rec(S2C, "data", 15, 15),
+            ],
+            "step {step}"
+        );
+        assert_eq!(
+            skips(&report),
+            [(
+                C2S,
+                0,
+                AnomalyKind::Resync,
+                "40 bytes before the first MMTLS record skipped (the direction starts mid-stream)"
+                    .to_string()
+            )],
+            "step {step}"
+        );
+    }
+}
+
+/// A long-link stream picked up at any byte, sent in turns of any size:
+/// every frame that starts at or after the first byte seen is decoded,
+/// and the bytes before the first of them are reported.
+#[test]
+fn a_long_link_stream_picked_up_anywhere() {
+    use proptest::prelude::*;
+    let strategy = (
+        proptest::collection::vec((0u32..300, any::<u32>(), 0usize..40), 1..8),
+        any::<proptest::sample::Index>(),
+        1usize..60,
+    );
+    proptest!(ProptestConfig::with_cases(200), |((spec, cut, step) in strategy)| {
+        let mut stream = Vec::new();
+        let mut starts = Vec::new();
+        for (cmd, seq, blen) in &spec {
+            starts.push((stream.len() as u64, *cmd, *seq));
+            // Bodies of 0xEE bytes never look like headers.
+            stream.extend(encode(*cmd, *seq, &vec![0xEE; *blen]));
+        }
+        let cut = cut.index(stream.len()) as u64;
+        let want: Vec<_> = starts
+            .iter()
+            .filter(|s| s.0 >= cut)
+            .map(|&(o, cmd, seq)| (C2S, cmd, seq, o - cut))
+            .collect();
+        let want_skips = match want.first() {
+            Some(&(_, _, _, first)) if first > 0 => vec![(C2S, 0, AnomalyKind::Resync, mid(first))],
+            _ => vec![],
+        };
+        let (records, report) = run(&stream[cut as usize..], &[], step);
+        prop_assert_eq!(frames(&records), want);
+        prop_assert_eq!(skips(&report), want_skips);
+    });
+}
