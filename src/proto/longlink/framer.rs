@@ -100,33 +100,42 @@ pub fn find_chain(b: &[u8], from: usize, cap: u32, need: usize, at_end: bool) ->
 /// depend on how the stream was cut into chunks): `Bogus(q)`, a chain of
 /// [`SUSPECT_CHAIN`] headers inside the frame starts at `q`; `Wait`, a
 /// chain that could still make it bogus needs more of the frame.
-fn verdict(b: &[u8], len: usize, cap: u32) -> Verdict {
+///
+/// Positions before `from` are known not to start a chain (a `Wait`
+/// answer says where to resume), so a frame arriving in many chunks is
+/// searched once.
+fn verdict(b: &[u8], len: usize, cap: u32, from: usize) -> Verdict {
     let complete = b.len() >= len;
     let b = &b[..b.len().min(len)];
     let window = len.min(SUSPECT_WINDOW);
-    for q in HEADER_LEN..window {
-        let Some(rest) = b.get(q..) else {
-            return Verdict::Wait;
-        };
-        // Quick rejection before reading a header: header length 16, version 1.
-        if rest.len() >= 8 && rest[4..8] != [0, 0x10, 0, 1] {
+    let mut q = from.max(HEADER_LEN);
+    // A header at q has `00 10 00 01` at q + 4.
+    while q < window && q + 8 <= b.len() {
+        if b[q + 5] != 0x10 || b[q + 4] != 0 || b[q + 6] != 0 || b[q + 7] != 1 {
+            q += 1;
             continue;
         }
-        match chain(rest, cap, SUSPECT_CHAIN) {
+        match chain(&b[q..], cap, SUSPECT_CHAIN) {
             (n, _) if n >= SUSPECT_CHAIN => return Verdict::Bogus(q),
             (_, Chain::Broken) => {}
             _ if complete => {}
-            _ => return Verdict::Wait,
+            _ => return Verdict::Wait(q),
         }
+        q += 1;
     }
-    Verdict::Fine
+    if q < window && !complete {
+        Verdict::Wait(q)
+    } else {
+        Verdict::Fine
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Verdict {
     Fine,
     Bogus(usize),
-    Wait,
+    /// Undecided from this position on.
+    Wait(usize),
 }
 
 /// Why bytes were skipped.
@@ -199,6 +208,8 @@ pub struct Framer {
     keep_body: fn(&Header) -> bool,
     /// The held frame's length was judged sound (see [`verdict`]).
     trusted: bool,
+    /// Where the held frame's verdict resumes.
+    checked: usize,
 }
 
 impl Default for Framer {
@@ -220,6 +231,7 @@ impl Framer {
             skipped: 0,
             keep_body: |_| true,
             trusted: false,
+            checked: 0,
         }
     }
 
@@ -411,6 +423,7 @@ impl Framer {
                         return used;
                     }
                     self.trusted = false;
+                    self.checked = 0;
                 }
                 let h = Header::read(&self.pending).expect("16 bytes held");
                 let len = h.len as usize;
@@ -418,7 +431,7 @@ impl Framer {
                 self.pending.extend_from_slice(&bytes[used..used + n]);
                 used += n;
                 if !self.trusted {
-                    match verdict(&self.pending, len, self.cap) {
+                    match verdict(&self.pending, len, self.cap, self.checked) {
                         Verdict::Bogus(q) => {
                             let at = self.pending_at;
                             self.skip(at, at + q as u64, SkipReason::BadLength, out);
@@ -427,7 +440,7 @@ impl Framer {
                             return used;
                         }
                         Verdict::Fine => self.trusted = true,
-                        Verdict::Wait => {}
+                        Verdict::Wait(q) => self.checked = q,
                     }
                 }
                 let keep = (self.keep_body)(&h);
@@ -524,16 +537,21 @@ impl Framer {
             }
             let n = h.len as usize;
             let keep = (self.keep_body)(&h);
-            let v = verdict(rest, n, self.cap);
+            let v = verdict(rest, n, self.cap, 0);
             if let Verdict::Bogus(q) = v {
                 self.skip(here, here + q as u64, SkipReason::BadLength, out);
                 pos += q;
                 continue;
             }
             if rest.len() < n {
-                if keep || v == Verdict::Wait {
+                let wait = match v {
+                    Verdict::Wait(q) => Some(q),
+                    _ => None,
+                };
+                if keep || wait.is_some() {
                     self.hold(here, rest);
                     self.trusted = v == Verdict::Fine;
+                    self.checked = wait.unwrap_or(0);
                 } else {
                     self.state = State::SkipBody {
                         offset: here,
