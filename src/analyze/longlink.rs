@@ -8,7 +8,7 @@ use super::{micros, Analyzer, AnomalyKind, Here};
 use crate::flow::Side;
 use crate::proto::business::MAGIC;
 use crate::proto::commands::{NEWNOTIFY, NEWSYNC};
-use crate::proto::longlink::{Framer, FramerEvent, Header, Kind};
+use crate::proto::longlink::{Framer, FramerEvent, Header, Kind, SkipReason};
 use crate::track::pairing::Paired;
 use crate::track::synckey::Ids;
 
@@ -52,13 +52,46 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
         offset: u64,
         bytes: &[u8],
     ) {
-        fr.feed(offset, bytes, &mut |e| match e {
+        fr.feed(offset, bytes, &mut |e| {
+            self.longlink_event(here, side, e, false)
+        })
+    }
+
+    /// A long-link direction ended: what its framer still holds.
+    pub(super) fn longlink_finish(&mut self, here: &Here, side: Side, fr: &mut Framer) {
+        fr.finish(&mut |e| self.longlink_event(here, side, e, true))
+    }
+
+    /// One framer event; `at_end`: the stream ended (what is skipped there
+    /// is an unfinished frame).
+    fn longlink_event(&mut self, here: &Here, side: Side, e: FramerEvent<'_>, at_end: bool) {
+        match e {
             FramerEvent::Frame {
                 offset,
                 header,
                 body,
                 after_gap,
             } => self.frame(here, side, offset, header, body, after_gap, None),
+            FramerEvent::Skipped {
+                offset,
+                len,
+                reason: SkipReason::BadLength,
+            } => self.anomaly(
+                here.conn,
+                here.dir,
+                offset,
+                AnomalyKind::Resync,
+                format!(
+                    "{len} bytes skipped: a frame length that frames found inside it show bogus"
+                ),
+            ),
+            FramerEvent::Skipped { offset, len, .. } if at_end => self.anomaly(
+                here.conn,
+                here.dir,
+                offset,
+                AnomalyKind::UnfinishedFrame,
+                format!("{len} bytes at the end of the stream are not a whole frame"),
+            ),
             FramerEvent::Skipped { offset, len, .. } => self.anomaly(
                 here.conn,
                 here.dir,
@@ -76,7 +109,7 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
                     header.cmd, header.seq, header.len
                 ),
             ),
-        })
+        }
     }
 
     /// A gap in a long-link direction: the frame it cuts is reported.

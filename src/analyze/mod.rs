@@ -45,7 +45,7 @@ use crate::flow::{Direction, FlowMeta, FlowSummary, Side, Sink};
 use crate::proto::commands::Registry;
 use crate::proto::http;
 use crate::proto::keylog::KeyLog;
-use crate::proto::longlink::{Framer, FramerEvent, MAX_FRAME_LEN};
+use crate::proto::longlink::{Framer, HEADER_LEN, MAX_FRAME_LEN};
 use crate::proto::mmtls::Output as MmtlsOutput;
 use crate::reassembly::Event;
 use crate::track::pairing::{LatencyTable, Pairing};
@@ -76,10 +76,14 @@ pub struct Options {
 #[derive(Debug)]
 enum Dissector {
     /// Not decided yet: the first bytes so far (at most
-    /// [`detect::SNIFF_LEN`]) and their stream offset.
+    /// [`detect::SNIFF_LEN`] while [`detect::detect`] judges the start;
+    /// at most [`detect::SEARCH_LEN`] once it found no known protocol and
+    /// [`detect::locate`] searches for a resync point from `search`) and
+    /// their stream offset.
     Sniffing {
         at: u64,
         first: Vec<u8>,
+        search: Option<usize>,
     },
     Longlink(Framer),
     Mmtls(Box<mmtls::MmtlsSide>),
@@ -91,21 +95,16 @@ enum Dissector {
 
 impl Dissector {
     /// The stream ended: (offset, length) of bytes left that are not a
-    /// whole frame or record.
+    /// whole record (MMTLS; a long-link framer is finished by the glue).
     fn finish(&mut self) -> Vec<(u64, u64)> {
         let mut skipped = Vec::new();
-        match self {
-            Dissector::Longlink(fr) => fr.finish(&mut |e| {
-                if let FramerEvent::Skipped { offset, len, .. } = e {
-                    skipped.push((offset, len));
-                }
-            }),
-            Dissector::Mmtls(m) => m.splitter.finish(&mut |o| {
+        // Long-link frames can still come out: see `longlink_finish`.
+        if let Dissector::Mmtls(m) = self {
+            m.splitter.finish(&mut |o| {
                 if let MmtlsOutput::Skipped(sk) = o {
                     skipped.push((sk.stream_offset, sk.len));
                 }
-            }),
-            _ => {}
+            });
         }
         skipped
     }
@@ -125,6 +124,7 @@ impl Default for SideState {
             dissector: Dissector::Sniffing {
                 at: 0,
                 first: Vec::new(),
+                search: None,
             },
             protocol: None,
             preview: String::new(),
@@ -322,19 +322,27 @@ impl<F: FnMut(&FrameRecord)> Sink for Analyzer<'_, F> {
             ts: s.last_ts,
         };
         self.with_http(&here, |h, mut out| h.finish(&mut out));
-        let mut conn = self.conns.remove(&s.id).expect("reinserted");
         for side in [Side::First, Side::Second] {
-            let dir = s.direction(side);
-            for (offset, len) in conn.sides[side.index()].dissector.finish() {
+            let here = Here {
+                conn: s.id,
+                dir: s.direction(side),
+                ts: s.last_ts,
+            };
+            let mut d = self.take_dissector(&here, side);
+            if let Dissector::Longlink(fr) = &mut d {
+                self.longlink_finish(&here, side, fr);
+            }
+            for (offset, len) in d.finish() {
                 self.anomaly(
                     s.id,
-                    dir,
+                    here.dir,
                     offset,
                     AnomalyKind::UnfinishedFrame,
                     format!("{len} bytes at the end of the stream are not a whole frame"),
                 );
             }
         }
+        let mut conn = self.conns.remove(&s.id).expect("reinserted");
         let unanswered = conn.pairing.finish();
         for (cmd, seq, _) in unanswered {
             let name = self
@@ -373,26 +381,144 @@ impl<F: FnMut(&FrameRecord)> Sink for Analyzer<'_, F> {
 }
 
 impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
-    fn data(&mut self, here: &Here, side: Side, offset: u64, bytes: &[u8]) {
+    fn data(&mut self, here: &Here, side: Side, offset: u64, mut bytes: &[u8]) {
+        let mut offset = offset;
         let st = &mut self.conns.get_mut(&here.conn).expect("conn").sides[side.index()];
-        if let Dissector::Sniffing { at, first } = &mut st.dissector {
+        if let Dissector::Sniffing { at, first, search } = &mut st.dissector {
             if first.is_empty() {
                 *at = offset;
             }
             let start = *at;
             let held = first.len();
-            let take = (detect::SNIFF_LEN - held).min(bytes.len());
-            first.extend_from_slice(&bytes[..take]);
-            let Some(proto) = detect::detect(first, false) else {
-                return; // fewer than SNIFF_LEN bytes and still undecided
-            };
-            let probe = std::mem::take(first);
-            self.set_dissector(here, side, proto, &probe);
-            if held > 0 {
-                self.feed(here, side, start, &probe[..held]);
+            if search.is_none() {
+                let take = (detect::SNIFF_LEN - held).min(bytes.len());
+                first.extend_from_slice(&bytes[..take]);
+                match detect::detect(first, false) {
+                    None => return, // fewer than SNIFF_LEN bytes and still undecided
+                    Some(Protocol::Unknown) if detect::worth_searching(first) => {
+                        // Mid-stream, or garbage first: search on.
+                        *search = Some(0);
+                        bytes = &bytes[take..];
+                        offset += take as u64;
+                    }
+                    Some(proto) => {
+                        let probe = std::mem::take(first);
+                        self.set_dissector(here, side, proto, &probe);
+                        if held > 0 {
+                            self.feed(here, side, start, &probe[..held]);
+                        }
+                        self.feed(here, side, offset, bytes);
+                        return;
+                    }
+                }
             }
+            let take = (detect::SEARCH_LEN - first.len()).min(bytes.len());
+            first.extend_from_slice(&bytes[..take]);
+            let full = first.len() >= detect::SEARCH_LEN;
+            if !self.search(here, side, full) {
+                return;
+            }
+            bytes = &bytes[take..];
+            offset += take as u64;
         }
         self.feed(here, side, offset, bytes);
+    }
+
+    /// Searches a direction's held bytes for a resync point (see
+    /// [`detect::locate`]); `complete`: no more bytes will be held. When one
+    /// is found the bytes before it are reported and those after it fed;
+    /// when none can be any more the direction is unknown. Whether the
+    /// direction is decided.
+    fn search(&mut self, here: &Here, side: Side, complete: bool) -> bool {
+        let conn = self.conns.get_mut(&here.conn).expect("conn");
+        let hint = conn.sides[side.other().index()].protocol;
+        let other_undecided = matches!(
+            conn.sides[side.other().index()].dissector,
+            Dissector::Sniffing { .. }
+        );
+        let Dissector::Sniffing { at, first, search } = &mut conn.sides[side.index()].dissector
+        else {
+            return true;
+        };
+        let from = search.unwrap_or(0);
+        let found = match detect::locate(first, from, complete, hint) {
+            // Responses wait for the requests' side to find its first
+            // request (or to give up), so that they can be paired.
+            detect::Located::At(Protocol::Http, p)
+                if !complete && here.dir == Direction::ServerToClient && other_undecided =>
+            {
+                *search = Some(p);
+                return false;
+            }
+            detect::Located::At(proto, p) => Some((proto, p)),
+            // A header could also start in the last bytes (too few yet to
+            // judge): they are searched again.
+            detect::Located::More(p) if !complete => {
+                *search = Some(p.min(first.len().saturating_sub(HEADER_LEN)));
+                return false;
+            }
+            detect::Located::Nothing if !complete => {
+                *search = Some(first.len().saturating_sub(HEADER_LEN));
+                return false;
+            }
+            _ => None,
+        };
+        let (start, first) = (*at, std::mem::take(first));
+        let Some((proto, p)) = found else {
+            self.set_dissector(here, side, Protocol::Unknown, &first);
+            self.search_other(here, side);
+            return true;
+        };
+        self.set_dissector(here, side, proto, &first);
+        let resync = start + p as u64;
+        let conn = self.conns.get_mut(&here.conn).expect("conn");
+        if let Dissector::Longlink(fr) = &mut conn.sides[side.index()].dissector {
+            *fr = std::mem::take(fr).starting_at(resync);
+        }
+        if p > 0 {
+            let what = match proto {
+                Protocol::Longlink => "long-link frame",
+                Protocol::Mmtls => "MMTLS record",
+                _ => "HTTP start line",
+            };
+            self.anomaly(
+                here.conn,
+                here.dir,
+                start,
+                AnomalyKind::Resync,
+                format!(
+                    "{p} bytes before the first {what} skipped (the direction starts mid-stream)"
+                ),
+            );
+        }
+        self.feed(here, side, resync, &first[p..]);
+        self.search_other(here, side);
+        true
+    }
+
+    /// This direction was decided: the other one, if it is still searching
+    /// (a response waiting for its request, or a chain now shorter with
+    /// this direction as a hint), searches again.
+    fn search_other(&mut self, here: &Here, side: Side) {
+        let conn = self.conns.get_mut(&here.conn).expect("conn");
+        let Dissector::Sniffing {
+            first,
+            search: Some(_),
+            ..
+        } = &conn.sides[side.other().index()].dissector
+        else {
+            return;
+        };
+        let full = first.len() >= detect::SEARCH_LEN;
+        let there = Here {
+            conn: here.conn,
+            dir: match here.dir {
+                Direction::ClientToServer => Direction::ServerToClient,
+                Direction::ServerToClient => Direction::ClientToServer,
+            },
+            ts: here.ts,
+        };
+        self.search(&there, side.other(), full);
     }
 
     /// Sets a direction's dissector from its first bytes.
@@ -420,16 +546,24 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
     /// undecided: decide with the bytes there are and feed them.
     fn decide_now(&mut self, here: &Here, side: Side) {
         let st = &mut self.conns.get_mut(&here.conn).expect("conn").sides[side.index()];
-        let Dissector::Sniffing { at, first } = &mut st.dissector else {
+        let Dissector::Sniffing { at, first, search } = &mut st.dissector else {
             return;
         };
         if first.is_empty() {
             return;
         }
-        let (at, first) = (*at, std::mem::take(first));
-        let proto = detect::detect(&first, true).unwrap_or(Protocol::Unknown);
-        self.set_dissector(here, side, proto, &first);
-        self.feed(here, side, at, &first);
+        if search.is_none() {
+            let proto = detect::detect(first, true).unwrap_or(Protocol::Unknown);
+            if proto == Protocol::Unknown && detect::worth_searching(first) {
+                *search = Some(0);
+            } else {
+                let (at, first) = (*at, std::mem::take(first));
+                self.set_dissector(here, side, proto, &first);
+                self.feed(here, side, at, &first);
+                return;
+            }
+        }
+        self.search(here, side, true);
     }
 
     fn gap(&mut self, here: &Here, side: Side, offset: u64, len: u64) {

@@ -1,10 +1,103 @@
 //! Protocol detection by content, per connection direction. Ports are only
 //! hints: WeChat runs plain HTTP and MMTLS on 8080 and MMTLS on 80 alike.
+//!
+//! [`detect`] judges the first bytes of a direction. When they are no known
+//! protocol (a capture that starts mid-stream, or a few bytes of garbage),
+//! [`locate`] searches the first [`SEARCH_LEN`] bytes for a resync point:
+//! a chain of consistent long-link headers, a chain of MMTLS records, or an
+//! HTTP request or status line; the other direction's verdict is a hint
+//! (a long link answers a long link), which shortens the chain asked for.
+//! Past [`SEARCH_LEN`] bytes without one, the direction is unknown.
 
-use crate::proto::{longlink, mmtls};
+use crate::proto::{http, longlink, mmtls};
 
-/// Bytes looked at, at most.
+/// Bytes looked at, at most, at the start of a direction.
 pub const SNIFF_LEN: usize = 16;
+
+/// Bytes of a direction searched (and held) for a resync point, at most,
+/// when its first bytes are no known protocol.
+pub const SEARCH_LEN: usize = 16 << 10;
+
+/// Consistent long-link headers in a row that make a resync point, without
+/// a hint and with one (the other direction is a long link).
+pub const LONGLINK_CHAIN: [usize; 2] = [2, 1];
+/// The same for MMTLS records (their header is weaker: 3 fixed bytes).
+pub const MMTLS_CHAIN: [usize; 2] = [3, 2];
+
+/// What [`locate`] finds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Located {
+    /// The protocol's first frame, record or start line is at this offset.
+    At(Protocol, usize),
+    /// Nothing before this offset; the candidate there needs more bytes.
+    /// (Nor does a header that has begun in the last 15 bytes show yet:
+    /// search those again too.)
+    More(usize),
+    /// No resync point in the bytes (and none can start before the last
+    /// few, which `More` reports).
+    Nothing,
+}
+
+/// Searches `b` from `from` for the first resync point (see the module
+/// doc). `complete`: no more bytes will come (the direction ended, hit a
+/// gap, or [`SEARCH_LEN`] bytes are held): a chain then counts when it
+/// runs exactly to the end of the bytes. `hint`: the other direction's
+/// protocol.
+pub fn locate(b: &[u8], from: usize, complete: bool, hint: Option<Protocol>) -> Located {
+    let ll_need = LONGLINK_CHAIN[usize::from(hint == Some(Protocol::Longlink))];
+    let mm_need = MMTLS_CHAIN[usize::from(hint == Some(Protocol::Mmtls))];
+    let http = http::first_start_line(b, from, !complete);
+    for p in from..b.len() {
+        if let Some((q, sure)) = http {
+            if q == p {
+                return if sure {
+                    Located::At(Protocol::Http, p)
+                } else {
+                    Located::More(p)
+                };
+            }
+        }
+        match longlink::chain(&b[p..], longlink::MAX_FRAME_LEN, ll_need) {
+            (n, _) if n >= ll_need => return Located::At(Protocol::Longlink, p),
+            (n, longlink::Chain::Exact) if complete && n >= 1 => {
+                return Located::At(Protocol::Longlink, p)
+            }
+            (n, longlink::Chain::Past | longlink::Chain::Exact) if !complete && n >= 1 => {
+                return Located::More(p)
+            }
+            _ => {}
+        }
+        match mmtls_chain(&b[p..], mm_need) {
+            (n, longlink::Chain::Long) if n >= mm_need => return Located::At(Protocol::Mmtls, p),
+            (n, longlink::Chain::Exact) if complete && n >= 2 => {
+                return Located::At(Protocol::Mmtls, p)
+            }
+            (n, longlink::Chain::Past | longlink::Chain::Exact) if !complete && n >= 1 => {
+                return Located::More(p)
+            }
+            _ => {}
+        }
+    }
+    Located::Nothing
+}
+
+/// Whether a direction whose first bytes are no known protocol is worth a
+/// search: not when they are a TLS record or an SSH banner (a connection
+/// seen from its start, just not one of ours).
+pub fn worth_searching(first: &[u8]) -> bool {
+    !matches!(
+        first,
+        [0x14..=0x17, 0x03, 0..=4, ..] | [b'S', b'S', b'H', b'-', ..]
+    )
+}
+
+/// [`longlink::chain`] for MMTLS records.
+fn mmtls_chain(b: &[u8], max: usize) -> (usize, longlink::Chain) {
+    longlink::walk_chain(b, max, mmtls::HEADER_LEN, |rest| {
+        mmtls::looks_like_record(rest)
+            .then(|| mmtls::HEADER_LEN + usize::from(u16::from_be_bytes([rest[3], rest[4]])))
+    })
+}
 
 /// What a direction carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
@@ -117,6 +210,70 @@ mod tests {
             detect(b"SSH-2.0-OpenSSH_9.6\r\n", false),
             Some(Protocol::Unknown)
         );
+    }
+
+    #[test]
+    fn locates_a_resync_point_anywhere() {
+        use crate::proto::commands::{response, NEWSYNC, NOOP, SEQ_HEARTBEAT};
+        let mut b = b"\x01\x02\x03".to_vec();
+        b.extend(longlink::encode(NEWSYNC, 1, b"ab")); // 3..21
+                                                       // One frame and the start of the next header: a chain of one.
+        let cut = &b[..];
+        assert_eq!(locate(cut, 0, false, None), Located::More(3));
+        assert_eq!(
+            locate(cut, 0, false, Some(Protocol::Longlink)),
+            Located::At(Protocol::Longlink, 3)
+        );
+        // The direction ended exactly at the end of the frame.
+        assert_eq!(
+            locate(cut, 0, true, None),
+            Located::At(Protocol::Longlink, 3)
+        );
+        b.extend(longlink::encode(NOOP, SEQ_HEARTBEAT, b"")); // 21..37
+        assert_eq!(
+            locate(&b, 0, false, None),
+            Located::At(Protocol::Longlink, 3)
+        );
+        // The search goes on from where it was told.
+        assert_eq!(locate(&b, 4, false, None), Located::More(21));
+        // A plausible header whose frame runs past the end is no resync
+        // point once no more bytes come.
+        let mut c = vec![0xEE; 5];
+        c.extend(longlink::Header::new(response(NEWSYNC), 2, 1000).emit());
+        c.extend([0xEE; 40]);
+        assert_eq!(locate(&c, 0, false, None), Located::More(5));
+        assert_eq!(locate(&c, 0, true, None), Located::Nothing);
+        // MMTLS: three records in a row, two with the other side as a hint.
+        let rec = |t: u8, n: u8| {
+            let mut r = vec![t, 0xf1, 0x04, 0, n];
+            r.extend(std::iter::repeat_n(0x33, n as usize));
+            r
+        };
+        let mut m = vec![0x99; 7];
+        m.extend(rec(0x17, 10));
+        m.extend(rec(0x17, 3));
+        assert_eq!(locate(&m, 0, false, None), Located::More(7));
+        assert_eq!(
+            locate(&m, 0, false, Some(Protocol::Mmtls)),
+            Located::At(Protocol::Mmtls, 7)
+        );
+        m.extend(rec(0x15, 2));
+        assert_eq!(locate(&m, 0, false, None), Located::At(Protocol::Mmtls, 7));
+        // HTTP: a status line inside a body; a request line needs its end.
+        let h = b"xx\x00yy HTTP/1.1 200 OK\r\n";
+        assert_eq!(locate(h, 0, false, None), Located::At(Protocol::Http, 6));
+        let r = b"ab}POST /cgi-bin/x HTTP/1.";
+        assert_eq!(locate(r, 0, false, None), Located::More(3));
+        assert_eq!(locate(r, 0, true, None), Located::Nothing);
+        assert_eq!(locate(b"garbage only", 0, true, None), Located::Nothing);
+    }
+
+    #[test]
+    fn tls_and_ssh_starts_are_not_searched() {
+        assert!(!worth_searching(&[0x16, 0x03, 0x01, 0x02, 0x00]));
+        assert!(!worth_searching(b"SSH-2.0-OpenSSH_9.6\r\n"));
+        assert!(worth_searching(&[0x16, 0x04, 0x01]));
+        assert!(worth_searching(b"yyyyyyyyyyyyyyyyyy"));
     }
 
     #[test]

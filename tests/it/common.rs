@@ -70,3 +70,16 @@ pub fn analyze_capture(
     let report = an.into_report();
     (records, report)
 }
+
+/// A classic Ethernet pcap of generated frames, one millisecond apart.
+pub fn pcap_of(frames: &[Vec<u8>]) -> Vec<u8> {
+    use syncscope::capture::writer::PcapWriter;
+    use syncscope::capture::{Linktype, Timestamp};
+    let mut w = PcapWriter::new(Vec::new(), Linktype::ETHERNET, false).unwrap();
+    let mut ts = Timestamp::new(1_700_000_000, 0, 6);
+    for f in frames {
+        ts = syncscope::synth::later(ts, 1000);
+        w.write(ts, f, None).unwrap();
+    }
+    w.into_inner()
+}

@@ -9,6 +9,7 @@ mod common;
 mod conformance;
 mod docs;
 mod http;
+mod midstream;
 mod net;
 mod net_fault;
 mod net_web;

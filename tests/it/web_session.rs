@@ -8,9 +8,8 @@ use std::io::Write;
 use std::net::SocketAddr;
 
 use syncscope::analyze::{FrameRecord, Options, Report};
-use syncscope::capture::writer::PcapWriter;
-use syncscope::capture::{Linktype, Reader, Timestamp};
-use syncscope::synth::{later, Conversation, Frame, Side};
+use syncscope::capture::Reader;
+use syncscope::synth::{Conversation, Frame, Side};
 use syncscope::track::synckey::Source;
 
 const SID: &str = "SIDabc";
@@ -222,14 +221,7 @@ pub fn web_session_capture() -> Vec<u8> {
     ));
     put(main.close());
     put(poll.close());
-
-    let mut w = PcapWriter::new(Vec::new(), Linktype::ETHERNET, false).unwrap();
-    let mut ts = Timestamp::new(1_700_000_000, 0, 6);
-    for f in &frames {
-        ts = later(ts, 1000);
-        w.write(ts, f, None).unwrap();
-    }
-    w.into_inner()
+    crate::common::pcap_of(&frames)
 }
 
 pub fn run(bytes: Vec<u8>) -> (Vec<FrameRecord>, Report) {

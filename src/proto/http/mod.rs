@@ -50,6 +50,7 @@ mod tests;
 
 pub use conn::Conn;
 pub use message::{BodyLen, HttpMessage, Kind, Limits, Parse, ParseError};
+pub use resync::first_start_line;
 
 /// Default cap on a message head (start line, headers; also a chunk-size
 /// line, the trailer section and the bytes held after an upgrade request).

@@ -222,3 +222,18 @@ pub(super) fn absolute_form(rest: &[u8]) -> Cand {
     }
     Cand::No
 }
+
+/// Mid-stream detection: where the first plausible request or status line
+/// at or after `from` in `d` starts: `Some((p, true))`; `Some((p, false))`
+/// when the candidate at `p` needs more bytes to tell (only if `more`:
+/// further bytes may come); `None` when there is none.
+pub fn first_start_line(d: &[u8], from: usize, more: bool) -> Option<(usize, bool)> {
+    let mut nl = NlCache::default();
+    (from..d.len()).find_map(
+        |p| match candidate(d, p, 0, more, &mut nl, super::MAX_HEAD) {
+            Cand::Yes => Some((p, true)),
+            Cand::More => Some((p, false)),
+            Cand::No => None,
+        },
+    )
+}

@@ -1,7 +1,142 @@
 //! [`Framer`]: the analyzer's incremental, resynchronising long-link frame
 //! splitter over the [`Header`] codec.
+//!
+//! # When a length field is not trusted
+//!
+//! A plausible header's length is believed, except when what follows shows
+//! it wrong. While a frame is unfinished, its first [`SUSPECT_WINDOW`]
+//! bytes are held (even when its body is not wanted) and searched: a chain
+//! of [`SUSPECT_CHAIN`] consistent headers (each plausible, each starting
+//! where the previous frame ends) that starts inside the frame, within the
+//! window, makes its length bogus. The bytes from the suspect header to
+//! the chain are reported as skipped ([`SkipReason::BadLength`]) and the
+//! chain's frames are decoded. When the stream ends inside a frame not yet
+//! judged sound (fewer than [`SUSPECT_WINDOW`] bytes of it seen, or a
+//! header-like run in its window still undecided), the first chain inside
+//! it that runs exactly to the end of the data (one whole frame suffices)
+//! is recovered the same way. Verdicts depend on the bytes only, never on
+//! the chunking nor on whether bodies are kept. A large frame
+//! whose body merely contains a header-like run of bytes stays whole: one
+//! or two header-like runs are not a chain, and a chain must also fit the
+//! frame's bytes consistently. Over-cap lengths are reported as
+//! [`FramerEvent::Oversize`] and skipped, as before.
 
 use super::{plausible, Header, HEADER_LEN, MAX_FRAME_LEN};
+
+/// Bytes of an unfinished frame searched for a chain of headers that
+/// shows its length bogus (see the module doc).
+pub const SUSPECT_WINDOW: usize = 4096;
+/// Consistent headers in a row that make a length bogus.
+pub const SUSPECT_CHAIN: usize = 3;
+
+/// How far a chain of consistent long-link headers runs from the start of
+/// `b`: the number of plausible headers read one after the other (each at
+/// the end of the previous frame), and whether the walk stopped at the end
+/// of the data (the last frame ending exactly there, or running past it)
+/// rather than at an implausible header.
+pub fn chain(b: &[u8], cap: u32, max: usize) -> (usize, Chain) {
+    walk_chain(b, max, HEADER_LEN, |rest| {
+        let h = Header::read(rest).expect("16 bytes");
+        plausible(&h, cap).then_some(h.len as usize)
+    })
+}
+
+/// A chain walk over any framing: `len_of` gives the length of the unit
+/// (frame, record) whose `header_len`-byte header starts its argument, or
+/// `None` when that is no plausible header.
+pub fn walk_chain(
+    b: &[u8],
+    max: usize,
+    header_len: usize,
+    len_of: impl Fn(&[u8]) -> Option<usize>,
+) -> (usize, Chain) {
+    let mut pos = 0usize;
+    let mut n = 0;
+    while n < max {
+        let Some(rest) = b.get(pos..) else {
+            return (n, Chain::Past);
+        };
+        if rest.is_empty() {
+            return (n, Chain::Exact);
+        }
+        if rest.len() < header_len {
+            return (n, Chain::Past);
+        }
+        let Some(len) = len_of(rest) else {
+            return (n, Chain::Broken);
+        };
+        n += 1;
+        pos += len;
+    }
+    (n, Chain::Long)
+}
+
+/// Where a [`chain`] walk stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Chain {
+    /// The last frame ends exactly at the end of the data.
+    Exact,
+    /// The data ends inside the last frame (or inside the next header).
+    Past,
+    /// At a byte run that is no plausible header.
+    Broken,
+    /// The walk reached the number of headers asked for.
+    Long,
+}
+
+/// The first offset in `b[from..]` where [`SUSPECT_CHAIN`] consistent
+/// headers follow each other, or (`at_end`: no more bytes will come) where
+/// a chain runs exactly to the end of `b`.
+pub fn find_chain(b: &[u8], from: usize, cap: u32, need: usize, at_end: bool) -> Option<usize> {
+    (from..b.len().saturating_sub(HEADER_LEN - 1)).find(|&q| match chain(&b[q..], cap, need) {
+        (n, _) if n >= need => true,
+        (n, Chain::Exact) => at_end && n >= 1,
+        _ => false,
+    })
+}
+
+/// Whether the length of the frame whose first bytes are `b` (its length
+/// `len`) is bogus, judged on its bytes only (so that the verdict does not
+/// depend on how the stream was cut into chunks): `Bogus(q)`, a chain of
+/// [`SUSPECT_CHAIN`] headers inside the frame starts at `q`; `Wait`, a
+/// chain that could still make it bogus needs more of the frame.
+///
+/// Positions before `from` are known not to start a chain (a `Wait`
+/// answer says where to resume), so a frame arriving in many chunks is
+/// searched once.
+fn verdict(b: &[u8], len: usize, cap: u32, from: usize) -> Verdict {
+    let complete = b.len() >= len;
+    let b = &b[..b.len().min(len)];
+    let window = len.min(SUSPECT_WINDOW);
+    let mut q = from.max(HEADER_LEN);
+    // A header at q has `00 10 00 01` at q + 4.
+    while q < window && q + 8 <= b.len() {
+        if b[q + 5] != 0x10 || b[q + 4] != 0 || b[q + 6] != 0 || b[q + 7] != 1 {
+            q += 1;
+            continue;
+        }
+        match chain(&b[q..], cap, SUSPECT_CHAIN) {
+            (n, _) if n >= SUSPECT_CHAIN => return Verdict::Bogus(q),
+            (_, Chain::Broken) => {}
+            _ if complete => {}
+            _ => return Verdict::Wait(q),
+        }
+        q += 1;
+    }
+    if q < window && !complete {
+        Verdict::Wait(q)
+    } else {
+        Verdict::Fine
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    Fine,
+    Bogus(usize),
+    /// Undecided from this position on.
+    Wait(usize),
+}
 
 /// Why bytes were skipped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -11,6 +146,9 @@ pub enum SkipReason {
     Garbage,
     /// Bytes of a frame that a gap cut, or of a frame over the cap.
     Unusable,
+    /// A frame whose length field is bogus: a chain of headers starts
+    /// inside it (see the module doc).
+    BadLength,
 }
 
 /// What the framer reports.
@@ -68,6 +206,10 @@ pub struct Framer {
     /// Whether a frame's body is assembled; when not, the frame is still
     /// reported (with an empty body) once its last byte has arrived.
     keep_body: fn(&Header) -> bool,
+    /// The held frame's length was judged sound (see [`verdict`]).
+    trusted: bool,
+    /// Where the held frame's verdict resumes.
+    checked: usize,
 }
 
 impl Default for Framer {
@@ -88,6 +230,8 @@ impl Framer {
             frames: 0,
             skipped: 0,
             keep_body: |_| true,
+            trusted: false,
+            checked: 0,
         }
     }
 
@@ -95,6 +239,13 @@ impl Framer {
     /// without copying and their frames reported with an empty body.
     pub fn keep_bodies(mut self, keep: fn(&Header) -> bool) -> Self {
         self.keep_body = keep;
+        self
+    }
+
+    /// Starts at stream offset `offset` (a direction picked up mid-stream,
+    /// at its first frame) instead of 0: the bytes before are not a gap.
+    pub fn starting_at(mut self, offset: u64) -> Self {
+        self.next = offset;
         self
     }
 
@@ -114,13 +265,18 @@ impl Framer {
             // Bytes skipped without a gap event: treat them as one.
             self.gap(offset - self.next, out);
         }
-        let mut at = offset.max(self.next);
+        let at = offset.max(self.next);
         if offset < self.next {
             // Overlapping re-feed: only the new part counts.
             let dup = ((self.next - offset) as usize).min(bytes.len());
             bytes = &bytes[dup..];
         }
         self.next = at + bytes.len() as u64;
+        self.run(at, bytes, out);
+    }
+
+    /// Frames `bytes` at stream offset `at` (in order, `next` already past them).
+    fn run<F: FnMut(FramerEvent<'_>)>(&mut self, mut at: u64, mut bytes: &[u8], out: &mut F) {
         while !bytes.is_empty() {
             let used = match self.state {
                 State::Skipping { left } => {
@@ -174,6 +330,22 @@ impl Framer {
 
     /// The stream ended: reports what is left unfinished.
     pub fn finish<F: FnMut(FramerEvent<'_>)>(&mut self, out: &mut F) {
+        // A held frame the data ends inside: a chain of frames inside it
+        // that runs exactly to the end shows its length bogus.
+        while matches!(self.state, State::Synced)
+            && self.pending.len() >= HEADER_LEN
+            && !self.trusted
+        {
+            let Some(q) = find_chain(&self.pending, HEADER_LEN, self.cap, SUSPECT_CHAIN, true)
+            else {
+                break;
+            };
+            let at = self.pending_at;
+            self.skip(at, at + q as u64, SkipReason::BadLength, out);
+            let held = std::mem::take(&mut self.pending);
+            self.trusted = false;
+            self.run(at + q as u64, &held[q..], out);
+        }
         self.drop_unfinished(out);
         self.state = State::Synced;
     }
@@ -250,30 +422,41 @@ impl Framer {
                         self.oversize(at, h, HEADER_LEN as u64, out);
                         return used;
                     }
-                    if !(self.keep_body)(&h) {
-                        let at = self.pending_at;
-                        self.pending.clear();
-                        let left = h.len as u64 - HEADER_LEN as u64;
-                        if left == 0 {
-                            self.emit(at, h, &[], out);
-                        } else {
-                            self.state = State::SkipBody {
-                                offset: at,
-                                header: h,
-                                left,
-                            };
-                        }
-                        return used;
-                    }
+                    self.trusted = false;
+                    self.checked = 0;
                 }
                 let h = Header::read(&self.pending).expect("16 bytes held");
-                let n = (h.len as usize - self.pending.len()).min(bytes.len() - used);
+                let len = h.len as usize;
+                let n = (len - self.pending.len()).min(bytes.len() - used);
                 self.pending.extend_from_slice(&bytes[used..used + n]);
                 used += n;
-                if self.pending.len() == h.len as usize {
+                if !self.trusted {
+                    match verdict(&self.pending, len, self.cap, self.checked) {
+                        Verdict::Bogus(q) => {
+                            let at = self.pending_at;
+                            self.skip(at, at + q as u64, SkipReason::BadLength, out);
+                            let held = std::mem::take(&mut self.pending);
+                            self.run(at + q as u64, &held[q..], out);
+                            return used;
+                        }
+                        Verdict::Fine => self.trusted = true,
+                        Verdict::Wait(q) => self.checked = q,
+                    }
+                }
+                let keep = (self.keep_body)(&h);
+                if self.pending.len() == len {
                     let frame = std::mem::take(&mut self.pending);
-                    self.emit(self.pending_at, h, &frame[HEADER_LEN..], out);
+                    let body = if keep { &frame[HEADER_LEN..] } else { &[] };
+                    self.emit(self.pending_at, h, body, out);
                     self.pending = frame;
+                    self.pending.clear();
+                } else if self.trusted && !keep {
+                    // Sound length, unwanted body: count the rest off.
+                    self.state = State::SkipBody {
+                        offset: self.pending_at,
+                        header: h,
+                        left: (len - self.pending.len()) as u64,
+                    };
                     self.pending.clear();
                 }
                 used
@@ -354,9 +537,21 @@ impl Framer {
             }
             let n = h.len as usize;
             let keep = (self.keep_body)(&h);
+            let v = verdict(rest, n, self.cap, 0);
+            if let Verdict::Bogus(q) = v {
+                self.skip(here, here + q as u64, SkipReason::BadLength, out);
+                pos += q;
+                continue;
+            }
             if rest.len() < n {
-                if keep {
+                let wait = match v {
+                    Verdict::Wait(q) => Some(q),
+                    _ => None,
+                };
+                if keep || wait.is_some() {
                     self.hold(here, rest);
+                    self.trusted = v == Verdict::Fine;
+                    self.checked = wait.unwrap_or(0);
                 } else {
                     self.state = State::SkipBody {
                         offset: here,
@@ -653,3 +848,6 @@ mod skip_body_tests {
         }
     }
 }
+
+#[cfg(test)]
+mod bad_length_tests;

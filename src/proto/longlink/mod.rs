@@ -17,7 +17,10 @@ use std::fmt;
 
 mod framer;
 
-pub use framer::{Framer, FramerEvent, SkipReason};
+pub use framer::{
+    chain, find_chain, walk_chain, Chain, Framer, FramerEvent, SkipReason, SUSPECT_CHAIN,
+    SUSPECT_WINDOW,
+};
 
 /// Size of the frame header.
 pub const HEADER_LEN: usize = 16;

@@ -1,0 +1,236 @@
+//! Length fields that what follows shows bogus (see the framer's doc).
+
+use super::*;
+use crate::proto::commands::{response, NEWNOTIFY, NEWSYNC, NOOP, SEQ_HEARTBEAT, SEQ_PUSH};
+use crate::proto::longlink::encode;
+
+#[derive(Debug, PartialEq, Eq)]
+enum Ev {
+    /// offset, cmd, seq, body length
+    Frame(u64, u32, u32, usize),
+    Skipped(u64, u64, SkipReason),
+}
+
+/// An event as compared here (bodies by their length).
+fn ev(e: FramerEvent<'_>) -> Ev {
+    match e {
+        FramerEvent::Frame {
+            offset,
+            header,
+            body,
+            ..
+        } => Ev::Frame(offset, header.cmd, header.seq, body.len()),
+        FramerEvent::Skipped {
+            offset,
+            len,
+            reason,
+        } => Ev::Skipped(offset, len, reason),
+        FramerEvent::Oversize { offset, .. } => Ev::Skipped(offset, 0, SkipReason::Garbage),
+    }
+}
+
+/// `s` fed in chunks of `steps` bytes in turn, then finished.
+fn run_steps(mut fr: Framer, s: &[u8], steps: &[usize]) -> Vec<Ev> {
+    let mut evs = Vec::new();
+    let mut out = |e: FramerEvent<'_>| evs.push(ev(e));
+    let (mut pos, mut k) = (0, 0);
+    while pos < s.len() {
+        let n = steps[k % steps.len()].min(s.len() - pos);
+        fr.feed(pos as u64, &s[pos..pos + n], &mut out);
+        pos += n;
+        k += 1;
+    }
+    fr.finish(&mut out);
+    evs
+}
+
+fn run(fr: &mut Framer, s: &[u8], step: usize) -> Vec<Ev> {
+    run_steps(std::mem::take(fr), s, &[step])
+}
+
+/// Same events for one chunk, every split in two, and steps 1, 7 and 300;
+/// also with unwanted bodies (then with empty bodies).
+fn assert_any_chunking(s: &[u8], want: &[Ev]) {
+    for step in [s.len().max(1), 1, 7, 300] {
+        assert_eq!(run(&mut Framer::default(), s, step), want, "step {step}");
+    }
+    for cut in 0..=s.len() {
+        let steps = [cut.max(1), s.len().max(1)];
+        let steps = if cut == 0 { &steps[1..] } else { &steps[..] };
+        assert_eq!(run_steps(Framer::default(), s, steps), want, "cut {cut}");
+    }
+    let empty: Vec<Ev> = want
+        .iter()
+        .map(|e| match e {
+            Ev::Frame(o, c, q, _) => Ev::Frame(*o, *c, *q, 0),
+            Ev::Skipped(o, l, r) => Ev::Skipped(*o, *l, *r),
+        })
+        .collect();
+    for step in [s.len().max(1), 1, 7] {
+        let fr = Framer::default().keep_bodies(|_| false);
+        assert_eq!(run_steps(fr, s, &[step]), empty, "no bodies, step {step}");
+    }
+}
+
+fn bogus(cmd: u32, seq: u32, len: u32) -> [u8; HEADER_LEN] {
+    Header {
+        len,
+        ..Header::new(cmd, seq, 0)
+    }
+    .emit()
+}
+
+#[test]
+fn a_huge_length_followed_by_a_chain_is_skipped() {
+    let mut s = encode(NEWSYNC, 1, b"abc"); // 0..19
+    s.extend(bogus(NEWSYNC, 2, 1 << 20)); // 19..35, claims 1 MiB
+    s.extend(encode(NOOP, SEQ_HEARTBEAT, b"")); // 35..51
+    s.extend(encode(NEWNOTIFY, SEQ_PUSH, &[9; 12])); // 51..79
+    s.extend(encode(response(NEWSYNC), 1, &[1; 30])); // 79..125
+    s.extend(encode(NEWSYNC, 3, b"z")); // 125..142
+    assert_any_chunking(
+        &s,
+        &[
+            Ev::Frame(0, NEWSYNC, 1, 3),
+            Ev::Skipped(19, 16, SkipReason::BadLength),
+            Ev::Frame(35, NOOP, SEQ_HEARTBEAT, 0),
+            Ev::Frame(51, NEWNOTIFY, SEQ_PUSH, 12),
+            Ev::Frame(79, response(NEWSYNC), 1, 30),
+            Ev::Frame(125, NEWSYNC, 3, 1),
+        ],
+    );
+}
+
+#[test]
+fn a_bogus_length_with_bytes_after_it_skips_them_too() {
+    // The bogus header has 5 bytes of its "body" before the chain.
+    let mut s = bogus(NEWSYNC, 2, 5000).to_vec(); // 0..16
+    s.extend([0xEE; 5]); // 16..21
+    for seq in 10..13 {
+        s.extend(encode(NEWSYNC, seq, &[0; 4])); // 21, 41, 61 (20 bytes each)
+    }
+    assert_any_chunking(
+        &s,
+        &[
+            Ev::Skipped(0, 21, SkipReason::BadLength),
+            Ev::Frame(21, NEWSYNC, 10, 4),
+            Ev::Frame(41, NEWSYNC, 11, 4),
+            Ev::Frame(61, NEWSYNC, 12, 4),
+        ],
+    );
+}
+
+#[test]
+fn at_the_end_one_whole_frame_after_a_bogus_length_is_recovered() {
+    let mut s = encode(NEWSYNC, 1, b"abc"); // 0..19
+    s.extend(bogus(NEWSYNC, 2, 1 << 20)); // 19..35
+    s.extend(encode(NOOP, SEQ_HEARTBEAT, b"")); // 35..51
+    assert_any_chunking(
+        &s,
+        &[
+            Ev::Frame(0, NEWSYNC, 1, 3),
+            Ev::Skipped(19, 16, SkipReason::BadLength),
+            Ev::Frame(35, NOOP, SEQ_HEARTBEAT, 0),
+        ],
+    );
+}
+
+#[test]
+fn a_large_frame_with_header_like_bytes_in_its_body_stays_whole() {
+    // A 64 KiB body holding two chained header-like runs (not three), and a
+    // single one further on: the frame is sound.
+    let mut body = vec![0x5A; 65_536];
+    let mut fake = encode(NEWSYNC, 7, &[1; 4]);
+    fake.extend(encode(NEWSYNC, 8, &[2; 4]));
+    body[100..100 + fake.len()].copy_from_slice(&fake);
+    body[200..220].copy_from_slice(&encode(NOOP, SEQ_HEARTBEAT, &[3; 4]));
+    body[3000..3016].copy_from_slice(&bogus(NEWSYNC, 9, 16));
+    let mut s = encode(response(NEWSYNC), 1, &body);
+    s.extend(encode(NOOP, SEQ_HEARTBEAT, b""));
+    let n = s.len() as u64;
+    let want = [
+        Ev::Frame(0, response(NEWSYNC), 1, 65_536),
+        Ev::Frame(n - 16, NOOP, SEQ_HEARTBEAT, 0),
+    ];
+    for step in [s.len(), 1, 1460, 4096, 5000] {
+        assert_eq!(run(&mut Framer::default(), &s, step), want, "step {step}");
+    }
+    // Cut short: the frame is unfinished, and its header-like bytes do not
+    // run exactly to the end, so nothing is recovered from it.
+    let evs = run(&mut Framer::default(), &s[..20_000], 1460);
+    assert_eq!(evs, [Ev::Skipped(0, 20_000, SkipReason::Unusable)]);
+}
+
+#[test]
+fn a_bogus_length_anywhere_in_any_chunking() {
+    use proptest::prelude::*;
+    let strategy = (
+        proptest::collection::vec((0u32..300, any::<u32>(), 0usize..60), 1..10),
+        any::<proptest::sample::Index>(),
+        1u32..16_000_000,
+        proptest::collection::vec(1usize..40, 1..20),
+    );
+    proptest!(ProptestConfig::with_cases(200), |((spec, at, extra, cuts) in strategy)| {
+        let at = at.index(spec.len() + 1);
+        let mut stream = Vec::new();
+        let mut want = Vec::new();
+        for (i, (cmd, seq, blen)) in spec.iter().enumerate() {
+            if i == at {
+                // A header whose length runs past the end of the stream.
+                let len = (16 << 20) - extra.min(1 << 20);
+                want.push(Ev::Skipped(stream.len() as u64, 16, SkipReason::BadLength));
+                stream.extend(bogus(NEWSYNC, 1, len));
+            }
+            // Bodies of 0xEE bytes never look like headers.
+            want.push(Ev::Frame(stream.len() as u64, *cmd, *seq, *blen));
+            stream.extend(encode(*cmd, *seq, &vec![0xEE; *blen]));
+        }
+        if at == spec.len() {
+            // Nothing after it: an unfinished frame, as before.
+            want.push(Ev::Skipped(stream.len() as u64, 16, SkipReason::Unusable));
+            stream.extend(bogus(NEWSYNC, 1, 1 << 20));
+        }
+        let got = run_steps(Framer::default(), &stream, &cuts);
+        prop_assert_eq!(got, want);
+    });
+}
+
+/// Keeping bodies or not, and how the stream is cut, never change the
+/// framing: frames (bodies aside) and skips are the same, with bogus
+/// lengths, header-like bodies and a cut end.
+#[test]
+fn verdicts_depend_on_the_bytes_only() {
+    use proptest::prelude::*;
+    let piece = prop_oneof![
+        (0u32..300, 0usize..80).prop_map(|(cmd, n)| encode(cmd, 1, &vec![0x11; n])),
+        (1u32..5000).prop_map(|len| bogus(NEWSYNC, 2, len + 16).to_vec()),
+        // A body that holds a header-like run.
+        (0usize..30).prop_map(|n| {
+            let mut b = vec![0x22; n];
+            b.extend(encode(NOOP, SEQ_HEARTBEAT, b""));
+            encode(NEWSYNC, 3, &b)
+        }),
+        proptest::collection::vec(any::<u8>(), 0..20),
+    ];
+    let strategy = (
+        proptest::collection::vec(piece, 1..12),
+        any::<proptest::sample::Index>(),
+        proptest::collection::vec(1usize..50, 1..10),
+    );
+    proptest!(ProptestConfig::with_cases(300), |((pieces, cut, steps) in strategy)| {
+        let mut s: Vec<u8> = pieces.concat();
+        s.truncate(cut.index(s.len() + 1));
+        let feed = |fr: Framer, steps: &[usize]| {
+            let mut evs = run_steps(fr, &s, steps);
+            for e in &mut evs {
+                if let Ev::Frame(_, _, _, n) = e {
+                    *n = 0;
+                }
+            }
+            evs
+        };
+        let whole = feed(Framer::default(), &[s.len().max(1)]);
+        prop_assert_eq!(&feed(Framer::default(), &steps), &whole);
+        prop_assert_eq!(&feed(Framer::default().keep_bodies(|_| false), &steps), &whole);
+    });
+}
