@@ -109,11 +109,20 @@ fn verdict(b: &[u8], len: usize, cap: u32, from: usize) -> Verdict {
     let b = &b[..b.len().min(len)];
     let window = len.min(SUSPECT_WINDOW);
     let mut q = from.max(HEADER_LEN);
-    // A header at q has `00 10 00 01` at q + 4.
+    // A header at q has `00 10 00 01` at q + 4: jump from one such run to
+    // the next (memmem), the bytes between cannot start a header.
+    let magic = memchr::memmem::Finder::new(&[0, 0x10, 0, 1]);
     while q < window && q + 8 <= b.len() {
-        if b[q + 5] != 0x10 || b[q + 4] != 0 || b[q + 6] != 0 || b[q + 7] != 1 {
-            q += 1;
-            continue;
+        let end = (window + 8).min(b.len());
+        match magic.find(&b[q + 4..end]) {
+            Some(d) => q += d,
+            None => {
+                q = end.saturating_sub(7).max(q);
+                break;
+            }
+        }
+        if q >= window {
+            break;
         }
         match chain(&b[q..], cap, SUSPECT_CHAIN) {
             (n, _) if n >= SUSPECT_CHAIN => return Verdict::Bogus(q),
