@@ -33,6 +33,7 @@ mod longlink;
 mod mmtls;
 mod record;
 mod report;
+mod roles;
 mod shortlink;
 mod web;
 
@@ -59,6 +60,7 @@ pub use report::{
     AnomalyKind, AnomalyRow, CmdRow, ConnKind, ConnRow, LatencyRow, MmtlsTotals, Report,
     SyncKeySeen,
 };
+pub use roles::RolesBy;
 
 /// What the analyzer needs besides the bytes.
 #[derive(Default)]
@@ -146,6 +148,8 @@ struct Conn {
     http: Option<Box<http::Conn>>,
     /// MMTLS records found in HTTP bodies, numbered per direction (c2s, s2c).
     http_records: [u64; 2],
+    /// Client and server as the analyzer uses them (inferred without a handshake).
+    roles: roles::Roles,
 }
 
 /// The analyzer. `F` receives each record as it completes.
@@ -250,6 +254,8 @@ struct Here {
     conn: u64,
     dir: Direction,
     ts: Timestamp,
+    /// How the roles behind `dir` were decided.
+    roles: RolesBy,
 }
 
 /// Whole microseconds of a duration in nanoseconds (negative: 0).
@@ -268,10 +274,12 @@ impl<F: FnMut(&FrameRecord)> Sink for Analyzer<'_, F> {
         if conn.skip {
             return;
         }
+        conn.roles.sync(meta);
         let here = Here {
             conn: meta.id,
-            dir: meta.direction(side),
+            dir: conn.roles.direction(side),
             ts: meta.now,
+            roles: conn.roles.by(),
         };
         match ev {
             Event::Data { offset, bytes, .. } => self.data(&here, side, offset, bytes),
@@ -298,8 +306,15 @@ impl<F: FnMut(&FrameRecord)> Sink for Analyzer<'_, F> {
                 .port
                 .is_none_or(|p| s.client.port() == p || s.server.port() == p)
             {
-                self.report
-                    .add_conn(s, [None, None], ["".into(), "".into()], 0, 0);
+                let roles = roles::Roles::of_summary(s);
+                self.report.add_conn(
+                    &roles.apply(s),
+                    roles.by(),
+                    [None, None],
+                    ["".into(), "".into()],
+                    0,
+                    0,
+                );
             }
             return;
         };
@@ -309,25 +324,19 @@ impl<F: FnMut(&FrameRecord)> Sink for Analyzer<'_, F> {
         // HTTP ends with the connection (close-delimited bodies, cut messages).
         self.conns.insert(s.id, conn);
         for side in [Side::First, Side::Second] {
-            let here = Here {
-                conn: s.id,
-                dir: s.direction(side),
-                ts: s.last_ts,
-            };
+            let here = self.here(s.id, side, s.last_ts);
             self.decide_now(&here, side);
         }
-        let here = Here {
-            conn: s.id,
-            dir: Direction::ClientToServer,
-            ts: s.last_ts,
+        let roles = {
+            let r = &mut self.conns.get_mut(&s.id).expect("reinserted").roles;
+            r.settle(s);
+            *r
         };
+        let s = &roles.apply(s);
+        let here = self.here(s.id, roles.client(), s.last_ts);
         self.with_http(&here, |h, mut out| h.finish(&mut out));
         for side in [Side::First, Side::Second] {
-            let here = Here {
-                conn: s.id,
-                dir: s.direction(side),
-                ts: s.last_ts,
-            };
+            let here = self.here(s.id, side, s.last_ts);
             let mut d = self.take_dissector(&here, side);
             if let Dissector::Longlink(fr) = &mut d {
                 self.longlink_finish(&here, side, fr);
@@ -367,6 +376,7 @@ impl<F: FnMut(&FrameRecord)> Sink for Analyzer<'_, F> {
         };
         self.report.add_conn(
             s,
+            roles.by(),
             [protos[pc], protos[ps]],
             [previews[pc].clone(), previews[ps].clone()],
             conn.frames,
@@ -381,6 +391,28 @@ impl<F: FnMut(&FrameRecord)> Sink for Analyzer<'_, F> {
 }
 
 impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
+    /// Context of an event of `side` on `conn`, by the roles as known now.
+    fn here(&self, conn: u64, side: Side, ts: Timestamp) -> Here {
+        let roles = &self.conns.get(&conn).expect("conn").roles;
+        Here {
+            conn,
+            dir: roles.direction(side),
+            ts,
+            roles: roles.by(),
+        }
+    }
+
+    /// `side`'s protocol was just decided, its data starting with `first`:
+    /// if the connection's roles are still open, they are inferred now,
+    /// before any of its records is built.
+    fn infer_roles(&mut self, conn: u64, side: Side, proto: Protocol, first: &[u8]) {
+        self.conns
+            .get_mut(&conn)
+            .expect("conn")
+            .roles
+            .infer(side, proto, first);
+    }
+
     fn data(&mut self, here: &Here, side: Side, offset: u64, mut bytes: &[u8]) {
         let mut offset = offset;
         let st = &mut self.conns.get_mut(&here.conn).expect("conn").sides[side.index()];
@@ -404,6 +436,10 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
                     Some(proto) => {
                         let probe = std::mem::take(first);
                         self.set_dissector(here, side, proto, &probe);
+                        if self.conns[&here.conn].roles.by() == RolesBy::FirstPacket {
+                            let start = [&probe[..held], bytes].concat();
+                            self.infer_roles(here.conn, side, proto, &start);
+                        }
                         if held > 0 {
                             self.feed(here, side, start, &probe[..held]);
                         }
@@ -470,6 +506,8 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
             return true;
         };
         self.set_dissector(here, side, proto, &first);
+        self.infer_roles(here.conn, side, proto, &first[p..]);
+        let here = &self.here(here.conn, side, here.ts);
         let resync = start + p as u64;
         let conn = self.conns.get_mut(&here.conn).expect("conn");
         if let Dissector::Longlink(fr) = &mut conn.sides[side.index()].dissector {
@@ -510,14 +548,7 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
             return;
         };
         let full = first.len() >= detect::SEARCH_LEN;
-        let there = Here {
-            conn: here.conn,
-            dir: match here.dir {
-                Direction::ClientToServer => Direction::ServerToClient,
-                Direction::ServerToClient => Direction::ClientToServer,
-            },
-            ts: here.ts,
-        };
+        let there = self.here(here.conn, side.other(), here.ts);
         self.search(&there, side.other(), full);
     }
 
@@ -559,6 +590,7 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
             } else {
                 let (at, first) = (*at, std::mem::take(first));
                 self.set_dissector(here, side, proto, &first);
+                self.infer_roles(here.conn, side, proto, &first);
                 self.feed(here, side, at, &first);
                 return;
             }
@@ -587,6 +619,8 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
     }
 
     fn feed(&mut self, here: &Here, side: Side, offset: u64, bytes: &[u8]) {
+        // The roles may have been inferred since the event began.
+        let here = &self.here(here.conn, side, here.ts);
         let mut d = self.take_dissector(here, side);
         match &mut d {
             Dissector::Longlink(fr) => self.longlink_feed(here, side, fr, offset, bytes),

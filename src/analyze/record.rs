@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use super::Here;
+use super::{Here, RolesBy};
 use crate::capture::Timestamp;
 use crate::flow::Direction;
 use crate::proto::longlink;
@@ -65,6 +65,10 @@ pub struct FrameRecord {
     pub ts: Timestamp,
     pub conn: u64,
     pub dir: Direction,
+    /// How the roles behind `dir` were inferred (protocol, port or
+    /// first_packet); absent when a SYN or SYN+ACK showed them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub roles: Option<RolesBy>,
     pub layer: Layer,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cmd: Option<u32>,
@@ -122,6 +126,7 @@ impl FrameRecord {
             ts: at.ts,
             conn: at.conn,
             dir: at.dir,
+            roles: at.roles.inferred().then_some(at.roles),
             layer,
             cmd: None,
             cmd_name: None,
@@ -154,6 +159,7 @@ mod tests {
             conn: 3,
             dir: Direction::ServerToClient,
             ts: Timestamp::new(1_700_000_000, 123_456_789, 9),
+            roles: RolesBy::Syn,
         }
     }
 

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::{Crypto, KeyMap, SyncKeySource};
+use super::{Crypto, KeyMap, RolesBy, SyncKeySource};
 use crate::capture::Timestamp;
 use crate::detect::Protocol;
 use crate::flow::{Direction, FlowSummary};
@@ -130,6 +130,10 @@ pub struct ConnRow {
     pub bytes_s2c: u64,
     pub frames: u64,
     pub end: &'static str,
+    /// How client and server were told apart, when no handshake showed
+    /// them: protocol, port or first_packet (absent: a SYN or SYN+ACK).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub roles: Option<RolesBy>,
     /// First bytes of directions whose protocol is unknown, in hex.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub preview: Vec<String>,
@@ -312,6 +316,7 @@ impl Report {
     pub(super) fn add_conn(
         &mut self,
         s: &FlowSummary,
+        roles: RolesBy,
         protos: [Option<Protocol>; 2],
         previews: [String; 2],
         frames: u64,
@@ -335,6 +340,7 @@ impl Report {
             bytes_s2c: s.s2c.bytes,
             frames,
             end: s.end.as_str(),
+            roles: roles.inferred().then_some(roles),
             preview,
         });
     }

@@ -85,6 +85,7 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
                     conn: here.conn,
                     dir: rq.dir,
                     ts: rq.ts_last,
+                    roles: here.roles,
                 };
                 if let Some(link) = ShortLink::of(rq) {
                     self.short_link_request(&at, link, rq);
@@ -98,6 +99,7 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
                     conn: here.conn,
                     dir: rs.dir,
                     ts: rs.ts_last,
+                    roles: here.roles,
                 };
                 match request.and_then(ShortLink::of) {
                     Some(link) => self.short_link_response(&at, link, rs),
