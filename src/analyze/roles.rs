@@ -51,8 +51,8 @@ impl RolesBy {
 named!(RolesBy);
 
 /// Ports servers listen on (WeChat's long and short link, HTTP, TLS,
-/// XMPP and the usual alternates).
-const SERVER_PORTS: &[u16] = &[80, 443, 5222, 5223, 8000, 8080, 8443, 8888, 14000];
+/// XMPP, FCM and the usual alternates).
+const SERVER_PORTS: &[u16] = &[80, 443, 5222, 5223, 5228, 8000, 8080, 8443, 8888, 14000];
 
 /// The roles of one connection as the analyzer uses them.
 #[derive(Debug, Clone, Copy)]

@@ -16,6 +16,7 @@ mod net_web;
 mod prefixes;
 mod profiles;
 mod reassembly_model;
+mod roles;
 #[cfg(feature = "live")]
 mod sniff;
 mod synth_mix;

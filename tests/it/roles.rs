@@ -1,0 +1,243 @@
+//! Connections seen without their handshake, the server's packet first:
+//! the analyzer infers client and server from the protocol (long-link
+//! requests vs responses and pushes, HTTP start lines, MMTLS hellos), then
+//! from well-known ports, and says so (`roles`) in its records and rows.
+//! `flows` keeps the flow table's first-packet guess.
+
+use syncscope::analyze::{FrameRecord, Options, Report, RolesBy};
+use syncscope::capture::Reader;
+use syncscope::flow::Direction;
+use syncscope::proto::commands::{response, NEWNOTIFY, NEWSYNC, NOOP, SEQ_PUSH};
+use syncscope::proto::longlink::encode;
+use syncscope::synth::{Conversation, Side};
+
+const C2S: Direction = Direction::ClientToServer;
+const S2C: Direction = Direction::ServerToClient;
+
+/// Neither is a server port: only the protocol can tell.
+const CLIENT: &str = "198.51.100.82:45475";
+const SERVER: &str = "203.0.113.81:45000";
+
+/// One connection without its handshake: `turns` in order, then closed.
+fn capture(client: &str, server: &str, turns: &[(Side, Vec<u8>)]) -> Vec<u8> {
+    let mut c = Conversation::new(client.parse().unwrap(), server.parse().unwrap(), 1000, 9000);
+    let mut frames = Vec::new();
+    for (side, bytes) in turns {
+        frames.extend(c.send(*side, bytes));
+    }
+    frames.extend(c.close());
+    crate::common::pcap_of(&frames)
+}
+
+fn run(client: &str, server: &str, turns: &[(Side, Vec<u8>)]) -> (Vec<FrameRecord>, Report) {
+    let opts = Options::default();
+    let pcap = capture(client, server, turns);
+    let mut reader = Reader::from_read(Box::new(std::io::Cursor::new(pcap)), "roles").unwrap();
+    crate::common::analyze_capture(&mut reader, &opts)
+}
+
+/// The one connection's client, server and how they were decided.
+fn roles(report: &Report) -> (String, String, Option<RolesBy>) {
+    assert_eq!(report.connections.len(), 1);
+    let c = &report.connections[0];
+    (c.client.clone(), c.server.clone(), c.roles)
+}
+
+fn inferred(by: RolesBy) -> (String, String, Option<RolesBy>) {
+    (CLIENT.into(), SERVER.into(), Some(by))
+}
+
+#[test]
+fn a_long_link_whose_first_packet_is_a_push() {
+    let (records, report) = run(
+        CLIENT,
+        SERVER,
+        &[
+            (Side::Server, encode(NEWNOTIFY, SEQ_PUSH, &[1, 2, 3])),
+            (Side::Client, encode(NEWSYNC, 5, b"req")),
+            (Side::Server, encode(response(NEWSYNC), 5, b"resp")),
+        ],
+    );
+    assert_eq!(roles(&report), inferred(RolesBy::Protocol));
+    let got: Vec<_> = records
+        .iter()
+        .map(|r| (r.dir, r.cmd.unwrap(), r.kind.as_str(), r.roles))
+        .collect();
+    let p = Some(RolesBy::Protocol);
+    assert_eq!(
+        got,
+        [
+            (S2C, NEWNOTIFY, "push", p),
+            (C2S, NEWSYNC, "request", p),
+            (S2C, response(NEWSYNC), "response", p),
+        ]
+    );
+    assert!(records[2].latency_us.is_some());
+    let pc = &report.pairing_by_conn[0].counts;
+    assert_eq!(
+        (pc.requests, pc.responses, pc.pairs, pc.pushes),
+        (1, 1, 1, 1)
+    );
+    assert_eq!(pc.responses_without_request + pc.unanswered_requests, 0);
+    assert_eq!(pc.duplicate_requests, 0);
+    // Bytes follow the roles too.
+    let c = &report.connections[0];
+    assert_eq!((c.bytes_c2s, c.bytes_s2c), (19, 19 + 20));
+    // The row's JSON says how the roles were found.
+    let row = serde_json::to_value(c).unwrap();
+    assert_eq!(row["roles"], "protocol");
+    assert_eq!(row["client"], CLIENT);
+}
+
+#[test]
+fn a_mars_server_echoing_a_noop_first() {
+    // The capture starts on the server's echo of a noop (same cmd and
+    // seq), then a response: the server, not a client sending noops.
+    let mut s2c = encode(NOOP, 3, b"");
+    s2c.extend(encode(response(NEWSYNC), 4, b"r"));
+    let (records, report) = run(
+        CLIENT,
+        SERVER,
+        &[
+            (Side::Server, s2c),
+            (Side::Client, encode(NEWSYNC, 9, b"q")),
+            (Side::Server, encode(response(NEWSYNC), 9, b"r")),
+        ],
+    );
+    assert_eq!(roles(&report), inferred(RolesBy::Protocol));
+    let dirs: Vec<_> = records.iter().map(|r| r.dir).collect();
+    assert_eq!(dirs, [S2C, S2C, C2S, S2C]);
+    // The request is answered; the echo and the response before it have
+    // nothing to pair with (their requests are not in the capture).
+    let pc = &report.pairing_by_conn[0].counts;
+    assert_eq!((pc.pairs, pc.duplicate_requests), (1, 0));
+    assert_eq!(pc.responses_without_request, 1);
+}
+
+#[test]
+fn an_http_keep_alive_picked_up_at_a_response() {
+    let resp = |body: &str| {
+        format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes()
+    };
+    let req =
+        b"POST /cgi-bin/micromsg-bin/newsync HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc";
+    let (records, report) = run(
+        CLIENT,
+        SERVER,
+        &[
+            (Side::Server, resp("first")),
+            (Side::Client, req.to_vec()),
+            (Side::Server, resp("second")),
+        ],
+    );
+    assert_eq!(roles(&report), inferred(RolesBy::Protocol));
+    // One record per exchange: the response picked up alone, then the
+    // request paired with the response after it (a latency, its path).
+    let got: Vec<_> = records
+        .iter()
+        .map(|r| {
+            (
+                r.dir,
+                r.kind.as_str(),
+                r.path.as_deref(),
+                r.status,
+                r.latency_us.is_some(),
+                r.roles,
+            )
+        })
+        .collect();
+    let p = Some(RolesBy::Protocol);
+    assert_eq!(
+        got,
+        [
+            (S2C, "response", None, Some(200), false, p),
+            (
+                S2C,
+                "response",
+                Some("/cgi-bin/micromsg-bin/newsync"),
+                Some(200),
+                true,
+                p
+            ),
+        ],
+        "{records:?}"
+    );
+    let c = &report.connections[0];
+    assert_eq!(c.bytes_c2s, req.len() as u64);
+    assert!(report
+        .anomalies
+        .iter()
+        .all(|a| a.kind.as_str() != "http_skipped"));
+}
+
+#[test]
+fn an_mmtls_connection_picked_up_at_the_server_hello() {
+    // The real ServerHello of the sample capture's conn 7, then the
+    // client's first data record.
+    let server_hello = hex::decode(
+        "16f104002e0000002a0204f100a820cbbe3fc158efacc09c63246b7efcb99d21\
+         e402cb8b3eecf62936f304e0dd6d0000000100",
+    )
+    .unwrap();
+    let mut data = vec![0x17, 0xf1, 0x04, 0x00, 0x20];
+    data.extend([0x5a; 0x20]);
+    let (records, report) = run(
+        CLIENT,
+        SERVER,
+        &[(Side::Server, server_hello), (Side::Client, data)],
+    );
+    assert_eq!(roles(&report), inferred(RolesBy::Protocol));
+    let got: Vec<_> = records.iter().map(|r| (r.dir, r.kind.as_str())).collect();
+    assert_eq!(got, [(S2C, "handshake"), (C2S, "data")], "{records:?}");
+}
+
+#[test]
+fn only_the_ports_tell() {
+    // Bytes of no known protocol, the server (on 8080) first.
+    let (_, report) = run(
+        "198.51.100.82:45475",
+        "203.0.113.81:8080",
+        &[
+            (Side::Server, b"\x00\x01 not a protocol".to_vec()),
+            (Side::Client, b"\x00\x02 nor this".to_vec()),
+        ],
+    );
+    assert_eq!(
+        roles(&report),
+        (
+            "198.51.100.82:45475".into(),
+            "203.0.113.81:8080".into(),
+            Some(RolesBy::Port)
+        )
+    );
+    // Neither the protocol nor the ports: the first packet's sender.
+    let (_, report) = run(
+        CLIENT,
+        SERVER,
+        &[(Side::Server, b"\x00\x01 not a protocol".to_vec())],
+    );
+    assert_eq!(
+        roles(&report),
+        (SERVER.into(), CLIENT.into(), Some(RolesBy::FirstPacket))
+    );
+}
+
+#[test]
+fn a_handshake_adds_no_roles_field() {
+    let mut c = Conversation::new(CLIENT.parse().unwrap(), SERVER.parse().unwrap(), 1000, 9000);
+    let mut frames = c.handshake();
+    frames.extend(c.send(Side::Server, &encode(NEWNOTIFY, SEQ_PUSH, b"")));
+    frames.extend(c.close());
+    let pcap = crate::common::pcap_of(&frames);
+    let mut reader = Reader::from_read(Box::new(std::io::Cursor::new(pcap)), "syn").unwrap();
+    let (records, report) = crate::common::analyze_capture(&mut reader, &Options::default());
+    assert_eq!(roles(&report), (CLIENT.into(), SERVER.into(), None));
+    let row = serde_json::to_value(&report.connections[0]).unwrap();
+    assert!(row.get("roles").is_none(), "{row}");
+    let rec = serde_json::to_value(&records[0]).unwrap();
+    assert!(rec.get("roles").is_none(), "{rec}");
+}
