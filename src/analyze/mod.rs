@@ -472,6 +472,8 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
             conn.sides[side.other().index()].dissector,
             Dissector::Sniffing { .. }
         );
+        let responder = (conn.roles.by() != RolesBy::FirstPacket)
+            .then_some(here.dir == Direction::ServerToClient);
         let Dissector::Sniffing { at, first, search } = &mut conn.sides[side.index()].dissector
         else {
             return true;
@@ -479,9 +481,12 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
         let from = search.unwrap_or(0);
         let found = match detect::locate(first, from, complete, hint) {
             // Responses wait for the requests' side to find its first
-            // request (or to give up), so that they can be paired.
+            // request (or to give up), so that they can be paired; while
+            // the roles are open, the status line tells a response side.
             detect::Located::At(Protocol::Http, p)
-                if !complete && here.dir == Direction::ServerToClient && other_undecided =>
+                if !complete
+                    && other_undecided
+                    && responder.unwrap_or_else(|| first[p..].starts_with(b"HTTP/")) =>
             {
                 *search = Some(p);
                 return false;

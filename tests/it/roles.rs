@@ -4,10 +4,15 @@
 //! from well-known ports, and says so (`roles`) in its records and rows.
 //! `flows` keeps the flow table's first-packet guess.
 
+use syncscope::analyze::SyncKeySource;
 use syncscope::analyze::{FrameRecord, Options, Report, RolesBy};
+use syncscope::body::synckey::SyncKey;
 use syncscope::capture::Reader;
 use syncscope::flow::Direction;
-use syncscope::proto::commands::{response, NEWNOTIFY, NEWSYNC, NOOP, SEQ_PUSH};
+use syncscope::net::messages::IdentifyExt;
+use syncscope::proto::commands::{
+    response, IDENTIFY, NEWNOTIFY, NEWSYNC, NOOP, SEQ_IDENTIFY, SEQ_PUSH,
+};
 use syncscope::proto::longlink::encode;
 use syncscope::synth::{Conversation, Side};
 
@@ -87,6 +92,35 @@ fn a_long_link_whose_first_packet_is_a_push() {
     let row = serde_json::to_value(c).unwrap();
     assert_eq!(row["roles"], "protocol");
     assert_eq!(row["client"], CLIENT);
+}
+
+#[test]
+fn the_synckey_of_an_identify_after_a_push_is_the_clients() {
+    let body = IdentifyExt {
+        uin: 42,
+        user: None,
+        device: None,
+        synckey: SyncKey {
+            keys: vec![(1, 5), (2, 7)],
+        },
+    }
+    .encode();
+    let (records, report) = run(
+        CLIENT,
+        SERVER,
+        &[
+            (Side::Server, encode(NEWNOTIFY, SEQ_PUSH, b"")),
+            (Side::Client, encode(IDENTIFY, SEQ_IDENTIFY, &body)),
+            (Side::Server, encode(response(IDENTIFY), SEQ_IDENTIFY, b"")),
+        ],
+    );
+    assert_eq!(roles(&report), inferred(RolesBy::Protocol));
+    let dirs: Vec<_> = records.iter().map(|r| r.dir).collect();
+    assert_eq!(dirs, [S2C, C2S, S2C]);
+    let seen: Vec<_> = report.synckeys.iter().map(|k| (k.dir, k.source)).collect();
+    assert_eq!(seen, [(C2S, SyncKeySource::LonglinkIdentify)]);
+    let pc = &report.pairing_by_conn[0].counts;
+    assert_eq!((pc.pairs, pc.pushes), (1, 1));
 }
 
 #[test]
@@ -172,6 +206,41 @@ fn an_http_keep_alive_picked_up_at_a_response() {
         .anomalies
         .iter()
         .all(|a| a.kind.as_str() != "http_skipped"));
+}
+
+#[test]
+fn an_http_exchange_picked_up_inside_bodies_server_first() {
+    let body = "k".repeat(50);
+    let req = format!(
+        "POST /cgi-bin/micromsg-bin/newsync HTTP/1.1\r\nHost: a\r\nContent-Length: 50\r\n\r\n{body}"
+    );
+    let resp = format!("HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\n{body}");
+    // The server's side starts 200 bytes before the end of an earlier
+    // body and comes first; the client's 20 bytes before the end of one.
+    let (records, report) = run(
+        CLIENT,
+        SERVER,
+        &[
+            (
+                Side::Server,
+                format!("{}{resp}", "y".repeat(200)).into_bytes(),
+            ),
+            (
+                Side::Client,
+                format!("{}{req}", "z".repeat(20)).into_bytes(),
+            ),
+        ],
+    );
+    assert_eq!(roles(&report), inferred(RolesBy::Protocol));
+    let got: Vec<_> = records
+        .iter()
+        .map(|r| (r.dir, r.path.as_deref(), r.status, r.latency_us.is_some()))
+        .collect();
+    assert_eq!(
+        got,
+        [(S2C, Some("/cgi-bin/micromsg-bin/newsync"), Some(200), true)],
+        "{records:?}"
+    );
 }
 
 #[test]
