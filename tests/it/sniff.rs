@@ -446,3 +446,69 @@ fn sniff_errors_exit_2_and_say_what_to_do() {
         Err(e) => eprintln!("no-permission check NOT RUN: setpriv: {e}"),
     }
 }
+
+/// Sniff started while a long link is already connected (no SYN seen), the
+/// server's push first: the roles come from the frames, so the push and
+/// the response are `s2c` and the request `c2s`, each saying `"roles":
+/// "protocol"`.
+#[test]
+fn sniff_started_on_a_connected_long_link_infers_the_roles() {
+    if !capture_allowed("sniff_started_on_a_connected_long_link") {
+        return;
+    }
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let port_s = port.to_string();
+    let mut c = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let (mut s, _) = listener.accept().expect("accept");
+    for t in [&c, &s] {
+        t.set_read_timeout(Some(WAIT)).unwrap();
+        t.set_nodelay(true).unwrap();
+    }
+    let sniff = Sniff::start(&[
+        "-i",
+        "lo",
+        "--port",
+        &port_s,
+        "--format",
+        "ndjson",
+        "--duration",
+        "120",
+    ]);
+    s.write_all(&frame(24, 0, b"push")).expect("push");
+    let (h, _) = read_frame(&mut c).expect("read").expect("the push");
+    assert_eq!((h.cmd, h.seq), (24, 0));
+    c.write_all(&frame(121, 7, b"req")).expect("request");
+    let (h, _) = read_frame(&mut s).expect("read").expect("the request");
+    s.write_all(&frame(h.cmd + RESPONSE, h.seq, b"resp"))
+        .expect("response");
+    let (h, _) = read_frame(&mut c).expect("read").expect("the response");
+    assert_eq!((h.cmd, h.seq), (121 + RESPONSE, 7));
+    drop((c, s));
+    sniff.interrupt();
+    let (out, stderr) = sniff.wait();
+    assert!(out.status.success(), "sniff failed:\n{stderr}");
+    let got: Vec<_> = ndjson(&out.stdout)
+        .iter()
+        .map(|f| {
+            (
+                f["cmd"].as_u64().unwrap_or(u64::MAX),
+                f["dir"].as_str().unwrap_or("").to_owned(),
+                f["kind"].as_str().unwrap_or("").to_owned(),
+                f["roles"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    let row = |cmd: u64, dir: &str, kind: &str| {
+        (cmd, dir.to_owned(), kind.to_owned(), "protocol".to_owned())
+    };
+    assert_eq!(
+        got,
+        [
+            row(24, "s2c", "push"),
+            row(121, "c2s", "request"),
+            row(121 + u64::from(RESPONSE), "s2c", "response"),
+        ],
+        "stderr:\n{stderr}"
+    );
+}
