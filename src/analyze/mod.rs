@@ -437,8 +437,8 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
                         let probe = std::mem::take(first);
                         self.set_dissector(here, side, proto, &probe);
                         if self.conns[&here.conn].roles.by() == RolesBy::FirstPacket {
-                            let start = [&probe[..held], bytes].concat();
-                            self.infer_roles(here.conn, side, proto, &start);
+                            let head = [&probe[..held], bytes].concat();
+                            self.infer_roles(here.conn, side, proto, &head);
                         }
                         if held > 0 {
                             self.feed(here, side, start, &probe[..held]);
@@ -605,6 +605,8 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
 
     fn gap(&mut self, here: &Here, side: Side, offset: u64, len: u64) {
         self.decide_now(here, side);
+        // Deciding may have inferred the roles.
+        let here = &self.here(here.conn, side, here.ts);
         let mut d = self.take_dissector(here, side);
         match &mut d {
             // Nothing seen yet: detection starts after the hole.
