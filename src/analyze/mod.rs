@@ -45,7 +45,7 @@ use crate::flow::{Direction, FlowMeta, FlowSummary, Side, Sink};
 use crate::proto::commands::Registry;
 use crate::proto::http;
 use crate::proto::keylog::KeyLog;
-use crate::proto::longlink::{Framer, HEADER_LEN, MAX_FRAME_LEN};
+use crate::proto::longlink::{Framer, Variant, MARS_HEADER_LEN, MAX_FRAME_LEN};
 use crate::proto::mmtls::Output as MmtlsOutput;
 use crate::reassembly::Event;
 use crate::track::pairing::{LatencyTable, Pairing};
@@ -454,11 +454,12 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
             // A header could also start in the last bytes (too few yet to
             // judge): they are searched again.
             detect::Located::More(p) if !complete => {
-                *search = Some(p.min(first.len().saturating_sub(HEADER_LEN)));
+                *search = Some(p.min(first.len().saturating_sub(MARS_HEADER_LEN)));
                 return false;
             }
             detect::Located::Nothing if !complete => {
-                *search = Some(first.len().saturating_sub(HEADER_LEN));
+                // (The longest header, Mars's 20 bytes, may have begun.)
+                *search = Some(first.len().saturating_sub(MARS_HEADER_LEN));
                 return false;
             }
             _ => None,
@@ -479,6 +480,7 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
             let what = match proto {
                 Protocol::Longlink => "long-link frame",
                 Protocol::Mmtls => "MMTLS record",
+                Protocol::Mars => "Mars frame",
                 _ => "HTTP start line",
             };
             self.anomaly(
@@ -528,6 +530,11 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
         let conn = self.conns.get_mut(&here.conn).expect("conn");
         let dissector = match proto {
             Protocol::Longlink => Dissector::Longlink(longlink::framer(cap, keep_all)),
+            Protocol::Mars => {
+                Dissector::Longlink(longlink::framer(cap, keep_all).variant(Variant::Mars {
+                    client_version: self.opts.registry.mars_client_version(),
+                }))
+            }
             Protocol::Mmtls => Dissector::Mmtls(Box::default()),
             Protocol::Http => {
                 conn.http

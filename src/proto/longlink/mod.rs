@@ -16,6 +16,9 @@
 use std::fmt;
 
 mod framer;
+pub mod mars;
+
+pub use mars::{MarsHeader, Variant, MARS_HEADER_LEN};
 
 pub use framer::{
     chain, find_chain, walk_chain, Chain, Framer, FramerEvent, SkipReason, SUSPECT_CHAIN,
