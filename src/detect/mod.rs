@@ -64,25 +64,18 @@ pub fn locate(b: &[u8], from: usize, complete: bool, hint: Option<Protocol>) -> 
                 };
             }
         }
-        match longlink::chain(&b[p..], longlink::MAX_FRAME_LEN, ll_need) {
-            (n, _) if n >= ll_need => return Located::At(Protocol::Longlink, p),
-            (n, longlink::Chain::Exact) if complete && n >= 1 => {
-                return Located::At(Protocol::Longlink, p)
+        for (proto, variant, need) in [
+            (Protocol::Longlink, longlink::Variant::Wechat, ll_need),
+            (Protocol::Mars, mars, mars_need),
+        ] {
+            match variant.chain(&b[p..], longlink::MAX_FRAME_LEN, need) {
+                (n, _) if n >= need => return Located::At(proto, p),
+                (n, longlink::Chain::Exact) if complete && n >= 1 => return Located::At(proto, p),
+                (n, longlink::Chain::Past | longlink::Chain::Exact) if !complete && n >= 1 => {
+                    return Located::More(p)
+                }
+                _ => {}
             }
-            (n, longlink::Chain::Past | longlink::Chain::Exact) if !complete && n >= 1 => {
-                return Located::More(p)
-            }
-            _ => {}
-        }
-        match mars.chain(&b[p..], longlink::MAX_FRAME_LEN, mars_need) {
-            (n, _) if n >= mars_need => return Located::At(Protocol::Mars, p),
-            (n, longlink::Chain::Exact) if complete && n >= 1 => {
-                return Located::At(Protocol::Mars, p)
-            }
-            (n, longlink::Chain::Past | longlink::Chain::Exact) if !complete && n >= 1 => {
-                return Located::More(p)
-            }
-            _ => {}
         }
         match mmtls_chain(&b[p..], mm_need) {
             (n, longlink::Chain::Long) if n >= mm_need => return Located::At(Protocol::Mmtls, p),

@@ -11,8 +11,7 @@
 //! `header_len` 20, `version` 0), so commands, kinds, pairing, resync, the
 //! size cap and the bogus-length rule are the same code for both.
 
-use super::{plausible, FrameError, Header, HeaderError, HEADER_LEN};
-use crate::proto::commands::RESPONSE_OFFSET;
+use super::{plausible, plausible_cmd, FrameError, Header, HeaderError, HEADER_LEN};
 
 /// Size of a Mars frame header.
 pub const MARS_HEADER_LEN: usize = 20;
@@ -190,9 +189,7 @@ impl Variant {
             Variant::Wechat => Header::read(b).ok().filter(|h| plausible(h, cap)),
             Variant::Mars { client_version } => {
                 let m = MarsHeader::parse(b).ok()?;
-                let cmd_ok = m.cmd < 100_000
-                    || (RESPONSE_OFFSET..RESPONSE_OFFSET + 100_000).contains(&m.cmd);
-                (cmd_ok
+                (plausible_cmd(m.cmd)
                     && m.frame_len() <= u64::from(cap)
                     && client_version.is_none_or(|v| v == m.client_version))
                 .then(|| m.to_header())

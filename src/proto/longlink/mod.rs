@@ -251,9 +251,13 @@ impl fmt::Display for Kind {
 /// the cap, and a cmd in the request range (below 10^5) or the response
 /// range (10^9 plus that). Used to find frames after garbage or a gap.
 pub fn plausible(h: &Header, cap: u32) -> bool {
-    h.validate().is_ok()
-        && h.len <= cap
-        && (h.cmd < 100_000 || (RESPONSE_OFFSET..RESPONSE_OFFSET + 100_000).contains(&h.cmd))
+    h.validate().is_ok() && h.len <= cap && plausible_cmd(h.cmd)
+}
+
+/// A cmd in the request range (below 10^5) or the response range (10^9
+/// plus that), for either framing.
+pub(crate) fn plausible_cmd(cmd: u32) -> bool {
+    cmd < 100_000 || (RESPONSE_OFFSET..RESPONSE_OFFSET + 100_000).contains(&cmd)
 }
 
 /// The first bytes of a stream look like a long-link frame.
