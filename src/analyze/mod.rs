@@ -430,6 +430,7 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
     /// when none can be any more the direction is unknown. Whether the
     /// direction is decided.
     fn search(&mut self, here: &Here, side: Side, complete: bool) -> bool {
+        let mars_version = self.opts.registry.mars_client_version();
         let conn = self.conns.get_mut(&here.conn).expect("conn");
         let hint = conn.sides[side.other().index()].protocol;
         let other_undecided = matches!(
@@ -441,7 +442,7 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
             return true;
         };
         let from = search.unwrap_or(0);
-        let found = match detect::locate(first, from, complete, hint) {
+        let found = match detect::locate_with(first, from, complete, hint, mars_version) {
             // Responses wait for the requests' side to find its first
             // request (or to give up), so that they can be paired.
             detect::Located::At(Protocol::Http, p)

@@ -47,11 +47,23 @@ pub enum Located {
 /// runs exactly to the end of the bytes. `hint`: the other direction's
 /// protocol.
 pub fn locate(b: &[u8], from: usize, complete: bool, hint: Option<Protocol>) -> Located {
+    locate_with(b, from, complete, hint, None)
+}
+
+/// [`locate`], with the client version Mars frames must carry when one is
+/// known (a profile's `[mars] client_version`).
+pub fn locate_with(
+    b: &[u8],
+    from: usize,
+    complete: bool,
+    hint: Option<Protocol>,
+    mars_version: Option<u32>,
+) -> Located {
     let ll_need = LONGLINK_CHAIN[usize::from(hint == Some(Protocol::Longlink))];
     let mm_need = MMTLS_CHAIN[usize::from(hint == Some(Protocol::Mmtls))];
     let mars_need = MARS_CHAIN[usize::from(hint == Some(Protocol::Mars))];
     let mars = longlink::Variant::Mars {
-        client_version: None,
+        client_version: mars_version,
     };
     let http = http::first_start_line(b, from, !complete);
     for p in from..b.len() {
@@ -326,6 +338,12 @@ mod tests {
             locate(&m[..20], 0, true, None),
             Located::At(Protocol::Mars, 0)
         );
+        // A profile's client version: only frames that carry it.
+        assert_eq!(
+            locate_with(&m, 0, false, None, Some(7)),
+            Located::At(Protocol::Mars, 0)
+        );
+        assert_eq!(locate_with(&m, 0, true, None, Some(8)), Located::Nothing);
         let mut ll = longlink::encode(NEWSYNC, 1, b"abcd");
         ll.extend(longlink::encode(NOOP, SEQ_HEARTBEAT, b""));
         assert_eq!(detect(&ll[..16], false), Some(Protocol::Longlink));
