@@ -238,6 +238,7 @@ mod tests {
         assert_eq!(h, MarsHeader::new(0x1234_5678, NOOP, SEQ_HEARTBEAT, 2));
         assert_eq!(h.emit(), b);
         assert_eq!(h.frame_len(), 22);
+        assert_eq!(h.to_header().body_len(), 2);
         assert_eq!(
             h.to_header(),
             Header {

@@ -190,9 +190,10 @@ impl Header {
         b
     }
 
-    /// Body length.
+    /// Body length: the packet length less the header length (16, or 20
+    /// for a header read from the Mars framing).
     pub fn body_len(&self) -> usize {
-        (self.len as usize).saturating_sub(HEADER_LEN)
+        (self.len as usize).saturating_sub(usize::from(self.header_len))
     }
 
     /// Request, response, push or heartbeat, from cmd and seq. (A Mars echo,
