@@ -38,32 +38,6 @@ pub fn chain(b: &[u8], cap: u32, max: usize) -> (usize, Chain) {
     Variant::Wechat.chain(b, cap, max)
 }
 
-impl Variant {
-    /// [`chain`] over this variant's headers.
-    pub fn chain(self, b: &[u8], cap: u32, max: usize) -> (usize, Chain) {
-        walk_chain(b, max, self.header_len(), |rest| {
-            self.header(rest, cap).map(|h| h.len as usize)
-        })
-    }
-
-    /// [`find_chain`] over this variant's headers.
-    pub fn find_chain(
-        self,
-        b: &[u8],
-        from: usize,
-        cap: u32,
-        need: usize,
-        at_end: bool,
-    ) -> Option<usize> {
-        let hl = self.header_len();
-        (from..b.len().saturating_sub(hl - 1)).find(|&q| match self.chain(&b[q..], cap, need) {
-            (n, _) if n >= need => true,
-            (n, Chain::Exact) => at_end && n >= 1,
-            _ => false,
-        })
-    }
-}
-
 /// A chain walk over any framing: `len_of` gives the length of the unit
 /// (frame, record) whose `header_len`-byte header starts its argument, or
 /// `None` when that is no plausible header.

@@ -11,7 +11,9 @@
 //! `header_len` 20, `version` 0), so commands, kinds, pairing, resync, the
 //! size cap and the bogus-length rule are the same code for both.
 
-use super::{plausible, plausible_cmd, FrameError, Header, HeaderError, HEADER_LEN};
+use super::{
+    plausible, plausible_cmd, walk_chain, Chain, FrameError, Header, HeaderError, HEADER_LEN,
+};
 
 /// Size of a Mars frame header.
 pub const MARS_HEADER_LEN: usize = 20;
@@ -212,6 +214,30 @@ impl Variant {
             Variant::Wechat => "longlink",
             Variant::Mars { .. } => "mars",
         }
+    }
+
+    /// [`super::chain`] over this variant's headers.
+    pub fn chain(self, b: &[u8], cap: u32, max: usize) -> (usize, Chain) {
+        walk_chain(b, max, self.header_len(), |rest| {
+            self.header(rest, cap).map(|h| h.len as usize)
+        })
+    }
+
+    /// [`super::find_chain`] over this variant's headers.
+    pub fn find_chain(
+        self,
+        b: &[u8],
+        from: usize,
+        cap: u32,
+        need: usize,
+        at_end: bool,
+    ) -> Option<usize> {
+        let hl = self.header_len();
+        (from..b.len().saturating_sub(hl - 1)).find(|&q| match self.chain(&b[q..], cap, need) {
+            (n, _) if n >= need => true,
+            (n, Chain::Exact) => at_end && n >= 1,
+            _ => false,
+        })
     }
 }
 
