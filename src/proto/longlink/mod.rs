@@ -12,6 +12,9 @@
 //!   reassembly events: frames split over many segments, many frames in one
 //!   segment, resynchronisation after a gap or garbage, and a size cap that
 //!   is reported, never allocated.
+//!
+//! [`mars`] holds the Tencent Mars variant (a 20-byte header): its codec,
+//! and [`Variant`], which makes the same [`Framer`] split Mars frames.
 
 use std::fmt;
 
