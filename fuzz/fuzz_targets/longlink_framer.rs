@@ -16,6 +16,9 @@
 //! * both framers find the same frames and skips (keeping a body or not
 //!   does not change the framing).
 //!
+//! Every input runs twice: through framers of the 16-byte WeChat framing
+//! and of the 20-byte Mars framing (`Variant::Mars`).
+//!
 //! Input layout: a config byte (bits 0-2: chunk pattern length - 1; bit 3:
 //! a 64-byte frame cap instead of the default; bit 4: gaps; bit 5: gaps
 //! x 2^20; bit 6: gaps given as a later feed offset instead of `gap()`;
@@ -26,7 +29,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use syncscope::proto::longlink::{Framer, FramerEvent, Header, SkipReason, HEADER_LEN};
+use syncscope::proto::longlink::{Framer, FramerEvent, Header, MarsHeader, SkipReason, Variant};
 
 /// Where the fed bytes are: (stream offset, start in the input, length),
 /// ordered, adjacent runs merged.
@@ -93,9 +96,18 @@ enum Ev {
     Oversize(u64, Header),
 }
 
+/// The header at the start of `raw`, read as `variant` frames it.
+fn read(variant: Variant, raw: &[u8]) -> Option<Header> {
+    match variant {
+        Variant::Wechat => Header::read(raw).ok(),
+        Variant::Mars { .. } => MarsHeader::read(raw).ok().map(|m| m.to_header()),
+    }
+}
+
 /// What one framer reported so far.
 #[derive(Default)]
 struct Track {
+    variant: Variant,
     evs: Vec<Ev>,
     /// End of the last event's range.
     end: u64,
@@ -119,15 +131,16 @@ impl Track {
                 after_gap,
             } => {
                 let len = u64::from(header.len);
-                assert!(len >= HEADER_LEN as u64, "frame shorter than its header");
+                let hl = self.variant.header_len();
+                assert!(len >= hl as u64, "frame shorter than its header");
                 assert!(offset >= self.end, "frame at {offset} before {}", self.end);
                 let raw = fed
                     .bytes(data, offset, len)
                     .unwrap_or_else(|| panic!("frame {offset}+{len} outside the fed bytes"));
-                assert_eq!(Header::read(raw).ok(), Some(header), "header at {offset}");
+                assert_eq!(read(self.variant, raw), Some(header), "header at {offset}");
                 if keep_all || header.cmd == 205 {
                     assert_eq!(body.len(), header.body_len(), "kept body length");
-                    assert_eq!(body, &raw[HEADER_LEN..], "body bytes at {offset}");
+                    assert_eq!(body, &raw[hl..], "body bytes at {offset}");
                 } else {
                     assert!(body.is_empty(), "unwanted body assembled");
                 }
@@ -159,7 +172,8 @@ impl Track {
                     self.end
                 );
                 assert!(
-                    fed.bytes(data, offset, HEADER_LEN as u64).is_some(),
+                    fed.bytes(data, offset, self.variant.header_len() as u64)
+                        .is_some(),
                     "oversize header at {offset} not fed"
                 );
                 self.end = offset + u64::from(header.len);
@@ -206,6 +220,17 @@ impl Track {
 }
 
 fuzz_target!(|data: &[u8]| {
+    for variant in [
+        Variant::Wechat,
+        Variant::Mars {
+            client_version: None,
+        },
+    ] {
+        run(data, variant);
+    }
+});
+
+fn run(data: &[u8], variant: Variant) {
     let Some((&cfg, rest)) = data.split_first() else {
         return;
     };
@@ -221,10 +246,18 @@ fuzz_target!(|data: &[u8]| {
     let implicit = cfg & 0x40 != 0;
     let overlap = cfg & 0x80 != 0;
 
-    let mut a = Framer::new(cap);
-    let mut b = Framer::new(cap).keep_bodies(|h| h.cmd == 205);
-    let mut ta = Track::default();
-    let mut tb = Track::default();
+    let mut a = Framer::new(cap).variant(variant);
+    let mut b = Framer::new(cap)
+        .keep_bodies(|h| h.cmd == 205)
+        .variant(variant);
+    let mut ta = Track {
+        variant,
+        ..Track::default()
+    };
+    let mut tb = Track {
+        variant,
+        ..Track::default()
+    };
     let mut fed = Fed::default();
     let mut pos = base;
     let mut k = 0usize;
@@ -271,4 +304,4 @@ fuzz_target!(|data: &[u8]| {
     ta.check_finished(&fed);
     tb.check_finished(&fed);
     assert_eq!(ta.evs, tb.evs, "keeping bodies changed the framing");
-});
+}

@@ -8,7 +8,7 @@ use super::{micros, Analyzer, AnomalyKind, Here};
 use crate::flow::Side;
 use crate::proto::business::MAGIC;
 use crate::proto::commands::{NEWNOTIFY, NEWSYNC};
-use crate::proto::longlink::{Framer, FramerEvent, Header, Kind, SkipReason};
+use crate::proto::longlink::{Framer, FramerEvent, Header, Kind, SkipReason, MARS_HEADER_LEN};
 use crate::track::pairing::Paired;
 use crate::track::synckey::Ids;
 
@@ -206,6 +206,11 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
                 keys.clone(),
             );
         }
+        let layer = if usize::from(h.header_len) == MARS_HEADER_LEN {
+            Layer::Mars
+        } else {
+            Layer::Longlink
+        };
         let rec = FrameRecord {
             cmd: Some(h.cmd),
             cmd_name: name,
@@ -218,7 +223,7 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
                 .business
                 .as_ref()
                 .map(decode::BusinessSummary::to_value),
-            ..FrameRecord::new(here, Layer::Longlink, kind, offset, h.len as u64)
+            ..FrameRecord::new(here, layer, kind, offset, h.len as u64)
         };
         (self.out)(&rec);
     }

@@ -46,7 +46,7 @@ use crate::flow::{Direction, FlowMeta, FlowSummary, Side, Sink};
 use crate::proto::commands::Registry;
 use crate::proto::http;
 use crate::proto::keylog::KeyLog;
-use crate::proto::longlink::{Framer, HEADER_LEN, MAX_FRAME_LEN};
+use crate::proto::longlink::{Framer, Variant, MARS_HEADER_LEN, MAX_FRAME_LEN};
 use crate::proto::mmtls::Output as MmtlsOutput;
 use crate::reassembly::Event;
 use crate::track::pairing::{LatencyTable, Pairing};
@@ -466,6 +466,7 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
     /// when none can be any more the direction is unknown. Whether the
     /// direction is decided.
     fn search(&mut self, here: &Here, side: Side, complete: bool) -> bool {
+        let mars_version = self.opts.registry.mars_client_version();
         let conn = self.conns.get_mut(&here.conn).expect("conn");
         let hint = conn.sides[side.other().index()].protocol;
         let other_undecided = matches!(
@@ -479,7 +480,7 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
             return true;
         };
         let from = search.unwrap_or(0);
-        let found = match detect::locate(first, from, complete, hint) {
+        let found = match detect::locate_with(first, from, complete, hint, mars_version) {
             // Responses wait for the requests' side to find its first
             // request (or to give up), so that they can be paired; while
             // the roles are open, the status line tells a response side.
@@ -495,11 +496,12 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
             // A header could also start in the last bytes (too few yet to
             // judge): they are searched again.
             detect::Located::More(p) if !complete => {
-                *search = Some(p.min(first.len().saturating_sub(HEADER_LEN)));
+                *search = Some(p.min(first.len().saturating_sub(MARS_HEADER_LEN)));
                 return false;
             }
             detect::Located::Nothing if !complete => {
-                *search = Some(first.len().saturating_sub(HEADER_LEN));
+                // (The longest header, Mars's 20 bytes, may have begun.)
+                *search = Some(first.len().saturating_sub(MARS_HEADER_LEN));
                 return false;
             }
             _ => None,
@@ -522,6 +524,7 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
             let what = match proto {
                 Protocol::Longlink => "long-link frame",
                 Protocol::Mmtls => "MMTLS record",
+                Protocol::Mars => "Mars frame",
                 _ => "HTTP start line",
             };
             self.anomaly(
@@ -564,6 +567,11 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
         let conn = self.conns.get_mut(&here.conn).expect("conn");
         let dissector = match proto {
             Protocol::Longlink => Dissector::Longlink(longlink::framer(cap, keep_all)),
+            Protocol::Mars => {
+                Dissector::Longlink(longlink::framer(cap, keep_all).variant(Variant::Mars {
+                    client_version: self.opts.registry.mars_client_version(),
+                }))
+            }
             Protocol::Mmtls => Dissector::Mmtls(Box::default()),
             Protocol::Http => {
                 conn.http

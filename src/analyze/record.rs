@@ -15,6 +15,8 @@ use crate::proto::mmtls::RecordType;
 #[serde(rename_all = "snake_case")]
 pub enum Layer {
     Longlink,
+    /// Long-link frames with the Tencent Mars 20-byte header.
+    Mars,
     Shortlink,
     Mmtls,
     /// An HTTP exchange that is not a known web endpoint.
@@ -27,6 +29,7 @@ impl Layer {
     pub fn as_str(self) -> &'static str {
         match self {
             Layer::Longlink => "longlink",
+            Layer::Mars => "mars",
             Layer::Shortlink => "shortlink",
             Layer::Mmtls => "mmtls",
             Layer::Http => "http",

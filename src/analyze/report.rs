@@ -93,7 +93,7 @@ impl ConnKind {
         }
         match protos[0].or(protos[1]) {
             Some(Protocol::Mmtls) => ConnKind::MmtlsLong,
-            Some(Protocol::Longlink) => ConnKind::Longlink,
+            Some(Protocol::Longlink | Protocol::Mars) => ConnKind::Longlink,
             Some(Protocol::Http) => ConnKind::Http,
             Some(Protocol::Unknown) => ConnKind::Unknown,
             None => ConnKind::NoPayload,

@@ -24,7 +24,7 @@ pub struct Args {
     /// Only frames of this connection id (as `syncscope flows` numbers them).
     #[arg(long)]
     pub conn: Option<u64>,
-    /// Only this layer: longlink, shortlink, mmtls, http or web.
+    /// Only this layer: longlink, mars, shortlink, mmtls, http or web.
     #[arg(long)]
     pub layer: Option<String>,
 }
@@ -64,8 +64,8 @@ impl Filter {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(l) = &args.layer {
-        if !["longlink", "shortlink", "mmtls", "http", "web"].contains(&l.as_str()) {
-            anyhow::bail!("--layer {l}: expected longlink, shortlink, mmtls, http or web");
+        if !["longlink", "mars", "shortlink", "mmtls", "http", "web"].contains(&l.as_str()) {
+            anyhow::bail!("--layer {l}: expected longlink, mars, shortlink, mmtls, http or web");
         }
     }
     let opts = args.common.options()?;

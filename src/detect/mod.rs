@@ -21,6 +21,9 @@ pub const SEARCH_LEN: usize = 16 << 10;
 /// Consistent long-link headers in a row that make a resync point, without
 /// a hint and with one (the other direction is a long link).
 pub const LONGLINK_CHAIN: [usize; 2] = [2, 1];
+/// The same for Mars frames (20-byte header: 4 fixed bytes, and a cmd
+/// range), without a hint and with one (the other direction is Mars).
+pub const MARS_CHAIN: [usize; 2] = [2, 1];
 /// The same for MMTLS records (their header is weaker: 3 fixed bytes).
 pub const MMTLS_CHAIN: [usize; 2] = [3, 2];
 
@@ -44,8 +47,24 @@ pub enum Located {
 /// runs exactly to the end of the bytes. `hint`: the other direction's
 /// protocol.
 pub fn locate(b: &[u8], from: usize, complete: bool, hint: Option<Protocol>) -> Located {
+    locate_with(b, from, complete, hint, None)
+}
+
+/// [`locate`], with the client version Mars frames must carry when one is
+/// known (a profile's `[mars] client_version`).
+pub fn locate_with(
+    b: &[u8],
+    from: usize,
+    complete: bool,
+    hint: Option<Protocol>,
+    mars_version: Option<u32>,
+) -> Located {
     let ll_need = LONGLINK_CHAIN[usize::from(hint == Some(Protocol::Longlink))];
     let mm_need = MMTLS_CHAIN[usize::from(hint == Some(Protocol::Mmtls))];
+    let mars_need = MARS_CHAIN[usize::from(hint == Some(Protocol::Mars))];
+    let mars = longlink::Variant::Mars {
+        client_version: mars_version,
+    };
     let http = http::first_start_line(b, from, !complete);
     for p in from..b.len() {
         if let Some((q, sure)) = http {
@@ -57,15 +76,18 @@ pub fn locate(b: &[u8], from: usize, complete: bool, hint: Option<Protocol>) -> 
                 };
             }
         }
-        match longlink::chain(&b[p..], longlink::MAX_FRAME_LEN, ll_need) {
-            (n, _) if n >= ll_need => return Located::At(Protocol::Longlink, p),
-            (n, longlink::Chain::Exact) if complete && n >= 1 => {
-                return Located::At(Protocol::Longlink, p)
+        for (proto, variant, need) in [
+            (Protocol::Longlink, longlink::Variant::Wechat, ll_need),
+            (Protocol::Mars, mars, mars_need),
+        ] {
+            match variant.chain(&b[p..], longlink::MAX_FRAME_LEN, need) {
+                (n, _) if n >= need => return Located::At(proto, p),
+                (n, longlink::Chain::Exact) if complete && n >= 1 => return Located::At(proto, p),
+                (n, longlink::Chain::Past | longlink::Chain::Exact) if !complete && n >= 1 => {
+                    return Located::More(p)
+                }
+                _ => {}
             }
-            (n, longlink::Chain::Past | longlink::Chain::Exact) if !complete && n >= 1 => {
-                return Located::More(p)
-            }
-            _ => {}
         }
         match mmtls_chain(&b[p..], mm_need) {
             (n, longlink::Chain::Long) if n >= mm_need => return Located::At(Protocol::Mmtls, p),
@@ -107,6 +129,9 @@ pub enum Protocol {
     Longlink,
     /// MMTLS records.
     Mmtls,
+    /// Tencent Mars long-link frames (20-byte header), found by
+    /// [`locate`]'s chain search (at offset 0 too).
+    Mars,
     /// HTTP/1.x request or response.
     Http,
     /// Something else.
@@ -118,6 +143,7 @@ impl Protocol {
         match self {
             Protocol::Longlink => "longlink",
             Protocol::Mmtls => "mmtls",
+            Protocol::Mars => "mars",
             Protocol::Http => "http",
             Protocol::Unknown => "unknown",
         }
@@ -287,6 +313,43 @@ mod tests {
         assert_eq!(
             detect(&[0x15, 0xf1, 0x04, 0x00, 0x02, 0x73, 0x02], true),
             Some(Protocol::Mmtls)
+        );
+    }
+
+    #[test]
+    fn mars_chains_are_located_and_16_byte_frames_stay_longlink() {
+        use crate::proto::commands::{NEWSYNC, NOOP, SEQ_HEARTBEAT};
+        use crate::proto::longlink::mars::encode;
+        let mut m = encode(7, NOOP, SEQ_HEARTBEAT, b"");
+        m.extend(encode(7, NEWSYNC, 1, b"abc"));
+        // Not a 16-byte frame: the search finds it, at 0 or after garbage.
+        assert_eq!(detect(&m[..16], false), Some(Protocol::Unknown));
+        assert_eq!(locate(&m, 0, false, None), Located::At(Protocol::Mars, 0));
+        let mut g = b"xyz".to_vec();
+        g.extend(&m);
+        assert_eq!(locate(&g, 0, false, None), Located::At(Protocol::Mars, 3));
+        // One frame: more bytes needed, or enough with a hint or at the end.
+        assert_eq!(locate(&m[..20], 0, false, None), Located::More(0));
+        assert_eq!(
+            locate(&m[..20], 0, false, Some(Protocol::Mars)),
+            Located::At(Protocol::Mars, 0)
+        );
+        assert_eq!(
+            locate(&m[..20], 0, true, None),
+            Located::At(Protocol::Mars, 0)
+        );
+        // A profile's client version: only frames that carry it.
+        assert_eq!(
+            locate_with(&m, 0, false, None, Some(7)),
+            Located::At(Protocol::Mars, 0)
+        );
+        assert_eq!(locate_with(&m, 0, true, None, Some(8)), Located::Nothing);
+        let mut ll = longlink::encode(NEWSYNC, 1, b"abcd");
+        ll.extend(longlink::encode(NOOP, SEQ_HEARTBEAT, b""));
+        assert_eq!(detect(&ll[..16], false), Some(Protocol::Longlink));
+        assert_eq!(
+            locate(&ll, 0, false, None),
+            Located::At(Protocol::Longlink, 0)
         );
     }
 }

@@ -136,6 +136,15 @@ struct Profile {
     command: Vec<Entry>,
     #[serde(default)]
     cgi: Vec<CgiEntry>,
+    mars: Option<MarsEntry>,
+}
+
+/// `[mars]`: the Tencent Mars framing's client version (its unpacker
+/// accepts only frames that carry its own).
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MarsEntry {
+    client_version: Option<u32>,
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -192,6 +201,8 @@ pub struct Registry {
     cgi_names: HashMap<u32, String>,
     /// Message names by mapping (ordered: errors name the first bad one).
     messages: BTreeMap<Mapping, String>,
+    /// `[mars] client_version`: Mars frames must carry it.
+    mars_client_version: Option<u32>,
 }
 
 impl Default for Registry {
@@ -207,6 +218,7 @@ impl Registry {
             names: BUILTIN.iter().map(|&(c, n)| (c, n.to_owned())).collect(),
             cgi_names: HashMap::new(),
             messages: BTreeMap::new(),
+            mars_client_version: None,
         }
     }
 
@@ -226,6 +238,9 @@ impl Registry {
                 self.names.insert(e.cmd, n);
             }
             self.map(Target::Cmd(e.cmd % RESPONSE_OFFSET), e.request, e.response);
+        }
+        if let Some(v) = p.mars.and_then(|m| m.client_version) {
+            self.mars_client_version = Some(v);
         }
         for (index, e) in p.cgi.into_iter().enumerate() {
             if e.name.is_none() && e.request.is_none() && e.response.is_none() {
@@ -251,6 +266,12 @@ impl Registry {
                 );
             }
         }
+    }
+
+    /// The Mars client version a profile set (`[mars] client_version`):
+    /// Mars frames that carry another are not taken for frames.
+    pub fn mars_client_version(&self) -> Option<u32> {
+        self.mars_client_version
     }
 
     /// Every message mapping of the profile, in order (cmds, then cgis).

@@ -9,6 +9,7 @@ mod common;
 mod conformance;
 mod docs;
 mod http;
+mod mars;
 mod midstream;
 mod net;
 mod net_fault;

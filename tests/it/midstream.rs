@@ -13,7 +13,7 @@ use syncscope::synth::{Conversation, Side};
 
 /// One connection seen without its handshake: `c2s` and `s2c` sent in
 /// turns of `step` bytes (segments of at most 100 bytes), then closed.
-fn capture(c2s: &[u8], s2c: &[u8], step: usize) -> Vec<u8> {
+pub(crate) fn capture(c2s: &[u8], s2c: &[u8], step: usize) -> Vec<u8> {
     let mut c = Conversation::new(
         "10.0.0.1:40000".parse().unwrap(),
         "10.0.0.2:8080".parse().unwrap(),
@@ -39,7 +39,7 @@ fn capture(c2s: &[u8], s2c: &[u8], step: usize) -> Vec<u8> {
     crate::common::pcap_of(&frames)
 }
 
-fn run(c2s: &[u8], s2c: &[u8], step: usize) -> (Vec<FrameRecord>, Report) {
+pub(crate) fn run(c2s: &[u8], s2c: &[u8], step: usize) -> (Vec<FrameRecord>, Report) {
     let opts = Options::default();
     let mut reader = Reader::from_read(
         Box::new(std::io::Cursor::new(capture(c2s, s2c, step))),

@@ -21,7 +21,7 @@
 //! frame's bytes consistently. Over-cap lengths are reported as
 //! [`FramerEvent::Oversize`] and skipped, as before.
 
-use super::{plausible, Header, HEADER_LEN, MAX_FRAME_LEN};
+use super::{Header, Variant, HEADER_LEN, MAX_FRAME_LEN};
 
 /// Bytes of an unfinished frame searched for a chain of headers that
 /// shows its length bogus (see the module doc).
@@ -35,10 +35,7 @@ pub const SUSPECT_CHAIN: usize = 3;
 /// of the data (the last frame ending exactly there, or running past it)
 /// rather than at an implausible header.
 pub fn chain(b: &[u8], cap: u32, max: usize) -> (usize, Chain) {
-    walk_chain(b, max, HEADER_LEN, |rest| {
-        let h = Header::read(rest).expect("16 bytes");
-        plausible(&h, cap).then_some(h.len as usize)
-    })
+    Variant::Wechat.chain(b, cap, max)
 }
 
 /// A chain walk over any framing: `len_of` gives the length of the unit
@@ -88,11 +85,7 @@ pub enum Chain {
 /// headers follow each other, or (`at_end`: no more bytes will come) where
 /// a chain runs exactly to the end of `b`.
 pub fn find_chain(b: &[u8], from: usize, cap: u32, need: usize, at_end: bool) -> Option<usize> {
-    (from..b.len().saturating_sub(HEADER_LEN - 1)).find(|&q| match chain(&b[q..], cap, need) {
-        (n, _) if n >= need => true,
-        (n, Chain::Exact) => at_end && n >= 1,
-        _ => false,
-    })
+    Variant::Wechat.find_chain(b, from, cap, need, at_end)
 }
 
 /// Whether the length of the frame whose first bytes are `b` (its length
@@ -104,27 +97,29 @@ pub fn find_chain(b: &[u8], from: usize, cap: u32, need: usize, at_end: bool) ->
 /// Positions before `from` are known not to start a chain (a `Wait`
 /// answer says where to resume), so a frame arriving in many chunks is
 /// searched once.
-fn verdict(b: &[u8], len: usize, cap: u32, from: usize) -> Verdict {
+fn verdict(v: Variant, b: &[u8], len: usize, cap: u32, from: usize) -> Verdict {
     let complete = b.len() >= len;
     let b = &b[..b.len().min(len)];
     let window = len.min(SUSPECT_WINDOW);
-    let mut q = from.max(HEADER_LEN);
-    // A header at q has `00 10 00 01` at q + 4: jump from one such run to
-    // the next (memmem), the bytes between cannot start a header.
-    let magic = memchr::memmem::Finder::new(&[0, 0x10, 0, 1]);
-    while q < window && q + 8 <= b.len() {
-        let end = (window + 8).min(b.len());
-        match magic.find(&b[q + 4..end]) {
+    let mut q = from.max(v.header_len());
+    // A header at q has its fixed bytes (`00 10 00 01` at q + 4 for the
+    // 16-byte header): jump from one such run to the next (memmem), the
+    // bytes between cannot start a header.
+    let (m, fixed) = v.magic();
+    let magic = memchr::memmem::Finder::new(&fixed);
+    while q < window && q + m + 4 <= b.len() {
+        let end = (window + m + 4).min(b.len());
+        match magic.find(&b[q + m..end]) {
             Some(d) => q += d,
             None => {
-                q = end.saturating_sub(7).max(q);
+                q = end.saturating_sub(m + 3).max(q);
                 break;
             }
         }
         if q >= window {
             break;
         }
-        match chain(&b[q..], cap, SUSPECT_CHAIN) {
+        match v.chain(&b[q..], cap, SUSPECT_CHAIN) {
             (n, _) if n >= SUSPECT_CHAIN => return Verdict::Bogus(q),
             (_, Chain::Broken) => {}
             _ if complete => {}
@@ -219,6 +214,8 @@ pub struct Framer {
     trusted: bool,
     /// Where the held frame's verdict resumes.
     checked: usize,
+    /// The framing (16-byte WeChat header or 20-byte Mars header).
+    variant: Variant,
 }
 
 impl Default for Framer {
@@ -241,7 +238,19 @@ impl Framer {
             keep_body: |_| true,
             trusted: false,
             checked: 0,
+            variant: Variant::Wechat,
         }
+    }
+
+    /// Splits frames of another framing (the 20-byte Mars header).
+    pub fn variant(mut self, variant: Variant) -> Self {
+        self.variant = variant;
+        self
+    }
+
+    /// The framing this framer splits.
+    pub fn framing(&self) -> Variant {
+        self.variant
     }
 
     /// Assembles only the bodies `keep` wants: the others are counted off
@@ -341,11 +350,11 @@ impl Framer {
     pub fn finish<F: FnMut(FramerEvent<'_>)>(&mut self, out: &mut F) {
         // A held frame the data ends inside: a chain of frames inside it
         // that runs exactly to the end shows its length bogus.
-        while matches!(self.state, State::Synced)
-            && self.pending.len() >= HEADER_LEN
-            && !self.trusted
-        {
-            let Some(q) = find_chain(&self.pending, HEADER_LEN, self.cap, SUSPECT_CHAIN, true)
+        let hl = self.variant.header_len();
+        while matches!(self.state, State::Synced) && self.pending.len() >= hl && !self.trusted {
+            let Some(q) = self
+                .variant
+                .find_chain(&self.pending, hl, self.cap, SUSPECT_CHAIN, true)
             else {
                 break;
             };
@@ -411,36 +420,39 @@ impl Framer {
     fn resolve_pending<F: FnMut(FramerEvent<'_>)>(&mut self, bytes: &[u8], out: &mut F) -> usize {
         match self.state {
             State::Synced => {
+                let hl = self.variant.header_len();
                 let mut used = 0;
-                if self.pending.len() < HEADER_LEN {
-                    used = (HEADER_LEN - self.pending.len()).min(bytes.len());
+                if self.pending.len() < hl {
+                    used = (hl - self.pending.len()).min(bytes.len());
                     self.pending.extend_from_slice(&bytes[..used]);
-                    if self.pending.len() < HEADER_LEN {
+                    if self.pending.len() < hl {
                         return used;
                     }
-                    let h = Header::read(&self.pending).expect("16 bytes held");
-                    if !plausible(&h, u32::MAX) {
+                    let Some(h) = self.variant.header(&self.pending, u32::MAX) else {
                         self.state = State::Hunting {
                             since: self.pending_at,
                         };
                         return used;
-                    }
+                    };
                     if h.len > self.cap {
                         let at = self.pending_at;
                         self.pending.clear();
-                        self.oversize(at, h, HEADER_LEN as u64, out);
+                        self.oversize(at, h, hl as u64, out);
                         return used;
                     }
                     self.trusted = false;
                     self.checked = 0;
                 }
-                let h = Header::read(&self.pending).expect("16 bytes held");
+                let h = self
+                    .variant
+                    .header(&self.pending, u32::MAX)
+                    .expect("a plausible header held");
                 let len = h.len as usize;
                 let n = (len - self.pending.len()).min(bytes.len() - used);
                 self.pending.extend_from_slice(&bytes[used..used + n]);
                 used += n;
                 if !self.trusted {
-                    match verdict(&self.pending, len, self.cap, self.checked) {
+                    match verdict(self.variant, &self.pending, len, self.cap, self.checked) {
                         Verdict::Bogus(q) => {
                             let at = self.pending_at;
                             self.skip(at, at + q as u64, SkipReason::BadLength, out);
@@ -455,7 +467,7 @@ impl Framer {
                 let keep = (self.keep_body)(&h);
                 if self.pending.len() == len {
                     let frame = std::mem::take(&mut self.pending);
-                    let body = if keep { &frame[HEADER_LEN..] } else { &[] };
+                    let body = if keep { &frame[hl..] } else { &[] };
                     self.emit(self.pending_at, h, body, out);
                     self.pending = frame;
                     self.pending.clear();
@@ -471,21 +483,21 @@ impl Framer {
                 used
             }
             State::Hunting { since } => {
-                // Search the held bytes, with up to 15 new ones after them.
+                // Search the held bytes, with up to 15 (19) new ones after them.
+                let hl = self.variant.header_len();
                 let held = self.pending.len();
-                let take = bytes.len().min(HEADER_LEN - 1);
+                let take = bytes.len().min(hl - 1);
                 let mut joined = std::mem::take(&mut self.pending);
                 joined.extend_from_slice(&bytes[..take]);
                 for i in 0..held {
-                    if joined.len() - i < HEADER_LEN {
+                    if joined.len() - i < hl {
                         // Cannot tell yet: keep the undecided bytes.
                         self.pending_at += i as u64;
                         joined.drain(..i);
                         self.pending = joined;
                         return take;
                     }
-                    let h = Header::read(&joined[i..]).expect("16 bytes");
-                    if plausible(&h, self.cap) {
+                    if self.variant.header(&joined[i..], self.cap).is_some() {
                         let start = self.pending_at + i as u64;
                         self.skip(since, start, SkipReason::Garbage, out);
                         self.state = State::Synced;
@@ -527,26 +539,26 @@ impl Framer {
         bytes: &[u8],
         out: &mut F,
     ) -> usize {
+        let hl = self.variant.header_len();
         let mut pos = 0;
         while pos < bytes.len() {
             let rest = &bytes[pos..];
             let here = at + pos as u64;
-            if rest.len() < HEADER_LEN {
+            if rest.len() < hl {
                 self.hold(here, rest);
                 return bytes.len();
             }
-            let h = Header::read(rest).expect("16 bytes present");
-            if !plausible(&h, u32::MAX) {
+            let Some(h) = self.variant.header(rest, u32::MAX) else {
                 self.state = State::Hunting { since: here };
                 return pos;
-            }
+            };
             if h.len > self.cap {
                 self.oversize(here, h, 0, out);
                 return pos;
             }
             let n = h.len as usize;
             let keep = (self.keep_body)(&h);
-            let v = verdict(rest, n, self.cap, 0);
+            let v = verdict(self.variant, rest, n, self.cap, 0);
             if let Verdict::Bogus(q) = v {
                 self.skip(here, here + q as u64, SkipReason::BadLength, out);
                 pos += q;
@@ -570,7 +582,7 @@ impl Framer {
                 }
                 return bytes.len();
             }
-            self.emit(here, h, if keep { &rest[HEADER_LEN..n] } else { &[] }, out);
+            self.emit(here, h, if keep { &rest[hl..n] } else { &[] }, out);
             pos += n;
         }
         pos
@@ -585,14 +597,14 @@ impl Framer {
         bytes: &[u8],
         out: &mut F,
     ) -> usize {
+        let hl = self.variant.header_len();
         for i in 0..bytes.len() {
             let rest = &bytes[i..];
-            if rest.len() < HEADER_LEN {
+            if rest.len() < hl {
                 self.hold(at + i as u64, rest);
                 return bytes.len();
             }
-            let h = Header::read(rest).expect("16 bytes present");
-            if plausible(&h, self.cap) {
+            if self.variant.header(rest, self.cap).is_some() {
                 self.skip(since, at + i as u64, SkipReason::Garbage, out);
                 self.state = State::Synced;
                 return i;

@@ -12,10 +12,16 @@
 //!   reassembly events: frames split over many segments, many frames in one
 //!   segment, resynchronisation after a gap or garbage, and a size cap that
 //!   is reported, never allocated.
+//!
+//! [`mars`] holds the Tencent Mars variant (a 20-byte header): its codec,
+//! and [`Variant`], which makes the same [`Framer`] split Mars frames.
 
 use std::fmt;
 
 mod framer;
+pub mod mars;
+
+pub use mars::{MarsHeader, Variant, MARS_HEADER_LEN};
 
 pub use framer::{
     chain, find_chain, walk_chain, Chain, Framer, FramerEvent, SkipReason, SUSPECT_CHAIN,
@@ -187,9 +193,10 @@ impl Header {
         b
     }
 
-    /// Body length.
+    /// Body length: the packet length less the header length (16, or 20
+    /// for a header read from the Mars framing).
     pub fn body_len(&self) -> usize {
-        (self.len as usize).saturating_sub(HEADER_LEN)
+        (self.len as usize).saturating_sub(usize::from(self.header_len))
     }
 
     /// Request, response, push or heartbeat, from cmd and seq. (A Mars echo,
@@ -248,9 +255,13 @@ impl fmt::Display for Kind {
 /// the cap, and a cmd in the request range (below 10^5) or the response
 /// range (10^9 plus that). Used to find frames after garbage or a gap.
 pub fn plausible(h: &Header, cap: u32) -> bool {
-    h.validate().is_ok()
-        && h.len <= cap
-        && (h.cmd < 100_000 || (RESPONSE_OFFSET..RESPONSE_OFFSET + 100_000).contains(&h.cmd))
+    h.validate().is_ok() && h.len <= cap && plausible_cmd(h.cmd)
+}
+
+/// A cmd in the request range (below 10^5) or the response range (10^9
+/// plus that), for either framing.
+pub(crate) fn plausible_cmd(cmd: u32) -> bool {
+    cmd < 100_000 || (RESPONSE_OFFSET..RESPONSE_OFFSET + 100_000).contains(&cmd)
 }
 
 /// The first bytes of a stream look like a long-link frame.
