@@ -194,13 +194,9 @@ targets() {
 }
 
 echo
-echo "file: $FILE ($FILE_BYTES bytes, $(awk -v b="$FILE_BYTES" 'BEGIN { printf "%.0f", b / 1e6 }') MB); best of $BENCH_RUNS runs (tshark $BENCH_TSHARK_RUNS); page cache warm"
-printf '%-38s %9s %9s %9s %6s\n' tool seconds "MB/s" "RSS MiB" "CPU"
-for r in "${UNI_ROWS[@]}"; do echo "$r"; done
+print_rows 38 "file: $FILE ($FILE_BYTES bytes, $(awk -v b="$FILE_BYTES" 'BEGIN { printf "%.0f", b / 1e6 }') MB); best of $BENCH_RUNS runs (tshark $BENCH_TSHARK_RUNS); page cache warm" "${UNI_ROWS[@]}"
 echo
-echo "file: $REAL ($REAL_BYTES bytes, $(awk -v b="$REAL_BYTES" 'BEGIN { printf "%.0f", b / 1e6 }') MB, gencap --mix real); same runs"
-printf '%-38s %9s %9s %9s %6s\n' tool seconds "MB/s" "RSS MiB" "CPU"
-for r in "${REAL_ROWS[@]}"; do echo "$r"; done
+print_rows 38 "file: $REAL ($REAL_BYTES bytes, $(awk -v b="$REAL_BYTES" 'BEGIN { printf "%.0f", b / 1e6 }') MB, gencap --mix real); same runs" "${REAL_ROWS[@]}"
 echo
 [ -n "$CHECK" ] && echo "$CHECK"
 [ -n "$UNI_TS_COUNT" ] && echo "tshark + Lua: ${UNI_TS_COUNT} long-link frames dissected in the big file"

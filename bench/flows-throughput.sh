@@ -171,13 +171,9 @@ targets() {
 }
 
 echo
-echo "file: $FILE ($FILE_BYTES bytes, $(awk -v b="$FILE_BYTES" 'BEGIN { printf "%.0f", b / 1e6 }') MB); best of $BENCH_RUNS runs; page cache warm"
-printf '%-34s %9s %9s %9s %6s\n' tool seconds "MB/s" "RSS MiB" "CPU"
-for r in "${UNI_ROWS[@]}"; do echo "$r"; done
+print_rows 34 "file: $FILE ($FILE_BYTES bytes, $(awk -v b="$FILE_BYTES" 'BEGIN { printf "%.0f", b / 1e6 }') MB); best of $BENCH_RUNS runs; page cache warm" "${UNI_ROWS[@]}"
 echo
-echo "file: $REAL ($REAL_BYTES bytes, $(awk -v b="$REAL_BYTES" 'BEGIN { printf "%.0f", b / 1e6 }') MB, gencap --mix real); same runs"
-printf '%-34s %9s %9s %9s %6s\n' tool seconds "MB/s" "RSS MiB" "CPU"
-for r in "${REAL_ROWS[@]}"; do echo "$r"; done
+print_rows 34 "file: $REAL ($REAL_BYTES bytes, $(awk -v b="$REAL_BYTES" 'BEGIN { printf "%.0f", b / 1e6 }') MB, gencap --mix real); same runs" "${REAL_ROWS[@]}"
 if [ ${#BIG_ROWS[@]} -gt 0 ]; then
     echo
     echo "file: $BIG ($BIG_BYTES bytes)"

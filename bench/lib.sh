@@ -117,3 +117,14 @@ duplicate_requests() {
     "$SYNCSCOPE" analyze "$1" --format json -q |
         grep -o '"duplicate_requests": *[0-9]*' | awk -F: '{ s += $2 } END { print s + 0 }'
 }
+
+# print_rows WIDTH TITLE ROW...: one file's table (the header line, then the
+# rows as measure() formatted them) after a title line.
+print_rows() {
+    local width=$1 title=$2
+    shift 2
+    echo "$title"
+    printf "%-${width}s %9s %9s %9s %6s\n" tool seconds "MB/s" "RSS MiB" "CPU"
+    local r
+    for r in "$@"; do echo "$r"; done
+}
