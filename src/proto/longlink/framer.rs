@@ -29,6 +29,22 @@ pub const SUSPECT_WINDOW: usize = 4096;
 /// Consistent headers in a row that make a length bogus.
 pub const SUSPECT_CHAIN: usize = 3;
 
+/// The held-frame buffer's capacity kept between frames; a larger one (a
+/// big frame was assembled) is freed once its frame is out, so that a
+/// direction's memory is that of the frame in flight, not of the largest
+/// frame it ever carried.
+const KEEP_CAPACITY: usize = 64 << 10;
+
+/// Makes room in `v` for `n` more bytes of a frame of `len` bytes: grows by
+/// doubling (amortised copies) but never past the frame's own length.
+fn grow_within(v: &mut Vec<u8>, n: usize, len: usize) {
+    let need = v.len() + n;
+    if need > v.capacity() {
+        let target = need.max(v.capacity() * 2).min(len.max(need));
+        v.reserve_exact(target - v.len());
+    }
+}
+
 /// How far a chain of consistent long-link headers runs from the start of
 /// `b`: the number of plausible headers read one after the other (each at
 /// the end of the previous frame), and whether the walk stopped at the end
@@ -449,6 +465,7 @@ impl Framer {
                     .expect("a plausible header held");
                 let len = h.len as usize;
                 let n = (len - self.pending.len()).min(bytes.len() - used);
+                grow_within(&mut self.pending, n, len);
                 self.pending.extend_from_slice(&bytes[used..used + n]);
                 used += n;
                 if !self.trusted {
@@ -469,8 +486,11 @@ impl Framer {
                     let frame = std::mem::take(&mut self.pending);
                     let body = if keep { &frame[hl..] } else { &[] };
                     self.emit(self.pending_at, h, body, out);
-                    self.pending = frame;
-                    self.pending.clear();
+                    if frame.capacity() <= KEEP_CAPACITY {
+                        // Reused for the next frame held.
+                        self.pending = frame;
+                        self.pending.clear();
+                    }
                 } else if self.trusted && !keep {
                     // Sound length, unwanted body: count the rest off.
                     self.state = State::SkipBody {
@@ -614,6 +634,9 @@ impl Framer {
     }
 
     fn hold(&mut self, at: u64, bytes: &[u8]) {
+        if self.pending.capacity() > KEEP_CAPACITY {
+            self.pending = Vec::new();
+        }
         self.pending_at = at;
         self.pending.clear();
         self.pending.extend_from_slice(bytes);
