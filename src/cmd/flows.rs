@@ -74,7 +74,7 @@ impl Args {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut reader = Reader::open(&args.capture)?;
     let cfg = args.flow_config();
-    let mut printer = report::printer(args.format, io::BufWriter::new(io::stdout().lock()));
+    let mut printer = report::spilling(args.format, io::BufWriter::new(io::stdout().lock()));
     printer.begin()?;
     let mut sink = FlowsSink::new(args.hash, args.dump.clone(), Some(printer))
         .with_context(|| format!("cannot create dump directory {:?}", args.dump))?

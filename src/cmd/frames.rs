@@ -75,7 +75,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         conn: args.conn,
         layer: args.layer.clone(),
     };
-    let mut printer = report::printer(args.format, io::BufWriter::new(io::stdout().lock()));
+    let mut printer = report::spilling(args.format, io::BufWriter::new(io::stdout().lock()));
     printer.begin()?;
     let mut err: Option<io::Error> = None;
     let summary = {

@@ -6,13 +6,16 @@
 mod anomaly;
 pub mod bounded;
 pub mod flows;
+mod grid;
 pub mod printer;
 mod records;
+pub mod spill;
 mod summary;
 pub mod table;
 
 pub use anomaly::AnomalyRecord;
 pub use bounded::{Bounded, Kinded, Overflow, DEFAULT_MAX_EXAMPLES};
 pub use flows::{DirRecord, FlowRecord, FlowRow, FlowsSink};
-pub use printer::{printer, streaming, Format, Printer, Record, Row};
+pub use printer::{printer, spilling, streaming, Format, Printer, Record, Row};
+pub use spill::Spill;
 pub use summary::summary;

@@ -1,7 +1,8 @@
 //! The printer: one [`Format`] chosen once per command, and the renderers
 //! that implement [`Printer`] (`begin`, one `record` per result, `end`).
 //!
-//! A command builds its printer with [`printer`] (whole-document tables) or
+//! A command builds its printer with [`printer`] (whole-document tables),
+//! [`spilling`] (one row per record, kept out of memory until the end) or
 //! [`streaming`] (a table printed one row at a time, for live output), feeds
 //! it records as the library hands them over, and calls `end`. What a record
 //! looks like in each format is the [`Record`] (and [`Row`]) impl of its type:
@@ -13,6 +14,8 @@ use std::io::{self, Write};
 use std::str::FromStr;
 
 use serde::Serialize;
+
+use super::spill::{Doc, Spill, Spilled};
 
 /// Output formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -111,15 +114,30 @@ pub fn printer<'w, T: Record + 'w>(
     }
 }
 
-/// Like [`printer`], but the table is written a row at a time (a header at
+/// The printer for `format` of records with one table row each (a
+/// connection, a frame): the table and the JSON document are written at the
+/// end from records kept out of memory ([`Spilled`]), NDJSON lines as
+/// records come.
+pub fn spilling<'w, T: Spill + 'w>(
+    format: Format,
+    out: impl Write + 'w,
+) -> Box<dyn Printer<T> + 'w> {
+    match format {
+        Format::Table => Box::new(Spilled::new::<T>(out, Doc::Table)),
+        Format::Json => Box::new(Spilled::new::<T>(out, Doc::Json)),
+        Format::Ndjson => Box::new(Ndjson { out }),
+    }
+}
+
+/// Like [`spilling`], but the table is written a row at a time (a header at
 /// `begin`, a line per record); JSON is still one document at the end.
-pub fn streaming<'w, T: Record + Row + 'w>(
+pub fn streaming<'w, T: Spill + Row + 'w>(
     format: Format,
     out: impl Write + 'w,
 ) -> Box<dyn Printer<T> + 'w> {
     match format {
         Format::Table => Box::new(RowTable { out }),
-        _ => printer(format, out),
+        _ => spilling(format, out),
     }
 }
 

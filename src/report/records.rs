@@ -7,18 +7,21 @@ use serde::Serialize;
 
 use super::flows::FlowRow;
 use super::printer::{Record, Row};
+use super::spill::Spill;
 use super::table;
 use crate::analyze::{FrameRecord, Report};
 use crate::track::synckey::Session;
 
 /// `flows`: the table and the JSON array list connections by id.
-impl Record for FlowRow {
-    fn sort(records: &mut [Self]) {
-        records.sort_by_key(|r| r.record.id);
+impl Spill for FlowRow {
+    const COLUMNS: &'static [&'static str] = &table::FLOW_COLUMNS;
+
+    fn cells(&self) -> Vec<String> {
+        table::flow_cells(self).to_vec()
     }
 
-    fn table(records: &[Self]) -> String {
-        table::flows(records) + "\n"
+    fn order(&self) -> Option<u64> {
+        Some(self.record.id)
     }
 }
 
@@ -30,10 +33,12 @@ impl Serialize for FlowRow {
     }
 }
 
-/// `frames` and `sniff`.
-impl Record for FrameRecord {
-    fn table(records: &[Self]) -> String {
-        table::frames(records) + "\n"
+/// `frames` and `sniff`: listed as they came.
+impl Spill for FrameRecord {
+    const COLUMNS: &'static [&'static str] = &table::FRAME_COLUMNS;
+
+    fn cells(&self) -> Vec<String> {
+        table::frame_cells(self).to_vec()
     }
 }
 

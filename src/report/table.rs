@@ -9,38 +9,33 @@ fn duration(row: &FlowRow) -> String {
     format!("{}.{:06}", ns / 1_000_000_000, (ns % 1_000_000_000) / 1000)
 }
 
-/// The `flows` table: id, client, server, start, duration, bytes each way, gaps, end.
-pub fn flows(rows: &[FlowRow]) -> String {
-    let mut t = Table::new();
-    t.load_preset(UTF8_FULL_CONDENSED)
-        .set_content_arrangement(ContentArrangement::Disabled)
-        .set_header(vec![
-            "id",
-            "client",
-            "server",
-            "start",
-            "duration",
-            "bytes c->s",
-            "bytes s->c",
-            "gaps",
-            "end",
-        ]);
-    for r in rows {
-        let rec = &r.record;
-        let gaps = rec.c2s.gaps + rec.s2c.gaps;
-        t.add_row(vec![
-            rec.id.to_string(),
-            rec.client.clone(),
-            rec.server.clone(),
-            rec.first_ts.clone(),
-            duration(r),
-            rec.c2s.bytes.to_string(),
-            rec.s2c.bytes.to_string(),
-            gaps.to_string(),
-            rec.end.clone(),
-        ]);
-    }
-    t.to_string()
+/// The columns of the `flows` table.
+pub const FLOW_COLUMNS: [&str; 9] = [
+    "id",
+    "client",
+    "server",
+    "start",
+    "duration",
+    "bytes c->s",
+    "bytes s->c",
+    "gaps",
+    "end",
+];
+
+/// The cells of a `flows` row, in [`FLOW_COLUMNS`] order.
+pub fn flow_cells(r: &FlowRow) -> [String; 9] {
+    let rec = &r.record;
+    [
+        rec.id.to_string(),
+        rec.client.clone(),
+        rec.server.clone(),
+        rec.first_ts.clone(),
+        duration(r),
+        rec.c2s.bytes.to_string(),
+        rec.s2c.bytes.to_string(),
+        (rec.c2s.gaps + rec.s2c.gaps).to_string(),
+        rec.end.clone(),
+    ]
 }
 
 fn table(header: Vec<&str>) -> Table {
@@ -121,15 +116,6 @@ pub fn frame_row<S: AsRef<str>>(c: &[S]) -> String {
         c(8),
         c(9)
     )
-}
-
-/// The `frames` table.
-pub fn frames(rows: &[crate::analyze::FrameRecord]) -> String {
-    let mut t = table(FRAME_COLUMNS.to_vec());
-    for r in rows {
-        t.add_row(frame_cells(r).to_vec());
-    }
-    t.to_string()
 }
 
 /// The `analyze` report as text sections.
