@@ -25,7 +25,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut printer = report::printer(args.format, io::BufWriter::new(io::stdout().lock()));
     let (report, summary) = super::report_only(&args.common, args.max_examples)?;
     printer.begin()?;
-    printer.record(&report)?;
+    printer.record_owned(report)?;
     printer.end()?;
     args.common.finish(&summary)
 }

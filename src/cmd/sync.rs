@@ -20,8 +20,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut printer = report::printer(args.format, io::BufWriter::new(io::stdout().lock()));
     let (report, summary) = super::report_only(&args.common, report::DEFAULT_MAX_EXAMPLES)?;
     printer.begin()?;
-    for s in &report.sessions {
-        printer.record(s)?;
+    for s in report.sessions {
+        printer.record_owned(s)?;
     }
     printer.end()?;
     args.common.finish(&summary)

@@ -98,6 +98,14 @@ pub trait Printer<T> {
         Ok(())
     }
     fn record(&mut self, r: &T) -> io::Result<()>;
+    /// Like `record`, from a caller done with the record: a printer that
+    /// keeps records until `end` takes it instead of a copy.
+    fn record_owned(&mut self, r: T) -> io::Result<()>
+    where
+        T: Sized,
+    {
+        self.record(&r)
+    }
     fn end(&mut self) -> io::Result<()>;
 }
 
@@ -168,6 +176,11 @@ impl<W, T> Document<W, T> {
 impl<W: Write, T: Record> Printer<T> for Document<W, T> {
     fn record(&mut self, r: &T) -> io::Result<()> {
         self.records.push(r.clone());
+        Ok(())
+    }
+
+    fn record_owned(&mut self, r: T) -> io::Result<()> {
+        self.records.push(r);
         Ok(())
     }
 

@@ -563,6 +563,9 @@ impl Timeline {
     /// Sessions with their transitions computed, in order of first appearance.
     pub fn finish(mut self) -> Vec<Session> {
         for s in &mut self.sessions {
+            // What tracking needed (issued keys, the recent-id windows) is
+            // not part of the result.
+            s.state = State::default();
             s.transitions = s
                 .observations
                 .windows(2)

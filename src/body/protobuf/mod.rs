@@ -38,11 +38,13 @@
 //!
 //! `wire.rs` the wire format ([`WireReader`], the one protobuf reader of the
 //! crate, and the field encoders); `raw.rs` the schema-less tree and its
-//! JSON; `blob.rs` opaque bytes with their entropy; `schema.rs` [`Schemas`].
+//! JSON; `blob.rs` opaque bytes with their entropy; `schema.rs` [`Schemas`];
+//! `stream.rs` [`WireStream`], the top level of a message read as it arrives.
 
 mod blob;
 mod raw;
 mod schema;
+mod stream;
 #[cfg(test)]
 mod tests;
 mod wire;
@@ -50,6 +52,7 @@ mod wire;
 pub use blob::{entropy, Blob, HEX_PREFIX_LEN};
 pub use raw::{decode_raw, encode_raw, to_json, Bytes, BytesKind, Field, Fields, Value};
 pub use schema::{SchemaError, Schemas};
+pub use stream::{Part, WireStream};
 pub use wire::{
     encode_bytes_field, encode_tag, encode_varint, encode_varint_field, read_varint, RawError,
     RawReason, WireField, WireReader, WireType, WireValue, MAX_DEPTH, MAX_FIELD_NUMBER,

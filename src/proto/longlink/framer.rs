@@ -35,12 +35,18 @@ pub const SUSPECT_CHAIN: usize = 3;
 /// frame it ever carried.
 const KEEP_CAPACITY: usize = 64 << 10;
 
-/// Makes room in `v` for `n` more bytes of a frame of `len` bytes: grows by
-/// doubling (amortised copies) but never past the frame's own length.
-fn grow_within(v: &mut Vec<u8>, n: usize, len: usize) {
+/// Makes room in `v` for `n` more bytes of a frame of `len` bytes: once
+/// the length is trusted, all of it at once (one allocation per large
+/// frame, none freed along the way); before, by doubling (amortised
+/// copies) but never past the frame's length.
+fn grow_within(v: &mut Vec<u8>, n: usize, len: usize, trusted: bool) {
     let need = v.len() + n;
     if need > v.capacity() {
-        let target = need.max(v.capacity() * 2).min(len.max(need));
+        let target = if trusted {
+            len.max(need)
+        } else {
+            need.max(v.capacity() * 2).min(len.max(need))
+        };
         v.reserve_exact(target - v.len());
     }
 }
@@ -465,7 +471,7 @@ impl Framer {
                     .expect("a plausible header held");
                 let len = h.len as usize;
                 let n = (len - self.pending.len()).min(bytes.len() - used);
-                grow_within(&mut self.pending, n, len);
+                grow_within(&mut self.pending, n, len, self.trusted);
                 self.pending.extend_from_slice(&bytes[used..used + n]);
                 used += n;
                 if !self.trusted {
