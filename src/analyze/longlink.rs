@@ -105,7 +105,7 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
                 offset,
                 AnomalyKind::OversizeFrame,
                 format!(
-                    "cmd {} seq {} claims {} bytes, over the cap; skipped",
+                    "cmd {} seq {} claims {} bytes, over the cap; bytes skipped to the next chain of headers",
                     header.cmd, header.seq, header.len
                 ),
             ),

@@ -179,6 +179,51 @@ fn a_long_link_direction_after_garbage_and_a_fake_huge_length() {
 }
 
 #[test]
+fn an_over_cap_length_does_not_swallow_the_frames_after_it() {
+    // A header claiming almost 4 GiB (over the 16 MiB cap), then frames:
+    // they are decoded, the header is reported with its bytes.
+    let mut c2s = encode(NEWSYNC, 1, b"ab"); // 0..18
+    let huge = Header {
+        len: 0xFFFF_0000,
+        ..Header::new(NEWSYNC, 2, 0)
+    };
+    c2s.extend(huge.emit()); // 18..34
+    c2s.extend(encode(NOOP, SEQ_HEARTBEAT, b"")); // 34..50
+    c2s.extend(encode(NEWSYNC, 3, b"cd")); // 50..68
+    c2s.extend(encode(NEWSYNC, 4, &[0x41; 300])); // 68..384
+    let mut s2c = encode(response(NEWSYNC), 3, b"xy"); // 0..18
+    s2c.extend(encode(response(NEWSYNC), 4, b"")); // 18..34
+    check(
+        &c2s,
+        &s2c,
+        &[
+            (C2S, NEWSYNC, 1, 0),
+            (C2S, NOOP, SEQ_HEARTBEAT, 34),
+            (C2S, NEWSYNC, 3, 50),
+            (C2S, NEWSYNC, 4, 68),
+            (S2C, response(NEWSYNC), 3, 0),
+            (S2C, response(NEWSYNC), 4, 18),
+        ],
+        &[
+            (
+                C2S,
+                18,
+                AnomalyKind::OversizeFrame,
+                "cmd 121 seq 2 claims 4294901760 bytes, over the cap; \
+                 bytes skipped to the next chain of headers"
+                    .into(),
+            ),
+            (
+                C2S,
+                18,
+                AnomalyKind::Resync,
+                "16 bytes skipped: a frame length that frames found inside it show bogus".into(),
+            ),
+        ],
+    );
+}
+
+#[test]
 fn an_http_direction_that_starts_inside_a_body() {
     let body = "k".repeat(50);
     let req = format!(
