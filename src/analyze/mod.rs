@@ -118,6 +118,11 @@ struct SideState {
     protocol: Option<Protocol>,
     preview: String,
     frames: u64,
+    /// Set when a gap came before the direction's protocol was found: it
+    /// is searched again after the gap. The offset and number of the bytes
+    /// before the gap(s) that were no known protocol (reported when one is
+    /// found).
+    resumed: Option<(u64, u64)>,
 }
 
 impl Default for SideState {
@@ -131,6 +136,7 @@ impl Default for SideState {
             protocol: None,
             preview: String::new(),
             frames: 0,
+            resumed: None,
         }
     }
 }
@@ -326,6 +332,11 @@ impl<F: FnMut(&FrameRecord)> Sink for Analyzer<'_, F> {
         for side in [Side::First, Side::Second] {
             let here = self.here(s.id, side, s.last_ts);
             self.decide_now(&here, side);
+            let st = &mut self.conns.get_mut(&s.id).expect("reinserted").sides[side.index()];
+            if st.protocol.is_none() && st.resumed.is_some() {
+                // Searched again after a gap, and nothing came.
+                st.protocol = Some(Protocol::Unknown);
+            }
         }
         let roles = {
             let r = &mut self.conns.get_mut(&s.id).expect("reinserted").roles;
@@ -507,6 +518,7 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
             _ => None,
         };
         let (start, first) = (*at, std::mem::take(first));
+        let after_gap = conn.sides[side.index()].resumed.is_some();
         let Some((proto, p)) = found else {
             self.set_dissector(here, side, Protocol::Unknown, &first);
             self.search_other(here, side);
@@ -527,14 +539,17 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
                 Protocol::Mars => "Mars frame",
                 _ => "HTTP start line",
             };
+            let why = if after_gap {
+                "after a gap"
+            } else {
+                "the direction starts mid-stream"
+            };
             self.anomaly(
                 here.conn,
                 here.dir,
                 start,
                 AnomalyKind::Resync,
-                format!(
-                    "{p} bytes before the first {what} skipped (the direction starts mid-stream)"
-                ),
+                format!("{p} bytes before the first {what} skipped ({why})"),
             );
         }
         self.feed(here, side, resync, &first[p..]);
@@ -584,6 +599,18 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
         st.protocol = Some(proto);
         st.preview = detect::preview(first);
         st.dissector = dissector;
+        if proto == Protocol::Unknown {
+            return;
+        }
+        if let Some((offset, n)) = st.resumed.take().filter(|r| r.1 > 0) {
+            self.anomaly(
+                here.conn,
+                here.dir,
+                offset,
+                AnomalyKind::Resync,
+                format!("{n} bytes before a gap are no known protocol (searched again after it)"),
+            );
+        }
     }
 
     /// The direction ended (or hit a gap) while its protocol was still
@@ -612,9 +639,28 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
     }
 
     fn gap(&mut self, here: &Here, side: Side, offset: u64, len: u64) {
+        let held = match &self.conns[&here.conn].sides[side.index()].dissector {
+            Dissector::Sniffing { at, first, .. } if !first.is_empty() => {
+                Some((*at, first.len() as u64))
+            }
+            _ => None,
+        };
         self.decide_now(here, side);
         // Deciding may have inferred the roles.
         let here = &self.here(here.conn, side, here.ts);
+        let st = &mut self.conns.get_mut(&here.conn).expect("conn").sides[side.index()];
+        if let (Some((at, n)), Some(Protocol::Unknown)) = (held, st.protocol) {
+            // No known protocol before the gap: the bytes after it are
+            // searched as a mid-stream start (the other side as a hint).
+            let (first_at, before) = st.resumed.unwrap_or((at, 0));
+            st.resumed = Some((first_at, before + n));
+            st.protocol = None;
+            st.dissector = Dissector::Sniffing {
+                at: 0,
+                first: Vec::new(),
+                search: None,
+            };
+        }
         let mut d = self.take_dissector(here, side);
         match &mut d {
             // Nothing seen yet: detection starts after the hole.
