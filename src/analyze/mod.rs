@@ -156,6 +156,8 @@ struct Conn {
     http_records: [u64; 2],
     /// Client and server as the analyzer uses them (inferred without a handshake).
     roles: roles::Roles,
+    /// Evidence seen against the inferred roles.
+    role_conflicts: u64,
 }
 
 /// The analyzer. `F` receives each record as it completes.
@@ -385,14 +387,16 @@ impl<F: FnMut(&FrameRecord)> Sink for Analyzer<'_, F> {
         } else {
             (1, 0)
         };
-        self.report.add_conn(
-            s,
-            roles.by(),
-            [protos[pc], protos[ps]],
-            [previews[pc].clone(), previews[ps].clone()],
-            conn.frames,
-            conn.short_links,
-        );
+        self.report
+            .add_conn(
+                s,
+                roles.by(),
+                [protos[pc], protos[ps]],
+                [previews[pc].clone(), previews[ps].clone()],
+                conn.frames,
+                conn.short_links,
+            )
+            .role_conflicts = conn.role_conflicts;
         self.report.pairing.push((
             s.id,
             conn.pairing.counts().clone(),
@@ -413,15 +417,59 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
         }
     }
 
-    /// `side`'s protocol was just decided, its data starting with `first`:
-    /// if the connection's roles are still open, they are inferred now,
-    /// before any of its records is built.
-    fn infer_roles(&mut self, conn: u64, side: Side, proto: Protocol, first: &[u8]) {
-        self.conns
-            .get_mut(&conn)
-            .expect("conn")
-            .roles
-            .infer(side, proto, first);
+    /// `side`'s protocol was just decided, its data starting with `first`
+    /// at stream offset `offset`: if the connection's roles are still open,
+    /// they are inferred now, before any of its records is built. If they
+    /// were inferred already, a hello of the other role is a conflict
+    /// (long-link and HTTP evidence is checked frame by frame, message by
+    /// message: see [`Self::role_evidence`]).
+    fn infer_roles(&mut self, conn: u64, side: Side, proto: Protocol, first: &[u8], offset: u64) {
+        let evidence = roles::evidence(proto, first);
+        let r = &mut self.conns.get_mut(&conn).expect("conn").roles;
+        if r.by() == RolesBy::FirstPacket {
+            r.infer(side, proto, evidence);
+        } else if let Some(e) =
+            evidence.filter(|_| matches!(proto, Protocol::Mmtls | Protocol::Unknown))
+        {
+            let (by, dir) = (r.by(), r.direction(side));
+            self.role_evidence(conn, by, dir, offset, e.client, || e.what.to_owned());
+        }
+    }
+
+    /// Evidence that the sender of `dir` is the client (`client`) or the
+    /// server: when it contradicts roles inferred (`by` protocol or port),
+    /// the roles stay as they are and the conflict is reported and counted.
+    /// `what` names the evidence (built only for a conflict).
+    fn role_evidence(
+        &mut self,
+        conn: u64,
+        by: RolesBy,
+        dir: Direction,
+        offset: u64,
+        client: bool,
+        what: impl FnOnce() -> String,
+    ) {
+        if !roles::Roles::contradicted(by, dir, client) {
+            return;
+        }
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.role_conflicts += 1;
+        }
+        let sender = if dir == Direction::ClientToServer {
+            "client"
+        } else {
+            "server"
+        };
+        self.anomaly(
+            conn,
+            dir,
+            offset,
+            AnomalyKind::RoleConflict,
+            format!(
+                "{} from the {sender} (roles inferred by {by}; kept)",
+                what()
+            ),
+        );
     }
 
     fn data(&mut self, here: &Here, side: Side, offset: u64, mut bytes: &[u8]) {
@@ -447,10 +495,8 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
                     Some(proto) => {
                         let probe = std::mem::take(first);
                         self.set_dissector(here, side, proto, &probe);
-                        if self.conns[&here.conn].roles.by() == RolesBy::FirstPacket {
-                            let head = [&probe[..held], bytes].concat();
-                            self.infer_roles(here.conn, side, proto, &head);
-                        }
+                        let head = [&probe[..held], bytes].concat();
+                        self.infer_roles(here.conn, side, proto, &head, start);
                         if held > 0 {
                             self.feed(here, side, start, &probe[..held]);
                         }
@@ -525,7 +571,7 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
             return true;
         };
         self.set_dissector(here, side, proto, &first);
-        self.infer_roles(here.conn, side, proto, &first[p..]);
+        self.infer_roles(here.conn, side, proto, &first[p..], start + p as u64);
         let here = &self.here(here.conn, side, here.ts);
         let resync = start + p as u64;
         let conn = self.conns.get_mut(&here.conn).expect("conn");
@@ -630,7 +676,7 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
             } else {
                 let (at, first) = (*at, std::mem::take(first));
                 self.set_dissector(here, side, proto, &first);
-                self.infer_roles(here.conn, side, proto, &first);
+                self.infer_roles(here.conn, side, proto, &first, at);
                 self.feed(here, side, at, &first);
                 return;
             }
