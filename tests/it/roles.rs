@@ -438,3 +438,61 @@ fn evidence_against_inferred_roles_is_reported_and_the_roles_kept() {
     let (_, report) = crate::common::analyze_capture(&mut reader, &Options::default());
     assert_eq!(conflicts(&report), (vec![], 0));
 }
+
+#[test]
+fn the_table_has_a_roles_column_only_when_roles_were_inferred() {
+    // Three connections, the server's packet first: told by protocol, by
+    // port, by nothing (the first packet).
+    let mut frames = Vec::new();
+    for (client, server, bytes) in [
+        (CLIENT, SERVER, encode(NEWNOTIFY, SEQ_PUSH, b"")),
+        (
+            "198.51.100.82:45476",
+            "203.0.113.81:8080",
+            b"\x00\x01 not a protocol".to_vec(),
+        ),
+        (
+            "198.51.100.82:45477",
+            "203.0.113.81:45001",
+            b"\x00\x01 not a protocol".to_vec(),
+        ),
+    ] {
+        let mut c = Conversation::new(client.parse().unwrap(), server.parse().unwrap(), 1000, 9000);
+        frames.extend(c.send(Side::Server, &bytes));
+        frames.extend(c.close());
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let pcap = dir.path().join("mid.pcap");
+    std::fs::write(&pcap, crate::common::pcap_of(&frames)).unwrap();
+    let out = crate::cli_analyze::syncscope(&["analyze", pcap.to_str().unwrap(), "-q"]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let rows: Vec<Vec<&str>> = text
+        .lines()
+        .take_while(|l| !l.is_empty())
+        .filter(|l| l.contains('┆'))
+        .map(|l| {
+            l.trim_matches(['│', ' '])
+                .split('┆')
+                .map(str::trim)
+                .collect()
+        })
+        .collect();
+    let cells = |i: usize| (rows[i][0], rows[i][1], rows[i][10]);
+    assert_eq!(rows[0].len(), 11, "{text}");
+    assert_eq!(cells(0), ("id", "client", "roles"), "{text}");
+    assert_eq!(cells(1), ("0", CLIENT, "proto"), "{text}");
+    assert_eq!(cells(2), ("1", "198.51.100.82:45476", "port"), "{text}");
+    assert_eq!(cells(3), ("2", "203.0.113.81:45001", "first"), "{text}");
+    // The legend under the table, in 80 columns.
+    let legend = syncscope::report::table::ROLES_LEGEND;
+    assert!(text.contains(&format!("┘\n{legend}\n\n")), "{text}");
+    assert!(legend.lines().all(|l| l.chars().count() <= 80));
+    // With handshakes (the sample), the table is as it was.
+    let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/samples/longlink-8080.pcap");
+    let out = crate::cli_analyze::syncscope(&["analyze", sample, "-q"]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    let header = text.lines().find(|l| l.contains("┆ client")).unwrap();
+    assert!(header.trim_end().ends_with("┆ end │"), "{text}");
+    assert!(!text.contains("roles"), "{text}");
+}
