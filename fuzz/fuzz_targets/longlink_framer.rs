@@ -2,16 +2,17 @@
 //! gaps: one assembling every body, one only the bodies of cmd 205
 //! (`keep_bodies`). Checked after every event and call:
 //!
-//! * every event (frame, skipped run, over-cap frame) starts at or after the
-//!   end of the one before; frames and skipped runs lie inside bytes that
-//!   were fed (never across a gap, never beyond the last byte fed);
+//! * every event (frame, skipped run, over-cap header) starts at or after
+//!   the end of the one before; frames and skipped runs lie inside bytes
+//!   that were fed (never across a gap, never beyond the last byte fed);
+//! * an over-cap header's length is over the cap, and the next event is
+//!   the skipped run that starts at it (its bytes up to the next chain of
+//!   headers, or to a gap or the end): it never swallows what follows;
 //! * a frame's header is the one in the stream at its offset, and a kept
 //!   body is exactly `header.body_len()` bytes, equal to the stream's; an
 //!   unwanted body is empty;
-//! * frame bytes + skipped bytes never exceed the bytes fed + gap bytes (an
-//!   over-cap frame counts in full once its header is seen: the part not
-//!   fed yet is allowed for), and `frames()` / `skipped()` agree with the
-//!   events;
+//! * frame bytes + skipped bytes never exceed the bytes fed + gap bytes,
+//!   and `frames()` / `skipped()` agree with the events;
 //! * after `finish`, every byte fed is in exactly one frame or skipped run;
 //! * both framers find the same frames and skips (keeping a body or not
 //!   does not change the framing).
@@ -36,7 +37,6 @@ use syncscope::proto::longlink::{Framer, FramerEvent, Header, MarsHeader, SkipRe
 #[derive(Default)]
 struct Fed {
     segs: Vec<(u64, usize, usize)>,
-    gaps: Vec<(u64, u64)>,
     /// Stream offset of the next byte (bytes fed + gap bytes).
     next: u64,
     fed: u64,
@@ -58,9 +58,6 @@ impl Fed {
     }
 
     fn gap(&mut self, len: u64) {
-        if len > 0 {
-            self.gaps.push((self.next, len));
-        }
         self.next += len;
         self.gap_bytes += len;
     }
@@ -77,14 +74,6 @@ impl Fed {
         }
         let at = s + (off - o) as usize;
         Some(&data[at..at + len as usize])
-    }
-
-    /// Gap bytes inside `off..end`.
-    fn gap_bytes_in(&self, off: u64, end: u64) -> u64 {
-        self.gaps
-            .iter()
-            .map(|&(g, l)| (g + l).min(end).saturating_sub(g.max(off)))
-            .sum()
     }
 }
 
@@ -108,16 +97,15 @@ fn read(variant: Variant, raw: &[u8]) -> Option<Header> {
 #[derive(Default)]
 struct Track {
     variant: Variant,
+    cap: u32,
     evs: Vec<Ev>,
     /// End of the last event's range.
     end: u64,
     frame_bytes: u64,
     skipped_bytes: u64,
-    oversize_bytes: u64,
-    /// End of the last over-cap frame.
-    oversize_end: u64,
-    /// Fed bytes inside frames and skipped runs (over-cap frames are
-    /// added at the end).
+    /// An over-cap header whose bytes are not reported yet.
+    oversize_at: Option<u64>,
+    /// Fed bytes inside frames and skipped runs.
     covered: u64,
 }
 
@@ -133,6 +121,7 @@ impl Track {
                 let len = u64::from(header.len);
                 let hl = self.variant.header_len();
                 assert!(len >= hl as u64, "frame shorter than its header");
+                assert_eq!(self.oversize_at, None, "a frame before an over-cap header's skip");
                 assert!(offset >= self.end, "frame at {offset} before {}", self.end);
                 let raw = fed
                     .bytes(data, offset, len)
@@ -155,6 +144,9 @@ impl Track {
                 reason,
             } => {
                 assert!(len > 0, "empty skip");
+                if let Some(o) = self.oversize_at.take() {
+                    assert_eq!(offset, o, "the skip after an over-cap header starts elsewhere");
+                }
                 assert!(offset >= self.end, "skip at {offset} before {}", self.end);
                 assert!(
                     fed.bytes(data, offset, len).is_some(),
@@ -171,14 +163,14 @@ impl Track {
                     "oversize at {offset} before {}",
                     self.end
                 );
-                assert!(
-                    fed.bytes(data, offset, self.variant.header_len() as u64)
-                        .is_some(),
-                    "oversize header at {offset} not fed"
-                );
-                self.end = offset + u64::from(header.len);
-                self.oversize_end = self.end;
-                self.oversize_bytes += u64::from(header.len);
+                assert_eq!(self.oversize_at, None, "two over-cap headers, no skip");
+                let raw = fed
+                    .bytes(data, offset, self.variant.header_len() as u64)
+                    .unwrap_or_else(|| panic!("oversize header at {offset} not fed"));
+                assert_eq!(read(self.variant, raw), Some(header), "header at {offset}");
+                assert!(header.len > self.cap, "over-cap header under the cap");
+                // Its bytes come as the next event, a skipped run.
+                self.oversize_at = Some(offset);
                 self.evs.push(Ev::Oversize(offset, header));
             }
         }
@@ -191,31 +183,21 @@ impl Track {
             .filter(|e| matches!(e, Ev::Frame(..)))
             .count();
         assert_eq!(fr.frames(), frames as u64, "frames() vs events");
-        assert_eq!(
-            fr.skipped(),
-            self.skipped_bytes + self.oversize_bytes,
-            "skipped() vs events"
-        );
-        let accounted = self.frame_bytes + self.skipped_bytes + self.oversize_bytes;
-        let unfed_oversize = self.oversize_end.saturating_sub(fed.next);
+        assert_eq!(fr.skipped(), self.skipped_bytes, "skipped() vs events");
+        let accounted = self.frame_bytes + self.skipped_bytes;
         assert!(
-            accounted <= fed.fed + fed.gap_bytes + unfed_oversize,
+            accounted <= fed.fed + fed.gap_bytes,
             "{accounted} bytes in frames and skips, {} fed, {} in gaps",
             fed.fed,
             fed.gap_bytes
         );
     }
 
-    /// After `finish`: every fed byte is in some event.
+    /// After `finish`: every fed byte is in some event, and every over-cap
+    /// header's bytes were reported.
     fn check_finished(&self, fed: &Fed) {
-        let mut covered = self.covered;
-        for e in &self.evs {
-            if let Ev::Oversize(off, h) = e {
-                let end = (off + u64::from(h.len)).min(fed.next);
-                covered += end - off - fed.gap_bytes_in(*off, end);
-            }
-        }
-        assert_eq!(covered, fed.fed, "fed bytes not in any frame or skip");
+        assert_eq!(self.oversize_at, None, "an over-cap header's bytes not reported");
+        assert_eq!(self.covered, fed.fed, "fed bytes not in any frame or skip");
     }
 }
 
@@ -252,10 +234,12 @@ fn run(data: &[u8], variant: Variant) {
         .variant(variant);
     let mut ta = Track {
         variant,
+        cap,
         ..Track::default()
     };
     let mut tb = Track {
         variant,
+        cap,
         ..Track::default()
     };
     let mut fed = Fed::default();

@@ -4,6 +4,7 @@
 
 use super::decode::{self, tracker_needs_body};
 use super::record::{FrameRecord, Layer};
+use super::roles;
 use super::{micros, Analyzer, AnomalyKind, Here};
 use crate::flow::Side;
 use crate::proto::business::MAGIC;
@@ -105,7 +106,7 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
                 offset,
                 AnomalyKind::OversizeFrame,
                 format!(
-                    "cmd {} seq {} claims {} bytes, over the cap; skipped",
+                    "cmd {} seq {} claims {} bytes, over the cap; bytes skipped to the next chain of headers",
                     header.cmd, header.seq, header.len
                 ),
             ),
@@ -155,6 +156,11 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
         let latency_us = paired.latency_ns().map(micros);
         // The header's kind, or response for a Mars echo.
         let kind = paired.kind(&h);
+        if let Some(e) = roles::frame_evidence(&h, kind) {
+            self.role_evidence(here.conn, here.roles, here.dir, offset, e.client, || {
+                format!("{} (cmd {} seq {})", e.what, h.cmd, h.seq)
+            });
+        }
         if let Paired::Request { duplicate: true } = paired {
             self.anomaly(
                 here.conn,

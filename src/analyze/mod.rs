@@ -118,6 +118,11 @@ struct SideState {
     protocol: Option<Protocol>,
     preview: String,
     frames: u64,
+    /// Set when a gap came before the direction's protocol was found: it
+    /// is searched again after the gap. The offset and number of the bytes
+    /// before the gap(s) that were no known protocol (reported when one is
+    /// found).
+    resumed: Option<(u64, u64)>,
 }
 
 impl Default for SideState {
@@ -131,6 +136,7 @@ impl Default for SideState {
             protocol: None,
             preview: String::new(),
             frames: 0,
+            resumed: None,
         }
     }
 }
@@ -150,6 +156,8 @@ struct Conn {
     http_records: [u64; 2],
     /// Client and server as the analyzer uses them (inferred without a handshake).
     roles: roles::Roles,
+    /// Evidence seen against the inferred roles.
+    role_conflicts: u64,
 }
 
 /// The analyzer. `F` receives each record as it completes.
@@ -326,6 +334,11 @@ impl<F: FnMut(&FrameRecord)> Sink for Analyzer<'_, F> {
         for side in [Side::First, Side::Second] {
             let here = self.here(s.id, side, s.last_ts);
             self.decide_now(&here, side);
+            let st = &mut self.conns.get_mut(&s.id).expect("reinserted").sides[side.index()];
+            if st.protocol.is_none() && st.resumed.is_some() {
+                // Searched again after a gap, and nothing came.
+                st.protocol = Some(Protocol::Unknown);
+            }
         }
         let roles = {
             let r = &mut self.conns.get_mut(&s.id).expect("reinserted").roles;
@@ -374,14 +387,16 @@ impl<F: FnMut(&FrameRecord)> Sink for Analyzer<'_, F> {
         } else {
             (1, 0)
         };
-        self.report.add_conn(
-            s,
-            roles.by(),
-            [protos[pc], protos[ps]],
-            [previews[pc].clone(), previews[ps].clone()],
-            conn.frames,
-            conn.short_links,
-        );
+        self.report
+            .add_conn(
+                s,
+                roles.by(),
+                [protos[pc], protos[ps]],
+                [previews[pc].clone(), previews[ps].clone()],
+                conn.frames,
+                conn.short_links,
+            )
+            .role_conflicts = conn.role_conflicts;
         self.report.pairing.push((
             s.id,
             conn.pairing.counts().clone(),
@@ -402,15 +417,59 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
         }
     }
 
-    /// `side`'s protocol was just decided, its data starting with `first`:
-    /// if the connection's roles are still open, they are inferred now,
-    /// before any of its records is built.
-    fn infer_roles(&mut self, conn: u64, side: Side, proto: Protocol, first: &[u8]) {
-        self.conns
-            .get_mut(&conn)
-            .expect("conn")
-            .roles
-            .infer(side, proto, first);
+    /// `side`'s protocol was just decided, its data starting with `first`
+    /// at stream offset `offset`: if the connection's roles are still open,
+    /// they are inferred now, before any of its records is built. If they
+    /// were inferred already, a hello of the other role is a conflict
+    /// (long-link and HTTP evidence is checked frame by frame, message by
+    /// message: see [`Self::role_evidence`]).
+    fn infer_roles(&mut self, conn: u64, side: Side, proto: Protocol, first: &[u8], offset: u64) {
+        let evidence = roles::evidence(proto, first);
+        let r = &mut self.conns.get_mut(&conn).expect("conn").roles;
+        if r.by() == RolesBy::FirstPacket {
+            r.infer(side, proto, evidence);
+        } else if let Some(e) =
+            evidence.filter(|_| matches!(proto, Protocol::Mmtls | Protocol::Unknown))
+        {
+            let (by, dir) = (r.by(), r.direction(side));
+            self.role_evidence(conn, by, dir, offset, e.client, || e.what.to_owned());
+        }
+    }
+
+    /// Evidence that the sender of `dir` is the client (`client`) or the
+    /// server: when it contradicts roles inferred (`by` protocol or port),
+    /// the roles stay as they are and the conflict is reported and counted.
+    /// `what` names the evidence (built only for a conflict).
+    fn role_evidence(
+        &mut self,
+        conn: u64,
+        by: RolesBy,
+        dir: Direction,
+        offset: u64,
+        client: bool,
+        what: impl FnOnce() -> String,
+    ) {
+        if !roles::Roles::contradicted(by, dir, client) {
+            return;
+        }
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.role_conflicts += 1;
+        }
+        let sender = if dir == Direction::ClientToServer {
+            "client"
+        } else {
+            "server"
+        };
+        self.anomaly(
+            conn,
+            dir,
+            offset,
+            AnomalyKind::RoleConflict,
+            format!(
+                "{} from the {sender} (roles inferred by {by}; kept)",
+                what()
+            ),
+        );
     }
 
     fn data(&mut self, here: &Here, side: Side, offset: u64, mut bytes: &[u8]) {
@@ -436,10 +495,8 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
                     Some(proto) => {
                         let probe = std::mem::take(first);
                         self.set_dissector(here, side, proto, &probe);
-                        if self.conns[&here.conn].roles.by() == RolesBy::FirstPacket {
-                            let head = [&probe[..held], bytes].concat();
-                            self.infer_roles(here.conn, side, proto, &head);
-                        }
+                        let head = [&probe[..held], bytes].concat();
+                        self.infer_roles(here.conn, side, proto, &head, start);
                         if held > 0 {
                             self.feed(here, side, start, &probe[..held]);
                         }
@@ -507,13 +564,14 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
             _ => None,
         };
         let (start, first) = (*at, std::mem::take(first));
+        let after_gap = conn.sides[side.index()].resumed.is_some();
         let Some((proto, p)) = found else {
             self.set_dissector(here, side, Protocol::Unknown, &first);
             self.search_other(here, side);
             return true;
         };
         self.set_dissector(here, side, proto, &first);
-        self.infer_roles(here.conn, side, proto, &first[p..]);
+        self.infer_roles(here.conn, side, proto, &first[p..], start + p as u64);
         let here = &self.here(here.conn, side, here.ts);
         let resync = start + p as u64;
         let conn = self.conns.get_mut(&here.conn).expect("conn");
@@ -527,14 +585,17 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
                 Protocol::Mars => "Mars frame",
                 _ => "HTTP start line",
             };
+            let why = if after_gap {
+                "after a gap"
+            } else {
+                "the direction starts mid-stream"
+            };
             self.anomaly(
                 here.conn,
                 here.dir,
                 start,
                 AnomalyKind::Resync,
-                format!(
-                    "{p} bytes before the first {what} skipped (the direction starts mid-stream)"
-                ),
+                format!("{p} bytes before the first {what} skipped ({why})"),
             );
         }
         self.feed(here, side, resync, &first[p..]);
@@ -584,6 +645,18 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
         st.protocol = Some(proto);
         st.preview = detect::preview(first);
         st.dissector = dissector;
+        if proto == Protocol::Unknown {
+            return;
+        }
+        if let Some((offset, n)) = st.resumed.take().filter(|r| r.1 > 0) {
+            self.anomaly(
+                here.conn,
+                here.dir,
+                offset,
+                AnomalyKind::Resync,
+                format!("{n} bytes before a gap are no known protocol (searched again after it)"),
+            );
+        }
     }
 
     /// The direction ended (or hit a gap) while its protocol was still
@@ -603,7 +676,7 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
             } else {
                 let (at, first) = (*at, std::mem::take(first));
                 self.set_dissector(here, side, proto, &first);
-                self.infer_roles(here.conn, side, proto, &first);
+                self.infer_roles(here.conn, side, proto, &first, at);
                 self.feed(here, side, at, &first);
                 return;
             }
@@ -612,9 +685,28 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
     }
 
     fn gap(&mut self, here: &Here, side: Side, offset: u64, len: u64) {
+        let held = match &self.conns[&here.conn].sides[side.index()].dissector {
+            Dissector::Sniffing { at, first, .. } if !first.is_empty() => {
+                Some((*at, first.len() as u64))
+            }
+            _ => None,
+        };
         self.decide_now(here, side);
         // Deciding may have inferred the roles.
         let here = &self.here(here.conn, side, here.ts);
+        let st = &mut self.conns.get_mut(&here.conn).expect("conn").sides[side.index()];
+        if let (Some((at, n)), Some(Protocol::Unknown)) = (held, st.protocol) {
+            // No known protocol before the gap: the bytes after it are
+            // searched as a mid-stream start (the other side as a hint).
+            let (first_at, before) = st.resumed.unwrap_or((at, 0));
+            st.resumed = Some((first_at, before + n));
+            st.protocol = None;
+            st.dissector = Dissector::Sniffing {
+                at: 0,
+                first: Vec::new(),
+                search: None,
+            };
+        }
         let mut d = self.take_dissector(here, side);
         match &mut d {
             // Nothing seen yet: detection starts after the hole.

@@ -36,6 +36,10 @@ pub enum AnomalyKind {
     MmtlsDecryptFailed,
     /// A request sent again before its response.
     DuplicateRequest,
+    /// Evidence against roles that were inferred (a response or status
+    /// line from the client, a request or identify from the server, a hello
+    /// of the other role); the roles are kept.
+    RoleConflict,
     /// An anomaly the reassembly reported, by its own name.
     Reassembly(&'static str),
 }
@@ -53,6 +57,7 @@ impl AnomalyKind {
             AnomalyKind::ShortlinkPayload => "shortlink_payload",
             AnomalyKind::MmtlsDecryptFailed => "mmtls_decrypt_failed",
             AnomalyKind::DuplicateRequest => "duplicate_request",
+            AnomalyKind::RoleConflict => "role_conflict",
             AnomalyKind::Reassembly(k) => k,
         }
     }
@@ -134,9 +139,17 @@ pub struct ConnRow {
     /// them: protocol, port or first_packet (absent: a SYN or SYN+ACK).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub roles: Option<RolesBy>,
+    /// Evidence seen against the inferred roles (`role_conflict`
+    /// anomalies); absent when none.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub role_conflicts: u64,
     /// First bytes of directions whose protocol is unknown, in hex.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub preview: Vec<String>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Frames per command.
@@ -321,7 +334,7 @@ impl Report {
         previews: [String; 2],
         frames: u64,
         short_links: u64,
-    ) {
+    ) -> &mut ConnRow {
         let kind = ConnKind::of(protos, short_links);
         let preview = protos
             .iter()
@@ -341,8 +354,10 @@ impl Report {
             frames,
             end: s.end.as_str(),
             roles: roles.inferred().then_some(roles),
+            role_conflicts: 0,
             preview,
         });
+        self.connections.last_mut().expect("just pushed")
     }
 
     pub(super) fn finish(&mut self) {

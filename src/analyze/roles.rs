@@ -1,9 +1,14 @@
 //! Client and server of a connection seen without its handshake: when no
 //! SYN or SYN+ACK settled them (`flow::ClientBy::FirstPacket`), the
 //! analyzer infers them from what a side sends (long-link requests or
-//! responses, an HTTP request line or status line, an MMTLS ClientHello or
-//! ServerHello) and then from well-known ports. The flow table's own
-//! first-packet guess (what `flows` shows) is left as it is.
+//! responses, an HTTP request line or status line, an MMTLS or TLS
+//! ClientHello or ServerHello) and then from well-known ports. The flow
+//! table's own first-packet guess (what `flows` shows) is left as it is.
+//!
+//! Inferred roles are never flipped afterwards: evidence that contradicts
+//! them (a long-link response or an HTTP status line from the client, a
+//! request line or an identify from the server, a hello of the other role)
+//! is reported as a `role_conflict` anomaly and counted per connection.
 
 use serde::Serialize;
 
@@ -12,7 +17,7 @@ use crate::flow::{ClientBy, Direction, FlowMeta, FlowSummary, Side};
 use crate::proto::commands::{
     IDENTIFY, NOOP, RESPONSE_OFFSET, SEQ_HEARTBEAT, SEQ_IDENTIFY, SEQ_PUSH,
 };
-use crate::proto::longlink::Header;
+use crate::proto::longlink::{Header, Kind};
 use crate::proto::mmtls;
 
 /// How a connection's client and server were decided.
@@ -144,22 +149,32 @@ impl Roles {
         }
     }
 
-    /// `side`'s protocol was decided, its data starting with `first`:
-    /// when the roles are still open, the protocol decides them, else the
-    /// ports do (only for a side that will be dissected: an unknown side
-    /// leaves the other side its chance to tell by protocol).
-    pub(super) fn infer(&mut self, side: Side, proto: Protocol, first: &[u8]) {
+    /// `side`'s protocol was decided, with `evidence` from its first bytes
+    /// (see [`evidence`]): when the roles are still open, the evidence
+    /// decides them, else the ports do (only for a side that will be
+    /// dissected: an unknown side leaves the other side its chance to tell
+    /// by protocol).
+    pub(super) fn infer(&mut self, side: Side, proto: Protocol, evidence: Option<Evidence>) {
         if self.by != RolesBy::FirstPacket {
             return;
         }
-        match sender_is_client(proto, first) {
-            Some(client) => {
-                self.client = if client { side } else { side.other() };
+        match evidence {
+            Some(e) => {
+                self.client = if e.client { side } else { side.other() };
                 self.by = RolesBy::Protocol;
             }
             None if proto != Protocol::Unknown => self.by_ports(),
             None => {}
         }
+    }
+
+    /// Whether evidence that the sender of `dir` is the client (`client`)
+    /// or the server contradicts roles that were inferred (by protocol or
+    /// port; a handshake is not questioned, and open roles are inferred,
+    /// not contradicted).
+    pub(super) fn contradicted(by: RolesBy, dir: Direction, client: bool) -> bool {
+        matches!(by, RolesBy::Protocol | RolesBy::Port)
+            && (dir == Direction::ClientToServer) != client
     }
 
     /// Still open: the ports decide if they can (the connection ends, or a
@@ -186,13 +201,67 @@ fn server_by_ports([a, b]: [u16; 2]) -> Option<Side> {
     one(&|p| SERVER_PORTS.contains(&p)).or_else(|| one(&|p| p < 1024))
 }
 
-/// Whether the sender of `first` (a direction's first bytes from where its
-/// protocol starts) is the client, when the protocol says.
-fn sender_is_client(proto: Protocol, first: &[u8]) -> Option<bool> {
+/// What a side's bytes say about its role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Evidence {
+    /// The sender is the client (else the server).
+    pub client: bool,
+    /// What said so, for a conflict's report.
+    pub what: &'static str,
+}
+
+impl Evidence {
+    fn new(client: bool, what: &'static str) -> Evidence {
+        Evidence { client, what }
+    }
+}
+
+/// What the sender of `first` (a direction's first bytes from where its
+/// protocol starts) is, when the protocol says.
+pub(super) fn evidence(proto: Protocol, first: &[u8]) -> Option<Evidence> {
     match proto {
-        Protocol::Longlink => longlink_sender_is_client(first),
-        Protocol::Http => Some(!first.starts_with(b"HTTP/")),
-        Protocol::Mmtls => mmtls_hello(first),
+        Protocol::Longlink => longlink_sender_is_client(first).map(|c| {
+            let what = if c {
+                "long-link requests"
+            } else {
+                "a long-link response or push"
+            };
+            Evidence::new(c, what)
+        }),
+        Protocol::Http if first.starts_with(b"HTTP/") => {
+            Some(Evidence::new(false, "an HTTP status line"))
+        }
+        Protocol::Http => Some(Evidence::new(true, "an HTTP request line")),
+        Protocol::Mmtls => mmtls_hello(first).map(|c| {
+            let what = if c {
+                "an MMTLS ClientHello"
+            } else {
+                "an MMTLS ServerHello"
+            };
+            Evidence::new(c, what)
+        }),
+        Protocol::Unknown => tls_hello(first).map(|c| {
+            let what = if c {
+                "a TLS ClientHello"
+            } else {
+                "a TLS ServerHello"
+            };
+            Evidence::new(c, what)
+        }),
+        Protocol::Mars => None,
+    }
+}
+
+/// What a long-link frame says about its sender, once paired (`kind`: a
+/// Mars echo is a response): a response comes from the server, the
+/// identify from the client. (Requests and heartbeats say little more: a
+/// Mars server sends noops too.)
+pub(super) fn frame_evidence(h: &Header, kind: Kind) -> Option<Evidence> {
+    match kind {
+        Kind::Response => Some(Evidence::new(false, "a long-link response")),
+        Kind::Request if h.cmd == IDENTIFY && h.seq == SEQ_IDENTIFY => {
+            Some(Evidence::new(true, "a long-link identify"))
+        }
         _ => None,
     }
 }
@@ -223,6 +292,16 @@ fn longlink_sender_is_client(mut b: &[u8]) -> Option<bool> {
         }
     }
     noop.then_some(true)
+}
+
+/// A TLS handshake record (type 0x16, version 3.x) whose first message is
+/// a ClientHello (1, from the client) or a ServerHello (2, from the server).
+fn tls_hello(b: &[u8]) -> Option<bool> {
+    match b {
+        [0x16, 0x03, 0..=4, _, _, 1, ..] => Some(true),
+        [0x16, 0x03, 0..=4, _, _, 2, ..] => Some(false),
+        _ => None,
+    }
 }
 
 /// A cleartext hello in a handshake record: ClientHello (1) from the
@@ -262,6 +341,10 @@ mod tests {
         assert_eq!(ll(b"garbage, not a header"), None);
     }
 
+    fn sender_is_client(proto: Protocol, first: &[u8]) -> Option<bool> {
+        evidence(proto, first).map(|e| e.client)
+    }
+
     #[test]
     fn http_and_mmtls() {
         assert_eq!(
@@ -276,6 +359,55 @@ mod tests {
         assert_eq!(mmtls_hello(&hello(1)), Some(true));
         assert_eq!(mmtls_hello(&hello(2)), Some(false));
         assert_eq!(mmtls_hello(&[0x17, 0xf1, 0x04, 0, 20, 1, 2, 3]), None);
+    }
+
+    #[test]
+    fn tls_hellos() {
+        // Record header (handshake, TLS 1.0/1.2 record version, length),
+        // then the handshake type.
+        let hello = |v: u8, t: u8| [0x16, 0x03, v, 0x02, 0x00, t, 0x00, 0x01, 0xfc];
+        assert_eq!(
+            sender_is_client(Protocol::Unknown, &hello(1, 1)),
+            Some(true)
+        );
+        assert_eq!(
+            sender_is_client(Protocol::Unknown, &hello(3, 2)),
+            Some(false)
+        );
+        // Another handshake message, another record type, or no TLS.
+        assert_eq!(sender_is_client(Protocol::Unknown, &hello(3, 11)), None);
+        assert_eq!(
+            sender_is_client(Protocol::Unknown, &[0x17, 0x03, 0x03, 0, 5, 1]),
+            None
+        );
+        assert_eq!(sender_is_client(Protocol::Unknown, b"SSH-2.0-x"), None);
+        assert_eq!(sender_is_client(Protocol::Unknown, &[0x16, 0x03]), None);
+    }
+
+    #[test]
+    fn conflicts_only_with_inferred_roles() {
+        use Direction::{ClientToServer as C2S, ServerToClient as S2C};
+        for by in [RolesBy::Protocol, RolesBy::Port] {
+            assert!(Roles::contradicted(by, C2S, false), "{by}");
+            assert!(Roles::contradicted(by, S2C, true), "{by}");
+            assert!(!Roles::contradicted(by, C2S, true), "{by}");
+            assert!(!Roles::contradicted(by, S2C, false), "{by}");
+        }
+        for by in [RolesBy::Syn, RolesBy::Synack, RolesBy::FirstPacket] {
+            assert!(!Roles::contradicted(by, C2S, false), "{by}");
+        }
+        let resp = Header::new(response(NEWSYNC), 3, 0);
+        assert_eq!(
+            frame_evidence(&resp, Kind::Response).map(|e| e.client),
+            Some(false)
+        );
+        let id = Header::new(IDENTIFY, SEQ_IDENTIFY, 0);
+        assert_eq!(
+            frame_evidence(&id, Kind::Request).map(|e| e.client),
+            Some(true)
+        );
+        let sync = Header::new(NEWSYNC, 3, 0);
+        assert_eq!(frame_evidence(&sync, Kind::Request), None);
     }
 
     #[test]

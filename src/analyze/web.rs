@@ -81,6 +81,13 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
                 );
             }
             HttpEvent::Request(rq) => {
+                let path = || match &rq.start {
+                    http::Start::Request { method, path } => {
+                        format!("an HTTP request line ({method} {path})")
+                    }
+                    http::Start::Response { .. } => "an HTTP request line".to_owned(),
+                };
+                self.role_evidence(here.conn, here.roles, rq.dir, rq.stream_offset, true, path);
                 let at = Here {
                     conn: here.conn,
                     dir: rq.dir,
@@ -95,6 +102,20 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
                 response: rs,
                 request,
             } => {
+                let status = || match &rs.start {
+                    http::Start::Response { status, .. } => {
+                        format!("an HTTP status line ({status})")
+                    }
+                    http::Start::Request { .. } => "an HTTP status line".to_owned(),
+                };
+                self.role_evidence(
+                    here.conn,
+                    here.roles,
+                    rs.dir,
+                    rs.stream_offset,
+                    false,
+                    status,
+                );
                 let at = Here {
                     conn: here.conn,
                     dir: rs.dir,

@@ -118,6 +118,23 @@ pub fn frame_row<S: AsRef<str>>(c: &[S]) -> String {
     )
 }
 
+/// The legend under the connections table when it has a `roles` column.
+pub const ROLES_LEGEND: &str =
+    "roles (no handshake seen): proto = from the protocol, port = from a server port,\n\
+     first = the first packet's sender";
+
+/// A connection's `roles` cell: how its client and server were inferred.
+fn roles_label(by: crate::analyze::RolesBy) -> &'static str {
+    use crate::analyze::RolesBy;
+    match by {
+        RolesBy::Protocol => "proto",
+        RolesBy::Port => "port",
+        RolesBy::FirstPacket => "first",
+        // Not inferred (rows with a handshake have no roles).
+        RolesBy::Syn | RolesBy::Synack => "",
+    }
+}
+
 /// The `analyze` report as text sections.
 pub fn analyze(r: &crate::analyze::Report) -> String {
     use std::fmt::Write;
@@ -135,7 +152,11 @@ pub fn analyze(r: &crate::analyze::Report) -> String {
         r.connections.len(),
         by.join(", ")
     );
-    let mut t = table(vec![
+    // How client and server were told, only when some were inferred (no
+    // handshake seen): a narrow column and a legend, so that captures with
+    // handshakes keep their table.
+    let inferred = r.connections.iter().any(|c| c.roles.is_some());
+    let mut header = vec![
         "id",
         "client",
         "server",
@@ -146,9 +167,13 @@ pub fn analyze(r: &crate::analyze::Report) -> String {
         "bytes s->c",
         "frames",
         "end",
-    ]);
+    ];
+    if inferred {
+        header.push("roles");
+    }
+    let mut t = table(header);
     for c in &r.connections {
-        t.add_row(vec![
+        let mut row = vec![
             c.id.to_string(),
             c.client.clone(),
             c.server.clone(),
@@ -159,9 +184,18 @@ pub fn analyze(r: &crate::analyze::Report) -> String {
             c.bytes_s2c.to_string(),
             c.frames.to_string(),
             c.end.to_owned(),
-        ]);
+        ];
+        if inferred {
+            row.push(c.roles.map_or("", roles_label).to_owned());
+        }
+        t.add_row(row);
     }
-    let _ = writeln!(s, "{t}\n");
+    if inferred {
+        let _ = writeln!(s, "{t}");
+        let _ = writeln!(s, "{ROLES_LEGEND}\n");
+    } else {
+        let _ = writeln!(s, "{t}\n");
+    }
 
     if !r.commands.is_empty() {
         let _ = writeln!(s, "Frames per command:");

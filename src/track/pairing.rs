@@ -5,6 +5,11 @@
 //! WeChat rule), or, from the server only, by repeating the cmd and seq of
 //! a request the client has outstanding (the Tencent Mars rule: Mars answers
 //! a noop with cmd 6 and the noop's seq; see docs/protocol.md section 2).
+//!
+//! A (cmd, seq) sent again while outstanding is one request sent again: a
+//! 10^9 response answers it (latency from the last send) and it counts
+//! once if never answered. Mars echoes answer each send in turn, oldest
+//! first: two noops in flight are paired with the two echoes in order.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -16,6 +21,9 @@ use crate::proto::longlink::{Header, Kind};
 /// Outstanding requests kept per connection; beyond it the oldest is
 /// counted as unanswered.
 pub const MAX_OUTSTANDING: usize = 65_536;
+/// Sends of one outstanding (cmd, seq) remembered after its first (for
+/// Mars echoes, oldest first); beyond it the oldest send is forgotten.
+pub const MAX_IN_FLIGHT: usize = 64;
 /// Latency samples kept per command for percentiles; beyond it a seeded
 /// reservoir sample stands in for all (count and max stay exact).
 pub const MAX_SAMPLES: usize = 100_000;
@@ -144,12 +152,49 @@ fn is_zero(n: &u64) -> bool {
     *n == 0
 }
 
+/// One send of an outstanding request.
+#[derive(Debug, Clone, Copy)]
+struct Send {
+    ts: Timestamp,
+    frame_no: u64,
+    from_server: bool,
+}
+
+/// An outstanding (cmd, seq): its sends, oldest first (one, unless it was
+/// sent again before its answer). `later` allocates only then.
+#[derive(Debug)]
+struct Outstanding {
+    first: Send,
+    later: Vec<Send>,
+}
+
+impl Outstanding {
+    fn newest(&self) -> Send {
+        *self.later.last().unwrap_or(&self.first)
+    }
+
+    /// Takes out the oldest send from the client; `true` when none is left.
+    fn take_client_send(&mut self) -> (Option<Send>, bool) {
+        if !self.first.from_server {
+            let s = self.first;
+            if self.later.is_empty() {
+                return (Some(s), true);
+            }
+            self.first = self.later.remove(0);
+            return (Some(s), false);
+        }
+        match self.later.iter().position(|s| !s.from_server) {
+            Some(i) => (Some(self.later.remove(i)), false),
+            None => (None, false),
+        }
+    }
+}
+
 /// Pairing state of one connection.
 #[derive(Debug, Default)]
 pub struct Pairing {
-    /// (request cmd, seq) -> (time, frame number, sent by the server) of
-    /// outstanding requests.
-    outstanding: HashMap<(u32, u32), (Timestamp, u64, bool)>,
+    /// (request cmd, seq) -> its outstanding sends.
+    outstanding: HashMap<(u32, u32), Outstanding>,
     /// Insertion order, to drop the oldest when over the cap.
     order: std::collections::VecDeque<(u32, u32)>,
     counts: PairCounts,
@@ -243,43 +288,75 @@ impl Pairing {
     }
 
     /// A server frame repeating an outstanding client request's cmd and
-    /// seq: its response, Mars style (None: no such request).
+    /// seq: the response, Mars style, to the oldest send of it from the
+    /// client (None: no such send; a server's own request sent again is
+    /// not answered by its resend).
     fn echo(&mut self, h: &Header, ts: Timestamp, latencies: &mut LatencyTable) -> Option<Paired> {
         let key = (h.cmd, h.seq);
-        if self.outstanding.get(&key)?.2 {
-            return None; // the server's own request, sent again
+        let entry = self.outstanding.get_mut(&key)?;
+        let (send, emptied) = entry.take_client_send();
+        let send = send?;
+        if emptied {
+            self.outstanding.remove(&key);
         }
-        let (ns, req_no) = self.answer(key, ts, latencies)?;
+        let ns = self.paired(key.0, send, ts, latencies);
         self.counts.responses += 1;
         self.counts.echoes += 1;
         Some(Paired::Echo {
             latency_ns: ns,
-            request_frame: req_no,
+            request_frame: send.frame_no,
         })
     }
 
-    /// The response to the outstanding request `key`: counted as a pair,
-    /// its latency recorded; (latency in ns, request frame).
+    /// The 10^9 response to the outstanding request `key`: it answers the
+    /// request however often it was sent (latency from the last send);
+    /// (latency in ns, request frame).
     fn answer(
         &mut self,
         key: (u32, u32),
         ts: Timestamp,
         latencies: &mut LatencyTable,
     ) -> Option<(i64, u64)> {
-        let (t0, req_no, _) = self.outstanding.remove(&key)?;
+        let send = self.outstanding.remove(&key)?.newest();
+        Some((self.paired(key.0, send, ts, latencies), send.frame_no))
+    }
+
+    /// A pair of `send` (of request cmd `cmd`) and its answer at `ts`:
+    /// counted, its latency recorded; the latency in ns.
+    fn paired(&mut self, cmd: u32, send: Send, ts: Timestamp, latencies: &mut LatencyTable) -> i64 {
         self.counts.pairs += 1;
-        let ns = ts.nanos_since(&t0);
-        latencies.add(key.0, ns.max(0) as u64 / 1000);
-        Some((ns, req_no))
+        let ns = ts.nanos_since(&send.ts);
+        latencies.add(cmd, ns.max(0) as u64 / 1000);
+        ns
     }
 
     fn request(&mut self, h: &Header, from_server: bool, ts: Timestamp, frame_no: u64) -> Paired {
         self.counts.requests += 1;
         let key = (h.cmd, h.seq);
-        let duplicate = self
-            .outstanding
-            .insert(key, (ts, frame_no, from_server))
-            .is_some();
+        let send = Send {
+            ts,
+            frame_no,
+            from_server,
+        };
+        let duplicate = match self.outstanding.get_mut(&key) {
+            Some(o) => {
+                if o.later.len() >= MAX_IN_FLIGHT {
+                    o.first = o.later.remove(0);
+                }
+                o.later.push(send);
+                true
+            }
+            None => {
+                self.outstanding.insert(
+                    key,
+                    Outstanding {
+                        first: send,
+                        later: Vec::new(),
+                    },
+                );
+                false
+            }
+        };
         if duplicate {
             self.counts.duplicate_requests += 1;
         } else {
@@ -312,7 +389,7 @@ impl Pairing {
         let mut left: Vec<(u32, u32, u64)> = self
             .outstanding
             .drain()
-            .map(|((c, s), (_, n, _))| (c, s, n))
+            .map(|((c, s), o)| (c, s, o.newest().frame_no))
             .collect();
         left.sort_by_key(|&(_, _, n)| n);
         self.order.clear();
@@ -531,6 +608,90 @@ mod tests {
         let figs = lat.figures();
         assert_eq!(figs[0].0, NOOP);
         assert_eq!((figs[0].1.count, figs[0].1.max_us), (1, 30_000));
+    }
+
+    #[test]
+    fn echoes_of_requests_in_flight_pair_oldest_first() {
+        use Direction::{ClientToServer as C2S, ServerToClient as S2C};
+        let mut p = Pairing::new();
+        let mut lat = LatencyTable::default();
+        let noop = Header::new(NOOP, SEQ_HEARTBEAT, 0);
+        let sync = Header::new(NEWSYNC, 4, 0);
+        // Two noops in flight (the second a resend), then a newsync sent
+        // three times; the echoes come back one by one.
+        assert_eq!(
+            p.frame_from(C2S, &noop, t(0), 1, &mut lat),
+            Paired::Heartbeat
+        );
+        assert_eq!(
+            p.frame_from(C2S, &noop, t(10), 2, &mut lat),
+            Paired::Heartbeat
+        );
+        for (ms, no) in [(20, 3), (21, 4), (22, 5)] {
+            p.frame_from(C2S, &sync, t(ms), no, &mut lat);
+        }
+        let echo = |p: &mut Pairing, h: &Header, ms: i64, no: u64, lat: &mut LatencyTable| {
+            p.frame_from(S2C, h, t(ms), no, lat)
+        };
+        assert_eq!(
+            echo(&mut p, &noop, 30, 6, &mut lat),
+            Paired::Echo {
+                latency_ns: 30_000_000,
+                request_frame: 1
+            }
+        );
+        assert_eq!(
+            echo(&mut p, &sync, 40, 7, &mut lat),
+            Paired::Echo {
+                latency_ns: 20_000_000,
+                request_frame: 3
+            }
+        );
+        assert_eq!(
+            echo(&mut p, &noop, 45, 8, &mut lat),
+            Paired::Echo {
+                latency_ns: 35_000_000,
+                request_frame: 2
+            }
+        );
+        // Nothing of the noop left: a third is the server's own heartbeat.
+        assert_eq!(echo(&mut p, &noop, 50, 9, &mut lat), Paired::Heartbeat);
+        assert_eq!(
+            echo(&mut p, &sync, 60, 10, &mut lat),
+            Paired::Echo {
+                latency_ns: 39_000_000,
+                request_frame: 4
+            }
+        );
+        let c = p.counts().clone();
+        assert_eq!((c.pairs, c.echoes, c.responses), (4, 4, 4));
+        assert_eq!(c.duplicate_requests, 3);
+        // The newsync's last send and the server's noop are left.
+        assert_eq!(p.finish(), vec![(NEWSYNC, 4, 5), (NOOP, SEQ_HEARTBEAT, 9)]);
+        assert_eq!(p.counts().unanswered_requests, 2);
+        let noops = lat.figures()[0].1.clone();
+        assert_eq!((noops.count, noops.max_us), (2, 35_000));
+    }
+
+    #[test]
+    fn sends_in_flight_are_bounded() {
+        use Direction::{ClientToServer as C2S, ServerToClient as S2C};
+        let mut p = Pairing::new();
+        let mut lat = LatencyTable::default();
+        let noop = Header::new(NOOP, 7, 0);
+        let n = MAX_IN_FLIGHT as u64 + 10;
+        for i in 0..n {
+            p.frame_from(C2S, &noop, t(i as i64), i, &mut lat);
+        }
+        let mut frames = Vec::new();
+        while let Paired::Echo { request_frame, .. } =
+            p.frame_from(S2C, &noop, t(1000), 0, &mut lat)
+        {
+            frames.push(request_frame);
+        }
+        // The last MAX_IN_FLIGHT + 1 sends (the first kept and 64 later), oldest first.
+        let want: Vec<u64> = (n - MAX_IN_FLIGHT as u64 - 1..n).collect();
+        assert_eq!(frames, want);
     }
 
     #[test]

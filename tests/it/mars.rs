@@ -119,6 +119,29 @@ fn mars_after_garbage_mid_stream() {
 }
 
 #[test]
+fn two_noops_in_flight_pair_with_their_echoes_in_order() {
+    // The client sends two noops before the first echo comes back: each
+    // echo answers one of them, oldest first, with its own latency.
+    let mut c2s = encode(VERSION, NOOP, SEQ_HEARTBEAT, b""); // 0..20
+    c2s.extend(encode(VERSION, NOOP, SEQ_HEARTBEAT, b"")); // 20..40
+    let mut s2c = encode(VERSION, NOOP, SEQ_HEARTBEAT, b""); // 0..20
+    s2c.extend(encode(VERSION, NOOP, SEQ_HEARTBEAT, b"")); // 20..40
+    let (records, report) = crate::midstream::run(&c2s, &s2c, 1000);
+    assert_eq!(
+        rows(&records),
+        vec![
+            row(C2S, "heartbeat", NOOP, SEQ_HEARTBEAT, 0, false),
+            row(C2S, "heartbeat", NOOP, SEQ_HEARTBEAT, 20, false),
+            row(S2C, "response", NOOP, SEQ_HEARTBEAT, 0, true),
+            row(S2C, "response", NOOP, SEQ_HEARTBEAT, 20, true),
+        ]
+    );
+    let pc = &report.pairing_by_conn[0].counts;
+    assert_eq!((pc.pairs, pc.echoes, pc.unanswered_requests), (2, 2, 0));
+    assert!(report.unanswered.is_empty());
+}
+
+#[test]
 fn a_bogus_mars_length_is_skipped() {
     let mut c2s = encode(VERSION, NEWSYNC, 1, b"a"); // 0..21
     let mut bogus = encode(VERSION, NEWSYNC, 2, b""); // 21..41, claims 100000 bytes

@@ -4,6 +4,7 @@
 
 use syncscope::analyze::{AnomalyKind, FrameRecord, Options, Report};
 use syncscope::capture::Reader;
+use syncscope::detect::Protocol;
 use syncscope::flow::Direction;
 use syncscope::proto::commands::{
     response, IDENTIFY, NEWNOTIFY, NEWSYNC, NOOP, SEQ_HEARTBEAT, SEQ_IDENTIFY, SEQ_PUSH,
@@ -176,6 +177,125 @@ fn a_long_link_direction_after_garbage_and_a_fake_huge_length() {
             ),
         ],
     );
+}
+
+#[test]
+fn an_over_cap_length_does_not_swallow_the_frames_after_it() {
+    // A header claiming almost 4 GiB (over the 16 MiB cap), then frames:
+    // they are decoded, the header is reported with its bytes.
+    let mut c2s = encode(NEWSYNC, 1, b"ab"); // 0..18
+    let huge = Header {
+        len: 0xFFFF_0000,
+        ..Header::new(NEWSYNC, 2, 0)
+    };
+    c2s.extend(huge.emit()); // 18..34
+    c2s.extend(encode(NOOP, SEQ_HEARTBEAT, b"")); // 34..50
+    c2s.extend(encode(NEWSYNC, 3, b"cd")); // 50..68
+    c2s.extend(encode(NEWSYNC, 4, &[0x41; 300])); // 68..384
+    let mut s2c = encode(response(NEWSYNC), 3, b"xy"); // 0..18
+    s2c.extend(encode(response(NEWSYNC), 4, b"")); // 18..34
+    check(
+        &c2s,
+        &s2c,
+        &[
+            (C2S, NEWSYNC, 1, 0),
+            (C2S, NOOP, SEQ_HEARTBEAT, 34),
+            (C2S, NEWSYNC, 3, 50),
+            (C2S, NEWSYNC, 4, 68),
+            (S2C, response(NEWSYNC), 3, 0),
+            (S2C, response(NEWSYNC), 4, 18),
+        ],
+        &[
+            (
+                C2S,
+                18,
+                AnomalyKind::OversizeFrame,
+                "cmd 121 seq 2 claims 4294901760 bytes, over the cap; \
+                 bytes skipped to the next chain of headers"
+                    .into(),
+            ),
+            (
+                C2S,
+                18,
+                AnomalyKind::Resync,
+                "16 bytes skipped: a frame length that frames found inside it show bogus".into(),
+            ),
+        ],
+    );
+}
+
+/// A direction whose bytes before a gap are no known protocol is searched
+/// again after the gap (the other side as a hint), and what it skipped on
+/// either side of the gap is reported.
+#[test]
+fn a_direction_undecided_at_a_gap_is_searched_again_after_it() {
+    for hint in [false, true] {
+        let mut c = Conversation::new(
+            "10.0.0.1:40000".parse().unwrap(),
+            "10.0.0.2:8080".parse().unwrap(),
+            1000,
+            9000,
+        );
+        let mut packets = Vec::new();
+        if hint {
+            // The server side is decided first: one frame is then a chain.
+            packets.extend(c.send(Side::Server, &encode(NEWNOTIFY, SEQ_PUSH, b"n")));
+        }
+        packets.extend(c.send(Side::Client, &[0xEE; 10])); // 0..10: no protocol
+        let _lost = c.send(Side::Client, &[0xEE; 20]); // 10..30: never captured
+        let mut after = vec![0xAB, 0xCD, 0xEF]; // 30..33: the end of a frame
+        after.extend(encode(NEWSYNC, 5, b"abc")); // 33..52
+        if !hint {
+            after.extend(encode(NOOP, SEQ_HEARTBEAT, b"")); // 52..68
+        }
+        packets.extend(c.send(Side::Client, &after));
+        packets.extend(c.close());
+        let mut reader = Reader::from_read(
+            Box::new(std::io::Cursor::new(crate::common::pcap_of(&packets))),
+            "gap",
+        )
+        .unwrap();
+        let (records, report) = crate::common::analyze_capture(&mut reader, &Options::default());
+        let mut want = vec![(C2S, NEWSYNC, 5, 33)];
+        if hint {
+            want.push((S2C, NEWNOTIFY, SEQ_PUSH, 0));
+        } else {
+            want.push((C2S, NOOP, SEQ_HEARTBEAT, 52));
+        }
+        let mut got = frames(&records);
+        got.sort_by_key(|f| (f.0 == S2C, f.3));
+        assert_eq!(got, want, "hint {hint}");
+        assert_eq!(
+            skips(&report),
+            [
+                (
+                    C2S,
+                    0,
+                    AnomalyKind::Resync,
+                    "10 bytes before a gap are no known protocol (searched again after it)".into()
+                ),
+                (
+                    C2S,
+                    10,
+                    AnomalyKind::Gap,
+                    "20 bytes missing from the capture".into()
+                ),
+                (
+                    C2S,
+                    30,
+                    AnomalyKind::Resync,
+                    "3 bytes before the first long-link frame skipped (after a gap)".into()
+                ),
+            ],
+            "hint {hint}"
+        );
+        let conn = &report.connections[0];
+        assert_eq!(
+            (conn.protocol_c2s, conn.client.as_str()),
+            (Some(Protocol::Longlink), "10.0.0.1:40000"),
+            "hint {hint}"
+        );
+    }
 }
 
 #[test]

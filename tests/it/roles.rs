@@ -310,3 +310,189 @@ fn a_handshake_adds_no_roles_field() {
     let rec = serde_json::to_value(&records[0]).unwrap();
     assert!(rec.get("roles").is_none(), "{rec}");
 }
+
+/// A TLS handshake record holding a ClientHello (1) or ServerHello (2)
+/// (just its first bytes: enough to tell).
+fn tls_hello(typ: u8) -> Vec<u8> {
+    let mut r = vec![
+        0x16, 0x03, 0x03, 0x00, 0x2a, typ, 0x00, 0x00, 0x26, 0x03, 0x03,
+    ];
+    r.extend([0x42; 36]);
+    r
+}
+
+#[test]
+fn a_tls_connection_picked_up_at_the_server_hello() {
+    // Neither port is a server port, the ServerHello comes first: the
+    // hello tells (TLS is not dissected, the roles are still right).
+    let data = [0x17, 0x03, 0x03, 0x00, 0x04, 1, 2, 3, 4].to_vec();
+    let (_, report) = run(
+        CLIENT,
+        SERVER,
+        &[(Side::Server, tls_hello(2)), (Side::Client, data)],
+    );
+    assert_eq!(roles(&report), inferred(RolesBy::Protocol));
+    let c = &report.connections[0];
+    assert_eq!((c.bytes_c2s, c.bytes_s2c), (9, 47));
+    assert_eq!(c.role_conflicts, 0);
+    // The ClientHello first tells the same.
+    let (_, report) = run(
+        CLIENT,
+        SERVER,
+        &[(Side::Client, tls_hello(1)), (Side::Server, tls_hello(2))],
+    );
+    assert_eq!(roles(&report), inferred(RolesBy::Protocol));
+    assert!(report.anomalies.is_empty(), "{:?}", report.anomalies);
+}
+
+/// (direction, offset, detail) of the role conflicts, and the count on the row.
+fn conflicts(report: &Report) -> (Vec<(Direction, u64, String)>, u64) {
+    let v = report
+        .anomalies
+        .iter()
+        .filter(|a| a.kind.as_str() == "role_conflict")
+        .map(|a| (a.dir, a.offset, a.detail.clone()))
+        .collect();
+    (v, report.connections[0].role_conflicts)
+}
+
+#[test]
+fn evidence_against_inferred_roles_is_reported_and_the_roles_kept() {
+    // Long link: the push makes the first sender the server; the other
+    // side then answers a request of its own: a response from the client.
+    let (records, report) = run(
+        CLIENT,
+        SERVER,
+        &[
+            (Side::Server, encode(NEWNOTIFY, SEQ_PUSH, b"")), // s2c 0..16
+            (Side::Client, encode(NEWSYNC, 5, b"q")),         // c2s 0..17
+            (Side::Server, encode(response(NEWSYNC), 5, b"")), // s2c 16..32
+            (Side::Client, encode(response(NEWSYNC), 9, b"")), // c2s 17..33
+            (Side::Client, encode(response(NEWSYNC), 10, b"")), // c2s 33..49
+        ],
+    );
+    assert_eq!(roles(&report), inferred(RolesBy::Protocol));
+    let dirs: Vec<_> = records.iter().map(|r| r.dir).collect();
+    assert_eq!(dirs, [S2C, C2S, S2C, C2S, C2S]);
+    let detail = |seq| {
+        format!(
+            "a long-link response (cmd 1000000121 seq {seq}) from the client \
+             (roles inferred by protocol; kept)"
+        )
+    };
+    assert_eq!(
+        conflicts(&report),
+        (vec![(C2S, 17, detail(9)), (C2S, 33, detail(10))], 2)
+    );
+    let row = serde_json::to_value(&report.connections[0]).unwrap();
+    assert_eq!(row["role_conflicts"], 2);
+
+    // HTTP: a status line first makes its sender the server; a status line
+    // from the other side is a conflict.
+    let resp = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec();
+    let (_, report) = run(
+        CLIENT,
+        SERVER,
+        &[(Side::Server, resp.clone()), (Side::Client, resp)],
+    );
+    assert_eq!(roles(&report), inferred(RolesBy::Protocol));
+    assert_eq!(
+        conflicts(&report),
+        (
+            vec![(
+                C2S,
+                0,
+                "an HTTP status line (200) from the client (roles inferred by protocol; kept)"
+                    .into()
+            )],
+            1
+        )
+    );
+
+    // TLS: two ServerHellos.
+    let (_, report) = run(
+        CLIENT,
+        SERVER,
+        &[(Side::Server, tls_hello(2)), (Side::Client, tls_hello(2))],
+    );
+    assert_eq!(roles(&report), inferred(RolesBy::Protocol));
+    assert_eq!(
+        conflicts(&report),
+        (
+            vec![(
+                C2S,
+                0,
+                "a TLS ServerHello from the client (roles inferred by protocol; kept)".into()
+            )],
+            1
+        )
+    );
+
+    // With a handshake nothing is questioned.
+    let mut c = Conversation::new(CLIENT.parse().unwrap(), SERVER.parse().unwrap(), 1000, 9000);
+    let mut frames = c.handshake();
+    frames.extend(c.send(Side::Client, &encode(response(NEWSYNC), 9, b"")));
+    frames.extend(c.close());
+    let pcap = crate::common::pcap_of(&frames);
+    let mut reader = Reader::from_read(Box::new(std::io::Cursor::new(pcap)), "syn").unwrap();
+    let (_, report) = crate::common::analyze_capture(&mut reader, &Options::default());
+    assert_eq!(conflicts(&report), (vec![], 0));
+}
+
+#[test]
+fn the_table_has_a_roles_column_only_when_roles_were_inferred() {
+    // Three connections, the server's packet first: told by protocol, by
+    // port, by nothing (the first packet).
+    let mut frames = Vec::new();
+    for (client, server, bytes) in [
+        (CLIENT, SERVER, encode(NEWNOTIFY, SEQ_PUSH, b"")),
+        (
+            "198.51.100.82:45476",
+            "203.0.113.81:8080",
+            b"\x00\x01 not a protocol".to_vec(),
+        ),
+        (
+            "198.51.100.82:45477",
+            "203.0.113.81:45001",
+            b"\x00\x01 not a protocol".to_vec(),
+        ),
+    ] {
+        let mut c = Conversation::new(client.parse().unwrap(), server.parse().unwrap(), 1000, 9000);
+        frames.extend(c.send(Side::Server, &bytes));
+        frames.extend(c.close());
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let pcap = dir.path().join("mid.pcap");
+    std::fs::write(&pcap, crate::common::pcap_of(&frames)).unwrap();
+    let out = crate::cli_analyze::syncscope(&["analyze", pcap.to_str().unwrap(), "-q"]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let rows: Vec<Vec<&str>> = text
+        .lines()
+        .take_while(|l| !l.is_empty())
+        .filter(|l| l.contains('┆'))
+        .map(|l| {
+            l.trim_matches(['│', ' '])
+                .split('┆')
+                .map(str::trim)
+                .collect()
+        })
+        .collect();
+    let cells = |i: usize| (rows[i][0], rows[i][1], rows[i][10]);
+    assert_eq!(rows[0].len(), 11, "{text}");
+    assert_eq!(cells(0), ("id", "client", "roles"), "{text}");
+    assert_eq!(cells(1), ("0", CLIENT, "proto"), "{text}");
+    assert_eq!(cells(2), ("1", "198.51.100.82:45476", "port"), "{text}");
+    assert_eq!(cells(3), ("2", "203.0.113.81:45001", "first"), "{text}");
+    // The legend under the table, in 80 columns.
+    let legend = syncscope::report::table::ROLES_LEGEND;
+    assert!(text.contains(&format!("┘\n{legend}\n\n")), "{text}");
+    assert!(legend.lines().all(|l| l.chars().count() <= 80));
+    // With handshakes (the sample), the table is as it was.
+    let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/samples/longlink-8080.pcap");
+    let out = crate::cli_analyze::syncscope(&["analyze", sample, "-q"]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    let header = text.lines().find(|l| l.contains("┆ client")).unwrap();
+    assert!(header.trim_end().ends_with("┆ end │"), "{text}");
+    assert!(!text.contains("roles"), "{text}");
+}

@@ -18,10 +18,27 @@
 //! the chunking nor on whether bodies are kept. A large frame
 //! whose body merely contains a header-like run of bytes stays whole: one
 //! or two header-like runs are not a chain, and a chain must also fit the
-//! frame's bytes consistently. Over-cap lengths are reported as
-//! [`FramerEvent::Oversize`] and skipped, as before.
+//! frame's bytes consistently.
+//!
+//! # Over-cap lengths
+//!
+//! A header whose length is over the cap is never trusted either (its frame
+//! could not be held, and a bogus length there would swallow everything
+//! after it): it is reported ([`FramerEvent::Oversize`]) and the framer
+//! hunts for the next chain of [`SUSPECT_CHAIN`] consistent headers (one
+//! that ends within the cap of its start; at the end of the stream, one that
+//! runs exactly to the end), wherever it is. The bytes from the over-cap
+//! header to the chain are reported as skipped ([`SkipReason::BadLength`]);
+//! a gap or the end of the stream before any chain reports them as
+//! [`SkipReason::Unusable`]. A frame really over the cap is thus skipped
+//! too: its body is searched, and the frames after it are found.
 
 use super::{Header, Variant, HEADER_LEN, MAX_FRAME_LEN};
+
+mod chain;
+
+pub use chain::{chain, find_chain, walk_chain, Chain};
+use chain::{hunt, verdict, Hunt, Verdict};
 
 /// Bytes of an unfinished frame searched for a chain of headers that
 /// shows its length bogus (see the module doc).
@@ -51,129 +68,17 @@ fn grow_within(v: &mut Vec<u8>, n: usize, len: usize, trusted: bool) {
     }
 }
 
-/// How far a chain of consistent long-link headers runs from the start of
-/// `b`: the number of plausible headers read one after the other (each at
-/// the end of the previous frame), and whether the walk stopped at the end
-/// of the data (the last frame ending exactly there, or running past it)
-/// rather than at an implausible header.
-pub fn chain(b: &[u8], cap: u32, max: usize) -> (usize, Chain) {
-    Variant::Wechat.chain(b, cap, max)
-}
-
-/// A chain walk over any framing: `len_of` gives the length of the unit
-/// (frame, record) whose `header_len`-byte header starts its argument, or
-/// `None` when that is no plausible header.
-pub fn walk_chain(
-    b: &[u8],
-    max: usize,
-    header_len: usize,
-    len_of: impl Fn(&[u8]) -> Option<usize>,
-) -> (usize, Chain) {
-    let mut pos = 0usize;
-    let mut n = 0;
-    while n < max {
-        let Some(rest) = b.get(pos..) else {
-            return (n, Chain::Past);
-        };
-        if rest.is_empty() {
-            return (n, Chain::Exact);
-        }
-        if rest.len() < header_len {
-            return (n, Chain::Past);
-        }
-        let Some(len) = len_of(rest) else {
-            return (n, Chain::Broken);
-        };
-        n += 1;
-        pos += len;
-    }
-    (n, Chain::Long)
-}
-
-/// Where a [`chain`] walk stopped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Chain {
-    /// The last frame ends exactly at the end of the data.
-    Exact,
-    /// The data ends inside the last frame (or inside the next header).
-    Past,
-    /// At a byte run that is no plausible header.
-    Broken,
-    /// The walk reached the number of headers asked for.
-    Long,
-}
-
-/// The first offset in `b[from..]` where [`SUSPECT_CHAIN`] consistent
-/// headers follow each other, or (`at_end`: no more bytes will come) where
-/// a chain runs exactly to the end of `b`.
-pub fn find_chain(b: &[u8], from: usize, cap: u32, need: usize, at_end: bool) -> Option<usize> {
-    Variant::Wechat.find_chain(b, from, cap, need, at_end)
-}
-
-/// Whether the length of the frame whose first bytes are `b` (its length
-/// `len`) is bogus, judged on its bytes only (so that the verdict does not
-/// depend on how the stream was cut into chunks): `Bogus(q)`, a chain of
-/// [`SUSPECT_CHAIN`] headers inside the frame starts at `q`; `Wait`, a
-/// chain that could still make it bogus needs more of the frame.
-///
-/// Positions before `from` are known not to start a chain (a `Wait`
-/// answer says where to resume), so a frame arriving in many chunks is
-/// searched once.
-fn verdict(v: Variant, b: &[u8], len: usize, cap: u32, from: usize) -> Verdict {
-    let complete = b.len() >= len;
-    let b = &b[..b.len().min(len)];
-    let window = len.min(SUSPECT_WINDOW);
-    let mut q = from.max(v.header_len());
-    // A header at q has its fixed bytes (`00 10 00 01` at q + 4 for the
-    // 16-byte header): jump from one such run to the next (memmem), the
-    // bytes between cannot start a header.
-    let (m, fixed) = v.magic();
-    let magic = memchr::memmem::Finder::new(&fixed);
-    while q < window && q + m + 4 <= b.len() {
-        let end = (window + m + 4).min(b.len());
-        match magic.find(&b[q + m..end]) {
-            Some(d) => q += d,
-            None => {
-                q = end.saturating_sub(m + 3).max(q);
-                break;
-            }
-        }
-        if q >= window {
-            break;
-        }
-        match v.chain(&b[q..], cap, SUSPECT_CHAIN) {
-            (n, _) if n >= SUSPECT_CHAIN => return Verdict::Bogus(q),
-            (_, Chain::Broken) => {}
-            _ if complete => {}
-            _ => return Verdict::Wait(q),
-        }
-        q += 1;
-    }
-    if q < window && !complete {
-        Verdict::Wait(q)
-    } else {
-        Verdict::Fine
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Verdict {
-    Fine,
-    Bogus(usize),
-    /// Undecided from this position on.
-    Wait(usize),
-}
-
 /// Why bytes were skipped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SkipReason {
     /// No plausible header where one was expected.
     Garbage,
-    /// Bytes of a frame that a gap cut, or of a frame over the cap.
+    /// Bytes of a frame that a gap cut, or of a frame over the cap that
+    /// a gap or the end of the stream cut before any chain of headers.
     Unusable,
     /// A frame whose length field is bogus: a chain of headers starts
-    /// inside it (see the module doc).
+    /// inside it, or it is over the cap (see the module doc).
     BadLength,
 }
 
@@ -193,7 +98,10 @@ pub enum FramerEvent<'a> {
         len: u64,
         reason: SkipReason,
     },
-    /// A frame whose length is over the cap: its bytes are skipped.
+    /// A header whose length is over the cap, reported when it is read.
+    /// Its bytes are not a frame: the framer hunts for the next chain of
+    /// headers and reports the bytes up to it as [`FramerEvent::Skipped`]
+    /// (see the module doc).
     Oversize { offset: u64, header: Header },
 }
 
@@ -204,8 +112,10 @@ enum State {
     /// Looking for a plausible header since stream offset `since`;
     /// `pending` holds bytes not yet ruled out.
     Hunting { since: u64 },
-    /// Skipping the rest of an over-cap frame.
-    Skipping { left: u64 },
+    /// After an over-cap header at `since`: looking for the next chain of
+    /// headers; `pending` holds the bytes from the first undecided
+    /// candidate on.
+    Chasing { since: u64 },
     /// Counting off the body of a frame whose body is not wanted.
     SkipBody {
         offset: u64,
@@ -294,7 +204,7 @@ impl Framer {
         self.frames
     }
 
-    /// Bytes skipped so far (garbage, cut frames, over-cap frames).
+    /// Bytes skipped so far (garbage, cut frames, bogus and over-cap lengths).
     pub fn skipped(&self) -> u64 {
         self.skipped
     }
@@ -319,15 +229,7 @@ impl Framer {
     fn run<F: FnMut(FramerEvent<'_>)>(&mut self, mut at: u64, mut bytes: &[u8], out: &mut F) {
         while !bytes.is_empty() {
             let used = match self.state {
-                State::Skipping { left } => {
-                    let n = left.min(bytes.len() as u64);
-                    self.state = if n == left {
-                        State::Synced
-                    } else {
-                        State::Skipping { left: left - n }
-                    };
-                    n as usize
-                }
+                State::Chasing { since } => self.chase(since, at, bytes, out),
                 State::SkipBody {
                     offset,
                     header,
@@ -359,32 +261,43 @@ impl Framer {
     pub fn gap<F: FnMut(FramerEvent<'_>)>(&mut self, len: u64, out: &mut F) {
         let at = self.next;
         self.drop_unfinished(out);
-        self.state = match self.state {
-            State::Skipping { left } if left > len => State::Skipping { left: left - len },
-            // Where the next frame starts is unknown.
-            _ => State::Hunting { since: at + len },
-        };
+        // Where the next frame starts is unknown.
+        self.state = State::Hunting { since: at + len };
         self.next = at + len;
         self.after_gap = true;
     }
 
     /// The stream ended: reports what is left unfinished.
     pub fn finish<F: FnMut(FramerEvent<'_>)>(&mut self, out: &mut F) {
-        // A held frame the data ends inside: a chain of frames inside it
-        // that runs exactly to the end shows its length bogus.
         let hl = self.variant.header_len();
-        while matches!(self.state, State::Synced) && self.pending.len() >= hl && !self.trusted {
-            let Some(q) = self
-                .variant
-                .find_chain(&self.pending, hl, self.cap, SUSPECT_CHAIN, true)
-            else {
-                break;
+        loop {
+            // A chain that runs exactly to the end of the data shows a
+            // held frame's length bogus (when the data ends inside it), or
+            // ends the hunt after an over-cap header.
+            let (from, q) = match self.state {
+                State::Chasing { since } => {
+                    match hunt(self.variant, &self.pending, 0, self.cap, true) {
+                        Hunt::Found(q) => (since, q),
+                        Hunt::Wait(_) => break,
+                    }
+                }
+                State::Synced if self.pending.len() >= hl && !self.trusted => {
+                    match self
+                        .variant
+                        .find_chain(&self.pending, hl, self.cap, SUSPECT_CHAIN, true)
+                    {
+                        Some(q) => (self.pending_at, q),
+                        None => break,
+                    }
+                }
+                _ => break,
             };
-            let at = self.pending_at;
-            self.skip(at, at + q as u64, SkipReason::BadLength, out);
+            let at = self.pending_at + q as u64;
+            self.skip(from, at, SkipReason::BadLength, out);
+            self.state = State::Synced;
             let held = std::mem::take(&mut self.pending);
             self.trusted = false;
-            self.run(at + q as u64, &held[q..], out);
+            self.run(at, &held[q..], out);
         }
         self.drop_unfinished(out);
         self.state = State::Synced;
@@ -411,6 +324,9 @@ impl Framer {
         match self.state {
             State::Hunting { since } => {
                 self.skip(since, self.next.max(end), SkipReason::Garbage, out)
+            }
+            State::Chasing { since } => {
+                self.skip(since, self.next.max(end), SkipReason::Unusable, out)
             }
             State::Synced if !self.pending.is_empty() => {
                 self.skip(self.pending_at, end, SkipReason::Unusable, out)
@@ -459,7 +375,7 @@ impl Framer {
                     if h.len > self.cap {
                         let at = self.pending_at;
                         self.pending.clear();
-                        self.oversize(at, h, hl as u64, out);
+                        self.oversize(at, h, out);
                         return used;
                     }
                     self.trusted = false;
@@ -539,22 +455,57 @@ impl Framer {
                 self.pending = joined;
                 0
             }
-            State::Skipping { .. } | State::SkipBody { .. } => 0,
+            State::Chasing { .. } | State::SkipBody { .. } => 0,
         }
     }
 
-    fn oversize<F: FnMut(FramerEvent<'_>)>(
-        &mut self,
-        offset: u64,
-        header: Header,
-        seen: u64,
-        out: &mut F,
-    ) {
+    /// An over-cap header at `offset` (its bytes consumed): reported, and
+    /// the hunt for the next chain of headers begins after it.
+    fn oversize<F: FnMut(FramerEvent<'_>)>(&mut self, offset: u64, header: Header, out: &mut F) {
         out(FramerEvent::Oversize { offset, header });
-        self.skipped += header.len as u64;
-        self.state = State::Skipping {
-            left: header.len as u64 - seen,
-        };
+        self.state = State::Chasing { since: offset };
+    }
+
+    /// After an over-cap header: searches for the next chain of headers
+    /// (see [`hunt`]), holding the bytes from the first undecided
+    /// candidate on. Returns how many of `bytes` were used.
+    fn chase<F: FnMut(FramerEvent<'_>)>(
+        &mut self,
+        since: u64,
+        at: u64,
+        bytes: &[u8],
+        out: &mut F,
+    ) -> usize {
+        if self.pending.is_empty() {
+            match hunt(self.variant, bytes, 0, self.cap, false) {
+                Hunt::Found(q) => {
+                    self.skip(since, at + q as u64, SkipReason::BadLength, out);
+                    self.state = State::Synced;
+                    q
+                }
+                Hunt::Wait(q) => {
+                    self.hold(at + q as u64, &bytes[q..]);
+                    bytes.len()
+                }
+            }
+        } else {
+            self.pending.extend_from_slice(bytes);
+            match hunt(self.variant, &self.pending, 0, self.cap, false) {
+                Hunt::Found(q) => {
+                    let at = self.pending_at + q as u64;
+                    self.skip(since, at, SkipReason::BadLength, out);
+                    self.state = State::Synced;
+                    let held = std::mem::take(&mut self.pending);
+                    self.trusted = false;
+                    self.run(at, &held[q..], out);
+                }
+                Hunt::Wait(q) => {
+                    self.pending.drain(..q);
+                    self.pending_at += q as u64;
+                }
+            }
+            bytes.len()
+        }
     }
 
     /// At a frame boundary with nothing held: frames whole in `bytes` are
@@ -579,8 +530,8 @@ impl Framer {
                 return pos;
             };
             if h.len > self.cap {
-                self.oversize(here, h, 0, out);
-                return pos;
+                self.oversize(here, h, out);
+                return pos + hl;
             }
             let n = h.len as usize;
             let keep = (self.keep_body)(&h);
@@ -666,238 +617,7 @@ impl Framer {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::proto::commands::{
-        response, IDENTIFY, NEWNOTIFY, NEWSYNC, NOOP, SEQ_HEARTBEAT, SEQ_IDENTIFY,
-    };
-    use crate::proto::longlink::encode;
-
-    fn frame(cmd: u32, seq: u32, body: &[u8]) -> Vec<u8> {
-        encode(cmd, seq, body)
-    }
-
-    #[derive(Debug, PartialEq, Eq)]
-    enum Ev {
-        Frame(u64, u32, u32, Vec<u8>, bool),
-        Skipped(u64, u64),
-        Oversize(u64, u32),
-    }
-
-    fn collect(fr: &mut Framer, chunks: &[(u64, &[u8])], gaps: &[(usize, u64)]) -> Vec<Ev> {
-        let mut evs = Vec::new();
-        let mut out = |e: FramerEvent<'_>| {
-            evs.push(match e {
-                FramerEvent::Frame {
-                    offset,
-                    header,
-                    body,
-                    after_gap,
-                } => Ev::Frame(offset, header.cmd, header.seq, body.to_vec(), after_gap),
-                FramerEvent::Skipped { offset, len, .. } => Ev::Skipped(offset, len),
-                FramerEvent::Oversize { offset, header } => Ev::Oversize(offset, header.len),
-            })
-        };
-        for (i, (off, c)) in chunks.iter().enumerate() {
-            for (gi, glen) in gaps {
-                if *gi == i {
-                    fr.gap(*glen, &mut out);
-                }
-            }
-            fr.feed(*off, c, &mut out);
-        }
-        fr.finish(&mut out);
-        evs
-    }
-
-    /// Every split of `s` into two chunks gives `want`.
-    fn assert_every_cut(s: &[u8], want: &[Ev]) {
-        for cut in 0..=s.len() {
-            let (a, b) = s.split_at(cut);
-            assert_eq!(
-                collect(&mut Framer::default(), &[(0, a), (cut as u64, b)], &[]),
-                want,
-                "cut {cut}"
-            );
-        }
-    }
-
-    #[test]
-    fn many_frames_in_one_chunk_and_one_frame_over_many() {
-        let mut s = frame(NEWSYNC, 1, b"abc");
-        s.extend(frame(response(NEWSYNC), 1, b""));
-        s.extend(frame(NEWNOTIFY, 0, &[7; 40]));
-        let want = vec![
-            Ev::Frame(0, 121, 1, b"abc".to_vec(), false),
-            Ev::Frame(19, response(NEWSYNC), 1, vec![], false),
-            Ev::Frame(35, 24, 0, vec![7; 40], false),
-        ];
-        assert_eq!(collect(&mut Framer::default(), &[(0, &s)], &[]), want);
-        // Every split into two and into single bytes gives the same frames.
-        assert_every_cut(&s, &want);
-        let bytes: Vec<(u64, &[u8])> = (0..s.len()).map(|i| (i as u64, &s[i..i + 1])).collect();
-        assert_eq!(collect(&mut Framer::default(), &bytes, &[]), want);
-    }
-
-    #[test]
-    fn resyncs_after_garbage() {
-        let mut s = b"GET / HTTP/1.1\r\n\r\n".to_vec(); // 18 bytes of garbage
-        s.extend(frame(IDENTIFY, SEQ_IDENTIFY, b"xy"));
-        let want = vec![
-            Ev::Skipped(0, 18),
-            Ev::Frame(18, 205, SEQ_IDENTIFY, b"xy".to_vec(), false),
-        ];
-        assert_every_cut(&s, &want);
-    }
-
-    #[test]
-    fn resyncs_after_a_gap_that_cut_a_frame() {
-        let f1 = frame(NEWSYNC, 1, &[1; 30]);
-        let f2 = frame(NEWSYNC, 2, &[2; 10]);
-        // Deliver the first 20 bytes of f1, lose 26 bytes (rest of f1), then f2 after 0..5 garbage bytes.
-        for junk in 0..5usize {
-            let mut tail = vec![0xAA; junk];
-            tail.extend(&f2);
-            let evs = collect(
-                &mut Framer::default(),
-                &[(0, &f1[..20]), (46, &tail)],
-                &[(1, 26)],
-            );
-            let mut want = vec![Ev::Skipped(0, 20)];
-            if junk > 0 {
-                want.push(Ev::Skipped(46, junk as u64));
-            }
-            want.push(Ev::Frame(46 + junk as u64, 121, 2, vec![2; 10], true));
-            assert_eq!(evs, want, "junk {junk}");
-        }
-    }
-
-    #[test]
-    fn oversize_frame_is_reported_and_skipped_without_allocating() {
-        let mut big = Header::new(NEWSYNC, 1, 100).emit().to_vec();
-        big.extend([0u8; 100]);
-        big.extend(frame(NOOP, SEQ_HEARTBEAT, b""));
-        let mut fr = Framer::new(64);
-        let evs = collect(&mut fr, &[(0, &big[..10]), (10, &big[10..])], &[]);
-        assert_eq!(
-            evs,
-            vec![
-                Ev::Oversize(0, 116),
-                Ev::Frame(116, 6, SEQ_HEARTBEAT, vec![], false)
-            ]
-        );
-        assert_eq!(fr.skipped(), 116);
-    }
-
-    #[test]
-    fn every_truncated_prefix_is_safe() {
-        let mut s = b"junk".to_vec();
-        s.extend(frame(NEWSYNC, 1, b"hello"));
-        s.extend(frame(response(NEWSYNC), 1, b"world!"));
-        for n in 0..=s.len() {
-            let evs = collect(&mut Framer::default(), &[(0, &s[..n])], &[]);
-            let frames = evs.iter().filter(|e| matches!(e, Ev::Frame(..))).count();
-            let expected = usize::from(n >= 4 + 21) + usize::from(n >= 4 + 21 + 22);
-            assert_eq!(frames, expected, "prefix {n}: {evs:?}");
-        }
-    }
-
-    #[test]
-    fn frames_survive_any_chunking_and_interleaved_garbage() {
-        use proptest::prelude::*;
-        let strategy = (
-            proptest::collection::vec((0u32..300, any::<u32>(), 0usize..60, 0usize..20), 1..12),
-            proptest::collection::vec(1usize..40, 1..30),
-        );
-        proptest!(ProptestConfig::with_cases(200), |((spec, cuts) in strategy)| {
-            let mut stream = Vec::new();
-            let mut want = Vec::new();
-            for (i, (cmd, seq, blen, junk)) in spec.iter().enumerate() {
-                // Garbage made of 0xEE bytes never looks like a header.
-                if i > 0 { stream.extend(std::iter::repeat_n(0xEEu8, *junk)); }
-                if i > 0 && *junk > 0 { want.push(Ev::Skipped(stream.len() as u64 - *junk as u64, *junk as u64)); }
-                let body: Vec<u8> = (0..*blen).map(|b| b as u8).collect();
-                want.push(Ev::Frame(stream.len() as u64, *cmd, *seq, body.clone(), false));
-                stream.extend(frame(*cmd, *seq, &body));
-            }
-            let mut chunks = Vec::new();
-            let mut pos = 0;
-            let mut k = 0;
-            while pos < stream.len() {
-                let n = cuts[k % cuts.len()].min(stream.len() - pos);
-                chunks.push((pos as u64, &stream[pos..pos + n]));
-                pos += n;
-                k += 1;
-            }
-            prop_assert_eq!(collect(&mut Framer::default(), &chunks, &[]), want);
-        });
-    }
-}
-
-#[cfg(test)]
-mod skip_body_tests {
-    use super::*;
-    use crate::proto::commands::{IDENTIFY, NEWSYNC};
-
-    /// Frames with unwanted bodies are reported at their last byte with an
-    /// empty body, whatever the chunking; wanted bodies are assembled.
-    #[test]
-    fn unwanted_bodies_are_counted_off() {
-        let mut s = Vec::new();
-        for (cmd, len) in [
-            (NEWSYNC, 40usize),
-            (IDENTIFY, 30),
-            (NEWSYNC, 0),
-            (NEWSYNC, 3),
-        ] {
-            s.extend(Header::new(cmd, 1, len).emit());
-            s.extend(std::iter::repeat_n(cmd as u8, len));
-        }
-        for step in [1, 5, 16, 17, 1000] {
-            let mut fr = Framer::default().keep_bodies(|h| h.cmd == IDENTIFY);
-            let mut got = Vec::new();
-            let mut pos = 0;
-            while pos < s.len() {
-                let n = step.min(s.len() - pos);
-                fr.feed(pos as u64, &s[pos..pos + n], &mut |e| {
-                    if let FramerEvent::Frame {
-                        offset,
-                        header,
-                        body,
-                        ..
-                    } = e
-                    {
-                        got.push((
-                            offset,
-                            header.cmd,
-                            header.body_len(),
-                            body.to_vec(),
-                            pos + n,
-                        ));
-                    }
-                });
-                pos += n;
-            }
-            let offsets: Vec<(u64, u32, usize, usize)> =
-                got.iter().map(|g| (g.0, g.1, g.2, g.3.len())).collect();
-            assert_eq!(
-                offsets,
-                [
-                    (0, 121, 40, 0),
-                    (56, 205, 30, 30),
-                    (102, 121, 0, 0),
-                    (118, 121, 3, 0)
-                ],
-                "step {step}"
-            );
-            assert_eq!(got[1].3, vec![205u8; 30]);
-            // Reported once the last byte arrived, not earlier.
-            for (g, end) in got.iter().zip([56usize, 102, 118, 137]) {
-                assert!(g.4 >= end, "step {step}: frame at {} reported early", g.0);
-            }
-        }
-    }
-}
+mod tests;
 
 #[cfg(test)]
 mod bad_length_tests;

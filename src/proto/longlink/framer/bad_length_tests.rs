@@ -9,6 +9,8 @@ enum Ev {
     /// offset, cmd, seq, body length
     Frame(u64, u32, u32, usize),
     Skipped(u64, u64, SkipReason),
+    /// An over-cap header at this offset (its bytes come as a skip).
+    Oversize(u64),
 }
 
 /// An event as compared here (bodies by their length).
@@ -25,7 +27,7 @@ fn ev(e: FramerEvent<'_>) -> Ev {
             len,
             reason,
         } => Ev::Skipped(offset, len, reason),
-        FramerEvent::Oversize { offset, .. } => Ev::Skipped(offset, 0, SkipReason::Garbage),
+        FramerEvent::Oversize { offset, .. } => Ev::Oversize(offset),
     }
 }
 
@@ -64,6 +66,7 @@ fn assert_any_chunking(s: &[u8], want: &[Ev]) {
         .map(|e| match e {
             Ev::Frame(o, c, q, _) => Ev::Frame(*o, *c, *q, 0),
             Ev::Skipped(o, l, r) => Ev::Skipped(*o, *l, *r),
+            Ev::Oversize(o) => Ev::Oversize(*o),
         })
         .collect();
     for step in [s.len().max(1), 1, 7] {
@@ -195,6 +198,117 @@ fn a_bogus_length_anywhere_in_any_chunking() {
     });
 }
 
+/// Encodes a frame (cmd, seq, body).
+type Encode = fn(u32, u32, &[u8]) -> Vec<u8>;
+/// A header whose length field says the argument.
+type HeadOf = fn(u32) -> Vec<u8>;
+
+/// A framer of the 16-byte or Mars framing, its header length, its frame
+/// encoder, and a header whose length field says `len` (the whole frame
+/// for the 16-byte header, the body for Mars).
+fn framing(mars: bool) -> (Framer, usize, Encode, HeadOf) {
+    if mars {
+        let fr = Framer::default().variant(Variant::Mars {
+            client_version: None,
+        });
+        let enc: Encode = |c, q, b| crate::proto::longlink::mars::encode(7, c, q, b);
+        let head: HeadOf = |len| {
+            crate::proto::longlink::MarsHeader {
+                body_len: len,
+                ..crate::proto::longlink::MarsHeader::new(7, NEWSYNC, 1, 0)
+            }
+            .emit()
+            .to_vec()
+        };
+        (fr, 20, enc, head)
+    } else {
+        (Framer::default(), 16, encode, |len| {
+            bogus(NEWSYNC, 1, len).to_vec()
+        })
+    }
+}
+
+#[test]
+fn an_over_cap_length_never_swallows_the_frames_after_it() {
+    for mars in [false, true] {
+        let (_, hl, enc, head) = framing(mars);
+        let run = |s: &[u8], steps: &[usize]| run_steps(framing(mars).0, s, steps);
+        // Three frames after it: found as they come.
+        let mut s = enc(NEWSYNC, 1, b"abc");
+        let o = s.len() as u64;
+        s.extend(head(u32::MAX - 100)); // claims about 4 GiB
+        let f = s.len() as u64;
+        for seq in 2..5 {
+            s.extend(enc(NEWSYNC, seq, &[0x11; 5]));
+        }
+        let n = (hl + 5) as u64;
+        let want = [
+            Ev::Frame(0, NEWSYNC, 1, 3),
+            Ev::Oversize(o),
+            Ev::Skipped(o, hl as u64, SkipReason::BadLength),
+            Ev::Frame(f, NEWSYNC, 2, 5),
+            Ev::Frame(f + n, NEWSYNC, 3, 5),
+            Ev::Frame(f + 2 * n, NEWSYNC, 4, 5),
+        ];
+        for step in [s.len(), 1, 7, 300] {
+            assert_eq!(run(&s, &[step]), want, "mars {mars}, step {step}");
+        }
+        // After garbage inside the claimed frame, one frame to the end.
+        let mut s = head(20 << 20);
+        s.extend([0x5A; 3000]);
+        s.extend(enc(NOOP, SEQ_HEARTBEAT, b""));
+        let want = [
+            Ev::Oversize(0),
+            Ev::Skipped(0, hl as u64 + 3000, SkipReason::BadLength),
+            Ev::Frame(hl as u64 + 3000, NOOP, SEQ_HEARTBEAT, 0),
+        ];
+        for step in [s.len(), 1, 7, 1460] {
+            assert_eq!(run(&s, &[step]), want, "mars {mars}, step {step}");
+        }
+        // Nothing after it: its bytes are unusable.
+        let s = head(20 << 20);
+        let want = [
+            Ev::Oversize(0),
+            Ev::Skipped(0, hl as u64, SkipReason::Unusable),
+        ];
+        assert_eq!(run(&s, &[5]), want, "mars {mars}");
+    }
+}
+
+#[test]
+fn an_over_cap_length_anywhere_in_any_chunking() {
+    use proptest::prelude::*;
+    let strategy = (
+        any::<bool>(),
+        proptest::collection::vec((0u32..300, any::<u32>(), 0usize..60), 0..10),
+        any::<proptest::sample::Index>(),
+        (MAX_FRAME_LEN)..u32::MAX - 20,
+        proptest::collection::vec(1usize..40, 1..20),
+    );
+    proptest!(ProptestConfig::with_cases(200), |((mars, spec, at, len, cuts) in strategy)| {
+        let (fr, hl, enc, head) = framing(mars);
+        let at = at.index(spec.len() + 1);
+        let mut stream = Vec::new();
+        let mut want = Vec::new();
+        for i in 0..=spec.len() {
+            if i == at {
+                let o = stream.len() as u64;
+                want.push(Ev::Oversize(o));
+                // The frames after it are a chain; none: the end cuts it.
+                let reason = if i < spec.len() { SkipReason::BadLength } else { SkipReason::Unusable };
+                want.push(Ev::Skipped(o, hl as u64, reason));
+                stream.extend(head(len));
+            }
+            if let Some((cmd, seq, blen)) = spec.get(i) {
+                // Bodies of 0xEE bytes never look like headers.
+                want.push(Ev::Frame(stream.len() as u64, *cmd, *seq, *blen));
+                stream.extend(enc(*cmd, *seq, &vec![0xEE; *blen]));
+            }
+        }
+        prop_assert_eq!(run_steps(fr, &stream, &cuts), want);
+    });
+}
+
 /// Keeping bodies or not, and how the stream is cut, never change the
 /// framing: frames (bodies aside) and skips are the same, with bogus
 /// lengths, header-like bodies and a cut end.
@@ -204,6 +318,7 @@ fn verdicts_depend_on_the_bytes_only() {
     let piece = prop_oneof![
         (0u32..300, 0usize..80).prop_map(|(cmd, n)| encode(cmd, 1, &vec![0x11; n])),
         (1u32..5000).prop_map(|len| bogus(NEWSYNC, 2, len + 16).to_vec()),
+        (MAX_FRAME_LEN..u32::MAX).prop_map(|len| bogus(NEWSYNC, 2, len + 1).to_vec()),
         // A body that holds a header-like run.
         (0usize..30).prop_map(|n| {
             let mut b = vec![0x22; n];
