@@ -12,6 +12,7 @@ mod http;
 mod mars;
 mod midstream;
 mod net;
+mod net_access;
 mod net_fault;
 mod net_web;
 mod prefixes;
