@@ -14,6 +14,7 @@ mod midstream;
 mod net;
 mod net_access;
 mod net_fault;
+mod net_limits;
 mod net_web;
 mod prefixes;
 mod profiles;

@@ -1089,9 +1089,14 @@ pub(crate) struct ServeProcess {
 
 impl ServeProcess {
     pub(crate) fn start(extra: &[&str]) -> ServeProcess {
-        let mut child = syncscope()
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .args(extra)
+        let mut c = syncscope();
+        c.args(["serve", "--listen", "127.0.0.1:0"]).args(extra);
+        Self::spawn(c)
+    }
+
+    /// Runs `command` (a `syncscope serve`, or a shell that execs one).
+    pub(crate) fn spawn(mut command: Command) -> ServeProcess {
+        let mut child = command
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -1116,6 +1121,10 @@ impl ServeProcess {
             banner: line,
             lines: rx,
         }
+    }
+
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// The generated password of `user` (printed after the banner).
