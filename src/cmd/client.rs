@@ -1,17 +1,21 @@
 //! `syncscope client`: the reference client (see `syncscope::net::client`,
 //! and `syncscope::net::webclient` for `--web`).
 //! Exit codes: 0 done, 1 the send was not confirmed (after its retries, or
-//! refused) or listen timed out, 2 usage or a refused identify.
+//! refused), listen timed out or a web login confirmation was refused,
+//! 2 usage or a refused auth or identify.
 
 use std::io::{self, Write};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Subcommand, ValueEnum};
 
-use syncscope::net::client::{self, ClientError, Config, ListenOptions, ListenSink, SendOptions};
-use syncscope::net::messages::ChatMessage;
+use syncscope::net::client::{
+    self, ClientError, Config, ListenOptions, ListenSink, LoginNotice, SendOptions,
+};
+use syncscope::net::messages::{ret, ChatMessage};
 use syncscope::net::webclient;
 
 #[derive(clap::Args, Debug)]
@@ -22,6 +26,10 @@ pub struct Args {
     /// User name to identify as.
     #[arg(long)]
     pub user: String,
+    /// The user's password (a server that enforces identity needs it; with --web the client
+    /// confirms its own web login with it over the long link).
+    #[arg(long, env = "SYNCSCOPE_PASSWORD", hide_env_values = true)]
+    pub password: Option<String>,
     /// Device id (the user's first device is its primary).
     #[arg(long, default_value = "phone")]
     pub device: String,
@@ -63,6 +71,12 @@ pub enum Action {
         #[arg(long, default_value_t = 60.0, value_name = "SECS")]
         heartbeat: f64,
     },
+    /// Confirm a pending web login by its uuid (the jslogin's, which `client --web` prints
+    /// while it waits), as the user's phone confirms a QR code.
+    Confirm {
+        /// The login's uuid.
+        uuid: String,
+    },
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -81,11 +95,38 @@ fn seconds(what: &str, s: f64) -> anyhow::Result<Duration> {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut config = Config::new(args.server.clone(), args.user.clone());
     config.device = args.device.clone();
+    config.password = args.password.clone();
+    let (user, server) = (args.user.clone(), args.server.clone());
+    config.web_login = Some(LoginNotice(Arc::new(move |uuid: &str| {
+        eprintln!(
+            "syncscope client: web login {uuid} waits for a device of {user} to confirm it: \
+             syncscope client --server {server} --user {user} --password ... confirm {uuid}"
+        );
+    })));
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
     match args.action {
+        Action::Confirm { uuid } => match rt.block_on(client::confirm_web_login(&config, &uuid)) {
+            Ok(()) => {
+                eprintln!(
+                    "syncscope client: web login {uuid} confirmed for {}",
+                    args.user
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(
+                e @ ClientError::Refused {
+                    ret: ret::NO_SUCH_LOGIN,
+                    ..
+                },
+            ) => {
+                eprintln!("syncscope client: {e}");
+                Ok(ExitCode::from(1))
+            }
+            Err(e) => Err(e.into()),
+        },
         Action::Send {
             to,
             text,

@@ -10,12 +10,13 @@ use anyhow::{bail, Context};
 
 use syncscope::net::frame::DEFAULT_MAX_FRAME_LEN;
 use syncscope::net::messages::IdentifyExt;
-use syncscope::net::server::{self, Config};
+use syncscope::net::server::{self, Access, Config};
 use syncscope::net::store::Store;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Address to listen on; loopback unless you name another (port 0 picks a free port).
+    /// Any other address enforces identity (then --users is required).
     #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
     pub listen: String,
     /// Directory of the durable store, created if missing [default: ./syncscope-data].
@@ -24,16 +25,33 @@ pub struct Args {
     /// Keep everything in memory (lost when the server stops).
     #[arg(long)]
     pub memory: bool,
-    /// Test users, comma-separated; then only they can identify or receive,
-    /// and web logins are confirmed automatically for them (a jslogin
-    /// without `user=` takes the first without a web session). Without it,
-    /// any user name is created on first use (web logins must name theirs).
-    #[arg(long, value_delimiter = ',', value_name = "NAMES")]
+    /// Users, comma-separated, each NAME or NAME:PASSWORD; then only they
+    /// can log in or receive. A password (or a non-loopback address, or
+    /// --require-auth) enforces identity on every link, and each user given
+    /// without a password gets a generated one, printed at start-up.
+    /// Without --users any name is created on first use (test mode only).
+    #[arg(long, value_delimiter = ',', value_name = "NAME[:PASSWORD]")]
     pub users: Vec<String>,
+    /// Enforce identity on loopback too (passwords generated for users given without one).
+    #[arg(long)]
+    pub require_auth: bool,
+    /// Confirm web logins without a device (for tests; always so in test mode).
+    #[arg(long)]
+    pub web_auto_confirm: bool,
     /// Connections served at once; more are answered "busy" and closed
-    /// (the open-file limit, `ulimit -n`, must be higher).
-    #[arg(long, default_value_t = 16_384, value_name = "N")]
-    pub max_connections: usize,
+    /// [default: the open-file limit (raised to its hard value at start-up) less 256, at most 65536].
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<usize>,
+    /// Connections one address may hold before they authenticate (HTTP ones count throughout).
+    #[arg(long, default_value_t = server::DEFAULT_MAX_UNAUTHENTICATED_PER_IP, value_name = "N")]
+    pub max_unauthenticated_per_ip: usize,
+    /// Close a connection that has not authenticated within this long (in test mode an identify counts).
+    #[arg(long, default_value_t = 10, value_name = "SECS")]
+    pub auth_timeout: u64,
+    /// Listen backlog: connections the kernel queues before they are accepted (capped by the
+    /// kernel, on Linux at net.core.somaxconn).
+    #[arg(long, default_value_t = server::DEFAULT_BACKLOG, value_name = "N")]
+    pub backlog: u32,
     /// Cap on a frame, header included.
     #[arg(long, default_value_t = DEFAULT_MAX_FRAME_LEN, value_name = "BYTES")]
     pub max_frame: u32,
@@ -46,7 +64,7 @@ pub struct Args {
     /// Time allowed for one frame or HTTP request, first byte to last (slowloris guard).
     #[arg(long, default_value_t = 30, value_name = "SECS")]
     pub frame_timeout: u64,
-    /// Longest hold of a web synccheck with nothing to tell (the real service: 25).
+    /// Longest hold of a web synccheck or login poll with nothing to tell (the real service: 25).
     #[arg(long, default_value_t = 25, value_name = "SECS")]
     pub web_poll: u64,
     /// Log only errors (not every auth and identify).
@@ -54,18 +72,62 @@ pub struct Args {
     pub quiet: bool,
 }
 
-pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    for u in &args.users {
-        if !IdentifyExt::valid_user(u) {
-            bail!("--users: {u:?} is not a valid user name (1 to 64 characters, no spaces)");
+/// `--users` split into names and passwords (None: to be generated).
+fn parse_users(users: &[String]) -> anyhow::Result<Vec<(String, Option<String>)>> {
+    let mut out: Vec<(String, Option<String>)> = Vec::new();
+    for u in users {
+        let (name, password) = match u.split_once(':') {
+            Some((n, p)) => (n, Some(p.to_owned())),
+            None => (u.as_str(), None),
+        };
+        if !IdentifyExt::valid_user(name) {
+            bail!("--users: {name:?} is not a valid user name (1 to 64 characters, no spaces)");
         }
+        if password.as_deref() == Some("") {
+            bail!("--users: {name:?} has an empty password (leave out the colon to get one generated)");
+        }
+        if out.iter().any(|(n, _)| n == name) {
+            bail!("--users: {name:?} is named twice");
+        }
+        out.push((name.to_owned(), password));
     }
-    if args.page_size == 0 || args.max_connections == 0 {
-        bail!("--page-size and --max-connections must be at least 1");
+    Ok(out)
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let users = parse_users(&args.users)?;
+    let names: Vec<String> = users.iter().map(|(n, _)| n.clone()).collect();
+    if args.page_size == 0 || args.max_connections == Some(0) || args.backlog == 0 {
+        bail!("--page-size, --max-connections and --backlog must be at least 1");
+    }
+    if args.max_unauthenticated_per_ip == 0 {
+        bail!("--max-unauthenticated-per-ip must be at least 1");
     }
     if args.max_frame < 1024 {
         bail!("--max-frame must be at least 1024 bytes");
     }
+    // Whether the address is loopback is known once bound; a name that
+    // resolves to loopback (localhost) counts as loopback.
+    let open_files = match server::raise_open_file_limit() {
+        Ok(n) => Some(n),
+        Err(e) => {
+            eprintln!("syncscope serve: warning: cannot raise the open-file limit: {e}");
+            None
+        }
+    };
+    let max_connections = match (args.max_connections, open_files) {
+        (Some(n), Some(limit)) if n as u64 > limit.saturating_sub(server::RESERVED_FDS) => {
+            eprintln!(
+                "syncscope serve: warning: --max-connections {n} is above the open-file limit \
+                 {limit} less {}: accept may fail with \"Too many open files\"",
+                server::RESERVED_FDS
+            );
+            n
+        }
+        (Some(n), _) => n,
+        (None, Some(limit)) => server::default_max_connections(limit),
+        (None, None) => 1024,
+    };
     let (mut store, what) = if args.memory {
         (Store::memory()?, "in memory".to_owned())
     } else {
@@ -81,18 +143,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .unwrap_or_default();
         (store, what)
     };
-    for u in &args.users {
+    for u in &names {
         store.user(u, true)?;
     }
     let quiet = args.quiet;
-    let config = Config {
-        max_connections: args.max_connections,
+    let mut config = Config {
+        max_connections,
         max_frame_len: args.max_frame,
         page_size: args.page_size,
         idle_timeout: Duration::from_secs(args.idle_timeout.max(1)),
-        auto_register: args.users.is_empty(),
+        auth_timeout: Duration::from_secs(args.auth_timeout.max(1)),
+        max_unauthenticated_per_ip: args.max_unauthenticated_per_ip,
+        auto_register: names.is_empty(),
         frame_timeout: Duration::from_secs(args.frame_timeout.max(1)),
-        test_users: args.users.clone(),
+        test_users: names.clone(),
         web_poll: Duration::from_secs(args.web_poll.max(1)),
         log: Some(Arc::new(move |e: &server::Event| {
             let routine = matches!(
@@ -110,17 +174,67 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .build()
         .context("starting the async runtime")?;
     rt.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(&args.listen)
+        let listener = server::bind(&args.listen, args.backlog)
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
         let addr: SocketAddr = listener.local_addr()?;
-        if !addr.ip().is_loopback() {
+        let loopback = addr.ip().is_loopback();
+        let enforce = args.require_auth || !loopback || users.iter().any(|(_, p)| p.is_some());
+        let mut generated = Vec::new();
+        let mode = if enforce {
+            if users.is_empty() {
+                bail!(
+                    "identity is enforced ({}): name the users with --users \
+                     NAME[:PASSWORD],... (a password is generated for each given without one)",
+                    if loopback {
+                        "--require-auth"
+                    } else {
+                        "listening on an address other than loopback"
+                    }
+                );
+            }
+            let mut with_passwords = Vec::new();
+            for (name, password) in &users {
+                let password = match password {
+                    Some(p) => p.clone(),
+                    None => {
+                        let p = server::new_password().map_err(anyhow::Error::msg)?;
+                        generated.push((name.clone(), p.clone()));
+                        p
+                    }
+                };
+                with_passwords.push((name.clone(), password));
+            }
+            config.access =
+                Access::enforced(with_passwords).with_web_auto_confirm(args.web_auto_confirm);
+            format!(
+                "identity enforced for {} user(s){}",
+                users.len(),
+                if args.web_auto_confirm {
+                    "; web logins confirmed automatically (--web-auto-confirm)"
+                } else {
+                    "; web logins confirmed by a device of the user"
+                }
+            )
+        } else {
+            "test mode: loopback and no passwords, identity not checked, web logins confirmed \
+             automatically"
+                .to_owned()
+        };
+        let shutdown = shutdown_signal()?;
+        eprintln!(
+            "syncscope serve: listening on {addr} (store {what}; up to {max_connections} \
+             connections; {mode})"
+        );
+        for (name, password) in &generated {
+            eprintln!("syncscope serve: password of {name}: {password}");
+        }
+        if !loopback {
             eprintln!(
-                "syncscope serve: warning: listening on {addr}, reachable from other machines"
+                "syncscope serve: warning: listening on {addr}, reachable from other machines \
+                 (in clear: no TLS)"
             );
         }
-        let shutdown = shutdown_signal()?;
-        eprintln!("syncscope serve: listening on {addr} (store {what})");
         let store = Arc::new(Mutex::new(store));
         server::run_with(listener, store, config, shutdown).await;
         eprintln!("syncscope serve: stopped");

@@ -9,9 +9,10 @@
 //!   newnotify pushes (heartbeat in between), reconnecting with backoff.
 //!   A page's messages are handed over before its SyncKey is presented,
 //!   so the server counts them consumed only after that; message ids
-//!   already handed over are not handed over again.
+//!   already handed over are not handed over again. (`client/listen.rs`.)
+//! * [`confirm_web_login`]: authenticates (no identify) and confirms a
+//!   pending web login by its uuid, as the phone confirms a QR code.
 
-use std::collections::HashSet;
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,7 +21,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use prost::Message;
 use tokio::net::TcpStream;
-use tokio::time::{sleep, timeout, timeout_at, Instant};
+use tokio::time::{sleep, timeout};
 
 use super::frame::{Connection, ReadError, DEFAULT_MAX_FRAME_LEN};
 use super::messages::{ret, ChatMessage, IdentifyExt, IdentifyReply, CLIENT_VERSION};
@@ -29,12 +30,17 @@ use super::MSG_TYPE_TEXT;
 use crate::body::messages::{
     self, AutoAuthRequest, AutoAuthResponse, BaseResponse, BodyError, ManualAuthRequest,
     ManualAuthResponse, MicroMsgRequestNew, NewSendMsgRequest, NewSendMsgResponse, NewSyncRequest,
-    NewSyncResponse, SkBuiltinString,
+    NewSyncResponse, SkBuiltinString, WebLoginConfirmRequest, WebLoginConfirmResponse,
 };
 use crate::body::synckey::SyncKey;
+mod listen;
+
+pub use self::listen::{listen, ListenOptions, ListenOutcome, ListenSink};
+pub(super) use self::listen::{listen_on, Link, Listener, Mailbox, Stop};
+
 use crate::proto::commands::{
     response, AUTOAUTH, ERROR, IDENTIFY, MANUALAUTH, NEWNOTIFY, NEWSENDMSG, NEWSYNC, NOOP,
-    SEQ_HEARTBEAT, SEQ_IDENTIFY, SEQ_PUSH,
+    SEQ_HEARTBEAT, SEQ_IDENTIFY, SEQ_PUSH, WEBLOGIN_CONFIRM,
 };
 
 /// Client settings.
@@ -44,6 +50,9 @@ pub struct Config {
     pub server: String,
     pub user: String,
     pub device: String,
+    /// The user's password, sent in manualauth (a server that enforces
+    /// identity needs it; one in test mode ignores it).
+    pub password: Option<String>,
     pub connect_timeout: Duration,
     /// Time allowed for an answer.
     pub request_timeout: Duration,
@@ -53,6 +62,20 @@ pub struct Config {
     /// The uin and autoauth key of the last manualauth, shared by this
     /// config's clones: a reconnect does an autoauth instead.
     pub auth: AuthCache,
+    /// Web client: told the uuid of a login that waits for a device's
+    /// confirmation (`syncscope client confirm UUID`).
+    pub web_login: Option<LoginNotice>,
+}
+
+/// Called with the uuid of a web login that waits for a device's
+/// confirmation.
+#[derive(Clone)]
+pub struct LoginNotice(pub Arc<dyn Fn(&str) + Send + Sync>);
+
+impl std::fmt::Debug for LoginNotice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LoginNotice")
+    }
 }
 
 /// The uin and autoauth key a manualauth gave a user's device.
@@ -93,11 +116,13 @@ impl Config {
             server: server.into(),
             user: user.into(),
             device: "phone".into(),
+            password: None,
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(10),
             heartbeat: Duration::from_secs(60),
             max_frame_len: DEFAULT_MAX_FRAME_LEN,
             auth: AuthCache::default(),
+            web_login: None,
         }
     }
 }
@@ -161,6 +186,8 @@ impl ClientError {
                     | ret::NOT_IDENTIFIED
                     | ret::OVERSIZE
                     | ret::BAD_FRAME
+                    | ret::NOT_AUTHENTICATED
+                    | ret::NO_SUCH_LOGIN
             ),
             ClientError::InvalidName { .. } => true,
             // A web endpoint the server does not serve or will not take.
@@ -204,6 +231,35 @@ pub struct Session {
 impl Session {
     /// Connects and identifies with `synckey` (which confirms it).
     pub async fn connect(config: &Config, synckey: SyncKey) -> Result<Session, ClientError> {
+        let mut s = Session::open(config, synckey).await?;
+        let body = IdentifyExt {
+            uin: s.uin,
+            user: Some(config.user.clone()),
+            device: Some(config.device.clone()),
+            synckey: s.synckey.clone(),
+        }
+        .encode();
+        let answer = s.request("identify", IDENTIFY, SEQ_IDENTIFY, &body).await?;
+        let reply = IdentifyReply::decode(&answer).ok_or(ClientError::Refused {
+            what: "identify",
+            ret: ret::BAD_BODY,
+            message: format!("identify answer of {} bytes, expected 16", answer.len()),
+        })?;
+        if reply.ret != 0 {
+            return Err(ClientError::Refused {
+                what: "identify",
+                ret: reply.ret,
+                message: "identify answer with a non-zero ret".into(),
+            });
+        }
+        s.uin = reply.uin;
+        s.primary = reply.primary;
+        Ok(s)
+    }
+
+    /// Connects and authenticates (autoauth with a cached key, else
+    /// manualauth), not identified: [`Session::uin`] is the auth's.
+    async fn open(config: &Config, synckey: SyncKey) -> Result<Session, ClientError> {
         for (what, value, ok) in [
             (
                 "user name",
@@ -241,30 +297,38 @@ impl Session {
             uin: 0,
             primary: false,
         };
-        let uin = s.authenticate(config).await?;
-        let body = IdentifyExt {
-            uin,
-            user: Some(config.user.clone()),
-            device: Some(config.device.clone()),
-            synckey: s.synckey.clone(),
-        }
-        .encode();
-        let answer = s.request("identify", IDENTIFY, SEQ_IDENTIFY, &body).await?;
-        let reply = IdentifyReply::decode(&answer).ok_or(ClientError::Refused {
-            what: "identify",
-            ret: ret::BAD_BODY,
-            message: format!("identify answer of {} bytes, expected 16", answer.len()),
-        })?;
-        if reply.ret != 0 {
-            return Err(ClientError::Refused {
-                what: "identify",
-                ret: reply.ret,
-                message: "identify answer with a non-zero ret".into(),
-            });
-        }
-        s.uin = reply.uin;
-        s.primary = reply.primary;
+        s.uin = s.authenticate(config).await?;
         Ok(s)
+    }
+
+    /// Confirms pending web login `uuid` (its jslogin's) as this
+    /// session's user, as the phone does by scanning the QR code.
+    pub async fn confirm_web_login(&mut self, uuid: &str) -> Result<(), ClientError> {
+        let req = WebLoginConfirmRequest {
+            uuid: Some(uuid.to_owned()),
+        };
+        let seq = self.take_seq();
+        let body = self
+            .request(
+                "web login confirmation",
+                WEBLOGIN_CONFIRM,
+                seq,
+                &req.encode_to_vec(),
+            )
+            .await?;
+        let resp: WebLoginConfirmResponse = messages::decode("WebLoginConfirmResponse", &body)?;
+        match base_ret(&resp.base_response) {
+            0 => Ok(()),
+            r => Err(ClientError::Refused {
+                what: "web login confirmation",
+                ret: r,
+                message: resp
+                    .base_response
+                    .as_ref()
+                    .map(|b| b.message().to_owned())
+                    .unwrap_or_default(),
+            }),
+        }
     }
 
     /// autoauth with the cached key, else manualauth: the uin to identify
@@ -291,6 +355,7 @@ impl Session {
             user_name: Some(SkBuiltinString::new(config.user.clone())),
             device_id: Some(config.device.clone()),
             client_version: Some(CLIENT_VERSION),
+            password: config.password.clone(),
         };
         let seq = self.take_seq();
         let body = self
@@ -620,248 +685,10 @@ pub async fn send(
     }
 }
 
-/// Where [`listen`] delivers.
-pub trait ListenSink {
-    /// A new message; return `false` to stop listening.
-    fn message(&mut self, m: &ChatMessage) -> bool;
-    /// Connected and logged in: messages sent from now on will come.
-    fn connected(&mut self) {}
-    /// The connection failed; the next attempt comes after `delay`.
-    fn reconnecting(&mut self, _error: &ClientError, _delay: Duration) {}
-}
-
-/// When [`listen`] stops.
-#[derive(Debug, Clone, Default)]
-pub struct ListenOptions {
-    /// Stop after this many messages.
-    pub count: Option<usize>,
-    /// Stop at this instant (the outcome says it timed out).
-    pub deadline: Option<Instant>,
-}
-
-/// How [`listen`] ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ListenOutcome {
-    pub received: usize,
-    pub timed_out: bool,
-}
-
-pub(super) enum Stop {
-    /// Count reached or the sink said stop.
-    Done,
-    TimedOut,
-}
-
-/// Hands messages to the sink: counts them and drops repeats.
-pub(super) struct Listener<'a, S: ListenSink> {
-    sink: &'a mut S,
-    count: Option<usize>,
-    received: usize,
-    seen: HashSet<u64>,
-}
-
-impl<S: ListenSink> Listener<'_, S> {
-    /// Hands over a page's new messages; `false` when it stopped inside
-    /// the page (whose key must then not be presented).
-    pub(super) fn page(&mut self, messages: &[ChatMessage]) -> bool {
-        for m in messages {
-            if self.count.is_some_and(|c| self.received >= c) {
-                return false;
-            }
-            if !self.seen.insert(m.msg_id) {
-                continue;
-            }
-            self.received += 1;
-            if !self.sink.message(m) {
-                return false;
-            }
-        }
-        true
-    }
-
-    pub(super) fn done(&self) -> bool {
-        self.count.is_some_and(|c| self.received >= c)
-    }
-
-    /// Syncs until the server has no more: each page's messages are handed
-    /// over before its key is adopted (so presented, which confirms them).
-    /// Whether any message came, or why to stop.
-    pub(super) async fn drain<M: Mailbox>(
-        &mut self,
-        s: &mut M,
-    ) -> Result<Result<bool, Stop>, ClientError> {
-        let mut any = false;
-        loop {
-            let (messages, more, key) = s.fetch().await?;
-            if !self.page(&messages) {
-                return Ok(Err(Stop::Done));
-            }
-            any |= !messages.is_empty();
-            s.adopt_key(key);
-            if self.done() {
-                return Ok(Err(Stop::Done));
-            }
-            if !more {
-                return Ok(Ok(any));
-            }
-        }
-    }
-}
-
-/// A session that syncs pages of messages: the long link's newsync, the
-/// web's webwxsync.
-pub(super) trait Mailbox {
-    type Key;
-    /// One page: its messages, whether more follow, the key it issued.
-    async fn fetch(&mut self) -> Result<(Vec<ChatMessage>, bool, Self::Key), ClientError>;
-    /// Makes `key` the one presented next.
-    fn adopt_key(&mut self, key: Self::Key);
-}
-
-impl Mailbox for Session {
-    type Key = SyncKey;
-
-    async fn fetch(&mut self) -> Result<(Vec<ChatMessage>, bool, SyncKey), ClientError> {
-        let page = self.sync().await?;
-        Ok((page.messages, page.more, page.synckey))
-    }
-
-    fn adopt_key(&mut self, key: SyncKey) {
-        self.adopt(key);
-    }
-}
-
-/// A way to be connected for [`listen`]: the long link here, the web in
-/// `webclient`.
-pub(super) trait Link {
-    type Session;
-    /// Connects and logs in.
-    async fn open(&mut self) -> Result<Self::Session, ClientError>;
-    /// Receives until the listener is done, an error, or `deadline`.
-    async fn run<S: ListenSink>(
-        &mut self,
-        l: &mut Listener<'_, S>,
-        s: &mut Self::Session,
-        deadline: Instant,
-    ) -> Result<Stop, ClientError>;
-    /// After a run that stopped: confirms what was handled (best effort).
-    async fn close(&mut self, s: Self::Session);
-}
-
-/// The long link: identify with the last handled key, newsync until
-/// ContinueFlag is 0, then wait for newnotify (heartbeat in between).
-struct LongLink<'a> {
-    config: &'a Config,
-    key: SyncKey,
-}
-
-impl Link for LongLink<'_> {
-    type Session = Session;
-
-    async fn open(&mut self) -> Result<Session, ClientError> {
-        Session::connect(self.config, self.key.clone()).await
-    }
-
-    async fn run<S: ListenSink>(
-        &mut self,
-        l: &mut Listener<'_, S>,
-        s: &mut Session,
-        deadline: Instant,
-    ) -> Result<Stop, ClientError> {
-        let heartbeat = self.config.heartbeat;
-        let mut beat = tokio::time::interval_at(Instant::now() + heartbeat, heartbeat);
-        let run = async {
-            if let Err(stop) = l.drain(s).await? {
-                return Ok(stop);
-            }
-            loop {
-                tokio::select! {
-                    r = s.wait_push() => {
-                        r?;
-                        if let Err(stop) = l.drain(s).await? {
-                            return Ok(stop);
-                        }
-                    }
-                    _ = beat.tick() => s.heartbeat().await?,
-                }
-            }
-        };
-        let r = timeout_at(deadline, run)
-            .await
-            .unwrap_or(Ok(Stop::TimedOut));
-        self.key = s.synckey.clone();
-        r
-    }
-
-    async fn close(&mut self, mut s: Session) {
-        // An unconfirmed page is offered again.
-        let _ = timeout(Duration::from_secs(2), s.confirm()).await;
-    }
-}
-
-/// Listens for messages until `opts.count` arrived, the sink says stop,
-/// or `opts.deadline`; reconnects with backoff (100 ms doubling to 5 s)
-/// when the connection fails. Before returning it confirms the last
-/// handled page to the server. Fails only on a permanent refusal.
-pub async fn listen<S: ListenSink>(
-    config: &Config,
-    opts: &ListenOptions,
-    sink: &mut S,
-) -> Result<ListenOutcome, ClientError> {
-    let mut link = LongLink {
-        config,
-        key: SyncKey::default(),
-    };
-    listen_on(&mut link, opts, sink).await
-}
-
-/// [`listen`] over any [`Link`].
-pub(super) async fn listen_on<L: Link, S: ListenSink>(
-    link: &mut L,
-    opts: &ListenOptions,
-    sink: &mut S,
-) -> Result<ListenOutcome, ClientError> {
-    let mut l = Listener {
-        sink,
-        count: opts.count,
-        received: 0,
-        seen: HashSet::new(),
-    };
-    let far = Instant::now() + Duration::from_secs(100 * 365 * 86_400);
-    let deadline = opts.deadline.unwrap_or(far);
-    let mut backoff = Duration::from_millis(100);
-    let outcome = |l: &Listener<'_, S>, timed_out| ListenOutcome {
-        received: l.received,
-        timed_out,
-    };
-    loop {
-        if l.done() {
-            return Ok(outcome(&l, false));
-        }
-        let connected = match timeout_at(deadline, link.open()).await {
-            Ok(r) => r,
-            Err(_) => return Ok(outcome(&l, true)),
-        };
-        let err = match connected {
-            Ok(mut s) => {
-                backoff = Duration::from_millis(100);
-                l.sink.connected();
-                match link.run(&mut l, &mut s, deadline).await {
-                    Ok(stop) => {
-                        link.close(s).await;
-                        return Ok(outcome(&l, matches!(stop, Stop::TimedOut)));
-                    }
-                    Err(e) => e,
-                }
-            }
-            Err(e) => e,
-        };
-        if err.is_permanent() {
-            return Err(err);
-        }
-        let delay = backoff.min(deadline.saturating_duration_since(Instant::now()));
-        l.sink.reconnecting(&err, delay);
-        sleep(delay).await;
-        backoff = (backoff * 2).min(Duration::from_secs(5));
-    }
+/// Confirms pending web login `uuid` as `config.user` on a fresh
+/// connection (authenticated with `config.device` and `config.password`;
+/// not identified, so no device is registered).
+pub async fn confirm_web_login(config: &Config, uuid: &str) -> Result<(), ClientError> {
+    let mut s = Session::open(config, SyncKey::default()).await?;
+    s.confirm_web_login(uuid).await
 }

@@ -30,6 +30,13 @@ pub mod ret {
     pub const BAD_RECIPIENT: i32 = -9;
     /// The connection was silent for too long.
     pub const TIMEOUT: i32 = -10;
+    /// Not authenticated: a wrong password, or a request that needs a
+    /// successful manualauth or autoauth first (a server that enforces
+    /// identity).
+    pub const NOT_AUTHENTICATED: i32 = -11;
+    /// A web login confirmation names no pending login (unknown, expired,
+    /// or for another user).
+    pub const NO_SUCH_LOGIN: i32 = -12;
 }
 
 /// A message as a client shows it.

@@ -11,7 +11,8 @@
 //! store/        durable store: SQLite (WAL) on disk or in memory
 //!   mod.rs        Store: users, devices, send (exactly once), sync, confirm, pending
 //!   model.rs sql.rs view.rs commit.rs   types; schema and upgrade; in-memory view; group commit
-//! server/       run(listener, store, config, shutdown): accept loop, connection cap, drain
+//! server/       run(listener, store, config, shutdown): accept loop, caps, drain; bind (backlog)
+//!   access.rs     Access: test mode or identity enforced; the per-address cap before auth
 //!   conn.rs       one connection: the long-link frame loop (read, answer, push, idle timer)
 //!   service.rs    the command logic without sockets, shared by all three links
 //!   http.rs       HTTP on the same port: request reader over proto::http, the serving loop
@@ -19,7 +20,7 @@
 //!   web/          route: web WeChat: jslogin ... synccheck (long poll), webwxsync, webwxsendmsg;
 //!                 session.rs: logins and sessions (WebState)
 //! client.rs     manualauth/autoauth, identify, heartbeat, newsync, newsendmsg; send with retries,
-//!               listen with reconnects
+//!               web login confirmation; listen with reconnects (client/listen.rs)
 //! webclient.rs  the same over the web endpoints (login, webwxinit, synccheck, webwxsync, webwxsendmsg)
 //!   http.rs       a small HTTP/1.1 client over crate::proto::http's codec, one keep-alive connection
 //!   answers.rs    its reading of the answers (JavaScript lines, ticket XML, JSON) without I/O
@@ -37,6 +38,7 @@
 //! | heartbeat 6, 0xFFFFFFFF | 1000000006, same seq, empty body |
 //! | newsync 121, n | 1000000121: `NewSyncResponse` (AddMsg items, ContinueFlag, new KeyBuf) |
 //! | newsendmsg 237, n | 1000000237: `NewSendMsgResponse` with the server MsgId of every item |
+//! | webloginconfirm 900001, n (syncscope's) | 1000900001: `WebLoginConfirmResponse` (a device confirms a pending web login) |
 //! | (server push) | newnotify 24, seq 0, empty body: "sync now" |
 //! | bad input | [`ERROR`](crate::proto::commands::ERROR) (10^9) with the request's seq (0 when unknown), body `BaseResponse {Ret, ErrMsg}`, then close |
 //!

@@ -2,10 +2,14 @@
 //! over the web endpoints of protocol.md section 6, served by the
 //! reference server on the long link's port.
 //!
-//! * [`WebSession::login`]: `jslogin` (with syncscope's `user=` so the
-//!   server confirms the login for that user), the `login` poll until
-//!   `window.code=200` gives the redirect_uri, then the ticket page whose
-//!   XML holds skey, wxsid, wxuin and pass_ticket (and cookies);
+//! * [`WebSession::login`]: `jslogin` (with syncscope's `user=` so only
+//!   that user may confirm the login), the confirmation (with a password:
+//!   by the client itself over the long link, as the user's device
+//!   `config.device`, [`client::confirm_web_login`]; without one a server
+//!   in test mode confirms at once, else the uuid goes to
+//!   [`Config::web_login`] for a device to confirm), the `login` poll
+//!   until `window.code=200` gives the redirect_uri, then the ticket page
+//!   whose XML holds skey, wxsid, wxuin and pass_ticket (and cookies);
 //!   [`WebSession::init`] (`webwxinit`: own UserName, first SyncKey) and
 //!   [`WebSession::status_notify`].
 //! * [`listen`]: `webwxsync` until ContinueFlag is 0, then `synccheck`
@@ -50,6 +54,12 @@ pub const MSG_TYPE_STATUS_NOTIFY: u64 = 51;
 /// How long a held request (login poll, synccheck) may take: the server
 /// holds them up to 25 s.
 pub const LONG_POLL: Duration = Duration::from_secs(35);
+/// How long a login may wait for its confirmation (the server forgets an
+/// unconfirmed one after 60 s).
+pub const LOGIN_WAIT: Duration = Duration::from_secs(60);
+/// A login poll not answered within this long is waiting for a device's
+/// confirmation ([`Config::web_login`] is told the uuid).
+const CONFIRM_HINT: Duration = Duration::from_secs(1);
 
 /// Query values: everything but the unreserved characters is encoded
 /// (so the synccheck key's `|` goes out as `%7C`).
@@ -147,7 +157,11 @@ impl WebSession {
         );
         let r = s.get("jslogin", &target, Via::Api).await?;
         let uuid = parse_jslogin(&text(&r))?;
-        let redirect = s.poll_login(&uuid).await?;
+        if config.password.is_some() {
+            // As the user's phone would, by scanning the QR code.
+            client::confirm_web_login(config, &uuid).await?;
+        }
+        let redirect = s.poll_login(config, &uuid).await?;
         let target = redirect_target(&redirect).ok_or_else(|| ClientError::Malformed {
             what: "login",
             detail: format!("redirect_uri {redirect:?} has no path"),
@@ -167,9 +181,11 @@ impl WebSession {
         Ok(s)
     }
 
-    /// Polls `login` until confirmed, for [`LONG_POLL`] at most.
-    async fn poll_login(&mut self, uuid: &str) -> Result<String, ClientError> {
-        let give_up = Instant::now() + LONG_POLL;
+    /// Polls `login` until confirmed, for [`LOGIN_WAIT`] at most; tells
+    /// [`Config::web_login`] the uuid when the first poll is held.
+    async fn poll_login(&mut self, config: &Config, uuid: &str) -> Result<String, ClientError> {
+        let give_up = Instant::now() + LOGIN_WAIT;
+        let mut hint = config.web_login.as_ref();
         let mut tip = 1;
         loop {
             let target = format!(
@@ -179,12 +195,26 @@ impl WebSession {
                 unix_ms()
             );
             let asked = Instant::now();
-            let r = timeout_at(give_up, self.get("login", &target, Via::ApiHeld))
-                .await
-                .map_err(|_| ClientError::Timeout {
-                    what: "login (never confirmed)",
-                    secs: LONG_POLL.as_secs_f64(),
-                })??;
+            let until = match hint {
+                Some(_) => give_up.min(asked + CONFIRM_HINT),
+                None => give_up,
+            };
+            let r = match timeout_at(until, self.get("login", &target, Via::ApiHeld)).await {
+                Ok(r) => r?,
+                Err(_) if until < give_up => {
+                    // Held: nobody confirmed it yet.
+                    if let Some(h) = hint.take() {
+                        (h.0)(uuid);
+                    }
+                    continue;
+                }
+                Err(_) => {
+                    return Err(ClientError::Timeout {
+                        what: "login (never confirmed)",
+                        secs: LOGIN_WAIT.as_secs_f64(),
+                    })
+                }
+            };
             match parse_login_poll(&text(&r))? {
                 LoginPoll::Confirmed { redirect_uri } => return Ok(redirect_uri),
                 LoginPoll::Scanned => tip = 0,

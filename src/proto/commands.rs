@@ -60,6 +60,10 @@ pub const SIGNALKEEP: u32 = 243;
 pub const MANUALAUTH: u32 = 253;
 /// autoauth: the uin and key of an earlier manualauth.
 pub const AUTOAUTH: u32 = 254;
+/// syncscope's own (not the real service's): an authenticated device
+/// confirms a pending web login by its uuid, as the phone does by scanning
+/// the QR code (`WebLoginConfirmRequest`).
+pub const WEBLOGIN_CONFIRM: u32 = 900_001;
 /// The error frame a server sends before closing a connection on bad
 /// input: "the response to cmd 0" (10^9), seq of the offending request or 0.
 pub const ERROR: u32 = RESPONSE_OFFSET;
@@ -113,6 +117,7 @@ const BUILTIN: &[(u32, &str)] = &[
     (SIGNALKEEP, "signalkeep"),
     (MANUALAUTH, "manualauth"),
     (AUTOAUTH, "autoauth"),
+    (WEBLOGIN_CONFIRM, "webloginconfirm"),
 ];
 
 /// Errors in a profile file.

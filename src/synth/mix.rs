@@ -332,6 +332,7 @@ impl<W: Write> Gen<'_, W> {
             user_name: Some(SkBuiltinString::new(user)),
             device_id: Some(format!("A{:015x}", self.rng.next() >> 4)),
             client_version: Some(0x2800_0000 + self.rng.below(0x100) as u32),
+            password: None,
         };
         let key: Vec<u8> = (0..32).map(|_| self.rng.next() as u8).collect();
         let auth_resp = ManualAuthResponse {

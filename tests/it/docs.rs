@@ -84,3 +84,56 @@ fn module_map_matches_the_tree() {
         "the module map names files that do not exist: {stale:?}"
     );
 }
+
+/// The usage block of README's `serve` and `client` section: each flag it
+/// shows is one the command's `--help` lists.
+#[test]
+fn readme_serve_and_client_flags_are_in_their_help() {
+    let readme = fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+        .expect("README.md");
+    let start = readme
+        .find("## `syncscope serve` and `syncscope client`")
+        .expect("the serve section");
+    let block = &readme[start..];
+    let open = block.find("```\n").expect("a usage block") + 4;
+    let close = block[open..].find("```").expect("the block ends") + open;
+    let help = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_syncscope"))
+            .args(args)
+            .arg("--help")
+            .output()
+            .expect("run --help");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let serve = help(&["serve"]);
+    let client = ["", "send", "listen", "confirm"]
+        .iter()
+        .map(|sub| {
+            let mut a = vec!["client"];
+            a.extend(Some(*sub).filter(|s| !s.is_empty()));
+            help(&a)
+        })
+        .collect::<String>();
+    let mut command = "";
+    let mut checked = 0;
+    for line in block[open..close].lines() {
+        let t = line.trim_start();
+        if t.starts_with("syncscope serve") {
+            command = "serve";
+        } else if t.starts_with("syncscope client") {
+            command = "client";
+        }
+        let text = if command == "serve" { &serve } else { &client };
+        for flag in t
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+            .filter(|w| w.starts_with("--") && w.len() > 2)
+        {
+            assert!(
+                text.contains(flag),
+                "README shows {flag} for `{command}`, its --help does not"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > 25, "read the usage block ({checked} flags)");
+}

@@ -42,7 +42,7 @@ pub(crate) async fn within<T>(what: &str, f: impl Future<Output = T>) -> T {
 pub(crate) struct TestServer {
     pub(crate) addr: SocketAddr,
     pub(crate) store: SharedStore,
-    events: Arc<Mutex<Vec<Event>>>,
+    pub(crate) events: Arc<Mutex<Vec<Event>>>,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
 }
@@ -114,7 +114,7 @@ impl TestServer {
         .expect("send confirmed")
     }
 
-    fn bad_inputs(&self) -> Vec<(i32, String)> {
+    pub(crate) fn bad_inputs(&self) -> Vec<(i32, String)> {
         self.events
             .lock()
             .unwrap()
@@ -164,14 +164,18 @@ pub(crate) async fn no_push(s: &mut Session) {
 // ---------------------------------------------------------------------------
 // Raw frames
 
-async fn raw(addr: SocketAddr) -> Connection<TcpStream> {
+pub(crate) async fn raw(addr: SocketAddr) -> Connection<TcpStream> {
     let s = within("connect", TcpStream::connect(addr))
         .await
         .expect("connect");
     Connection::new(s, 1 << 20)
 }
 
-async fn raw_identify(addr: SocketAddr, user: &str, device: &str) -> Connection<TcpStream> {
+pub(crate) async fn raw_identify(
+    addr: SocketAddr,
+    user: &str,
+    device: &str,
+) -> Connection<TcpStream> {
     let mut c = raw(addr).await;
     let body = IdentifyExt {
         uin: 0,
@@ -193,16 +197,16 @@ async fn raw_identify(addr: SocketAddr, user: &str, device: &str) -> Connection<
     c
 }
 
-async fn next_frame(c: &mut Connection<TcpStream>) -> Option<Frame> {
+pub(crate) async fn next_frame(c: &mut Connection<TcpStream>) -> Option<Frame> {
     within("a frame", c.read_frame()).await.expect("read")
 }
 
-fn send_body(to: &str, text: &str, cid: u64) -> Vec<u8> {
+pub(crate) fn send_body(to: &str, text: &str, cid: u64) -> Vec<u8> {
     client::text_message(to, text, cid, 0).encode_to_vec()
 }
 
 /// Reads until the error frame, checks its Ret, then expects the close.
-async fn expect_error_and_close(c: &mut Connection<TcpStream>, want: i32) -> String {
+pub(crate) async fn expect_error_and_close(c: &mut Connection<TcpStream>, want: i32) -> String {
     loop {
         let f = next_frame(c)
             .await
@@ -683,7 +687,7 @@ async fn unknown_users_idle_peers_and_the_connection_cap() {
     let srv = TestServer::with_store(store, |c| {
         c.auto_register = false;
         c.max_connections = 2;
-        c.identify_timeout = Duration::from_millis(300);
+        c.auth_timeout = Duration::from_millis(300);
     })
     .await;
     for u in ["alice", "bob"] {
@@ -743,7 +747,12 @@ async fn unknown_users_idle_peers_and_the_connection_cap() {
 }
 
 /// One request on a raw connection; the answer's body.
-async fn raw_request(c: &mut Connection<TcpStream>, cmd: u32, seq: u32, body: &[u8]) -> Vec<u8> {
+pub(crate) async fn raw_request(
+    c: &mut Connection<TcpStream>,
+    cmd: u32,
+    seq: u32,
+    body: &[u8],
+) -> Vec<u8> {
     c.write_frame(cmd, seq, body).await.expect("write");
     loop {
         let f = next_frame(c).await.expect("an answer");
@@ -766,6 +775,7 @@ async fn manualauth_then_autoauth_and_the_client_identifies_with_its_uin() {
             user_name: Some(SkBuiltinString::new(user)),
             device_id: Some(device.into()),
             client_version: None,
+            password: None,
         }
         .encode_to_vec()
     };
@@ -939,7 +949,7 @@ async fn graceful_shutdown_closes_connections_and_returns() {
 // The short link
 
 /// Reads one HTTP response: status and body.
-async fn http_response(c: &mut Connection<TcpStream>) -> (u16, Vec<u8>) {
+pub(crate) async fn http_response(c: &mut Connection<TcpStream>) -> (u16, Vec<u8>) {
     within("an HTTP response", async {
         loop {
             let mut headers = [httparse::EMPTY_HEADER; 16];
@@ -968,7 +978,7 @@ async fn http_response(c: &mut Connection<TcpStream>) -> (u16, Vec<u8>) {
     .await
 }
 
-fn post(path: &str, body: &[u8], close: bool) -> Vec<u8> {
+pub(crate) fn post(path: &str, body: &[u8], close: bool) -> Vec<u8> {
     let mut r = format!(
         "POST {path} HTTP/1.1\r\nHost: test\r\nContent-Type: application/octet-stream\r\n\
          Content-Length: {}\r\n{}\r\n",
@@ -1070,13 +1080,23 @@ pub(crate) fn syncscope() -> Command {
 pub(crate) struct ServeProcess {
     child: Child,
     pub(crate) addr: String,
+    /// The "listening on" line.
+    pub(crate) banner: String,
+    /// What serve wrote to stderr after it, so far (the generated
+    /// passwords come right after it).
+    lines: std::sync::mpsc::Receiver<String>,
 }
 
 impl ServeProcess {
     pub(crate) fn start(extra: &[&str]) -> ServeProcess {
-        let mut child = syncscope()
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .args(extra)
+        let mut c = syncscope();
+        c.args(["serve", "--listen", "127.0.0.1:0"]).args(extra);
+        Self::spawn(c)
+    }
+
+    /// Runs `command` (a `syncscope serve`, or a shell that execs one).
+    pub(crate) fn spawn(mut command: Command) -> ServeProcess {
+        let mut child = command
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -1095,7 +1115,30 @@ impl ServeProcess {
             .and_then(|r| r.split_whitespace().next())
             .unwrap_or_else(|| panic!("no address in {line:?}"))
             .to_owned();
-        ServeProcess { child, addr }
+        ServeProcess {
+            child,
+            addr,
+            banner: line,
+            lines: rx,
+        }
+    }
+
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The generated password of `user` (printed after the banner).
+    pub(crate) fn password(&self, user: &str) -> String {
+        let want = format!("password of {user}: ");
+        loop {
+            let line = self
+                .lines
+                .recv_timeout(WAIT)
+                .unwrap_or_else(|_| panic!("serve printed no password for {user}"));
+            if let Some(p) = line.split(&want).nth(1) {
+                return p.trim().to_owned();
+            }
+        }
     }
 }
 

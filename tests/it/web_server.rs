@@ -278,11 +278,25 @@ impl Web {
     }
 }
 
-fn long_link_send(addr: &str, from: &str, to: &str, text: &str) {
+/// `client` as `user`'s phone, with the user's password when the server
+/// has them.
+fn phone(addr: &str, user: &str, password: Option<&str>) -> Command {
     let mut c = syncscope();
     c.args([
-        "client", "--server", addr, "--user", from, "--device", "phone",
+        "client", "--server", addr, "--user", user, "--device", "phone",
     ]);
+    if let Some(p) = password {
+        c.args(["--password", p]);
+    }
+    c
+}
+
+fn long_link_send(addr: &str, from: &str, to: &str, text: &str) {
+    long_link_send_as(addr, from, None, to, text)
+}
+
+fn long_link_send_as(addr: &str, from: &str, password: Option<&str>, to: &str, text: &str) {
+    let mut c = phone(addr, from, password);
     c.args(["send", to, text]);
     let out = run_bounded(c);
     assert!(
@@ -293,10 +307,11 @@ fn long_link_send(addr: &str, from: &str, to: &str, text: &str) {
 }
 
 fn long_link_listen(addr: &str, user: &str, count: usize) -> Vec<Value> {
-    let mut c = syncscope();
-    c.args([
-        "client", "--server", addr, "--user", user, "--device", "phone",
-    ]);
+    long_link_listen_as(addr, user, None, count)
+}
+
+fn long_link_listen_as(addr: &str, user: &str, password: Option<&str>, count: usize) -> Vec<Value> {
+    let mut c = phone(addr, user, password);
     c.args(["listen", "--count", &count.to_string(), "--timeout", "10"]);
     c.args(["--format", "ndjson"]);
     let out = run_bounded(c);
@@ -507,10 +522,13 @@ fn itchat_python() -> PathBuf {
     python
 }
 
+/// itchat against a server that enforces identity: its login is confirmed
+/// by alice's phone over the long link (`client confirm`, as a phone
+/// scanning the QR code), not automatically.
 #[test]
 fn itchat_logs_in_receives_and_answers() {
     let python = itchat_python();
-    let serve = ServeProcess::start(&["--memory", "--users", "alice,bob"]);
+    let serve = ServeProcess::start(&["--memory", "--users", "alice:secret,bob:pw"]);
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/web/itchat_session.py");
     let mut child = Command::new(&python)
         .arg(&script)
@@ -545,9 +563,20 @@ fn itchat_logs_in_receives_and_answers() {
         rx.recv_timeout(Duration::from_secs(40))
             .unwrap_or_else(|_| panic!("itchat: no {what} event"))
     };
+    let qr = next("qr");
+    assert_eq!(qr["event"], "qr", "{qr}");
+    let uuid = qr["uuid"].as_str().expect("a uuid");
+    let mut confirm = phone(&serve.addr, "alice", Some("secret"));
+    confirm.args(["confirm", uuid]);
+    let out = run_bounded(confirm);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let login = next("login");
     assert_eq!(login["event"], "login", "{login}");
-    // The first test user, confirmed automatically; a 128-bit session id.
+    // The user whose device confirmed it; a 128-bit session id.
     assert_eq!(login["user"], "@alice", "{login}");
     assert_eq!(login["sid_len"], 32);
     assert_eq!(login["qr_statuses"], json!(["0", "201", "200"]));
@@ -558,7 +587,13 @@ fn itchat_logs_in_receives_and_answers() {
         "bob is in itchat's contact list: {login}"
     );
 
-    long_link_send(&serve.addr, "bob", "alice", "ping from bob's phone");
+    long_link_send_as(
+        &serve.addr,
+        "bob",
+        Some("pw"),
+        "alice",
+        "ping from bob's phone",
+    );
     let received = next("received");
     assert_eq!(received["event"], "received", "{received}");
     assert_eq!(received["from_user"], "@bob");
@@ -569,7 +604,7 @@ fn itchat_logs_in_receives_and_answers() {
     assert_eq!(sent["event"], "sent", "{sent}");
     assert_eq!(sent["ret"], 0, "{sent}");
 
-    let got = long_link_listen(&serve.addr, "bob", 1);
+    let got = long_link_listen_as(&serve.addr, "bob", Some("pw"), 1);
     assert_eq!(got.len(), 1, "{got:?}");
     assert_eq!(got[0]["from"], "alice");
     assert_eq!(got[0]["content"], "pong from itchat");

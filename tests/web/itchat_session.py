@@ -1,12 +1,13 @@
 """A real web WeChat client (itchat-uos, from PyPI) against `syncscope serve`.
 
-Driven by tests/it/web_itchat.rs. itchat is used as published; the only
+Driven by tests/it/web_server.rs. itchat is used as published; the only
 change is its base URL (itchat.config.BASE_URL), pointed at the server.
 
     python itchat_session.py BASE_URL PEER EXPECTED REPLY TIMEOUT_SECS
 
-Logs in (the server confirms the login for its first test user), prints
-{"event": "login", ...}, waits for a text message from @PEER whose text is
+Prints {"event": "qr", "uuid": ...} when itchat has its QR code (the test
+confirms that login from a device of the user, as a phone scanning the
+code would), logs in, prints {"event": "login", ...}, waits for a text message from @PEER whose text is
 EXPECTED, answers it with REPLY through itchat's send, prints
 {"event": "received", ...} and {"event": "sent", ...}, logs out and exits
 0. Any failure prints {"event": "error", ...} and exits 1.
@@ -31,8 +32,16 @@ def main():
     itchat.config.BASE_URL = base
     core = itchat.originInstance
     statuses = []
+
+    def qr(uuid, status, qrcode):
+        # The uuid the QR code carries: the test confirms it from a
+        # device of the user, as a phone would by scanning the code.
+        if not statuses:
+            emit(event="qr", uuid=uuid)
+        statuses.append(status)
+
     core.login(
-        qrCallback=lambda uuid, status, qrcode: statuses.append(status),
+        qrCallback=qr,
         loginCallback=lambda: None,
         exitCallback=lambda: None,
     )

@@ -225,6 +225,9 @@ pub struct ManualAuthRequest {
     pub device_id: Option<String>,
     #[prost(uint32, optional, tag = "3")]
     pub client_version: Option<u32>,
+    /// The user's password (a server that enforces identity).
+    #[prost(string, optional, tag = "4")]
+    pub password: Option<String>,
 }
 
 impl ManualAuthRequest {
@@ -260,6 +263,20 @@ pub struct AutoAuthResponse {
     pub base_response: Option<BaseResponse>,
     #[prost(uint32, optional, tag = "2")]
     pub uin: Option<u32>,
+}
+
+/// syncscope's long-link cmd 900001: a device confirms a pending web login
+/// (see proto/wechat.proto).
+#[derive(Clone, PartialEq, Message)]
+pub struct WebLoginConfirmRequest {
+    #[prost(string, optional, tag = "1")]
+    pub uuid: Option<String>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct WebLoginConfirmResponse {
+    #[prost(message, optional, tag = "1")]
+    pub base_response: Option<BaseResponse>,
 }
 
 // Field numbers [`lenient`] reads, as in the prost tags above (a test

@@ -143,9 +143,11 @@ fn structs_agree_with_the_proto_file() {
         user_name: Some(SkBuiltinString::new("alice")),
         device_id: Some("phone".into()),
         client_version: Some(CLIENT_VERSION),
+        password: Some("secret".into()),
     };
     let j = json_of("micromsg.ManualAuthRequest", manual.encode_to_vec());
     assert_eq!(j["UserName"]["String"], "alice");
+    assert_eq!(j["Password"], "secret");
     assert_eq!(j["DeviceId"], "phone");
     assert_eq!(j["ClientVersion"], CLIENT_VERSION);
     let answer = ManualAuthResponse {
@@ -177,6 +179,22 @@ fn structs_agree_with_the_proto_file() {
         .encode_to_vec(),
     );
     assert_eq!(j["BaseResponse"]["Ret"], -6);
+    let j = json_of(
+        "micromsg.WebLoginConfirmRequest",
+        WebLoginConfirmRequest {
+            uuid: Some("ab12".into()),
+        }
+        .encode_to_vec(),
+    );
+    assert_eq!(j["Uuid"], "ab12");
+    let j = json_of(
+        "micromsg.WebLoginConfirmResponse",
+        WebLoginConfirmResponse {
+            base_response: Some(BaseResponse::error(-12, "no such login")),
+        }
+        .encode_to_vec(),
+    );
+    assert_eq!(j["BaseResponse"]["Ret"], -12);
 }
 
 /// The `FIELD_*` numbers the lenient reader uses are the prost tags.

@@ -19,6 +19,7 @@ use tokio::sync::futures::OwnedNotified;
 use tokio::sync::{broadcast, mpsc, OwnedSemaphorePermit};
 use tokio::time::{timeout, Instant};
 
+use super::access::Slot;
 use super::service::{Failure, Link, Service};
 use super::{http, Event};
 use crate::body::messages::BaseResponse;
@@ -98,6 +99,9 @@ pub(super) struct Handler {
     pub(super) _done: mpsc::Sender<()>,
     /// The connection's place under the cap.
     pub(super) _permit: OwnedSemaphorePermit,
+    /// Its place under its address's cap on connections not yet
+    /// authenticated: given back once it authenticates.
+    pub(super) unauthenticated: Option<Slot>,
 }
 
 impl Drop for Handler {
@@ -140,7 +144,15 @@ impl Handler {
 
     async fn serve(&mut self) -> Result<(), Close> {
         let config = &self.shared.config;
-        let (idle, identify) = (config.idle_timeout, config.identify_timeout);
+        let (idle, auth) = (config.idle_timeout, config.auth_timeout);
+        let enforced = config.access.enforced_mode();
+        let unauthenticated = move || {
+            if enforced {
+                format!("no manualauth or autoauth within {} s", auth.as_secs_f32())
+            } else {
+                format!("no auth or identify within {} s", auth.as_secs_f32())
+            }
+        };
         let frame_timeout = config.frame_timeout;
         // The shutdown signal, the deadline's timer and the push signal
         // live across the loop's turns: registered once, not once per
@@ -153,7 +165,7 @@ impl Handler {
             let _ = stop.recv().await;
         };
         tokio::pin!(stop);
-        let mut deadline = Instant::now() + identify;
+        let mut deadline = Instant::now() + auth;
         let timer = tokio::time::sleep_until(deadline);
         tokio::pin!(timer);
         // The first byte tells the long link (a frame's length: 0x00 for
@@ -167,13 +179,7 @@ impl Handler {
                     Ok(_) => {}
                     Err(_) => return Err(Close::Io),
                 },
-                _ = &mut timer => {
-                    return Err(Close::bad(
-                        ret::TIMEOUT,
-                        0,
-                        format!("no identify within {} s", identify.as_secs()),
-                    ));
-                }
+                _ = &mut timer => return Err(Close::bad(ret::TIMEOUT, 0, unauthenticated())),
             }
         }
         if self.conn.buffer()[0].is_ascii_uppercase() {
@@ -215,9 +221,10 @@ impl Handler {
                         Err(ReadError::Frame(e)) => return Err(Close::bad(ret::BAD_FRAME, 0, e)),
                     };
                     self.handle(frame).await?;
-                    // Until identify, the deadline counts from connecting
-                    // (heartbeats do not extend it).
-                    if self.link.session.is_some() {
+                    // Until it authenticates, the deadline counts from
+                    // connecting (heartbeats do not extend it).
+                    if self.link.authenticated(enforced) {
+                        self.unauthenticated = None;
                         deadline = Instant::now() + idle;
                     }
                 }
@@ -230,9 +237,10 @@ impl Handler {
                         timer.as_mut().reset(deadline);
                         continue;
                     }
-                    let error = match self.link.session {
-                        Some(_) => format!("no frame for {} s", idle.as_secs()),
-                        None => format!("no identify within {} s", identify.as_secs()),
+                    let error = if self.link.authenticated(enforced) {
+                        format!("no frame for {} s", idle.as_secs())
+                    } else {
+                        unauthenticated()
                     };
                     return Err(Close::bad(ret::TIMEOUT, 0, error));
                 }

@@ -174,7 +174,10 @@ fn refused(e: ParseError) -> Close {
         ParseError::BadContentLength(v) => http(
             400,
             ret::BAD_FRAME,
-            format!("Content-Length {v:?} is not a number"),
+            format!(
+                "Content-Length {v:?} is not one number (a second, different Content-Length is \
+                 refused: it could smuggle a request)"
+            ),
         ),
         ParseError::BodyTooLong { len, cap } => http(
             413,

@@ -15,8 +15,18 @@
 //! request or 0), the connection is closed and one [`Event`] is logged.
 //! Nothing a peer sends stops the server.
 //!
+//! Who may do what is [`Access`]'s: test mode (nothing checked) or
+//! identity enforced on every link. A connection that has not
+//! authenticated has [`Config::auth_timeout`] to do so, and one address
+//! may hold at most [`Config::max_unauthenticated_per_ip`] of them; a
+//! connection refused at a cap is told so in its own protocol (an error
+//! frame, or HTTP 503 when its first byte starts an HTTP method).
+//!
 //! ```text
-//! mod.rs        Config, Event, run/run_with: the accept loop, the connection cap, the drain
+//! mod.rs        Config, Event, run/run_with: the accept loop, the caps, the drain; bind (backlog),
+//!               raise_open_file_limit, default_max_connections
+//! access.rs     Access (test mode or enforced: passwords, web auto-confirm), PeerSlots (the
+//!               per-address cap on connections not yet authenticated)
 //! conn.rs       Handler (the only one): one connection; the long-link frame loop (read, apply,
 //!               write, push, idle timer); HTTP connections go to http::serve
 //! service.rs    Service: the command logic without sockets (auth, identify, heartbeat, newsync,
@@ -34,14 +44,15 @@
 
 use std::fmt;
 use std::future::Future;
+use std::io;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use prost::Message;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{broadcast, mpsc, Semaphore};
-use tokio::time::sleep;
+use tokio::time::{sleep, timeout};
 
 use super::frame::{self, Connection, DEFAULT_MAX_FRAME_LEN};
 use super::messages::ret;
@@ -49,12 +60,15 @@ use super::store::{Committer, Store};
 use crate::body::messages::BaseResponse;
 use crate::proto::commands::ERROR;
 
+mod access;
 mod conn;
 mod http;
 mod service;
 mod shortlink;
 mod web;
 
+use access::PeerSlots;
+pub use access::{new_password, Access};
 use conn::{close_with, Handler};
 pub use service::synckey;
 use service::Service;
@@ -76,8 +90,13 @@ pub struct Config {
     pub page_size: usize,
     /// A connection with no complete frame for this long is closed.
     pub idle_timeout: Duration,
-    /// Time allowed between connecting and identifying.
-    pub identify_timeout: Duration,
+    /// Time allowed between connecting and authenticating (a manualauth
+    /// or autoauth accepted; in test mode an identify counts too).
+    pub auth_timeout: Duration,
+    /// Connections one address may hold that have not authenticated yet
+    /// (HTTP connections count for their whole life); more are refused as
+    /// at the connection cap.
+    pub max_unauthenticated_per_ip: usize,
     /// Time allowed for a frame (or an HTTP request) from its first byte
     /// to its last: a peer that trickles one is closed (slowloris).
     pub frame_timeout: Duration,
@@ -86,10 +105,16 @@ pub struct Config {
     /// Unknown user names are created on identify and as recipients
     /// (`false`: only users already in the store, e.g. from `--users`).
     pub auto_register: bool,
-    /// Test users (`--users`): web logins are confirmed automatically for
-    /// them (a jslogin without `user=` takes the first one without a web
-    /// session). Empty: a jslogin must name its user.
+    /// Test users (`--users`): when web logins are confirmed automatically
+    /// ([`Access::auto_confirm`]), a jslogin without `user=` takes the
+    /// first one without a web session; with `user=` it must be one of
+    /// them. Empty: a jslogin names its user, or waits for a device.
     pub test_users: Vec<String>,
+    /// Test mode, or identity enforced ([`Access`]).
+    pub access: Access,
+    /// Items a newsendmsg may carry ([`DEFAULT_MAX_SEND_ITEMS`]); more is
+    /// refused whole.
+    pub max_send_items: usize,
     /// How long a web synccheck (and an unconfirmed login poll) is held
     /// when there is nothing to tell (25 s on the real service).
     pub web_poll: Duration,
@@ -103,11 +128,14 @@ impl Default for Config {
             max_frame_len: DEFAULT_MAX_FRAME_LEN,
             page_size: 100,
             idle_timeout: Duration::from_secs(600),
-            identify_timeout: Duration::from_secs(30),
+            auth_timeout: Duration::from_secs(10),
+            max_unauthenticated_per_ip: DEFAULT_MAX_UNAUTHENTICATED_PER_IP,
             frame_timeout: Duration::from_secs(30),
             write_timeout: Duration::from_secs(10),
             auto_register: true,
             test_users: Vec::new(),
+            access: Access::test_mode(),
+            max_send_items: DEFAULT_MAX_SEND_ITEMS,
             web_poll: Duration::from_secs(25),
             log: None,
         }
@@ -121,11 +149,17 @@ impl fmt::Debug for Config {
             .field("max_frame_len", &self.max_frame_len)
             .field("page_size", &self.page_size)
             .field("idle_timeout", &self.idle_timeout)
-            .field("identify_timeout", &self.identify_timeout)
+            .field("auth_timeout", &self.auth_timeout)
+            .field(
+                "max_unauthenticated_per_ip",
+                &self.max_unauthenticated_per_ip,
+            )
             .field("frame_timeout", &self.frame_timeout)
             .field("write_timeout", &self.write_timeout)
             .field("auto_register", &self.auto_register)
             .field("test_users", &self.test_users)
+            .field("access", &self.access)
+            .field("max_send_items", &self.max_send_items)
             .field("web_poll", &self.web_poll)
             .field("log", &self.log.is_some())
             .finish()
@@ -145,6 +179,9 @@ pub enum Event {
     Truncated { peer: SocketAddr, have: usize },
     /// A connection was refused at the connection cap.
     Busy { peer: SocketAddr },
+    /// A connection was refused: its address holds `cap` connections that
+    /// have not authenticated yet.
+    PeerBusy { peer: SocketAddr, cap: usize },
     /// accept() failed (e.g. out of file descriptors); retried.
     Accept { error: String },
     /// A manualauth (`auto: false`) or an autoauth was accepted.
@@ -175,6 +212,10 @@ impl fmt::Display for Event {
                 write!(f, "{peer}: closed {have} bytes into a frame")
             }
             Event::Busy { peer } => write!(f, "{peer}: refused, at the connection cap"),
+            Event::PeerBusy { peer, cap } => write!(
+                f,
+                "{peer}: refused, its address holds {cap} connections not yet authenticated"
+            ),
             Event::Accept { error } => write!(f, "accept failed: {error}"),
             Event::Identified {
                 peer,
@@ -203,6 +244,66 @@ impl fmt::Display for Event {
     }
 }
 
+/// Default of [`Config::max_unauthenticated_per_ip`].
+pub const DEFAULT_MAX_UNAUTHENTICATED_PER_IP: usize = 256;
+/// Default of [`Config::max_send_items`].
+pub const DEFAULT_MAX_SEND_ITEMS: usize = 100;
+/// Default listen backlog ([`bind`]; the kernel may cap it, on Linux at
+/// `net.core.somaxconn`).
+pub const DEFAULT_BACKLOG: u32 = 1024;
+/// File descriptors kept out of the connection cap: the store's files,
+/// the runtime's, standard streams, and refusals being written.
+pub const RESERVED_FDS: u64 = 256;
+/// Refusals (error frame or 503) being written at once; past that a
+/// refused connection is just closed.
+const MAX_REFUSING: usize = 64;
+/// How long a refused connection is given to send its first byte (which
+/// says whether it is told in HTTP or in a long-link frame).
+const REFUSAL_WAIT: Duration = Duration::from_secs(1);
+
+/// Raises the open-file limit's soft value to its hard one; the new soft
+/// limit.
+pub fn raise_open_file_limit() -> io::Result<u64> {
+    rlimit::increase_nofile_limit(u64::MAX)
+}
+
+/// The connection cap an open-file limit allows: the limit less
+/// [`RESERVED_FDS`], at least 16 and at most 65 536.
+pub fn default_max_connections(open_files: u64) -> usize {
+    let n = open_files.saturating_sub(RESERVED_FDS).clamp(16, 65_536);
+    usize::try_from(n).unwrap_or(65_536)
+}
+
+/// A listener on `addr` (`host:port`; the first address it resolves to
+/// that binds) with a listen backlog of `backlog` (SO_REUSEADDR set, as
+/// tokio's `TcpListener::bind` does).
+pub async fn bind(addr: &str, backlog: u32) -> io::Result<TcpListener> {
+    let mut last = None;
+    for a in tokio::net::lookup_host(addr).await? {
+        let socket = if a.is_ipv4() {
+            TcpSocket::new_v4()
+        } else {
+            TcpSocket::new_v6()
+        };
+        let bound = socket.and_then(|s| {
+            #[cfg(unix)]
+            s.set_reuseaddr(true)?;
+            s.bind(a)?;
+            s.listen(backlog)
+        });
+        match bound {
+            Ok(l) => return Ok(l),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{addr} resolves to no address"),
+        )
+    }))
+}
+
 /// Serves with the default [`Config`] until `shutdown` completes.
 pub async fn run(listener: TcpListener, store: SharedStore, shutdown: impl Future) {
     run_with(listener, store, Config::default(), shutdown).await
@@ -217,18 +318,22 @@ pub async fn run_with(
     config: Config,
     shutdown: impl Future,
 ) {
-    let limit = Arc::new(Semaphore::new(config.max_connections.max(1)));
     let max = config.max_connections.max(1);
+    let caps = Caps {
+        connections: Arc::new(Semaphore::new(max)),
+        unauthenticated: PeerSlots::new(config.max_unauthenticated_per_ip),
+        refusing: Arc::new(Semaphore::new(MAX_REFUSING)),
+    };
     let shared = Arc::new(Service::new(Committer::spawn(store), config));
     let (notify_shutdown, _) = broadcast::channel::<()>(1);
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
     tokio::select! {
-        _ = accept_loop(&listener, &shared, &limit, &notify_shutdown, &done_tx) => {}
+        _ = accept_loop(&listener, &shared, &caps, &notify_shutdown, &done_tx) => {}
         _ = shutdown => {}
     }
     drop(listener);
     shared.log(Event::Draining {
-        connections: max - limit.available_permits(),
+        connections: max - caps.connections.available_permits(),
     });
     drop(notify_shutdown);
     drop(done_tx);
@@ -237,10 +342,20 @@ pub async fn run_with(
     let _ = done_rx.recv().await;
 }
 
+/// The accept loop's caps.
+struct Caps {
+    /// Connections served at once.
+    connections: Arc<Semaphore>,
+    /// Connections not yet authenticated, per address.
+    unauthenticated: Arc<PeerSlots>,
+    /// Refusals being written.
+    refusing: Arc<Semaphore>,
+}
+
 async fn accept_loop(
     listener: &TcpListener,
     shared: &Arc<Service>,
-    limit: &Arc<Semaphore>,
+    caps: &Caps,
     notify_shutdown: &broadcast::Sender<()>,
     done: &mpsc::Sender<()>,
 ) {
@@ -261,14 +376,19 @@ async fn accept_loop(
             }
         };
         let _ = socket.set_nodelay(true);
-        let Ok(permit) = Arc::clone(limit).try_acquire_owned() else {
+        let Ok(permit) = Arc::clone(&caps.connections).try_acquire_owned() else {
             shared.log(Event::Busy { peer });
-            let cap = shared.config.max_frame_len;
-            tokio::spawn(async move {
-                let mut conn = Connection::new(socket, cap);
-                let body = BaseResponse::error(ret::BUSY, "server busy: too many connections");
-                close_with(&mut conn, &frame::encode(ERROR, 0, &body.encode_to_vec())).await;
-            });
+            refuse(caps, socket, "server busy: too many connections");
+            continue;
+        };
+        let Some(slot) = caps.unauthenticated.take(peer.ip()) else {
+            let cap = caps.unauthenticated.cap();
+            shared.log(Event::PeerBusy { peer, cap });
+            refuse(
+                caps,
+                socket,
+                "server busy: too many connections from your address are not authenticated yet",
+            );
             continue;
         };
         let handler = Handler {
@@ -279,7 +399,34 @@ async fn accept_loop(
             shutdown: notify_shutdown.subscribe(),
             _done: done.clone(),
             _permit: permit,
+            unauthenticated: Some(slot),
         };
         tokio::spawn(handler.run());
     }
+}
+
+/// Tells a refused connection why, in its own protocol: HTTP 503 when its
+/// first byte starts an HTTP method, else a long-link error frame (Ret
+/// busy). At most [`MAX_REFUSING`] at once; past that it is just closed.
+fn refuse(caps: &Caps, socket: TcpStream, why: &'static str) {
+    let Ok(permit) = Arc::clone(&caps.refusing).try_acquire_owned() else {
+        return;
+    };
+    tokio::spawn(async move {
+        let _permit = permit;
+        let mut conn = Connection::new(socket, 64);
+        let mut first = [0u8; 1];
+        let http = matches!(
+            timeout(REFUSAL_WAIT, conn.get_mut().peek(&mut first)).await,
+            Ok(Ok(1)) if first[0].is_ascii_uppercase()
+        );
+        let last = if http {
+            let body = format!("syncscope: {why} (ret {})\n", ret::BUSY);
+            http::response(503, "text/plain", body.as_bytes(), false)
+        } else {
+            let body = BaseResponse::error(ret::BUSY, why);
+            frame::encode(ERROR, 0, &body.encode_to_vec())
+        };
+        close_with(&mut conn, &last).await;
+    });
 }

@@ -36,7 +36,9 @@ use crate::net::store::{
 };
 pub(super) use crate::net::unix_now;
 use crate::net::{CMDID_ADDMSG, KEY_MESSAGES, MSG_TYPE_TEXT};
-use crate::proto::commands::{response, AUTOAUTH, IDENTIFY, MANUALAUTH, NEWSENDMSG, NEWSYNC, NOOP};
+use crate::proto::commands::{
+    response, AUTOAUTH, IDENTIFY, MANUALAUTH, NEWSENDMSG, NEWSYNC, NOOP, WEBLOGIN_CONFIRM,
+};
 
 /// Runs `f` on the store in the writer thread's next batch (group
 /// commit): the result comes once the batch is committed.
@@ -77,8 +79,9 @@ struct AuthKeys {
     order: VecDeque<Vec<u8>>,
 }
 
-/// An accepted auth: the uin and the device.
-type Auth = Option<(u32, String)>;
+/// An accepted auth: the uin, the device and the autoauth key (which
+/// is also the short link's session: the `mmsid` cookie).
+pub(super) type Auth = Option<(u32, String, Vec<u8>)>;
 
 /// autoauth keys remembered at most.
 const MAX_AUTH_KEYS: usize = 1 << 16;
@@ -224,6 +227,16 @@ impl Service {
                     .into(),
             ));
         }
+        if !self
+            .config
+            .access
+            .password_ok(&name, req.password.as_deref())
+        {
+            return Ok(refuse(
+                ret::NOT_AUTHENTICATED,
+                "wrong user name or password".into(),
+            ));
+        }
         let auto = self.config.auto_register;
         let n = name.clone();
         let Some(user) = with_store(&self.store, move |s| s.user(&n, auto)).await? else {
@@ -250,10 +263,10 @@ impl Service {
         let body = ManualAuthResponse {
             base_response: Some(BaseResponse::error(0, "")),
             uin: Some(uin),
-            auto_auth_key: Some(key),
+            auto_auth_key: Some(key.clone()),
         }
         .encode_to_vec();
-        Ok((body, Some((uin, device))))
+        Ok((body, Some((uin, device, key))))
     }
 
     /// An autoauth: the AutoAuthResponse body, Ret 0 when the key is the
@@ -263,13 +276,10 @@ impl Service {
         let req: AutoAuthRequest = messages::decode("AutoAuthRequest", body)?;
         let uin = req.uin.unwrap_or(0);
         let device = req.device_id.unwrap_or_default();
-        let known = {
-            let keys = self.auth_keys.lock().unwrap_or_else(|p| p.into_inner());
-            req.auto_auth_key
-                .as_ref()
-                .and_then(|k| keys.by_key.get(k))
-                .is_some_and(|(u, d)| *u == uin && *d == device)
-        };
+        let key = req.auto_auth_key.unwrap_or_default();
+        let known = self
+            .auth_key_owner(&key)
+            .is_some_and(|(u, d)| u == uin && d == device);
         let (ret, msg) = if known {
             (0, String::new())
         } else {
@@ -283,7 +293,13 @@ impl Service {
             uin: Some(if known { uin } else { 0 }),
         }
         .encode_to_vec();
-        Ok((body, known.then_some((uin, device))))
+        Ok((body, known.then_some((uin, device, key))))
+    }
+
+    /// The uin and device an autoauth key was given to.
+    pub(super) fn auth_key_owner(&self, key: &[u8]) -> Option<(u32, String)> {
+        let keys = self.auth_keys.lock().unwrap_or_else(|p| p.into_inner());
+        keys.by_key.get(key).cloned()
     }
 
     /// A newsync of `device`: the NewSyncResponse body.
@@ -342,6 +358,16 @@ impl Service {
         body: &[u8],
     ) -> Result<(Vec<u8>, Wake), Failure> {
         let req: NewSendMsgRequest = messages::decode("NewSendMsgRequest", body)?;
+        let cap = self.config.max_send_items.max(1);
+        if req.list.len() > cap {
+            return Err(Failure::new(
+                ret::OVERSIZE,
+                format!(
+                    "newsendmsg with {} items, over the cap of {cap} per request: send fewer at a time",
+                    req.list.len()
+                ),
+            ));
+        }
         let now = unix_now();
         let outgoing = req
             .list
@@ -504,6 +530,17 @@ pub(super) struct Link {
     pub(super) peer: SocketAddr,
     /// Set by identify.
     pub(super) session: Option<Session>,
+    /// The uin and device of the last manualauth or autoauth accepted on
+    /// this connection.
+    pub(super) auth: Option<(u32, String)>,
+}
+
+impl Link {
+    /// Whether the connection has authenticated: a manualauth or autoauth
+    /// accepted; when identity is not `enforced`, an identify counts too.
+    pub(super) fn authenticated(&self, enforced: bool) -> bool {
+        self.auth.is_some() || (!enforced && self.session.is_some())
+    }
 }
 
 /// The answer to one long-link request (sent with the request's seq).
@@ -550,6 +587,7 @@ impl Service {
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             peer,
             session: None,
+            auth: None,
         }
     }
 
@@ -565,9 +603,13 @@ impl Service {
         match cmd {
             NOOP => Ok(Answer::new(response(NOOP), Vec::new())),
             MANUALAUTH | AUTOAUTH => {
-                let body = self.auth(link.peer, cmd == AUTOAUTH, body).await?;
+                let (body, accepted) = self.auth(link.peer, cmd == AUTOAUTH, body).await?;
+                if let Some((uin, device, _)) = accepted {
+                    link.auth = Some((uin, device));
+                }
                 Ok(Answer::new(response(cmd), body))
             }
+            WEBLOGIN_CONFIRM => self.confirm_web_login(link, body).await,
             IDENTIFY if link.session.is_none() => self.identify_link(link, body).await,
             IDENTIFY => Err(Failure::new(
                 ret::BAD_BODY,
@@ -598,7 +640,7 @@ impl Service {
                 format!(
                     "unknown cmd {cmd} (served: {NOOP} noop, {MANUALAUTH} manualauth, \
                      {AUTOAUTH} autoauth, {IDENTIFY} identify, {NEWSYNC} newsync, \
-                     {NEWSENDMSG} newsendmsg)"
+                     {NEWSENDMSG} newsendmsg, {WEBLOGIN_CONFIRM} webloginconfirm)"
                 ),
             )),
         }
@@ -621,28 +663,28 @@ impl Service {
         }
     }
 
-    /// A manualauth or autoauth (either link): the answer's body, and one
-    /// event when it was accepted.
+    /// A manualauth or autoauth (either link): the answer's body and, when
+    /// it was accepted, who (and one event).
     pub(super) async fn auth(
         &self,
         peer: SocketAddr,
         auto: bool,
         body: &[u8],
-    ) -> Result<Vec<u8>, Failure> {
+    ) -> Result<(Vec<u8>, Auth), Failure> {
         let (answer, accepted) = if auto {
             self.autoauth(body)?
         } else {
             self.manualauth(body).await?
         };
-        if let Some((uin, device)) = accepted {
+        if let Some((uin, device, _)) = &accepted {
             self.log(Event::Authenticated {
                 peer,
-                uin,
-                device,
+                uin: *uin,
+                device: device.clone(),
                 auto,
             });
         }
-        Ok(answer)
+        Ok((answer, accepted))
     }
 
     /// A long-link identify: finds the user, registers the device,
@@ -653,7 +695,34 @@ impl Service {
         let ext = IdentifyExt::decode(body)?;
         let device = ext.device.clone().unwrap_or_else(|| "default".to_owned());
         let presented = position(&ext.synckey.to_map());
-        let (user, user_name, dev) = self.identify(ext.user, ext.uin, &device).await?;
+        // Enforced: only the uin and device this connection authenticated
+        // as (the name, if given, must be that uin's).
+        let uin = match (&link.auth, self.config.access.enforced_mode()) {
+            (_, false) => ext.uin,
+            (None, true) => {
+                return Err(Failure::new(
+                    ret::NOT_AUTHENTICATED,
+                    format!(
+                        "identify before a manualauth (cmd {MANUALAUTH}) or autoauth (cmd \
+                         {AUTOAUTH}) on this connection"
+                    ),
+                ))
+            }
+            (Some((uin, authed)), true)
+                if *authed != device || (ext.uin != 0 && ext.uin != *uin) =>
+            {
+                return Err(Failure::new(
+                    ret::NOT_AUTHENTICATED,
+                    format!(
+                        "identify as uin {} device {device:?}, but this connection \
+                         authenticated as uin {uin} device {authed:?}",
+                        ext.uin
+                    ),
+                ))
+            }
+            (Some((uin, _)), true) => *uin,
+        };
+        let (user, user_name, dev) = self.identify(ext.user, uin, &device).await?;
         let primary = dev.primary;
         let d = device.clone();
         let acked = with_store(&self.store, move |s| s.confirm(user, &d, presented)).await?;

@@ -1,10 +1,15 @@
 //! The short link on the long link's port: plain HTTP/1.1
 //! `POST /cgi-bin/micromsg-bin/newsync`, `.../newsendmsg`, `.../manualauth`
 //! and `.../autoauth` with the same protobuf bodies as cmds 121, 237, 253
-//! and 254, answered `200` with
-//! `application/octet-stream` bodies. Requests are independent, so each
-//! names its user and device in the query string:
-//! `?user=NAME` (or `?uin=N`) and `&device=ID` (default `shortlink`).
+//! and 254, answered `200` with `application/octet-stream` bodies.
+//!
+//! Requests are independent, so each carries its session: an accepted
+//! manualauth or autoauth answers with the cookie [`SESSION_COOKIE`]
+//! (`mmsid`, the autoauth key in hex), and later requests send it back
+//! (Cookie header, or `?mmsid=` in the query string); it names the uin and
+//! device. In test mode ([`Access`](super::Access)) a request may instead
+//! name its user in the query string: `?user=NAME` (or `?uin=N`) and
+//! `&device=ID` (default `shortlink`). Query strings are percent-decoded.
 //! The HTTP around them (reading requests, writing responses, errors) is
 //! [`super::http`]'s.
 
@@ -13,22 +18,24 @@ use std::net::SocketAddr;
 use super::conn::Close;
 use super::http::{http, Reply, Request};
 use super::service::{Failure, Service};
+use super::web::cookies;
 use crate::net::messages::ret;
 use crate::net::messages::IdentifyExt;
+use crate::proto::web::parse_query;
 
 /// Path prefix of the cgi endpoints.
 pub const CGI_PREFIX: &str = "/cgi-bin/micromsg-bin/";
 /// Device id of short-link requests that name none.
 pub const DEFAULT_DEVICE: &str = "shortlink";
+/// The cookie (and query parameter) that carries a short-link session.
+pub const SESSION_COOKIE: &str = "mmsid";
 
-/// A query parameter, not percent-decoded (short-link names and ids have
-/// no spaces).
-pub(super) fn param<'q>(query: &'q str, name: &str) -> Option<&'q str> {
-    query
-        .split('&')
-        .filter_map(|kv| kv.split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
+/// A query parameter, percent-decoded (`+` is a space); the first of
+/// that name.
+pub(super) fn param(query: &str, name: &str) -> Option<String> {
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
 }
 
 /// Serves one short-link (cgi) request from `peer`.
@@ -62,59 +69,98 @@ pub(super) async fn route(
             format!("{} {}: use POST", req.method, req.path),
         ));
     }
-    // The auth requests name their user in the body.
+    // The auth requests name their user in the body; an accepted one
+    // gives the session cookie.
     if matches!(cgi, "manualauth" | "autoauth") {
-        let body = service
+        let (body, accepted) = service
             .auth(peer, cgi == "autoauth", &req.body)
             .await
             .map_err(|f| http(400, f.ret, f.error))?;
-        return Ok(Reply::protobuf(body, None));
-    }
-    let user = param(&req.query, "user").map(str::to_owned);
-    let uin = match param(&req.query, "uin") {
-        Some(u) => u.parse::<u32>().map_err(|_| {
-            http(
-                400,
-                ret::NOT_IDENTIFIED,
-                format!("uin {u:?} is not a number"),
-            )
-        })?,
-        None => 0,
-    };
-    if user.is_none() && uin == 0 {
-        return Err(http(
-            400,
-            ret::NOT_IDENTIFIED,
-            "name the user in the query string: ?user=NAME (or ?uin=N), optionally &device=ID",
-        ));
-    }
-    if user.as_deref().is_some_and(|u| !IdentifyExt::valid_user(u)) {
-        return Err(http(400, ret::NOT_IDENTIFIED, "invalid user name"));
-    }
-    let device = param(&req.query, "device").unwrap_or(DEFAULT_DEVICE);
-    if !IdentifyExt::valid_device(device) {
-        return Err(http(400, ret::NOT_IDENTIFIED, "invalid device id"));
+        let mut reply = Reply::protobuf(body, None);
+        if let Some((_, _, key)) = accepted {
+            reply.cookies.push(format!(
+                "{SESSION_COOKIE}={}; Path=/; HttpOnly",
+                hex::encode(key)
+            ));
+        }
+        return Ok(reply);
     }
     let status = |ret: i32| match ret {
         ret::UNKNOWN_USER => 403,
+        ret::NOT_AUTHENTICATED => 401,
         ret::STORE => 500,
+        ret::OVERSIZE => 413,
         _ => 400,
     };
     let fail = |f: Failure| http(status(f.ret), f.ret, f.error);
-    let (user, _, _) = service.identify(user, uin, device).await.map_err(fail)?;
+    let (name, uin, device) = who(service, req).map_err(fail)?;
+    let (user, _, _) = service.identify(name, uin, &device).await.map_err(fail)?;
     if cgi == "newsync" {
         let body = service
-            .newsync(user, device, &req.body)
+            .newsync(user, &device, &req.body)
             .await
             .map_err(fail)?;
         Ok(Reply::protobuf(body, None))
     } else {
         let (body, wake) = service
-            .newsendmsg(user, device, &req.body)
+            .newsendmsg(user, &device, &req.body)
             .await
             .map_err(fail)?;
         Ok(Reply::protobuf(body, Some(wake)))
     }
+}
+
+/// Who a newsync or newsendmsg is from: (user name, uin, device). Its
+/// session when it carries one; in test mode else the query's `user` or
+/// `uin` and `device`.
+fn who(service: &Service, req: &Request) -> Result<(Option<String>, u32, String), Failure> {
+    let q = parse_query(&req.query);
+    let presented = q
+        .get(SESSION_COOKIE)
+        .cloned()
+        .or_else(|| cookies(&req.cookie).remove(SESSION_COOKIE));
+    if let Some(sid) = presented {
+        let owner = hex::decode(&sid)
+            .ok()
+            .and_then(|key| service.auth_key_owner(&key));
+        let Some((uin, device)) = owner else {
+            return Err(Failure::new(
+                ret::NOT_AUTHENTICATED,
+                "unknown short-link session (the server restarted?): \
+                 POST .../manualauth again and send its mmsid cookie",
+            ));
+        };
+        return Ok((None, uin, device));
+    }
+    if service.config.access.enforced_mode() {
+        return Err(Failure::new(
+            ret::NOT_AUTHENTICATED,
+            "authenticate first: POST /cgi-bin/micromsg-bin/manualauth (or autoauth) and \
+             send the mmsid cookie it answers with",
+        ));
+    }
+    let user = param(&req.query, "user");
+    let uin = match param(&req.query, "uin") {
+        Some(u) => u
+            .parse::<u32>()
+            .map_err(|_| Failure::new(ret::NOT_IDENTIFIED, format!("uin {u:?} is not a number")))?,
+        None => 0,
+    };
+    if user.is_none() && uin == 0 {
+        return Err(Failure::new(
+            ret::NOT_IDENTIFIED,
+            "name the user in the query string: ?user=NAME (or ?uin=N), optionally &device=ID \
+             (or send the mmsid cookie of a manualauth)",
+        ));
+    }
+    if user.as_deref().is_some_and(|u| !IdentifyExt::valid_user(u)) {
+        return Err(Failure::new(ret::NOT_IDENTIFIED, "invalid user name"));
+    }
+    let device = param(&req.query, "device").unwrap_or_else(|| DEFAULT_DEVICE.to_owned());
+    if !IdentifyExt::valid_device(&device) {
+        return Err(Failure::new(ret::NOT_IDENTIFIED, "invalid device id"));
+    }
+    Ok((user, uin, device))
 }
 
 #[cfg(test)]
@@ -127,10 +173,14 @@ mod tests {
 
     #[test]
     fn query_parameters() {
-        assert_eq!(param("user=alice&device=web", "user"), Some("alice"));
-        assert_eq!(param("user=alice&device=web", "device"), Some("web"));
-        assert_eq!(param("user=alice", "uin"), None);
-        assert_eq!(param("", "user"), None);
+        let p = |q: &str, name: &str| param(q, name);
+        assert_eq!(p("user=alice&device=web", "user").as_deref(), Some("alice"));
+        assert_eq!(p("user=alice&device=web", "device").as_deref(), Some("web"));
+        assert_eq!(p("user=alice", "uin"), None);
+        assert_eq!(p("", "user"), None);
+        // Percent-decoded.
+        assert_eq!(p("user=b%6Fb", "user").as_deref(), Some("bob"));
+        assert_eq!(p("user=a%20b", "user").as_deref(), Some("a b"));
     }
 
     /// The (Ret, MsgId) of each item of a NewSendMsgResponse.

@@ -133,6 +133,13 @@ pub fn parse<'b>(buf: &'b [u8], kind: Kind, limits: &Limits) -> Parse<HttpMessag
         ..HttpMessage::default()
     };
     match status {
+        // A head is capped whole, however it arrived (in one read or a
+        // byte at a time).
+        Ok(httparse::Status::Complete(n)) if n > limits.max_head => {
+            Parse::Invalid(ParseError::HeadTooLong {
+                cap: limits.max_head,
+            })
+        }
         Ok(httparse::Status::Complete(n)) => Parse::Complete(
             HttpMessage {
                 body_offset: n,

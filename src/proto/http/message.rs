@@ -24,7 +24,8 @@ pub const MAX_HEADERS: usize = 64;
 /// Caps of one parse.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// An incomplete head longer than this is an error.
+    /// A head (start line to the empty line, included) longer than this
+    /// is an error, complete or not.
     pub max_head: usize,
     pub max_headers: usize,
     /// A Content-Length over this is an error.

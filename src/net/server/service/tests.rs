@@ -289,6 +289,7 @@ async fn manualauth_then_autoauth() {
             user_name: Some(SkBuiltinString::new(user)),
             device_id: Some("phone".into()),
             client_version: None,
+            password: None,
         }
         .encode_to_vec()
     };

@@ -16,12 +16,20 @@
 //! | `POST .../webwxsendmsg` `{BaseRequest, Msg{Type, Content, FromUserName, ToUserName, LocalID, ClientMsgId}}` | `BaseResponse`, `MsgID`, `LocalID` |
 //! | `GET .../webwxlogout` | ends the session |
 //!
-//! Logins are confirmed automatically (there is no phone to scan a QR
-//! code): for the user a jslogin names with `user=` (a syncscope
-//! extension), else for the first test user (`--users`) without a web
+//! A login is confirmed by a device of the user, as the phone confirms a
+//! QR code: long-link cmd [`WEBLOGIN_CONFIRM`] with the jslogin's uuid
+//! from a connection that authenticated ([`Service::confirm_web_login`];
+//! `syncscope client confirm UUID`); a held login poll is answered as soon
+//! as it comes. A jslogin may name its user with `user=` (a syncscope
+//! extension): then only that user may confirm it. When logins are
+//! confirmed automatically ([`Access::auto_confirm`](super::Access): test
+//! mode, or `--web-auto-confirm`), a login is confirmed at once for the
+//! user it names, else for the first test user (`--users`) without a web
 //! session. A confirmed login becomes a session of the user's device
 //! [`WEB_DEVICE`], a secondary device: it gets the messages stored after
-//! its webwxinit, and its sends reach the user's other devices.
+//! its webwxinit (a sync presenting key 0 included), and its sends reach
+//! the user's other devices. Pending logins and sessions are bounded per
+//! address and in all, the oldest giving way (`session.rs`).
 //!
 //! Session ids (`wxsid`), `skey`, `pass_ticket`, tickets and uuids are
 //! random from the operating system's source (128 bits for ids). Later
@@ -35,6 +43,7 @@
 //! delivered verbatim (the real service HTML-escapes it).
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::{json, Value};
@@ -44,16 +53,22 @@ use tokio::time::{sleep_until, Instant};
 use super::conn::Close;
 use super::http::{http, Origin, Reply, Request};
 use super::service::{
-    position, random_fill, synckey, unix_now, with_store, Online, Outgoing, Service,
+    position, random_fill, synckey, unix_now, with_store, Answer, Failure, Link, Online, Outgoing,
+    Service, Then,
 };
 use super::Event;
+use crate::body::messages::{self, BaseResponse, WebLoginConfirmRequest, WebLoginConfirmResponse};
 use crate::net::messages::{ret, IdentifyExt};
 use crate::net::store::{StoreError, StoredMessage, UserId};
 use crate::net::MSG_TYPE_TEXT;
+use crate::proto::commands::{response, WEBLOGIN_CONFIRM};
+use prost::Message;
 mod session;
 
-pub(super) use self::session::WebState;
-use self::session::{body_credentials, query_credentials, random_hex, Inner, Login, Session};
+use self::session::{
+    body_credentials, query_credentials, random_hex, Inner, Login, Session, LOGIN_TTL, MAX_LOGINS,
+};
+pub(super) use self::session::{cookies, WebState};
 use crate::proto::web::{
     as_u64, id_string, parse_query, parse_synckey_param, synckey_json, synckey_to_json,
 };
@@ -144,6 +159,16 @@ fn add_msg(m: &StoredMessage) -> Value {
         "Ticket": "", "ImgHeight": 0, "ImgWidth": 0, "SubMsgType": 0, "NewMsgId": m.msg_id,
         "OriContent": "", "EncryFileName": "", "ClientMsgId": m.client_msg_id
     })
+}
+
+/// Whether a Host header may go into the login redirect: empty (absent),
+/// or a host name, IPv4 or bracketed IPv6 address with an optional port,
+/// 255 characters at most.
+fn valid_host(host: &str) -> bool {
+    host.len() <= 255
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-.:[]_".contains(&b))
 }
 
 fn wrong_method(req: &Request, allowed: &str) -> Close {
@@ -254,19 +279,30 @@ impl Web<'_, '_> {
     }
 
     fn jslogin(&mut self, q: &BTreeMap<String, String>) -> Result<Reply, Close> {
-        let test_users = &self.service.config.test_users;
-        let mut inner = self.lock_swept();
-        let user = match q.get("user") {
+        let config = &self.service.config;
+        let test_users = &config.test_users;
+        let wanted = match q.get("user") {
             Some(u) if !IdentifyExt::valid_user(u) => {
                 return Err(http(400, ret::UNKNOWN_USER, "jslogin: invalid user name"))
             }
-            Some(u) if !test_users.is_empty() && !test_users.contains(u) => {
+            Some(u)
+                if (!test_users.is_empty() && !test_users.contains(u))
+                    || (config.access.enforced_mode() && !config.access.has_user(u)) =>
+            {
                 return Err(http(
                     403,
                     ret::UNKNOWN_USER,
-                    format!("jslogin: {u:?} is not a test user (--users)"),
+                    format!("jslogin: {u:?} is not a user of this server (--users)"),
                 ))
             }
+            u => u.cloned(),
+        };
+        let mut inner = self.lock_swept();
+        // Confirmed at once (test mode, or --web-auto-confirm) for the
+        // user asked for, else the first test user without a web session;
+        // otherwise when a device of the user confirms it.
+        let user = match &wanted {
+            _ if !config.access.auto_confirm() => None,
             Some(u) => Some(u.clone()),
             None => {
                 let busy = |u: &String| {
@@ -280,19 +316,17 @@ impl Web<'_, '_> {
                     .cloned()
             }
         };
-        if inner.logins.len() >= self.service.config.max_connections.max(1) {
-            return Err(http(503, ret::BUSY, "too many pending web logins"));
-        }
         let uuid = random_hex(8)?;
-        inner.logins.insert(
-            uuid.clone(),
-            Login {
-                user,
-                scanned: false,
-                ticket: None,
-                created: Instant::now(),
-            },
-        );
+        let login = Login {
+            wanted,
+            user,
+            scanned: false,
+            ticket: None,
+            created: Instant::now(),
+            peer: self.origin.peer.ip().to_canonical(),
+            confirmed: Arc::new(Notify::new()),
+        };
+        inner.add_login(uuid.clone(), login, MAX_LOGINS);
         Ok(js(format!(
             "window.QRLogin.code = 200; window.QRLogin.uuid = \"{uuid}\";"
         )))
@@ -306,52 +340,62 @@ impl Web<'_, '_> {
         let Some(uuid) = q.get("uuid") else {
             return Err(http(400, ret::BAD_BODY, "login: no uuid parameter"));
         };
-        let answer = {
-            let mut inner = self.service.web.lock();
-            match inner.logins.get_mut(uuid) {
-                None => Some("window.code=400;".to_owned()),
-                Some(Login { user: None, .. }) => None,
-                Some(l) if !l.scanned => {
-                    l.scanned = true;
-                    Some("window.code=201;window.userAvatar = '';".to_owned())
+        // The Host goes into the redirect_uri JavaScript string: only
+        // host[:port] characters.
+        if !valid_host(&req.host) {
+            return Err(http(
+                400,
+                ret::BAD_BODY,
+                "login: the Host header is not a host name or address with an optional port",
+            ));
+        }
+        let deadline = Instant::now() + self.service.config.web_poll;
+        loop {
+            let waiting = {
+                let mut inner = self.service.web.lock();
+                match inner.logins.get_mut(uuid) {
+                    None => return Ok(js("window.code=400;".to_owned())),
+                    // Made under the lock: it sees a confirmation that
+                    // comes after the lock is let go.
+                    Some(l) if l.user.is_none() => Arc::clone(&l.confirmed).notified_owned(),
+                    Some(l) if !l.scanned => {
+                        l.scanned = true;
+                        return Ok(js("window.code=201;window.userAvatar = '';".to_owned()));
+                    }
+                    Some(l) => {
+                        let ticket = match &l.ticket {
+                            Some(t) => t.clone(),
+                            None => {
+                                let t = random_hex(16)?;
+                                l.ticket = Some(t.clone());
+                                t
+                            }
+                        };
+                        let host = if req.host.is_empty() {
+                            self.origin
+                                .local
+                                .map(|a| a.to_string())
+                                .unwrap_or_else(|| "127.0.0.1".to_owned())
+                        } else {
+                            req.host.clone()
+                        };
+                        return Ok(js(format!(
+                            "window.code=200;\nwindow.redirect_uri=\"http://{host}{WEB_PREFIX}\
+                             webwxnewloginpage?ticket={ticket}&uuid={uuid}&lang=zh_CN&scan={}\";",
+                            unix_now()
+                        )));
+                    }
                 }
-                Some(l) => {
-                    let ticket = match &l.ticket {
-                        Some(t) => t.clone(),
-                        None => {
-                            let t = random_hex(16)?;
-                            l.ticket = Some(t.clone());
-                            t
-                        }
-                    };
-                    let host = if req.host.is_empty() {
-                        self.origin
-                            .local
-                            .map(|a| a.to_string())
-                            .unwrap_or_else(|| "127.0.0.1".to_owned())
-                    } else {
-                        req.host.clone()
-                    };
-                    Some(format!(
-                        "window.code=200;\nwindow.redirect_uri=\"http://{host}{WEB_PREFIX}\
-                         webwxnewloginpage?ticket={ticket}&uuid={uuid}&lang=zh_CN&scan={}\";",
-                        unix_now()
-                    ))
-                }
-            }
-        };
-        match answer {
-            Some(a) => Ok(js(a)),
-            None => {
-                // Nobody to confirm for: held, then "keep polling".
-                let deadline = Instant::now() + self.service.config.web_poll;
-                tokio::select! {
-                    _ = self.origin.shutdown.recv() => {}
-                    _ = sleep_until(deadline) => {}
-                }
-                Ok(js("window.code=408;".to_owned()))
+            };
+            // Not confirmed yet: held until a device confirms it, then
+            // answered again; else "keep polling".
+            tokio::select! {
+                _ = self.origin.shutdown.recv() => break,
+                _ = sleep_until(deadline) => break,
+                _ = waiting => {}
             }
         }
+        Ok(js("window.code=408;".to_owned()))
     }
 
     async fn ticket_page(&mut self, q: &BTreeMap<String, String>) -> Result<Reply, Close> {
@@ -369,7 +413,12 @@ impl Web<'_, '_> {
         let login = {
             let mut inner = self.service.web.lock();
             match inner.logins.get(uuid) {
-                Some(l) if l.ticket.as_ref() == Some(ticket) => inner.logins.remove(uuid),
+                Some(l)
+                    if l.ticket.as_ref() == Some(ticket)
+                        && Instant::now().duration_since(l.created) < LOGIN_TTL =>
+                {
+                    inner.remove_login(uuid)
+                }
                 _ => None,
             }
         };
@@ -383,11 +432,11 @@ impl Web<'_, '_> {
                 return Ok(None);
             };
             st.register_device_as(id, WEB_DEVICE, false)?;
-            Ok(Some(id))
+            Ok(Some((id, st.last_seq(id)?)))
         })
         .await
         .map_err(store_error)?;
-        let Some(user) = user else {
+        let Some((user, last)) = user else {
             return Ok(xml_error("unknown user"));
         };
         let session = Arc::new(Session {
@@ -402,15 +451,16 @@ impl Web<'_, '_> {
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             notify: Arc::new(Notify::new()),
             last_seen: Mutex::new(Instant::now()),
+            peer: self.origin.peer.ip().to_canonical(),
+            floor: AtomicU64::new(last),
         });
-        {
+        let ended = {
             let mut inner = self.lock_swept();
-            if inner.sessions.len() >= self.service.config.max_connections.max(1) {
-                return Err(http(503, ret::BUSY, "too many web sessions"));
-            }
-            inner
-                .sessions
-                .insert(session.sid.clone(), Arc::clone(&session));
+            let max = self.service.config.max_connections;
+            inner.add_session(Arc::clone(&session), max)
+        };
+        for s in ended {
+            self.service.offline(s.user, s.conn);
         }
         self.service.online().entry(user).or_default().push(Online {
             conn: session.conn,
@@ -455,6 +505,7 @@ impl Web<'_, '_> {
         let last = with_store(&self.service.store, move |st| st.last_seq(user))
             .await
             .map_err(store_error)?;
+        s.floor.fetch_max(last, Ordering::Relaxed);
         let contacts = self.contacts(user).await?;
         Ok(json_reply(&json!({
             "BaseResponse": base(0, ""),
@@ -538,7 +589,7 @@ impl Web<'_, '_> {
                 "synccheck: the synckey parameter is missing or not k_v|k_v|...",
             ));
         };
-        let presented = position(&keys);
+        let presented = position(&keys).max(s.floor.load(Ordering::Relaxed));
         let deadline = Instant::now() + self.service.config.web_poll;
         let user = s.user;
         loop {
@@ -578,7 +629,9 @@ impl Web<'_, '_> {
                 "webwxsync: SyncKey is missing or not {\"Count\", \"List\": [{\"Key\", \"Val\"}]}",
             ));
         };
-        let presented = position(&keys);
+        // Key 0 (or any key before the session's webwxinit) starts at the
+        // webwxinit: a session gets what came after it.
+        let presented = position(&keys).max(s.floor.load(Ordering::Relaxed));
         let (user, limit) = (s.user, self.service.config.page_size.max(1));
         let page = with_store(&self.service.store, move |st| {
             st.sync(user, WEB_DEVICE, presented, limit)
@@ -676,6 +729,54 @@ impl Web<'_, '_> {
             cookies: Vec::new(),
             wake: None,
         }
+    }
+}
+
+impl Service {
+    /// Long-link cmd [`WEBLOGIN_CONFIRM`]: the connection's authenticated
+    /// user (in test mode, its identified one) confirms pending web login
+    /// `Uuid`, as the phone does by scanning the QR code. A refusal is an
+    /// answer with Ret [`ret::NO_SUCH_LOGIN`]; a connection that has not
+    /// authenticated is closed.
+    pub(in crate::net::server) async fn confirm_web_login(
+        &self,
+        link: &Link,
+        body: &[u8],
+    ) -> Result<Answer, Failure> {
+        let req: WebLoginConfirmRequest = messages::decode("WebLoginConfirmRequest", body)?;
+        let enforced = self.config.access.enforced_mode();
+        let uin = match (&link.auth, &link.session) {
+            (Some((uin, _)), _) => UserId::from(*uin),
+            (None, Some(s)) if !enforced => s.user,
+            _ => {
+                return Err(Failure::new(
+                    ret::NOT_AUTHENTICATED,
+                    format!(
+                        "cmd {WEBLOGIN_CONFIRM} (confirm a web login) before a manualauth or \
+                         autoauth on this connection"
+                    ),
+                ))
+            }
+        };
+        let name = with_store(&self.store, move |st| st.user_name(uin)).await?;
+        let uuid = req.uuid.unwrap_or_default();
+        let outcome = match name {
+            Some(name) => self.web.confirm(&uuid, &name),
+            None => Err(format!("uin {uin} is no user")),
+        };
+        let base = match outcome {
+            Ok(()) => BaseResponse::error(0, ""),
+            Err(why) => BaseResponse::error(ret::NO_SUCH_LOGIN, why),
+        };
+        let body = WebLoginConfirmResponse {
+            base_response: Some(base),
+        }
+        .encode_to_vec();
+        Ok(Answer {
+            cmd: response(WEBLOGIN_CONFIRM),
+            body,
+            then: Then::Nothing,
+        })
     }
 }
 

@@ -18,6 +18,7 @@ fn web_paths() {
     assert!(!is_web_path("/cgi-bin/micromsg-bin/newsync"));
 }
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use tokio::sync::broadcast;
@@ -223,4 +224,194 @@ async fn web_refusals() {
             .expect("answered"),
     );
     assert_eq!(v["BaseResponse"]["Ret"], RET_LOGGED_OUT);
+}
+
+/// Serves `req` as if from `from`.
+async fn serve_from(s: &Service, req: &Request, from: SocketAddr) -> Result<Reply, Close> {
+    let (_tx, mut rx) = broadcast::channel(1);
+    let mut origin = Origin {
+        peer: from,
+        local: None,
+        shutdown: &mut rx,
+    };
+    route(s, req, &mut origin).await
+}
+
+fn addr(last: u8) -> SocketAddr {
+    SocketAddr::from(([10, 0, 0, last], 5000))
+}
+
+/// A jslogin for `user` from `from`: the uuid.
+async fn jslogin_from(s: &Service, user: &str, from: SocketAddr) -> String {
+    let req = Request::test(
+        "GET",
+        &format!("/jslogin?appid=wx&fun=new&user={user}"),
+        b"",
+    );
+    let js = text(&serve_from(s, &req, from).await.expect("jslogin"));
+    between(&js, "uuid = \"", "\"").to_owned()
+}
+
+/// The login poll's answer for `uuid`.
+async fn poll(s: &Service, uuid: &str) -> String {
+    text(&get(s, &format!("{WEB_PREFIX}login?uuid={uuid}")).await)
+}
+
+#[tokio::test]
+async fn a_jslogin_flood_from_one_address_evicts_its_own_oldest_logins_only() {
+    let (s, _) = service(|c| c.test_users = vec!["alice".into()]);
+    let other = jslogin_from(&s, "alice", addr(2)).await;
+    let mut flood = Vec::new();
+    for _ in 0..session::MAX_LOGINS_PER_PEER + 4 {
+        flood.push(jslogin_from(&s, "alice", addr(1)).await);
+    }
+    assert_eq!(
+        s.web.lock().logins.len(),
+        session::MAX_LOGINS_PER_PEER + 1,
+        "the flood holds its address's cap, no more"
+    );
+    // Its four oldest were forgotten; the newest and the other address's
+    // logins are served.
+    for uuid in &flood[..4] {
+        assert_eq!(poll(&s, uuid).await, "window.code=400;");
+    }
+    assert!(poll(&s, &flood[4]).await.starts_with("window.code=201;"));
+    assert!(poll(&s, flood.last().unwrap())
+        .await
+        .starts_with("window.code=201;"));
+    assert!(poll(&s, &other).await.starts_with("window.code=201;"));
+}
+
+#[test]
+fn the_login_table_evicts_the_oldest_at_its_cap() {
+    let mut inner = Inner::default();
+    let login = |peer: u8| Login {
+        wanted: None,
+        user: None,
+        scanned: false,
+        ticket: None,
+        created: Instant::now(),
+        peer: addr(peer).ip(),
+        confirmed: Arc::new(Notify::new()),
+    };
+    for (uuid, peer) in [("a", 1), ("b", 2), ("c", 3), ("d", 4)] {
+        inner.add_login(uuid.into(), login(peer), 3);
+    }
+    let mut left: Vec<&String> = inner.logins.keys().collect();
+    left.sort();
+    assert_eq!(left, ["b", "c", "d"]);
+    // A login gone (its ticket fetched) frees its place.
+    assert!(inner.remove_login("c").is_some());
+    inner.add_login("e".into(), login(5), 3);
+    let mut left: Vec<&String> = inner.logins.keys().collect();
+    left.sort();
+    assert_eq!(left, ["b", "d", "e"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unconfirmed_login_is_forgotten_after_a_minute() {
+    let (s, _) = service(|c| c.web_poll = Duration::from_millis(10));
+    // No user named, no test users: nobody confirms it.
+    let js = text(&get(&s, "/jslogin?appid=wx&fun=new").await);
+    let uuid = between(&js, "uuid = \"", "\"").to_owned();
+    assert_eq!(poll(&s, &uuid).await, "window.code=408;");
+    tokio::time::advance(session::LOGIN_TTL + Duration::from_secs(1)).await;
+    // A later jslogin sweeps it; a device can no longer confirm it.
+    get(&s, "/jslogin?appid=wx&fun=new").await;
+    assert_eq!(poll(&s, &uuid).await, "window.code=400;");
+    assert!(s.web.confirm(&uuid, "alice").is_err());
+}
+
+/// Logs `user` in from `from`: the session id.
+async fn login_from(s: &Service, user: &str, from: SocketAddr) -> String {
+    let uuid = jslogin_from(s, user, from).await;
+    assert!(poll(s, &uuid).await.starts_with("window.code=201;"));
+    let confirmed = poll(s, &uuid).await;
+    let redirect = between(&confirmed, "redirect_uri=\"", "\"");
+    let page = redirect
+        .strip_prefix("http://h")
+        .expect("the Host")
+        .to_owned();
+    let r = serve_from(s, &Request::test("GET", &page, b""), from)
+        .await
+        .expect("ticket page");
+    let xml = text(&r);
+    assert!(xml.starts_with("<error><ret>0</ret>"), "{xml}");
+    between(&xml, "<wxsid>", "</wxsid>").to_owned()
+}
+
+/// webwxsync's Ret for session `sid` (1101: ended).
+async fn sync_ret(s: &Service, sid: &str) -> Value {
+    let body = json!({ "BaseRequest": { "Sid": sid }, "SyncKey": { "Count": 0, "List": [] } });
+    let req = Request::test(
+        "POST",
+        &format!("{WEB_PREFIX}webwxsync"),
+        body.to_string().as_bytes(),
+    );
+    json_of(&serve(s, &req).await.expect("webwxsync"))["BaseResponse"]["Ret"].clone()
+}
+
+#[tokio::test]
+async fn sessions_past_the_cap_end_the_least_recently_used_instead_of_refusing() {
+    let (s, _) = service(|c| {
+        c.test_users = vec!["alice".into(), "bob".into()];
+        c.max_connections = 3;
+    });
+    let mut sids = Vec::new();
+    for i in 0..3 {
+        sids.push(login_from(&s, "alice", addr(i)).await);
+    }
+    // The first is used again: the second is now the least recent.
+    assert_eq!(sync_ret(&s, &sids[0]).await, 0);
+    let newest = login_from(&s, "bob", addr(9)).await;
+    assert_eq!(sync_ret(&s, &newest).await, 0, "logged in, not 503");
+    assert_eq!(sync_ret(&s, &sids[1]).await, RET_LOGGED_OUT);
+    assert_eq!(sync_ret(&s, &sids[0]).await, 0);
+    assert_eq!(sync_ret(&s, &sids[2]).await, 0);
+    assert_eq!(s.web.lock().sessions.len(), 3);
+}
+
+#[tokio::test]
+async fn one_address_holds_a_bounded_number_of_sessions() {
+    let (s, _) = service(|c| c.test_users = vec!["alice".into()]);
+    let elsewhere = login_from(&s, "alice", addr(200)).await;
+    let mut sids = Vec::new();
+    for _ in 0..session::MAX_SESSIONS_PER_PEER + 1 {
+        sids.push(login_from(&s, "alice", addr(1)).await);
+    }
+    assert_eq!(
+        sync_ret(&s, &sids[0]).await,
+        RET_LOGGED_OUT,
+        "its oldest ended"
+    );
+    assert_eq!(sync_ret(&s, &sids[1]).await, 0);
+    assert_eq!(sync_ret(&s, sids.last().unwrap()).await, 0);
+    assert_eq!(
+        sync_ret(&s, &elsewhere).await,
+        0,
+        "other addresses keep theirs"
+    );
+}
+
+#[tokio::test]
+async fn a_host_that_would_leave_the_redirect_string_is_refused() {
+    let (s, _) = service(|c| c.test_users = vec!["alice".into()]);
+    let uuid = jslogin_from(&s, "alice", peer()).await;
+    let mut req = Request::test("GET", &format!("{WEB_PREFIX}login?uuid={uuid}"), b"");
+    req.host = "evil.example\";alert(document.cookie)//".into();
+    match serve(&s, &req).await {
+        Err(Close::Http { status, .. }) => assert_eq!(status, 400),
+        other => panic!("not refused: {other:?}"),
+    }
+    for host in ["127.0.0.1:8080", "[::1]:8080", "wx.example-host.com"] {
+        let uuid = jslogin_from(&s, "alice", peer()).await;
+        let mut req = Request::test("GET", &format!("{WEB_PREFIX}login?uuid={uuid}"), b"");
+        req.host = host.into();
+        assert!(text(&serve(&s, &req).await.expect("201")).contains("201"));
+        let js = text(&serve(&s, &req).await.expect("200"));
+        assert!(
+            js.contains(&format!("redirect_uri=\"http://{host}/")),
+            "{js}"
+        );
+    }
 }

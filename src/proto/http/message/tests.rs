@@ -88,17 +88,32 @@ fn every_truncated_prefix() {
 
 #[test]
 fn caps_and_kinds() {
-    let small = Limits {
-        max_head: 16,
+    let tiny_head = Limits {
+        max_head: 18,
         max_headers: 1,
         max_body: 3,
         lenient: false,
     };
-    let p = |b: &'static [u8], k| parse(b, k, &small, false);
+    let h = |b: &'static [u8]| parse(b, Kind::Request, &tiny_head, false);
+    // A head over the cap, incomplete or complete (in one read).
     assert_eq!(
-        p(b"GET /a-very-long-target HTTP/1.1\r\n", Kind::Request),
-        Parse::Invalid(ParseError::HeadTooLong { cap: 16 })
+        h(b"GET /a-very-long-target HTTP/1.1\r\n"),
+        Parse::Invalid(ParseError::HeadTooLong { cap: 18 })
     );
+    assert_eq!(
+        h(b"GET /abcdefg HTTP/1.1\r\n\r\n"),
+        Parse::Invalid(ParseError::HeadTooLong { cap: 18 })
+    );
+    // Exactly at the cap is fine.
+    assert!(matches!(
+        h(b"GET / HTTP/1.1\r\n\r\n"),
+        Parse::Complete(_, 18)
+    ));
+    let small = Limits {
+        max_head: 64,
+        ..tiny_head
+    };
+    let p = |b: &'static [u8], k| parse(b, k, &small, false);
     assert_eq!(
         p(b"GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\n\r\n", Kind::Request),
         Parse::Invalid(ParseError::TooManyHeaders(1))
