@@ -157,6 +157,10 @@ impl Track {
                 self.covered += len;
                 self.evs.push(Ev::Skipped(offset, len, reason));
             }
+            FramerEvent::BodyPart { offset, bytes, .. } => {
+                // These framers assemble (keep_bodies): none streams.
+                panic!("a body part at {offset} ({} bytes) from a framer that assembles", bytes.len());
+            }
             FramerEvent::Oversize { offset, header } => {
                 assert!(
                     offset >= self.end,

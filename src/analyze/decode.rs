@@ -276,6 +276,25 @@ pub fn newsync_facts(
     )
 }
 
+/// What [`decode`] finds without `want_value` in a plain-protobuf newsync
+/// body, from its scan ([`NewSyncScan`](crate::body::messages::scan::NewSyncScan)'s
+/// SyncKey and MsgIds) instead of the body.
+pub fn scanned_newsync(is_response: bool, (key, ids): (Option<KeyMap>, Vec<String>)) -> Decoded {
+    let mut d = Decoded {
+        value: Value::Null,
+        synckey: None,
+        business: None,
+        uin: None,
+        device: None,
+        msg_ids: Vec::new(),
+    };
+    if let Some(k) = key {
+        d.synckey = Some((SyncKeySource::newsync(is_response), k));
+        d.msg_ids = ids;
+    }
+    d
+}
+
 /// Schema-less protobuf when the bytes parse as a message, else hex.
 pub fn raw_or_blob(body: &[u8]) -> Value {
     if body.is_empty() {

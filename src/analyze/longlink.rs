@@ -2,26 +2,89 @@
 //! (request / response latency) and SyncKey timeline facts (identify,
 //! newsync, newnotify pushes).
 
-use super::decode::{self, tracker_needs_body};
+use super::decode::{self, tracker_needs_body, Decoded};
 use super::record::{FrameRecord, Layer};
 use super::roles;
 use super::{micros, Analyzer, AnomalyKind, Here};
+use crate::body::messages::scan::NewSyncScan;
 use crate::flow::Side;
 use crate::proto::business::MAGIC;
-use crate::proto::commands::{NEWNOTIFY, NEWSYNC};
+use crate::proto::commands::{response, NEWNOTIFY, NEWSYNC};
 use crate::proto::longlink::{Framer, FramerEvent, Header, Kind, SkipReason, MARS_HEADER_LEN};
 use crate::track::pairing::Paired;
 use crate::track::synckey::Ids;
 
 /// A long-link direction's framer. Without records and keys only the
-/// bodies the trackers read are kept.
+/// bodies the trackers read are wanted, and they are streamed (see
+/// [`LonglinkSide`]) rather than assembled.
 pub(super) fn framer(cap: u32, keep_all: bool) -> Framer {
     let fr = Framer::new(cap);
     if keep_all {
         fr
     } else {
-        fr.keep_bodies(tracker_needs_body)
+        fr.stream_bodies(tracker_needs_body)
     }
+}
+
+/// A long-link direction: its framer, and the body being read of a frame
+/// whose body comes in parts.
+#[derive(Debug, Default)]
+pub(super) struct LonglinkSide {
+    pub(super) framer: Framer,
+    body: Option<Box<BodyScan>>,
+}
+
+impl LonglinkSide {
+    pub(super) fn new(framer: Framer) -> Self {
+        LonglinkSide { framer, body: None }
+    }
+}
+
+/// The streamed body of the frame at `offset`.
+#[derive(Debug)]
+struct BodyScan {
+    offset: u64,
+    sink: Sink,
+}
+
+/// What a streamed body goes to: a plain-protobuf newsync is scanned
+/// (its SyncKey and MsgIds, without holding it: responses can be
+/// megabytes on every connection at once); anything else (an identify,
+/// a business packet) is small and assembled.
+#[derive(Debug)]
+enum Sink {
+    /// No byte of the body yet.
+    Undecided,
+    Whole(Vec<u8>),
+    NewSync(NewSyncScan),
+}
+
+impl BodyScan {
+    fn feed(&mut self, h: &Header, bytes: &[u8]) {
+        if matches!(self.sink, Sink::Undecided) {
+            let Some(&first) = bytes.first() else {
+                return;
+            };
+            self.sink = if h.request_cmd() == NEWSYNC && first != MAGIC {
+                Sink::NewSync(NewSyncScan::new(h.cmd == response(NEWSYNC)))
+            } else {
+                Sink::Whole(Vec::with_capacity(
+                    h.len as usize - usize::from(h.header_len),
+                ))
+            };
+        }
+        match &mut self.sink {
+            Sink::Whole(v) => v.extend_from_slice(bytes),
+            Sink::NewSync(s) => s.feed(bytes),
+            Sink::Undecided => {}
+        }
+    }
+}
+
+/// A frame's body: its bytes, or what a scan of them found.
+pub(super) enum Body<'a> {
+    Bytes(&'a [u8]),
+    Scanned(Box<Decoded>),
 }
 
 /// What a timeline learns from a frame's header alone.
@@ -49,30 +112,79 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
         &mut self,
         here: &Here,
         side: Side,
-        fr: &mut Framer,
+        ls: &mut LonglinkSide,
         offset: u64,
         bytes: &[u8],
     ) {
-        fr.feed(offset, bytes, &mut |e| {
-            self.longlink_event(here, side, e, false)
+        let LonglinkSide { framer, body } = ls;
+        framer.feed(offset, bytes, &mut |e| {
+            self.longlink_event(here, side, e, body, false)
         })
     }
 
     /// A long-link direction ended: what its framer still holds.
-    pub(super) fn longlink_finish(&mut self, here: &Here, side: Side, fr: &mut Framer) {
-        fr.finish(&mut |e| self.longlink_event(here, side, e, true))
+    pub(super) fn longlink_finish(&mut self, here: &Here, side: Side, ls: &mut LonglinkSide) {
+        let LonglinkSide { framer, body } = ls;
+        framer.finish(&mut |e| self.longlink_event(here, side, e, body, true))
     }
 
     /// One framer event; `at_end`: the stream ended (what is skipped there
     /// is an unfinished frame).
-    fn longlink_event(&mut self, here: &Here, side: Side, e: FramerEvent<'_>, at_end: bool) {
+    fn longlink_event(
+        &mut self,
+        here: &Here,
+        side: Side,
+        e: FramerEvent<'_>,
+        scan: &mut Option<Box<BodyScan>>,
+        at_end: bool,
+    ) {
+        if matches!(e, FramerEvent::Skipped { .. }) {
+            // A streamed body the stream cut (or no body in progress).
+            *scan = None;
+        }
         match e {
+            FramerEvent::BodyPart {
+                offset,
+                header,
+                bytes,
+            } => {
+                let s = match scan {
+                    Some(s) if s.offset == offset => s,
+                    _ => scan.insert(Box::new(BodyScan {
+                        offset,
+                        sink: Sink::Undecided,
+                    })),
+                };
+                s.feed(&header, bytes);
+            }
             FramerEvent::Frame {
                 offset,
                 header,
                 body,
                 after_gap,
-            } => self.frame(here, side, offset, header, body, after_gap, None),
+            } => {
+                let streamed = scan.as_ref().is_some_and(|s| s.offset == offset);
+                match scan.take().filter(|_| streamed).map(|s| s.sink) {
+                    Some(Sink::Whole(v)) => {
+                        self.frame(here, side, offset, header, Body::Bytes(&v), after_gap, None)
+                    }
+                    Some(Sink::NewSync(s)) => {
+                        let facts = decode::scanned_newsync(header.cmd == response(NEWSYNC), s.finish());
+                        self.frame(
+                            here,
+                            side,
+                            offset,
+                            header,
+                            Body::Scanned(Box::new(facts)),
+                            after_gap,
+                            None,
+                        )
+                    }
+                    Some(Sink::Undecided) | None => {
+                        self.frame(here, side, offset, header, Body::Bytes(body), after_gap, None)
+                    }
+                }
+            }
             FramerEvent::Skipped {
                 offset,
                 len,
@@ -114,9 +226,11 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
     }
 
     /// A gap in a long-link direction: the frame it cuts is reported.
-    pub(super) fn longlink_gap(&mut self, here: &Here, fr: &mut Framer, len: u64) {
+    pub(super) fn longlink_gap(&mut self, here: &Here, ls: &mut LonglinkSide, len: u64) {
         let mut skipped = Vec::new();
-        fr.gap(len, &mut |e| {
+        // A body being streamed is cut.
+        ls.body = None;
+        ls.framer.gap(len, &mut |e| {
             if let FramerEvent::Skipped { offset, len, .. } = e {
                 skipped.push((offset, len));
             }
@@ -142,7 +256,7 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
         side: Side,
         offset: u64,
         h: Header,
-        body: &[u8],
+        body: Body<'_>,
         after_gap: bool,
         mmtls_record: Option<u64>,
     ) {
@@ -184,13 +298,18 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
             Some(HeaderFact::SyncRequest) => self.timeline.sync_request(ids, here.ts),
             None => {}
         }
-        let needed = self.records
-            || tracker_needs_body(&h)
-            || (self.opts.keylog.is_some() && body.first() == Some(&MAGIC));
-        if !needed {
-            return;
-        }
-        let decoded = decode::decode(self.opts, &h, body, self.records);
+        let decoded = match body {
+            Body::Scanned(d) => *d,
+            Body::Bytes(body) => {
+                let needed = self.records
+                    || tracker_needs_body(&h)
+                    || (self.opts.keylog.is_some() && body.first() == Some(&MAGIC));
+                if !needed {
+                    return;
+                }
+                decode::decode(self.opts, &h, body, self.records)
+            }
+        };
         if kind == Kind::Response && h.request_cmd() == NEWSYNC && decoded.synckey.is_some() {
             let ids = Ids {
                 uin: decoded.uin,

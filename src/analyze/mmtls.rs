@@ -164,7 +164,15 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
         {
             let end = (fh.len as usize).min(pt.len());
             let body = pt.get(longlink::HEADER_LEN..end).unwrap_or(&[]);
-            self.frame(here, side, offset, fh, body, false, Some(index));
+            self.frame(
+                here,
+                side,
+                offset,
+                fh,
+                super::longlink::Body::Bytes(body),
+                false,
+                Some(index),
+            );
         }
         None
     }

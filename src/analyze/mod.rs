@@ -46,7 +46,7 @@ use crate::flow::{Direction, FlowMeta, FlowSummary, Side, Sink};
 use crate::proto::commands::Registry;
 use crate::proto::http;
 use crate::proto::keylog::KeyLog;
-use crate::proto::longlink::{Framer, Variant, MARS_HEADER_LEN, MAX_FRAME_LEN};
+use crate::proto::longlink::{Variant, MARS_HEADER_LEN, MAX_FRAME_LEN};
 use crate::proto::mmtls::Output as MmtlsOutput;
 use crate::reassembly::Event;
 use crate::track::pairing::{LatencyTable, Pairing};
@@ -87,7 +87,7 @@ enum Dissector {
         first: Vec<u8>,
         search: Option<usize>,
     },
-    Longlink(Framer),
+    Longlink(longlink::LonglinkSide),
     Mmtls(Box<mmtls::MmtlsSide>),
     /// HTTP/1.x: both directions go to the connection's [`http::Conn`].
     Http,
@@ -576,7 +576,7 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
         let resync = start + p as u64;
         let conn = self.conns.get_mut(&here.conn).expect("conn");
         if let Dissector::Longlink(fr) = &mut conn.sides[side.index()].dissector {
-            *fr = std::mem::take(fr).starting_at(resync);
+            fr.framer = std::mem::take(&mut fr.framer).starting_at(resync);
         }
         if p > 0 {
             let what = match proto {
@@ -627,12 +627,14 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
         let keep_all = self.records || self.opts.keylog.is_some();
         let conn = self.conns.get_mut(&here.conn).expect("conn");
         let dissector = match proto {
-            Protocol::Longlink => Dissector::Longlink(longlink::framer(cap, keep_all)),
-            Protocol::Mars => {
-                Dissector::Longlink(longlink::framer(cap, keep_all).variant(Variant::Mars {
-                    client_version: self.opts.registry.mars_client_version(),
-                }))
+            Protocol::Longlink => {
+                Dissector::Longlink(longlink::LonglinkSide::new(longlink::framer(cap, keep_all)))
             }
+            Protocol::Mars => Dissector::Longlink(longlink::LonglinkSide::new(
+                longlink::framer(cap, keep_all).variant(Variant::Mars {
+                    client_version: self.opts.registry.mars_client_version(),
+                }),
+            )),
             Protocol::Mmtls => Dissector::Mmtls(Box::default()),
             Protocol::Http => {
                 conn.http

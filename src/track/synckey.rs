@@ -190,20 +190,19 @@ struct State {
     notified: Option<Timestamp>,
     /// A synccheck said there is data; the next webwxsync should bring some.
     selector_pending: Option<(Timestamp, i64)>,
-    /// MsgIds delivered lately (a redelivery comes soon after the first).
-    msg_ids: Recent<()>,
-    /// ClientMsgIds sent lately, with the MsgID the server answered.
-    client_msgs: Recent<Option<String>>,
 }
 
-/// How many MsgIds and ClientMsgIds a session remembers for telling a
-/// duplicate: a delivery or a send repeated after this many others is not
-/// reported (memory stays bounded on captures of millions of messages).
-pub const RECENT_IDS: usize = 16_384;
+/// How many MsgIds (and as many ClientMsgIds) the timeline remembers, over
+/// all sessions, for telling a duplicate: a delivery or a send repeated
+/// after this many others is not reported. Memory stays bounded (about
+/// 6 MB each) on captures of millions of messages and of any number of
+/// users.
+pub const RECENT_IDS: usize = 1 << 18;
 
-/// Ids (MsgIds, ClientMsgIds) seen lately, each with a value: the last
-/// [`RECENT_IDS`] insertions, by a 64-bit hash of the id (a false match
-/// needs a hash collision among a window's ids: about 2^-37 per capture).
+/// Ids (MsgIds, ClientMsgIds) seen lately, each with a value and the
+/// session it belongs to: the last [`RECENT_IDS`] insertions, by a 64-bit
+/// hash of (session, id) (a false match needs a hash collision among a
+/// window's ids: about 2^-28 per capture).
 #[derive(Debug, Clone, PartialEq, Default)]
 struct Recent<V> {
     map: HashMap<u64, V, foldhash::fast::FixedState>,
@@ -211,17 +210,17 @@ struct Recent<V> {
 }
 
 impl<V> Recent<V> {
-    fn key(id: &str) -> u64 {
-        foldhash::fast::FixedState::default().hash_one(id)
+    fn key(session: usize, id: &str) -> u64 {
+        foldhash::fast::FixedState::default().hash_one((session, id))
     }
 
-    fn get(&self, id: &str) -> Option<&V> {
-        self.map.get(&Self::key(id))
+    fn get(&self, session: usize, id: &str) -> Option<&V> {
+        self.map.get(&Self::key(session, id))
     }
 
-    /// Inserts `id` unless it is there; false when it was.
-    fn insert(&mut self, id: &str, v: V) -> bool {
-        let k = Self::key(id);
+    /// Inserts `id` of `session` unless it is there; false when it was.
+    fn insert(&mut self, session: usize, id: &str, v: V) -> bool {
+        let k = Self::key(session, id);
         if self.map.contains_key(&k) {
             return false;
         }
@@ -255,6 +254,10 @@ pub struct Timeline {
     by_device: HashMap<(u64, String), usize>,
     by_sid: HashMap<String, usize>,
     by_conn: HashMap<u64, usize>,
+    /// MsgIds delivered lately (a redelivery comes soon after the first).
+    msg_ids: Recent<()>,
+    /// ClientMsgIds sent lately, with the MsgID the server answered.
+    client_msgs: Recent<Option<String>>,
 }
 
 fn diff(a: &KeyMap, b: &KeyMap) -> BTreeMap<u32, Change> {
@@ -500,7 +503,7 @@ impl Timeline {
             }
         }
         for id in msg_ids {
-            if !s.state.msg_ids.insert(id, ()) {
+            if !self.msg_ids.insert(i, id, ()) {
                 s.anomalies.push(Anomaly {
                     kind: "duplicate_msgid",
                     ts,
@@ -531,7 +534,7 @@ impl Timeline {
     ) {
         let i = self.session(ids);
         let s = &mut self.sessions[i];
-        match s.state.client_msgs.get(client_msg_id) {
+        match self.client_msgs.get(i, client_msg_id) {
             Some(prev) => {
                 let same = prev.as_deref() == msg_id;
                 s.anomalies.push(Anomaly {
@@ -553,9 +556,8 @@ impl Timeline {
                 });
             }
             None => {
-                s.state
-                    .client_msgs
-                    .insert(client_msg_id, msg_id.map(str::to_owned));
+                self.client_msgs
+                    .insert(i, client_msg_id, msg_id.map(str::to_owned));
             }
         }
     }
@@ -864,16 +866,18 @@ mod tests {
     #[test]
     fn recent_ids_forget_the_oldest_beyond_the_window() {
         let mut r: Recent<u32> = Recent::default();
-        assert!(r.insert("a", 1));
-        assert!(!r.insert("a", 2), "already there");
-        assert_eq!(r.get("a"), Some(&1));
-        for i in 0..RECENT_IDS - 1 {
-            assert!(r.insert(&i.to_string(), 0));
+        assert!(r.insert(0, "a", 1));
+        assert!(!r.insert(0, "a", 2), "already there");
+        assert!(r.insert(1, "a", 5), "another session's id is another id");
+        assert_eq!(r.get(0, "a"), Some(&1));
+        for i in 0..RECENT_IDS - 2 {
+            assert!(r.insert(2, &i.to_string(), 0));
         }
-        assert_eq!(r.get("a"), Some(&1), "still inside the window");
-        assert!(r.insert("one more", 0));
-        assert_eq!(r.get("a"), None, "the oldest is forgotten");
+        assert_eq!(r.get(0, "a"), Some(&1), "still inside the window");
+        assert!(r.insert(2, "one more", 0));
+        assert_eq!(r.get(0, "a"), None, "the oldest is forgotten");
+        assert_eq!(r.get(1, "a"), Some(&5));
         assert_eq!((r.map.len(), r.order.len()), (RECENT_IDS, RECENT_IDS));
-        assert!(r.insert("a", 3), "a forgotten id counts as new");
+        assert!(r.insert(0, "a", 3), "a forgotten id counts as new");
     }
 }

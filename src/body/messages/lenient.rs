@@ -56,34 +56,32 @@ pub fn newsync_response_msg_ids(resp: &[u8]) -> Vec<String> {
         return ids;
     };
     for item in cmdlist.iter().filter(|f| f.number == CmdList::FIELD_LIST) {
-        let WireValue::Len(b) = item.value else {
-            continue;
-        };
-        let Some(item) = shallow(b) else {
-            continue;
-        };
-        if varint_field(&item, CmdItem::FIELD_CMD_ID) != Some(super::CMDID_ADDMSG as u64) {
-            continue;
-        }
-        let Some(buf) = len_field(&item, CmdItem::FIELD_CMD_BUF) else {
-            continue;
-        };
-        let wrapped = shallow(buf).and_then(|w| {
-            let inner = len_field(&w, SkBuiltinBuffer::FIELD_BUFFER)?;
-            (w.len() == 2
-                && varint_field(&w, SkBuiltinBuffer::FIELD_I_LEN) == Some(inner.len() as u64))
-            .then_some(inner)
-        });
-        let Some(add) = shallow(wrapped.unwrap_or(buf)) else {
-            continue;
-        };
-        if let Some(id) = varint_field(&add, AddMsg::FIELD_MSG_ID)
-            .or_else(|| varint_field(&add, AddMsg::FIELD_NEW_MSG_ID))
-        {
-            ids.push(id.to_string());
+        if let WireValue::Len(b) = item.value {
+            ids.extend(cmd_item_msg_id(b));
         }
     }
     ids
+}
+
+/// The MsgId a CmdItem (the bytes of one CmdList `List` field) delivers:
+/// CmdId (1) = 5, CmdBuf (2: a buffer wrapper `{1: len, 2: bytes}` or the
+/// message itself) -> AddMsg, MsgId (field 1) or else NewMsgId (12). None
+/// when it is another item or does not parse.
+pub fn cmd_item_msg_id(item: &[u8]) -> Option<String> {
+    let item = shallow(item)?;
+    if varint_field(&item, CmdItem::FIELD_CMD_ID) != Some(super::CMDID_ADDMSG as u64) {
+        return None;
+    }
+    let buf = len_field(&item, CmdItem::FIELD_CMD_BUF)?;
+    let wrapped = shallow(buf).and_then(|w| {
+        let inner = len_field(&w, SkBuiltinBuffer::FIELD_BUFFER)?;
+        (w.len() == 2 && varint_field(&w, SkBuiltinBuffer::FIELD_I_LEN) == Some(inner.len() as u64))
+            .then_some(inner)
+    });
+    let add = shallow(wrapped.unwrap_or(buf))?;
+    varint_field(&add, AddMsg::FIELD_MSG_ID)
+        .or_else(|| varint_field(&add, AddMsg::FIELD_NEW_MSG_ID))
+        .map(|id| id.to_string())
 }
 
 /// Top-level fields of a message, read shallowly (no guessing at nested

@@ -21,6 +21,7 @@ use crate::body::identify::IdentifyError;
 use crate::body::synckey::{SyncKey, SyncKeyError};
 
 pub mod lenient;
+pub mod scan;
 #[cfg(test)]
 pub(crate) mod tests;
 

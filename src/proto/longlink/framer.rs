@@ -98,6 +98,16 @@ pub enum FramerEvent<'a> {
         len: u64,
         reason: SkipReason,
     },
+    /// The next bytes of the body of the frame at `offset`, when bodies
+    /// are streamed ([`Framer::stream_bodies`]): a wanted body that does
+    /// not arrive whole comes in parts, in order, then its `Frame` event
+    /// (with an empty body). A gap or the end cuts it as it cuts any frame
+    /// (a `Skipped` event instead of the `Frame`).
+    BodyPart {
+        offset: u64,
+        header: Header,
+        bytes: &'a [u8],
+    },
     /// A header whose length is over the cap, reported when it is read.
     /// Its bytes are not a frame: the framer hunts for the next chain of
     /// headers and reports the bytes up to it as [`FramerEvent::Skipped`]
@@ -116,11 +126,13 @@ enum State {
     /// headers; `pending` holds the bytes from the first undecided
     /// candidate on.
     Chasing { since: u64 },
-    /// Counting off the body of a frame whose body is not wanted.
+    /// Counting off the body of a frame whose body is not assembled
+    /// (passed on in parts when `stream`).
     SkipBody {
         offset: u64,
         header: Header,
         left: u64,
+        stream: bool,
     },
 }
 
@@ -142,6 +154,8 @@ pub struct Framer {
     /// Whether a frame's body is assembled; when not, the frame is still
     /// reported (with an empty body) once its last byte has arrived.
     keep_body: fn(&Header) -> bool,
+    /// Wanted bodies are passed in parts instead of assembled.
+    stream_body: bool,
     /// The held frame's length was judged sound (see [`verdict`]).
     trusted: bool,
     /// Where the held frame's verdict resumes.
@@ -168,6 +182,7 @@ impl Framer {
             frames: 0,
             skipped: 0,
             keep_body: |_| true,
+            stream_body: false,
             trusted: false,
             checked: 0,
             variant: Variant::Wechat,
@@ -189,6 +204,17 @@ impl Framer {
     /// without copying and their frames reported with an empty body.
     pub fn keep_bodies(mut self, keep: fn(&Header) -> bool) -> Self {
         self.keep_body = keep;
+        self
+    }
+
+    /// Passes the bodies `keep` wants in [`FramerEvent::BodyPart`]s as they
+    /// arrive instead of assembling them (a body that arrives whole still
+    /// comes whole in its `Frame`); the others are counted off. Nothing
+    /// larger than [`SUSPECT_WINDOW`] plus a chunk is then held, whatever
+    /// the frame sizes.
+    pub fn stream_bodies(mut self, keep: fn(&Header) -> bool) -> Self {
+        self.keep_body = keep;
+        self.stream_body = true;
         self
     }
 
@@ -234,8 +260,16 @@ impl Framer {
                     offset,
                     header,
                     left,
+                    stream,
                 } => {
                     let n = left.min(bytes.len() as u64);
+                    if stream {
+                        out(FramerEvent::BodyPart {
+                            offset,
+                            header,
+                            bytes: &bytes[..n as usize],
+                        });
+                    }
                     if n == left {
                         self.state = State::Synced;
                         self.emit(offset, header, &[], out);
@@ -244,6 +278,7 @@ impl Framer {
                             offset,
                             header,
                             left: left - n,
+                            stream,
                         };
                     }
                     n as usize
@@ -311,6 +346,7 @@ impl Framer {
             offset,
             header,
             left,
+            ..
         } = self.state
         {
             let seen = header.len as u64 - left;
@@ -413,12 +449,22 @@ impl Framer {
                         self.pending = frame;
                         self.pending.clear();
                     }
-                } else if self.trusted && !keep {
-                    // Sound length, unwanted body: count the rest off.
+                } else if self.trusted && (self.stream_body || !keep) {
+                    // Sound length, body not assembled: pass on what is
+                    // held of it (streamed) and count the rest off.
+                    let stream = keep && self.stream_body;
+                    if stream {
+                        out(FramerEvent::BodyPart {
+                            offset: self.pending_at,
+                            header: h,
+                            bytes: &self.pending[hl..],
+                        });
+                    }
                     self.state = State::SkipBody {
                         offset: self.pending_at,
                         header: h,
                         left: (len - self.pending.len()) as u64,
+                        stream,
                     };
                     self.pending.clear();
                 }
@@ -546,15 +592,24 @@ impl Framer {
                     Verdict::Wait(q) => Some(q),
                     _ => None,
                 };
-                if keep || wait.is_some() {
+                let stream = keep && self.stream_body;
+                if (keep && !stream) || wait.is_some() {
                     self.hold(here, rest);
                     self.trusted = v == Verdict::Fine;
                     self.checked = wait.unwrap_or(0);
                 } else {
+                    if stream {
+                        out(FramerEvent::BodyPart {
+                            offset: here,
+                            header: h,
+                            bytes: &rest[hl.min(rest.len())..],
+                        });
+                    }
                     self.state = State::SkipBody {
                         offset: here,
                         header: h,
                         left: (n - rest.len()) as u64,
+                        stream,
                     };
                 }
                 return bytes.len();

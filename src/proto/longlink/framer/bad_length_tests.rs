@@ -13,28 +13,40 @@ enum Ev {
     Oversize(u64),
 }
 
-/// An event as compared here (bodies by their length).
-fn ev(e: FramerEvent<'_>) -> Ev {
-    match e {
+/// An event as compared here (bodies by their length; a streamed body's
+/// parts, `parts`, count as its body).
+fn ev(e: FramerEvent<'_>, parts: &mut Option<(u64, usize)>) -> Option<Ev> {
+    Some(match e {
         FramerEvent::Frame {
             offset,
             header,
             body,
             ..
-        } => Ev::Frame(offset, header.cmd, header.seq, body.len()),
+        } => {
+            let streamed = parts.take().filter(|p| p.0 == offset).map_or(0, |p| p.1);
+            Ev::Frame(offset, header.cmd, header.seq, body.len() + streamed)
+        }
+        FramerEvent::BodyPart { offset, bytes, .. } => {
+            match parts {
+                Some((o, n)) if *o == offset => *n += bytes.len(),
+                _ => *parts = Some((offset, bytes.len())),
+            }
+            return None;
+        }
         FramerEvent::Skipped {
             offset,
             len,
             reason,
         } => Ev::Skipped(offset, len, reason),
         FramerEvent::Oversize { offset, .. } => Ev::Oversize(offset),
-    }
+    })
 }
 
 /// `s` fed in chunks of `steps` bytes in turn, then finished.
 fn run_steps(mut fr: Framer, s: &[u8], steps: &[usize]) -> Vec<Ev> {
     let mut evs = Vec::new();
-    let mut out = |e: FramerEvent<'_>| evs.push(ev(e));
+    let mut parts = None;
+    let mut out = |e: FramerEvent<'_>| evs.extend(ev(e, &mut parts));
     let (mut pos, mut k) = (0, 0);
     while pos < s.len() {
         let n = steps[k % steps.len()].min(s.len() - pos);
@@ -72,6 +84,9 @@ fn assert_any_chunking(s: &[u8], want: &[Ev]) {
     for step in [s.len().max(1), 1, 7] {
         let fr = Framer::default().keep_bodies(|_| false);
         assert_eq!(run_steps(fr, s, &[step]), empty, "no bodies, step {step}");
+        // Streamed bodies: the same frames, the parts making the bodies.
+        let fr = Framer::default().stream_bodies(|_| true);
+        assert_eq!(run_steps(fr, s, &[step]), want, "streamed, step {step}");
     }
 }
 
