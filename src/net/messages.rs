@@ -30,6 +30,8 @@ pub mod ret {
     pub const BAD_RECIPIENT: i32 = -9;
     /// The connection was silent for too long.
     pub const TIMEOUT: i32 = -10;
+    /// A message too large for any sync page to carry: refused, not stored.
+    pub const TOO_LARGE: i32 = -11;
 }
 
 /// A message as a client shows it.

@@ -13,6 +13,7 @@ mod mars;
 mod midstream;
 mod net;
 mod net_fault;
+mod net_large;
 mod net_web;
 mod prefixes;
 mod profiles;
