@@ -14,6 +14,7 @@ mod midstream;
 mod net;
 mod net_fault;
 mod net_large;
+mod net_store;
 mod net_web;
 mod prefixes;
 mod profiles;

@@ -62,20 +62,24 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{params, Connection, OptionalExtension};
 
+mod check;
 mod commit;
 mod model;
 mod page;
+mod repair;
 mod sql;
 mod view;
 
 #[cfg(test)]
 mod tests;
 
+pub use check::{CheckReport, Counts, MARKER_FILE};
 pub use commit::{BatchStats, Committer, MAX_BATCH};
 pub use model::{
     wire_len, Device, NewMessage, PageLimit, Sent, StoredMessage, SyncPage, UserId,
     MESSAGE_OVERHEAD,
 };
+pub use repair::{RepairReport, PROBE_MISSES};
 pub use sql::DB_FILE;
 pub use view::{TAIL_CAP, VIEW_BYTES, VIEW_ENTRIES, VIEW_USERS};
 
@@ -113,6 +117,31 @@ pub enum StoreError {
     /// A mailbox names a message the messages table does not have.
     #[error("store: message {0} is in a mailbox but not stored (the store is damaged: run `syncscope serve --check`)")]
     MissingMessage(u64),
+    /// The data directory held a store (its marker, or a WAL with data,
+    /// says so) and the database is missing or empty.
+    #[error("store: {} is {what}, but {} shows this directory held a store: its data is not there. Nothing was written. Restore the directory from a backup; to start an empty store instead, move the directory aside", path.display(), evidence.display())]
+    Lost {
+        path: PathBuf,
+        /// The marker, or the WAL with data.
+        evidence: PathBuf,
+        what: &'static str,
+    },
+    /// The database failed its start-up check.
+    #[error("{}", check::damaged_message(.path, .problems))]
+    Damaged {
+        path: PathBuf,
+        problems: Vec<String>,
+    },
+    /// `--repair` could not, or had nothing to do.
+    #[error("store: repair: {0}")]
+    Repair(String),
+    /// The data directory's marker could not be written.
+    #[error("cannot write {}: {source}", path.display())]
+    Marker {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     /// The database was written by a newer syncscope.
     #[error("store: schema version {0} is newer than this syncscope's ({SCHEMA_VERSION}); use a newer syncscope or another --data directory")]
     Version(i64),
