@@ -11,7 +11,7 @@ use anyhow::{bail, Context};
 use syncscope::net::frame::DEFAULT_MAX_FRAME_LEN;
 use syncscope::net::messages::IdentifyExt;
 use syncscope::net::server::{self, Access, Config};
-use syncscope::net::store::Store;
+use syncscope::net::store::{Counts, Store};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -52,10 +52,13 @@ pub struct Args {
     /// kernel, on Linux at net.core.somaxconn).
     #[arg(long, default_value_t = server::DEFAULT_BACKLOG, value_name = "N")]
     pub backlog: u32,
-    /// Cap on a frame, header included.
+    /// Cap on a request frame or HTTP body, header included. Answers are paged to
+    /// fit it and the client's limit (1 MiB), whichever is smaller; a message
+    /// larger than a page is refused when sent.
     #[arg(long, default_value_t = DEFAULT_MAX_FRAME_LEN, value_name = "BYTES")]
     pub max_frame: u32,
-    /// Messages per newsync answer (ContinueFlag says when more follow).
+    /// Most messages per sync answer (pages are capped in bytes too; ContinueFlag
+    /// says when more follow).
     #[arg(long, default_value_t = 100, value_name = "N")]
     pub page_size: usize,
     /// Close a connection silent for this long (heartbeats count).
@@ -70,6 +73,14 @@ pub struct Args {
     /// Log only errors (not every auth and identify).
     #[arg(short, long)]
     pub quiet: bool,
+    /// Check the store (SQLite's integrity_check) and exit: 0 sound, 1 damaged
+    /// or missing; writes nothing.
+    #[arg(long, conflicts_with_all = ["memory", "repair"])]
+    pub check: bool,
+    /// Copy what is readable of a damaged store into a new one, keep the
+    /// damaged files in DIR/damaged-TIME/, and exit: 0 repaired, 1 not.
+    #[arg(long, conflicts_with = "memory")]
+    pub repair: bool,
 }
 
 /// `--users` split into names and passwords (None: to be generated).
@@ -105,6 +116,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     if args.max_frame < 1024 {
         bail!("--max-frame must be at least 1024 bytes");
+    }
+    if args.check || args.repair {
+        return check_or_repair(&args);
     }
     // Whether the address is loopback is known once bound; a name that
     // resolves to loopback (localhost) counts as loopback.
@@ -241,6 +255,59 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--check` and `--repair` (store/check.rs, store/repair.rs).
+fn check_or_repair(args: &Args) -> anyhow::Result<ExitCode> {
+    let dir = args
+        .data
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("syncscope-data"));
+    let counts = |c: &Counts| {
+        format!(
+            "{} users, {} devices, {} messages, {} mailbox entries",
+            c.users, c.devices, c.messages, c.mailbox
+        )
+    };
+    if args.check {
+        let report = Store::check(&dir, true)?;
+        let path = report.path.display();
+        if let Some(c) = report.counts.as_ref().filter(|_| report.is_sound()) {
+            println!("{path}: sound ({})", counts(c));
+            return Ok(ExitCode::SUCCESS);
+        }
+        println!("{path}: damaged; problems found: {}", report.problems.len());
+        for p in &report.problems {
+            println!("  {p}");
+        }
+        println!(
+            "syncscope serve refuses to start on it. `syncscope serve --data {} --repair` copies \
+             what is readable into a new store (the damaged files are kept aside); or restore \
+             the directory from a backup.",
+            dir.display()
+        );
+        return Ok(ExitCode::from(1));
+    }
+    match Store::repair(&dir) {
+        Ok(r) => {
+            println!(
+                "{}: repaired: copied {}{}; not copied (they refer to rows lost): {}; \
+                 the damaged files are in {}",
+                r.check.path.display(),
+                counts(&r.copied),
+                r.highest_msg_id
+                    .map(|m| format!(" (the highest MsgId was {m})"))
+                    .unwrap_or_default(),
+                counts(&r.dropped),
+                r.aside.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("syncscope serve --repair: {e}");
+            Ok(ExitCode::from(1))
+        }
+    }
 }
 
 /// Ctrl-C (SIGINT), or SIGTERM on Unix. The handlers are installed when

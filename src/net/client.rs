@@ -188,6 +188,7 @@ impl ClientError {
                     | ret::BAD_FRAME
                     | ret::NOT_AUTHENTICATED
                     | ret::NO_SUCH_LOGIN
+                    | ret::TOO_LARGE
             ),
             ClientError::InvalidName { .. } => true,
             // A web endpoint the server does not serve or will not take.
@@ -462,10 +463,11 @@ impl Session {
             r => Err(ClientError::Refused {
                 what: "newsendmsg",
                 ret: r,
-                message: if r == ret::BAD_RECIPIENT {
-                    format!("unknown recipient {to:?}")
-                } else {
-                    "message refused".into()
+                // The server says why in the BaseResponse.
+                message: match resp.base_response.as_ref().map(BaseResponse::message) {
+                    Some(why) if !why.is_empty() => why.to_owned(),
+                    _ if r == ret::BAD_RECIPIENT => format!("unknown recipient {to:?}"),
+                    _ => "message refused".into(),
                 },
             }),
         }

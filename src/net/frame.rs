@@ -13,8 +13,27 @@ use tokio::time::Instant;
 use crate::proto::longlink::{self, Header, HEADER_LEN};
 pub use crate::proto::longlink::{encode, FrameError};
 
-/// Default cap on a frame (header included) for the server and client.
+/// The frame limit the server and the client share (header included):
+/// the client reads answers up to it, the server reads requests up to its
+/// `--max-frame` (this by default), and every sync page the server sends
+/// fits it whatever `--max-frame` says ([`page_bytes`]).
 pub const DEFAULT_MAX_FRAME_LEN: u32 = 1 << 20;
+
+/// Room a newsync answer needs besides its messages: the frame header and
+/// the NewSyncResponse's other fields (Ret, CmdList count, ContinueFlag,
+/// the SyncKey buffer, Status; under 100 bytes), rounded up.
+pub const PAGE_OVERHEAD: u32 = 512;
+
+/// Bytes of messages ([`crate::net::store::wire_len`]) one sync page may
+/// carry so that its answer fits a frame of `max_frame_len` and of the
+/// shared limit, [`DEFAULT_MAX_FRAME_LEN`], whichever is smaller. A
+/// message over this can never be delivered: the server refuses it when it
+/// is sent.
+pub fn page_bytes(max_frame_len: u32) -> usize {
+    max_frame_len
+        .min(DEFAULT_MAX_FRAME_LEN)
+        .saturating_sub(PAGE_OVERHEAD) as usize
+}
 
 /// Room made in the read buffer when it runs short.
 const READ_CHUNK: usize = 8 << 10;

@@ -37,6 +37,8 @@ pub mod ret {
     /// A web login confirmation names no pending login (unknown, expired,
     /// or for another user).
     pub const NO_SUCH_LOGIN: i32 = -12;
+    /// A message too large for any sync page to carry: refused, not stored.
+    pub const TOO_LARGE: i32 = -13;
 }
 
 /// A message as a client shows it.

@@ -30,9 +30,11 @@ use crate::body::messages::{
     NewSendMsgResponse, NewSyncRequest, NewSyncResponse, SkBuiltinBuffer, SkBuiltinString,
 };
 use crate::body::synckey::{KeyMap, SyncKey};
+use crate::net::frame::page_bytes;
 use crate::net::messages::{ret, IdentifyExt, IdentifyReply};
 use crate::net::store::{
-    Committer, Device, NewMessage, Sent, Store, StoreError, StoredMessage, SyncPage, UserId,
+    wire_len, Committer, Device, NewMessage, PageLimit, Sent, Store, StoreError, StoredMessage,
+    SyncPage, UserId,
 };
 pub(super) use crate::net::unix_now;
 use crate::net::{CMDID_ADDMSG, KEY_MESSAGES, MSG_TYPE_TEXT};
@@ -107,6 +109,15 @@ impl Service {
     pub(super) fn log(&self, e: Event) {
         if let Some(log) = &self.config.log {
             log(&e);
+        }
+    }
+
+    /// What one sync page may carry (every link): `page_size` entries and
+    /// the bytes that fit the frame limit ([`page_bytes`]).
+    pub(super) fn page_limit(&self) -> PageLimit {
+        PageLimit {
+            entries: self.config.page_size.max(1),
+            bytes: page_bytes(self.config.max_frame_len),
         }
     }
 
@@ -314,7 +325,7 @@ impl Service {
         let presented = position(&key.to_map());
         let wants_messages = req.selector.is_none_or(|sel| sel & 0x2 != 0);
         let device = device.to_owned();
-        let limit = self.config.page_size.max(1);
+        let limit = self.page_limit();
         let page = with_store(&self.store, move |st| {
             if wants_messages {
                 st.sync(user, &device, presented, limit)
@@ -383,6 +394,12 @@ impl Service {
             })
             .collect();
         let (results, wake) = self.send_messages(from, device, outgoing).await?;
+        // A refusal's reason goes in the BaseResponse (an item has only
+        // its Ret); the request as a whole was handled.
+        let why = results
+            .iter()
+            .find_map(|r| r.as_ref().err().map(|f| f.error.clone()))
+            .unwrap_or_default();
         let list: Vec<MicroMsgResponseNew> = req
             .list
             .iter()
@@ -404,13 +421,13 @@ impl Service {
                         resp.new_msg_id = Some(sent.msg_id);
                         resp.create_time = Some(sent.create_time as u32);
                     }
-                    Err(ret) => resp.ret = Some(ret),
+                    Err(f) => resp.ret = Some(f.ret),
                 }
                 resp
             })
             .collect();
         let resp = NewSendMsgResponse {
-            base_response: Some(BaseResponse::error(0, "")),
+            base_response: Some(BaseResponse::error(0, why)),
             count: Some(list.len() as u32),
             list,
         };
@@ -419,28 +436,42 @@ impl Service {
 
     /// Stores messages sent from `device` of `from` (committed when this
     /// returns; a ClientMsgId the sender already used gives the original
-    /// message): per item the stored message or the Ret code of why not
-    /// (unknown recipient), and whom to push to.
+    /// message): per item the stored message or why not (an unknown
+    /// recipient; a message larger than one sync page can carry, which
+    /// could never be delivered), and whom to push to.
     pub(super) async fn send_messages(
         &self,
         from: UserId,
         device: &str,
         items: Vec<Outgoing>,
-    ) -> Result<(Vec<Result<Sent, i32>>, Wake), Failure> {
+    ) -> Result<(Vec<Result<Sent, Failure>>, Wake), Failure> {
         let auto = self.config.auto_register;
         let now = unix_now();
         let from_device = device.to_owned();
+        let page = page_bytes(self.config.max_frame_len);
         // (result, recipient to push to when the message is new)
         let results = with_store(&self.store, move |st| {
+            let from_name = st.user_name(from)?.unwrap_or_default();
             let mut out = Vec::with_capacity(items.len());
             for item in items {
+                let size = wire_len(
+                    &from_name,
+                    &item.to,
+                    &item.content,
+                    item.client_msg_id.as_deref(),
+                );
+                if size > page {
+                    out.push((Err(too_large(size, page)), None));
+                    continue;
+                }
                 let to = if IdentifyExt::valid_user(&item.to) {
                     st.user(&item.to, auto)?
                 } else {
                     None
                 };
                 let Some(to) = to else {
-                    out.push((Err(ret::BAD_RECIPIENT), None));
+                    let why = format!("unknown recipient {:?}", item.to);
+                    out.push((Err(Failure::new(ret::BAD_RECIPIENT, why)), None));
                     continue;
                 };
                 let sent = st.send(&NewMessage {
@@ -486,6 +517,19 @@ impl Service {
             self.push(to, None);
         }
     }
+}
+
+/// The refusal of a message of `size` bytes ([`wire_len`]) when a page
+/// carries `page`.
+fn too_large(size: usize, page: usize) -> Failure {
+    Failure::new(
+        ret::TOO_LARGE,
+        format!(
+            "message too large: {size} bytes with its names and fields, over the {page} bytes \
+             one sync page can carry (pages fit the frame limit clients read); \
+             not stored: send it in parts"
+        ),
+    )
 }
 
 /// A device's mailbox position in its SyncKey's keys (0 when it has no

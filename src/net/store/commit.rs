@@ -11,7 +11,6 @@ use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
-use super::view::View;
 use super::{Store, StoreError};
 
 /// Savepoint of one operation inside a batch.
@@ -39,7 +38,7 @@ impl Store {
         };
         self.in_op = outer;
         if r.is_err() {
-            self.view = View::default();
+            self.view.reset();
             self.exec_cached(OP_ROLLBACK, "rolling back a failed operation")?;
         }
         self.exec_cached(OP_RELEASE, "releasing an operation's savepoint")?;
@@ -53,7 +52,7 @@ impl Store {
     ) -> Result<T, StoreError> {
         let r = self.in_savepoint(f);
         if r.is_err() {
-            self.view = View::default();
+            self.view.reset();
             if !self.conn.is_autocommit() {
                 let _ = self.conn.execute_batch("ROLLBACK");
             }
@@ -77,7 +76,7 @@ impl Store {
             r = self.exec_cached("COMMIT", "committing a batch");
         }
         if r.is_err() {
-            self.view = View::default();
+            self.view.reset();
             if !self.conn.is_autocommit() {
                 // Best effort: the error to report is the first one.
                 let _ = self.conn.execute_batch("ROLLBACK");

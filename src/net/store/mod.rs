@@ -27,12 +27,18 @@
 //! send or a sync runs few statements: user names and uins, each mailbox's
 //! last position, the confirmed position of devices, and the last
 //! [`TAIL_CAP`] entries of each mailbox that not every device seen has
-//! confirmed (a sync that starts inside them is answered without reading
-//! SQLite). It is loaded lazily from the
-//! database, bounded ([`VIEW_ENTRIES`], [`VIEW_USERS`]), and thrown away
-//! whenever a statement, an operation or a batch fails (it is rebuilt from
-//! what was really committed). This connection must be the database's only
-//! writer, which the server's single writer thread guarantees.
+//! confirmed (a sync that starts inside them reads no mailbox rows). It is
+//! loaded lazily from the database and bounded in entries
+//! ([`VIEW_ENTRIES`], [`VIEW_USERS`]) and in bytes: message bodies stay in
+//! it within a byte budget ([`VIEW_BYTES`]), the oldest dropped first and
+//! read from SQLite when a page needs them. It is thrown away whenever a
+//! statement, an operation or a batch fails (it is rebuilt from what was
+//! really committed). This connection must be the database's only writer,
+//! which the server's single writer thread guarantees.
+//!
+//! Pages: a sync answer is one page, capped in entries and in bytes
+//! ([`PageLimit`], at least one message), and only the page's messages
+//! are read: nothing is built whole.
 //!
 //! Group commit: a [`Committer`] is one writer thread in front of the
 //! store. Callers submit operations; the thread takes everything queued,
@@ -43,9 +49,12 @@
 //!
 //! ```text
 //! mod.rs     Store: the public API (users, devices, send, sync, confirm, pending), atomic()
-//! model.rs   the types it takes and gives (UserId, Device, NewMessage, Sent, StoredMessage, SyncPage)
+//! model.rs   the types it takes and gives (UserId, Device, NewMessage, Sent, StoredMessage,
+//!            SyncPage, PageLimit) and wire_len, the size pages are capped in
+//! page.rs    one sync page: entries from the view's tail or SQLite, capped, then their messages
 //! sql.rs     the schema, its version and upgrade, opening, the shared statements and row readers
-//! view.rs    the in-memory view and the write-through steps that keep it and SQLite alike
+//! view.rs    the in-memory view (bounded in entries and body bytes) and the write-through
+//!            steps that keep it and SQLite alike
 //! commit.rs  the group-commit writer thread (Committer), batches and savepoints, checkpoints
 //! ```
 
@@ -53,18 +62,26 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{params, Connection, OptionalExtension};
 
+mod check;
 mod commit;
 mod model;
+mod page;
+mod repair;
 mod sql;
 mod view;
 
 #[cfg(test)]
 mod tests;
 
+pub use check::{CheckReport, Counts, MARKER_FILE};
 pub use commit::{BatchStats, Committer, MAX_BATCH};
-pub use model::{Device, NewMessage, Sent, StoredMessage, SyncPage, UserId};
+pub use model::{
+    wire_len, Device, NewMessage, PageLimit, Sent, StoredMessage, SyncPage, UserId,
+    MESSAGE_OVERHEAD,
+};
+pub use repair::{RepairReport, PROBE_MISSES};
 pub use sql::DB_FILE;
-pub use view::{TAIL_CAP, VIEW_ENTRIES, VIEW_USERS};
+pub use view::{TAIL_CAP, VIEW_BYTES, VIEW_ENTRIES, VIEW_USERS};
 
 use sql::{device_row, message_row, MESSAGE_COLUMNS, MESSAGE_JOIN, SCHEMA_VERSION};
 use view::{confirm, mailbox, name_of, send, View};
@@ -97,6 +114,34 @@ pub enum StoreError {
     /// The writer thread is gone (the server is stopping).
     #[error("store: the writer thread has stopped")]
     WriterGone,
+    /// A mailbox names a message the messages table does not have.
+    #[error("store: message {0} is in a mailbox but not stored (the store is damaged: run `syncscope serve --check`)")]
+    MissingMessage(u64),
+    /// The data directory held a store (its marker, or a WAL with data,
+    /// says so) and the database is missing or empty.
+    #[error("store: {} is {what}, but {} shows this directory held a store: its data is not there. Nothing was written. Restore the directory from a backup; to start an empty store instead, move the directory aside", path.display(), evidence.display())]
+    Lost {
+        path: PathBuf,
+        /// The marker, or the WAL with data.
+        evidence: PathBuf,
+        what: &'static str,
+    },
+    /// The database failed its start-up check.
+    #[error("{}", check::damaged_message(.path, .problems))]
+    Damaged {
+        path: PathBuf,
+        problems: Vec<String>,
+    },
+    /// `--repair` could not, or had nothing to do.
+    #[error("store: repair: {0}")]
+    Repair(String),
+    /// The data directory's marker could not be written.
+    #[error("cannot write {}: {source}", path.display())]
+    Marker {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     /// The database was written by a newer syncscope.
     #[error("store: schema version {0} is newer than this syncscope's ({SCHEMA_VERSION}); use a newer syncscope or another --data directory")]
     Version(i64),
@@ -126,6 +171,14 @@ pub struct Store {
 }
 
 impl Store {
+    /// Sets the byte budget of the message bodies the in-memory view holds
+    /// ([`VIEW_BYTES`] by default); bodies past it are read from SQLite
+    /// when a page needs them.
+    pub fn set_view_budget(&mut self, bytes: usize) {
+        self.view.budget = bytes;
+        self.view.trim();
+    }
+
     /// The database file (`None` in memory).
     pub fn path(&self) -> Option<&Path> {
         self.path.as_deref()
@@ -232,64 +285,23 @@ impl Store {
 
 impl Store {
     /// One newsync: the device presents mailbox position `presented` (from
-    /// its SyncKey), which confirms everything up to it; the page holds up
-    /// to `limit` entries after what the device confirmed. A position past
-    /// the mailbox's end (a key this store never issued, e.g. after a
+    /// its SyncKey), which confirms everything up to it; the page holds the
+    /// entries after what the device confirmed, up to `limit` (in entries,
+    /// and in bytes: at least one message whatever its size). A position
+    /// past the mailbox's end (a key this store never issued, e.g. after a
     /// `--memory` restart) is taken as the end.
     pub fn sync(
         &mut self,
         user: UserId,
         device: &str,
         presented: u64,
-        limit: usize,
+        limit: impl Into<PageLimit>,
     ) -> Result<SyncPage, StoreError> {
-        let (from, rows) = self.atomic(|tx, view| {
+        let limit = limit.into();
+        let (messages, next_seq, more) = self.atomic(|tx, view| {
             let from = confirm(tx, view, user, device, presented)?;
-            let mb = mailbox(tx, view, user)?;
-            if from >= mb.base {
-                // Inside the tail: no read.
-                let rows = mb
-                    .tail
-                    .iter()
-                    .skip_while(|e| e.seq <= from)
-                    .take(limit.saturating_add(1))
-                    .map(|e| (e.message.clone(), e.seq, e.origin.clone()))
-                    .collect::<Vec<_>>();
-                return Ok((from, rows));
-            }
-            let mut st = tx
-                .prepare_cached(&format!(
-                    "SELECT {MESSAGE_COLUMNS}, b.seq, b.origin_device
-                     FROM mailbox b JOIN {MESSAGE_JOIN}
-                     WHERE m.msg_id = b.msg_id AND b.user_id = ?1 AND b.seq > ?2
-                     ORDER BY b.seq LIMIT ?3"
-                ))
-                .ctx("preparing a sync")?;
-            let rows = st
-                .query_map(
-                    params![user, from as i64, limit.saturating_add(1) as i64],
-                    |r| {
-                        Ok((
-                            message_row(r)?,
-                            r.get::<_, i64>(8)? as u64,
-                            r.get::<_, Option<String>>(9)?,
-                        ))
-                    },
-                )
-                .ctx("reading a mailbox")?
-                .collect::<Result<Vec<_>, _>>()
-                .ctx("reading a mailbox")?;
-            Ok((from, rows))
+            page::page(tx, view, user, device, from, limit)
         })?;
-        let more = rows.len() > limit;
-        let mut next_seq = from;
-        let mut messages = Vec::new();
-        for (m, seq, origin) in rows.into_iter().take(limit) {
-            next_seq = seq;
-            if origin.as_deref() != Some(device) {
-                messages.push(m);
-            }
-        }
         Ok(SyncPage {
             messages,
             next_seq,
@@ -363,7 +375,7 @@ impl Store {
         self.exec_cached("SAVEPOINT store_op", "starting a savepoint")?;
         let r = f(&self.conn, &mut self.view);
         if r.is_err() {
-            self.view = View::default();
+            self.view.reset();
             // If even the rollback fails, the savepoint stays open (not
             // released, so not committed) and the error is reported.
             self.exec_cached("ROLLBACK TO store_op", "rolling back a savepoint")?;

@@ -49,6 +49,62 @@ pub struct StoredMessage {
     pub create_time: u64,
 }
 
+/// Bytes a message's fixed fields take at most in a long-link sync
+/// answer, beyond its strings ([`wire_len`]): the CmdItem and AddMsg tags,
+/// lengths and numbers at their longest varints, and the list entry's tag
+/// and length (117 bytes, rounded up).
+pub const MESSAGE_OVERHEAD: usize = 128;
+
+/// An upper bound of the bytes a message takes in a long-link newsync
+/// answer (its CmdItem in the CmdList, the AddMsg inside): the strings it
+/// carries (sender and recipient names, content, ClientMsgId) and
+/// [`MESSAGE_OVERHEAD`]. Pages are capped in these bytes, and a message
+/// over one page's worth is refused when it is sent.
+pub fn wire_len(from: &str, to: &str, content: &str, client_msg_id: Option<&str>) -> usize {
+    MESSAGE_OVERHEAD + from.len() + to.len() + content.len() + client_msg_id.map_or(0, str::len)
+}
+
+impl StoredMessage {
+    /// [`wire_len`] of this message.
+    pub fn wire_len(&self) -> usize {
+        wire_len(
+            &self.from,
+            &self.to,
+            &self.content,
+            self.client_msg_id.as_deref(),
+        )
+    }
+}
+
+/// How much one sync page may carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageLimit {
+    /// Mailbox entries: messages for the device and its own sends, which
+    /// the page skips.
+    pub entries: usize,
+    /// Bytes of the messages for the device, as [`wire_len`] counts them.
+    /// A page holds at least one message whatever its size (ContinueFlag
+    /// says when more follow).
+    pub bytes: usize,
+}
+
+impl PageLimit {
+    /// Up to `entries` entries, and no cap in bytes.
+    pub fn entries(entries: usize) -> PageLimit {
+        PageLimit {
+            entries,
+            bytes: usize::MAX,
+        }
+    }
+}
+
+/// A number alone caps entries ([`PageLimit::entries`]).
+impl From<usize> for PageLimit {
+    fn from(entries: usize) -> PageLimit {
+        PageLimit::entries(entries)
+    }
+}
+
 /// One page of a device's mailbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyncPage {

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::config::DbConfig;
 use rusqlite::{params, Connection, OptionalExtension};
 
+use super::check;
 use super::view::View;
 use super::{Context, Device, Store, StoreError, StoredMessage, UserId};
 
@@ -74,12 +75,15 @@ pub(super) fn message_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredMessa
 }
 
 impl Store {
-    /// Opens (or creates) the store in `dir` (created if missing).
+    /// Opens (or creates) the store in `dir` (created if missing). A
+    /// store that fails its start-up check (check.rs: the marker, SQLite's
+    /// `quick_check`) is refused before anything is written to it.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
         std::fs::create_dir_all(dir).map_err(|source| StoreError::Dir {
             path: dir.to_owned(),
             source,
         })?;
+        check::before_open(dir)?;
         let path = dir.join(DB_FILE);
         let conn = Connection::open(&path).ctx("opening the database file")?;
         // Small pages for a new database (an existing one keeps its own):
@@ -100,7 +104,9 @@ impl Store {
         // batch and are copied back once per checkpoint.
         conn.pragma_update(None, "wal_autocheckpoint", 10_000)
             .ctx("setting wal_autocheckpoint")?;
-        Self::init(conn, Some(path))
+        let store = Self::init(conn, Some(path))?;
+        check::mark(dir)?;
+        Ok(store)
     }
 
     /// A throwaway store in memory.

@@ -199,8 +199,10 @@ fn store_methods_work_alone_and_nested() {
 /// The view answers as the database does: the same operations on two
 /// stores, one of which forgets its view before every call (so it
 /// reads everything from SQLite), give the same results, including
-/// around failed operations (rolled back) and pages longer than the
-/// tail.
+/// around failed operations (rolled back), pages longer than the tail,
+/// pages capped in bytes, and large bodies the view's small byte budget
+/// drops (read back from SQLite). The view's accounting is checked after
+/// every step.
 mod view_model {
     use super::*;
     use proptest::prelude::*;
@@ -211,12 +213,14 @@ mod view_model {
             from: usize,
             to: usize,
             cid: u8,
+            size: usize,
         },
         Sync {
             user: usize,
             device: usize,
             back: u64,
             limit: usize,
+            bytes: usize,
         },
         Pending {
             user: usize,
@@ -224,21 +228,33 @@ mod view_model {
             back: u64,
         },
         /// A send, then a failure in the same operation.
-        FailedSend {
-            from: usize,
-            to: usize,
-            cid: u8,
-        },
+        FailedSend { from: usize, to: usize, cid: u8 },
     }
 
     const DEVICES: [&str; 2] = ["phone", "web"];
+    /// Body sizes: most small, some over the view's budget alone.
+    const SIZES: [usize; 4] = [1, 1, 3_000, 40_000];
+    /// The view's budget in the store that keeps its view.
+    const BUDGET: usize = 32_000;
 
     fn step() -> impl Strategy<Value = Step> {
         prop_oneof![
-            4 => (0..3usize, 0..3usize, any::<u8>())
-                .prop_map(|(from, to, cid)| Step::Send { from, to, cid }),
-            3 => (0..3usize, 0..2usize, 0..(TAIL_CAP as u64 + 8), 1..(TAIL_CAP + 8))
-                .prop_map(|(user, device, back, limit)| Step::Sync { user, device, back, limit }),
+            4 => (0..3usize, 0..3usize, any::<u8>(), 0..SIZES.len())
+                .prop_map(|(from, to, cid, size)| Step::Send { from, to, cid, size: SIZES[size] }),
+            3 => (
+                0..3usize,
+                0..2usize,
+                0..(TAIL_CAP as u64 + 8),
+                1..(TAIL_CAP + 8),
+                prop_oneof![Just(usize::MAX), Just(1usize), 200..50_000usize],
+            )
+                .prop_map(|(user, device, back, limit, bytes)| Step::Sync {
+                    user,
+                    device,
+                    back,
+                    limit,
+                    bytes,
+                }),
             1 => (0..3usize, 0..2usize, 0..(TAIL_CAP as u64 + 8))
                 .prop_map(|(user, device, back)| Step::Pending { user, device, back }),
             1 => (0..3usize, 0..3usize, any::<u8>())
@@ -249,13 +265,19 @@ mod view_model {
     /// Runs one step; `forget` drops the view first.
     fn run(s: &mut Store, users: &[UserId], st: &Step, forget: bool) -> String {
         if forget {
-            s.view = View::default();
+            s.view.reset();
         }
         match *st {
-            Step::Send { from, to, cid } => {
+            Step::Send {
+                from,
+                to,
+                cid,
+                size,
+            } => {
+                let text = format!("{cid:03}").repeat(size.div_ceil(3));
                 format!(
                     "{:?}",
-                    s.send(&msg(users[from], users[to], &cid.to_string(), "x"))
+                    s.send(&msg(users[from], users[to], &cid.to_string(), &text))
                 )
             }
             Step::Sync {
@@ -263,19 +285,36 @@ mod view_model {
                 device,
                 back,
                 limit,
+                bytes,
             } => {
                 let u = users[user];
                 let at = s.last_seq(u).unwrap().saturating_sub(back);
                 if forget {
-                    s.view = View::default();
+                    s.view.reset();
                 }
-                format!("{:?}", s.sync(u, DEVICES[device], at, limit))
+                let limit = PageLimit {
+                    entries: limit,
+                    bytes,
+                };
+                match s.sync(u, DEVICES[device], at, limit) {
+                    // Contents by length and first bytes: short to print.
+                    Ok(p) => format!(
+                        "{:?} {} {}",
+                        p.messages
+                            .iter()
+                            .map(|m| (m.msg_id, m.content.len(), m.content.get(..3)))
+                            .collect::<Vec<_>>(),
+                        p.next_seq,
+                        p.more
+                    ),
+                    Err(e) => format!("{e:?}"),
+                }
             }
             Step::Pending { user, device, back } => {
                 let u = users[user];
                 let at = s.last_seq(u).unwrap().saturating_sub(back);
                 if forget {
-                    s.view = View::default();
+                    s.view.reset();
                 }
                 format!("{:?}", s.pending(u, DEVICES[device], at))
             }
@@ -295,6 +334,7 @@ mod view_model {
         #[test]
         fn view_matches_the_database(steps in proptest::collection::vec(step(), 1..160)) {
             let mut with = Store::memory().unwrap();
+            with.set_view_budget(BUDGET);
             let mut without = Store::memory().unwrap();
             let mut users = Vec::new();
             for name in ["alice", "bob", "carol"] {
@@ -311,6 +351,7 @@ mod view_model {
                 let a = run(&mut with, &users, st, false);
                 let b = run(&mut without, &users, st, true);
                 prop_assert_eq!(a, b, "step {} {:?}", i, st);
+                check_accounting(&with.view, BUDGET);
             }
             for &u in &users {
                 for d in DEVICES {
@@ -322,6 +363,102 @@ mod view_model {
             }
         }
     }
+}
+
+/// The view's counters are what its tails hold, its bodies within
+/// `budget`, and the list of held bodies compact.
+fn check_accounting(v: &View, budget: usize) {
+    let mut entries = 0;
+    let mut bodies = 0;
+    let mut bytes = 0;
+    for mb in v.mailboxes.values() {
+        entries += mb.tail.len();
+        for (i, e) in mb.tail.iter().enumerate() {
+            assert_eq!(e.seq, mb.base + 1 + i as u64, "a tail is contiguous");
+            if let Some(b) = &e.body {
+                bodies += 1;
+                bytes += view::body_cost(b);
+                assert_eq!(e.size, b.wire_len());
+            }
+        }
+        assert_eq!(mb.tail.back().map_or(mb.base, |e| e.seq), mb.last_seq);
+    }
+    assert_eq!(
+        (v.entries, v.bodies, v.bytes),
+        (entries, bodies, bytes),
+        "counters"
+    );
+    assert!(v.bytes <= budget, "{} bytes held, budget {budget}", v.bytes);
+    assert!(v.held_len() <= 2 * v.bodies + 65, "{}", v.held_len());
+}
+
+/// Many large messages to users who never read them: the bodies the view
+/// holds stay within its budget, and every message is still delivered
+/// whole (read back from SQLite), a page at a time.
+#[test]
+fn large_bodies_stay_within_the_view_budget() {
+    const BUDGET: usize = 1 << 20;
+    let mut s = Store::memory().unwrap();
+    s.set_view_budget(BUDGET);
+    let a = s.user("alice", true).unwrap().unwrap();
+    s.register_device(a, "phone").unwrap();
+    let users: Vec<UserId> = (0..20)
+        .map(|i| s.user(&format!("u{i}"), true).unwrap().unwrap())
+        .collect();
+    for &u in &users {
+        s.register_device(u, "phone").unwrap();
+    }
+    let mut peak = 0;
+    for i in 0..200usize {
+        let text = format!("{i:04}").repeat(25_000); // 100 KB
+        s.send(&msg(a, users[i % users.len()], &i.to_string(), &text))
+            .unwrap();
+        check_accounting(&s.view, BUDGET);
+        peak = peak.max(s.view.bytes);
+    }
+    // The budget was used, not just left empty.
+    assert!(peak > BUDGET / 2, "peak {peak}");
+    // 20 MB sent; the view holds at most 1 MiB of it.
+    for (n, &u) in users.iter().enumerate() {
+        let mut at = 0;
+        let mut got = Vec::new();
+        loop {
+            let limit = PageLimit {
+                entries: 100,
+                bytes: 250_000,
+            };
+            let p = s.sync(u, "phone", at, limit).unwrap();
+            assert!(p.messages.len() <= 2, "{}", p.messages.len());
+            got.extend(p.messages.iter().map(|m| m.content.clone()));
+            at = p.next_seq;
+            check_accounting(&s.view, BUDGET);
+            if !p.more {
+                break;
+            }
+        }
+        let want: Vec<String> = (0..200)
+            .filter(|i| i % users.len() == n)
+            .map(|i| format!("{i:04}").repeat(25_000))
+            .collect();
+        assert_eq!(got, want, "user {n}");
+    }
+    // A body over the whole budget is not held at all.
+    for cid in ["big1", "big2"] {
+        s.send(&msg(a, users[0], cid, &"b".repeat(BUDGET + 1)))
+            .unwrap();
+        check_accounting(&s.view, BUDGET);
+    }
+    // Whatever the byte cap, a page has one message.
+    let one = PageLimit {
+        entries: 100,
+        bytes: 1,
+    };
+    let before = s.last_seq(users[0]).unwrap() - 2;
+    let p = s.sync(users[0], "phone", before, one).unwrap();
+    assert_eq!((p.messages.len(), p.more), (1, true));
+    assert_eq!(p.messages[0].client_msg_id.as_deref(), Some("big1"));
+    let p = s.sync(users[0], "phone", p.next_seq, one).unwrap();
+    assert_eq!((p.messages.len(), p.more), (1, false));
 }
 
 #[test]

@@ -10,6 +10,7 @@ use super::*;
 use crate::body::messages::{ManualAuthRequest, ManualAuthResponse, NewSyncRequest};
 use crate::net::messages::IdentifyReply;
 use crate::net::store::Store;
+use crate::net::store::StoredMessage;
 use crate::proto::commands::{response, IDENTIFY, NEWSENDMSG, NEWSYNC, NOOP};
 
 pub(in crate::net::server) fn peer() -> SocketAddr {
@@ -238,6 +239,102 @@ async fn newsync_pages_and_key() {
         .await
         .expect("newsync");
     assert_eq!(page(&a.body), (vec![], 1, 2));
+}
+
+/// [`wire_len`] bounds what a message takes in a newsync answer, at the
+/// longest varints and names.
+#[test]
+fn wire_len_bounds_the_encoded_item() {
+    for len in [0usize, 1, 127, 128, 16_383, 16_384, 2_097_152] {
+        for (id, n) in [(1u64, 1u32), (u64::MAX, u32::MAX)] {
+            let m = StoredMessage {
+                msg_id: id,
+                from: "f".repeat(64),
+                from_device: "d".repeat(64),
+                to: "t".repeat(len % 65),
+                client_msg_id: Some(u64::MAX.to_string()),
+                msg_type: n,
+                content: "\u{e9}".repeat(len / 2),
+                create_time: u64::from(n),
+            };
+            let item = CmdItem {
+                cmd_id: Some(CMDID_ADDMSG),
+                cmd_buf: Some(SkBuiltinBuffer::new(add_msg(&m).encode_to_vec())),
+            };
+            let in_list = CmdList {
+                count: None,
+                list: vec![item],
+            }
+            .encoded_len();
+            assert!(in_list <= m.wire_len(), "{len} {id}: {in_list}");
+        }
+    }
+}
+
+/// Pages are capped in bytes so each answer fits the frame limit, and a
+/// message no page could carry is refused with why.
+#[tokio::test]
+async fn newsync_pages_fit_the_frame_limit() {
+    const FRAME: u32 = 4096;
+    let (s, _) = service(|c| c.max_frame_len = FRAME);
+    let page_bytes = crate::net::frame::page_bytes(FRAME);
+    // Content that makes a message (bob to alice, a 2-digit id) one page.
+    let largest = page_bytes - crate::net::store::MESSAGE_OVERHEAD - 3 - 5 - 2;
+    let (mut bob, _) = identified(&s, "bob", "phone").await;
+    let lens = [3000, 100, 1600, 1600, largest, 0, 50, largest, 10];
+    for (i, len) in lens.into_iter().enumerate() {
+        let a = s
+            .apply(
+                &mut bob,
+                NEWSENDMSG,
+                &send_body("alice", &"x".repeat(len), 10 + i as u64),
+            )
+            .await
+            .expect("newsendmsg");
+        let r = NewSendMsgResponse::decode(a.body.as_slice()).expect("NewSendMsgResponse");
+        assert_eq!(r.list[0].ret, Some(0), "{len}");
+    }
+    let a = s
+        .apply(
+            &mut bob,
+            NEWSENDMSG,
+            &send_body("alice", &"x".repeat(largest + 1), 99),
+        )
+        .await
+        .expect("newsendmsg");
+    let r = NewSendMsgResponse::decode(a.body.as_slice()).expect("NewSendMsgResponse");
+    assert_eq!(r.list[0].ret, Some(ret::TOO_LARGE));
+    let why = r.base_response.expect("BaseResponse");
+    assert!(why.message().contains("too large"), "{}", why.message());
+    let (mut alice, _) = identified(&s, "alice", "phone").await;
+    let (mut at, mut got, mut pages) = (0, Vec::new(), Vec::new());
+    loop {
+        let a = s
+            .apply(&mut alice, NEWSYNC, &sync_body(at, None))
+            .await
+            .expect("newsync");
+        assert!(a.body.len() + 16 <= FRAME as usize, "{}", a.body.len());
+        let (texts, more, next) = page(&a.body);
+        assert!(!texts.is_empty());
+        pages.push(texts.iter().map(String::len).collect::<Vec<_>>());
+        got.extend(texts.into_iter().map(|t| t.len()));
+        at = next;
+        if more == 0 {
+            break;
+        }
+    }
+    assert_eq!(got, lens);
+    assert_eq!(
+        pages,
+        [
+            vec![3000, 100],
+            vec![1600, 1600],
+            vec![largest],
+            vec![0, 50],
+            vec![largest],
+            vec![10]
+        ]
+    );
 }
 
 #[tokio::test]

@@ -632,7 +632,7 @@ impl Web<'_, '_> {
         // Key 0 (or any key before the session's webwxinit) starts at the
         // webwxinit: a session gets what came after it.
         let presented = position(&keys).max(s.floor.load(Ordering::Relaxed));
-        let (user, limit) = (s.user, self.service.config.page_size.max(1));
+        let (user, limit) = (s.user, self.service.page_limit());
         let page = with_store(&self.service.store, move |st| {
             st.sync(user, WEB_DEVICE, presented, limit)
         })
@@ -708,6 +708,7 @@ impl Web<'_, '_> {
             .map_err(|f| http(500, f.ret, f.error))?;
         let mut reply = match results.pop() {
             Some(Ok(sent)) => answer(0, "", sent.msg_id.to_string()),
+            Some(Err(f)) if f.ret != ret::BAD_RECIPIENT => answer(f.ret, &f.error, String::new()),
             _ => answer(
                 ret::BAD_RECIPIENT,
                 &format!("unknown recipient {to_web:?}"),
