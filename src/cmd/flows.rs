@@ -38,10 +38,11 @@ pub struct Args {
     /// Close out an open connection after this many seconds without packets (capture time).
     #[arg(long, default_value_t = 600, value_name = "SECS")]
     pub idle_timeout: i64,
-    /// Out-of-order bytes held per direction before a hole is given up as a gap.
+    /// Out-of-order data held per direction before a hole is given up as a gap (each
+    /// segment counts its bytes plus 64).
     #[arg(long, default_value_t = 8 << 20, value_name = "BYTES")]
     pub max_buffer: usize,
-    /// Out-of-order bytes held over all connections.
+    /// Out-of-order data held over all connections (counted the same way).
     #[arg(long, default_value_t = 256 << 20, value_name = "BYTES")]
     pub max_buffer_total: usize,
     /// Connections tracked at once; beyond it the least recently active is closed out

@@ -14,4 +14,6 @@ pub mod seq;
 pub mod stream;
 
 pub use seq::SeqNumber;
-pub use stream::{Anomaly, Budget, Config, Event, GapReason, HalfStream, Segment, Stats};
+pub use stream::{
+    Anomaly, Budget, Config, Event, GapReason, HalfStream, Segment, Stats, SEGMENT_OVERHEAD,
+};
