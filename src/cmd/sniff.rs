@@ -285,18 +285,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
     // The frames went to stdout; the report follows them there after an
     // empty line, or goes to stderr when stdout holds NDJSON.
-    let text = report::table::analyze(&report);
     {
         let mut o = out.borrow_mut();
         match format {
             Format::Ndjson if !args.quiet => {
                 o.flush()?;
-                eprint!("{text}");
+                report::table::analyze(&report, &mut io::stderr().lock())?;
             }
             Format::Ndjson => {}
             _ => {
                 writeln!(o)?;
-                o.write_all(text.as_bytes())?;
+                report::table::analyze(&report, &mut *o)?;
             }
         }
         o.flush()?;

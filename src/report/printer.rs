@@ -71,8 +71,8 @@ pub trait Record: Serialize + Clone {
     /// Puts the records of a run in the order the table and the JSON
     /// document list them (NDJSON keeps the order they came in).
     fn sort(_records: &mut [Self]) {}
-    /// The `--format table` text of a whole run, with its final newline.
-    fn table(records: &[Self]) -> String;
+    /// Writes the `--format table` text of a whole run, with its final newline.
+    fn table(records: &[Self], out: &mut dyn Write) -> io::Result<()>;
     /// The `--format json` document of a whole run, with its final newline.
     /// The default is a pretty-printed array.
     fn json(records: &[Self], out: &mut dyn Write) -> io::Result<()> {
@@ -188,7 +188,7 @@ impl<W: Write, T: Record> Printer<T> for Document<W, T> {
         let mut records = std::mem::take(&mut self.records);
         T::sort(&mut records);
         match self.whole {
-            Whole::Table => self.out.write_all(T::table(&records).as_bytes())?,
+            Whole::Table => T::table(&records, &mut self.out)?,
             Whole::Json => T::json(&records, &mut self.out)?,
         }
         self.out.flush()

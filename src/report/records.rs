@@ -54,8 +54,8 @@ impl Row for FrameRecord {
 
 /// `sync`: the timelines; the JSON document is `{"sessions": [...]}`.
 impl Record for Session {
-    fn table(records: &[Self]) -> String {
-        table::sessions(records)
+    fn table(records: &[Self], out: &mut dyn Write) -> io::Result<()> {
+        out.write_all(table::sessions(records).as_bytes())
     }
 
     /// Through `serde_json::Value`, whose maps sort their keys: the
@@ -74,8 +74,11 @@ impl Record for Session {
 
 /// `analyze`: one report per run, as text sections or one JSON document.
 impl Record for Report {
-    fn table(records: &[Self]) -> String {
-        records.iter().map(table::analyze).collect()
+    fn table(records: &[Self], out: &mut dyn Write) -> io::Result<()> {
+        for r in records {
+            table::analyze(r, out)?;
+        }
+        Ok(())
     }
 
     fn json(records: &[Self], out: &mut dyn Write) -> io::Result<()> {

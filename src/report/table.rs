@@ -1,6 +1,10 @@
 //! Terminal tables (the only user of comfy-table).
 
+use std::io;
+
 use comfy_table::{presets::UTF8_FULL_CONDENSED, ContentArrangement, Table};
+
+use super::grid::{clean, Widths};
 
 use super::flows::FlowRow;
 
@@ -136,7 +140,11 @@ fn roles_label(by: crate::analyze::RolesBy) -> &'static str {
 }
 
 /// The `analyze` report as text sections.
-pub fn analyze(r: &crate::analyze::Report) -> String {
+///
+/// The connections table (one row per connection: a million on a SYN
+/// scan) is drawn a row at a time ([`Widths`]), the other sections with
+/// comfy-table.
+pub fn analyze(r: &crate::analyze::Report, out: &mut dyn io::Write) -> io::Result<()> {
     use std::fmt::Write;
     let mut s = String::new();
     let proto = |p: Option<crate::detect::Protocol>| p.map_or("-", |p| p.as_str()).to_owned();
@@ -171,8 +179,7 @@ pub fn analyze(r: &crate::analyze::Report) -> String {
     if inferred {
         header.push("roles");
     }
-    let mut t = table(header);
-    for c in &r.connections {
+    let row = |c: &crate::analyze::ConnRow| {
         let mut row = vec![
             c.id.to_string(),
             c.client.clone(),
@@ -188,13 +195,29 @@ pub fn analyze(r: &crate::analyze::Report) -> String {
         if inferred {
             row.push(c.roles.map_or("", roles_label).to_owned());
         }
-        t.add_row(row);
+        row.iter()
+            .map(|c| clean(c).into_owned())
+            .collect::<Vec<_>>()
+    };
+    out.write_all(s.as_bytes())?;
+    s.clear();
+    let mut widths = Widths::of_header(&header);
+    for c in &r.connections {
+        widths.fit(&row(c));
     }
+    let mut w = io::BufWriter::new(&mut *out);
+    widths.head(&mut w, &header)?;
+    for c in &r.connections {
+        widths.row(&mut w, &row(c))?;
+    }
+    widths.foot(&mut w)?;
+    io::Write::flush(&mut w)?;
+    drop(w);
     if inferred {
-        let _ = writeln!(s, "{t}");
+        let _ = writeln!(s);
         let _ = writeln!(s, "{ROLES_LEGEND}\n");
     } else {
-        let _ = writeln!(s, "{t}\n");
+        let _ = writeln!(s, "\n");
     }
 
     if !r.commands.is_empty() {
@@ -388,7 +411,7 @@ pub fn analyze(r: &crate::analyze::Report) -> String {
             let _ = writeln!(s, "({more} more; --format json lists all)");
         }
     }
-    s
+    out.write_all(s.as_bytes())
 }
 
 /// `kind count, kind count` of a per-kind tally.
