@@ -128,3 +128,17 @@ print_rows() {
     local r
     for r in "$@"; do echo "$r"; done
 }
+
+# run LABEL CMD...: runs CMD (output discarded) under /usr/bin/time and prints
+# one row: label, wall seconds, peak RSS in MiB ("failed" when CMD fails).
+# Needs TIME_FILE (a scratch file) set by the caller.
+run() {
+    local label=$1
+    shift
+    if /usr/bin/time -o "$TIME_FILE" -f '%e %M' "$@" > /dev/null 2>&1; then
+        read -r e m < "$TIME_FILE"
+        printf '%-40s %8.2f s %9.1f MiB\n' "$label" "$e" "$(awk -v m="$m" 'BEGIN { print m / 1024 }')"
+    else
+        printf '%-40s failed\n' "$label"
+    fi
+}

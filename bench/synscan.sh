@@ -52,17 +52,6 @@ PY
 fi
 cat "$FILE" > /dev/null
 
-run() {
-    local label=$1
-    shift
-    if /usr/bin/time -o "$TIME_FILE" -f '%e %M' "$@" > /dev/null 2>&1; then
-        read -r e m < "$TIME_FILE"
-        printf '%-40s %8.2f s %9.1f MiB\n' "$label" "$e" "$(awk -v m="$m" 'BEGIN { print m / 1024 }')"
-    else
-        printf '%-40s failed\n' "$label"
-    fi
-}
-
 echo "file: $FILE ($SYN_COUNT SYN-only connections, $(stat -c %s "$FILE") bytes)"
 run "syncscope flows --format ndjson" "$SYNCSCOPE" flows "$FILE" --format ndjson -q
 run "syncscope flows --format json" "$SYNCSCOPE" flows "$FILE" --format json -q

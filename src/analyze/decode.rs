@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::{KeyMap, Options};
 use crate::body::identify::Identify;
-use crate::body::messages::{lenient, NewSyncRequest, NewSyncResponse};
+use crate::body::messages::{NewSyncRequest, NewSyncResponse};
 use crate::body::protobuf::{decode_raw, to_json, Blob, SchemaError, Schemas};
 use crate::capture::Timestamp;
 use crate::proto::business::{self, BusinessHeader, Outcome, MAGIC};
@@ -86,6 +86,7 @@ impl SyncKeySource {
 named!(SyncKeySource);
 
 /// A decoded body and what trackers need from it.
+#[derive(Default)]
 pub struct Decoded {
     pub value: Value,
     /// A SyncKey the body carries, and the message it is in.
@@ -147,14 +148,7 @@ pub fn tracker_needs_body(h: &Header) -> bool {
 /// Decodes a long-link frame body. Without `want_value` only what the
 /// trackers need (SyncKeys, uin, MsgIds, the business summary) is worked out.
 pub fn decode(opts: &Options, h: &Header, body: &[u8], want_value: bool) -> Decoded {
-    let mut d = Decoded {
-        value: Value::Null,
-        synckey: None,
-        business: None,
-        uin: None,
-        device: None,
-        msg_ids: Vec::new(),
-    };
+    let mut d = Decoded::default();
     if h.cmd == IDENTIFY && h.seq == SEQ_IDENTIFY {
         if let Ok(id) = Identify::decode(body) {
             d.synckey = Some((SyncKeySource::LonglinkIdentify, id.synckey.to_map()));
@@ -264,30 +258,15 @@ pub fn newsync_facts(
     is_response: bool,
 ) -> (Option<(SyncKeySource, KeyMap)>, Vec<String>) {
     let source = SyncKeySource::newsync(is_response);
-    let field = source.keybuf_field().expect("newsync has a KeyBuf field");
-    let ids = if is_response {
-        lenient::newsync_response_msg_ids(msg)
-    } else {
-        Vec::new()
-    };
-    (
-        lenient::keybuf_synckey(msg, field).map(|k| (source, k)),
-        ids,
-    )
+    let (key, ids) = crate::body::messages::scan::whole(msg, is_response);
+    (key.map(|k| (source, k)), ids)
 }
 
 /// What [`decode`] finds without `want_value` in a plain-protobuf newsync
 /// body, from its scan ([`NewSyncScan`](crate::body::messages::scan::NewSyncScan)'s
 /// SyncKey and MsgIds) instead of the body.
 pub fn scanned_newsync(is_response: bool, (key, ids): (Option<KeyMap>, Vec<String>)) -> Decoded {
-    let mut d = Decoded {
-        value: Value::Null,
-        synckey: None,
-        business: None,
-        uin: None,
-        device: None,
-        msg_ids: Vec::new(),
-    };
+    let mut d = Decoded::default();
     if let Some(k) = key {
         d.synckey = Some((SyncKeySource::newsync(is_response), k));
         d.msg_ids = ids;
@@ -412,6 +391,7 @@ pub fn business(opts: &Options, packet: &[u8], message: Option<&str>) -> Option<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::body::messages::lenient;
     use crate::body::protobuf::{encode_bytes_field, encode_varint_field};
     use crate::body::synckey::SyncKey;
 
