@@ -318,18 +318,7 @@ impl Session {
             )
             .await?;
         let resp: WebLoginConfirmResponse = messages::decode("WebLoginConfirmResponse", &body)?;
-        match base_ret(&resp.base_response) {
-            0 => Ok(()),
-            r => Err(ClientError::Refused {
-                what: "web login confirmation",
-                ret: r,
-                message: resp
-                    .base_response
-                    .as_ref()
-                    .map(|b| b.message().to_owned())
-                    .unwrap_or_default(),
-            }),
-        }
+        accepted("web login confirmation", &resp.base_response)
     }
 
     /// autoauth with the cached key, else manualauth: the uin to identify
@@ -363,18 +352,7 @@ impl Session {
             .request("manualauth", MANUALAUTH, seq, &req.encode_to_vec())
             .await?;
         let resp: ManualAuthResponse = messages::decode("ManualAuthResponse", &body)?;
-        let r = base_ret(&resp.base_response);
-        if r != 0 {
-            return Err(ClientError::Refused {
-                what: "manualauth",
-                ret: r,
-                message: resp
-                    .base_response
-                    .as_ref()
-                    .map(|b| b.message().to_owned())
-                    .unwrap_or_default(),
-            });
-        }
+        accepted("manualauth", &resp.base_response)?;
         let uin = resp.uin.unwrap_or(0);
         if let Some(key) = resp.auto_auth_key.filter(|k| !k.is_empty()) {
             config.auth.set(Some(AuthKey {
@@ -548,6 +526,22 @@ impl Session {
 
 fn base_ret(b: &Option<BaseResponse>) -> i32 {
     b.as_ref().and_then(|b| b.ret).unwrap_or(0)
+}
+
+/// Ok when an answer's BaseResponse says Ret 0 (or is absent), else the
+/// refusal with its Ret and ErrMsg.
+fn accepted(what: &'static str, b: &Option<BaseResponse>) -> Result<(), ClientError> {
+    match base_ret(b) {
+        0 => Ok(()),
+        ret => Err(ClientError::Refused {
+            what,
+            ret,
+            message: b
+                .as_ref()
+                .map(|b| b.message().to_owned())
+                .unwrap_or_default(),
+        }),
+    }
 }
 
 fn refused(what: &'static str, body: &[u8]) -> ClientError {

@@ -66,11 +66,10 @@ impl FromStr for Format {
 }
 
 /// How one kind of result is printed. The NDJSON line of a record is its
-/// `Serialize` form; the table and the JSON document cover a whole run.
+/// `Serialize` form; the table and the JSON document cover a whole run, in
+/// the order the records came (records listed in another order are
+/// [`Spill`] records).
 pub trait Record: Serialize + Clone {
-    /// Puts the records of a run in the order the table and the JSON
-    /// document list them (NDJSON keeps the order they came in).
-    fn sort(_records: &mut [Self]) {}
     /// Writes the `--format table` text of a whole run, with its final newline.
     fn table(records: &[Self], out: &mut dyn Write) -> io::Result<()>;
     /// The `--format json` document of a whole run, with its final newline.
@@ -185,8 +184,7 @@ impl<W: Write, T: Record> Printer<T> for Document<W, T> {
     }
 
     fn end(&mut self) -> io::Result<()> {
-        let mut records = std::mem::take(&mut self.records);
-        T::sort(&mut records);
+        let records = std::mem::take(&mut self.records);
         match self.whole {
             Whole::Table => T::table(&records, &mut self.out)?,
             Whole::Json => T::json(&records, &mut self.out)?,

@@ -90,11 +90,8 @@ async fn short_link_query_strings_are_percent_decoded() {
     let srv = TestServer::start(|_| {}).await;
     srv.send("alice", "bob", "for bob").await;
     let sync = syncscope::body::messages::NewSyncRequest {
-        oplog: None,
         selector: Some(7),
-        key_buf: None,
-        scene: None,
-        device_type: None,
+        ..Default::default()
     }
     .encode_to_vec();
     // b%6Fb is bob.

@@ -120,12 +120,7 @@ fn a_database_truncated_to_half_with_its_wal_is_refused() {
     let len = fs::metadata(&db).unwrap().len();
     let wal = fs::metadata(dir.path().join("syncscope.sqlite3-wal")).unwrap();
     assert!(len > 200_000 && wal.len() > 100_000, "{len} {}", wal.len());
-    fs::OpenOptions::new()
-        .write(true)
-        .open(&db)
-        .unwrap()
-        .set_len(len / 2)
-        .unwrap();
+    truncate_to_half(&db);
     refused_as_damaged(dir.path());
 }
 
@@ -134,18 +129,8 @@ fn bit_flips_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     store_with(dir.path(), 2000, false);
     let db = dir.path().join(DB_FILE);
-    let mut bytes = fs::read(&db).unwrap();
     assert!(!dir.path().join("syncscope.sqlite3-wal").exists());
-    // 200 bits anywhere past the schema (whose damage is found anyway).
-    let mut x: u64 = 0x5eed_b175;
-    for _ in 0..200 {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        let bit = 8192 * 8 + x % ((bytes.len() as u64 - 8192) * 8);
-        bytes[(bit / 8) as usize] ^= 1 << (bit % 8);
-    }
-    fs::write(&db, &bytes).unwrap();
+    flip_bits(&db);
     let problems = refused_as_damaged(dir.path());
     // SQLite's own words, one problem a line.
     assert!(problems.iter().all(|p| !p.contains('\n')), "{problems:?}");
@@ -255,13 +240,7 @@ fn repair_copies_what_is_readable_of_a_truncated_store() {
     let dir = tempfile::tempdir().unwrap();
     store_with(dir.path(), 2000, true);
     let db = dir.path().join(DB_FILE);
-    let len = fs::metadata(&db).unwrap().len();
-    fs::OpenOptions::new()
-        .write(true)
-        .open(&db)
-        .unwrap()
-        .set_len(len / 2)
-        .unwrap();
+    truncate_to_half(&db);
     let r = repaired(dir.path());
     assert_eq!(r.copied.users, 2);
     assert!(r.copied.messages > 500, "{r:?}");
@@ -273,16 +252,7 @@ fn repair_copies_what_is_readable_after_bit_flips() {
     let dir = tempfile::tempdir().unwrap();
     store_with(dir.path(), 2000, false);
     let db = dir.path().join(DB_FILE);
-    let mut bytes = fs::read(&db).unwrap();
-    let mut x: u64 = 0x5eed_b175;
-    for _ in 0..200 {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        let bit = 8192 * 8 + x % ((bytes.len() as u64 - 8192) * 8);
-        bytes[(bit / 8) as usize] ^= 1 << (bit % 8);
-    }
-    fs::write(&db, &bytes).unwrap();
+    flip_bits(&db);
     let r = repaired(dir.path());
     assert!(r.copied.messages > 1000, "{r:?}");
 }
@@ -296,4 +266,30 @@ fn repair_refuses_a_sound_or_lost_store() {
     fs::remove_file(dir.path().join(DB_FILE)).unwrap();
     let e = Store::repair(dir.path()).expect_err("nothing to read");
     assert!(e.to_string().contains("backup"), "{e}");
+}
+
+/// Flips 200 bits anywhere past the schema's pages (whose damage is found
+/// anyway), the same ones every run.
+fn flip_bits(db: &std::path::Path) {
+    let mut bytes = fs::read(db).unwrap();
+    let mut x: u64 = 0x5eed_b175;
+    for _ in 0..200 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let bit = 8192 * 8 + x % ((bytes.len() as u64 - 8192) * 8);
+        bytes[(bit / 8) as usize] ^= 1 << (bit % 8);
+    }
+    fs::write(db, &bytes).unwrap();
+}
+
+/// Cuts a file to half its length.
+fn truncate_to_half(path: &std::path::Path) {
+    let len = fs::metadata(path).unwrap().len();
+    fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
 }
