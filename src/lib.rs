@@ -24,6 +24,7 @@ pub mod net;
 pub mod pipeline;
 pub mod proto;
 pub mod reassembly;
+pub mod replay;
 pub mod report;
 /// Test support (cargo feature `synth`, on for tests, benches and examples).
 #[cfg(feature = "synth")]

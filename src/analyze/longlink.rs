@@ -3,7 +3,7 @@
 //! newsync, newnotify pushes).
 
 use super::decode::{self, tracker_needs_body, Decoded};
-use super::record::{FrameRecord, Layer};
+use super::record::{FrameRecord, Layer, Raw};
 use super::roles;
 use super::{micros, Analyzer, AnomalyKind, Here};
 use crate::body::messages::scan::NewSyncScan;
@@ -298,10 +298,15 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
             Some(HeaderFact::SyncRequest) => self.timeline.sync_request(ids, here.ts),
             None => {}
         }
+        let raw = match body {
+            Body::Bytes(b) if self.opts.raw => Some(Box::new(Raw::Frame(b.to_vec()))),
+            _ => None,
+        };
         let decoded = match body {
             Body::Scanned(d) => *d,
             Body::Bytes(body) => {
                 let needed = self.records
+                    || self.opts.raw
                     || tracker_needs_body(&h)
                     || (self.opts.keylog.is_some() && body.first() == Some(&MAGIC));
                 if !needed {
@@ -344,6 +349,7 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
             after_gap,
             body: decoded.value,
             mmtls_record,
+            raw,
             business: decoded
                 .business
                 .as_ref()

@@ -53,9 +53,12 @@ use crate::track::pairing::{LatencyTable, Pairing};
 use crate::track::synckey::{Ids, Timeline};
 
 pub use crate::body::synckey::KeyMap;
-pub use decode::{resolve_profile, BusinessSummary, ProfileMessageError, SyncKeySource};
+pub use decode::{
+    decode as decode_frame_body, resolve_profile, BusinessSummary, ProfileMessageError,
+    SyncKeySource,
+};
 pub use mmtls::Crypto;
-pub use record::{FrameRecord, Layer};
+pub use record::{FrameRecord, Layer, Raw};
 pub use report::{
     AnomalyKind, AnomalyRow, CmdRow, ConnKind, ConnRow, LatencyRow, MmtlsTotals, Report,
     SyncKeySeen,
@@ -72,6 +75,9 @@ pub struct Options {
     pub port: Option<u16>,
     /// Cap on a long-link frame's length.
     pub max_frame: Option<u32>,
+    /// Records carry the bytes they were decoded from ([`FrameRecord::raw`]):
+    /// what `replay` sends again and compares with.
+    pub raw: bool,
 }
 
 /// Bytes held per direction to decide its protocol.

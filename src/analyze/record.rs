@@ -113,6 +113,24 @@ pub struct FrameRecord {
     /// Web exchanges: the endpoint (webwxsync, synccheck, ...).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<&'static str>,
+    /// The bytes the record was decoded from, when [`Options::raw`](super::Options::raw)
+    /// asked for them (never printed).
+    #[serde(skip)]
+    pub raw: Option<Box<Raw>>,
+}
+
+/// What a record was decoded from: enough to send it again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Raw {
+    /// A long-link frame's body (on TCP, or from a decrypted MMTLS record).
+    Frame(Vec<u8>),
+    /// A short-link business packet (decrypted early data or response data).
+    Business(Vec<u8>),
+    /// An HTTP exchange: the request when it was seen, and the response.
+    Exchange {
+        request: Option<crate::proto::http::Message>,
+        response: crate::proto::http::Message,
+    },
 }
 
 impl FrameRecord {
@@ -138,6 +156,7 @@ impl FrameRecord {
             kind: kind.into().as_str().to_owned(),
             stream_offset,
             latency_us: None,
+            raw: None,
             after_gap: false,
             body: serde_json::Value::Null,
             mmtls_record: None,

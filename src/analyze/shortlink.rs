@@ -4,7 +4,7 @@
 
 use super::decode::{self, SyncKeySource};
 use super::mmtls::RecCtx;
-use super::record::{FrameRecord, Layer};
+use super::record::{FrameRecord, Layer, Raw};
 use super::{micros, Analyzer, AnomalyKind, Here};
 use crate::capture::Timestamp;
 use crate::proto::business::MAGIC;
@@ -248,6 +248,10 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
             latency_us,
             body,
             mmtls_record: Some(index),
+            raw: self
+                .opts
+                .raw
+                .then(|| Box::new(Raw::Business(packet.to_vec()))),
             uri: req.map(|r| r.uri.clone()),
             host: req.map(|r| r.host.clone()),
             business: business.as_ref().map(decode::BusinessSummary::to_value),

@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::decode;
-use super::record::{FrameRecord, Layer};
+use super::record::{FrameRecord, Layer, Raw};
 use super::shortlink::ShortLink;
 use super::{micros, Analyzer, AnomalyKind, Here};
 use crate::proto::http::{self, HttpEvent};
@@ -273,6 +273,12 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
             path: request.and_then(|r| r.path()).map(str::to_owned),
             status: rs.status(),
             endpoint: ex.as_ref().map(|e| e.endpoint.as_str()),
+            raw: self.opts.raw.then(|| {
+                Box::new(Raw::Exchange {
+                    request: request.cloned(),
+                    response: rs.clone(),
+                })
+            }),
             ..FrameRecord::new(at, layer, Kind::Response, rs.stream_offset, len)
         };
         (self.out)(&rec);

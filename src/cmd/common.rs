@@ -108,6 +108,7 @@ impl DecodeArgs {
             schemas,
             port,
             max_frame: None,
+            raw: false,
         })
     }
 }

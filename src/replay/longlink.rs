@@ -1,0 +1,1 @@
+//! Replay of long-link sessions.
