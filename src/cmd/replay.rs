@@ -174,6 +174,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .context("starting the async runtime")?;
     let report = rt.block_on(replay::run(selected, config, opts, tokens, args.all));
     let differs = report.differs();
+    let sessions_with_errors: Vec<(u64, String, String)> = report
+        .sessions
+        .iter()
+        .filter_map(|s| {
+            let clone = if s.clone > 0 {
+                format!(" clone {}", s.clone)
+            } else {
+                String::new()
+            };
+            s.error.clone().map(|e| (s.conn, clone, e))
+        })
+        .collect();
     let out = io::BufWriter::new(io::stdout().lock());
     if args.format == Format::Ndjson {
         let mut out = out;
@@ -194,8 +206,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         printer.record_owned(report)?;
         printer.end()?;
     }
-    let errors = false;
-    Ok(if errors {
+    let mut errors = 0;
+    for s in sessions_with_errors.iter() {
+        errors += 1;
+        if errors <= 5 && !args.quiet {
+            eprintln!("syncscope replay: conn {}{}: {}", s.0, s.1, s.2);
+        }
+    }
+    if errors > 5 && !args.quiet {
+        eprintln!(
+            "syncscope replay: {} more sessions stopped early",
+            errors - 5
+        );
+    }
+    Ok(if errors > 0 {
         ExitCode::from(2)
     } else if differs && !args.allow_diff {
         ExitCode::from(1)

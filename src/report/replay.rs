@@ -91,11 +91,11 @@ pub fn replay(r: &Report, out: &mut dyn Write) -> io::Result<()> {
     if !r.commands.is_empty() {
         let _ = writeln!(s, "Per command (latency p50, p99 in ms):");
         let mut t = table(vec![
-            "command", "total", "ok", "diff", "miss", "extra", "unsent", "err", "p50", "p99",
+            "command", "ok", "diff", "miss", "extra", "unsent", "err", "p50", "p99",
         ]);
         for c in &r.commands {
             let mut row = vec![c.name.clone()];
-            row.extend(counts(&c.counts));
+            row.extend(counts(&c.counts).into_iter().skip(1));
             let (p50, p99) = match &c.latency_us {
                 Some(Latency { p50, p99, .. }) => (ms(*p50), ms(*p99)),
                 None => (String::new(), String::new()),

@@ -248,3 +248,72 @@ async fn the_real_wechat_capture_replays_its_decrypted_long_link_cleanly() {
         .iter()
         .all(|e| e.note.is_some() || e.verdict == Verdict::Matched));
 }
+
+fn cli(args: &[String]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_syncscope"))
+        .arg("replay")
+        .args(args)
+        .output()
+        .expect("runs")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_exits_0_when_all_matched_1_when_answers_differ_2_on_errors() {
+    let server = TestServer::start(|_| {}).await;
+    let s = sample("serve-client-longlink.pcapng").display().to_string();
+    let addr = server.addr.to_string();
+    let args = vec![
+        s.clone(),
+        "--server".into(),
+        addr.clone(),
+        "--stall".into(),
+        "1".into(),
+    ];
+    let a = args.clone();
+    let first = tokio::task::spawn_blocking(move || cli(&a)).await.unwrap();
+    let out = String::from_utf8_lossy(&first.stdout);
+    assert_eq!(first.status.code(), Some(0), "{out}");
+    assert!(out.contains("32 matched, 0 different"), "{out}");
+    // Every line fits an 80-column terminal.
+    assert!(out.lines().all(|l| l.chars().count() <= 80), "{out}");
+    let a = args.clone();
+    let second = tokio::task::spawn_blocking(move || cli(&a)).await.unwrap();
+    let out = String::from_utf8_lossy(&second.stdout);
+    assert_eq!(second.status.code(), Some(1), "{out}");
+    assert!(out.contains("Not matched:"), "{out}");
+    let mut a = args.clone();
+    a.push("--allow-diff".into());
+    let third = tokio::task::spawn_blocking(move || cli(&a)).await.unwrap();
+    assert_eq!(third.status.code(), Some(0));
+
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let gone = l.local_addr().unwrap().to_string();
+    drop(l);
+    let a = vec![
+        s.clone(),
+        "--server".into(),
+        gone,
+        "--format".into(),
+        "json".into(),
+    ];
+    let down = tokio::task::spawn_blocking(move || cli(&a)).await.unwrap();
+    assert_eq!(down.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&down.stderr);
+    assert!(err.contains("cannot connect"), "{err}");
+    // The report of what ran still comes, as JSON.
+    let r: serde_json::Value = serde_json::from_slice(&down.stdout).unwrap();
+    assert_eq!(r["sessions"].as_array().unwrap().len(), 6);
+
+    let bad = cli(&[
+        s.clone(),
+        "--server".into(),
+        addr.clone(),
+        "--timing".into(),
+        "fast".into(),
+    ]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("asap, original, or xN"));
+    let bad = cli(&[s, "--server".into(), addr, "--conn".into(), "99".into()]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("connection 99"));
+}
