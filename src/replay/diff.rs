@@ -104,9 +104,14 @@ pub struct FieldDiff {
     pub live: Option<Value>,
 }
 
-/// A volatile leaf that differs: (recorded, live), what the replay may
-/// substitute later.
-pub type Learned = (Value, Value);
+/// A volatile leaf that differs: what the replay may substitute later.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Learned {
+    /// The leaf's field name (the last name of its path).
+    pub field: String,
+    pub recorded: Value,
+    pub live: Value,
+}
 
 /// Compares `recorded` with `live`: the differing fields outside
 /// `volatile` go to `diffs`, the differing volatile leaves to `learned`.
@@ -190,7 +195,16 @@ fn walk(
             }
         }
         _ if a == b => {}
-        _ if volatile => learned.push((a.clone(), b.clone())),
+        _ if volatile => learned.push(Learned {
+            field: path
+                .iter()
+                .rev()
+                .find(|p| !p.starts_with('['))
+                .cloned()
+                .unwrap_or_default(),
+            recorded: a.clone(),
+            live: b.clone(),
+        }),
         _ => diffs.push(FieldDiff {
             path: render(path),
             recorded: Some(a.clone()),
@@ -236,7 +250,17 @@ mod tests {
             json!({"KeyBuf": {"Buffer": "BBB", "iLen": 3}, "List": [{"MsgId": 9, "Content": "a"}]}),
         );
         assert!(d.is_empty(), "{d:?}");
-        assert_eq!(l, vec![(json!("AAA"), json!("BBB")), (json!(7), json!(9))]);
+        let pairs: Vec<_> = l
+            .iter()
+            .map(|x| (x.field.as_str(), &x.recorded, &x.live))
+            .collect();
+        assert_eq!(
+            pairs,
+            vec![
+                ("Buffer", &json!("AAA"), &json!("BBB")),
+                ("MsgId", &json!(7), &json!(9))
+            ]
+        );
     }
 
     #[test]

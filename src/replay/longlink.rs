@@ -473,9 +473,7 @@ impl Driver<'_> {
             &mut learned,
         );
         let mut tokens = self.ctx.tokens();
-        for (r, l) in &learned {
-            tokens.learn(r, l);
-        }
+        tokens.learn_all(&learned);
         diffs.retain(|d| match (&d.recorded, &d.live) {
             (Some(r), Some(l)) => !tokens.explains(r, l),
             _ => true,
@@ -627,7 +625,7 @@ fn substitute_identify(body: &[u8], tokens: &Tokens) -> (Vec<u8>, usize) {
         return (body.to_vec(), 0);
     };
     let uin = tokens
-        .get_u64(u64::from(id.uin))
+        .get_u64_field("uin", u64::from(id.uin))
         .and_then(|u| u32::try_from(u).ok())
         .unwrap_or(id.uin);
     let synckey = tokens
@@ -781,7 +779,8 @@ mod tests {
         };
         let w = wire(IDENTIFY, SEQ_IDENTIFY, id.encode());
         let mut t = Tokens::default();
-        t.learn(&Value::from(2), &Value::from(7));
+        t.learn_field("Uin", &Value::from(2), &Value::from(7));
+        t.learn_field("MsgId", &Value::from(2), &Value::from(108));
         use base64::Engine;
         let b =
             |k: &SyncKey| Value::from(base64::engine::general_purpose::STANDARD.encode(k.encode()));

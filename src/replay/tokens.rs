@@ -21,11 +21,25 @@ pub struct Tokens {
     users: HashMap<String, String>,
 }
 
-fn key(v: &Value) -> Option<String> {
+/// Strings are learned by value alone (session ids, tickets, keys in
+/// base64 do not collide); numbers by the field they are in too (a uin 2
+/// is not a MsgId 2), `field` normalized by [`field_kind`] ("" when not
+/// known).
+fn key(field: &str, v: &Value) -> Option<String> {
     match v {
         Value::String(s) if !s.is_empty() => Some(format!("s{s}")),
-        Value::Number(n) if n.as_u64() != Some(0) => Some(format!("n{n}")),
+        Value::Number(n) if n.as_u64() != Some(0) => Some(format!("n{}:{n}", field_kind(field))),
         _ => None,
+    }
+}
+
+/// A field name as numbers are learned under: lower case, the web's
+/// `wxuin` cookie the same as `Uin`.
+pub fn field_kind(field: &str) -> String {
+    let f = field.to_ascii_lowercase();
+    match f.as_str() {
+        "wxuin" => "uin".into(),
+        _ => f,
     }
 }
 
@@ -55,12 +69,26 @@ impl Tokens {
             .unwrap_or(live)
     }
 
-    /// The recording had `recorded` where the live server gave `live`.
+    /// The recording had `recorded` where the live server gave `live`
+    /// (a number: in a field not known; see [`Tokens::learn_field`]).
     pub fn learn(&mut self, recorded: &Value, live: &Value) {
-        if let Some(k) = key(recorded) {
+        self.learn_field("", recorded, live)
+    }
+
+    /// The recording had `recorded` in field `field` where the live server
+    /// gave `live`.
+    pub fn learn_field(&mut self, field: &str, recorded: &Value, live: &Value) {
+        if let Some(k) = key(field, recorded) {
             if recorded != live {
                 self.learned.insert(k, live.clone());
             }
+        }
+    }
+
+    /// What [`diff::compare`](super::diff::compare) found.
+    pub fn learn_all(&mut self, learned: &[super::diff::Learned]) {
+        for l in learned {
+            self.learn_field(&l.field, &l.recorded, &l.live);
         }
     }
 
@@ -72,9 +100,18 @@ impl Tokens {
         self.learned.is_empty()
     }
 
-    /// The live value for `recorded`, if one was learned.
+    /// The live value for `recorded`, if one was learned (a number: in a
+    /// field not known).
     pub fn get(&self, recorded: &Value) -> Option<&Value> {
-        key(recorded).and_then(|k| self.learned.get(&k))
+        self.get_field("", recorded)
+    }
+
+    /// The live value for `recorded` in field `field` (a number learned in
+    /// no known field will do).
+    pub fn get_field(&self, field: &str, recorded: &Value) -> Option<&Value> {
+        key(field, recorded)
+            .and_then(|k| self.learned.get(&k))
+            .or_else(|| key("", recorded).and_then(|k| self.learned.get(&k)))
     }
 
     pub fn get_str(&self, recorded: &str) -> Option<&str> {
@@ -84,8 +121,11 @@ impl Tokens {
     }
 
     pub fn get_u64(&self, recorded: u64) -> Option<u64> {
-        self.learned
-            .get(&format!("n{recorded}"))
+        self.get(&Value::from(recorded)).and_then(Value::as_u64)
+    }
+
+    pub fn get_u64_field(&self, field: &str, recorded: u64) -> Option<u64> {
+        self.get_field(field, &Value::from(recorded))
             .and_then(Value::as_u64)
     }
 
@@ -139,7 +179,14 @@ impl Tokens {
                     Value::String(s) if self.users.contains_key(s.as_str()) => {
                         Some(Value::String(self.users[s.as_str()].clone()))
                     }
-                    _ if vol.matches(path) => self.get(leaf).cloned(),
+                    _ if vol.matches(path) => {
+                        let field = path
+                            .iter()
+                            .rev()
+                            .find(|p| !p.starts_with('['))
+                            .map_or("", |s| s.as_str());
+                        self.get_field(field, leaf).cloned()
+                    }
                     _ => None,
                 };
                 match new {
@@ -189,6 +236,8 @@ impl Tokens {
         path: &mut Vec<String>,
         is_vol: bool,
     ) -> usize {
+        let field = path.last().cloned().unwrap_or_default();
+        let field = field.as_str();
         let new = match v {
             PValue::Message(m) => return self.message_walk(m, vol, path),
             PValue::List(items) => {
@@ -204,16 +253,16 @@ impl Tokens {
             },
             PValue::Bytes(b) if is_vol => self.get_bytes(b).map(|l| PValue::Bytes(l.into())),
             PValue::U32(x) if is_vol => self
-                .get_u64(u64::from(*x))
+                .get_u64_field(field, u64::from(*x))
                 .and_then(|l| u32::try_from(l).ok())
                 .map(PValue::U32),
-            PValue::U64(x) if is_vol => self.get_u64(*x).map(PValue::U64),
+            PValue::U64(x) if is_vol => self.get_u64_field(field, *x).map(PValue::U64),
             PValue::I32(x) if is_vol && *x > 0 => self
-                .get_u64(*x as u64)
+                .get_u64_field(field, *x as u64)
                 .and_then(|l| i32::try_from(l).ok())
                 .map(PValue::I32),
             PValue::I64(x) if is_vol && *x > 0 => self
-                .get_u64(*x as u64)
+                .get_u64_field(field, *x as u64)
                 .and_then(|l| i64::try_from(l).ok())
                 .map(PValue::I64),
             _ => None,
@@ -258,6 +307,19 @@ mod tests {
         assert_eq!(body["x"], "carol");
         assert!(t.explains(&json!("@bob"), &json!("@carol")));
         assert_eq!(t.recorded_user("carol"), "bob");
+    }
+
+    #[test]
+    fn numbers_are_learned_per_field() {
+        let mut t = Tokens::default();
+        t.learn_field("Uin", &json!(2), &json!(7));
+        t.learn_field("MsgId", &json!(2), &json!(108));
+        assert_eq!(t.get_u64_field("uin", 2), Some(7));
+        assert_eq!(t.get_u64_field("wxuin", 2), Some(7));
+        assert_eq!(t.get_u64_field("MsgId", 2), Some(108));
+        let mut body = json!({"BaseRequest": {"Uin": 2}, "MsgId": 2});
+        t.substitute_json(&mut body, &Volatile::default());
+        assert_eq!(body, json!({"BaseRequest": {"Uin": 7}, "MsgId": 108}));
     }
 
     #[test]
