@@ -19,6 +19,9 @@ use super::diff::Volatile;
 pub struct Tokens {
     learned: HashMap<String, Value>,
     users: HashMap<String, String>,
+    /// Named live state shared by the connections of one session (the
+    /// latest web SyncKey of a web session, by its recorded sid).
+    slots: HashMap<String, Value>,
 }
 
 fn key(v: &Value) -> Option<String> {
@@ -62,6 +65,16 @@ impl Tokens {
                 self.learned.insert(k, live.clone());
             }
         }
+    }
+
+    /// Keeps `v` under `slot` (the latest value wins).
+    pub fn remember(&mut self, slot: impl Into<String>, v: Value) {
+        self.slots.insert(slot.into(), v);
+    }
+
+    /// What was last kept under `slot`.
+    pub fn recall(&self, slot: &str) -> Option<&Value> {
+        self.slots.get(slot)
     }
 
     pub fn len(&self) -> usize {
