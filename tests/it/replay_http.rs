@@ -53,6 +53,18 @@ async fn replay_with(
     opts: &Arc<Options>,
     tweak: impl FnOnce(&mut Config, &mut Tokens),
 ) -> Run {
+    replay_beside(server, sessions, opts, tweak, |_| tokio::spawn(async {})).await
+}
+
+/// As [`replay_with`], with `beside` running along (what another
+/// connection of the capture did).
+async fn replay_beside(
+    server: String,
+    sessions: Vec<Session>,
+    opts: &Arc<Options>,
+    tweak: impl FnOnce(&mut Config, &mut Tokens),
+    beside: impl FnOnce(Arc<Ctx>) -> tokio::task::JoinHandle<()>,
+) -> Run {
     let mut config = Config::new(server);
     config.stall = Duration::from_secs(3);
     let mut tokens = Tokens::default();
@@ -72,6 +84,7 @@ async fn replay_with(
         let ctx = Arc::clone(&ctx);
         async move { ctx.gate.watchdog(ctx.config.stall).await }
     });
+    let other = beside(Arc::clone(&ctx));
     let tasks: Vec<_> = sessions
         .into_iter()
         .enumerate()
@@ -84,6 +97,7 @@ async fn replay_with(
     for t in tasks {
         rows.push(within("a replayed session", t).await.expect("session task"));
     }
+    within("what ran beside", other).await.expect("beside task");
     watchdog.abort();
     let exchanges = std::mem::take(&mut *ctx.out.lock().unwrap());
     let tokens = ctx.tokens().clone();
@@ -330,4 +344,55 @@ async fn an_unreachable_server_gives_errors_not_a_hang() {
             .iter()
             .all(|e| matches!(e.verdict, Verdict::Error | Verdict::NotSent)));
     }
+}
+
+/// conns 0 and 1 of the web sample: bob's web login and webwxsync on one
+/// connection, the synccheck long poll on another, answered when alice's
+/// long-link send (conn 2, played here by the client) arrives.
+async fn web_two_connections(srv: &TestServer, rec: &Recording, opts: &Arc<Options>) -> Run {
+    let alice = srv.client("alice", "phone");
+    replay_beside(
+        srv.addr.to_string(),
+        sessions(rec, &[0, 1]),
+        opts,
+        |_, _| {},
+        move |ctx| {
+            tokio::spawn(async move {
+                // Once the synccheck is sent (session 1, step 0).
+                let sent = ctx.plan.send(1, 0).expect("the synccheck's send");
+                within("the synccheck is sent", async {
+                    while ctx.gate.state(sent).is_none() {
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                })
+                .await;
+                let opts = syncscope::net::client::SendOptions::default();
+                let send =
+                    syncscope::net::client::send(&alice, "bob", "hello bob on the web", &opts);
+                within("alice sends", send).await.expect("alice sends");
+            })
+        },
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_web_session_on_two_connections_syncs_with_the_live_keys() {
+    let (rec, opts) = sample("serve-client-web.pcapng");
+    let srv = server_with_alice().await;
+    let first = web_two_connections(&srv, &rec, &opts).await;
+    assert_all_matched(&first);
+    let names: Vec<&str> = first.exchanges.iter().map(|e| e.name.as_str()).collect();
+    assert!(names.contains(&"synccheck"), "{names:?}");
+    assert_eq!(names.iter().filter(|n| **n == "webwxsync").count(), 3);
+    // Again on the same server: bob's store has moved on, the live keys
+    // are not the recorded ones, and the syncs present the live ones.
+    let second = web_two_connections(&srv, &rec, &opts).await;
+    assert_all_matched(&second);
+    let sync = second
+        .exchanges
+        .iter()
+        .filter(|e| e.name == "webwxsync")
+        .collect::<Vec<_>>();
+    assert!(sync.iter().all(|e| e.substituted >= 1));
 }

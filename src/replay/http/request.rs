@@ -292,3 +292,254 @@ fn fresh_id() -> u64 {
         .unwrap_or(0);
     ms.saturating_mul(10_000) + COUNTER.fetch_add(1, Ordering::Relaxed) % 10_000
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::Timestamp;
+    use crate::flow::Direction;
+    use crate::proto::http::Start;
+    use crate::proto::web::KeyMap;
+    use crate::replay::http::answer::key_slot;
+    use serde_json::json;
+
+    fn request(method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Message {
+        Message {
+            dir: Direction::ClientToServer,
+            start: Start::Request {
+                method: method.into(),
+                path: path.into(),
+            },
+            version: 1,
+            headers: headers
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
+                .collect(),
+            body: body.to_vec(),
+            wire_body_len: body.len() as u64,
+            encoding: None,
+            decoded: false,
+            chunked: false,
+            stream_offset: 0,
+            end_offset: 0,
+            ts_first: Timestamp::new(0, 0, 6),
+            ts_last: Timestamp::new(0, 0, 6),
+            complete: true,
+            problems: Vec::new(),
+        }
+    }
+
+    fn opts() -> Options {
+        crate::replay::schema::options(&[], &[], None).unwrap().0
+    }
+
+    fn build_with(t: &mut Tokens, jar: &[(&str, &str)], fresh: bool, m: &Message) -> Built {
+        let opts = opts();
+        let jar: BTreeMap<String, String> = jar
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
+        let live = Live {
+            server: "10.0.0.9:80",
+            volatile: &Volatile::default(),
+            fresh_ids: fresh,
+            opts: &opts,
+            jar: &jar,
+        };
+        let sid = crate::replay::http::recorded_sid(m);
+        build(t, &live, m, sid.as_deref())
+    }
+
+    fn text(b: &Built) -> String {
+        String::from_utf8_lossy(&b.bytes).into_owned()
+    }
+
+    /// The header lines and the body of an encoded request.
+    fn parts(b: &Built) -> (Vec<String>, Vec<u8>) {
+        let t = text(b);
+        let (head, _) = t.split_once("\r\n\r\n").unwrap();
+        let at = head.len() + 4;
+        (
+            head.lines().map(str::to_owned).collect(),
+            b.bytes[at..].to_vec(),
+        )
+    }
+
+    #[test]
+    fn host_names_the_live_server() {
+        let m = request(
+            "GET",
+            "/jslogin?appid=x",
+            &[("Host", "127.0.0.1:8080")],
+            b"",
+        );
+        let b = build_with(&mut Tokens::default(), &[], false, &m);
+        let (head, _) = parts(&b);
+        assert_eq!(head[1], "Host: 10.0.0.9:80");
+        assert_eq!(b.substituted, 1);
+        assert!(
+            !text(&b).contains("Content-Length"),
+            "a GET without a body has none"
+        );
+    }
+
+    #[test]
+    fn cookies_are_the_live_ones() {
+        let mut t = Tokens::default();
+        // Set on another connection of the session, for the recorded value.
+        t.learn(&json!("T-old"), &json!("T-new"));
+        let m = request(
+            "GET",
+            "/cgi-bin/mmwebwx-bin/webwxgetcontact?r=1",
+            &[(
+                "Cookie",
+                "webwx_data_ticket=T-old; wxsid=S-old; wxuin=2; other=x",
+            )],
+            b"",
+        );
+        // Set on this connection: by name, before anything learned.
+        t.learn(&json!("2"), &json!("77"));
+        let b = build_with(&mut t, &[("wxsid", "S-new"), ("wxuin", "3")], false, &m);
+        assert!(
+            text(&b).contains("Cookie: webwx_data_ticket=T-new; wxsid=S-new; wxuin=3; other=x\r\n"),
+            "{}",
+            text(&b)
+        );
+        assert_eq!(b.substituted, 3);
+    }
+
+    #[test]
+    fn session_parameters_uin_and_user_are_live() {
+        let mut t = Tokens::default();
+        for (r, l) in [
+            ("S-old", "S-new"),
+            ("@crypt_old", "@crypt_new"),
+            ("PT-old", "PT-new"),
+            ("U-old", "U-new"),
+            ("T-old", "T+new"),
+            ("M-old", "M-new"),
+        ] {
+            t.learn(&json!(r), &json!(l));
+        }
+        t.learn(&json!(2), &json!(5));
+        t.map_user("bob", "carol");
+        let m = request(
+            "GET",
+            "/x?sid=S-old&skey=%40crypt_old&pass_ticket=PT-old&uuid=U-old&ticket=T-old\
+             &mmsid=M-old&uin=2&wxuin=2&user=bob&r=2&flag",
+            &[],
+            b"",
+        );
+        let b = build_with(&mut t, &[], false, &m);
+        assert_eq!(
+            b.target,
+            "/x?sid=S-new&skey=%40crypt_new&pass_ticket=PT-new&uuid=U-new&ticket=T%2Bnew\
+             &mmsid=M-new&uin=5&wxuin=5&user=carol&r=2&flag"
+        );
+        assert_eq!(b.substituted, 9);
+    }
+
+    #[test]
+    fn the_synccheck_presents_the_latest_live_key_of_its_session() {
+        let mut t = Tokens::default();
+        let path = "/cgi-bin/mmwebwx-bin/synccheck?sid=S1&uin=2&synckey=1_1%7C2_0%7C3_1&_=5";
+        let m = request("GET", path, &[], b"");
+        // Nothing issued live yet: the recorded key.
+        assert_eq!(build_with(&mut t, &[], false, &m).target, path);
+        let key = |v: u64| synckey_to_json(&KeyMap::from([(1, 1), (2, v), (3, 1)]));
+        t.remember(key_slot("SyncKey", "S1"), key(4));
+        assert!(build_with(&mut t, &[], false, &m)
+            .target
+            .contains("&synckey=1_1%7C2_4%7C3_1&"));
+        // The SyncCheckKey first; another session's key is not used.
+        t.remember(key_slot("SyncCheckKey", "S1"), key(5));
+        t.remember(key_slot("SyncCheckKey", "S2"), key(9));
+        assert!(build_with(&mut t, &[], false, &m)
+            .target
+            .contains("&synckey=1_1%7C2_5%7C3_1&"));
+    }
+
+    #[test]
+    fn a_web_sync_presents_the_latest_live_synckey_and_ids_are_substituted() {
+        let mut t = Tokens::default();
+        t.learn(&json!("S-old"), &json!("S-longer-new"));
+        t.learn(&json!(2), &json!(1));
+        let body = br#"{"BaseRequest":{"DeviceID":"e1","Sid":"S-old","Skey":"@k","Uin":2},"SyncKey":{"Count":2,"List":[{"Key":1,"Val":2},{"Key":2,"Val":0}]},"rr":-1}"#;
+        let m = request(
+            "POST",
+            "/cgi-bin/mmwebwx-bin/webwxsync?sid=S-old&lang=zh_CN",
+            &[("Content-Length", &body.len().to_string())],
+            body,
+        );
+        let live_key = KeyMap::from([(1, 3), (2, 7)]);
+        t.remember(key_slot("SyncKey", "S-old"), synckey_to_json(&live_key));
+        let b = build_with(&mut t, &[], false, &m);
+        let (head, sent) = parts(&b);
+        let v: Value = serde_json::from_slice(&sent).unwrap();
+        assert_eq!(v["BaseRequest"]["Sid"], "S-longer-new");
+        assert_eq!(v["BaseRequest"]["Uin"], 1);
+        // The whole key is the live one (its Val 2 is not taken for a uin).
+        assert_eq!(v["SyncKey"], synckey_to_json(&live_key));
+        assert_eq!(v["rr"], -1);
+        assert!(head.contains(&format!("Content-Length: {}", sent.len())));
+        assert_ne!(sent.len(), body.len());
+        assert!(b.target.contains("sid=S-longer-new"));
+    }
+
+    #[test]
+    fn message_ids_are_kept_unless_fresh_ones_are_asked() {
+        let body = br#"{"BaseRequest":{"Uin":2},"Msg":{"ClientMsgId":"123","LocalID":"123","Content":"x","ToUserName":"@alice"},"Scene":0}"#;
+        let m = request("POST", "/cgi-bin/mmwebwx-bin/webwxsendmsg", &[], body);
+        let mut t = Tokens::default();
+        // Even a learned value does not replace a kept id.
+        t.learn(&json!("123"), &json!("999"));
+        let b = build_with(&mut t, &[], false, &m);
+        let (_, sent) = parts(&b);
+        let v: Value = serde_json::from_slice(&sent).unwrap();
+        assert_eq!(v["Msg"]["ClientMsgId"], "123");
+        assert_eq!(v["Msg"]["LocalID"], "123");
+
+        let mut t = Tokens::default();
+        let b = build_with(&mut t, &[], true, &m);
+        let (_, sent) = parts(&b);
+        let v: Value = serde_json::from_slice(&sent).unwrap();
+        let id = v["Msg"]["ClientMsgId"].as_str().unwrap().to_owned();
+        assert_ne!(id, "123");
+        assert_eq!(
+            v["Msg"]["LocalID"],
+            id.as_str(),
+            "one new id for the one recorded"
+        );
+        // A resend of the same recorded id gets the same new one.
+        let again = build_with(&mut t, &[], true, &m);
+        let v2: Value = serde_json::from_slice(&parts(&again).1).unwrap();
+        assert_eq!(v2["Msg"]["ClientMsgId"], id.as_str());
+    }
+
+    #[test]
+    fn a_short_link_newsync_presents_the_live_keybuf() {
+        use crate::body::messages::{NewSyncRequest, SkBuiltinBuffer};
+        let req = NewSyncRequest {
+            selector: Some(7),
+            key_buf: Some(SkBuiltinBuffer {
+                i_len: Some(3),
+                buffer: Some(b"old".to_vec()),
+            }),
+            ..Default::default()
+        };
+        let body = req.encode_to_vec();
+        let m = request("POST", "/cgi-bin/micromsg-bin/newsync?user=bob", &[], &body);
+        let mut t = Tokens::default();
+        assert_eq!(
+            build_with(&mut t, &[], false, &m).body,
+            body,
+            "nothing learned"
+        );
+        let b64 = |b: &[u8]| base64::Engine::encode(&base64::engine::general_purpose::STANDARD, b);
+        t.learn(&json!(b64(b"old")), &json!(b64(b"new")));
+        let b = build_with(&mut t, &[], false, &m);
+        let sent = NewSyncRequest::decode(&b.body[..]).unwrap();
+        assert_eq!(sent.key_buf.unwrap().buffer.as_deref(), Some(&b"new"[..]));
+        assert_eq!(sent.selector, Some(7));
+    }
+}
