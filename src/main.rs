@@ -36,6 +36,8 @@ enum Command {
     Serve(cmd::serve::Args),
     /// Reference client: send a message, or listen for messages.
     Client(cmd::client::Args),
+    /// Replay a capture's client sessions against a live server and diff the answers.
+    Replay(cmd::replay::Args),
 }
 
 /// mimalloc instead of the C library's allocator: the server allocates a
@@ -54,6 +56,7 @@ fn main() -> ExitCode {
         Command::Sync(args) => cmd::sync::run(args),
         Command::Serve(args) => cmd::serve::run(args),
         Command::Client(args) => cmd::client::run(args),
+        Command::Replay(args) => cmd::replay::run(args),
     };
     match result {
         Ok(code) => code,

@@ -128,8 +128,8 @@ pub enum Raw {
     Business(Vec<u8>),
     /// An HTTP exchange: the request when it was seen, and the response.
     Exchange {
-        request: Option<crate::proto::http::Message>,
-        response: crate::proto::http::Message,
+        request: Option<Box<crate::proto::http::Message>>,
+        response: Box<crate::proto::http::Message>,
     },
 }
 

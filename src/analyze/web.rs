@@ -276,8 +276,8 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
             endpoint: ex.as_ref().map(|e| e.endpoint.as_str()),
             raw: self.opts.raw.then(|| {
                 Box::new(Raw::Exchange {
-                    request: request.cloned(),
-                    response: rs.clone(),
+                    request: request.cloned().map(Box::new),
+                    response: Box::new(rs.clone()),
                 })
             }),
             ..FrameRecord::new(at, layer, Kind::Response, rs.stream_offset, len)

@@ -3,6 +3,7 @@ pub mod client;
 pub mod common;
 pub mod flows;
 pub mod frames;
+pub mod replay;
 pub mod serve;
 #[cfg(feature = "live")]
 pub mod sniff;

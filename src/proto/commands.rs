@@ -142,6 +142,18 @@ struct Profile {
     #[serde(default)]
     cgi: Vec<CgiEntry>,
     mars: Option<MarsEntry>,
+    replay: Option<ReplayEntry>,
+}
+
+/// `[replay]`: fields whose values change from run to run, added to the
+/// built-in list (`volatile`) or taken out of it (`not_volatile`).
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReplayEntry {
+    #[serde(default)]
+    volatile: Vec<String>,
+    #[serde(default)]
+    not_volatile: Vec<String>,
 }
 
 /// `[mars]`: the Tencent Mars framing's client version (its unpacker
@@ -208,6 +220,8 @@ pub struct Registry {
     messages: BTreeMap<Mapping, String>,
     /// `[mars] client_version`: Mars frames must carry it.
     mars_client_version: Option<u32>,
+    /// `[replay] volatile` and `not_volatile`.
+    volatile: (Vec<String>, Vec<String>),
 }
 
 impl Default for Registry {
@@ -224,6 +238,7 @@ impl Registry {
             cgi_names: HashMap::new(),
             messages: BTreeMap::new(),
             mars_client_version: None,
+            volatile: (Vec::new(), Vec::new()),
         }
     }
 
@@ -246,6 +261,10 @@ impl Registry {
         }
         if let Some(v) = p.mars.and_then(|m| m.client_version) {
             self.mars_client_version = Some(v);
+        }
+        if let Some(r) = p.replay {
+            self.volatile.0.extend(r.volatile);
+            self.volatile.1.extend(r.not_volatile);
         }
         for (index, e) in p.cgi.into_iter().enumerate() {
             if e.name.is_none() && e.request.is_none() && e.response.is_none() {
@@ -277,6 +296,12 @@ impl Registry {
     /// Mars frames that carry another are not taken for frames.
     pub fn mars_client_version(&self) -> Option<u32> {
         self.mars_client_version
+    }
+
+    /// The profile's `[replay]` fields: (added to the volatile ones,
+    /// taken out of them).
+    pub fn volatile(&self) -> (&[String], &[String]) {
+        (&self.volatile.0, &self.volatile.1)
     }
 
     /// Every message mapping of the profile, in order (cmds, then cgis).

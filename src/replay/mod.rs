@@ -17,6 +17,7 @@ pub mod http;
 pub mod longlink;
 pub mod recording;
 pub mod report;
+pub mod run;
 pub mod schema;
 pub mod tokens;
 
@@ -31,6 +32,7 @@ pub use diff::{FieldDiff, Volatile};
 pub use gate::{Done, Gate};
 pub use recording::{Link, Recording, Session, Step};
 pub use report::{Exchange, Report, Verdict};
+pub use run::{run, select, ReplayError};
 pub use tokens::Tokens;
 
 /// When sends go.

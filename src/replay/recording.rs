@@ -48,8 +48,8 @@ pub enum Step {
     /// web endpoint or the path's last segment.
     Http {
         name: String,
-        request: HttpPart,
-        response: HttpPart,
+        request: Box<HttpPart>,
+        response: Box<HttpPart>,
     },
     /// Something recorded that cannot be sent again, and why.
     Unsendable {
@@ -225,14 +225,14 @@ impl Collect {
                 };
                 steps.push(Step::Http {
                     name,
-                    request: HttpPart {
-                        message: request.clone(),
+                    request: Box::new(HttpPart {
+                        message: (**request).clone(),
                         value: rq,
-                    },
-                    response: HttpPart {
-                        message: response.clone(),
+                    }),
+                    response: Box::new(HttpPart {
+                        message: (**response).clone(),
                         value: rs,
-                    },
+                    }),
                 });
             }
         }

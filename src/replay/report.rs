@@ -61,6 +61,10 @@ pub struct Exchange {
     /// Values substituted in the request sent.
     #[serde(skip_serializing_if = "is_zero_usize")]
     pub substituted: usize,
+    /// The MsgIds a live newsendmsg answer gave (a second replay of the
+    /// same sends gets the first one's back: the server's dedupe).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub msg_ids: Vec<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
 }
@@ -84,6 +88,7 @@ impl Exchange {
             diffs: Vec::new(),
             latency_us: None,
             substituted: 0,
+            msg_ids: Vec::new(),
             note: None,
         }
     }

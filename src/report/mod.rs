@@ -9,6 +9,7 @@ pub mod flows;
 mod grid;
 pub mod printer;
 mod records;
+mod replay;
 pub mod spill;
 mod summary;
 pub mod table;

@@ -42,7 +42,7 @@ pub fn flow_cells(r: &FlowRow) -> [String; 9] {
     ]
 }
 
-fn table(header: Vec<&str>) -> Table {
+pub(super) fn table(header: Vec<&str>) -> Table {
     let mut t = Table::new();
     t.load_preset(UTF8_FULL_CONDENSED)
         .set_content_arrangement(ContentArrangement::Disabled)

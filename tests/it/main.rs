@@ -21,6 +21,7 @@ mod net_web;
 mod prefixes;
 mod profiles;
 mod reassembly_model;
+mod replay;
 mod replay_http;
 mod roles;
 #[cfg(feature = "live")]

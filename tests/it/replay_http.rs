@@ -396,3 +396,72 @@ async fn a_web_session_on_two_connections_syncs_with_the_live_keys() {
         .collect::<Vec<_>>();
     assert!(sync.iter().all(|e| e.substituted >= 1));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_whole_web_sample_replays_without_a_difference_through_the_engine() {
+    // Web login and sync (conn 0), the synccheck (conn 1) that alice's
+    // long-link send (conn 2) answers, bob's second web session (conn 3).
+    let (rec, _) = sample("serve-client-web.pcapng");
+    let (opts, _) = replay::schema::options(&[], &[], None).unwrap();
+    let srv = server_with(&["alice", "bob"]).await;
+    let mut config = Config::new(srv.addr.to_string());
+    config.stall = Duration::from_secs(3);
+    let report = within(
+        "the web sample's replay",
+        replay::run(rec.sessions.clone(), config, opts, Tokens::default(), true),
+    )
+    .await;
+    assert!(
+        !report.differs(),
+        "{}",
+        serde_json::to_string_pretty(&report.exchanges).unwrap()
+    );
+    assert_eq!(report.totals.matched, 22);
+    let http: Vec<_> = report.sessions.iter().filter(|s| s.conn != 2).collect();
+    assert_eq!(http.len(), 3);
+    assert!(http
+        .iter()
+        .all(|s| s.counts.matched > 0 && s.error.is_none()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_cut_mid_replay_ends_the_session_with_a_clear_error() {
+    let (rec, opts) = sample("serve-client-web.pcapng");
+    // A server that answers the first request, then closes the connection
+    // in the middle of its answer to the next one.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let cutter = tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (mut s, _) = listener.accept().await.unwrap();
+        let mut buf = vec![0u8; 4096];
+        let _ = s.read(&mut buf).await;
+        let body = b"window.QRLogin.code = 200; window.QRLogin.uuid = \"x\";";
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/javascript\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        s.write_all(head.as_bytes()).await.unwrap();
+        s.write_all(body).await.unwrap();
+        let _ = s.read(&mut buf).await;
+        let _ = s
+            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial")
+            .await;
+        drop(s);
+        drop(listener);
+    });
+    let run = replay(addr.clone(), sessions(&rec, &[WEB_SEND]), &opts).await;
+    cutter.await.unwrap();
+    let v: Vec<Verdict> = run.exchanges.iter().map(|e| e.verdict).collect();
+    // jslogin answered (another uuid: learned, not a difference).
+    assert_eq!(v[0], Verdict::Matched);
+    assert_eq!(v[1], Verdict::Error);
+    assert!(v[2..].iter().all(|v| *v == Verdict::NotSent), "{v:?}");
+    assert_eq!(v.len(), 8);
+    let note = run.exchanges[1].note.as_deref().unwrap_or("");
+    assert!(
+        note.contains("closed the connection in the middle of its answer") && note.contains(&addr),
+        "{note}"
+    );
+    assert!(run.rows[0].error.is_some());
+}
