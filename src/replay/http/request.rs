@@ -77,6 +77,9 @@ pub fn build(
             "transfer-encoding" => had_length = true,
             // The recorded body is kept decoded.
             "content-encoding" if m.decoded => {}
+            // The body goes at once: no interim 100 to wait for (and take
+            // for the answer).
+            "expect" => {}
             "cookie" => headers.push((name.clone(), cookie(tokens, live.jar, &value, &mut n))),
             _ => headers.push((name.clone(), value)),
         }
@@ -370,12 +373,13 @@ mod tests {
         let m = request(
             "GET",
             "/jslogin?appid=x",
-            &[("Host", "127.0.0.1:8080")],
+            &[("Host", "127.0.0.1:8080"), ("Expect", "100-continue")],
             b"",
         );
         let b = build_with(&mut Tokens::default(), &[], false, &m);
         let (head, _) = parts(&b);
         assert_eq!(head[1], "Host: 10.0.0.9:80");
+        assert_eq!(head.len(), 2, "{head:?}");
         assert_eq!(b.substituted, 1);
         assert!(
             !text(&b).contains("Content-Length"),
