@@ -465,3 +465,46 @@ async fn a_connection_cut_mid_replay_ends_the_session_with_a_clear_error() {
     );
     assert!(run.rows[0].error.is_some());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_synccheck_answered_after_it_was_given_up_is_missing_and_late() {
+    // Without alice's send (conn 2) the server holds bob's synccheck for
+    // its whole poll (4 s here); the replay gives it up after 1 s without
+    // progress, bob's next webwxsync goes on, and the answer that comes
+    // at last is counted missing, with its latency.
+    let (rec, opts) = sample("serve-client-web.pcapng");
+    let srv = TestServer::start(|c| {
+        c.test_users = vec!["alice".into(), "bob".into()];
+        c.web_poll = Duration::from_secs(4);
+    })
+    .await;
+    let run = replay_with(
+        srv.addr.to_string(),
+        sessions(&rec, &[0, 1]),
+        &opts,
+        |c, _| c.stall = Duration::from_secs(1),
+    )
+    .await;
+    let sc = run
+        .exchanges
+        .iter()
+        .find(|e| e.name == "synccheck")
+        .expect("the synccheck");
+    assert_eq!(sc.verdict, Verdict::Missing, "{sc:?}");
+    assert!(
+        sc.note.as_deref().unwrap_or("").contains("came late"),
+        "{sc:?}"
+    );
+    assert!(sc.latency_us.unwrap_or(0) >= 1_000_000, "{sc:?}");
+    // The rest of bob's session went on meanwhile.
+    let conn0: Vec<Verdict> = run
+        .exchanges
+        .iter()
+        .filter(|e| e.conn == 0)
+        .map(|e| e.verdict)
+        .collect();
+    assert_eq!(conn0.len(), 10);
+    assert!(conn0
+        .iter()
+        .all(|v| matches!(v, Verdict::Matched | Verdict::Different)));
+}
