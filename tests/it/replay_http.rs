@@ -508,3 +508,28 @@ async fn a_held_synccheck_answered_after_it_was_given_up_is_missing_and_late() {
         .iter()
         .all(|v| matches!(v, Verdict::Matched | Verdict::Different)));
 }
+
+#[test]
+fn the_users_of_http_sessions_are_found_for_clones() {
+    let (web, _) = sample("serve-client-web.pcapng");
+    let (short, _) = sample("serve-client-shortlink.pcapng");
+    let users = |rec: &Recording, c: u64| {
+        let s = rec.sessions.iter().find(|s| s.conn == c).unwrap();
+        replay::http::recorded_users(s)
+            .into_iter()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(users(&web, 0), ["bob"]);
+    assert_eq!(users(&web, 3), ["bob"]);
+    assert_eq!(users(&short, 0), ["alice"]);
+    assert_eq!(users(&short, 1), ["bob"]);
+    // A manualauth alone names its user in its body.
+    let mut auth = short.sessions.iter().find(|s| s.conn == 0).unwrap().clone();
+    auth.steps.truncate(1);
+    assert_eq!(
+        replay::http::recorded_users(&auth)
+            .into_iter()
+            .collect::<Vec<_>>(),
+        ["alice"]
+    );
+}

@@ -14,7 +14,7 @@
 pub mod answer;
 pub mod request;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -52,6 +52,40 @@ fn recorded_sid(m: &crate::proto::http::Message) -> Option<String> {
             .find(|(k, _)| k.trim() == "wxsid")
             .map(|(_, v)| v.trim().to_owned())
     })
+}
+
+/// The user names an HTTP session logs in or acts as: the `user=` query
+/// parameter (a syncscope jslogin, the plain short link in test mode) and
+/// the user name of a plain short-link manualauth; what clones rename
+/// (the long link's are the engine's).
+pub fn recorded_users(s: &Session) -> BTreeSet<String> {
+    let mut users = BTreeSet::new();
+    for st in &s.steps {
+        let Step::Http { request, .. } = st else {
+            continue;
+        };
+        if let Some(u) = request
+            .message
+            .query()
+            .map(web::parse_query)
+            .and_then(|q| q.get("user").cloned())
+        {
+            if !u.is_empty() {
+                users.insert(u);
+            }
+        }
+        let auth = request.message.path().and_then(answer::short_cmd);
+        if auth == Some(crate::proto::commands::MANUALAUTH) {
+            // ManualAuthRequest.UserName.String, read schema-less.
+            let fields = crate::body::protobuf::decode_raw(&request.message.body);
+            let v = fields.map(|f| crate::body::protobuf::to_json(&f));
+            let name = v.as_ref().ok().and_then(|v| v.pointer("/1/1")?.as_str());
+            if let Some(n) = name.filter(|n| !n.is_empty()) {
+                users.insert(n.to_owned());
+            }
+        }
+    }
+    users
 }
 
 /// Replays one HTTP session.
