@@ -134,6 +134,11 @@ pub fn key_slot(kind: &str, recorded_sid: &str) -> String {
     format!("web {kind} {recorded_sid}")
 }
 
+/// The live uin of the web session recorded as `sid`.
+pub fn session_uin(tokens: &Tokens, sid: &str) -> Option<u64> {
+    tokens.recall(&key_slot("Uin", sid)).and_then(Value::as_u64)
+}
+
 /// The latest key of that kind the live server issued to the web session
 /// recorded as `sid`.
 pub fn latest_key(tokens: &Tokens, kind: &str, sid: &str) -> Option<KeyMap> {
@@ -161,6 +166,11 @@ pub fn learn_and_compare(
     }
     if let (Some(r), Some(l)) = (&recorded.info, &live.info) {
         learn_login(tokens, r, l);
+        // The session's own uin (the ticket page names it with the sid):
+        // small numbers stand for other things in other fields.
+        if let (Some(sid), Some(_), Some(uin)) = (&r.sid, r.uin, l.uin) {
+            tokens.remember(key_slot("Uin", sid), Value::from(uin));
+        }
         if let Some(sid) = recorded_sid {
             for (kind, key) in [
                 ("SyncKey", &l.synckey_issued),

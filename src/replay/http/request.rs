@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use prost::Message as _;
 use serde_json::Value;
 
-use super::answer::{latest_key, short_message};
+use super::answer::{latest_key, session_uin, short_message};
 use crate::analyze::Options;
 use crate::net::webclient::enc;
 use crate::proto::http::{message, Message};
@@ -142,10 +142,9 @@ fn query(tokens: &Tokens, target: &str, sid: Option<&str>, n: &mut usize) -> Str
                 .into_owned();
             let live: Option<String> = match k {
                 _ if ID_PARAMS.contains(&k) => tokens.get_str(&v).map(str::to_owned),
-                _ if UIN_PARAMS.contains(&k) => v
-                    .parse::<u64>()
-                    .ok()
-                    .and_then(|u| tokens.get_u64(u))
+                _ if UIN_PARAMS.contains(&k) => sid
+                    .and_then(|sid| session_uin(tokens, sid))
+                    .or_else(|| v.parse::<u64>().ok().and_then(|u| tokens.get_u64(u)))
                     .map(|u| u.to_string()),
                 "user" => Some(tokens.user(&v).to_owned()),
                 "synckey" => sid.and_then(|sid| {
@@ -239,10 +238,32 @@ fn web_json(
             ids.push((true, f, x));
         }
     }
+    let uin_before = v["BaseRequest"]["Uin"].clone();
     *n += tokens.substitute_json(v, live.volatile);
     let Some(obj) = v.as_object_mut() else {
         return;
     };
+    // The session's own live uin, when known, over any value learned.
+    let own = sid.and_then(|sid| session_uin(tokens, sid));
+    if let (Some(u), Some(b)) = (
+        own,
+        obj.get_mut("BaseRequest").and_then(Value::as_object_mut),
+    ) {
+        if let Some(x) = b.get_mut("Uin") {
+            let was_changed = *x != uin_before;
+            let new = if x.is_string() {
+                Value::from(u.to_string())
+            } else {
+                Value::from(u)
+            };
+            match (was_changed, new == uin_before) {
+                (true, true) => *n -= 1,
+                (false, false) => *n += 1,
+                _ => {}
+            }
+            *x = new;
+        }
+    }
     if let Some(mut key) = key {
         let latest = match (endpoint, sid) {
             (Some(Endpoint::Webwxsync), Some(sid)) => latest_key(tokens, "SyncKey", sid),
@@ -441,6 +462,38 @@ mod tests {
              &mmsid=M-new&uin=5&wxuin=5&user=carol&r=2&flag"
         );
         assert_eq!(b.substituted, 9);
+    }
+
+    #[test]
+    fn a_web_session_presents_its_own_live_uin() {
+        let mut t = Tokens::default();
+        // Something else recorded as 2 became 9 (a MsgId, another user).
+        t.learn(&json!(2), &json!(9));
+        t.remember(key_slot("Uin", "S1"), json!(5));
+        let body = br#"{"BaseRequest":{"Sid":"S1","Uin":2}}"#;
+        let m = request("POST", "/cgi-bin/mmwebwx-bin/webwxinit?r=1", &[], body);
+        let b = build_with(&mut t, &[], false, &m);
+        let v: Value = serde_json::from_slice(&parts(&b).1).unwrap();
+        assert_eq!(v["BaseRequest"]["Uin"], 5);
+        assert_eq!(b.substituted, 1);
+        let m = request(
+            "GET",
+            "/cgi-bin/mmwebwx-bin/synccheck?sid=S1&uin=2",
+            &[],
+            b"",
+        );
+        assert_eq!(
+            build_with(&mut t, &[], false, &m).target,
+            "/cgi-bin/mmwebwx-bin/synccheck?sid=S1&uin=5"
+        );
+        // Another session: what was learned.
+        let m = request(
+            "GET",
+            "/cgi-bin/mmwebwx-bin/synccheck?sid=S2&uin=2",
+            &[],
+            b"",
+        );
+        assert!(build_with(&mut t, &[], false, &m).target.ends_with("uin=9"));
     }
 
     #[test]
