@@ -533,3 +533,42 @@ fn the_users_of_http_sessions_are_found_for_clones() {
         ["alice"]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_link_request_presents_the_session_cookie_its_manualauth_got() {
+    let (rec, opts) = sample("serve-client-shortlink.pcapng");
+    let mut s = sessions(&rec, &[0]).remove(0);
+    // After alice's manualauth, a newsync named by the session cookie
+    // alone (as an enforcing server wants): the recorded cookie value is
+    // not the live one.
+    s.steps.truncate(1);
+    let Step::Http {
+        request, response, ..
+    } = rec.sessions.iter().find(|s| s.conn == 1).unwrap().steps[0].clone()
+    else {
+        panic!("bob's newsync")
+    };
+    let mut rq = request.clone();
+    rq.message.start = syncscope::proto::http::Start::Request {
+        method: "POST".into(),
+        path: "/cgi-bin/micromsg-bin/newsync".into(),
+    };
+    rq.message.headers.push((
+        "Cookie".into(),
+        b"mmsid=00112233445566778899aabbccddeeff".to_vec(),
+    ));
+    s.steps.push(Step::Http {
+        name: "newsync".into(),
+        request: rq,
+        response,
+    });
+    let srv = TestServer::start(|_| {}).await;
+    let run = replay(srv.addr.to_string(), vec![s], &opts).await;
+    let sync = &run.exchanges[1];
+    assert_eq!(sync.name, "newsync");
+    assert!(
+        sync.diffs.iter().all(|d| d.path != "status"),
+        "the server knew the session: {:?}",
+        sync.diffs
+    );
+}
