@@ -80,6 +80,9 @@ pub fn build(
             // The body goes at once: no interim 100 to wait for (and take
             // for the answer).
             "expect" => {}
+            // Answers are read as they come (by Content-Length or to the
+            // end): none compressed, none chunked.
+            "accept-encoding" | "te" => {}
             "cookie" => headers.push((name.clone(), cookie(tokens, live.jar, &value, &mut n))),
             _ => headers.push((name.clone(), value)),
         }
@@ -394,7 +397,11 @@ mod tests {
         let m = request(
             "GET",
             "/jslogin?appid=x",
-            &[("Host", "127.0.0.1:8080"), ("Expect", "100-continue")],
+            &[
+                ("Host", "127.0.0.1:8080"),
+                ("Expect", "100-continue"),
+                ("Accept-Encoding", "gzip, deflate"),
+            ],
             b"",
         );
         let b = build_with(&mut Tokens::default(), &[], false, &m);
