@@ -54,8 +54,8 @@ use crate::track::synckey::{Ids, Timeline};
 
 pub use crate::body::synckey::KeyMap;
 pub use decode::{
-    decode as decode_frame_body, resolve_profile, BusinessSummary, ProfileMessageError,
-    SyncKeySource,
+    decode as decode_frame_body, resolve_profile, schema_or_raw, BusinessSummary,
+    ProfileMessageError, SyncKeySource,
 };
 pub use mmtls::Crypto;
 pub use record::{FrameRecord, Layer, Raw};
@@ -64,6 +64,7 @@ pub use report::{
     SyncKeySeen,
 };
 pub use roles::RolesBy;
+pub use web::text as http_body_value;
 
 /// What the analyzer needs besides the bytes.
 #[derive(Default)]

@@ -29,8 +29,9 @@ struct ExchangeBody<'a> {
 }
 
 /// A body shown as text: JSON when it parses, else (the first 2048
-/// characters of) UTF-8 text, else protobuf or hex.
-fn text(b: &[u8]) -> Value {
+/// characters of) UTF-8 text, else protobuf or hex (the body of an `http`
+/// record; the replay decodes live answers with it too).
+pub fn text(b: &[u8]) -> Value {
     if b.is_empty() {
         Value::Null
     } else if let Ok(v) = serde_json::from_slice(b) {

@@ -69,7 +69,8 @@ const QUERY: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'~');
 
-fn enc(s: &str) -> String {
+/// A query value percent-encoded as the web client sends it.
+pub(crate) fn enc(s: &str) -> String {
     utf8_percent_encode(s, QUERY).to_string()
 }
 

@@ -19,6 +19,9 @@ use super::diff::Volatile;
 pub struct Tokens {
     learned: HashMap<String, Value>,
     users: HashMap<String, String>,
+    /// Named live state shared by the connections of one session (the
+    /// latest web SyncKey of a web session, by its recorded sid).
+    slots: HashMap<String, Value>,
 }
 
 /// Strings are learned by value alone (session ids, tickets, keys in
@@ -90,6 +93,16 @@ impl Tokens {
         for l in learned {
             self.learn_field(&l.field, &l.recorded, &l.live);
         }
+    }
+
+    /// Keeps `v` under `slot` (the latest value wins).
+    pub fn remember(&mut self, slot: impl Into<String>, v: Value) {
+        self.slots.insert(slot.into(), v);
+    }
+
+    /// What was last kept under `slot`.
+    pub fn recall(&self, slot: &str) -> Option<&Value> {
+        self.slots.get(slot)
     }
 
     pub fn len(&self) -> usize {

@@ -22,6 +22,7 @@ mod prefixes;
 mod profiles;
 mod reassembly_model;
 mod replay;
+mod replay_http;
 mod roles;
 #[cfg(feature = "live")]
 mod sniff;

@@ -182,13 +182,27 @@ impl Conn {
         limit: Duration,
     ) -> Result<Response, ClientError> {
         let bytes = encode_request(&self.server, req);
+        self.send_bytes(what, &bytes, limit, || {}).await
+    }
+
+    /// Sends an encoded request (`bytes`) and reads its response, all
+    /// within `limit`, as [`Conn::request`]; `sent` is called once, when
+    /// the request has been written (the replay marks its send then).
+    pub async fn send_bytes(
+        &mut self,
+        what: &'static str,
+        bytes: &[u8],
+        limit: Duration,
+        sent: impl FnOnce(),
+    ) -> Result<Response, ClientError> {
+        let mut sent = Some(sent);
         let run = async {
             loop {
                 if self.dirty {
                     self.close();
                 }
                 let reused = self.stream.is_some();
-                match self.exchange(what, &bytes).await {
+                match self.exchange(what, bytes, &mut sent).await {
                     Ok(r) => return Ok(r),
                     Err(Failure::Stale) if reused => self.close(),
                     Err(Failure::Stale) => {
@@ -212,7 +226,12 @@ impl Conn {
             })?
     }
 
-    async fn exchange(&mut self, what: &'static str, bytes: &[u8]) -> Result<Response, Failure> {
+    async fn exchange(
+        &mut self,
+        what: &'static str,
+        bytes: &[u8],
+        sent: &mut Option<impl FnOnce()>,
+    ) -> Result<Response, Failure> {
         let fail = |source| Failure::Error(ClientError::Io { what, source });
         if self.stream.is_none() {
             let s = TcpStream::connect(&self.server).await.map_err(|source| {
@@ -230,6 +249,9 @@ impl Conn {
         };
         self.dirty = true;
         stream.write_all(bytes).await.map_err(fail)?;
+        if let Some(f) = sent.take() {
+            f();
+        }
         let mut got_any = !self.buf.is_empty();
         let mut eof = false;
         loop {
