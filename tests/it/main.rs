@@ -21,6 +21,7 @@ mod net_web;
 mod prefixes;
 mod profiles;
 mod reassembly_model;
+mod replay_mock;
 mod roles;
 #[cfg(feature = "live")]
 mod sniff;

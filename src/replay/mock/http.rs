@@ -11,7 +11,7 @@ use super::{http_key, Applied, Found, HttpAnswer, Peer, Shared, Stats, Unmatched
 use crate::analyze::http_request_value;
 use crate::net::frame::Connection;
 use crate::net::server::{next_request, HttpRequest};
-use crate::proto::http::message::{encode_response, reason};
+use crate::proto::http::message::encode_response;
 use crate::proto::web::Endpoint;
 
 /// The synccheck answer "nothing new" (the server's, once held).
@@ -151,6 +151,8 @@ async fn answer(shared: &Shared, peer: &mut Peer, req: &HttpRequest) -> Option<V
                 Applied::Error
             };
             shared.unmatched(peer.id, peer.addr, key.clone(), applied);
+            // Keys in this order (serde_json sorts them): what and why
+            // first, the request's decoded body last.
             let body = json!({
                 "error": format!(
                     "serve --replay: the recording has no answer to {} {}{}",
@@ -159,11 +161,8 @@ async fn answer(shared: &Shared, peer: &mut Peer, req: &HttpRequest) -> Option<V
                     if name_known { " with these fields" } else { "" }
                 ),
                 "request": key,
-                "method": req.method,
-                "path": req.path,
-                "body": value,
                 "unmatched": policy.as_str(),
-                "status": reason(404),
+                "value": value,
             });
             Some(plain(
                 404,

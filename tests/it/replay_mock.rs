@@ -1,0 +1,463 @@
+//! `serve --replay`: the mock answers the reference clients (long link
+//! and web) from a shipped sample, and they get the messages the capture
+//! holds (read from the recording, not written here); unmatched requests
+//! by policy; the CLI's errors. Every wait is bounded.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use syncscope::body::messages::{self, NewSyncResponse};
+use syncscope::capture::Reader;
+use syncscope::net::client::{self, ClientError, ListenOptions, ListenSink, Session};
+use syncscope::net::messages::{ret, ChatMessage};
+use syncscope::net::webclient;
+use syncscope::proto::commands::{NEWSENDMSG, NEWSYNC};
+use syncscope::replay::mock::{self, Applied, Event, Mock, Summary, Unmatched};
+use syncscope::replay::{schema, Recording, Step};
+
+use crate::net::{run_bounded, WAIT};
+
+fn sample(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("samples/serve-client-{name}.pcapng"))
+}
+
+fn recording(name: &str) -> Recording {
+    let mut r = Reader::open(&sample(name)).expect("sample opens");
+    let (mut opts, _) = schema::options(&[], &[], None).expect("built-in schema");
+    Recording::read(&mut r, &mut opts, syncscope::flow::Config::default())
+}
+
+/// The texts the recording's long-link newsync answers delivered to
+/// `user`, each message once, in order.
+fn recorded_longlink_texts(rec: &Recording, user: &str) -> Vec<String> {
+    let mut seen = Vec::new();
+    let mut texts = Vec::new();
+    for s in &rec.sessions {
+        for st in &s.steps {
+            let Step::Frame {
+                request,
+                answer: Some(a),
+            } = st
+            else {
+                continue;
+            };
+            if request.cmd != NEWSYNC {
+                continue;
+            }
+            let resp: NewSyncResponse =
+                messages::decode("NewSyncResponse", &a.body).expect("recorded answer decodes");
+            for m in messages::add_msgs(&resp).expect("AddMsgs") {
+                let m = m.to_chat();
+                if m.to == user && !seen.contains(&m.msg_id) {
+                    seen.push(m.msg_id);
+                    texts.push(m.content);
+                }
+            }
+        }
+    }
+    texts
+}
+
+/// The texts the recording's webwxsync answers delivered to `user`.
+fn recorded_web_texts(rec: &Recording, user: &str) -> Vec<String> {
+    let mut texts = Vec::new();
+    for s in &rec.sessions {
+        for st in &s.steps {
+            let Step::Http { name, response, .. } = st else {
+                continue;
+            };
+            if name != "webwxsync" {
+                continue;
+            }
+            for m in response.value["AddMsgList"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
+                if let Some(c) = webclient::chat_message(m).filter(|c| c.to == user) {
+                    if !texts.contains(&c.content) {
+                        texts.push(c.content);
+                    }
+                }
+            }
+        }
+    }
+    texts
+}
+
+struct Running {
+    addr: String,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<Summary>,
+    events: Arc<Mutex<Vec<Event>>>,
+}
+
+impl Running {
+    async fn start(name: &str, unmatched: Unmatched) -> Running {
+        let rec = recording(name);
+        let (opts, _) = schema::options(&[], &[], None).unwrap();
+        let mock = Arc::new(Mock::new(&rec, opts));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let log = Arc::clone(&events);
+        let config = mock::Config {
+            unmatched,
+            web_poll: Duration::from_secs(2),
+            log: Some(Arc::new(move |e: &Event| {
+                log.lock().unwrap().push(e.clone())
+            })),
+            ..mock::Config::default()
+        };
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(mock::serve(listener, mock, config, async move {
+            let _ = rx.await;
+        }));
+        Running {
+            addr,
+            stop: Some(tx),
+            task,
+            events,
+        }
+    }
+
+    async fn stop(mut self) -> (Summary, Vec<Event>) {
+        let _ = self.stop.take().map(|s| s.send(()));
+        let summary = tokio::time::timeout(WAIT, self.task)
+            .await
+            .expect("the mock stops")
+            .unwrap();
+        let events = self.events.lock().unwrap().clone();
+        (summary, events)
+    }
+}
+
+#[derive(Default)]
+struct Collect(Vec<ChatMessage>);
+
+impl ListenSink for Collect {
+    fn message(&mut self, m: &ChatMessage) -> bool {
+        self.0.push(m.clone());
+        true
+    }
+}
+
+fn texts(c: &Collect) -> Vec<String> {
+    c.0.iter().map(|m| m.content.clone()).collect()
+}
+
+fn listen_opts(count: usize) -> ListenOptions {
+    ListenOptions {
+        count: Some(count),
+        deadline: Some(Instant::now() + WAIT),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_long_link_client_gets_the_recorded_messages() {
+    let rec = recording("longlink");
+    let mock = Running::start("longlink", Unmatched::Error).await;
+    for user in ["bob", "alice"] {
+        let want = recorded_longlink_texts(&rec, user);
+        assert!(!want.is_empty(), "the sample has messages for {user}");
+        let mut got = Collect::default();
+        let out = client::listen(
+            &client::Config::new(&mock.addr, user),
+            &listen_opts(want.len()),
+            &mut got,
+        )
+        .await
+        .expect("listen");
+        assert!(!out.timed_out, "{user}: only {:?} of {want:?}", texts(&got));
+        assert_eq!(texts(&got), want, "{user}");
+    }
+    let (summary, events) = mock.stop().await;
+    assert!(events.is_empty(), "{events:?}");
+    assert_eq!(summary.unmatched(), 0);
+    // bob got his second message because the recorded newnotify followed
+    // the answer that delivered the first.
+    assert!(summary.pushes >= 2, "{summary:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_web_client_gets_the_recorded_messages() {
+    let rec = recording("web");
+    let want = recorded_web_texts(&rec, "bob");
+    assert_eq!(want.len(), 1, "the sample's web message: {want:?}");
+    let mock = Running::start("web", Unmatched::Error).await;
+    let mut got = Collect::default();
+    let out = webclient::listen(
+        &client::Config::new(&mock.addr, "bob"),
+        &listen_opts(want.len()),
+        &mut got,
+    )
+    .await
+    .expect("web listen");
+    assert!(!out.timed_out);
+    assert_eq!(texts(&got), want);
+    assert_eq!(got.0[0].from, "alice");
+    let (summary, events) = mock.stop().await;
+    assert!(events.is_empty(), "{events:?}");
+    assert_eq!(summary.unmatched(), 0);
+}
+
+/// The recorded MsgId of alice's first newsendmsg.
+fn first_send_msg_id(rec: &Recording) -> u64 {
+    rec.sessions
+        .iter()
+        .flat_map(|s| &s.steps)
+        .find_map(|st| match st {
+            Step::Frame {
+                request,
+                answer: Some(a),
+            } if request.cmd == NEWSENDMSG
+                && request.value["List"][0]["ToUserName"]["String"] == "bob" =>
+            {
+                a.value["List"][0]["MsgId"].as_u64()
+            }
+            _ => None,
+        })
+        .expect("alice's send is in the sample")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unmatched_send_gets_an_error_frame_under_error() {
+    let mock = Running::start("longlink", Unmatched::Error).await;
+    let config = client::Config::new(&mock.addr, "alice");
+    let mut s = Session::connect(&config, Default::default())
+        .await
+        .expect("manualauth and identify are recorded");
+    let err = s
+        .send("bob", "a text nobody recorded", 42)
+        .await
+        .expect_err("not in the recording");
+    match err {
+        ClientError::Refused {
+            ret: r, message, ..
+        } => {
+            assert_eq!(r, ret::NOT_RECORDED);
+            assert!(message.contains("newsendmsg"), "{message}");
+        }
+        e => panic!("expected an error frame, got {e}"),
+    }
+    drop(s);
+    let (summary, events) = mock.stop().await;
+    assert_eq!(summary.unmatched_error, 1, "{summary:?}");
+    assert_eq!(summary.unmatched_nearest, 0);
+    assert!(
+        matches!(&events[..], [Event::Unmatched { what, applied: Applied::Error, .. }]
+                 if what.contains("cmd 237")),
+        "{events:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unmatched_send_gets_the_nearest_answer_under_nearest() {
+    let rec = recording("longlink");
+    let mock = Running::start("longlink", Unmatched::Nearest).await;
+    let config = client::Config::new(&mock.addr, "alice");
+    let mut s = Session::connect(&config, Default::default())
+        .await
+        .expect("connect");
+    let ack = s
+        .send("bob", "a text nobody recorded", 42)
+        .await
+        .expect("answered as the nearest recorded send");
+    // Both of alice's recorded sends differ in the text only: the first.
+    assert_eq!(ack.msg_id, first_send_msg_id(&rec));
+    drop(s);
+    let (summary, events) = mock.stop().await;
+    assert_eq!(summary.unmatched_nearest, 1, "{summary:?}");
+    assert_eq!(summary.unmatched_error, 0);
+    match &events[..] {
+        [Event::Unmatched {
+            applied: Applied::Nearest { differing },
+            ..
+        }] => assert_eq!(differing, &["List[0].Content".to_string()]),
+        e => panic!("{e:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unmatched_web_request_gets_a_404_naming_it() {
+    let mock = Running::start("web", Unmatched::Error).await;
+    let config = client::Config::new(&mock.addr, "bob");
+    let mut s = webclient::open(&config)
+        .await
+        .expect("the login is recorded");
+    let err = s
+        .send("alice", "a text nobody recorded", 7)
+        .await
+        .expect_err("not in the recording");
+    match err {
+        ClientError::Http { status, body, .. } => {
+            assert_eq!(status, 404);
+            // (an excerpt of the JSON body)
+            assert!(body.starts_with("{\"error\":\"serve --replay: the recording has no answer to POST /cgi-bin/mmwebwx-bin/webwxsendmsg with these fields\",\"request\":\"POST webwxsendmsg\""), "{body}");
+        }
+        e => panic!("expected HTTP 404, got {e}"),
+    }
+    let (summary, _) = mock.stop().await;
+    assert_eq!(summary.unmatched_error, 1, "{summary:?}");
+}
+
+// ---------------------------------------------------------------------------
+// The command line
+
+fn syncscope() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_syncscope"))
+}
+
+#[test]
+fn a_file_that_is_not_a_capture_is_refused_naming_it() {
+    let not = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
+    let mut c = syncscope();
+    c.args(["serve", "--listen", "127.0.0.1:0", "--replay"])
+        .arg(&not);
+    let out = run_bounded(c);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("Cargo.toml"), "{err}");
+    assert!(err.contains("--replay"), "{err}");
+    // --unmatched means nothing without --replay.
+    let mut c = syncscope();
+    c.args(["serve", "--unmatched", "nearest"]);
+    assert_eq!(run_bounded(c).status.code(), Some(2));
+}
+
+#[test]
+fn cli_mock_answers_reports_unmatched_and_sums_up_at_shutdown() {
+    let rec = recording("longlink");
+    let mut child = syncscope()
+        .args(["serve", "--listen", "127.0.0.1:0", "--replay"])
+        .arg(sample("longlink"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn serve");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let banner = rx.recv_timeout(WAIT).expect("serve prints its address");
+    let addr = banner
+        .split("listening on ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("{banner}"))
+        .to_owned();
+    assert!(banner.contains("no store"), "{banner}");
+    let client = |args: &[&str]| {
+        let mut c = syncscope();
+        c.args(["client", "--server", &addr]).args(args);
+        run_bounded(c)
+    };
+    let want = recorded_longlink_texts(&rec, "bob");
+    let n = want.len().to_string();
+    let out = client(&[
+        "--user",
+        "bob",
+        "listen",
+        "--count",
+        &n,
+        "--timeout",
+        "10",
+        "--format",
+        "ndjson",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["content"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(got, want);
+    let out = client(&[
+        "--user",
+        "alice",
+        "send",
+        "bob",
+        "not recorded",
+        "--retries",
+        "0",
+    ]);
+    assert!(!out.status.success());
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let status = child.wait().expect("serve exits");
+    assert!(status.success());
+    let mut rest = Vec::new();
+    while let Ok(l) = rx.recv_timeout(WAIT) {
+        rest.push(l);
+    }
+    let unmatched: Vec<&String> = rest
+        .iter()
+        .filter(|l| l.contains("unmatched: conn"))
+        .collect();
+    assert_eq!(unmatched.len(), 1, "{rest:?}");
+    assert!(unmatched[0].contains("newsendmsg (cmd 237)") && unmatched[0].contains("policy error"));
+    let summary = rest
+        .iter()
+        .find(|l| l.contains("replay summary"))
+        .expect("a summary");
+    assert!(
+        summary.contains("1 unmatched (1 answered with an error"),
+        "{summary}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_carry_the_live_seq() {
+    let rec = recording("longlink");
+    let mock = Running::start("longlink", Unmatched::Error).await;
+    let mut config = client::Config::new(&mock.addr, "alice");
+    config.request_timeout = Duration::from_secs(3);
+    let mut s = Session::connect(&config, Default::default())
+        .await
+        .expect("connect");
+    // A newsync first: the send goes with seq 3, recorded with seq 2; the
+    // client takes only an answer with its own seq.
+    s.sync().await.expect("alice's newsync is recorded");
+    let ack = s.send("bob", "hello bob", 42).await.expect("answered");
+    assert_eq!(ack.msg_id, first_send_msg_id(&rec));
+    drop(s);
+    let (summary, events) = mock.stop().await;
+    assert!(events.is_empty(), "{events:?}");
+    assert_eq!(summary.answered, 4, "{summary:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_synccheck_past_the_recorded_ones_is_held_then_told_nothing_new() {
+    let mock = Running::start("web", Unmatched::Error).await;
+    let mut s = webclient::open(&client::Config::new(&mock.addr, "bob"))
+        .await
+        .expect("login");
+    // The recorded selector (a message came), then nothing recorded left.
+    assert_eq!(s.synccheck().await.expect("synccheck"), 2);
+    assert_eq!(s.synccheck().await.expect("held synccheck"), 0);
+    drop(s);
+    let (summary, _) = mock.stop().await;
+    assert_eq!(summary.held, 1, "{summary:?}");
+    assert_eq!(summary.unmatched(), 0);
+}
