@@ -461,3 +461,96 @@ async fn a_synccheck_past_the_recorded_ones_is_held_then_told_nothing_new() {
     assert_eq!(summary.held, 1, "{summary:?}");
     assert_eq!(summary.unmatched(), 0);
 }
+
+/// A recording of one long-link session: two newsyncs, a push after each
+/// answer.
+fn two_syncs_each_followed_by_a_push() -> Recording {
+    use syncscope::analyze::{decode_frame_body, ConnKind};
+    use syncscope::capture::Timestamp;
+    use syncscope::proto::commands::{response, NEWNOTIFY, SEQ_PUSH};
+    use syncscope::proto::longlink::Header;
+    use syncscope::replay::recording::{Link, Session, Wire};
+    let (opts, _) = schema::options(&[], &[], None).unwrap();
+    let wire = |cmd: u32, seq: u32, body: &[u8]| Wire {
+        ts: Timestamp::new(1_700_000_000, 0, 6),
+        cmd,
+        seq,
+        body: body.to_vec(),
+        value: decode_frame_body(&opts, &Header::new(cmd, seq, body.len()), body, true).value,
+        mars: false,
+    };
+    let mut steps = Vec::new();
+    for (seq, answer) in [(1, b"\x18\x01".as_slice()), (2, b"\x18\x02".as_slice())] {
+        steps.push(Step::Frame {
+            request: wire(NEWSYNC, seq, b""),
+            answer: Some(wire(response(NEWSYNC), seq, answer)),
+        });
+        steps.push(Step::Push(wire(NEWNOTIFY, SEQ_PUSH, b"")));
+    }
+    Recording {
+        sessions: vec![Session {
+            conn: 0,
+            client: "127.0.0.1:1".into(),
+            server: "127.0.0.1:2".into(),
+            kind: ConnKind::Longlink,
+            link: Link::Longlink,
+            steps,
+        }],
+        ..Recording::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_given_again_goes_without_its_pushes() {
+    use syncscope::net::frame::Connection;
+    use syncscope::proto::commands::{response, NEWNOTIFY, NOOP, SEQ_HEARTBEAT};
+    let (opts, _) = schema::options(&[], &[], None).unwrap();
+    let mock = Arc::new(Mock::new(&two_syncs_each_followed_by_a_push(), opts));
+    assert_eq!(mock.indexed.pushes, 2);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(mock::serve(
+        listener,
+        mock,
+        mock::Config::default(),
+        async {
+            let _ = rx.await;
+        },
+    ));
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut conn = Connection::new(stream, 1 << 20);
+    // Three syncs (the third gets the second answer again), then a
+    // heartbeat: the frames come back in the order they were written.
+    for seq in [7, 8, 9] {
+        conn.write_frame(NEWSYNC, seq, b"").await.unwrap();
+    }
+    conn.write_frame(NOOP, SEQ_HEARTBEAT, b"").await.unwrap();
+    let mut got = Vec::new();
+    loop {
+        let f = tokio::time::timeout(WAIT, conn.read_frame())
+            .await
+            .expect("a frame")
+            .unwrap()
+            .expect("open");
+        got.push((f.header.cmd, f.header.seq, f.body));
+        if f.header.cmd == response(NOOP) {
+            break;
+        }
+    }
+    let sync = response(NEWSYNC);
+    assert_eq!(
+        got,
+        vec![
+            (sync, 7, b"\x18\x01".to_vec()),
+            (NEWNOTIFY, 0, vec![]),
+            (sync, 8, b"\x18\x02".to_vec()),
+            (NEWNOTIFY, 0, vec![]),
+            (sync, 9, b"\x18\x02".to_vec()),
+            (response(NOOP), SEQ_HEARTBEAT, vec![]),
+        ]
+    );
+    let _ = tx.send(());
+    let summary = task.await.unwrap();
+    assert_eq!(summary.pushes, 2);
+}

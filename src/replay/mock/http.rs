@@ -140,7 +140,9 @@ async fn answer(shared: &Shared, peer: &mut Peer, req: &HttpRequest) -> Option<V
             Stats::add(&shared.stats.answered);
             Some(response(&answer, &req.host, keep_alive))
         }
-        Found::Nearest { answer, differing } => {
+        Found::Nearest {
+            answer, differing, ..
+        } => {
             shared.unmatched(peer.id, peer.addr, key, Applied::Nearest { differing });
             Some(response(&answer, &req.host, keep_alive))
         }

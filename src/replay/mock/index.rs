@@ -123,8 +123,12 @@ pub enum Found<A> {
     /// answers, this is the last one again.
     Exact { answer: A, exhausted: bool },
     /// Unmatched, answered by [`Unmatched::Nearest`]: the nearest entry's
-    /// next answer and the fields that differ from it.
-    Nearest { answer: A, differing: Vec<String> },
+    /// next answer (`exhausted` as above) and the fields that differ from it.
+    Nearest {
+        answer: A,
+        exhausted: bool,
+        differing: Vec<String>,
+    },
     /// Unmatched and not answered from the recording (the policy is
     /// [`Unmatched::Error`], or nothing of that name was recorded).
     None {
@@ -252,10 +256,14 @@ impl<A: Clone> Index<A> {
             }
         }
         match best {
-            Some((i, differing)) => Found::Nearest {
-                answer: take(&mut group[i]).0,
-                differing,
-            },
+            Some((i, differing)) => {
+                let (answer, exhausted) = take(&mut group[i]);
+                Found::Nearest {
+                    answer,
+                    exhausted,
+                    differing,
+                }
+            }
             None => Found::None { name_known: true },
         }
     }
@@ -388,6 +396,7 @@ mod tests {
             ix.answer(&all, "send", &req, Unmatched::Nearest),
             Found::Nearest {
                 answer: "a2",
+                exhausted: false,
                 differing: vec!["Content".to_string()]
             }
         );

@@ -55,23 +55,33 @@ pub(crate) async fn serve(shared: &Shared, conn: &mut Connection<TcpStream>, pee
             &value,
             config.unmatched,
         );
-        let answer = match found {
-            Found::Exact { answer, .. } => {
+        // (answer, its pushes are sent): an answer given again once its
+        // entry's are used up goes without them, or a client that syncs on
+        // every push would sync forever.
+        let (answer, push) = match found {
+            Found::Exact { answer, exhausted } => {
                 Stats::add(&shared.stats.answered);
-                answer
+                (answer, !exhausted)
             }
-            Found::Nearest { answer, differing } => {
+            Found::Nearest {
+                answer,
+                exhausted,
+                differing,
+            } => {
                 let what = shared.mock.cmd_name(cmd);
                 shared.unmatched(peer.id, peer.addr, what, Applied::Nearest { differing });
-                answer
+                (answer, !exhausted)
             }
             // A heartbeat the recording did not answer gets the empty
             // answer every heartbeat gets: nothing to match.
-            Found::None { .. } if cmd == NOOP => super::FrameAnswer {
-                cmd: response(NOOP),
-                body: Vec::new(),
-                pushes: Vec::new(),
-            },
+            Found::None { .. } if cmd == NOOP => (
+                super::FrameAnswer {
+                    cmd: response(NOOP),
+                    body: Vec::new(),
+                    pushes: Vec::new(),
+                },
+                false,
+            ),
             Found::None { name_known } => {
                 let what = shared.mock.cmd_name(cmd);
                 let why = format!(
@@ -102,7 +112,7 @@ pub(crate) async fn serve(shared: &Shared, conn: &mut Connection<TcpStream>, pee
         {
             return;
         }
-        for (cmd, seq, body) in &answer.pushes {
+        for (cmd, seq, body) in answer.pushes.iter().filter(|_| push) {
             if conn.write_frame(*cmd, *seq, body).await.is_err() {
                 return;
             }

@@ -362,7 +362,7 @@ impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} connections; {} requests answered from the recording; {} unmatched \
+            "{} connection(s); {} request(s) answered from the recording; {} unmatched \
              ({} answered with an error, {} with the nearest recorded answer); {} pushes sent",
             self.connections,
             self.answered,
