@@ -103,7 +103,13 @@ struct Running {
 
 impl Running {
     async fn start(name: &str, unmatched: Unmatched) -> Running {
-        let rec = recording(name);
+        Running::start_path(&sample(name), unmatched).await
+    }
+
+    async fn start_path(capture: &Path, unmatched: Unmatched) -> Running {
+        let mut r = Reader::open(capture).expect("the capture opens");
+        let (mut opts, _) = schema::options(&[], &[], None).unwrap();
+        let rec = Recording::read(&mut r, &mut opts, syncscope::flow::Config::default());
         let (opts, _) = schema::options(&[], &[], None).unwrap();
         let mock = Arc::new(Mock::new(&rec, opts));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -553,4 +559,260 @@ async fn an_answer_given_again_goes_without_its_pushes() {
     let _ = tx.send(());
     let summary = task.await.unwrap();
     assert_eq!(summary.pushes, 2);
+}
+
+// ---------------------------------------------------------------------------
+// itchat-uos against the mock of its own session
+//
+// The web sample was made by syncscope's own web client, which does not
+// ask for the contact list (webwxgetcontact) as itchat does at login. So
+// the test first records a session of itchat with `serve` through a tap
+// (a proxy that keeps what each connection carried), writes it as a
+// capture (synthetic TCP around the real bytes), and then runs itchat
+// again against `serve --replay` of that capture.
+
+mod tap {
+    use std::net::SocketAddr;
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use syncscope::capture::writer::PcapWriter;
+    use syncscope::capture::{Linktype, Timestamp};
+    use syncscope::synth::{later, Conversation, Side};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpStream};
+    use tokio::time::Instant;
+
+    struct Conn {
+        client: SocketAddr,
+        server: SocketAddr,
+        opened: Duration,
+        /// (when, who sent, bytes), in the order they were forwarded.
+        chunks: Vec<(Duration, Side, Vec<u8>)>,
+        closed: Option<Duration>,
+    }
+
+    /// A proxy to `upstream` that keeps what each connection carried.
+    #[derive(Clone)]
+    pub struct Tap {
+        conns: Arc<Mutex<Vec<Conn>>>,
+        start: Instant,
+    }
+
+    async fn pump(
+        tap: Tap,
+        i: usize,
+        side: Side,
+        mut from: tokio::net::tcp::OwnedReadHalf,
+        mut to: tokio::net::tcp::OwnedWriteHalf,
+    ) {
+        let mut buf = vec![0u8; 64 << 10];
+        loop {
+            let n = match from.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            {
+                let mut c = tap.conns.lock().unwrap();
+                c[i].chunks
+                    .push((tap.start.elapsed(), side, buf[..n].to_vec()));
+            }
+            if to.write_all(&buf[..n]).await.is_err() {
+                break;
+            }
+        }
+        let _ = to.shutdown().await;
+        tap.conns.lock().unwrap()[i].closed = Some(tap.start.elapsed());
+    }
+
+    impl Tap {
+        /// Listens on loopback; the address to give clients.
+        pub async fn start(upstream: String) -> (Tap, SocketAddr) {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let tap = Tap {
+                conns: Arc::new(Mutex::new(Vec::new())),
+                start: Instant::now(),
+            };
+            let t = tap.clone();
+            tokio::spawn(async move {
+                while let Ok((client, peer)) = listener.accept().await {
+                    let Ok(server) = TcpStream::connect(&upstream).await else {
+                        continue;
+                    };
+                    let i = {
+                        let mut c = t.conns.lock().unwrap();
+                        c.push(Conn {
+                            client: peer,
+                            server: addr,
+                            opened: t.start.elapsed(),
+                            chunks: Vec::new(),
+                            closed: None,
+                        });
+                        c.len() - 1
+                    };
+                    let (cr, cw) = client.into_split();
+                    let (sr, sw) = server.into_split();
+                    tokio::spawn(pump(t.clone(), i, Side::Client, cr, sw));
+                    tokio::spawn(pump(t.clone(), i, Side::Server, sr, cw));
+                }
+            });
+            (tap, addr)
+        }
+
+        /// What the connections carried, as a pcap of TCP conversations
+        /// at the times the tap saw it.
+        pub fn pcap(&self) -> Vec<u8> {
+            let base = Timestamp::new(1_800_000_000, 0, 6);
+            let at = |d: Duration| later(base, d.as_micros() as u64);
+            let mut frames: Vec<(Timestamp, usize, Vec<u8>)> = Vec::new();
+            let conns = self.conns.lock().unwrap();
+            let end = self.start.elapsed();
+            for (i, c) in conns.iter().enumerate() {
+                let mut conv =
+                    Conversation::new(c.client, c.server, 1000 + i as u32 * 7919, 5_000_000);
+                let mut push = |ts: Timestamp, fs: Vec<Vec<u8>>| {
+                    for f in fs {
+                        let n = frames.len();
+                        frames.push((ts, n, f));
+                    }
+                };
+                push(at(c.opened), conv.handshake());
+                for (t, side, bytes) in &c.chunks {
+                    push(at(*t), conv.send(*side, bytes));
+                }
+                push(at(c.closed.unwrap_or(end)), conv.close());
+            }
+            frames.sort_by(|a, b| a.0.nanos_since(&b.0).cmp(&0).then(a.1.cmp(&b.1)));
+            let mut w = PcapWriter::new(Vec::new(), Linktype::ETHERNET, false).unwrap();
+            for (ts, _, f) in &frames {
+                w.write(*ts, f, None).unwrap();
+            }
+            w.into_inner()
+        }
+    }
+}
+
+/// Runs tests/web/itchat_session.py against `base` (as in web_server.rs):
+/// its events, in order; `on_login` runs when it has logged in.
+fn itchat(
+    base: &str,
+    peer: &str,
+    expected: &str,
+    reply: &str,
+    on_login: impl FnOnce(),
+) -> Vec<Value> {
+    let python = crate::web_server::itchat_python();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/web/itchat_session.py");
+    let mut child = Command::new(&python)
+        .arg(&script)
+        .args([base, peer, expected, reply, "30"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn python");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<Value>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            // itchat writes a block character to stdout when imported.
+            if let Some(at) = line.find('{') {
+                if let Ok(v) = serde_json::from_str::<Value>(&line[at..]) {
+                    let _ = tx.send(v);
+                }
+            }
+        }
+    });
+    let mut events = Vec::new();
+    let mut on_login = Some(on_login);
+    while let Ok(e) = rx.recv_timeout(Duration::from_secs(45)) {
+        if e["event"] == "login" {
+            if let Some(f) = on_login.take() {
+                f();
+            }
+        }
+        let last = e["event"] == "error" || e["event"] == "sent";
+        events.push(e);
+        if last {
+            break;
+        }
+    }
+    let status = child.wait().expect("python exits");
+    let mut err = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        use std::io::Read;
+        let _ = e.read_to_string(&mut err);
+    }
+    assert!(status.success(), "itchat failed: {events:?}\n{err}");
+    events
+}
+
+fn event<'a>(events: &'a [Value], name: &str) -> &'a Value {
+    events
+        .iter()
+        .find(|e| e["event"] == name)
+        .unwrap_or_else(|| panic!("no {name} event in {events:?}"))
+}
+
+#[test]
+fn itchat_gets_the_recorded_messages_from_the_mock() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    // 1. itchat logs in to `serve` (test mode: the login is confirmed at
+    // once, as alice), bob sends it a message from the long link, it
+    // answers; all of itchat's traffic goes through the tap.
+    let serve =
+        crate::net::ServeProcess::start(&["--memory", "--users", "alice,bob", "--web-poll", "1"]);
+    let (tap, tap_addr) = rt.block_on(tap::Tap::start(serve.addr.clone()));
+    let ping = "ping from bob's phone";
+    let pong = "pong from itchat";
+    let server = serve.addr.clone();
+    let handle = rt.handle().clone();
+    let events = itchat(
+        &format!("http://{tap_addr}"),
+        "bob",
+        ping,
+        pong,
+        move || {
+            let config = client::Config::new(&server, "bob");
+            handle
+                .block_on(client::send(
+                    &config,
+                    "alice",
+                    ping,
+                    &client::SendOptions::default(),
+                ))
+                .expect("bob's send");
+        },
+    );
+    assert_eq!(event(&events, "received")["text"], ping);
+    drop(serve);
+    let capture = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("replay-mock-itchat.pcap");
+    std::fs::write(&capture, tap.pcap()).unwrap();
+
+    // 2. The mock of that capture: itchat gets the recorded message, and
+    // its answer matches the recorded one.
+    let mut r = Reader::open(&capture).unwrap();
+    let (mut opts, _) = schema::options(&[], &[], None).unwrap();
+    let rec = Recording::read(&mut r, &mut opts, syncscope::flow::Config::default());
+    let want = recorded_web_texts(&rec, "alice");
+    assert_eq!(want, [ping], "the recording holds bob's message");
+    let mock = rt.block_on(Running::start_path(&capture, Unmatched::Error));
+    let events = itchat(
+        &format!("http://{}", mock.addr),
+        "bob",
+        &want[0],
+        pong,
+        || {},
+    );
+    let received = event(&events, "received");
+    assert_eq!(received["text"], want[0]);
+    assert_eq!(received["from_user"], "@bob");
+    assert_eq!(event(&events, "sent")["ret"], 0);
+    let (summary, unmatched) = rt.block_on(mock.stop());
+    assert!(unmatched.is_empty(), "{unmatched:?}");
+    assert!(summary.answered > 5, "{summary:?}");
 }

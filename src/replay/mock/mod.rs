@@ -133,6 +133,10 @@ impl Mock {
         let mut frames = Index::new(volatile.clone());
         let mut http = Index::new(volatile);
         let mut indexed = Indexed::default();
+        // HTTP clients spread requests over connections (a pool, a second
+        // one for the held poll): their exchanges are indexed in recorded
+        // time order across connections.
+        let mut http_steps: Vec<(&Step, &str)> = Vec::new();
         for s in &rec.sessions {
             match s.link {
                 Link::Longlink => {
@@ -180,40 +184,39 @@ impl Mock {
                     indexed.sessions += 1;
                 }
                 Link::Http => {
-                    for st in &s.steps {
-                        if let Step::Http {
-                            request, response, ..
-                        } = st
-                        {
-                            let m = &request.message;
-                            let r = &response.message;
-                            let key = http_key(m.method().unwrap_or(""), m.path().unwrap_or(""));
-                            let (status, reason) = match &r.start {
-                                crate::proto::http::Start::Response { status, reason } => {
-                                    (*status, reason.clone())
-                                }
-                                _ => continue,
-                            };
-                            http.insert(
-                                &[ANY.to_owned()],
-                                &key,
-                                &request.value,
-                                HttpAnswer {
-                                    status,
-                                    reason,
-                                    headers: r.headers.clone(),
-                                    body: r.body.clone(),
-                                    decoded: r.decoded,
-                                    server: s.server.clone(),
-                                },
-                            );
-                            indexed.exchanges += 1;
-                        }
-                    }
+                    http_steps.extend(s.steps.iter().map(|st| (st, s.server.as_str())));
                     indexed.sessions += 1;
                 }
                 link => indexed.skipped.push((s.conn, link)),
             }
+        }
+        http_steps.sort_by(|a, b| a.0.ts().nanos_since(&b.0.ts()).cmp(&0));
+        for (st, server) in http_steps {
+            let Step::Http {
+                request, response, ..
+            } = st
+            else {
+                continue;
+            };
+            let m = &request.message;
+            let r = &response.message;
+            let crate::proto::http::Start::Response { status, reason } = &r.start else {
+                continue;
+            };
+            http.insert(
+                &[ANY.to_owned()],
+                &http_key(m.method().unwrap_or(""), m.path().unwrap_or("")),
+                &request.value,
+                HttpAnswer {
+                    status: *status,
+                    reason: reason.clone(),
+                    headers: r.headers.clone(),
+                    body: r.body.clone(),
+                    decoded: r.decoded,
+                    server: server.to_owned(),
+                },
+            );
+            indexed.exchanges += 1;
         }
         Mock {
             frames: Mutex::new(frames),
@@ -510,5 +513,108 @@ async fn connection(shared: &Shared, socket: TcpStream, mut peer: Peer) {
         http::serve(shared, &mut conn, &mut peer).await
     } else {
         longlink::serve(shared, &mut conn, &mut peer).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analyze::ConnKind;
+    use crate::capture::Timestamp;
+    use crate::flow::Direction;
+    use crate::proto::http::{Message, Start};
+    use crate::replay::recording::{HttpPart, Session};
+
+    fn message(start: Start, dir: Direction, body: &[u8], at: i64) -> Message {
+        let ts = Timestamp::new(1_700_000_000 + at, 0, 6);
+        Message {
+            dir,
+            start,
+            version: 1,
+            headers: Vec::new(),
+            body: body.to_vec(),
+            wire_body_len: body.len() as u64,
+            encoding: None,
+            decoded: false,
+            chunked: false,
+            stream_offset: 0,
+            end_offset: 0,
+            ts_first: ts,
+            ts_last: ts,
+            complete: true,
+            problems: Vec::new(),
+        }
+    }
+
+    /// A synccheck at second `at` answered with `body`.
+    fn synccheck(at: i64, body: &str) -> Step {
+        let path = "/cgi-bin/mmwebwx-bin/synccheck?synckey=1_1".to_owned();
+        let request = message(
+            Start::Request {
+                method: "GET".into(),
+                path,
+            },
+            Direction::ClientToServer,
+            b"",
+            at,
+        );
+        let response = message(
+            Start::Response {
+                status: 200,
+                reason: "OK".into(),
+            },
+            Direction::ServerToClient,
+            body.as_bytes(),
+            at,
+        );
+        Step::Http {
+            name: "synccheck".into(),
+            request: HttpPart {
+                message: request,
+                value: Value::Null,
+            },
+            response: HttpPart {
+                message: response,
+                value: Value::Null,
+            },
+        }
+    }
+
+    fn session(conn: u64, steps: Vec<Step>) -> Session {
+        Session {
+            conn,
+            client: format!("127.0.0.1:{}", 1000 + conn),
+            server: "127.0.0.1:8080".into(),
+            kind: ConnKind::Http,
+            link: Link::Http,
+            steps,
+        }
+    }
+
+    #[test]
+    fn http_answers_keep_the_recorded_order_across_connections() {
+        // A client whose polls went over two connections in turn.
+        let rec = Recording {
+            sessions: vec![
+                session(0, vec![synccheck(1, "first"), synccheck(3, "third")]),
+                session(1, vec![synccheck(2, "second")]),
+            ],
+            ..Recording::default()
+        };
+        let mock = Mock::new(&rec, Options::default());
+        assert_eq!(mock.indexed.exchanges, 3);
+        let key = http_key("GET", "/cgi-bin/mmwebwx-bin/synccheck");
+        let got: Vec<String> = (0..3)
+            .map(|_| {
+                match mock
+                    .http()
+                    .answer(&[ANY.to_owned()], &key, &Value::Null, Unmatched::Error)
+                {
+                    Found::Exact { answer, .. } => String::from_utf8(answer.body).unwrap(),
+                    f => panic!("{f:?}"),
+                }
+            })
+            .collect();
+        assert_eq!(got, ["first", "second", "third"]);
     }
 }
