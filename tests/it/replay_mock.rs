@@ -816,3 +816,71 @@ fn itchat_gets_the_recorded_messages_from_the_mock() {
     assert!(unmatched.is_empty(), "{unmatched:?}");
     assert!(summary.answered > 5, "{summary:?}");
 }
+
+/// Sends `request` (bytes of one HTTP request) on a new connection and
+/// reads the response: (status, body).
+async fn http_exchange(addr: &str, request: &[u8]) -> (u16, Vec<u8>) {
+    use syncscope::proto::http::message::{parse, Kind, Limits, Parse};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(request).await.unwrap();
+    let mut buf = Vec::new();
+    loop {
+        if let Parse::Complete(m, _) = parse(&buf, Kind::Response, &Limits::default(), false) {
+            return (m.status.unwrap_or(0), m.body.to_vec());
+        }
+        let mut chunk = [0u8; 4096];
+        let n = tokio::time::timeout(WAIT, s.read(&mut chunk))
+            .await
+            .expect("an answer")
+            .unwrap();
+        assert!(n > 0, "closed before a whole response: {buf:?}");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_short_links_recorded_requests_get_their_recorded_answers() {
+    let rec = recording("shortlink");
+    let mock = Running::start("shortlink", Unmatched::Error).await;
+    let mut n = 0;
+    for st in rec.sessions.iter().flat_map(|s| &s.steps) {
+        let Step::Http {
+            request, response, ..
+        } = st
+        else {
+            continue;
+        };
+        let m = &request.message;
+        let headers: Vec<(String, String)> = m
+            .headers
+            .iter()
+            .filter(|(k, _)| !k.eq_ignore_ascii_case("connection"))
+            .map(|(k, v)| (k.clone(), String::from_utf8_lossy(v).into_owned()))
+            .collect();
+        let mut h: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        h.push(("Connection", "close"));
+        let bytes = syncscope::proto::http::message::encode_request(
+            m.method().unwrap(),
+            m.path().unwrap(),
+            &h,
+            &m.body,
+        );
+        let (status, body) = http_exchange(&mock.addr, &bytes).await;
+        assert_eq!(
+            status,
+            response.message.status().unwrap(),
+            "{}",
+            m.start_line()
+        );
+        assert_eq!(body, response.message.body, "{}", m.start_line());
+        n += 1;
+    }
+    assert_eq!(n, 6, "the sample's POSTs");
+    let (summary, events) = mock.stop().await;
+    assert!(events.is_empty(), "{events:?}");
+    assert_eq!(summary.answered, 6);
+}
