@@ -884,3 +884,43 @@ async fn the_short_links_recorded_requests_get_their_recorded_answers() {
     assert!(events.is_empty(), "{events:?}");
     assert_eq!(summary.answered, 6);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unmatched_web_send_gets_the_nearest_answer_under_nearest() {
+    let rec = recording("web");
+    let recorded: Vec<u64> = rec
+        .sessions
+        .iter()
+        .flat_map(|s| &s.steps)
+        .filter_map(|st| match st {
+            Step::Http { name, response, .. } if name == "webwxsendmsg" => {
+                response.value["MsgID"].as_str()?.parse().ok()
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(recorded.len(), 1, "the sample's web send");
+    let mock = Running::start("web", Unmatched::Nearest).await;
+    let mut s = webclient::open(&client::Config::new(&mock.addr, "bob"))
+        .await
+        .expect("login");
+    let ack = s
+        .send("alice", "a text nobody recorded", 7)
+        .await
+        .expect("answered as the recorded send");
+    assert_eq!(ack.msg_id, recorded[0]);
+    drop(s);
+    let (summary, events) = mock.stop().await;
+    assert_eq!(summary.unmatched_nearest, 1, "{summary:?}");
+    match &events[..] {
+        [Event::Unmatched {
+            what,
+            applied: Applied::Nearest { differing },
+            ..
+        }] => {
+            assert_eq!(what, "POST webwxsendmsg");
+            assert_eq!(differing, &["Msg.Content".to_string()]);
+        }
+        e => panic!("{e:?}"),
+    }
+}
