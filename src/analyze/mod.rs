@@ -64,6 +64,7 @@ pub use report::{
     SyncKeySeen,
 };
 pub use roles::RolesBy;
+pub use web::request_value as http_request_value;
 pub use web::text as http_body_value;
 
 /// What the analyzer needs besides the bytes.

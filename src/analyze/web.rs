@@ -43,6 +43,16 @@ pub fn text(b: &[u8]) -> Value {
     }
 }
 
+/// The decoded body of an HTTP request as a record shows it (`path` with
+/// its query): a web endpoint's JSON, else [`text`]. The replay mock
+/// matches live requests on it.
+pub fn request_value(path: &str, body: &[u8]) -> Value {
+    match web::decode(path, body, None) {
+        Some(e) => e.request,
+        None => text(body),
+    }
+}
+
 /// The last non-empty segment of a path, without its query.
 fn last_segment(path: &str) -> Option<&str> {
     let p = path.split('?').next().unwrap_or("");

@@ -8,10 +8,14 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 
+use syncscope::capture::Reader;
+
 use syncscope::net::frame::DEFAULT_MAX_FRAME_LEN;
 use syncscope::net::messages::IdentifyExt;
 use syncscope::net::server::{self, Access, Config};
 use syncscope::net::store::{Counts, Store};
+use syncscope::replay::mock::{self, Mock, Unmatched};
+use syncscope::replay::{schema, Recording};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -81,6 +85,20 @@ pub struct Args {
     /// damaged files in DIR/damaged-TIME/, and exit: 0 repaired, 1 not.
     #[arg(long, conflicts_with = "memory")]
     pub repair: bool,
+    /// Mock mode: answer clients from the recorded answers of CAPTURE (long link and
+    /// HTTP/web sessions), matched on cmd or endpoint and the request's fields less
+    /// the volatile ones (SyncKeys, ids, tickets, times); seqs, SyncKeys, cookies and
+    /// pushes follow the recording. No store is opened.
+    #[arg(long, value_name = "CAPTURE",
+          conflicts_with_all = ["data", "memory", "users", "require_auth", "check", "repair"])]
+    pub replay: Option<PathBuf>,
+    /// With --replay: what a request the recording does not hold gets: error (an
+    /// error frame, HTTP 404 naming the request) or nearest (the answer of the
+    /// recorded request of the same cmd or endpoint with the fewest differing
+    /// fields) [default: error]. Each one is reported on stderr and counted in the
+    /// summary printed at shutdown.
+    #[arg(long, value_name = "error|nearest", requires = "replay")]
+    pub unmatched: Option<Unmatched>,
 }
 
 /// `--users` split into names and passwords (None: to be generated).
@@ -119,6 +137,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     if args.check || args.repair {
         return check_or_repair(&args);
+    }
+    if let Some(capture) = args.replay.clone() {
+        return replay(&args, &capture);
     }
     // Whether the address is loopback is known once bound; a name that
     // resolves to loopback (localhost) counts as loopback.
@@ -254,6 +275,82 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         eprintln!("syncscope serve: stopped");
         anyhow::Ok(())
     })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--replay CAPTURE`: the mock server (replay/mock), no store.
+fn replay(args: &Args, capture: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let (mut opts, _) = schema::options(&[], &[], None)?;
+    let mut reader = Reader::open(capture).with_context(|| {
+        format!(
+            "--replay {}: cannot read it as a capture (pcap or pcapng)",
+            capture.display()
+        )
+    })?;
+    let recording = Recording::read(&mut reader, &mut opts, syncscope::flow::Config::default());
+    let mock = Mock::new(&recording, opts);
+    let ix = mock.indexed.clone();
+    if ix.exchanges == 0 {
+        bail!(
+            "--replay {}: the capture holds no exchange the mock can answer (long-link \
+             frames with their answers, or HTTP requests with their responses){}",
+            capture.display(),
+            if ix.skipped.is_empty() {
+                String::new()
+            } else {
+                format!("; {} sessions of other links skipped", ix.skipped.len())
+            }
+        );
+    }
+    let quiet = args.quiet;
+    let config = mock::Config {
+        unmatched: args.unmatched.unwrap_or_default(),
+        max_frame_len: args.max_frame,
+        frame_timeout: Duration::from_secs(args.frame_timeout.max(1)),
+        idle_timeout: Duration::from_secs(args.idle_timeout.max(1)),
+        web_poll: Duration::from_secs(args.web_poll.max(1)),
+        log: Some(Arc::new(move |e: &mock::Event| {
+            if !(quiet && matches!(e, mock::Event::BadInput { .. })) {
+                eprintln!("syncscope serve: {e}");
+            }
+        })),
+    };
+    let policy = config.unmatched;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let summary = rt.block_on(async move {
+        let listener = server::bind(&args.listen, args.backlog)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        let addr: SocketAddr = listener.local_addr()?;
+        let shutdown = shutdown_signal()?;
+        eprintln!(
+            "syncscope serve: listening on {addr} (replaying {}: {} sessions, {} recorded \
+             exchanges, {} pushes; unmatched requests: {}; no store)",
+            capture.display(),
+            ix.sessions,
+            ix.exchanges,
+            ix.pushes,
+            policy.as_str()
+        );
+        for (conn, link) in &ix.skipped {
+            eprintln!(
+                "syncscope serve: connection {conn} of the capture ({link:?}) is not answered: \
+                 the mock serves the plain long link and HTTP"
+            );
+        }
+        if !addr.ip().is_loopback() {
+            eprintln!(
+                "syncscope serve: warning: listening on {addr}, reachable from other machines \
+                 (in clear: no TLS)"
+            );
+        }
+        let summary = mock::serve(listener, Arc::new(mock), config, shutdown).await;
+        anyhow::Ok(summary)
+    })?;
+    eprintln!("syncscope serve: stopped; replay summary: {summary}");
     Ok(ExitCode::SUCCESS)
 }
 

@@ -39,6 +39,9 @@ pub mod ret {
     pub const NO_SUCH_LOGIN: i32 = -12;
     /// A message too large for any sync page to carry: refused, not stored.
     pub const TOO_LARGE: i32 = -13;
+    /// The replay mock (`serve --replay`) has no recorded answer for the
+    /// request (`--unmatched error`).
+    pub const NOT_RECORDED: i32 = -14;
 }
 
 /// A message as a client shows it.

@@ -15,6 +15,7 @@ pub mod diff;
 pub mod gate;
 pub mod http;
 pub mod longlink;
+pub mod mock;
 pub mod recording;
 pub mod report;
 pub mod run;

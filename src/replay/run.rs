@@ -62,6 +62,7 @@ pub fn select<'a>(rec: &'a Recording, config: &Config) -> Result<Vec<&'a Session
 pub fn recorded_users(sessions: &[&Session]) -> BTreeSet<String> {
     let mut users = BTreeSet::new();
     for s in sessions {
+        users.extend(super::http::recorded_users(s));
         for st in &s.steps {
             if let Step::Frame { request, .. } = st {
                 let v = &request.value;

@@ -23,6 +23,7 @@ mod profiles;
 mod reassembly_model;
 mod replay;
 mod replay_http;
+mod replay_mock;
 mod roles;
 #[cfg(feature = "live")]
 mod sniff;

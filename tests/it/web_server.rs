@@ -481,7 +481,7 @@ fn bad_web_input_gets_an_http_error_and_the_server_stays_up() {
 
 /// A Python with the pinned itchat-uos, in a venv under the target dir
 /// (made once; needs python3 with venv and PyPI, as CI has).
-fn itchat_python() -> PathBuf {
+pub(crate) fn itchat_python() -> PathBuf {
     static ONCE: Mutex<()> = Mutex::new(());
     let _guard = ONCE.lock().unwrap_or_else(|p| p.into_inner());
     let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("itchat-venv");

@@ -31,16 +31,16 @@ pub const MAX_HEAD_LEN: usize = 16 << 10;
 pub const MAX_HEADERS: usize = 32;
 
 /// A whole request, owned.
-pub(super) struct Request {
-    pub(super) method: String,
-    pub(super) path: String,
-    pub(super) query: String,
+pub(crate) struct Request {
+    pub(crate) method: String,
+    pub(crate) path: String,
+    pub(crate) query: String,
     /// The Host header ("" when absent).
-    pub(super) host: String,
+    pub(crate) host: String,
     /// The Cookie header ("" when absent).
-    pub(super) cookie: String,
-    pub(super) keep_alive: bool,
-    pub(super) body: Vec<u8>,
+    pub(crate) cookie: String,
+    pub(crate) keep_alive: bool,
+    pub(crate) body: Vec<u8>,
 }
 
 impl Request {
@@ -236,6 +236,24 @@ where
             Err(_) => return Err(Close::Io),
         }
     }
+}
+
+/// [`read_request`] for other servers of the crate (the replay mock):
+/// the request, `Ok(None)` when the peer closed between requests, or the
+/// HTTP error (status and text) the server would answer with (`None`: the
+/// connection failed, nothing to answer).
+pub(crate) async fn next_request<S>(
+    conn: &mut Connection<S>,
+    max_body: usize,
+) -> Result<Option<Request>, Option<(u16, String)>>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    read_request(conn, max_body).await.map_err(|c| match c {
+        Close::Http { status, error, .. } => Some((status, error)),
+        Close::Truncated(have) => Some((400, format!("request cut {have} bytes in"))),
+        Close::Bad { .. } | Close::Io => None,
+    })
 }
 
 /// Serves HTTP requests on `conn` until the peer closes, asks to close,

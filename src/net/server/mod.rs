@@ -70,6 +70,7 @@ mod web;
 use access::PeerSlots;
 pub use access::{new_password, Access};
 use conn::{close_with, Handler};
+pub(crate) use http::{next_request, Request as HttpRequest};
 pub use service::synckey;
 use service::Service;
 
