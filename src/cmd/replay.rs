@@ -14,7 +14,7 @@ use syncscope::proto::keylog::KeyLog;
 use syncscope::replay::{self, Recording, Timing, Tokens, Volatile};
 use syncscope::report::{self, Format};
 
-use super::common::{format_parser, ALL_FORMATS};
+use super::common::{format_parser, DecodeArgs, ALL_FORMATS};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -30,18 +30,10 @@ pub struct Args {
     /// enforces identity: REC=LIVE[:PASSWORD] (repeatable).
     #[arg(long = "user", value_name = "REC=LIVE[:PASSWORD]")]
     pub users: Vec<String>,
-    /// Key log (JSON lines, OUTER/INNER keys): encrypted captures replay their decrypted frames.
-    #[arg(long, value_name = "FILE")]
-    pub keylog: Option<PathBuf>,
-    /// .proto file to decode bodies with (repeatable; default: the built-in proto/wechat.proto).
-    #[arg(long = "proto", value_name = "FILE.proto")]
-    pub protos: Vec<PathBuf>,
-    /// Include directory for imports in --proto files (repeatable).
-    #[arg(short = 'I', value_name = "DIR")]
-    pub includes: Vec<PathBuf>,
-    /// Profile (TOML): cmd names and messages, and `[replay] volatile = [...]`.
-    #[arg(long, value_name = "FILE.toml")]
-    pub profile: Option<PathBuf>,
+    /// Key log, .proto files and profile (without --proto: the built-in proto/wechat.proto;
+    /// a profile may add `[replay] volatile = [...]`).
+    #[command(flatten)]
+    pub decode: DecodeArgs,
     /// asap (as fast as the recorded order allows), original (the recorded timing), or xN
     /// (the recorded timing N times as fast).
     #[arg(long, default_value = "asap", value_parser = parse_timing)]
@@ -112,17 +104,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     }
     let (tokens, passwords) = parse_users(&args.users)?;
-    let profile = match &args.profile {
+    let profile = match &args.decode.profile {
         Some(p) => Some(
             std::fs::read_to_string(p)
                 .with_context(|| format!("cannot read profile {}", p.display()))?,
         ),
         None => None,
     };
-    let (mut opts, registry) =
-        replay::schema::options(&args.protos, &args.includes, profile.as_deref())
-            .context("decoding options")?;
-    if let Some(k) = &args.keylog {
+    let (mut opts, registry) = replay::schema::options(
+        &args.decode.protos,
+        &args.decode.includes,
+        profile.as_deref(),
+    )
+    .context("decoding options")?;
+    if let Some(k) = &args.decode.keylog {
         opts.keylog = Some(KeyLog::load(k)?);
     }
     let mut reader = Reader::open(&args.capture)?;
