@@ -14,12 +14,11 @@ use tokio::net::TcpStream;
 
 use super::diff;
 use super::recording::{Session, Step, Wire};
-use super::report::{Counts, Exchange, SessionRow, Verdict};
+use super::report::{Exchange, SessionRow, Verdict};
 use super::tokens::Tokens;
 use super::Ctx;
 use crate::analyze::decode_frame_body;
 use crate::body::identify::Identify;
-use crate::body::messages::CMDID_ADDMSG;
 use crate::body::protobuf::Schemas;
 use crate::body::synckey::SyncKey;
 use crate::net::frame::{Connection, Frame, ReadError};
@@ -68,15 +67,8 @@ pub async fn run_session(ctx: &Ctx, si: usize, s: &Session) -> SessionRow {
         next_seq: 1,
         inflight: HashMap::new(),
         row: SessionRow {
-            conn: s.conn,
-            clone: ctx.clone,
-            link: s.link,
-            client: s.client.clone(),
-            server: s.server.clone(),
-            counts: Counts::default(),
             pushes_recorded: pushes.len() as u64,
-            pushes_live: 0,
-            error: None,
+            ..SessionRow::new(s, ctx.clone)
         },
         pushes,
     };
@@ -90,15 +82,7 @@ impl Driver<'_> {
     }
 
     fn emit(&mut self, e: Exchange) {
-        match e.verdict {
-            Verdict::Matched => self.row.counts.matched += 1,
-            Verdict::Different => self.row.counts.different += 1,
-            Verdict::Missing => self.row.counts.missing += 1,
-            Verdict::Extra => self.row.counts.extra += 1,
-            Verdict::NotSent => self.row.counts.not_sent += 1,
-            Verdict::Error => self.row.counts.error += 1,
-            Verdict::Sent => self.row.counts.sent += 1,
-        }
+        self.row.counts.add(e.verdict);
         self.ctx.push(e);
     }
 
@@ -143,18 +127,15 @@ impl Driver<'_> {
                     if !self.wait_reading(i, ts).await {
                         return self.abandon(i);
                     }
-                    if self.conn.is_none() {
-                        if let Err(why) = self.connect().await {
-                            self.row.error = Some(why.clone());
-                            let e = self
-                                .exchange(self.name(request.cmd), Verdict::Error)
-                                .note(why);
-                            self.emit(e);
-                            self.ctx.give_up(self.si, i);
-                            return self.abandon(i + 1);
-                        }
-                    }
-                    if let Err(why) = self.send(i, request).await {
+                    let connected = match self.conn {
+                        Some(_) => Ok(()),
+                        None => self.connect().await,
+                    };
+                    let sent = match connected {
+                        Ok(()) => self.send(i, request).await,
+                        e => e,
+                    };
+                    if let Err(why) = sent {
                         self.row.error = Some(why.clone());
                         let e = self
                             .exchange(self.name(request.cmd), Verdict::Error)
@@ -675,40 +656,9 @@ pub fn decode_body(opts: &crate::analyze::Options, h: &Header, body: &[u8]) -> V
     }
     let mut v = decode_frame_body(opts, h, body, true).value;
     if let Some(s) = &opts.schemas {
-        expand_cmd_items(&mut v, s);
+        super::schema::expand_add_msgs(&mut v, s);
     }
     v
-}
-
-/// newsync's CmdList items carry their message as bytes (`CmdBuf.Buffer`):
-/// AddMsg items are decoded in place (`CmdBuf.AddMsg`), so that a message
-/// is compared field by field (its MsgId and CreateTime volatile).
-pub fn expand_cmd_items(v: &mut Value, schemas: &Schemas) {
-    match v {
-        Value::Object(o) => {
-            let is_addmsg = o.get("CmdId").and_then(Value::as_i64) == Some(i64::from(CMDID_ADDMSG));
-            if is_addmsg {
-                let buf = o
-                    .get("CmdBuf")
-                    .and_then(|b| b.get("Buffer"))
-                    .and_then(Value::as_str)
-                    .and_then(|s| {
-                        use base64::Engine;
-                        base64::engine::general_purpose::STANDARD.decode(s).ok()
-                    });
-                if let Some(buf) = buf {
-                    if let Ok(m) = schemas.decode("micromsg.AddMsg", &buf) {
-                        o.insert("CmdBuf".into(), serde_json::json!({ "AddMsg": m }));
-                    }
-                }
-            }
-            for x in o.values_mut() {
-                expand_cmd_items(x, schemas);
-            }
-        }
-        Value::Array(a) => a.iter_mut().for_each(|x| expand_cmd_items(x, schemas)),
-        _ => {}
-    }
 }
 
 #[cfg(test)]

@@ -112,7 +112,8 @@ pub struct Counts {
 }
 
 impl Counts {
-    fn add(&mut self, v: Verdict) {
+    /// Counts one exchange.
+    pub fn add(&mut self, v: Verdict) {
         match v {
             Verdict::Matched => self.matched += 1,
             Verdict::Different => self.different += 1,
@@ -146,6 +147,23 @@ pub struct SessionRow {
     /// Why the session stopped early, if it did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+impl SessionRow {
+    /// The row of `s` (in clone `clone`) before anything ran.
+    pub fn new(s: &super::recording::Session, clone: u32) -> SessionRow {
+        SessionRow {
+            conn: s.conn,
+            clone,
+            link: s.link,
+            client: s.client.clone(),
+            server: s.server.clone(),
+            counts: Counts::default(),
+            pushes_recorded: 0,
+            pushes_live: 0,
+            error: None,
+        }
+    }
 }
 
 /// Latency of the answers of one command, in microseconds.

@@ -188,14 +188,7 @@ fn unsendable(ctx: &Ctx, si: usize, s: &Session) -> SessionRow {
         ctx.push(Exchange::new(s.conn, ctx.clone, name, Verdict::NotSent).note(why));
     }
     SessionRow {
-        conn: s.conn,
-        clone: ctx.clone,
-        link: s.link,
-        client: s.client.clone(),
-        server: s.server.clone(),
         counts,
-        pushes_recorded: 0,
-        pushes_live: 0,
-        error: None,
+        ..SessionRow::new(s, ctx.clone)
     }
 }

@@ -7,8 +7,10 @@ use std::path::PathBuf;
 
 use prost_reflect::DescriptorPool;
 use protox::file::{File, FileResolver, GoogleFileResolver};
+use serde_json::Value;
 
 use crate::analyze::{resolve_profile, Options};
+use crate::body::messages::CMDID_ADDMSG;
 use crate::body::protobuf::Schemas;
 use crate::proto::commands::Registry;
 
@@ -91,6 +93,38 @@ pub fn options(
 /// A pool with the built-in messages (for tests and the mock server).
 pub fn builtin_pool() -> DescriptorPool {
     builtin_schemas().pool().clone()
+}
+
+/// newsync's CmdList items carry their message as bytes (`CmdBuf.Buffer`):
+/// AddMsg items are decoded in place (`CmdBuf.AddMsg`), so that a message
+/// is compared field by field (its MsgId and CreateTime volatile). Both
+/// drivers (long link, short link) compare through it.
+pub fn expand_add_msgs(v: &mut Value, schemas: &Schemas) {
+    match v {
+        Value::Object(o) => {
+            let is_addmsg = o.get("CmdId").and_then(Value::as_i64) == Some(i64::from(CMDID_ADDMSG));
+            if is_addmsg {
+                let buf = o
+                    .get("CmdBuf")
+                    .and_then(|b| b.get("Buffer"))
+                    .and_then(Value::as_str)
+                    .and_then(|s| {
+                        use base64::Engine;
+                        base64::engine::general_purpose::STANDARD.decode(s).ok()
+                    });
+                if let Some(buf) = buf {
+                    if let Ok(m) = schemas.decode("micromsg.AddMsg", &buf) {
+                        o.insert("CmdBuf".into(), serde_json::json!({ "AddMsg": m }));
+                    }
+                }
+            }
+            for x in o.values_mut() {
+                expand_add_msgs(x, schemas);
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(|x| expand_add_msgs(x, schemas)),
+        _ => {}
+    }
 }
 
 #[cfg(test)]

@@ -67,7 +67,9 @@ pub fn decode(opts: &Options, path: &str, req_body: &[u8], resp_body: &[u8]) -> 
             }
         };
         let mut response = body(resp_body, true);
-        expand_cmd_bufs(opts, &mut response);
+        if let Some(s) = &opts.schemas {
+            crate::replay::schema::expand_add_msgs(&mut response, s);
+        }
         return Decoded {
             request: body(req_body, false),
             response,
@@ -82,35 +84,6 @@ pub fn decode(opts: &Options, path: &str, req_body: &[u8], resp_body: &[u8]) -> 
 }
 
 /// CmdId of a new chat message in a newsync CmdList (`AddMsg`).
-const CMD_ADD_MSG: u64 = 5;
-
-/// In a decoded newsync response, each `CmdBuf.Buffer` of an AddMsg item
-/// (base64 bytes) replaced by the AddMsg it holds, decoded by the schema,
-/// so that its fields are compared by name (MsgId and CreateTime are
-/// volatile; Content is not). Buffers the schema does not decode stay.
-pub fn expand_cmd_bufs(opts: &Options, v: &mut Value) {
-    let Some(schemas) = &opts.schemas else {
-        return;
-    };
-    let Some(list) = v.pointer_mut("/CmdList/List").and_then(Value::as_array_mut) else {
-        return;
-    };
-    for item in list {
-        if item["CmdId"].as_u64() != Some(CMD_ADD_MSG) {
-            continue;
-        }
-        let Some(buf) = item.pointer_mut("/CmdBuf/Buffer") else {
-            continue;
-        };
-        let bytes = buf.as_str().and_then(|b| {
-            base64::Engine::decode(&base64::engine::general_purpose::STANDARD, b).ok()
-        });
-        if let Some(m) = bytes.and_then(|b| schemas.decode("micromsg.AddMsg", &b).ok()) {
-            *buf = m;
-        }
-    }
-}
-
 /// Cookies as `(name, value)`.
 pub type Cookies = [(String, String)];
 

@@ -28,18 +28,6 @@ use crate::proto::web;
 /// server holds a synccheck or a login poll up to 25 s.
 pub const REQUEST_LIMIT: Duration = Duration::from_secs(60);
 
-fn count(c: &mut Counts, v: Verdict) {
-    match v {
-        Verdict::Matched => c.matched += 1,
-        Verdict::Different => c.different += 1,
-        Verdict::Missing => c.missing += 1,
-        Verdict::Extra => c.extra += 1,
-        Verdict::NotSent => c.not_sent += 1,
-        Verdict::Error => c.error += 1,
-        Verdict::Sent => c.sent += 1,
-    }
-}
-
 /// The web session a recorded request belongs to: its sid (query,
 /// `BaseRequest.Sid`, else the `wxsid` cookie).
 fn recorded_sid(m: &crate::proto::http::Message) -> Option<String> {
@@ -95,7 +83,7 @@ pub async fn run_session(ctx: &Ctx, si: usize, s: &Session) -> SessionRow {
     let mut jar: BTreeMap<String, String> = BTreeMap::new();
     let mut failed: Option<String> = None;
     let push = |counts: &mut Counts, e: Exchange| {
-        count(counts, e.verdict);
+        counts.add(e.verdict);
         ctx.push(e);
     };
     for (i, st) in s.steps.iter().enumerate() {
@@ -211,14 +199,8 @@ pub async fn run_session(ctx: &Ctx, si: usize, s: &Session) -> SessionRow {
         push(&mut counts, x);
     }
     SessionRow {
-        conn: s.conn,
-        clone: ctx.clone,
-        link: s.link,
-        client: s.client.clone(),
-        server: s.server.clone(),
         counts,
-        pushes_recorded: 0,
-        pushes_live: 0,
         error: failed,
+        ..SessionRow::new(s, ctx.clone)
     }
 }
