@@ -188,11 +188,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             serde_json::to_writer(&mut out, e)?;
             io::Write::write_all(&mut out, b"\n")?;
         }
-        let totals = serde_json::json!({
-            "server": report.server, "clones": report.clones, "totals": report.totals,
-            "commands": report.commands, "sessions": report.sessions, "elapsed_ms": report.elapsed_ms,
-        });
-        serde_json::to_writer(&mut out, &totals)?;
+        serde_json::to_writer(&mut out, &report.summary())?;
         io::Write::write_all(&mut out, b"\n")?;
         io::Write::flush(&mut out)?;
     } else {

@@ -204,6 +204,17 @@ pub struct CmdRow {
     pub latency_us: Option<Latency>,
 }
 
+/// [`Report::summary`].
+#[derive(Debug, Serialize)]
+pub struct Summary<'a> {
+    pub server: &'a str,
+    pub clones: u32,
+    pub totals: &'a Counts,
+    pub commands: &'a [CmdRow],
+    pub sessions: &'a [SessionRow],
+    pub elapsed_ms: u64,
+}
+
 /// The whole replay.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -261,6 +272,19 @@ impl Report {
             totals,
             exchanges,
             elapsed_ms,
+        }
+    }
+
+    /// The report without its exchanges: the last line of `--format
+    /// ndjson`, after the exchanges one per line.
+    pub fn summary(&self) -> Summary<'_> {
+        Summary {
+            server: &self.server,
+            clones: self.clones,
+            totals: &self.totals,
+            commands: &self.commands,
+            sessions: &self.sessions,
+            elapsed_ms: self.elapsed_ms,
         }
     }
 

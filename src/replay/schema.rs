@@ -84,7 +84,6 @@ pub fn options(
     let opts = Options {
         registry: registry.clone(),
         schemas: Some(schemas),
-        raw: true,
         ..Options::default()
     };
     Ok((opts, registry))

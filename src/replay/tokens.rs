@@ -63,15 +63,6 @@ impl Tokens {
         self.users.get(name).map(String::as_str).unwrap_or(name)
     }
 
-    /// The recorded user a live one came from (itself when unmapped).
-    pub fn recorded_user<'a>(&'a self, live: &'a str) -> &'a str {
-        self.users
-            .iter()
-            .find(|(_, l)| l.as_str() == live)
-            .map(|(r, _)| r.as_str())
-            .unwrap_or(live)
-    }
-
     /// The recording had `recorded` where the live server gave `live`
     /// (a number: in a field not known; see [`Tokens::learn_field`]).
     pub fn learn(&mut self, recorded: &Value, live: &Value) {
@@ -319,7 +310,6 @@ mod tests {
         assert_eq!(body["Msg"]["ToUserName"], "@carol");
         assert_eq!(body["x"], "carol");
         assert!(t.explains(&json!("@bob"), &json!("@carol")));
-        assert_eq!(t.recorded_user("carol"), "bob");
     }
 
     #[test]
