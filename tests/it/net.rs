@@ -1127,6 +1127,17 @@ impl ServeProcess {
         self.child.id()
     }
 
+    /// Waits for serve to exit (after a signal): its status and what it
+    /// wrote to stderr since the last line read.
+    pub(crate) fn wait_and_rest(&mut self) -> (std::process::ExitStatus, Vec<String>) {
+        let status = self.child.wait().expect("serve exits");
+        let mut rest = Vec::new();
+        while let Ok(l) = self.lines.recv_timeout(WAIT) {
+            rest.push(l);
+        }
+        (status, rest)
+    }
+
     /// The generated password of `user` (printed after the banner).
     pub(crate) fn password(&self, user: &str) -> String {
         let want = format!("password of {user}: ");

@@ -24,7 +24,7 @@ use syncscope::proto::commands::{NEWSENDMSG, NEWSYNC};
 use syncscope::replay::mock::{self, Applied, Event, Mock, Summary, Unmatched};
 use syncscope::replay::{schema, Recording, Step};
 
-use crate::net::{run_bounded, WAIT};
+use crate::net::{run_bounded, ServeProcess, WAIT};
 
 fn sample(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("samples/serve-client-{name}.pcapng"))
@@ -343,27 +343,9 @@ fn a_file_that_is_not_a_capture_is_refused_naming_it() {
 #[test]
 fn cli_mock_answers_reports_unmatched_and_sums_up_at_shutdown() {
     let rec = recording("longlink");
-    let mut child = syncscope()
-        .args(["serve", "--listen", "127.0.0.1:0", "--replay"])
-        .arg(sample("longlink"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn serve");
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let banner = rx.recv_timeout(WAIT).expect("serve prints its address");
-    let addr = banner
-        .split("listening on ")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .unwrap_or_else(|| panic!("{banner}"))
-        .to_owned();
+    let path = sample("longlink").display().to_string();
+    let mut serve = ServeProcess::start(&["--replay", &path]);
+    let (addr, banner) = (serve.addr.clone(), serve.banner.clone());
     assert!(banner.contains("no store"), "{banner}");
     let client = |args: &[&str]| {
         let mut c = syncscope();
@@ -409,14 +391,10 @@ fn cli_mock_answers_reports_unmatched_and_sums_up_at_shutdown() {
     ]);
     assert!(!out.status.success());
     let _ = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args(["-INT", &serve.pid().to_string()])
         .status();
-    let status = child.wait().expect("serve exits");
+    let (status, rest) = serve.wait_and_rest();
     assert!(status.success());
-    let mut rest = Vec::new();
-    while let Ok(l) = rx.recv_timeout(WAIT) {
-        rest.push(l);
-    }
     let unmatched: Vec<&String> = rest
         .iter()
         .filter(|l| l.contains("unmatched: conn"))
