@@ -19,8 +19,9 @@ impl Sink for Print {
                 offset,
                 bytes,
                 after_gap,
+                packet,
             } => println!(
-                "{} {} data @{offset} len {}{}",
+                "{} {} data @{offset} len {} (packet {packet}){}",
                 meta.id,
                 dir.as_str(),
                 bytes.len(),

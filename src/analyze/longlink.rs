@@ -3,6 +3,7 @@
 //! newsync, newnotify pushes).
 
 use super::decode::{self, tracker_needs_body, Decoded};
+use super::packets::Span;
 use super::record::{FrameRecord, Layer, Raw};
 use super::roles;
 use super::{micros, Analyzer, AnomalyKind, Here};
@@ -258,7 +259,7 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
         h: Header,
         body: Body<'_>,
         after_gap: bool,
-        mmtls_record: Option<u64>,
+        mmtls_record: Option<(u64, Span)>,
     ) {
         let conn = self.conns.get_mut(&here.conn).expect("conn");
         conn.frames += 1;
@@ -341,6 +342,10 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
         } else {
             Layer::Longlink
         };
+        let (first_packet, last_packet) = match mmtls_record {
+            Some((_, span)) => span,
+            None => self.span(here.conn, here.dir, offset, offset + h.len as u64),
+        };
         let rec = FrameRecord {
             cmd: Some(h.cmd),
             cmd_name: name,
@@ -348,7 +353,9 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
             latency_us,
             after_gap,
             body: decoded.value,
-            mmtls_record,
+            mmtls_record: mmtls_record.map(|(i, _)| i),
+            first_packet,
+            last_packet,
             raw,
             business: decoded
                 .business

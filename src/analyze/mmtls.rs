@@ -127,13 +127,20 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
             }
         };
         self.report.mmtls.add(h.typ.0, crypto);
+        if let Some(c) = self.conns.get_mut(&here.conn) {
+            c.layers.mmtls_records += 1;
+        }
         let body = RecordBody {
             typ: format!("0x{:02x}", h.typ.0),
             len: payload.len(),
             keylog_line: line,
         };
+        let extent = offset..offset + raw.len() as u64;
+        let span = self.span(here.conn, here.dir, extent.start, extent.end);
         let rec = FrameRecord {
             body: serde_json::to_value(body).unwrap_or_default(),
+            first_packet: span.0,
+            last_packet: span.1,
             mmtls_record: Some(index),
             crypto: Some(crypto.as_str()),
             ..FrameRecord::new(
@@ -150,9 +157,9 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
             return None;
         }
         let side = match ctx {
-            RecCtx::ShortRequest => return self.short_request(here, offset, index, &pt),
+            RecCtx::ShortRequest => return self.short_request(here, extent, index, &pt),
             RecCtx::ShortResponse(req) => {
-                self.short_response(here, offset, index, &pt, req.as_ref());
+                self.short_response(here, extent, index, &pt, req.as_ref());
                 return None;
             }
             RecCtx::Long(side) => *side,
@@ -171,7 +178,7 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
                 fh,
                 super::longlink::Body::Bytes(body),
                 false,
-                Some(index),
+                Some((index, span)),
             );
         }
         None

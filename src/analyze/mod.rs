@@ -31,6 +31,7 @@ macro_rules! named {
 mod decode;
 mod longlink;
 mod mmtls;
+mod packets;
 mod record;
 mod report;
 mod roles;
@@ -60,8 +61,8 @@ pub use decode::{
 pub use mmtls::Crypto;
 pub use record::{FrameRecord, Layer, Raw};
 pub use report::{
-    AnomalyKind, AnomalyRow, CmdRow, ConnKind, ConnRow, LatencyRow, MmtlsTotals, Report,
-    SyncKeySeen,
+    AnomalyKind, AnomalyRow, CmdRow, ConnKind, ConnRow, LatencyRow, LayerCounts, MessageRow,
+    MmtlsTotals, Report, SyncKeySeen,
 };
 pub use roles::RolesBy;
 pub use web::request_value as http_request_value;
@@ -166,6 +167,10 @@ struct Conn {
     roles: roles::Roles,
     /// Evidence seen against the inferred roles.
     role_conflicts: u64,
+    /// Which packet carried which bytes, per side (see `packets.rs`).
+    marks: [packets::Marks; 2],
+    /// Messages per layer (`frames` is filled in at the end from the field above).
+    layers: report::LayerCounts,
 }
 
 /// The analyzer. `F` receives each record as it completes.
@@ -180,6 +185,8 @@ pub struct Analyzer<'o, F: FnMut(&FrameRecord)> {
     /// Whether frame records are wanted (bodies are decoded only then, or
     /// when a tracker needs them).
     records: bool,
+    /// Number of the packet being processed (0: not numbered).
+    packet: u64,
 }
 
 impl<'o, F: FnMut(&FrameRecord)> Analyzer<'o, F> {
@@ -192,6 +199,7 @@ impl<'o, F: FnMut(&FrameRecord)> Analyzer<'o, F> {
             report: Report::default(),
             timeline: Timeline::new(),
             records: true,
+            packet: 0,
         }
     }
 
@@ -243,6 +251,24 @@ impl<'o, F: FnMut(&FrameRecord)> Analyzer<'o, F> {
             })
             .collect();
         self.report.sessions = std::mem::take(&mut self.timeline).finish();
+        // One anomaly list: the sessions' anomalies are in it too.
+        for s in &self.report.sessions {
+            let who = match (s.uin, &s.sid) {
+                (Some(u), _) => format!("uin {u}"),
+                (None, Some(sid)) => format!("sid {sid}"),
+                (None, None) => "session".to_owned(),
+            };
+            for a in &s.anomalies {
+                self.report.anomalies.push(AnomalyRow {
+                    conn: a.conn,
+                    dir: a.dir,
+                    offset: 0,
+                    packet: a.packet,
+                    kind: AnomalyKind::Session(a.kind),
+                    detail: format!("{who}: {}", a.detail),
+                });
+            }
+        }
         self.report.finish();
         self.report
     }
@@ -255,10 +281,12 @@ impl<'o, F: FnMut(&FrameRecord)> Analyzer<'o, F> {
         kind: AnomalyKind,
         detail: String,
     ) {
+        let packet = self.packet_at(conn, dir, offset);
         self.report.anomalies.push(AnomalyRow {
             conn,
             dir,
             offset,
+            packet,
             kind,
             detail,
         });
@@ -297,19 +325,38 @@ impl<F: FnMut(&FrameRecord)> Sink for Analyzer<'_, F> {
             ts: meta.now,
             roles: conn.roles.by(),
         };
+        self.packet = meta.packet;
+        self.timeline
+            .at_packet((meta.packet > 0).then_some(meta.packet));
         match ev {
-            Event::Data { offset, bytes, .. } => self.data(&here, side, offset, bytes),
+            Event::Data {
+                offset,
+                bytes,
+                packet,
+                ..
+            } => {
+                if !matches!(conn.sides[side.index()].dissector, Dissector::Other) {
+                    let cap = if self.records {
+                        packets::MAX_MARKS
+                    } else {
+                        packets::MAX_MARKS_REPORT_ONLY
+                    };
+                    conn.marks[side.index()].add(offset, packet, cap);
+                }
+                self.data(&here, side, offset, bytes)
+            }
             Event::Gap { len, offset, .. } => self.gap(&here, side, offset, len),
             Event::Fin { .. } | Event::Rst { .. } => {}
             Event::Anomaly(a) => {
-                let detail = serde_json::to_string(&a).unwrap_or_default();
-                self.anomaly(
-                    meta.id,
-                    here.dir,
-                    0,
-                    AnomalyKind::Reassembly(a.kind()),
-                    detail,
-                );
+                // The packet that showed it (a retransmission, a new SYN).
+                self.report.anomalies.push(AnomalyRow {
+                    conn: meta.id,
+                    dir: here.dir,
+                    offset: a.offset().unwrap_or(0),
+                    packet: a.packet().or((meta.packet > 0).then_some(meta.packet)),
+                    kind: AnomalyKind::Reassembly(a.kind()),
+                    detail: serde_json::to_string(&a).unwrap_or_default(),
+                });
             }
         }
     }
@@ -328,7 +375,7 @@ impl<F: FnMut(&FrameRecord)> Sink for Analyzer<'_, F> {
                     roles.by(),
                     [None, None],
                     ["".into(), "".into()],
-                    0,
+                    report::LayerCounts::default(),
                     0,
                 );
             }
@@ -401,7 +448,10 @@ impl<F: FnMut(&FrameRecord)> Sink for Analyzer<'_, F> {
                 roles.by(),
                 [protos[pc], protos[ps]],
                 [previews[pc].clone(), previews[ps].clone()],
-                conn.frames,
+                report::LayerCounts {
+                    frames: conn.frames,
+                    ..conn.layers
+                },
                 conn.short_links,
             )
             .role_conflicts = conn.role_conflicts;

@@ -86,6 +86,14 @@ pub struct FrameRecord {
     /// Offset of the frame's first byte in its direction's TCP stream (for
     /// frames inside MMTLS records: of the record).
     pub stream_offset: u64,
+    /// The captured packets that carried the record's first and last byte
+    /// (1-based, as Wireshark numbers them; an exchange runs from its
+    /// request's first packet to its response's last). Absent when not
+    /// known (packets not numbered, or older than the marks kept).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_packet: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_packet: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub latency_us: Option<u64>,
     pub after_gap: bool,
@@ -155,6 +163,8 @@ impl FrameRecord {
             len,
             kind: kind.into().as_str().to_owned(),
             stream_offset,
+            first_packet: None,
+            last_packet: None,
             latency_us: None,
             raw: None,
             after_gap: false,

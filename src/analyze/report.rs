@@ -10,7 +10,9 @@ use crate::detect::Protocol;
 use crate::flow::{Direction, FlowSummary};
 use crate::proto::longlink::Kind;
 use crate::report::{Bounded, Kinded, Overflow};
-use crate::track::pairing::{Latency, PairCounts};
+use crate::track::pairing::{Latency, LatencyTable, PairCounts};
+
+use super::record::Layer;
 
 /// The kinds of anomaly the analyzer reports (the `kind` of an
 /// [`AnomalyRow`]), serialized by [`AnomalyKind::as_str`].
@@ -42,6 +44,9 @@ pub enum AnomalyKind {
     RoleConflict,
     /// An anomaly the reassembly reported, by its own name.
     Reassembly(&'static str),
+    /// A SyncKey session's anomaly (`duplicate_msgid`, `synckey_regressed`,
+    /// ...), by its own name; also listed under its session.
+    Session(&'static str),
 }
 
 impl AnomalyKind {
@@ -58,7 +63,7 @@ impl AnomalyKind {
             AnomalyKind::MmtlsDecryptFailed => "mmtls_decrypt_failed",
             AnomalyKind::DuplicateRequest => "duplicate_request",
             AnomalyKind::RoleConflict => "role_conflict",
-            AnomalyKind::Reassembly(k) => k,
+            AnomalyKind::Reassembly(k) | AnomalyKind::Session(k) => k,
         }
     }
 }
@@ -119,6 +124,28 @@ impl ConnKind {
 
 named!(ConnKind);
 
+/// What a connection carried, layer by layer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct LayerCounts {
+    /// Long-link frames (plaintext, Mars, or in MMTLS records).
+    pub frames: u64,
+    /// Short-link messages: HTTP requests and responses, whether or not a
+    /// key opened the business packet they carry.
+    pub short_link_messages: u64,
+    /// Web and other HTTP exchanges (a request with its response, or a
+    /// request the connection ended without answering).
+    pub http_exchanges: u64,
+    pub mmtls_records: u64,
+}
+
+impl LayerCounts {
+    /// Application messages of every layer (MMTLS records are the envelope
+    /// of some of them, not counted again).
+    pub fn messages(&self) -> u64 {
+        self.frames + self.short_link_messages + self.http_exchanges
+    }
+}
+
 /// One connection.
 #[derive(Debug, Clone, Serialize)]
 pub struct ConnRow {
@@ -133,7 +160,11 @@ pub struct ConnRow {
     pub protocol_s2c: Option<Protocol>,
     pub bytes_c2s: u64,
     pub bytes_s2c: u64,
-    pub frames: u64,
+    /// Messages of every layer: long-link frames, short-link messages and
+    /// HTTP exchanges (each also counted on its own below).
+    pub messages: u64,
+    #[serde(flatten)]
+    pub layers: LayerCounts,
     pub end: &'static str,
     /// How client and server were told apart, when no handshake showed
     /// them: protocol, port or first_packet (absent: a SYN or SYN+ACK).
@@ -163,6 +194,48 @@ pub struct CmdRow {
     pub responses: u64,
     pub pushes: u64,
     pub heartbeats: u64,
+}
+
+/// Short-link, web and other HTTP messages of one name (a cgi, a web
+/// endpoint, the last segment of a path).
+#[derive(Debug, Clone, Serialize)]
+pub struct MessageRow {
+    pub layer: Layer,
+    pub name: String,
+    /// The first URI (short link) or path (HTTP) seen under this name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uri: Option<String>,
+    pub requests: u64,
+    pub responses: u64,
+    /// Requests the connection ended without answering.
+    pub unanswered: u64,
+    /// Bytes on the wire: the messages' extents in their TCP streams.
+    pub bytes: u64,
+    /// Short link: business packets a logged key opened.
+    pub decrypted: u64,
+    /// Request to response.
+    pub latency: Latency,
+}
+
+/// One short-link, web or HTTP message, for [`Report::add_message`].
+pub(super) struct MessageSeen<'a> {
+    pub layer: Layer,
+    pub name: &'a str,
+    pub uri: Option<&'a str>,
+    pub kind: MessageKind,
+    pub bytes: u64,
+    pub decrypted: bool,
+    pub latency_us: Option<u64>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum MessageKind {
+    Request,
+    Response,
+    /// An exchange: a request and its response, counted as both.
+    Exchange,
+    /// A request never answered.
+    Unanswered,
 }
 
 /// Latency of one request cmd.
@@ -243,6 +316,11 @@ pub struct AnomalyRow {
     pub dir: Direction,
     /// Stream offset in that direction (0 when not tied to one).
     pub offset: u64,
+    /// The packet that carried the byte at `offset`, or else the packet
+    /// being processed when it was found (1-based, as Wireshark numbers
+    /// them).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub packet: Option<u64>,
     pub kind: AnomalyKind,
     pub detail: String,
 }
@@ -280,8 +358,11 @@ pub struct Report {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unanswered_omitted: Option<Overflow<u32>>,
     pub mmtls: MmtlsTotals,
-    /// Short-link messages dissected (requests and responses).
+    /// Short-link messages dissected (requests and responses); per cgi in
+    /// `messages`.
     pub short_links: u64,
+    /// Short-link, web and other HTTP messages per layer and name.
+    pub messages: Vec<MessageRow>,
     /// The first SyncKeys seen in each kind of message (`--max-examples`).
     pub synckeys: Bounded<SyncKeySeen>,
     /// Only when some SyncKeys are not listed: how many, and the count per message.
@@ -298,9 +379,23 @@ pub struct Report {
     pub(super) pairing: Vec<(u64, PairCounts, Latency)>,
     #[serde(skip)]
     cmds: BTreeMap<u32, CmdRow>,
+    #[serde(skip)]
+    msgs: BTreeMap<(Layer, String), MessageRow>,
+    #[serde(skip)]
+    msg_latency: LatencyTable<(Layer, String)>,
 }
 
 impl Report {
+    /// Every anomaly found, counted by kind (listed or not): the figure the
+    /// run's summary line gives, so that it agrees with the report.
+    pub fn anomaly_counts(&self) -> BTreeMap<String, u64> {
+        self.anomalies
+            .counts()
+            .iter()
+            .map(|(k, n)| ((*k).to_owned(), *n))
+            .collect()
+    }
+
     /// Lists at most `n` anomalies of each kind, unanswered requests of
     /// each cmd and SyncKeys of each source message (all are counted); call
     /// before the first event.
@@ -308,6 +403,41 @@ impl Report {
         self.anomalies.set_max_per_kind(n);
         self.unanswered.set_max_per_kind(n);
         self.synckeys.set_max_per_kind(n);
+    }
+
+    pub(super) fn add_message(&mut self, m: MessageSeen<'_>) {
+        let key = (m.layer, m.name.to_owned());
+        let row = self.msgs.entry(key.clone()).or_insert_with(|| MessageRow {
+            layer: m.layer,
+            name: m.name.to_owned(),
+            uri: None,
+            requests: 0,
+            responses: 0,
+            unanswered: 0,
+            bytes: 0,
+            decrypted: 0,
+            latency: Latency::default(),
+        });
+        if row.uri.is_none() {
+            row.uri = m.uri.map(str::to_owned);
+        }
+        match m.kind {
+            MessageKind::Request => row.requests += 1,
+            MessageKind::Response => row.responses += 1,
+            MessageKind::Exchange => {
+                row.requests += 1;
+                row.responses += 1;
+            }
+            MessageKind::Unanswered => {
+                row.requests += 1;
+                row.unanswered += 1;
+            }
+        }
+        row.bytes += m.bytes;
+        row.decrypted += u64::from(m.decrypted);
+        if let Some(us) = m.latency_us {
+            self.msg_latency.add(key, us);
+        }
     }
 
     pub(super) fn add_frame(&mut self, cmd: u32, name: Option<String>, len: u64, kind: Kind) {
@@ -332,7 +462,7 @@ impl Report {
         roles: RolesBy,
         protos: [Option<Protocol>; 2],
         previews: [String; 2],
-        frames: u64,
+        layers: LayerCounts,
         short_links: u64,
     ) -> &mut ConnRow {
         let kind = ConnKind::of(protos, short_links);
@@ -351,7 +481,8 @@ impl Report {
             protocol_s2c: protos[1],
             bytes_c2s: s.c2s.bytes,
             bytes_s2c: s.s2c.bytes,
-            frames,
+            messages: layers.messages(),
+            layers,
             end: s.end.as_str(),
             roles: roles.inferred().then_some(roles),
             role_conflicts: 0,
@@ -370,6 +501,14 @@ impl Report {
                 .or_default() += 1;
         }
         self.commands = self.cmds.values().cloned().collect();
+        self.messages = self
+            .msgs
+            .iter()
+            .map(|(k, row)| MessageRow {
+                latency: self.msg_latency.get(k),
+                ..row.clone()
+            })
+            .collect();
         let mut pairing = std::mem::take(&mut self.pairing);
         pairing.sort_by_key(|p| p.0);
         self.pairing_by_conn = pairing
@@ -447,6 +586,7 @@ mod tests {
                 conn: 1,
                 dir: Direction::ServerToClient,
                 offset,
+                packet: None,
                 kind: AnomalyKind::Gap,
                 detail: String::new(),
             });
@@ -475,6 +615,7 @@ mod tests {
             conn: 2,
             dir: Direction::ClientToServer,
             offset: 16,
+            packet: None,
             kind: AnomalyKind::FrameCutByGap,
             detail: "8 bytes of a frame lost to a gap".into(),
         };

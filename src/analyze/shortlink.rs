@@ -2,9 +2,12 @@
 //! in their bodies, the business packets they carry (cgi, decryption,
 //! newsync SyncKeys) and the plain-protobuf newsync of the reference server.
 
+use std::ops::Range;
+
 use super::decode::{self, SyncKeySource};
 use super::mmtls::RecCtx;
 use super::record::{FrameRecord, Layer, Raw};
+use super::report::{MessageKind, MessageSeen};
 use super::{micros, Analyzer, AnomalyKind, Here};
 use crate::capture::Timestamp;
 use crate::proto::business::MAGIC;
@@ -72,6 +75,7 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
     pub(super) fn short_link_request(&mut self, at: &Here, link: ShortLink, rq: &http::Message) {
         let conn = self.conns.get_mut(&at.conn).expect("conn");
         conn.short_links += 1;
+        conn.layers.short_link_messages += 1;
         let req = match link {
             ShortLink::Mmtls => {
                 let mut req = None;
@@ -88,7 +92,8 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
                     host: rq.header_str("host").unwrap_or("").to_owned(),
                     ts: rq.ts_last,
                 };
-                self.short_frame(at, rq.stream_offset, 0, &rq.body, Kind::Request, Some(&req));
+                let extent = rq.stream_offset..rq.end_offset;
+                self.short_frame(at, extent, 0, &rq.body, Kind::Request, Some(&req));
                 Some(req)
             }
         };
@@ -102,6 +107,7 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
     /// A short-link response, matched to the oldest request waiting.
     pub(super) fn short_link_response(&mut self, at: &Here, link: ShortLink, rs: &http::Message) {
         let conn = self.conns.get_mut(&at.conn).expect("conn");
+        conn.layers.short_link_messages += 1;
         let req = conn.short_pending.pop_front().flatten();
         match link {
             ShortLink::Mmtls => {
@@ -112,7 +118,7 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
             }
             ShortLink::Legacy => self.short_frame(
                 at,
-                rs.stream_offset,
+                rs.stream_offset..rs.end_offset,
                 0,
                 &rs.body,
                 Kind::Response,
@@ -156,7 +162,7 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
     pub(super) fn short_request(
         &mut self,
         here: &Here,
-        offset: u64,
+        extent: Range<u64>,
         index: u64,
         pt: &[u8],
     ) -> Option<ShortReq> {
@@ -166,7 +172,7 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
                 self.anomaly(
                     here.conn,
                     here.dir,
-                    offset,
+                    extent.start,
                     AnomalyKind::ShortlinkPayload,
                     e.to_string(),
                 );
@@ -178,7 +184,7 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
             host: p.host.to_owned(),
             ts: here.ts,
         };
-        self.short_frame(here, offset, index, p.body, Kind::Request, Some(&req));
+        self.short_frame(here, extent, index, p.body, Kind::Request, Some(&req));
         Some(req)
     }
 
@@ -186,20 +192,22 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
     pub(super) fn short_response(
         &mut self,
         here: &Here,
-        offset: u64,
+        extent: Range<u64>,
         index: u64,
         pt: &[u8],
         req: Option<&ShortReq>,
     ) {
-        self.short_frame(here, offset, index, pt, Kind::Response, req);
+        self.short_frame(here, extent, index, pt, Kind::Response, req);
     }
 
     /// One short-link message (`kind` is request or response): its business
     /// packet's facts go on the timeline, and it becomes a record.
+    /// `extent`: the stream bytes it came in (its MMTLS record, or the
+    /// whole HTTP message of a legacy short link).
     fn short_frame(
         &mut self,
         here: &Here,
-        offset: u64,
+        extent: Range<u64>,
         index: u64,
         packet: &[u8],
         kind: Kind,
@@ -242,7 +250,27 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
             .and_then(|b| b.cgi_name.clone())
             .or_else(|| req.map(|r| r.cgi_name().to_owned()));
         self.report.short_links += 1;
+        let name = cgi_name
+            .clone()
+            .or_else(|| req.map(|r| r.uri.clone()))
+            .unwrap_or_else(|| "?".to_owned());
+        self.report.add_message(MessageSeen {
+            layer: Layer::Shortlink,
+            name: &name,
+            uri: req.map(|r| r.uri.as_str()),
+            kind: if kind == Kind::Response {
+                MessageKind::Response
+            } else {
+                MessageKind::Request
+            },
+            bytes: extent.end - extent.start,
+            decrypted: business.as_ref().is_some_and(|b| b.decrypted),
+            latency_us,
+        });
+        let (first_packet, last_packet) = self.span(here.conn, here.dir, extent.start, extent.end);
         let rec = FrameRecord {
+            first_packet,
+            last_packet,
             cmd: business.as_ref().map(|b| b.cgi),
             cmd_name: cgi_name,
             latency_us,
@@ -255,7 +283,13 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
             uri: req.map(|r| r.uri.clone()),
             host: req.map(|r| r.host.clone()),
             business: business.as_ref().map(decode::BusinessSummary::to_value),
-            ..FrameRecord::new(here, Layer::Shortlink, kind, offset, packet.len() as u64)
+            ..FrameRecord::new(
+                here,
+                Layer::Shortlink,
+                kind,
+                extent.start,
+                packet.len() as u64,
+            )
         };
         (self.out)(&rec);
     }

@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use super::decode;
 use super::record::{FrameRecord, Layer, Raw};
+use super::report::{MessageKind, MessageSeen};
 use super::shortlink::ShortLink;
 use super::{micros, Analyzer, AnomalyKind, Here};
 use crate::proto::http::{self, HttpEvent};
@@ -138,6 +139,18 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
                     None => self.web_exchange(&at, request, rs),
                 }
             }
+            HttpEvent::Unanswered(rq) => {
+                // A short link's request made its records already.
+                if ShortLink::of(rq).is_none() {
+                    let at = Here {
+                        conn: here.conn,
+                        dir: rq.dir,
+                        ts: rq.ts_last,
+                        roles: here.roles,
+                    };
+                    self.unanswered_http(&at, rq);
+                }
+            }
         }
     }
 
@@ -237,15 +250,74 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
             }
             None => self.plain_short_newsync(at, &path, request, rs),
         }
+        self.http_record(at, request, Some(rs), ex.as_ref());
+    }
+
+    /// A request the connection ended without answering (a synccheck still
+    /// held, a lone HEAD): a record of kind `request`.
+    fn unanswered_http(&mut self, at: &Here, rq: &http::Message) {
+        let path = rq.path().unwrap_or("");
+        let ex = web::decode(path, &rq.body, None);
+        self.http_record(at, Some(rq), None, ex.as_ref());
+    }
+
+    /// The record of an HTTP exchange, or of a request alone.
+    fn http_record(
+        &mut self,
+        at: &Here,
+        request: Option<&http::Message>,
+        response: Option<&http::Message>,
+        ex: Option<&web::WebExchange>,
+    ) {
+        let span = |m: &http::Message, this: &mut Self| {
+            this.span(at.conn, m.dir, m.stream_offset, m.end_offset)
+        };
+        let req_span = request.map(|r| span(r, self));
+        let resp_span = response.map(|r| span(r, self));
+        let path = request.and_then(|r| r.path()).unwrap_or("");
+        let name = match ex {
+            Some(e) => e.endpoint.as_str(),
+            None => last_segment(path).unwrap_or("/"),
+        };
+        let extent = |m: Option<&http::Message>| m.map_or(0, |m| m.end_offset - m.stream_offset);
+        let latency_us = request
+            .zip(response)
+            .map(|(q, r)| micros(r.ts_last.nanos_since(&q.ts_last)));
+        self.report.add_message(MessageSeen {
+            layer: if ex.is_some() {
+                Layer::Web
+            } else {
+                Layer::Http
+            },
+            name,
+            uri: request
+                .and_then(|r| r.path())
+                .map(|p| p.split('?').next().unwrap_or(p)),
+            kind: match (request, response) {
+                (Some(_), Some(_)) => MessageKind::Exchange,
+                (None, _) => MessageKind::Response,
+                (Some(_), None) => MessageKind::Unanswered,
+            },
+            bytes: extent(request) + extent(response),
+            decrypted: false,
+            latency_us,
+        });
+        if let Some(c) = self.conns.get_mut(&at.conn) {
+            c.layers.http_exchanges += 1;
+        }
         if !self.records {
             return;
         }
-        let mut problems: Vec<&String> = rs.problems.iter().collect();
+        let req_body = request.map(|r| r.body.as_slice()).unwrap_or(&[]);
+        let mut problems: Vec<&String> = Vec::new();
+        if let Some(r) = response {
+            problems.extend(r.problems.iter());
+        }
         if let Some(r) = request {
             problems.extend(r.problems.iter());
         }
         let (req_text, resp_text);
-        let body = match &ex {
+        let body = match ex {
             Some(e) => ExchangeBody {
                 request: &e.request,
                 response: &e.response,
@@ -254,7 +326,7 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
             },
             None => {
                 req_text = text(req_body);
-                resp_text = text(&rs.body);
+                resp_text = response.map_or(Value::Null, |r| text(&r.body));
                 ExchangeBody {
                     request: &req_text,
                     response: &resp_text,
@@ -268,29 +340,48 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
         } else {
             Layer::Http
         };
-        let len = rs.end_offset - rs.stream_offset;
+        // The record sits where its last message is.
+        let Some(last) = response.or(request) else {
+            return;
+        };
+        let kind = if response.is_some() {
+            Kind::Response
+        } else {
+            Kind::Request
+        };
+        let first_packet = req_span.or(resp_span).and_then(|s| s.0);
+        let last_packet = resp_span.or(req_span).and_then(|s| s.1);
         let rec = FrameRecord {
-            cmd_name: match &ex {
+            cmd_name: match ex {
                 Some(e) => Some(e.endpoint.as_str().to_owned()),
-                None => last_segment(&path).map(str::to_owned),
+                None => last_segment(path).map(str::to_owned),
             },
-            latency_us: request.map(|r| micros(rs.ts_last.nanos_since(&r.ts_last))),
-            after_gap: !rs.complete || request.is_some_and(|r| !r.complete),
+            first_packet,
+            last_packet,
+            latency_us,
+            after_gap: !last.complete || request.is_some_and(|r| !r.complete),
             body: serde_json::to_value(body).unwrap_or_default(),
             host: request
                 .and_then(|r| r.header_str("host"))
                 .map(str::to_owned),
             method: request.and_then(|r| r.method()).map(str::to_owned),
             path: request.and_then(|r| r.path()).map(str::to_owned),
-            status: rs.status(),
-            endpoint: ex.as_ref().map(|e| e.endpoint.as_str()),
-            raw: self.opts.raw.then(|| {
-                Box::new(Raw::Exchange {
+            status: response.and_then(|r| r.status()),
+            endpoint: ex.map(|e| e.endpoint.as_str()),
+            raw: match (self.opts.raw, response) {
+                (true, Some(rs)) => Some(Box::new(Raw::Exchange {
                     request: request.cloned().map(Box::new),
                     response: Box::new(rs.clone()),
-                })
-            }),
-            ..FrameRecord::new(at, layer, Kind::Response, rs.stream_offset, len)
+                })),
+                _ => None,
+            },
+            ..FrameRecord::new(
+                at,
+                layer,
+                kind,
+                last.stream_offset,
+                last.end_offset - last.stream_offset,
+            )
         };
         (self.out)(&rec);
     }

@@ -87,13 +87,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 err = Some(e);
             }
         });
-        let s = super::run_with_progress(
+        let mut s = super::run_with_progress(
             &args.common.capture,
             args.common.quiet,
             &mut reader,
             |r, tick| pipeline::run(r, args.common.flow_config(), &mut an, tick),
         );
-        let _ = an.into_report();
+        // The summary line counts what the analyzer found, as `analyze` does.
+        s.anomalies = an.into_report().anomaly_counts();
         s
     };
     if let Some(e) = err {

@@ -76,10 +76,12 @@ pub fn report_only(
     let mut an = syncscope::analyze::Analyzer::new(&opts, |_| {})
         .without_records()
         .max_examples(max_examples);
-    let summary = run_with_progress(&args.capture, args.quiet, &mut reader, |r, tick| {
+    let mut summary = run_with_progress(&args.capture, args.quiet, &mut reader, |r, tick| {
         syncscope::pipeline::run(r, args.flow_config(), &mut an, tick)
     });
-    Ok((an.into_report(), summary))
+    let report = an.into_report();
+    summary.anomalies = report.anomaly_counts();
+    Ok((report, summary))
 }
 
 /// The stderr summary and the exit code for a truncated or corrupt capture.

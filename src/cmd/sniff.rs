@@ -274,8 +274,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             inner: &mut an,
             counters: &counters,
         };
-        let summary = pipeline::run(&mut source, flow_cfg, &mut sink, |_| {});
-        (summary, an.into_report())
+        let mut summary = pipeline::run(&mut source, flow_cfg, &mut sink, |_| {});
+        let report = an.into_report();
+        summary.anomalies = report.anomaly_counts();
+        (summary, report)
     };
     let stats = source.finish()?;
     if let Some(e) = out_err.borrow_mut().take() {

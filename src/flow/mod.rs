@@ -143,6 +143,9 @@ pub struct FlowMeta {
     /// Timestamp of the packet being processed (events happen "now").
     pub now: Timestamp,
     pub packets: u64,
+    /// Capture-wide number of the packet being processed (1-based, as
+    /// Wireshark numbers frames; 0 when the caller did not number them).
+    pub packet: u64,
     /// Table-wide packet number of the last packet.
     last_packet: u64,
     syn_sender: Option<u8>,
@@ -277,6 +280,7 @@ impl SynOnly {
                         rst: false,
                         payload: &[],
                         wire_len: 0,
+                        packet: 0,
                     };
                     // A bare SYN makes no event.
                     h[side].segment(syn, budget, &mut |_| {});
@@ -452,6 +456,7 @@ impl FlowTable {
         meta.last_ts = meta.last_ts.max(ts);
         meta.now = ts;
         meta.packets += 1;
+        meta.packet = seg.packet;
         meta.last_packet = self.packets;
         if pure_syn && meta.syn_sender.is_none() {
             meta.syn_sender = Some(side as u8);
@@ -483,6 +488,7 @@ impl FlowTable {
                 rst: seg.flags.rst,
                 payload: seg.payload,
                 wire_len: seg.wire_len,
+                packet: seg.packet,
             },
             &mut self.budget,
             &mut |ev| sink.event(meta, s, ev),
@@ -505,6 +511,7 @@ impl FlowTable {
             last_ts: ts,
             now: ts,
             packets: 0,
+            packet: seg.packet,
             last_packet: 0,
             syn_sender: None,
             synack_receiver: None,
@@ -684,6 +691,7 @@ mod tests {
             window: 1000,
             payload,
             wire_len: payload.len() as u32,
+            packet: 0,
         }
     }
 

@@ -61,8 +61,9 @@ pub enum GapReason {
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum Anomaly {
     /// A retransmission overlaps accepted bytes with different content; the
-    /// accepted bytes were kept. `offset` is the first differing byte.
-    OverlapMismatch { offset: u64, len: u64 },
+    /// accepted bytes were kept. `offset` is the first differing byte,
+    /// `packet` the packet that carried the other bytes.
+    OverlapMismatch { offset: u64, len: u64, packet: u64 },
     /// Bytes that lie before the point where the stream was picked up
     /// (mid-stream start), or inside a hole already reported as a gap.
     LateData { offset: i64, len: u64 },
@@ -73,6 +74,26 @@ pub enum Anomaly {
 }
 
 impl Anomaly {
+    /// The packet that showed it, when it is not the packet being processed
+    /// (bytes held out of order and compared later).
+    pub fn packet(&self) -> Option<u64> {
+        match *self {
+            Anomaly::OverlapMismatch { packet, .. } if packet > 0 => Some(packet),
+            _ => None,
+        }
+    }
+
+    /// The stream offset it is about, when it has one.
+    pub fn offset(&self) -> Option<u64> {
+        match *self {
+            Anomaly::OverlapMismatch { offset, .. } | Anomaly::BufferCap { offset, .. } => {
+                Some(offset)
+            }
+            Anomaly::LateData { offset, .. } => u64::try_from(offset).ok(),
+            Anomaly::IsnChanged { .. } => None,
+        }
+    }
+
     /// The kind as a short name (`overlap_mismatch`, ...), as in JSON.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -93,6 +114,9 @@ pub enum Event<'a> {
         offset: u64,
         bytes: &'a [u8],
         after_gap: bool,
+        /// Number of the captured packet the bytes came in
+        /// ([`Segment::packet`]).
+        packet: u64,
     },
     /// `len` bytes at `offset` are missing and will not be delivered.
     Gap {
@@ -122,6 +146,9 @@ pub struct Segment<'a> {
     pub payload: &'a [u8],
     /// Payload length on the wire (>= payload.len()).
     pub wire_len: u32,
+    /// Number of the captured packet (1-based, as Wireshark counts), handed
+    /// back on the [`Event::Data`] of its bytes.
+    pub packet: u64,
 }
 
 /// Counters for one direction.
@@ -138,6 +165,14 @@ pub struct Stats {
     pub anomalies: u64,
 }
 
+/// Out-of-order bytes and the packet they came in (bytes a repeat of the
+/// segment added later are counted as the first packet's).
+#[derive(Debug)]
+struct Held {
+    packet: u64,
+    bytes: Vec<u8>,
+}
+
 /// Reassembly state of one direction.
 #[derive(Debug)]
 pub struct HalfStream {
@@ -148,7 +183,7 @@ pub struct HalfStream {
     /// Stream offset of the next expected byte.
     next: u64,
     /// Out-of-order bytes by stream offset (copied: the packet is gone when they are released).
-    ooo: BTreeMap<u64, Vec<u8>>,
+    ooo: BTreeMap<u64, Held>,
     ooo_bytes: usize,
     /// Segments held out of order (each costs [`SEGMENT_OVERHEAD`] besides its bytes).
     ooo_segments: usize,
@@ -286,11 +321,11 @@ impl HalfStream {
 
         if !payload.is_empty() {
             if end <= self.next {
-                self.check_overlap(start, payload, out);
+                self.check_overlap(start, payload, seg.packet, out);
             } else if start <= self.next {
                 let skip = (self.next - start) as usize;
-                self.check_overlap(start, &payload[..skip], out);
-                self.deliver(&payload[skip..], out);
+                self.check_overlap(start, &payload[..skip], seg.packet, out);
+                self.deliver(&payload[skip..], seg.packet, out);
                 if wire_end > self.next {
                     let stop = self
                         .ooo
@@ -303,7 +338,7 @@ impl HalfStream {
                 }
                 self.drain_with(budget, out);
             } else {
-                self.buffer(start, payload, budget, out);
+                self.buffer(start, payload, seg.packet, budget, out);
             }
         }
         if seg.fin && self.fin.is_none() {
@@ -361,7 +396,7 @@ impl HalfStream {
         self.next = to;
     }
 
-    fn deliver<F: FnMut(Event<'_>)>(&mut self, bytes: &[u8], out: &mut F) {
+    fn deliver<F: FnMut(Event<'_>)>(&mut self, bytes: &[u8], packet: u64, out: &mut F) {
         if bytes.is_empty() {
             return;
         }
@@ -369,6 +404,7 @@ impl HalfStream {
             offset: self.next,
             bytes,
             after_gap: std::mem::take(&mut self.pending_gap),
+            packet,
         });
         self.retained.push(bytes);
         self.stats.bytes += bytes.len() as u64;
@@ -389,7 +425,13 @@ impl HalfStream {
     }
 
     /// Bytes at `start` that were already accepted: keep ours, compare.
-    fn check_overlap<F: FnMut(Event<'_>)>(&mut self, start: u64, old: &[u8], out: &mut F) {
+    fn check_overlap<F: FnMut(Event<'_>)>(
+        &mut self,
+        start: u64,
+        old: &[u8],
+        packet: u64,
+        out: &mut F,
+    ) {
         if old.is_empty() {
             return;
         }
@@ -402,6 +444,7 @@ impl HalfStream {
                 Anomaly::OverlapMismatch {
                     offset: start + i as u64,
                     len: compared as u64,
+                    packet,
                 },
                 out,
             );
@@ -412,12 +455,13 @@ impl HalfStream {
         &mut self,
         start: u64,
         payload: &[u8],
+        packet: u64,
         budget: &mut Budget,
         out: &mut F,
     ) {
         let mut mismatch = None;
         let added = match self.ooo.get_mut(&start) {
-            Some(held) => {
+            Some(Held { bytes: held, .. }) => {
                 // A repeat of a held segment: the held bytes win, like accepted ones.
                 let common = held.len().min(payload.len());
                 self.stats.dup_bytes += common as u64;
@@ -425,6 +469,7 @@ impl HalfStream {
                     mismatch = Some(Anomaly::OverlapMismatch {
                         offset: start + i as u64,
                         len: common as u64,
+                        packet,
                     });
                 }
                 let extra = &payload[common..];
@@ -432,7 +477,13 @@ impl HalfStream {
                 extra.len()
             }
             None => {
-                self.ooo.insert(start, payload.to_vec());
+                self.ooo.insert(
+                    start,
+                    Held {
+                        packet,
+                        bytes: payload.to_vec(),
+                    },
+                );
                 self.ooo_segments += 1;
                 budget.used += SEGMENT_OVERHEAD;
                 payload.len()
@@ -490,17 +541,20 @@ impl HalfStream {
             if k > self.next {
                 break;
             }
-            let held = entry.remove();
+            let Held {
+                packet,
+                bytes: held,
+            } = entry.remove();
             self.ooo_bytes -= held.len();
             self.ooo_segments -= 1;
             let end = k + held.len() as u64;
             if end <= self.next {
-                self.check_overlap(k, &held, out);
+                self.check_overlap(k, &held, packet, out);
                 continue;
             }
             let skip = (self.next - k) as usize;
-            self.check_overlap(k, &held[..skip], out);
-            self.deliver(&held[skip..], out);
+            self.check_overlap(k, &held[..skip], packet, out);
+            self.deliver(&held[skip..], packet, out);
         }
         self.check_fin(out);
     }
@@ -565,6 +619,7 @@ mod tests {
                         rst: flags.contains('R'),
                         payload,
                         wire_len: payload.len() as u32,
+                        packet: 0,
                     },
                     &mut budget,
                     &mut out,
@@ -613,8 +668,8 @@ mod tests {
         assert_eq!(
             r.events,
             [
-                "Anomaly(OverlapMismatch { offset: 0, len: 4 })",
-                "Anomaly(OverlapMismatch { offset: 2, len: 2 })"
+                "Anomaly(OverlapMismatch { offset: 0, len: 4, packet: 0 })",
+                "Anomaly(OverlapMismatch { offset: 2, len: 2, packet: 0 })"
             ]
         );
         assert_eq!(st.dup_bytes, 6);
@@ -739,6 +794,7 @@ mod tests {
             seq,
             payload,
             wire_len: 4,
+            packet: 0,
             ..Segment::default()
         };
         h.segment(seg(0, b"aaaa"), &mut b, &mut out);
@@ -783,6 +839,7 @@ mod tests {
                 seq: 3 + 2 * i,
                 payload: b"x",
                 wire_len: 1,
+                packet: 0,
                 ..Segment::default()
             };
             h.segment(seg, &mut b, &mut out);
@@ -807,6 +864,7 @@ mod tests {
             seq,
             payload,
             wire_len: 1,
+            packet: 0,
             ..Segment::default()
         };
         h.segment(seg(0, b"a"), &mut b, &mut out);

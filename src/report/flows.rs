@@ -16,6 +16,10 @@ use crate::reassembly::{self, Event};
 /// One direction of a connection in the `flows` output.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DirRecord {
+    /// Packets sent in this direction (every TCP segment, bare ACKs
+    /// included, as tshark's conversation table counts frames).
+    #[serde(default)]
+    pub packets: u64,
     /// Bytes delivered (gaps excluded).
     pub bytes: u64,
     pub gaps: u64,
@@ -220,6 +224,7 @@ pub fn safe_name(s: &str) -> String {
 
 fn dir_record(stats: &reassembly::Stats, hash: Option<Sha256>) -> DirRecord {
     DirRecord {
+        packets: stats.segments,
         bytes: stats.bytes,
         gaps: stats.gaps,
         gap_bytes: stats.gap_bytes,

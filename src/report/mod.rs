@@ -7,6 +7,7 @@ mod anomaly;
 pub mod bounded;
 pub mod flows;
 mod grid;
+mod messages;
 pub mod printer;
 mod records;
 mod replay;

@@ -14,12 +14,14 @@ fn duration(row: &FlowRow) -> String {
 }
 
 /// The columns of the `flows` table.
-pub const FLOW_COLUMNS: [&str; 9] = [
+pub const FLOW_COLUMNS: [&str; 11] = [
     "id",
     "client",
     "server",
     "start",
     "duration",
+    "pkts c->s",
+    "pkts s->c",
     "bytes c->s",
     "bytes s->c",
     "gaps",
@@ -27,7 +29,7 @@ pub const FLOW_COLUMNS: [&str; 9] = [
 ];
 
 /// The cells of a `flows` row, in [`FLOW_COLUMNS`] order.
-pub fn flow_cells(r: &FlowRow) -> [String; 9] {
+pub fn flow_cells(r: &FlowRow) -> [String; 11] {
     let rec = &r.record;
     [
         rec.id.to_string(),
@@ -35,6 +37,8 @@ pub fn flow_cells(r: &FlowRow) -> [String; 9] {
         rec.server.clone(),
         rec.first_ts.clone(),
         duration(r),
+        rec.c2s.packets.to_string(),
+        rec.s2c.packets.to_string(),
         rec.c2s.bytes.to_string(),
         rec.s2c.bytes.to_string(),
         (rec.c2s.gaps + rec.s2c.gaps).to_string(),
@@ -173,7 +177,7 @@ pub fn analyze(r: &crate::analyze::Report, out: &mut dyn io::Write) -> io::Resul
         "s->c",
         "bytes c->s",
         "bytes s->c",
-        "frames",
+        "messages",
         "end",
     ];
     if inferred {
@@ -189,7 +193,7 @@ pub fn analyze(r: &crate::analyze::Report, out: &mut dyn io::Write) -> io::Resul
             proto(c.protocol_s2c),
             c.bytes_c2s.to_string(),
             c.bytes_s2c.to_string(),
-            c.frames.to_string(),
+            c.messages.to_string(),
             c.end.to_owned(),
         ];
         if inferred {
@@ -262,6 +266,7 @@ pub fn analyze(r: &crate::analyze::Report, out: &mut dyn io::Write) -> io::Resul
         }
         let _ = writeln!(s, "{t}\n");
     }
+    super::messages::tables(&r.messages, &mut s);
     if !r.pairing_by_conn.is_empty() {
         let _ = writeln!(s, "Pairing per connection:");
         let mut t = table(vec![
@@ -388,11 +393,12 @@ pub fn analyze(r: &crate::analyze::Report, out: &mut dyn io::Write) -> io::Resul
         let _ = writeln!(s, "Anomalies: none");
     } else {
         let _ = writeln!(s, "Anomalies: {}", r.anomalies.total());
-        let mut t = table(vec!["conn", "dir", "offset", "kind", "detail"]);
+        let mut t = table(vec!["conn", "dir", "packet", "offset", "kind", "detail"]);
         for a in r.anomalies.iter().take(200) {
             t.add_row(vec![
                 a.conn.to_string(),
                 a.dir.as_str().to_owned(),
+                opt(a.packet),
                 a.offset.to_string(),
                 a.kind.as_str().to_owned(),
                 a.detail.clone(),

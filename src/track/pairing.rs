@@ -402,20 +402,40 @@ impl Pairing {
     }
 }
 
-/// Latency per request cmd over all connections.
-#[derive(Debug, Default)]
-pub struct LatencyTable {
-    by_cmd: BTreeMap<u32, Samples>,
+/// Latency per request cmd (or other key: a short-link cgi, a web
+/// endpoint) over all connections.
+#[derive(Debug, Clone)]
+pub struct LatencyTable<K = u32> {
+    by_cmd: BTreeMap<K, Samples>,
 }
 
-impl LatencyTable {
-    pub fn add(&mut self, cmd: u32, us: u64) {
+impl<K> Default for LatencyTable<K> {
+    fn default() -> Self {
+        LatencyTable {
+            by_cmd: BTreeMap::new(),
+        }
+    }
+}
+
+impl<K: Ord + Clone> LatencyTable<K> {
+    pub fn add(&mut self, cmd: K, us: u64) {
         self.by_cmd.entry(cmd).or_default().add(us);
     }
 
-    /// Figures per cmd, in cmd order.
-    pub fn figures(&self) -> Vec<(u32, Latency)> {
-        self.by_cmd.iter().map(|(&c, s)| (c, s.latency())).collect()
+    /// Figures per key, in key order.
+    pub fn figures(&self) -> Vec<(K, Latency)> {
+        self.by_cmd
+            .iter()
+            .map(|(c, s)| (c.clone(), s.latency()))
+            .collect()
+    }
+
+    /// The figures of one key (none: zero pairs).
+    pub fn get(&self, cmd: &K) -> Latency {
+        self.by_cmd
+            .get(cmd)
+            .map(Samples::latency)
+            .unwrap_or_default()
     }
 }
 

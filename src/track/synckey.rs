@@ -107,6 +107,10 @@ pub struct Observation {
     /// webwxinit, webwxsync_request, webwxsync_response, synccheck.
     pub message: Message,
     pub keys: KeyMap,
+    /// The packet that completed the message (1-based, as Wireshark
+    /// numbers them), when packets are numbered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub packet: Option<u64>,
 }
 
 impl Observation {
@@ -125,6 +129,7 @@ impl Observation {
             source,
             message,
             keys,
+            packet: None,
         }
     }
 }
@@ -152,6 +157,11 @@ pub struct Anomaly {
     pub kind: &'static str,
     pub ts: Timestamp,
     pub conn: u64,
+    /// The direction of the message that showed it.
+    pub dir: Direction,
+    /// The packet that completed that message, when packets are numbered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub packet: Option<u64>,
     pub detail: String,
 }
 
@@ -258,6 +268,8 @@ pub struct Timeline {
     msg_ids: Recent<()>,
     /// ClientMsgIds sent lately, with the MsgID the server answered.
     client_msgs: Recent<Option<String>>,
+    /// The packet being processed ([`Timeline::at_packet`]).
+    packet: Option<u64>,
 }
 
 fn diff(a: &KeyMap, b: &KeyMap) -> BTreeMap<u32, Change> {
@@ -297,6 +309,12 @@ fn keys_list(m: &BTreeMap<u32, Change>) -> String {
 }
 
 impl Timeline {
+    /// What follows was seen in this packet (observations and anomalies
+    /// carry it).
+    pub fn at_packet(&mut self, packet: Option<u64>) {
+        self.packet = packet;
+    }
+
     pub fn new() -> Self {
         Self::default()
     }
@@ -451,10 +469,15 @@ impl Timeline {
                 kind,
                 ts,
                 conn,
+                dir: obs.dir,
+                packet: self.packet,
                 detail,
             });
         }
-        s.observations.push(obs);
+        s.observations.push(Observation {
+            packet: obs.packet.or(self.packet),
+            ..obs
+        });
     }
 
     /// The server signalled new data (long-link push, or a synccheck selector > 0).
@@ -495,6 +518,8 @@ impl Timeline {
                     kind: "empty_sync_after_selector",
                     ts,
                     conn,
+                    dir: Direction::ServerToClient,
+                    packet: self.packet,
                     detail: format!(
                         "synccheck said selector {sel} {:.0} ms earlier, but the next webwxsync brought nothing",
                         ts.nanos_since(&t0) as f64 / 1e6
@@ -508,6 +533,8 @@ impl Timeline {
                     kind: "duplicate_msgid",
                     ts,
                     conn,
+                    dir: Direction::ServerToClient,
+                    packet: self.packet,
                     detail: format!("MsgId {id} delivered again"),
                 });
             }
@@ -541,6 +568,8 @@ impl Timeline {
                     kind: "client_msg_resend",
                     ts,
                     conn,
+                    dir: Direction::ServerToClient,
+                    packet: self.packet,
                     detail: format!(
                         "ClientMsgId {client_msg_id} sent again; {}",
                         if same {
@@ -608,6 +637,7 @@ mod tests {
             source,
             message: message.parse().expect("a known message"),
             keys: keys.iter().copied().collect(),
+            packet: None,
         }
     }
 

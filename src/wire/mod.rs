@@ -37,6 +37,10 @@ pub struct TcpSegment<'a> {
     /// Payload length according to the IP header; larger than
     /// `payload.len()` when the snaplen (or a short frame) cut the segment.
     pub wire_len: u32,
+    /// Number of the captured packet that carried it (for a reassembled IP
+    /// datagram: its last fragment), 1-based and counting every packet the
+    /// decoder saw, as Wireshark numbers frames.
+    pub packet: u64,
 }
 
 /// What a frame turned out to be.
@@ -201,6 +205,7 @@ impl Decoder {
             window: tcp.window_size(),
             payload,
             wire_len: u32::try_from(wire_len).unwrap_or(u32::MAX),
+            packet: stats.frames,
         })
     }
 }

@@ -315,3 +315,125 @@ fn plain_http_newgetdns_exchanges() {
         );
     }
 }
+
+/// `analyze` shows every layer it decoded: the short-link messages per cgi
+/// (with the business packets decrypted) and the HTTP exchanges, as the
+/// records of `frames` have them, in the report built without records
+/// (the `analyze` command) as in the one built with them; every
+/// connection counts its messages of every layer.
+#[test]
+fn the_report_shows_every_layer_it_decoded() {
+    let (records, report) = analyze();
+    let base = shared().join("corpus/wechat");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_syncscope"))
+        .arg("analyze")
+        .arg(base.join("capture-logged-in-all-keys.pcapng"))
+        .arg("--keylog")
+        .arg(base.join("frida-logged-in-all-keys.log"))
+        .args(["--format", "json", "-q"])
+        .output()
+        .expect("run analyze");
+    let cli: Value = serde_json::from_slice(&out.stdout).expect("analyze JSON");
+    assert_eq!(
+        cli["messages"],
+        serde_json::to_value(&report.messages).unwrap(),
+        "the analyze command and the library disagree"
+    );
+
+    // Short link: one row per cgi, counted as the records are.
+    let short: Vec<&FrameRecord> = records
+        .iter()
+        .filter(|r| r.layer == Layer::Shortlink)
+        .collect();
+    assert_eq!(short.len(), 36);
+    let rows: Vec<_> = report
+        .messages
+        .iter()
+        .filter(|m| m.layer == Layer::Shortlink)
+        .collect();
+    assert_eq!(rows.len(), 10, "{rows:?}");
+    for row in &rows {
+        let of: Vec<&&FrameRecord> = short
+            .iter()
+            .filter(|r| r.cmd_name.as_deref() == Some(row.name.as_str()))
+            .collect();
+        let n = |k: &str| of.iter().filter(|r| r.kind == k).count() as u64;
+        assert_eq!(
+            (row.requests, row.responses),
+            (n("request"), n("response")),
+            "{row:?}"
+        );
+        let opened = of
+            .iter()
+            .filter(|r| r.business.as_ref().is_some_and(|b| b["decrypted"] == true))
+            .count() as u64;
+        assert_eq!(row.decrypted, opened, "{row:?}");
+        assert!(
+            row.uri
+                .as_deref()
+                .is_some_and(|u| u.starts_with("/cgi-bin/micromsg-bin/")),
+            "{row:?}"
+        );
+        assert!(row.latency.count > 0, "{row:?}");
+    }
+    let http: Vec<_> = report
+        .messages
+        .iter()
+        .filter(|m| m.layer == Layer::Http)
+        .collect();
+    assert_eq!(http.len(), 1);
+    assert_eq!(
+        (http[0].name.as_str(), http[0].requests, http[0].responses),
+        ("newgetdns", 2, 2)
+    );
+
+    // Connections: the messages of every layer, summed as the records count them.
+    for c in &report.connections {
+        let of = |l: Layer| {
+            records
+                .iter()
+                .filter(|r| r.conn == c.id && r.layer == l)
+                .count() as u64
+        };
+        // Short-link messages are counted opened or not; the records are
+        // the business packets that came out of them.
+        assert!(
+            c.layers.short_link_messages >= of(Layer::Shortlink),
+            "conn {}",
+            c.id
+        );
+        assert_eq!(
+            c.layers.http_exchanges,
+            of(Layer::Http) + of(Layer::Web),
+            "conn {}",
+            c.id
+        );
+        assert_eq!(c.layers.mmtls_records, of(Layer::Mmtls), "conn {}", c.id);
+        assert_eq!(
+            c.layers.frames,
+            of(Layer::Longlink) + of(Layer::Mars),
+            "conn {}",
+            c.id
+        );
+        assert_eq!(c.messages, c.layers.messages());
+        if c.kind == "mmtls_short" {
+            assert!(c.messages > 0, "{c:?}");
+        }
+    }
+
+    // The text report has the tables.
+    let text = std::process::Command::new(env!("CARGO_BIN_EXE_syncscope"))
+        .arg("analyze")
+        .arg(base.join("capture-logged-in-all-keys.pcapng"))
+        .arg("--keylog")
+        .arg(base.join("frida-logged-in-all-keys.log"))
+        .arg("-q")
+        .output()
+        .expect("run analyze");
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("Short-link messages per cgi"), "{text}");
+    assert!(text.contains("Other HTTP exchanges per path"), "{text}");
+    for row in rows {
+        assert!(text.contains(&row.name), "{} missing:\n{text}", row.name);
+    }
+}

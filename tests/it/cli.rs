@@ -53,7 +53,7 @@ fn json_has_exactly_the_documented_fields() {
         .map(String::as_str)
         .collect();
     dkeys.sort();
-    assert_eq!(dkeys, ["bytes", "gap_bytes", "gaps", "sha256"]);
+    assert_eq!(dkeys, ["bytes", "gap_bytes", "gaps", "packets", "sha256"]);
     // The SYN+ACK comes first in this file; the client is still the SYN sender.
     assert_eq!(f["client"], "141.142.228.5:59856");
     assert_eq!(f["server"], "192.150.187.43:80");

@@ -157,10 +157,12 @@ fn content_length_and_obfuscated_chunked() {
     let flows = dissect(&real("sv-http-chunked_input.pcap"));
     assert_eq!(flows.len(), 1);
     let evs = &flows[0].1;
-    assert_eq!(evs.len(), 1, "{evs:#?}");
+    // The request, then the same request left unanswered at the end.
+    assert_eq!(evs.len(), 2, "{evs:#?}");
     let Ev::Request(m) = &evs[0] else {
         panic!("{evs:?}")
     };
+    assert_eq!(evs[1], Ev::Unanswered(m.clone()));
     assert_eq!(m.method(), Some("HEAD"));
     assert_eq!(m.path(), Some("/resources/fonts/SourceSansPro-Regular.ttf"));
     assert!(m.chunked && !m.complete);
@@ -359,4 +361,53 @@ fn chunk_size_does_not_matter() {
         assert_eq!(dissect_with(&path, 1), base, "{name}: 1-byte chunks");
         assert_eq!(dissect_with(&path, usize::MAX), base, "{name}: one chunk");
     }
+}
+
+/// A request the connection ended without answering is a record of its own
+/// (kind `request`, no status), and `analyze` counts it as open.
+#[test]
+fn a_request_never_answered_is_a_record_of_its_own() {
+    let file = real("sv-http-chunked_input.pcap");
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_syncscope"))
+            .args(args)
+            .arg(&file)
+            .arg("-q")
+            .output()
+            .expect("run syncscope");
+        assert!(out.status.success(), "{args:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let recs: Vec<serde_json::Value> = run(&["frames", "--format", "ndjson"])
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(recs.len(), 1, "{recs:?}");
+    let r = &recs[0];
+    assert_eq!(
+        (r["kind"].as_str(), r["method"].as_str()),
+        (Some("request"), Some("HEAD"))
+    );
+    assert!(
+        r.get("status").is_none() && r.get("latency_us").is_none(),
+        "{r}"
+    );
+    assert_eq!(
+        (r["first_packet"].as_u64(), r["last_packet"].as_u64()),
+        (Some(4), Some(4))
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&run(&["analyze", "--format", "json"])).unwrap();
+    let m = &report["messages"][0];
+    assert_eq!(
+        (
+            m["requests"].as_u64(),
+            m["responses"].as_u64(),
+            m["unanswered"].as_u64()
+        ),
+        (Some(1), Some(0), Some(1)),
+        "{m}"
+    );
+    assert_eq!(report["connections"][0]["http_exchanges"], 1);
+    assert_eq!(report["connections"][0]["messages"], 1);
 }

@@ -18,6 +18,7 @@ mod net_large;
 mod net_limits;
 mod net_store;
 mod net_web;
+mod packets;
 mod prefixes;
 mod profiles;
 mod reassembly_model;

@@ -48,6 +48,7 @@ fn own(ev: Event<'_>) -> Ev {
             offset,
             bytes,
             after_gap,
+            ..
         } => Ev::Data {
             offset,
             bytes: bytes.to_vec(),
@@ -657,7 +658,7 @@ proptest! {
                 vec![]
             }
             None => vec![],
-            Some(first) => vec![Anomaly::OverlapMismatch { offset: first as u64, len: (e.min(p_end) - a) as u64 }],
+            Some(first) => vec![Anomaly::OverlapMismatch { offset: first as u64, len: (e.min(p_end) - a) as u64, packet: 0 }],
         };
         prop_assert_eq!(overlap_mismatches(&evs), expected);
     }
@@ -707,7 +708,7 @@ proptest! {
         h.finish(&mut budget, &mut out);
         prop_assert_eq!(delivered_bytes(&evs), data.clone());
         let expected: Vec<Anomaly> = first
-            .map(|f| Anomaly::OverlapMismatch { offset: f as u64, len: (b - a) as u64 })
+            .map(|f| Anomaly::OverlapMismatch { offset: f as u64, len: (b - a) as u64, packet: 0 })
             .into_iter()
             .collect();
         prop_assert_eq!(overlap_mismatches(&evs), expected);

@@ -7,7 +7,7 @@
 use std::io::Write;
 use std::net::SocketAddr;
 
-use syncscope::analyze::{FrameRecord, Options, Report};
+use syncscope::analyze::{AnomalyKind, FrameRecord, Options, Report};
 use syncscope::capture::Reader;
 use syncscope::synth::{Conversation, Frame, Side};
 use syncscope::track::synckey::Source;
@@ -349,6 +349,37 @@ fn web_session_timeline_and_anomalies_are_exactly_the_expected_ones() {
         "{}",
         contacts.body
     );
+
+    // One anomaly list: the session's anomalies are the report's too,
+    // counted by kind, each with the packet that showed it.
+    let mut listed: Vec<&str> = report
+        .anomalies
+        .iter()
+        .filter(|a| matches!(a.kind, AnomalyKind::Session(_)))
+        .map(|a| a.kind.as_str())
+        .collect();
+    let mut want = kinds.clone();
+    listed.sort_unstable();
+    want.sort_unstable();
+    assert_eq!(listed, want);
+    let counts = report.anomaly_counts();
+    assert_eq!(counts.get("key_regression"), Some(&2), "{counts:?}");
+    assert_eq!(counts.get("client_msg_resend"), Some(&1), "{counts:?}");
+    let resend = report
+        .anomalies
+        .iter()
+        .find(|a| a.kind == "client_msg_resend")
+        .unwrap();
+    let second_send = web
+        .iter()
+        .filter(|r| r.cmd_name.as_deref() == Some("webwxsendmsg"))
+        .nth(1)
+        .unwrap();
+    assert!(resend.packet.is_some(), "{resend:?}");
+    assert_eq!(resend.packet, second_send.last_packet, "{resend:?}");
+    assert_eq!(resend.conn, second_send.conn);
+    // Observations carry their packet too.
+    assert!(s.observations.iter().all(|o| o.packet.is_some()));
 }
 
 #[test]

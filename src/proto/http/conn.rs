@@ -300,6 +300,9 @@ impl Conn {
             self.end_half(i, Cause::End, out);
             self.pump(out);
         }
+        for p in std::mem::take(&mut self.pending) {
+            out(HttpEvent::Unanswered(&p.msg));
+        }
     }
 
     fn gap_inner<F: FnMut(HttpEvent<'_>)>(&mut self, i: usize, len: u64, out: &mut F) {

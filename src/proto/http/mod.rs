@@ -212,6 +212,10 @@ pub enum HttpEvent<'a> {
         response: &'a Message,
         request: Option<&'a Message>,
     },
+    /// A request still waiting for its final response when the connection
+    /// ended (a long poll held open, a request the capture stopped before
+    /// answering).
+    Unanswered(&'a Message),
     /// Bytes that are not HTTP (garbage, or the rest of a message after a
     /// gap, skipped until the next request or status line; or everything
     /// after the connection was upgraded). Contiguous skipped bytes of one
@@ -231,6 +235,7 @@ pub enum OwnedHttpEvent {
     Request(Message),
     /// The response, and the request it answers.
     Response(Message, Option<Message>),
+    Unanswered(Message),
     /// Direction, offset, length, reason.
     Skipped(Direction, u64, u64, &'static str),
 }
@@ -240,6 +245,7 @@ impl HttpEvent<'_> {
     pub fn to_owned_event(&self) -> OwnedHttpEvent {
         match *self {
             HttpEvent::Request(m) => OwnedHttpEvent::Request(m.clone()),
+            HttpEvent::Unanswered(m) => OwnedHttpEvent::Unanswered(m.clone()),
             HttpEvent::Response { response, request } => {
                 OwnedHttpEvent::Response(response.clone(), request.cloned())
             }

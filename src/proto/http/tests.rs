@@ -13,7 +13,7 @@ use super::OwnedHttpEvent as Ev;
 impl Ev {
     fn msg(&self) -> &Message {
         match self {
-            Ev::Request(m) | Ev::Response(m, _) => m,
+            Ev::Request(m) | Ev::Response(m, _) | Ev::Unanswered(m) => m,
             Ev::Skipped(..) => panic!("not a message: {self:?}"),
         }
     }
@@ -84,8 +84,17 @@ fn run(pieces: &[Piece]) -> Vec<Ev> {
 /// Per direction, events never go back; bodies respect the cap.
 fn check_invariants(evs: &[Ev], cfg: Config) {
     let mut end = [0u64; 2];
-    for e in evs {
+    for (i, e) in evs.iter().enumerate() {
         let (dir, a, b) = match e {
+            // At the end, a request seen before, never answered.
+            Ev::Unanswered(m) => {
+                assert!(
+                    evs[..i].contains(&Ev::Request(m.clone())),
+                    "unanswered but never seen: {m:?}"
+                );
+                assert!(evs[i..].iter().all(|e| matches!(e, Ev::Unanswered(_))));
+                continue;
+            }
             Ev::Skipped(d, o, l, _) => (*d, *o, o + l),
             Ev::Request(m) | Ev::Response(m, _) => {
                 assert!(m.body.len() <= cfg.max_body, "{m:?}");
@@ -662,7 +671,10 @@ fn cut_by_the_end_of_the_stream() {
         data(C, b"GET / HTTP/1.1\r\nHost: a\r\nAcc"),
         data(S, b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nabc"),
     ]);
-    assert_eq!(evs.len(), 2, "{evs:#?}");
+    // The response's head came before the request was whole: it answers
+    // nothing known, and the request ends unanswered.
+    assert_eq!(evs.len(), 3, "{evs:#?}");
+    assert_eq!(evs[2], Ev::Unanswered(evs[0].msg().clone()));
     let (req, resp) = (evs[0].msg(), evs[1].msg());
     assert!(!req.complete && !resp.complete);
     assert_eq!(req.header_str("host"), Some("a"));
@@ -746,7 +758,10 @@ fn feed_offsets_overlap_and_jump() {
     // A jump forward is a gap.
     conn.feed(C, req.len() as u64 + 5, &get("/y"), ts, &mut out);
     conn.finish(&mut out);
-    assert_eq!(evs.len(), 2, "{evs:#?}");
+    // Both requests, then both unanswered at the end, oldest first.
+    assert_eq!(evs.len(), 4, "{evs:#?}");
+    assert_eq!(evs[2], Ev::Unanswered(evs[0].msg().clone()));
+    assert_eq!(evs[3], Ev::Unanswered(evs[1].msg().clone()));
     assert_eq!(evs[0].msg().path(), Some("/x"));
     assert_eq!(evs[1].msg().path(), Some("/y"));
     assert_eq!(evs[1].msg().stream_offset, req.len() as u64 + 5);
