@@ -180,12 +180,15 @@ pub struct Scoped<'a, S> {
     /// Connections that had events in the window.
     active: HashSet<u64>,
     anomalies: u64,
+    /// The scope keeps everything: events go straight through.
+    everything: bool,
 }
 
 impl<'a, S: Sink> Scoped<'a, S> {
     pub fn new(inner: &'a mut S, scope: Scope) -> Self {
         Scoped {
             inner,
+            everything: scope.is_all(),
             scope,
             window: None,
             active: HashSet::new(),
@@ -219,6 +222,12 @@ impl<S: Sink> Sink for Scoped<'_, S> {
     }
 
     fn event(&mut self, flow: &FlowMeta, side: Side, ev: Event<'_>) {
+        if self.everything {
+            if matches!(ev, Event::Anomaly(_) | Event::Gap { .. }) {
+                self.anomalies += 1;
+            }
+            return self.inner.event(flow, side, ev);
+        }
         if !self.scope.host_ok(&flow.first_src, &flow.first_dst) {
             return;
         }
@@ -236,6 +245,9 @@ impl<S: Sink> Sink for Scoped<'_, S> {
     }
 
     fn flow_end(&mut self, s: &FlowSummary) {
+        if self.everything {
+            return self.inner.flow_end(s);
+        }
         if !self.scope.host_ok(&s.client, &s.server) {
             return;
         }
