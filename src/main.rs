@@ -1,6 +1,8 @@
 //! The `syncscope` command line: a thin layer over the library. Each
 //! subcommand lives in `cmd/`; this file maps errors to exit codes
-//! (0 ok, 2 usage or unreadable input; a closed stdout pipe is not an error).
+//! (0 ok, 1 anomalies found with `--fail-on-anomaly` (and `client`'s own
+//! failures), 2 usage or unreadable input; a closed stdout pipe is not an
+//! error).
 
 use std::process::ExitCode;
 
@@ -12,7 +14,9 @@ mod cmd;
 #[command(
     name = "syncscope",
     version,
-    about = "Makes sync-style messaging protocols visible on the wire"
+    about = "Makes sync-style messaging protocols visible on the wire",
+    after_help = "Exit status: 0 done; 1 anomalies were found with --fail-on-anomaly (flows, \
+analyze, frames, sync), or for client a send never confirmed or listen timed out; 2 an error."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -22,12 +26,16 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Reassemble every TCP connection of a capture and list them.
+    #[command(after_help = cmd::EXIT_STATUS)]
     Flows(cmd::flows::Args),
     /// Dissect a capture and report: protocols, commands, latency, MMTLS, SyncKeys, anomalies.
+    #[command(after_help = cmd::EXIT_STATUS)]
     Analyze(cmd::analyze::Args),
     /// One record per application frame (long link, short link, MMTLS records).
+    #[command(after_help = cmd::EXIT_STATUS)]
     Frames(cmd::frames::Args),
     /// The SyncKey timeline per user across binary and web flows, with its anomalies.
+    #[command(after_help = cmd::EXIT_STATUS)]
     Sync(cmd::sync::Args),
     /// Capture live from an interface: frames as they complete, then the analyze report.
     #[cfg(feature = "live")]
@@ -64,10 +72,27 @@ fn main() -> ExitCode {
             if is_broken_pipe(&e) {
                 return ExitCode::SUCCESS;
             }
-            eprintln!("syncscope: error: {e:#}");
+            eprintln!("syncscope: error: {}", message(&e));
             ExitCode::from(2)
         }
     }
+}
+
+/// The error and its causes, `: `-separated, leaving out a cause that the
+/// message before it already quotes (errors that print their source).
+fn message(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {

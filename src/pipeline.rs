@@ -90,6 +90,9 @@ pub fn run<P: PacketSource + ?Sized, S: Sink>(
             }
         };
         counting.summary.packets += 1;
+        if counting.summary.packets == 1 {
+            counting.inner.capture_start(pkt.ts);
+        }
         if let Decoded::Tcp(seg) = decoder.decode(pkt.linktype, pkt.ts, pkt.data) {
             table.packet(pkt.ts, &seg, &mut counting);
         }

@@ -29,6 +29,7 @@ macro_rules! named {
 }
 
 mod decode;
+mod filter;
 mod longlink;
 mod mmtls;
 mod packets;
@@ -58,6 +59,7 @@ pub use decode::{
     decode as decode_frame_body, resolve_profile, schema_or_raw, BusinessSummary,
     ProfileMessageError, SyncKeySource,
 };
+pub use filter::{CmdError, CmdMatch, RecordFilter};
 pub use mmtls::Crypto;
 pub use record::{FrameRecord, Layer, Raw};
 pub use report::{

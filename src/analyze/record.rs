@@ -26,6 +26,17 @@ pub enum Layer {
 }
 
 impl Layer {
+    /// Every layer, in the order the help lists them: what `--layer`
+    /// accepts is what records print.
+    pub const ALL: [Layer; 6] = [
+        Layer::Longlink,
+        Layer::Mars,
+        Layer::Shortlink,
+        Layer::Mmtls,
+        Layer::Http,
+        Layer::Web,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Layer::Longlink => "longlink",
@@ -35,6 +46,21 @@ impl Layer {
             Layer::Http => "http",
             Layer::Web => "web",
         }
+    }
+}
+
+impl std::str::FromStr for Layer {
+    type Err = String;
+
+    /// A layer by the name records print (`http`, `web`, ...).
+    fn from_str(s: &str) -> Result<Layer, String> {
+        Layer::ALL
+            .into_iter()
+            .find(|l| l.as_str() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Layer::ALL.iter().map(|l| l.as_str()).collect();
+                format!("unknown layer '{s}' (one of {})", names.join(", "))
+            })
     }
 }
 
@@ -255,5 +281,22 @@ mod tests {
             "handshake_resumption"
         );
         assert_eq!(Kind::from(longlink::Kind::Push).as_str(), "push");
+    }
+
+    /// `--layer` takes exactly the names records print.
+    #[test]
+    fn layer_names_parse_back_and_match_the_json() {
+        for l in Layer::ALL {
+            assert_eq!(l.as_str().parse::<Layer>(), Ok(l));
+            assert_eq!(
+                serde_json::to_value(l).unwrap(),
+                serde_json::Value::from(l.as_str())
+            );
+        }
+        let e = "shortlinks".parse::<Layer>().unwrap_err();
+        assert_eq!(
+            e,
+            "unknown layer 'shortlinks' (one of longlink, mars, shortlink, mmtls, http, web)"
+        );
     }
 }

@@ -26,7 +26,7 @@ pub enum Error {
     /// The file ends in the middle of a header, record or block.
     #[error(
         "the capture is cut short at byte offset {offset}, in the middle of a {what} \
-         ({needed} bytes needed, only {available} present); results cover the packets before it"
+         ({needed} bytes needed, only {available} present)"
     )]
     Truncated {
         offset: u64,
@@ -36,11 +36,20 @@ pub enum Error {
     },
 
     /// A structurally invalid record or block.
-    #[error(
-        "the capture is corrupt at byte offset {offset}: {reason}; \
-         reading stopped there, results cover the packets before it"
-    )]
+    #[error("the capture is corrupt at byte offset {offset}: {reason}")]
     Corrupt { offset: u64, reason: String },
+
+    /// The start of the file (the pcap file header, the first pcapng
+    /// block) is cut short or corrupt: no packet can be read. `problem` is
+    /// a [`Error::Truncated`] or [`Error::Corrupt`] at offset 0.
+    #[error(
+        "{source_name}: {problem}; no packet can be read (is the file complete? copy or \
+         download it again; `capinfos {source_name}` shows the damage too)"
+    )]
+    Header {
+        source_name: String,
+        problem: Box<Error>,
+    },
 
     /// The operating system (or the gzip decoder) failed to deliver bytes.
     #[error("{source_name}: cannot read")]
@@ -132,6 +141,6 @@ mod tests {
         };
         let m = e.to_string();
         assert!(m.contains("byte offset 15704"), "{m}");
-        assert!(m.contains("results cover the packets before it"), "{m}");
+        assert!(m.ends_with("(184 bytes needed, only 92 present)"), "{m}");
     }
 }

@@ -162,10 +162,63 @@ impl Reader {
             linktypes: Vec::new(),
             seen: vec![0; 1024],
         };
-        if !is_pcapng {
-            rd.read_pcap_header()?;
-        }
+        let header = if is_pcapng {
+            rd.read_pcapng_header()
+        } else {
+            rd.read_pcap_header()
+        };
+        header.map_err(|e| match e {
+            Error::Truncated { .. } | Error::Corrupt { .. } => Error::Header {
+                source_name: source_name.to_string(),
+                problem: Box::new(e),
+            },
+            e => e,
+        })?;
         Ok(rd)
+    }
+
+    /// Reads the Section Header Block a pcapng file starts with, so that a
+    /// file whose start is damaged is refused when opened.
+    fn read_pcapng_header(&mut self) -> Result<(), Error> {
+        loop {
+            let avail = &self.buf[self.start..self.end];
+            match pcapng::parse_block(avail, Endianness::Little) {
+                Ok((rest, Block::Section(shb))) => {
+                    let consumed = avail.len() - rest.len();
+                    self.state = State::Pcapng {
+                        endianness: shb.endianness,
+                        interfaces: Vec::new(),
+                    };
+                    self.stats.sections += 1;
+                    self.advance(consumed);
+                    return Ok(());
+                }
+                Ok(_) => {
+                    return Err(Error::Corrupt {
+                        offset: 0,
+                        reason: "the first block is not a Section Header Block".into(),
+                    })
+                }
+                Err(nom::Err::Incomplete(n)) => {
+                    let need = avail.len().saturating_add(needed_bytes(n));
+                    if self.eof {
+                        return Err(Error::Truncated {
+                            offset: 0,
+                            what: "pcapng Section Header Block",
+                            needed: need as u64,
+                            available: avail.len() as u64,
+                        });
+                    }
+                    self.refill(need)?;
+                }
+                Err(nom::Err::Error(e) | nom::Err::Failure(e)) => {
+                    return Err(Error::Corrupt {
+                        offset: 0,
+                        reason: e.to_string(),
+                    })
+                }
+            }
+        }
     }
 
     fn read_pcap_header(&mut self) -> Result<(), Error> {

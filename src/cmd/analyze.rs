@@ -24,8 +24,9 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut printer = report::printer(args.format, io::BufWriter::new(io::stdout().lock()));
     let (report, summary) = super::report_only(&args.common, args.max_examples)?;
+    let anomalies = super::report_has_anomalies(&report);
     printer.begin()?;
     printer.record_owned(report)?;
     printer.end()?;
-    args.common.finish(&summary)
+    args.common.finish(&summary, anomalies)
 }

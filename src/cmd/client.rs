@@ -1,5 +1,6 @@
 //! `syncscope client`: the reference client (see `syncscope::net::client`,
-//! and `syncscope::net::webclient` for `--web`).
+//! `syncscope::net::shortclient` for `--short` and `syncscope::net::webclient`
+//! for `--web`).
 //! Exit codes: 0 done, 1 the send was not confirmed (after its retries, or
 //! refused), listen timed out or a web login confirmation was refused,
 //! 2 usage or a refused auth or identify.
@@ -16,7 +17,7 @@ use syncscope::net::client::{
     self, ClientError, Config, ListenOptions, ListenSink, LoginNotice, SendOptions,
 };
 use syncscope::net::messages::{ret, ChatMessage};
-use syncscope::net::webclient;
+use syncscope::net::{shortclient, webclient};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -35,8 +36,13 @@ pub struct Args {
     pub device: String,
     /// Use the web endpoints (login, webwxinit, synccheck, webwxsync,
     /// webwxsendmsg) as the user's device "web" instead of the long link.
-    #[arg(long, conflicts_with = "device")]
+    #[arg(long, conflicts_with_all = ["device", "short"])]
     pub web: bool,
+    /// Use the short link: each request an HTTP POST to /cgi-bin/micromsg-bin/<cgi>
+    /// (manualauth, newsendmsg, newsync) with the session cookie, instead of the long link.
+    /// `listen` then polls newsync (the short link has no pushes).
+    #[arg(long)]
+    pub short: bool,
     #[command(subcommand)]
     pub action: Action,
 }
@@ -70,6 +76,9 @@ pub enum Action {
         /// Seconds between heartbeats (long link only).
         #[arg(long, default_value_t = 60.0, value_name = "SECS")]
         heartbeat: f64,
+        /// Seconds between newsync polls (short link only).
+        #[arg(long, default_value_t = 1.0, value_name = "SECS")]
+        poll: f64,
     },
     /// Confirm a pending web login by its uuid (the jslogin's, which `client --web` prints
     /// while it waits), as the user's phone confirms a QR code.
@@ -108,6 +117,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .build()
         .context("starting the async runtime")?;
     match args.action {
+        Action::Confirm { .. } if args.short || args.web => anyhow::bail!(
+            "confirm goes over the long link (cmd 900001, which the short link and the web \
+             do not carry): leave out --short and --web"
+        ),
         Action::Confirm { uuid } => match rt.block_on(client::confirm_web_login(&config, &uuid)) {
             Ok(()) => {
                 eprintln!(
@@ -141,6 +154,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             };
             let sent = if args.web {
                 rt.block_on(webclient::send(&config, &to, &text, &opts))
+            } else if args.short {
+                rt.block_on(shortclient::send(&config, &to, &text, &opts))
             } else {
                 rt.block_on(client::send(&config, &to, &text, &opts))
             };
@@ -163,8 +178,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             timeout,
             format,
             heartbeat,
+            poll,
         } => {
             config.heartbeat = seconds("--heartbeat", heartbeat)?;
+            let poll = seconds("--poll", poll)?;
             let deadline = timeout
                 .map(|t| seconds("--timeout", t))
                 .transpose()?
@@ -173,6 +190,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             let mut sink = Printer {
                 who: if args.web {
                     format!("{} (web)", args.user)
+                } else if args.short {
+                    format!("{} ({}, short link)", args.user, args.device)
                 } else {
                     format!("{} ({})", args.user, args.device)
                 },
@@ -182,6 +201,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             };
             let outcome = if args.web {
                 rt.block_on(webclient::listen(&config, &opts, &mut sink))?
+            } else if args.short {
+                rt.block_on(shortclient::listen(&config, &opts, poll, &mut sink))?
             } else {
                 rt.block_on(client::listen(&config, &opts, &mut sink))?
             };

@@ -1,4 +1,6 @@
-//! Options shared by the commands that dissect (`analyze`, `frames`).
+//! Options shared by the capture commands (`analyze`, `frames`, `sync`,
+//! `flows`): input, decoding, scope (`--host`, `--since`, `--until`) and
+//! `--fail-on-anomaly`.
 
 use std::path::PathBuf;
 
@@ -7,6 +9,7 @@ use clap::builder::{PossibleValuesParser, TypedValueParser};
 
 use syncscope::analyze::{resolve_profile, Options};
 use syncscope::body::protobuf::Schemas;
+use syncscope::flow::{HostMatch, Scope, TimeBound};
 use syncscope::proto::commands::Registry;
 use syncscope::proto::keylog::KeyLog;
 use syncscope::report::Format;
@@ -35,9 +38,45 @@ pub struct DecodeArgs {
     #[arg(short = 'I', value_name = "DIR")]
     pub includes: Vec<PathBuf>,
     /// Profile (TOML) that names long-link cmds and short-link cgis and maps their bodies to
-    /// protobuf messages (needs --proto when it maps messages).
+    /// protobuf messages (looked up in the --proto files, else in the built-in
+    /// proto/wechat.proto).
     #[arg(long, value_name = "FILE.toml")]
     pub profile: Option<PathBuf>,
+}
+
+/// Which connections and which stretch of the capture a command looks at.
+#[derive(clap::Args, Debug)]
+pub struct ScopeArgs {
+    /// Only connections with this endpoint, on either side: IP or IP:PORT, e.g. 10.0.0.2,
+    /// 10.0.0.2:8080, [::1]:8080 (repeatable: any of them). Connection ids stay those of
+    /// the whole capture.
+    #[arg(long, value_name = "ADDR", value_parser = |s: &str| s.parse::<HostMatch>())]
+    pub host: Vec<HostMatch>,
+    /// Only packets captured at or after TIME, as if the capture began there: seconds after
+    /// its first packet (10s, 2.5) or an RFC 3339 time (2026-11-22T04:07:31Z).
+    #[arg(long, value_name = "TIME", value_parser = |s: &str| s.parse::<TimeBound>())]
+    pub since: Option<TimeBound>,
+    /// Only packets captured at or before TIME, as if the capture ended there (same forms
+    /// as --since).
+    #[arg(long, value_name = "TIME", value_parser = |s: &str| s.parse::<TimeBound>())]
+    pub until: Option<TimeBound>,
+    /// Exit 1 when anomalies were found (gaps, resyncs, SyncKey anomalies and the rest the
+    /// report lists); 0 when none, 2 on errors as always.
+    #[arg(long)]
+    pub fail_on_anomaly: bool,
+}
+
+impl ScopeArgs {
+    /// The library's [`Scope`], checked (an empty window is an error).
+    pub fn scope(&self) -> anyhow::Result<Scope> {
+        let s = Scope {
+            hosts: self.host.clone(),
+            since: self.since,
+            until: self.until,
+        };
+        s.check().map_err(anyhow::Error::msg)?;
+        Ok(s)
+    }
 }
 
 #[derive(clap::Args, Debug)]
@@ -49,6 +88,8 @@ pub struct DissectArgs {
     /// Only connections with this port on either side.
     #[arg(long)]
     pub port: Option<u16>,
+    #[command(flatten)]
+    pub scope: ScopeArgs,
     /// Exit 2 when the capture is truncated or corrupt (results are still printed).
     #[arg(long)]
     pub strict: bool,
@@ -88,15 +129,29 @@ impl DecodeArgs {
                 .apply_profile(&text)
                 .with_context(|| format!("profile {}", p.display()))?;
         }
-        let schemas = if self.protos.is_empty() {
+        // A profile that maps messages without --proto: the built-in
+        // proto/wechat.proto (as `replay` uses), so it works out of the box.
+        let builtin = self.protos.is_empty() && registry.mappings().next().is_some();
+        let schemas = if builtin {
+            Some(syncscope::replay::schema::builtin_schemas())
+        } else if self.protos.is_empty() {
             None
         } else {
             Some(Schemas::compile(&self.protos, &self.includes)?)
         };
         // The profile's message names are checked before the capture is read.
         if let Some(p) = &self.profile {
-            resolve_profile(&mut registry, schemas.as_ref())
-                .with_context(|| format!("profile {}", p.display()))?;
+            resolve_profile(&mut registry, schemas.as_ref()).with_context(|| {
+                if builtin {
+                    format!(
+                        "profile {} (no --proto given: its messages were looked up in the \
+                         built-in proto/wechat.proto; add --proto FILE.proto for others)",
+                        p.display()
+                    )
+                } else {
+                    format!("profile {}", p.display())
+                }
+            })?;
         }
         let keylog = match &self.keylog {
             Some(p) => Some(KeyLog::load(p)?),

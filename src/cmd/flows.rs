@@ -1,17 +1,18 @@
 //! `syncscope flows`: one record per TCP connection.
 
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
 
 use syncscope::capture::Reader;
+use syncscope::flow::Scoped;
 use syncscope::pipeline;
 use syncscope::report::{self, FlowsSink, Format};
 use syncscope::{flow, reassembly};
 
-use super::common::{format_parser, ALL_FORMATS};
+use super::common::{format_parser, ScopeArgs, ALL_FORMATS};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -26,6 +27,8 @@ pub struct Args {
     /// Write each direction's bytes to DIR/<id>-<client>-<server>.c2s|.s2c (gaps are not zero-filled).
     #[arg(long, value_name = "DIR")]
     pub dump: Option<PathBuf>,
+    #[command(flatten)]
+    pub scope: ScopeArgs,
     /// Exit 2 when the capture is truncated or corrupt (results are still printed).
     #[arg(long)]
     pub strict: bool,
@@ -73,16 +76,36 @@ impl Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let scope = args.scope.scope()?;
+    if let Some(d) = &args.dump {
+        if d.exists() && !d.is_dir() {
+            anyhow::bail!(
+                "--dump {}: it is a file, not a directory: give a directory (it is created \
+                 if missing)",
+                d.display()
+            );
+        }
+    }
     let mut reader = Reader::open(&args.capture)?;
     let cfg = args.flow_config();
     let mut printer = report::spilling(args.format, io::BufWriter::new(io::stdout().lock()));
     printer.begin()?;
     let mut sink = FlowsSink::new(args.hash, args.dump.clone(), Some(printer))
-        .with_context(|| format!("cannot create dump directory {:?}", args.dump))?
+        .with_context(|| {
+            format!(
+                "--dump {}: cannot create the directory (give one you can write to)",
+                args.dump.as_deref().unwrap_or(Path::new("")).display()
+            )
+        })?
         .max_examples(args.max_examples);
-    let summary = super::run_with_progress(&args.capture, args.quiet, &mut reader, |r, tick| {
-        pipeline::run(r, cfg, &mut sink, tick)
-    });
+    let (summary, anomalies) =
+        super::run_with_progress(&args.capture, args.quiet, &mut reader, |r, tick| {
+            let mut scoped = Scoped::new(&mut sink, scope);
+            let s = pipeline::run(r, cfg, &mut scoped, tick);
+            let anomalies = scoped.anomalies();
+            (s, anomalies)
+        });
+    super::nothing_read(&args.capture, &summary)?;
     sink.finish().context("writing output")?;
 
     if args.verbose {
@@ -99,5 +122,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             );
         }
     }
-    super::finish(&args.capture, args.quiet, args.strict, &summary)
+    super::Finish {
+        capture: &args.capture,
+        quiet: args.quiet,
+        strict: args.strict,
+        fail_on_anomaly: args.scope.fail_on_anomaly,
+        anomalies: anomalies > 0,
+    }
+    .exit(&summary)
 }

@@ -3,8 +3,12 @@
 use std::io;
 use std::process::ExitCode;
 
-use syncscope::analyze::{Analyzer, FrameRecord};
+use anyhow::Context;
+use clap::builder::{PossibleValuesParser, TypedValueParser};
+
+use syncscope::analyze::{Analyzer, CmdMatch, FrameRecord, Layer, RecordFilter};
 use syncscope::capture::Reader;
+use syncscope::flow::Scoped;
 use syncscope::pipeline;
 use syncscope::report::{self, Format};
 
@@ -17,68 +21,44 @@ pub struct Args {
     /// Output format.
     #[arg(long, default_value_t = Format::Table, value_parser = format_parser(ALL_FORMATS))]
     pub format: Format,
-    /// Only frames of this cmd (number, or name such as newsync; a request's
-    /// name also selects its responses).
+    /// Only frames of this cmd: a number (121, or hex 0x79) or a name in any case (newsync;
+    /// short-link cgis and web endpoints by theirs); a request's name or number also selects
+    /// its responses. An unknown name is an error that lists the known ones.
     #[arg(long)]
     pub cmd: Option<String>,
     /// Only frames of this connection id (as `syncscope flows` numbers them).
     #[arg(long)]
     pub conn: Option<u64>,
-    /// Only this layer: longlink, mars, shortlink, mmtls, http or web.
-    #[arg(long)]
-    pub layer: Option<String>,
+    /// Only this layer, as the records name it.
+    #[arg(long, value_parser = layer_parser())]
+    pub layer: Option<Layer>,
 }
 
-struct Filter {
-    cmd: Option<String>,
-    conn: Option<u64>,
-    layer: Option<String>,
-}
-
-impl Filter {
-    fn keep(&self, r: &FrameRecord) -> bool {
-        if self.conn.is_some_and(|c| c != r.conn) {
-            return false;
-        }
-        if self.layer.as_deref().is_some_and(|l| l != r.layer.as_str()) {
-            return false;
-        }
-        if let Some(want) = &self.cmd {
-            let Some(cmd) = r.cmd else {
-                return false;
-            };
-            let by_number = want
-                .parse::<u32>()
-                .is_ok_and(|n| n == cmd || n + 1_000_000_000 == cmd);
-            let by_name = r
-                .cmd_name
-                .as_deref()
-                .is_some_and(|n| n == want || n.strip_suffix("_resp") == Some(want.as_str()));
-            if !by_number && !by_name {
-                return false;
-            }
-        }
-        true
-    }
+/// `--layer`: exactly the names records print ([`Layer::ALL`]).
+fn layer_parser() -> impl TypedValueParser<Value = Layer> {
+    PossibleValuesParser::new(Layer::ALL.map(Layer::as_str))
+        .map(|s| s.parse::<Layer>().expect("one of Layer::ALL"))
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    if let Some(l) = &args.layer {
-        if !["longlink", "mars", "shortlink", "mmtls", "http", "web"].contains(&l.as_str()) {
-            anyhow::bail!("--layer {l}: expected longlink, mars, shortlink, mmtls, http or web");
-        }
-    }
     let opts = args.common.options()?;
-    let mut reader = Reader::open(&args.common.capture)?;
-    let filter = Filter {
-        cmd: args.cmd.clone(),
+    let scope = args.common.scope.scope()?;
+    // Names come from the analyzer's own table (with the profile's).
+    let cmd = args
+        .cmd
+        .as_deref()
+        .map(|c| CmdMatch::parse(c, &opts.registry))
+        .transpose()?;
+    let filter = RecordFilter {
+        cmd,
         conn: args.conn,
-        layer: args.layer.clone(),
+        layer: args.layer,
     };
+    let mut reader = Reader::open(&args.common.capture)?;
     let mut printer = report::spilling(args.format, io::BufWriter::new(io::stdout().lock()));
     printer.begin()?;
     let mut err: Option<io::Error> = None;
-    let summary = {
+    let (summary, report) = {
         let mut an = Analyzer::new(&opts, |r: &FrameRecord| {
             if !filter.keep(r) || err.is_some() {
                 return;
@@ -91,15 +71,21 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             &args.common.capture,
             args.common.quiet,
             &mut reader,
-            |r, tick| pipeline::run(r, args.common.flow_config(), &mut an, tick),
+            |r, tick| {
+                let mut scoped = Scoped::new(&mut an, scope);
+                pipeline::run(r, args.common.flow_config(), &mut scoped, tick)
+            },
         );
         // The summary line counts what the analyzer found, as `analyze` does.
-        s.anomalies = an.into_report().anomaly_counts();
-        s
+        let report = an.into_report();
+        s.anomalies = report.anomaly_counts();
+        (s, report)
     };
     if let Some(e) = err {
-        return Err(e.into());
+        return Err(e).context("writing frames");
     }
+    super::nothing_read(&args.common.capture, &summary)?;
     printer.end()?;
-    args.common.finish(&summary)
+    args.common
+        .finish(&summary, super::report_has_anomalies(&report))
 }

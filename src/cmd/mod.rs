@@ -16,17 +16,18 @@ use std::process::ExitCode;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use syncscope::capture::Reader;
+use syncscope::flow::Scoped;
 use syncscope::pipeline::RunSummary;
 
 /// Runs `f` over the capture with a progress bar on stderr when stderr is a
 /// terminal and the input is a large plain file (gzip and stdin get none:
 /// their size is unknown).
-pub fn run_with_progress(
+pub fn run_with_progress<T>(
     path: &Path,
     quiet: bool,
     reader: &mut Reader,
-    f: impl FnOnce(&mut Reader, &mut dyn FnMut(u64)) -> RunSummary,
-) -> RunSummary {
+    f: impl FnOnce(&mut Reader, &mut dyn FnMut(u64)) -> T,
+) -> T {
     const LARGE: u64 = 64 << 20;
     let len = std::fs::metadata(path)
         .ok()
@@ -65,6 +66,11 @@ pub fn run_with_progress(
     summary
 }
 
+/// What `--help` says of the exit status of the capture commands.
+pub const EXIT_STATUS: &str = "Exit status: 0 done; 1 anomalies were found and --fail-on-anomaly \
+was given; 2 an error (bad arguments, an unreadable capture, or with --strict a truncated or \
+corrupt one).";
+
 /// Runs the analyzer over the capture for its report only (no frame
 /// records), listing `max_examples` anomalies of each kind at most.
 pub fn report_only(
@@ -72,40 +78,95 @@ pub fn report_only(
     max_examples: usize,
 ) -> anyhow::Result<(syncscope::analyze::Report, RunSummary)> {
     let opts = args.options()?;
+    let scope = args.scope.scope()?;
     let mut reader = Reader::open(&args.capture)?;
     let mut an = syncscope::analyze::Analyzer::new(&opts, |_| {})
         .without_records()
         .max_examples(max_examples);
     let mut summary = run_with_progress(&args.capture, args.quiet, &mut reader, |r, tick| {
-        syncscope::pipeline::run(r, args.flow_config(), &mut an, tick)
+        let mut scoped = Scoped::new(&mut an, scope);
+        syncscope::pipeline::run(r, args.flow_config(), &mut scoped, tick)
     });
+    nothing_read(&args.capture, &summary)?;
     let report = an.into_report();
     summary.anomalies = report.anomaly_counts();
     Ok((report, summary))
 }
 
-/// The stderr summary and the exit code for a truncated or corrupt capture.
-pub fn finish(
-    capture: &Path,
-    quiet: bool,
-    strict: bool,
-    summary: &RunSummary,
-) -> anyhow::Result<ExitCode> {
-    if !quiet {
-        eprint!("{}", syncscope::report::summary(summary));
-    }
-    if let Some(e) = &summary.read_error {
-        eprintln!("syncscope: warning: {}: {e}", capture.display());
-        if strict {
-            return Ok(ExitCode::from(2));
+/// Whether an analyze report holds anomalies (its one list has the SyncKey
+/// sessions' too).
+pub fn report_has_anomalies(report: &syncscope::analyze::Report) -> bool {
+    report.anomalies.total() > 0
+}
+
+/// An error when the capture broke before its first packet: no results
+/// to print (call before printing them).
+pub fn nothing_read(capture: &Path, summary: &RunSummary) -> anyhow::Result<()> {
+    match &summary.read_error {
+        Some(e) if summary.read.packets == 0 => {
+            let name = capture.display();
+            anyhow::bail!(
+                "{name}: {e}; no packet could be read (is the file complete? `capinfos {name}` \
+                 shows the damage too)"
+            )
         }
+        _ => Ok(()),
     }
-    Ok(ExitCode::SUCCESS)
+}
+
+/// How a capture command ends: the stderr summary, then the exit code.
+pub struct Finish<'a> {
+    pub capture: &'a Path,
+    pub quiet: bool,
+    /// `--strict`: a truncated or corrupt capture exits 2.
+    pub strict: bool,
+    /// `--fail-on-anomaly`, and whether there were any.
+    pub fail_on_anomaly: bool,
+    pub anomalies: bool,
+}
+
+impl Finish<'_> {
+    /// The stderr summary and the exit code: 2 when nothing could be read
+    /// or (with --strict) the capture is truncated or corrupt, 1 when
+    /// anomalies were found with --fail-on-anomaly, else 0.
+    pub fn exit(&self, summary: &RunSummary) -> anyhow::Result<ExitCode> {
+        if !self.quiet {
+            eprint!("{}", syncscope::report::summary(summary));
+        }
+        let name = self.capture.display();
+        nothing_read(self.capture, summary)?;
+        if let Some(e) = &summary.read_error {
+            eprintln!(
+                "syncscope: warning: {name}: {e}; the results cover the {} packets before it{}",
+                summary.read.packets,
+                if self.strict {
+                    ""
+                } else {
+                    " (--strict: exit 2)"
+                }
+            );
+            if self.strict {
+                return Ok(ExitCode::from(2));
+            }
+        }
+        if self.fail_on_anomaly && self.anomalies {
+            return Ok(ExitCode::from(1));
+        }
+        Ok(ExitCode::SUCCESS)
+    }
 }
 
 impl common::DissectArgs {
-    /// [`finish`] with this command's capture, `--quiet` and `--strict`.
-    pub fn finish(&self, summary: &RunSummary) -> anyhow::Result<ExitCode> {
-        finish(&self.capture, self.quiet, self.strict, summary)
+    /// [`Finish`] with this command's capture, `--quiet`, `--strict` and
+    /// `--fail-on-anomaly`, given whether anomalies were found.
+    pub fn finish(&self, summary: &RunSummary, anomalies: bool) -> anyhow::Result<ExitCode> {
+        Finish {
+            capture: &self.capture,
+            quiet: self.quiet,
+            strict: self.strict,
+            fail_on_anomaly: self.scope.fail_on_anomaly,
+            anomalies,
+        }
+        .exit(summary)
     }
 }

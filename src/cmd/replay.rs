@@ -77,14 +77,14 @@ fn parse_users(users: &[String]) -> anyhow::Result<(Tokens, HashMap<String, Stri
     let mut passwords = HashMap::new();
     for u in users {
         let Some((rec, live)) = u.split_once('=') else {
-            bail!("--user {u:?}: expected REC=LIVE[:PASSWORD], e.g. --user bob=carol:secret");
+            bail!("--user {u}: expected REC=LIVE[:PASSWORD], e.g. --user bob=carol:secret");
         };
         let (live, pw) = match live.split_once(':') {
             Some((l, p)) => (l, Some(p)),
             None => (live, None),
         };
         if rec.is_empty() || live.is_empty() {
-            bail!("--user {u:?}: both user names are needed (REC=LIVE)");
+            bail!("--user {u}: both user names are needed (REC=LIVE)");
         }
         tokens.map_user(rec, live);
         if let Some(pw) = pw {

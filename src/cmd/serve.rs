@@ -13,14 +13,16 @@ use syncscope::capture::Reader;
 use syncscope::net::frame::DEFAULT_MAX_FRAME_LEN;
 use syncscope::net::messages::IdentifyExt;
 use syncscope::net::server::{self, Access, Config};
-use syncscope::net::store::{Counts, Store};
+use syncscope::net::store::{Counts, Store, StoreError};
 use syncscope::replay::mock::{self, Mock, Unmatched};
+use syncscope::replay::recording::Link;
 use syncscope::replay::{schema, Recording};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Address to listen on; loopback unless you name another (port 0 picks a free port).
-    /// Any other address enforces identity (then --users is required).
+    /// Address to listen on: IP:PORT, HOST:PORT, or :PORT for every interface; loopback unless
+    /// you name another (port 0 picks a free port). Any other address enforces identity (then
+    /// --users is required).
     #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
     pub listen: String,
     /// Directory of the durable store, created if missing [default: ./syncscope-data].
@@ -101,6 +103,32 @@ pub struct Args {
     pub unmatched: Option<Unmatched>,
 }
 
+/// `--listen` as `bind` takes it: `:PORT` is every interface (0.0.0.0);
+/// anything that is not IP:PORT or HOST:PORT is refused with the forms.
+fn listen_addr(s: &str) -> anyhow::Result<String> {
+    let form = || {
+        anyhow::anyhow!(
+            "--listen {s}: expected IP:PORT, HOST:PORT or :PORT (every interface), e.g. \
+             127.0.0.1:8080 or :8080"
+        )
+    };
+    if let Some(port) = s.strip_prefix(':') {
+        let port: u16 = port.parse().map_err(|_| form())?;
+        return Ok(format!("0.0.0.0:{port}"));
+    }
+    if s.parse::<SocketAddr>().is_ok() {
+        return Ok(s.to_owned());
+    }
+    match s.rsplit_once(':') {
+        Some((host, port))
+            if !host.is_empty() && !host.contains(':') && port.parse::<u16>().is_ok() =>
+        {
+            Ok(s.to_owned())
+        }
+        _ => Err(form()),
+    }
+}
+
 /// `--users` split into names and passwords (None: to be generated).
 fn parse_users(users: &[String]) -> anyhow::Result<Vec<(String, Option<String>)>> {
     let mut out: Vec<(String, Option<String>)> = Vec::new();
@@ -110,20 +138,21 @@ fn parse_users(users: &[String]) -> anyhow::Result<Vec<(String, Option<String>)>
             None => (u.as_str(), None),
         };
         if !IdentifyExt::valid_user(name) {
-            bail!("--users: {name:?} is not a valid user name (1 to 64 characters, no spaces)");
+            bail!("--users: '{name}' is not a valid user name (1 to 64 characters, no spaces)");
         }
         if password.as_deref() == Some("") {
-            bail!("--users: {name:?} has an empty password (leave out the colon to get one generated)");
+            bail!("--users: '{name}' has an empty password (leave out the colon to get one generated)");
         }
         if out.iter().any(|(n, _)| n == name) {
-            bail!("--users: {name:?} is named twice");
+            bail!("--users: '{name}' is named twice");
         }
         out.push((name.to_owned(), password));
     }
     Ok(out)
 }
 
-pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
+    args.listen = listen_addr(&args.listen)?;
     let users = parse_users(&args.users)?;
     let names: Vec<String> = users.iter().map(|(n, _)| n.clone()).collect();
     if args.page_size == 0 || args.max_connections == Some(0) || args.backlog == 0 {
@@ -170,8 +199,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .data
             .clone()
             .unwrap_or_else(|| PathBuf::from("syncscope-data"));
-        let store =
-            Store::open(&dir).with_context(|| format!("opening the store in {}", dir.display()))?;
+        let store = Store::open(&dir).map_err(|e| {
+            // Damaged stores say what to do themselves; a directory that
+            // cannot be made or written needs another one.
+            let hint = match e {
+                StoreError::Dir { .. } | StoreError::Marker { .. } => {
+                    " (give a directory you can write to, or --memory)"
+                }
+                _ => "",
+            };
+            anyhow::Error::new(e).context(format!("--data {}{hint}", dir.display()))
+        })?;
         let what = store
             .path()
             .map(|p| p.display().to_string())
@@ -336,8 +374,15 @@ fn replay(args: &Args, capture: &std::path::Path) -> anyhow::Result<ExitCode> {
             policy.as_str()
         );
         for (conn, link) in &ix.skipped {
+            let link = match link {
+                Link::Longlink => "long link",
+                Link::Mars => "Mars long link",
+                Link::Http => "HTTP",
+                Link::Shortlink => "MMTLS short link",
+                Link::None => "no protocol the replay knows",
+            };
             eprintln!(
-                "syncscope serve: connection {conn} of the capture ({link:?}) is not answered: \
+                "syncscope serve: connection {conn} of the capture ({link}) is not answered: \
                  the mock serves the plain long link and HTTP"
             );
         }

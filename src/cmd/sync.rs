@@ -19,10 +19,12 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut printer = report::printer(args.format, io::BufWriter::new(io::stdout().lock()));
     let (report, summary) = super::report_only(&args.common, report::DEFAULT_MAX_EXAMPLES)?;
+    // What `sync` shows: the sessions' SyncKey anomalies.
+    let anomalies = report.sessions.iter().any(|s| !s.anomalies.is_empty());
     printer.begin()?;
     for s in report.sessions {
         printer.record_owned(s)?;
     }
     printer.end()?;
-    args.common.finish(&summary)
+    args.common.finish(&summary, anomalies)
 }

@@ -4,6 +4,7 @@
 //! events go to a [`Sink`].
 
 mod lru;
+mod scope;
 
 use std::hash::BuildHasher;
 use std::net::SocketAddr;
@@ -13,6 +14,8 @@ use hashbrown::HashTable;
 use crate::capture::Timestamp;
 use crate::reassembly::{self, Budget, Event, HalfStream, Segment};
 use crate::wire::TcpSegment;
+
+pub use scope::{HostMatch, Scope, Scoped, TimeBound};
 
 /// Direction relative to the connection's roles.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
@@ -229,6 +232,9 @@ pub trait Sink {
     fn event(&mut self, flow: &FlowMeta, side: Side, ev: Event<'_>);
     /// A connection is over; no more events for `summary.id`.
     fn flow_end(&mut self, summary: &FlowSummary);
+    /// The capture's first packet (any packet, TCP or not) was captured at
+    /// `ts`; called once, before anything else (by `pipeline::run`).
+    fn capture_start(&mut self, _ts: Timestamp) {}
 }
 
 #[derive(Debug)]

@@ -324,45 +324,21 @@ impl Session {
     /// autoauth with the cached key, else manualauth: the uin to identify
     /// with.
     async fn authenticate(&mut self, config: &Config) -> Result<u32, ClientError> {
-        if let Some(k) = config.auth.get(&config.user, &config.device) {
-            let req = AutoAuthRequest {
-                uin: Some(k.uin),
-                auto_auth_key: Some(k.key.clone()),
-                device_id: Some(config.device.clone()),
-            };
+        if let Some((uin, req)) = autoauth_request(config) {
             let seq = self.take_seq();
             let body = self
                 .request("autoauth", AUTOAUTH, seq, &req.encode_to_vec())
                 .await?;
-            let resp: AutoAuthResponse = messages::decode("AutoAuthResponse", &body)?;
-            if base_ret(&resp.base_response) == 0 {
-                return Ok(k.uin);
+            if autoauth_accepted(config, &body)? {
+                return Ok(uin);
             }
-            // Not known (the server restarted): a manualauth again.
-            config.auth.set(None);
         }
-        let req = ManualAuthRequest {
-            user_name: Some(SkBuiltinString::new(config.user.clone())),
-            device_id: Some(config.device.clone()),
-            client_version: Some(CLIENT_VERSION),
-            password: config.password.clone(),
-        };
+        let req = manualauth_request(config);
         let seq = self.take_seq();
         let body = self
             .request("manualauth", MANUALAUTH, seq, &req.encode_to_vec())
             .await?;
-        let resp: ManualAuthResponse = messages::decode("ManualAuthResponse", &body)?;
-        accepted("manualauth", &resp.base_response)?;
-        let uin = resp.uin.unwrap_or(0);
-        if let Some(key) = resp.auto_auth_key.filter(|k| !k.is_empty()) {
-            config.auth.set(Some(AuthKey {
-                user: config.user.clone(),
-                device: config.device.clone(),
-                uin,
-                key,
-            }));
-        }
-        Ok(uin)
+        manualauth_answer(config, &body)
     }
 
     fn take_seq(&mut self) -> u32 {
@@ -424,31 +400,7 @@ impl Session {
         let body = self
             .request("newsendmsg", NEWSENDMSG, seq, &req.encode_to_vec())
             .await?;
-        let resp: NewSendMsgResponse = messages::decode("NewSendMsgResponse", &body)?;
-        let item = resp.list.first().ok_or(ClientError::Refused {
-            what: "newsendmsg",
-            ret: ret::BAD_BODY,
-            message: "the answer lists no message".into(),
-        })?;
-        match item.ret.unwrap_or(0) {
-            0 => Ok(SendAck {
-                msg_id: item
-                    .new_msg_id
-                    .unwrap_or_else(|| u64::from(item.msg_id.unwrap_or(0))),
-                client_msg_id: client_msg_id.to_string(),
-                create_time: u64::from(item.create_time.unwrap_or(0)),
-            }),
-            r => Err(ClientError::Refused {
-                what: "newsendmsg",
-                ret: r,
-                // The server says why in the BaseResponse.
-                message: match resp.base_response.as_ref().map(BaseResponse::message) {
-                    Some(why) if !why.is_empty() => why.to_owned(),
-                    _ if r == ret::BAD_RECIPIENT => format!("unknown recipient {to:?}"),
-                    _ => "message refused".into(),
-                },
-            }),
-        }
+        send_answer(&body, to, client_msg_id)
     }
 
     /// One newsync presenting [`Session::synckey`]. The new key is returned
@@ -456,34 +408,12 @@ impl Session {
     /// handled.
     pub async fn sync(&mut self) -> Result<SyncPage, ClientError> {
         self.notified = false;
-        let req = NewSyncRequest {
-            oplog: None,
-            selector: Some(7),
-            key_buf: Some(messages::keybuf(&self.synckey)),
-            scene: Some(7),
-            device_type: Some("syncscope".into()),
-        };
+        let req = sync_request(&self.synckey);
         let seq = self.take_seq();
         let body = self
             .request("newsync", NEWSYNC, seq, &req.encode_to_vec())
             .await?;
-        let resp: NewSyncResponse = messages::decode("NewSyncResponse", &body)?;
-        if let Some(r) = resp.ret.filter(|&r| r != 0) {
-            return Err(ClientError::Refused {
-                what: "newsync",
-                ret: r,
-                message: "newsync answer with a non-zero ret".into(),
-            });
-        }
-        let synckey = messages::synckey_of("NewSyncResponse", &resp.key_buf)?;
-        Ok(SyncPage {
-            messages: messages::add_msgs(&resp)?
-                .iter()
-                .map(|m| m.to_chat())
-                .collect(),
-            synckey,
-            more: resp.continue_flag.unwrap_or(0) != 0,
-        })
+        sync_answer(&body)
     }
 
     /// Makes `key` the one presented next (after its page was handled).
@@ -521,6 +451,122 @@ impl Session {
     /// whose page is dropped (it is offered again next time).
     pub async fn confirm(&mut self) -> Result<(), ClientError> {
         self.sync().await.map(drop)
+    }
+}
+
+/// The autoauth of a cached key (with its uin), if there is one.
+pub(super) fn autoauth_request(config: &Config) -> Option<(u32, AutoAuthRequest)> {
+    config.auth.get(&config.user, &config.device).map(|k| {
+        (
+            k.uin,
+            AutoAuthRequest {
+                uin: Some(k.uin),
+                auto_auth_key: Some(k.key.clone()),
+                device_id: Some(config.device.clone()),
+            },
+        )
+    })
+}
+
+/// Whether an autoauth was accepted; a refused one forgets the key (the
+/// server restarted: a manualauth again).
+pub(super) fn autoauth_accepted(config: &Config, body: &[u8]) -> Result<bool, ClientError> {
+    let resp: AutoAuthResponse = messages::decode("AutoAuthResponse", body)?;
+    if base_ret(&resp.base_response) == 0 {
+        return Ok(true);
+    }
+    config.auth.set(None);
+    Ok(false)
+}
+
+/// The manualauth of `config`'s user, device and password.
+pub(super) fn manualauth_request(config: &Config) -> ManualAuthRequest {
+    ManualAuthRequest {
+        user_name: Some(SkBuiltinString::new(config.user.clone())),
+        device_id: Some(config.device.clone()),
+        client_version: Some(CLIENT_VERSION),
+        password: config.password.clone(),
+    }
+}
+
+/// The uin a manualauth answer gives; its autoauth key is cached.
+pub(super) fn manualauth_answer(config: &Config, body: &[u8]) -> Result<u32, ClientError> {
+    let resp: ManualAuthResponse = messages::decode("ManualAuthResponse", body)?;
+    accepted("manualauth", &resp.base_response)?;
+    let uin = resp.uin.unwrap_or(0);
+    if let Some(key) = resp.auto_auth_key.filter(|k| !k.is_empty()) {
+        config.auth.set(Some(AuthKey {
+            user: config.user.clone(),
+            device: config.device.clone(),
+            uin,
+            key,
+        }));
+    }
+    Ok(uin)
+}
+
+/// A newsync request presenting `synckey`.
+pub(super) fn sync_request(synckey: &SyncKey) -> NewSyncRequest {
+    NewSyncRequest {
+        oplog: None,
+        selector: Some(7),
+        key_buf: Some(messages::keybuf(synckey)),
+        scene: Some(7),
+        device_type: Some("syncscope".into()),
+    }
+}
+
+/// A newsync answer: the page, or the refusal its ret says.
+pub(super) fn sync_answer(body: &[u8]) -> Result<SyncPage, ClientError> {
+    let resp: NewSyncResponse = messages::decode("NewSyncResponse", body)?;
+    if let Some(r) = resp.ret.filter(|&r| r != 0) {
+        return Err(ClientError::Refused {
+            what: "newsync",
+            ret: r,
+            message: "newsync answer with a non-zero ret".into(),
+        });
+    }
+    let synckey = messages::synckey_of("NewSyncResponse", &resp.key_buf)?;
+    Ok(SyncPage {
+        messages: messages::add_msgs(&resp)?
+            .iter()
+            .map(|m| m.to_chat())
+            .collect(),
+        synckey,
+        more: resp.continue_flag.unwrap_or(0) != 0,
+    })
+}
+
+/// A newsendmsg answer for one message to `to`: its ack, or the refusal.
+pub(super) fn send_answer(
+    body: &[u8],
+    to: &str,
+    client_msg_id: u64,
+) -> Result<SendAck, ClientError> {
+    let resp: NewSendMsgResponse = messages::decode("NewSendMsgResponse", body)?;
+    let item = resp.list.first().ok_or(ClientError::Refused {
+        what: "newsendmsg",
+        ret: ret::BAD_BODY,
+        message: "the answer lists no message".into(),
+    })?;
+    match item.ret.unwrap_or(0) {
+        0 => Ok(SendAck {
+            msg_id: item
+                .new_msg_id
+                .unwrap_or_else(|| u64::from(item.msg_id.unwrap_or(0))),
+            client_msg_id: client_msg_id.to_string(),
+            create_time: u64::from(item.create_time.unwrap_or(0)),
+        }),
+        r => Err(ClientError::Refused {
+            what: "newsendmsg",
+            ret: r,
+            // The server says why in the BaseResponse.
+            message: match resp.base_response.as_ref().map(BaseResponse::message) {
+                Some(why) if !why.is_empty() => why.to_owned(),
+                _ if r == ret::BAD_RECIPIENT => format!("unknown recipient {to:?}"),
+                _ => "message refused".into(),
+            },
+        }),
     }
 }
 

@@ -21,6 +21,7 @@
 //!                 session.rs: logins and sessions (WebState)
 //! client.rs     manualauth/autoauth, identify, heartbeat, newsync, newsendmsg; send with retries,
 //!               web login confirmation; listen with reconnects (client/listen.rs)
+//! shortclient.rs the same over the short link (HTTP POST per request, session cookie, newsync polls)
 //! webclient.rs  the same over the web endpoints (login, webwxinit, synccheck, webwxsync, webwxsendmsg)
 //!   http.rs       a small HTTP/1.1 client over crate::proto::http's codec, one keep-alive connection
 //!   answers.rs    its reading of the answers (JavaScript lines, ticket XML, JSON) without I/O
@@ -35,7 +36,7 @@
 //! | manualauth 253, n | 1000000253: `ManualAuthResponse` (uin, autoauth key) |
 //! | autoauth 254, n | 1000000254: `AutoAuthResponse` (uin) |
 //! | identify 205, 0xFFFFFFFE | 1000000205: four u32 words `ret, uin, role (1 primary, 2 secondary), 0`, then newnotify if the device has data waiting |
-//! | heartbeat 6, 0xFFFFFFFF | 1000000006, same seq, empty body |
+//! | noop (heartbeat) 6, 0xFFFFFFFF | 1000000006, same seq, empty body |
 //! | newsync 121, n | 1000000121: `NewSyncResponse` (AddMsg items, ContinueFlag, new KeyBuf) |
 //! | newsendmsg 237, n | 1000000237: `NewSendMsgResponse` with the server MsgId of every item |
 //! | webloginconfirm 900001, n (syncscope's) | 1000900001: `WebLoginConfirmResponse` (a device confirms a pending web login) |
@@ -53,6 +54,7 @@ pub mod client;
 pub mod frame;
 pub mod messages;
 pub mod server;
+pub mod shortclient;
 pub mod store;
 pub mod webclient;
 

@@ -103,7 +103,8 @@ pub fn cgi_name(cgi: u32) -> Option<&'static str> {
 }
 
 /// Built-in request commands (a response is the request + 10^9 and is
-/// named `<name>_resp` unless named on its own).
+/// named `<name>_resp` unless named on its own), and the error frame,
+/// which is named on its own.
 const BUILTIN: &[(u32, &str)] = &[
     (NOOP, "noop"),
     (NEWNOTIFY, "newnotify"),
@@ -118,6 +119,7 @@ const BUILTIN: &[(u32, &str)] = &[
     (MANUALAUTH, "manualauth"),
     (AUTOAUTH, "autoauth"),
     (WEBLOGIN_CONFIRM, "webloginconfirm"),
+    (ERROR, "error"),
 ];
 
 /// Errors in a profile file.
@@ -348,6 +350,26 @@ impl Registry {
         self.messages.get(&mapping).map(String::as_str)
     }
 
+    /// Every named cmd, the profile's included, by number (responses
+    /// named `<request>_resp` are not listed: only names set on their own).
+    pub fn cmd_names(&self) -> Vec<(u32, &str)> {
+        let mut v: Vec<(u32, &str)> = self.names.iter().map(|(&c, n)| (c, n.as_str())).collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// Every named short-link cgi (built-in and the profile's), by number.
+    pub fn cgi_names(&self) -> Vec<(u32, &str)> {
+        let mut v: Vec<(u32, &str)> = CGIS
+            .iter()
+            .filter(|(c, _)| !self.cgi_names.contains_key(c))
+            .map(|&(c, n)| (c, n))
+            .chain(self.cgi_names.iter().map(|(&c, n)| (c, n.as_str())))
+            .collect();
+        v.sort_unstable();
+        v
+    }
+
     /// The name of a short-link cgi: the profile's, else the built-in one.
     pub fn cgi_name(&self, cgi: u32) -> Option<&str> {
         self.cgi_names
@@ -382,6 +404,9 @@ mod tests {
         assert_eq!(r.name(121).as_deref(), Some("newsync"));
         assert_eq!(r.name(4242), None);
         assert_eq!(r.message(121), None);
+        // The error frame has a name of its own, not `<cmd 0>_resp`.
+        assert_eq!(r.name(ERROR).as_deref(), Some("error"));
+        assert_eq!(r.name(NOOP).as_deref(), Some("noop"));
         assert_eq!(
             (cgi_name(CGI_NEWSYNC), cgi_name(763), cgi_name(1)),
             (Some("newsync"), Some("secautoauth"), None)
@@ -409,6 +434,8 @@ mod tests {
         assert_eq!(r.name(4242).as_deref(), Some("custom"));
         assert_eq!(r.name(1_000_004_242).as_deref(), Some("custom_resp"));
         assert_eq!(r.name(1_000_000_190).as_deref(), Some("sync_done"));
+        let names = r.cmd_names();
+        assert!(names.contains(&(4242, "custom")) && names.contains(&(121, "newsync")));
         assert_eq!(r.message(121), Some("wechat.NewSyncRequest"));
         assert_eq!(r.message(1_000_000_121), Some("wechat.NewSyncResponse"));
     }
@@ -469,6 +496,9 @@ mod tests {
         assert_eq!(r.cgi_message(138, false), Some("NewSyncRequest"));
         assert_eq!(r.cgi_message(138, true), Some("NewSyncResponse"));
         assert_eq!(r.cgi_message(4242, false), None);
+        let cgis = r.cgi_names();
+        assert!(cgis.contains(&(4242, "mycgi")) && cgis.contains(&(138, "newsync")));
+        assert!(cgis.windows(2).all(|w| w[0].0 < w[1].0), "{cgis:?}");
         // A response cmd in [[command]] maps the response of its request.
         assert_eq!(r.message(1_000_000_121), Some("NewSyncResponse"));
         assert_eq!(r.message(121), None);

@@ -28,6 +28,20 @@ pub enum Endpoint {
 }
 
 impl Endpoint {
+    /// Every endpoint (the names `frames --cmd` knows).
+    pub const ALL: [Endpoint; 10] = [
+        Endpoint::Jslogin,
+        Endpoint::Login,
+        Endpoint::Newloginpage,
+        Endpoint::Webwxinit,
+        Endpoint::Webwxstatusnotify,
+        Endpoint::Synccheck,
+        Endpoint::Webwxsync,
+        Endpoint::Webwxsendmsg,
+        Endpoint::Webwxgetcontact,
+        Endpoint::Webwxlogout,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Endpoint::Jslogin => "jslogin",
@@ -380,6 +394,16 @@ pub fn xml_tag(text: &str, tag: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `ALL` lists each endpoint once, and every one is found by its path.
+    #[test]
+    fn all_endpoints_listed() {
+        for (i, e) in Endpoint::ALL.iter().enumerate() {
+            assert!(!Endpoint::ALL[..i].contains(e), "{e:?} twice");
+            let path = format!("/cgi-bin/mmwebwx-bin/{}", e.as_str());
+            assert_eq!(Endpoint::from_path(&path), Some(*e), "{path}");
+        }
+    }
 
     #[test]
     fn endpoints_by_path() {

@@ -60,7 +60,16 @@ fn reassembly_matches_tshark_on_the_real_corpus() {
         let exp: Value =
             serde_json::from_str(&std::fs::read_to_string(&exp_path).unwrap()).unwrap();
         let name = exp["file"].as_str().unwrap().to_owned();
-        let (got, _summary) = run_file(&corpus_real().join(&name));
+        let path = corpus_real().join(&name);
+        if let Err(e) = syncscope::capture::Reader::open(&path) {
+            // Refused when opened (its start is damaged): so is it by tshark.
+            assert!(
+                exp["frames"] == 0 && exp["error"].is_string(),
+                "{name}: refused ({e}) but tshark reads it"
+            );
+            continue;
+        }
+        let (got, _summary) = run_file(&path);
         let mut taken = vec![false; got.flows.len()];
         for st in exp["streams"].as_array().unwrap() {
             total += 1;

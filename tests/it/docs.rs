@@ -137,3 +137,40 @@ fn readme_serve_and_client_flags_are_in_their_help() {
     }
     assert!(checked > 25, "read the usage block ({checked} flags)");
 }
+
+/// Every relative link of README.md and docs/*.md names a file or
+/// directory of the checkout (resolved from the page that links it).
+#[test]
+fn relative_links_in_the_docs_resolve() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut pages = vec![root.join("README.md")];
+    for e in fs::read_dir(root.join("docs")).expect("docs/") {
+        let p = e.expect("entry").path();
+        if p.extension().is_some_and(|x| x == "md") {
+            pages.push(p);
+        }
+    }
+    let mut checked = 0;
+    let mut broken = Vec::new();
+    for page in &pages {
+        let text = fs::read_to_string(page).expect("page");
+        let mut rest = text.as_str();
+        // Inline links: `](target)`, the target up to the closing parenthesis.
+        while let Some(i) = rest.find("](") {
+            rest = &rest[i + 2..];
+            let Some(end) = rest.find(')') else { break };
+            let target = rest[..end].split_whitespace().next().unwrap_or("");
+            let path = target.split('#').next().unwrap_or("");
+            if path.is_empty() || path.contains("://") || path.starts_with("mailto:") {
+                continue;
+            }
+            checked += 1;
+            let dir = page.parent().expect("a directory");
+            if !dir.join(path).exists() {
+                broken.push(format!("{}: {target}", page.display()));
+            }
+        }
+    }
+    assert!(broken.is_empty(), "links to nothing: {broken:#?}");
+    assert!(checked >= 8, "found the links ({checked})");
+}

@@ -70,7 +70,11 @@ fn layout(b: &[u8]) -> Layout {
             ends.push((pos, matches!(ty, 2 | 3 | 6)));
         }
         assert_eq!(pos, b.len());
-        Layout { header: 4, ends }
+        // The reader reads the first Section Header Block when it opens.
+        Layout {
+            header: ends[0].0,
+            ends,
+        }
     } else {
         let (big, modified) = match magic_le {
             0xa1b2_c3d4 | 0xa1b2_3c4d => (false, false),
@@ -120,7 +124,7 @@ fn every_prefix_of_small_real_captures() {
                             e,
                             Error::NotCapture { .. }
                                 | Error::TooShort { .. }
-                                | Error::Truncated { .. }
+                                | Error::Header { .. }
                         ),
                         "{what}: {e:?}"
                     );

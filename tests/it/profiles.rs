@@ -336,12 +336,21 @@ fn an_ambiguous_message_is_a_startup_error_naming_the_candidates() {
 }
 
 #[test]
-fn a_profile_mapping_messages_without_proto_says_what_to_add() {
-    let err = startup_error(
+fn a_profile_mapping_messages_without_proto_uses_the_built_in_schema_or_says_what_to_add() {
+    // proto/wechat.proto is built in: its messages need no --proto.
+    let (code, err) = on_missing_capture(
         "[[command]]\ncmd = 121\nrequest = \"micromsg.NewSyncRequest\"\n",
         &[],
     );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("nonexistent"),
+        "the profile was accepted: {err}"
+    );
+    // A message it does not have.
+    let err = startup_error("[[command]]\ncmd = 121\nrequest = \"mm.Other\"\n", &[]);
     assert!(err.contains("cmd 121 request"), "{err}");
+    assert!(err.contains("built-in proto/wechat.proto"), "{err}");
     assert!(err.contains("add --proto FILE.proto"), "{err}");
     // A profile that only names things needs no schema.
     let frames = real_frames("[[cgi]]\ncgi = 138\nname = \"sync138\"\n", &[]);

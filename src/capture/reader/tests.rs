@@ -213,6 +213,19 @@ fn new_section_resets_interfaces() {
     assert!(reason.contains("interface 1"), "{reason}");
 }
 
+/// Bytes of a file's pcap header or first pcapng block.
+fn header_len(f: &[u8]) -> usize {
+    if f[..4] != [0x0a, 0x0d, 0x0d, 0x0a] {
+        return 24;
+    }
+    let len = [f[4], f[5], f[6], f[7]];
+    if f[8..12] == [0x1a, 0x2b, 0x3c, 0x4d] {
+        u32::from_be_bytes(len) as usize
+    } else {
+        u32::from_le_bytes(len) as usize
+    }
+}
+
 #[test]
 fn every_prefix_is_handled() {
     let pcap = build(
@@ -237,8 +250,11 @@ fn every_prefix_is_handled() {
                     assert!(n < 4 && len == n);
                     continue;
                 }
-                Err(Error::Truncated { offset: 0, .. }) => {
-                    assert!(n < 24);
+                Err(Error::Header { problem, .. }) => {
+                    // Cut in the pcap file header (24 bytes) or the first
+                    // Section Header Block (28 bytes and more).
+                    assert!(matches!(*problem, Error::Truncated { offset: 0, .. }));
+                    assert!(n < header_len(f), "prefix {n}");
                     continue;
                 }
                 Err(e) => panic!("prefix {n}: {e}"),
@@ -336,17 +352,34 @@ fn not_capture_inputs() {
         ),
         "{e}"
     );
-    // Truncated pcap header.
+    // Truncated pcap header: refused when opened, naming the source.
     let f = build(false, MAGIC_USEC, 1, &[]);
+    let e = open_bytes(&f[..10]).unwrap_err();
+    let Error::Header { problem, .. } = &e else {
+        panic!("{e:?}")
+    };
     assert!(matches!(
-        open_bytes(&f[..10]),
-        Err(Error::Truncated {
+        **problem,
+        Error::Truncated {
             offset: 0,
             what: "pcap file header",
             needed: 24,
             available: 10
-        })
+        }
     ));
+    assert!(
+        e.to_string()
+            .starts_with("test: the capture is cut short at byte offset 0"),
+        "{e}"
+    );
+    // The same for a pcapng whose first block is cut short.
+    let mut w = W::new(false);
+    w.shb().idb(1, 0, None);
+    let e = open_bytes(&w.v[..10]).unwrap_err();
+    assert!(
+        matches!(&e, Error::Header { problem, .. } if matches!(**problem, Error::Truncated { offset: 0, what: "pcapng Section Header Block", .. })),
+        "{e:?}"
+    );
 }
 
 #[test]
@@ -623,15 +656,30 @@ fn corpus_damaged_files() {
     assert!(reason.contains("3925868813"), "{reason}");
 
     let name = "shb-option-too-long.pcapng";
-    let (pk, err, _) = read_corpus(name);
-    assert!(pk.is_empty());
-    // Like tshark: the SHB's first option (length 12336) runs past the block.
-    let Some(Error::Corrupt { offset: 0, reason }) = err else {
+    // Like tshark: the SHB's first option (length 12336) runs past the
+    // block. The file's start is damaged, so it is refused when opened.
+    let err = Reader::open(Path::new(&format!("{CORPUS}{name}"))).unwrap_err();
+    let Error::Header {
+        source_name,
+        problem,
+    } = &err
+    else {
         panic!("{err:?}")
+    };
+    assert!(source_name.ends_with(name), "{source_name}");
+    let Error::Corrupt { offset: 0, reason } = problem.as_ref() else {
+        panic!("{problem:?}")
     };
     assert!(
         reason.contains("option") && reason.contains("12336"),
         "{reason}"
+    );
+    let msg = err.to_string();
+    assert!(
+        msg.starts_with(&format!(
+            "{CORPUS}{name}: the capture is corrupt at byte offset 0"
+        )) && msg.contains("no packet can be read"),
+        "{msg}"
     );
 
     let name = "sv-http-mime-truncated_input.pcap";
