@@ -11,7 +11,7 @@ use syncscope::pipeline;
 use syncscope::report::{self, FlowsSink, Format};
 use syncscope::{flow, reassembly};
 
-use super::common::{format_parser, ALL_FORMATS};
+use super::common::{format_parser, ViewArgs, ALL_FORMATS};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -53,6 +53,8 @@ pub struct Args {
     /// Anomalies of each kind listed by `-v` at most (all are counted).
     #[arg(long, default_value_t = report::DEFAULT_MAX_EXAMPLES, value_name = "N")]
     pub max_examples: usize,
+    #[command(flatten)]
+    pub view: ViewArgs,
 }
 
 impl Args {
@@ -75,22 +77,21 @@ impl Args {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut reader = Reader::open(&args.capture)?;
     let cfg = args.flow_config();
-    let mut printer = report::spilling(args.format, io::BufWriter::new(io::stdout().lock()));
+    let view = args.view.view();
+    let times = view.time.clone();
+    let mut printer = report::spilling(args.format, view, io::BufWriter::new(io::stdout().lock()));
     printer.begin()?;
     let mut sink = FlowsSink::new(args.hash, args.dump.clone(), Some(printer))
         .with_context(|| format!("cannot create dump directory {:?}", args.dump))?
         .max_examples(args.max_examples);
     let summary = super::run_with_progress(&args.capture, args.quiet, &mut reader, |r, tick| {
-        pipeline::run(r, cfg, &mut sink, tick)
+        pipeline::run(&mut times.watch(r), cfg, &mut sink, tick)
     });
     sink.finish().context("writing output")?;
 
     if args.verbose {
         for a in sink.anomalies.iter() {
-            eprintln!(
-                "anomaly: {}",
-                serde_json::to_string(a).map_err(io::Error::from)?
-            );
+            eprintln!("anomaly: {}", report::json::to_string(a)?);
         }
         if let Some(o) = sink.anomalies.overflow() {
             eprintln!(

@@ -8,7 +8,7 @@ use syncscope::capture::Reader;
 use syncscope::pipeline;
 use syncscope::report::{self, Format};
 
-use super::common::{format_parser, DissectArgs, ALL_FORMATS};
+use super::common::{format_parser, DissectArgs, ViewArgs, ALL_FORMATS};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -27,6 +27,8 @@ pub struct Args {
     /// Only this layer: longlink, mars, shortlink, mmtls, http or web.
     #[arg(long)]
     pub layer: Option<String>,
+    #[command(flatten)]
+    pub view: ViewArgs,
 }
 
 struct Filter {
@@ -75,7 +77,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         conn: args.conn,
         layer: args.layer.clone(),
     };
-    let mut printer = report::spilling(args.format, io::BufWriter::new(io::stdout().lock()));
+    let view = args.view.view();
+    let times = view.time.clone();
+    let mut printer = report::spilling(args.format, view, io::BufWriter::new(io::stdout().lock()));
     printer.begin()?;
     let mut err: Option<io::Error> = None;
     let summary = {
@@ -91,7 +95,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             &args.common.capture,
             args.common.quiet,
             &mut reader,
-            |r, tick| pipeline::run(r, args.common.flow_config(), &mut an, tick),
+            |r, tick| {
+                pipeline::run(
+                    &mut times.watch(r),
+                    args.common.flow_config(),
+                    &mut an,
+                    tick,
+                )
+            },
         );
         let _ = an.into_report();
         s

@@ -66,10 +66,12 @@ pub fn run_with_progress(
 }
 
 /// Runs the analyzer over the capture for its report only (no frame
-/// records), listing `max_examples` anomalies of each kind at most.
+/// records), listing `max_examples` anomalies of each kind at most; the
+/// capture's first packet starts `times`.
 pub fn report_only(
     args: &common::DissectArgs,
     max_examples: usize,
+    times: &syncscope::report::view::Times,
 ) -> anyhow::Result<(syncscope::analyze::Report, RunSummary)> {
     let opts = args.options()?;
     let mut reader = Reader::open(&args.capture)?;
@@ -77,7 +79,7 @@ pub fn report_only(
         .without_records()
         .max_examples(max_examples);
     let summary = run_with_progress(&args.capture, args.quiet, &mut reader, |r, tick| {
-        syncscope::pipeline::run(r, args.flow_config(), &mut an, tick)
+        syncscope::pipeline::run(&mut times.watch(r), args.flow_config(), &mut an, tick)
     });
     Ok((an.into_report(), summary))
 }

@@ -8,6 +8,7 @@ mod cli_analyze;
 mod common;
 mod conformance;
 mod docs;
+mod fit;
 mod http;
 mod mars;
 mod midstream;
