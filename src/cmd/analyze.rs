@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use syncscope::report::{self, Format};
 
-use super::common::{format_parser, DissectArgs};
+use super::common::{format_parser, DissectArgs, ViewArgs};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -19,12 +19,15 @@ pub struct Args {
     /// (all are counted; the report says how many were left out).
     #[arg(long, default_value_t = report::DEFAULT_MAX_EXAMPLES, value_name = "N")]
     pub max_examples: usize,
+    #[command(flatten)]
+    pub view: ViewArgs,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let mut printer = report::printer(args.format, io::BufWriter::new(io::stdout().lock()));
-    let (report, summary) = super::report_only(&args.common, args.max_examples)?;
+    let view = args.view.view();
+    let (report, summary) = super::report_only(&args.common, args.max_examples, &view.time)?;
     let anomalies = super::report_has_anomalies(&report);
+    let mut printer = report::printer(args.format, view, io::BufWriter::new(io::stdout().lock()));
     printer.begin()?;
     printer.record_owned(report)?;
     printer.end()?;

@@ -162,7 +162,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             match sent {
                 Ok(ack) => {
                     let mut out = io::stdout().lock();
-                    serde_json::to_writer(&mut out, &ack).map_err(io::Error::from)?;
+                    syncscope::report::json::to_writer(&mut out, &ack)?;
                     out.write_all(b"\n")?;
                     out.flush()?;
                     Ok(ExitCode::SUCCESS)
@@ -238,7 +238,7 @@ impl<W: Write> Printer<W> {
     fn write(&mut self, m: &ChatMessage) -> io::Result<()> {
         match self.format {
             Format::Ndjson => {
-                serde_json::to_writer(&mut self.out, m).map_err(io::Error::from)?;
+                syncscope::report::json::to_writer(&mut self.out, m)?;
                 self.out.write_all(b"\n")?;
             }
             Format::Text => writeln!(

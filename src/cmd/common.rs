@@ -12,6 +12,7 @@ use syncscope::body::protobuf::Schemas;
 use syncscope::flow::{HostMatch, Scope, TimeBound};
 use syncscope::proto::commands::Registry;
 use syncscope::proto::keylog::KeyLog;
+use syncscope::report::view::{Times, View};
 use syncscope::report::Format;
 
 /// The `--format` values of flows, frames and sync: a readable table, one
@@ -166,4 +167,54 @@ impl DecodeArgs {
             raw: false,
         })
     }
+}
+
+/// How the tables look: `--wide` and `--time` (commands that print times).
+#[derive(clap::Args, Debug)]
+pub struct ViewArgs {
+    /// Never cut a table to fit the terminal: every column, every value whole.
+    #[arg(long)]
+    pub wide: bool,
+    /// Timestamps in tables: absolute (RFC 3339, UTC) or relative (seconds since the
+    /// capture's first packet). JSON always has RFC 3339.
+    #[arg(long, value_enum, default_value_t = TimeArg::Absolute, value_name = "MODE")]
+    pub time: TimeArg,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum TimeArg {
+    Absolute,
+    Relative,
+}
+
+impl ViewArgs {
+    pub fn view(&self) -> View {
+        View {
+            width: table_width(self.wide),
+            time: match self.time {
+                TimeArg::Absolute => Times::default(),
+                TimeArg::Relative => Times::relative(),
+            },
+        }
+    }
+}
+
+/// The width tables fit, as ls, ps and systemctl choose it: none with
+/// `--wide`; else `COLUMNS` when it holds a positive number; else the
+/// terminal's width when standard output is a terminal; else none (a file or
+/// a pipe gets every value whole).
+pub fn table_width(wide: bool) -> Option<usize> {
+    if wide {
+        return None;
+    }
+    if let Some(c) = std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.trim().parse::<usize>().ok())
+        .filter(|&c| c > 0)
+    {
+        return Some(c);
+    }
+    console::Term::stdout()
+        .size_checked()
+        .map(|(_, cols)| usize::from(cols))
 }

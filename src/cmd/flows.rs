@@ -12,7 +12,7 @@ use syncscope::pipeline;
 use syncscope::report::{self, FlowsSink, Format};
 use syncscope::{flow, reassembly};
 
-use super::common::{format_parser, ScopeArgs, ALL_FORMATS};
+use super::common::{format_parser, ScopeArgs, ViewArgs, ALL_FORMATS};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -56,6 +56,8 @@ pub struct Args {
     /// Anomalies of each kind listed by `-v` at most (all are counted).
     #[arg(long, default_value_t = report::DEFAULT_MAX_EXAMPLES, value_name = "N")]
     pub max_examples: usize,
+    #[command(flatten)]
+    pub view: ViewArgs,
 }
 
 impl Args {
@@ -88,7 +90,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let mut reader = Reader::open(&args.capture)?;
     let cfg = args.flow_config();
-    let mut printer = report::spilling(args.format, io::BufWriter::new(io::stdout().lock()));
+    let view = args.view.view();
+    let times = view.time.clone();
+    let mut printer = report::spilling(args.format, view, io::BufWriter::new(io::stdout().lock()));
     printer.begin()?;
     let mut sink = FlowsSink::new(args.hash, args.dump.clone(), Some(printer))
         .with_context(|| {
@@ -101,7 +105,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let (summary, anomalies) =
         super::run_with_progress(&args.capture, args.quiet, &mut reader, |r, tick| {
             let mut scoped = Scoped::new(&mut sink, scope);
-            let s = pipeline::run(r, cfg, &mut scoped, tick);
+            let s = pipeline::run(&mut times.watch(r), cfg, &mut scoped, tick);
             let anomalies = scoped.anomalies();
             (s, anomalies)
         });
@@ -110,10 +114,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
     if args.verbose {
         for a in sink.anomalies.iter() {
-            eprintln!(
-                "anomaly: {}",
-                serde_json::to_string(a).map_err(io::Error::from)?
-            );
+            eprintln!("anomaly: {}", report::json::to_string(a)?);
         }
         if let Some(o) = sink.anomalies.overflow() {
             eprintln!(

@@ -12,7 +12,7 @@ use syncscope::flow::Scoped;
 use syncscope::pipeline;
 use syncscope::report::{self, Format};
 
-use super::common::{format_parser, DissectArgs, ALL_FORMATS};
+use super::common::{format_parser, DissectArgs, ViewArgs, ALL_FORMATS};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -32,6 +32,8 @@ pub struct Args {
     /// Only this layer, as the records name it.
     #[arg(long, value_parser = layer_parser())]
     pub layer: Option<Layer>,
+    #[command(flatten)]
+    pub view: ViewArgs,
 }
 
 /// `--layer`: exactly the names records print ([`Layer::ALL`]).
@@ -55,7 +57,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         layer: args.layer,
     };
     let mut reader = Reader::open(&args.common.capture)?;
-    let mut printer = report::spilling(args.format, io::BufWriter::new(io::stdout().lock()));
+    let view = args.view.view();
+    let times = view.time.clone();
+    let mut printer = report::spilling(args.format, view, io::BufWriter::new(io::stdout().lock()));
     printer.begin()?;
     let mut err: Option<io::Error> = None;
     let (summary, report) = {
@@ -73,7 +77,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             &mut reader,
             |r, tick| {
                 let mut scoped = Scoped::new(&mut an, scope);
-                pipeline::run(r, args.common.flow_config(), &mut scoped, tick)
+                pipeline::run(
+                    &mut times.watch(r),
+                    args.common.flow_config(),
+                    &mut scoped,
+                    tick,
+                )
             },
         );
         // The summary line counts what the analyzer found, as `analyze` does.

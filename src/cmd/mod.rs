@@ -72,10 +72,12 @@ was given; 2 an error (bad arguments, an unreadable capture, or with --strict a 
 corrupt one).";
 
 /// Runs the analyzer over the capture for its report only (no frame
-/// records), listing `max_examples` anomalies of each kind at most.
+/// records), listing `max_examples` anomalies of each kind at most; the
+/// capture's first packet starts `times`.
 pub fn report_only(
     args: &common::DissectArgs,
     max_examples: usize,
+    times: &syncscope::report::view::Times,
 ) -> anyhow::Result<(syncscope::analyze::Report, RunSummary)> {
     let opts = args.options()?;
     let scope = args.scope.scope()?;
@@ -85,7 +87,7 @@ pub fn report_only(
         .max_examples(max_examples);
     let mut summary = run_with_progress(&args.capture, args.quiet, &mut reader, |r, tick| {
         let mut scoped = Scoped::new(&mut an, scope);
-        syncscope::pipeline::run(r, args.flow_config(), &mut scoped, tick)
+        syncscope::pipeline::run(&mut times.watch(r), args.flow_config(), &mut scoped, tick)
     });
     nothing_read(&args.capture, &summary)?;
     let report = an.into_report();

@@ -62,6 +62,9 @@ pub struct Args {
     pub all: bool,
     #[arg(long, default_value_t = Format::Table, value_parser = format_parser(ALL_FORMATS))]
     pub format: Format,
+    /// Never cut the report to fit the terminal: every column, every value whole.
+    #[arg(long)]
+    pub wide: bool,
     /// No progress or summary on stderr.
     #[arg(short, long)]
     pub quiet: bool,
@@ -185,14 +188,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if args.format == Format::Ndjson {
         let mut out = out;
         for e in &report.exchanges {
-            serde_json::to_writer(&mut out, e)?;
+            report::json::to_writer(&mut out, e)?;
             io::Write::write_all(&mut out, b"\n")?;
         }
-        serde_json::to_writer(&mut out, &report.summary())?;
+        report::json::to_writer(&mut out, &report.summary())?;
         io::Write::write_all(&mut out, b"\n")?;
         io::Write::flush(&mut out)?;
     } else {
-        let mut printer = report::printer(args.format, out);
+        let view = report::View {
+            width: super::common::table_width(args.wide),
+            ..report::View::default()
+        };
+        let mut printer = report::printer(args.format, view, out);
         printer.begin()?;
         printer.record_owned(report)?;
         printer.end()?;

@@ -19,7 +19,7 @@ use syncscope::pipeline;
 use syncscope::reassembly::Event;
 use syncscope::report::{self, Format, Printer};
 
-use super::common::{format_parser, DecodeArgs};
+use super::common::{format_parser, DecodeArgs, ViewArgs};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -48,6 +48,8 @@ pub struct Args {
     pub duration: Option<f64>,
     #[command(flatten)]
     pub decode: DecodeArgs,
+    #[command(flatten)]
+    pub view: ViewArgs,
     /// List the interfaces libpcap can capture on and exit.
     #[arg(long)]
     pub list_interfaces: bool,
@@ -220,7 +222,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let out_err: Rc<RefCell<Option<io::Error>>> = Rc::default();
     let counters = Rc::new(Counters::default());
     let format = args.format;
-    let mut printer: Box<dyn Printer<FrameRecord>> = report::streaming(format, Shared(out.clone()));
+    let view = args.view.view();
+    let mut printer: Box<dyn Printer<FrameRecord>> =
+        report::streaming(format, view.clone(), Shared(out.clone()));
     printer.begin()?;
 
     // Every 200 ms: frames printed so far reach the terminal or pipe; every
@@ -274,7 +278,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             inner: &mut an,
             counters: &counters,
         };
-        let mut summary = pipeline::run(&mut source, flow_cfg, &mut sink, |_| {});
+        let mut summary = pipeline::run(
+            &mut view.time.watch(&mut source),
+            flow_cfg,
+            &mut sink,
+            |_| {},
+        );
         let report = an.into_report();
         summary.anomalies = report.anomaly_counts();
         (summary, report)
@@ -292,12 +301,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         match format {
             Format::Ndjson if !args.quiet => {
                 o.flush()?;
-                report::table::analyze(&report, &mut io::stderr().lock())?;
+                report::table::analyze(&report, &view, &mut io::stderr().lock())?;
             }
             Format::Ndjson => {}
             _ => {
                 writeln!(o)?;
-                report::table::analyze(&report, &mut *o)?;
+                report::table::analyze(&report, &view, &mut *o)?;
             }
         }
         o.flush()?;

@@ -6,13 +6,14 @@ use std::fmt::Write;
 use crate::analyze::{Layer, MessageRow};
 
 use super::table::table;
+use super::view::{self, View};
 
-/// Microseconds as milliseconds with one decimal (empty without pairs).
+/// Microseconds as milliseconds (empty without pairs).
 fn ms(us: u64, pairs: u64) -> String {
     if pairs == 0 {
         String::new()
     } else {
-        format!("{:.1}", us as f64 / 1000.0)
+        view::ms(us)
     }
 }
 
@@ -50,16 +51,17 @@ const GROUPS: [Group; 3] = [
 ];
 
 /// The tables (each only when it has rows), each followed by an empty line.
-pub(super) fn tables(rows: &[MessageRow], s: &mut String) {
+pub(super) fn tables(rows: &[MessageRow], view: &View, s: &mut String) {
     for (layer, title, name, fourth, figure) in GROUPS {
         let mut of = rows.iter().filter(|r| r.layer == layer).peekable();
         if of.peek().is_none() {
             continue;
         }
-        let _ = writeln!(s, "{title}");
-        let mut t = table(vec![
-            name, "req", "resp", fourth, "bytes", "p50 ms", "p99 ms",
-        ]);
+        let _ = writeln!(s, "{}", view.wrap(title));
+        let mut t = table(
+            view,
+            [name, "req", "resp", fourth, "bytes", "p50 ms", "p99 ms"],
+        );
         for r in of {
             t.add_row(vec![
                 r.name.clone(),

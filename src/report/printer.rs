@@ -5,8 +5,9 @@
 //! [`spilling`] (one row per record, kept out of memory until the end) or
 //! [`streaming`] (a table printed one row at a time, for live output), feeds
 //! it records as the library hands them over, and calls `end`. What a record
-//! looks like in each format is the [`Record`] (and [`Row`]) impl of its type:
-//! the renderers below only decide when and where it is written.
+//! looks like in each format is the [`Record`] (or [`Spill`]) impl of its
+//! type, shown as the [`View`] says (width, times): the renderers below only
+//! decide when and where it is written. JSON goes through [`super::json`].
 //! Parquet and HTML plug in here later as further formats and renderers.
 
 use std::fmt;
@@ -15,7 +16,10 @@ use std::str::FromStr;
 
 use serde::Serialize;
 
+use super::fit::Layout;
+use super::json;
 use super::spill::{Doc, Spill, Spilled};
+use super::view::View;
 
 /// Output formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -71,22 +75,13 @@ impl FromStr for Format {
 /// [`Spill`] records).
 pub trait Record: Serialize + Clone {
     /// Writes the `--format table` text of a whole run, with its final newline.
-    fn table(records: &[Self], out: &mut dyn Write) -> io::Result<()>;
+    fn table(records: &[Self], view: &View, out: &mut dyn Write) -> io::Result<()>;
     /// The `--format json` document of a whole run, with its final newline.
     /// The default is a pretty-printed array.
     fn json(records: &[Self], out: &mut dyn Write) -> io::Result<()> {
-        serde_json::to_writer_pretty(&mut *out, records)?;
+        json::to_writer_pretty(&mut *out, records)?;
         out.write_all(b"\n")
     }
-}
-
-/// A record that can be printed as one fixed-width table line, so that rows
-/// written one at a time line up (live output).
-pub trait Row {
-    /// The header line (without newline).
-    fn header() -> String;
-    /// The record's line (without newline).
-    fn row(&self) -> String;
 }
 
 /// Where a command sends its records: `begin` once, `record` for each
@@ -112,11 +107,12 @@ pub trait Printer<T> {
 /// end, NDJSON lines as records come.
 pub fn printer<'w, T: Record + 'w>(
     format: Format,
+    view: View,
     out: impl Write + 'w,
 ) -> Box<dyn Printer<T> + 'w> {
     match format {
-        Format::Table => Box::new(Document::new(out, Whole::Table)),
-        Format::Json => Box::new(Document::new(out, Whole::Json)),
+        Format::Table => Box::new(Document::new(out, view, Whole::Table)),
+        Format::Json => Box::new(Document::new(out, view, Whole::Json)),
         Format::Ndjson => Box::new(Ndjson { out }),
     }
 }
@@ -127,24 +123,32 @@ pub fn printer<'w, T: Record + 'w>(
 /// records come.
 pub fn spilling<'w, T: Spill + 'w>(
     format: Format,
+    view: View,
     out: impl Write + 'w,
 ) -> Box<dyn Printer<T> + 'w> {
     match format {
-        Format::Table => Box::new(Spilled::new::<T>(out, Doc::Table)),
-        Format::Json => Box::new(Spilled::new::<T>(out, Doc::Json)),
+        Format::Table => Box::new(Spilled::new::<T>(out, view, Doc::Table)),
+        Format::Json => Box::new(Spilled::new::<T>(out, view, Doc::Json)),
         Format::Ndjson => Box::new(Ndjson { out }),
     }
 }
 
 /// Like [`spilling`], but the table is written a row at a time (a header at
-/// `begin`, a line per record); JSON is still one document at the end.
-pub fn streaming<'w, T: Spill + Row + 'w>(
+/// `begin`, a line per record) in the columns that have a live width
+/// ([`super::fit::Col::live`]), fitted to the view's width before any record
+/// is seen; JSON is still one document at the end.
+pub fn streaming<'w, T: Spill + 'w>(
     format: Format,
+    view: View,
     out: impl Write + 'w,
 ) -> Box<dyn Printer<T> + 'w> {
     match format {
-        Format::Table => Box::new(RowTable { out }),
-        _ => spilling(format, out),
+        Format::Table => Box::new(RowTable {
+            out,
+            layout: Layout::live(T::COLUMNS, view.width, view.time.relative),
+            view,
+        }),
+        _ => spilling(format, view, out),
     }
 }
 
@@ -157,15 +161,17 @@ enum Whole {
 /// Keeps the records of a run and writes them as one table or JSON document.
 struct Document<W, T> {
     out: W,
+    view: View,
     whole: Whole,
     /// Copies of the records: the caller's are borrowed for the call only.
     records: Vec<T>,
 }
 
 impl<W, T> Document<W, T> {
-    fn new(out: W, whole: Whole) -> Self {
+    fn new(out: W, view: View, whole: Whole) -> Self {
         Document {
             out,
+            view,
             whole,
             records: Vec::new(),
         }
@@ -186,7 +192,7 @@ impl<W: Write, T: Record> Printer<T> for Document<W, T> {
     fn end(&mut self) -> io::Result<()> {
         let records = std::mem::take(&mut self.records);
         match self.whole {
-            Whole::Table => T::table(&records, &mut self.out)?,
+            Whole::Table => T::table(&records, &self.view, &mut self.out)?,
             Whole::Json => T::json(&records, &mut self.out)?,
         }
         self.out.flush()
@@ -200,7 +206,7 @@ struct Ndjson<W> {
 
 impl<W: Write, T: Serialize> Printer<T> for Ndjson<W> {
     fn record(&mut self, r: &T) -> io::Result<()> {
-        serde_json::to_writer(&mut self.out, r)?;
+        json::to_writer(&mut self.out, r)?;
         self.out.write_all(b"\n")
     }
 
@@ -212,15 +218,26 @@ impl<W: Write, T: Serialize> Printer<T> for Ndjson<W> {
 /// A fixed-width table written as records come.
 struct RowTable<W> {
     out: W,
+    view: View,
+    layout: Layout,
 }
 
-impl<W: Write, T: Row> Printer<T> for RowTable<W> {
+impl<W: Write, T: Spill> Printer<T> for RowTable<W> {
     fn begin(&mut self) -> io::Result<()> {
-        writeln!(self.out, "{}", T::header())
+        self.layout.head(&mut self.out)?;
+        if let Some(n) = self.layout.note() {
+            writeln!(self.out, "{n}")?;
+        }
+        Ok(())
     }
 
     fn record(&mut self, r: &T) -> io::Result<()> {
-        writeln!(self.out, "{}", r.row())
+        let cells: Vec<String> = r
+            .cells(&self.view)
+            .iter()
+            .map(|c| super::grid::clean(c).into_owned())
+            .collect();
+        self.layout.row(&mut self.out, &cells)
     }
 
     fn end(&mut self) -> io::Result<()> {

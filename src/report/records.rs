@@ -1,23 +1,26 @@
-//! What each kind of result looks like in each format: the [`Record`] (and
-//! [`Row`]) impls the printer renders through.
+//! What each kind of result looks like in each format: the [`Record`] and
+//! [`Spill`] impls the printer renders through.
 
 use std::io::{self, Write};
 
 use serde::Serialize;
 
+use super::fit::Col;
 use super::flows::FlowRow;
-use super::printer::{Record, Row};
+use super::json;
+use super::printer::Record;
 use super::spill::Spill;
 use super::table;
+use super::view::View;
 use crate::analyze::{FrameRecord, Report};
 use crate::track::synckey::Session;
 
 /// `flows`: the table and the JSON array list connections by id.
 impl Spill for FlowRow {
-    const COLUMNS: &'static [&'static str] = &table::FLOW_COLUMNS;
+    const COLUMNS: &'static [Col] = &table::FLOW_COLUMNS;
 
-    fn cells(&self) -> Vec<String> {
-        table::flow_cells(self).to_vec()
+    fn cells(&self, view: &View) -> Vec<String> {
+        table::flow_cells(self, view).to_vec()
     }
 
     fn order(&self) -> Option<u64> {
@@ -35,27 +38,17 @@ impl Serialize for FlowRow {
 
 /// `frames` and `sniff`: listed as they came.
 impl Spill for FrameRecord {
-    const COLUMNS: &'static [&'static str] = &table::FRAME_COLUMNS;
+    const COLUMNS: &'static [Col] = &table::FRAME_COLUMNS;
 
-    fn cells(&self) -> Vec<String> {
-        table::frame_cells(self).to_vec()
-    }
-}
-
-impl Row for FrameRecord {
-    fn header() -> String {
-        table::frame_row(&table::FRAME_COLUMNS[..table::FRAME_ROW_COLUMNS])
-    }
-
-    fn row(&self) -> String {
-        table::frame_row(&table::frame_cells(self))
+    fn cells(&self, view: &View) -> Vec<String> {
+        table::frame_cells(self, view).to_vec()
     }
 }
 
 /// `sync`: the timelines; the JSON document is `{"sessions": [...]}`.
 impl Record for Session {
-    fn table(records: &[Self], out: &mut dyn Write) -> io::Result<()> {
-        out.write_all(table::sessions(records).as_bytes())
+    fn table(records: &[Self], view: &View, out: &mut dyn Write) -> io::Result<()> {
+        out.write_all(table::sessions(records, view).as_bytes())
     }
 
     /// Through `serde_json::Value`, whose maps sort their keys: the
@@ -67,25 +60,116 @@ impl Record for Session {
             sessions: &'a [Session],
         }
         let doc = serde_json::to_value(Document { sessions: records })?;
-        serde_json::to_writer_pretty(&mut *out, &doc)?;
+        json::to_writer_pretty(&mut *out, &doc)?;
         out.write_all(b"\n")
     }
 }
 
 /// `analyze`: one report per run, as text sections or one JSON document.
 impl Record for Report {
-    fn table(records: &[Self], out: &mut dyn Write) -> io::Result<()> {
+    fn table(records: &[Self], view: &View, out: &mut dyn Write) -> io::Result<()> {
         for r in records {
-            table::analyze(r, out)?;
+            table::analyze(r, view, out)?;
         }
         Ok(())
     }
 
     fn json(records: &[Self], out: &mut dyn Write) -> io::Result<()> {
         for r in records {
-            serde_json::to_writer_pretty(&mut *out, r)?;
+            json::to_writer_pretty(&mut *out, r)?;
             out.write_all(b"\n")?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analyze::Layer;
+    use crate::capture::Timestamp;
+    use crate::flow::Direction;
+    use crate::report::printer::{streaming, Format};
+    use crate::report::view::Times;
+
+    fn frame() -> FrameRecord {
+        FrameRecord {
+            ts: Timestamp::new(1_795_320_449, 788_685_637, 9),
+            conn: 12,
+            dir: Direction::ServerToClient,
+            roles: None,
+            layer: Layer::Longlink,
+            cmd: Some(1_000_000_205),
+            cmd_name: Some("longlink_identify_resp".into()),
+            seq: Some(0xffff_fffe),
+            len: 32,
+            kind: "response".into(),
+            stream_offset: 44,
+            first_packet: Some(7),
+            last_packet: Some(7),
+            latency_us: Some(312),
+            after_gap: false,
+            body: serde_json::Value::Null,
+            mmtls_record: None,
+            crypto: None,
+            uri: None,
+            host: None,
+            business: None,
+            method: None,
+            path: None,
+            status: None,
+            endpoint: None,
+            raw: None,
+        }
+    }
+
+    fn live(view: View) -> String {
+        let mut out = Vec::new();
+        {
+            let mut p = streaming::<FrameRecord>(Format::Table, view, &mut out);
+            p.begin().unwrap();
+            p.record(&frame()).unwrap();
+            p.end().unwrap();
+        }
+        String::from_utf8(out).unwrap()
+    }
+
+    /// `sniff`'s live rows: the first ten columns at their declared widths,
+    /// or fitted to the terminal before any row is seen.
+    #[test]
+    fn live_rows_fit_the_width() {
+        let full = live(View::default());
+        let lines: Vec<&str> = full.lines().collect();
+        assert!(lines[0].starts_with("ts "), "{full}");
+        assert!(lines[0].ends_with("latency ms"), "{full}");
+        assert!(
+            lines[1].starts_with("2026-11-22T04:07:29.788685637Z "),
+            "{full}"
+        );
+        assert!(lines[1].contains(" longlink_identify_resp ") && lines[1].ends_with(" 0.312"));
+        let narrow = live(View {
+            width: Some(80),
+            ..View::default()
+        });
+        assert!(narrow.lines().all(|l| l.chars().count() <= 80), "{narrow}");
+        let row = narrow.lines().find(|l| l.contains(" s2c ")).unwrap();
+        assert!(row.starts_with("…04:07:29.788 "), "{narrow}");
+        assert!(row.contains(" longlink_") && row.contains("… "), "{narrow}");
+        let times = Times::relative();
+        times.start_at(Timestamp::new(1_795_320_449, 0, 9));
+        let relative = live(View {
+            width: Some(80),
+            time: times,
+        });
+        assert!(
+            relative.lines().all(|l| l.chars().count() <= 80),
+            "{relative}"
+        );
+        assert!(
+            relative
+                .lines()
+                .any(|l| l.trim_start().starts_with("0.788685637 ")),
+            "{relative}"
+        );
     }
 }

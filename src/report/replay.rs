@@ -1,11 +1,15 @@
 //! `replay`'s report as text: sessions, commands with latency, then every
-//! exchange that did not match, one paragraph each (fits 80 columns).
+//! exchange that did not match, one paragraph each (fitted to the view's
+//! width, 80 columns when there is none: values in full only with `--wide`).
 
 use std::fmt::Write as _;
 use std::io::{self, Write};
 
+use super::fit::{cut, Fit};
+use super::json;
 use super::printer::Record;
 use super::table::table;
+use super::view::{ms, View};
 use crate::replay::report::{Counts, Latency};
 use crate::replay::{Report, Verdict};
 
@@ -24,41 +28,37 @@ fn counts(c: &Counts) -> Vec<String> {
     .collect()
 }
 
-fn ms(us: u64) -> String {
-    format!("{:.1}", us as f64 / 1000.0)
-}
-
-/// Longest value shown in a difference.
-const SHOWN: usize = 60;
-
-fn short(v: &Option<serde_json::Value>) -> String {
+/// A recorded or live value of a difference, in `room` columns (all of it
+/// without a limit).
+fn short(v: &Option<serde_json::Value>, room: Option<usize>) -> String {
     let s = match v {
         None => "(absent)".to_owned(),
-        Some(v) => v.to_string(),
+        Some(v) => json::to_string(v).unwrap_or_default(),
     };
-    if s.chars().count() > SHOWN {
-        let cut: String = s.chars().take(SHOWN).collect();
-        format!("{cut}...")
-    } else {
-        s
+    match room {
+        Some(w) => cut(&s, w, Fit::End).into_owned(),
+        None => s,
     }
 }
 
 /// The text report.
-pub fn replay(r: &Report, out: &mut dyn Write) -> io::Result<()> {
+pub fn replay(r: &Report, view: &View, out: &mut dyn Write) -> io::Result<()> {
     let mut s = String::new();
     let clones = r.clones > 1;
     let _ = writeln!(
         s,
-        "Replay against {}: {} sessions{}, {} ms",
-        r.server,
-        r.sessions.len(),
-        if clones {
-            format!(" ({} clones)", r.clones)
-        } else {
-            String::new()
-        },
-        r.elapsed_ms
+        "{}",
+        view.wrap(&format!(
+            "Replay against {}: {} sessions{}, {} ms",
+            r.server,
+            r.sessions.len(),
+            if clones {
+                format!(" ({} clones)", r.clones)
+            } else {
+                String::new()
+            },
+            r.elapsed_ms
+        ))
     );
     let mut head = vec!["conn"];
     if clones {
@@ -67,7 +67,7 @@ pub fn replay(r: &Report, out: &mut dyn Write) -> io::Result<()> {
     head.extend([
         "link", "total", "ok", "diff", "miss", "extra", "unsent", "err", "pushes",
     ]);
-    let mut t = table(head);
+    let mut t = table(view, head);
     for x in &r.sessions {
         let mut row = vec![x.conn.to_string()];
         if clones {
@@ -89,10 +89,13 @@ pub fn replay(r: &Report, out: &mut dyn Write) -> io::Result<()> {
         "pushes: recorded/live; unsent: recorded, not sent (see below)\n"
     );
     if !r.commands.is_empty() {
-        let _ = writeln!(s, "Per command (latency p50, p99 in ms):");
-        let mut t = table(vec![
-            "command", "ok", "diff", "miss", "extra", "unsent", "err", "p50", "p99",
-        ]);
+        let _ = writeln!(s, "Per command (latency p50, p99):");
+        let mut t = table(
+            view,
+            [
+                "command", "ok", "diff", "miss", "extra", "unsent", "err", "p50 ms", "p99 ms",
+            ],
+        );
         for c in &r.commands {
             let mut row = vec![c.name.clone()];
             row.extend(counts(&c.counts).into_iter().skip(1));
@@ -122,40 +125,47 @@ pub fn replay(r: &Report, out: &mut dyn Write) -> io::Result<()> {
         let push = if e.push { " (push)" } else { "" };
         let _ = writeln!(
             s,
-            "  conn {}{clone} {}{push}: {}",
-            e.conn,
-            e.name,
-            e.verdict.as_str()
+            "{}",
+            view.wrap(&format!(
+                "  conn {}{clone} {}{push}: {}",
+                e.conn,
+                e.name,
+                e.verdict.as_str()
+            ))
         );
         if let Some(n) = &e.note {
-            let _ = writeln!(s, "    {n}");
+            let _ = writeln!(s, "{}", view.wrap(&format!("    {n}")));
         }
+        let room = view.width.map(|w| w.saturating_sub(15).max(10));
         for d in &e.diffs {
-            let _ = writeln!(s, "    {}", d.path);
-            let _ = writeln!(s, "      recorded {}", short(&d.recorded));
-            let _ = writeln!(s, "      live     {}", short(&d.live));
+            let _ = writeln!(s, "{}", view.wrap(&format!("    {}", d.path)));
+            let _ = writeln!(s, "      recorded {}", short(&d.recorded, room));
+            let _ = writeln!(s, "      live     {}", short(&d.live, room));
         }
     }
     let t = &r.totals;
     let _ = writeln!(
         s,
-        "{} matched, {} different, {} missing, {} extra, {} not sent, {} errors",
-        t.matched, t.different, t.missing, t.extra, t.not_sent, t.error
+        "{}",
+        view.wrap(&format!(
+            "{} matched, {} different, {} missing, {} extra, {} not sent, {} errors",
+            t.matched, t.different, t.missing, t.extra, t.not_sent, t.error
+        ))
     );
     out.write_all(s.as_bytes())
 }
 
 impl Record for Report {
-    fn table(records: &[Self], out: &mut dyn Write) -> io::Result<()> {
+    fn table(records: &[Self], view: &View, out: &mut dyn Write) -> io::Result<()> {
         for r in records {
-            replay(r, out)?;
+            replay(r, view, out)?;
         }
         Ok(())
     }
 
     fn json(records: &[Self], out: &mut dyn Write) -> io::Result<()> {
         for r in records {
-            serde_json::to_writer_pretty(&mut *out, r)?;
+            json::to_writer_pretty(&mut *out, r)?;
             out.write_all(b"\n")?;
         }
         Ok(())

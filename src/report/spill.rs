@@ -6,7 +6,8 @@
 //! and the document lists them only at the end, in order. Each record is
 //! encoded once, as it comes (its cleaned table cells, or its JSON text),
 //! into a buffer that moves to an unnamed temporary file past
-//! [`MEMORY_BUDGET`] bytes; what stays in memory is the column widths and,
+//! [`MEMORY_BUDGET`] bytes; what stays in memory is the columns' widths and
+//! kinds ([`Measure`]: the table is fitted to the view's width at the end) and,
 //! for records listed in another order than they came, 16 bytes per record
 //! (its sort key and where it is). NDJSON never gets here: it is written as
 //! records come.
@@ -16,18 +17,21 @@ use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 
 use serde::Serialize;
 
-use super::grid::{clean, Widths};
+use super::fit::{Col, Frame, Layout, Measure};
+use super::grid::clean;
+use super::json;
 use super::printer::Printer;
+use super::view::View;
 
 /// Encoded records held in memory before they move to a temporary file.
 pub const MEMORY_BUDGET: usize = 32 << 20;
 
 /// A record listed as one row of a table (and one element of a JSON array).
 pub trait Spill: Serialize {
-    /// The table's header.
-    const COLUMNS: &'static [&'static str];
-    /// The record's cells, in [`Spill::COLUMNS`] order.
-    fn cells(&self) -> Vec<String>;
+    /// The table's columns.
+    const COLUMNS: &'static [Col];
+    /// The record's cells, in [`Spill::COLUMNS`] order, as `view` shows them.
+    fn cells(&self, view: &View) -> Vec<String>;
     /// Where the record goes in the table and the JSON document: `None`
     /// (the default) lists records as they came, `Some(key)` by key (ties
     /// as they came).
@@ -137,8 +141,9 @@ impl Back<'_> {
 pub struct Spilled<W> {
     out: W,
     doc: Doc,
-    columns: &'static [&'static str],
-    widths: Widths,
+    view: View,
+    columns: &'static [Col],
+    measure: Measure,
     store: Store,
     /// (key, offset) of each record, when the records are sorted.
     index: Vec<(u64, u64)>,
@@ -150,18 +155,19 @@ pub struct Spilled<W> {
 }
 
 impl<W: Write> Spilled<W> {
-    pub fn new<T: Spill>(out: W, doc: Doc) -> Self {
-        Self::with_budget::<T>(out, doc, MEMORY_BUDGET)
+    pub fn new<T: Spill>(out: W, view: View, doc: Doc) -> Self {
+        Self::with_budget::<T>(out, view, doc, MEMORY_BUDGET)
     }
 
     /// With another in-memory budget (tests use a small one to go through
     /// the temporary file).
-    pub fn with_budget<T: Spill>(out: W, doc: Doc, budget: usize) -> Self {
+    pub fn with_budget<T: Spill>(out: W, view: View, doc: Doc, budget: usize) -> Self {
         Spilled {
             out,
             doc,
+            view,
             columns: T::COLUMNS,
-            widths: Widths::of_header(T::COLUMNS),
+            measure: Measure::new(T::COLUMNS.len()),
             store: Store::new(budget),
             index: Vec::new(),
             count: 0,
@@ -174,8 +180,12 @@ impl<W: Write> Spilled<W> {
         self.scratch.clear();
         match self.doc {
             Doc::Table => {
-                let cells: Vec<String> = r.cells().iter().map(|c| clean(c).into_owned()).collect();
-                self.widths.fit(&cells);
+                let cells: Vec<String> = r
+                    .cells(&self.view)
+                    .iter()
+                    .map(|c| clean(c).into_owned())
+                    .collect();
+                self.measure.add(&cells);
                 self.scratch
                     .extend_from_slice(cells.join("\x1f").as_bytes());
             }
@@ -183,7 +193,7 @@ impl<W: Write> Spilled<W> {
                 // The element as `to_writer_pretty` of the whole array
                 // writes it: pretty, each line indented two spaces (JSON
                 // strings hold no raw newline).
-                let text = serde_json::to_string_pretty(r)?;
+                let text = json::to_string_pretty(r)?;
                 for (i, line) in text.lines().enumerate() {
                     if i > 0 {
                         self.scratch.push(b'\n');
@@ -217,8 +227,9 @@ impl<W: Write> Spilled<W> {
         let mut buf = Vec::new();
         let mut next = 0u64;
         let out: &mut dyn Write = &mut self.out;
+        let layout = Layout::new(self.columns, &self.measure, self.view.width, Frame::Boxed);
         match self.doc {
-            Doc::Table => self.widths.head(out, self.columns)?,
+            Doc::Table => layout.head(out)?,
             Doc::Json if count == 0 => out.write_all(b"[]")?,
             Doc::Json => out.write_all(b"[\n")?,
         }
@@ -236,7 +247,7 @@ impl<W: Write> Spilled<W> {
                     let text = std::str::from_utf8(&buf)
                         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
                     let cells: Vec<&str> = text.split('\x1f').collect();
-                    self.widths.row(out, &cells)?;
+                    layout.row(out, &cells)?;
                 }
                 Doc::Json => {
                     if i > 0 {
@@ -248,7 +259,7 @@ impl<W: Write> Spilled<W> {
         }
         match self.doc {
             Doc::Table => {
-                self.widths.foot(out)?;
+                layout.foot(out)?;
                 out.write_all(b"\n")?;
             }
             Doc::Json if count == 0 => out.write_all(b"\n")?,
@@ -284,8 +295,8 @@ mod tests {
     }
 
     impl Spill for R {
-        const COLUMNS: &'static [&'static str] = &["id", "name"];
-        fn cells(&self) -> Vec<String> {
+        const COLUMNS: &'static [Col] = &[Col::new("id"), Col::new("name")];
+        fn cells(&self, _: &View) -> Vec<String> {
             vec![self.id.to_string(), self.name.clone()]
         }
         fn order(&self) -> Option<u64> {
@@ -306,7 +317,7 @@ mod tests {
 
     fn run(doc: Doc, rs: &[R], budget: usize) -> String {
         let mut out = Vec::new();
-        let mut p = Spilled::with_budget::<R>(&mut out, doc, budget);
+        let mut p = Spilled::with_budget::<R>(&mut out, View::default(), doc, budget);
         for r in rs {
             Printer::record(&mut p, r).unwrap();
         }
@@ -346,19 +357,54 @@ mod tests {
         assert!(t.contains(&format!("┆ {widest} │")), "{t}");
     }
 
+    /// Fitted to a width, the table is cut the same in memory and through
+    /// the temporary file, every line within it.
+    #[test]
+    fn table_fits_the_view_width() {
+        let rs: Vec<R> = (0..40)
+            .map(|id| R {
+                id,
+                name: format!("{}-{}", "x".repeat(40), id),
+            })
+            .collect();
+        let run = |budget: usize| {
+            let mut out = Vec::new();
+            let view = View {
+                width: Some(30),
+                ..View::default()
+            };
+            let mut p = Spilled::with_budget::<R>(&mut out, view, Doc::Table, budget);
+            for r in &rs {
+                Printer::record(&mut p, r).unwrap();
+            }
+            Printer::<R>::end(&mut p).unwrap();
+            drop(p);
+            String::from_utf8(out).unwrap()
+        };
+        let t = run(MEMORY_BUDGET);
+        assert_eq!(t, run(100));
+        assert!(t.lines().all(|l| l.chars().count() <= 30), "{t}");
+        // Ids are in the middle of their cells: both ends stay.
+        assert!(
+            t.lines()
+                .any(|l| l.starts_with("│39┆xxx") && l.contains('…') && l.ends_with("-39│")),
+            "{t}"
+        );
+    }
+
     /// Records without a key keep their arrival order, and no index is kept.
     #[test]
     fn unsorted_records_keep_their_order() {
         #[derive(Serialize)]
         struct U(u64);
         impl Spill for U {
-            const COLUMNS: &'static [&'static str] = &["n"];
-            fn cells(&self) -> Vec<String> {
+            const COLUMNS: &'static [Col] = &[Col::new("n")];
+            fn cells(&self, _: &View) -> Vec<String> {
                 vec![self.0.to_string()]
             }
         }
         let mut out = Vec::new();
-        let mut p = Spilled::with_budget::<U>(&mut out, Doc::Json, 10);
+        let mut p = Spilled::with_budget::<U>(&mut out, View::default(), Doc::Json, 10);
         for n in [5, 1, 9] {
             Printer::record(&mut p, &U(n)).unwrap();
         }

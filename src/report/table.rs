@@ -1,42 +1,39 @@
-//! Terminal tables (the only user of comfy-table).
+//! The tables of each command: their columns and cells, and the `analyze`
+//! and `sync` reports as text. Every table is fitted to the view's width by
+//! [`super::fit`] and drawn by [`super::grid`].
 
 use std::io;
 
-use comfy_table::{presets::UTF8_FULL_CONDENSED, ContentArrangement, Table};
-
-use super::grid::{clean, Widths};
+use super::fit::{Col, Fit, Frame, Layout, Measure};
+use super::grid::{clean, Grid};
+use super::view::{ms, secs, View};
 
 use super::flows::FlowRow;
 
-fn duration(row: &FlowRow) -> String {
-    let ns = row.last_ts.nanos_since(&row.first_ts).max(0);
-    format!("{}.{:06}", ns / 1_000_000_000, (ns % 1_000_000_000) / 1000)
-}
-
 /// The columns of the `flows` table.
-pub const FLOW_COLUMNS: [&str; 11] = [
-    "id",
-    "client",
-    "server",
-    "start",
-    "duration",
-    "pkts c->s",
-    "pkts s->c",
-    "bytes c->s",
-    "bytes s->c",
-    "gaps",
-    "end",
+pub const FLOW_COLUMNS: [Col; 11] = [
+    Col::new("id"),
+    Col::new("client").fit(Fit::Middle),
+    Col::new("server").fit(Fit::Middle),
+    Col::new("start"),
+    Col::new("duration s"),
+    Col::new("pkts c->s"),
+    Col::new("pkts s->c"),
+    Col::new("bytes c->s"),
+    Col::new("bytes s->c"),
+    Col::new("gaps"),
+    Col::new("end"),
 ];
 
 /// The cells of a `flows` row, in [`FLOW_COLUMNS`] order.
-pub fn flow_cells(r: &FlowRow) -> [String; 11] {
+pub fn flow_cells(r: &FlowRow, view: &View) -> [String; 11] {
     let rec = &r.record;
     [
         rec.id.to_string(),
         rec.client.clone(),
         rec.server.clone(),
-        rec.first_ts.clone(),
-        duration(r),
+        view.time.show(&r.first_ts),
+        secs(r.last_ts.nanos_since(&r.first_ts)),
         rec.c2s.packets.to_string(),
         rec.s2c.packets.to_string(),
         rec.c2s.bytes.to_string(),
@@ -46,42 +43,38 @@ pub fn flow_cells(r: &FlowRow) -> [String; 11] {
     ]
 }
 
-pub(super) fn table(header: Vec<&str>) -> Table {
-    let mut t = Table::new();
-    t.load_preset(UTF8_FULL_CONDENSED)
-        .set_content_arrangement(ContentArrangement::Disabled)
-        .set_header(header);
-    t
+/// A table of a few rows, fitted to `view` when drawn (`{t}`).
+pub(super) fn table<C: Into<Col>>(view: &View, cols: impl IntoIterator<Item = C>) -> Grid {
+    Grid::new(view, cols)
 }
 
 fn opt<T: ToString>(v: Option<T>) -> String {
     v.map(|v| v.to_string()).unwrap_or_default()
 }
 
-/// The columns of a `frames` row: the live table (`sniff`) prints the first
-/// [`FRAME_ROW_COLUMNS`], the `frames` table all of them.
-pub const FRAME_COLUMNS: [&str; 12] = [
-    "ts",
-    "conn",
-    "dir",
-    "layer",
-    "cmd",
-    "name",
-    "seq",
-    "len",
-    "kind",
-    "latency µs",
-    "offset",
-    "mmtls",
+/// The columns of a `frames` row; the live table (`sniff`) shows those with
+/// a live width. Hidden first when the terminal is narrow: offset, mmtls,
+/// seq, packets.
+pub const FRAME_COLUMNS: [Col; 13] = [
+    Col::new("ts").fit(Fit::Time).live(30),
+    Col::new("conn").fit(Fit::Keep).live(4),
+    Col::new("dir").fit(Fit::Keep).live(3),
+    Col::new("layer").live(9),
+    Col::new("cmd").fit(Fit::Keep).live(10),
+    Col::new("name").fit(Fit::End).live(22),
+    Col::new("seq").fit(Fit::Keep).hide(3).live(10),
+    Col::new("len").fit(Fit::Keep).live(6),
+    Col::new("kind").fit(Fit::End).live(9),
+    Col::new("latency ms").fit(Fit::Keep).live(7),
+    Col::new("packets").fit(Fit::Keep).hide(4),
+    Col::new("offset").fit(Fit::Keep).hide(1),
+    Col::new("mmtls").fit(Fit::End).hide(2),
 ];
 
-/// Columns of the fixed-width live row.
-pub const FRAME_ROW_COLUMNS: usize = 10;
-
 /// The cells of a `frames` row, in [`FRAME_COLUMNS`] order.
-pub fn frame_cells(r: &crate::analyze::FrameRecord) -> [String; 12] {
+pub fn frame_cells(r: &crate::analyze::FrameRecord, view: &View) -> [String; 13] {
     [
-        r.ts.to_rfc3339(),
+        view.time.show(&r.ts),
         r.conn.to_string(),
         r.dir.as_str().to_owned(),
         r.layer.as_str().to_owned(),
@@ -97,7 +90,8 @@ pub fn frame_cells(r: &crate::analyze::FrameRecord) -> [String; 12] {
         } else {
             r.kind.clone()
         },
-        opt(r.latency_us),
+        r.latency_us.map(ms).unwrap_or_default(),
+        packets(r.first_packet, r.last_packet),
         r.stream_offset.to_string(),
         match (r.mmtls_record, r.crypto) {
             (Some(i), Some(c)) => format!("#{i} {c}"),
@@ -107,23 +101,18 @@ pub fn frame_cells(r: &crate::analyze::FrameRecord) -> [String; 12] {
     ]
 }
 
-/// The first [`FRAME_ROW_COLUMNS`] cells as one fixed-width line, so that
-/// rows printed one at a time line up under [`frame_row`] of the header.
-pub fn frame_row<S: AsRef<str>>(c: &[S]) -> String {
-    let c = |i: usize| c[i].as_ref();
-    format!(
-        "{:<30} {:>5} {:<3} {:<9} {:>10} {:<22} {:>10} {:>8} {:<12} {:>10}",
-        c(0),
-        c(1),
-        c(2),
-        c(3),
-        c(4),
-        c(5),
-        c(6),
-        c(7),
-        c(8),
-        c(9)
-    )
+/// A record's packets as Wireshark numbers them: `12`, or `12-15` when it
+/// spans several (`?` for one not known).
+fn packets(first: Option<u64>, last: Option<u64>) -> String {
+    match (first, last) {
+        (None, None) => String::new(),
+        (a, b) if a == b => opt(a),
+        (a, b) => format!(
+            "{}-{}",
+            a.map_or("?".into(), |v| v.to_string()),
+            b.map_or("?".into(), |v| v.to_string())
+        ),
+    }
 }
 
 /// The legend under the connections table when it has a `roles` column.
@@ -146,9 +135,9 @@ fn roles_label(by: crate::analyze::RolesBy) -> &'static str {
 /// The `analyze` report as text sections.
 ///
 /// The connections table (one row per connection: a million on a SYN
-/// scan) is drawn a row at a time ([`Widths`]), the other sections with
-/// comfy-table.
-pub fn analyze(r: &crate::analyze::Report, out: &mut dyn io::Write) -> io::Result<()> {
+/// scan) is measured, then drawn a row at a time ([`Layout`]); the other
+/// sections are [`Grid`]s. Lines of text wrap at the view's width.
+pub fn analyze(r: &crate::analyze::Report, view: &View, out: &mut dyn io::Write) -> io::Result<()> {
     use std::fmt::Write;
     let mut s = String::new();
     let proto = |p: Option<crate::detect::Protocol>| p.map_or("-", |p| p.as_str()).to_owned();
@@ -160,28 +149,31 @@ pub fn analyze(r: &crate::analyze::Report, out: &mut dyn io::Write) -> io::Resul
         .collect();
     let _ = writeln!(
         s,
-        "Connections: {} ({})",
-        r.connections.len(),
-        by.join(", ")
+        "{}",
+        view.wrap(&format!(
+            "Connections: {} ({})",
+            r.connections.len(),
+            by.join(", ")
+        ))
     );
     // How client and server were told, only when some were inferred (no
     // handshake seen): a narrow column and a legend, so that captures with
     // handshakes keep their table.
     let inferred = r.connections.iter().any(|c| c.roles.is_some());
     let mut header = vec![
-        "id",
-        "client",
-        "server",
-        "kind",
-        "c->s",
-        "s->c",
-        "bytes c->s",
-        "bytes s->c",
-        "messages",
-        "end",
+        Col::new("id"),
+        Col::new("client").fit(Fit::Middle),
+        Col::new("server").fit(Fit::Middle),
+        Col::new("kind"),
+        Col::new("c->s"),
+        Col::new("s->c"),
+        Col::new("bytes c->s"),
+        Col::new("bytes s->c"),
+        Col::new("messages"),
+        Col::new("end"),
     ];
     if inferred {
-        header.push("roles");
+        header.push(Col::new("roles"));
     }
     let row = |c: &crate::analyze::ConnRow| {
         let mut row = vec![
@@ -205,37 +197,41 @@ pub fn analyze(r: &crate::analyze::Report, out: &mut dyn io::Write) -> io::Resul
     };
     out.write_all(s.as_bytes())?;
     s.clear();
-    let mut widths = Widths::of_header(&header);
+    let mut measure = Measure::new(header.len());
     for c in &r.connections {
-        widths.fit(&row(c));
+        measure.add(&row(c));
     }
+    let layout = Layout::new(&header, &measure, view.width, Frame::Boxed);
     let mut w = io::BufWriter::new(&mut *out);
-    widths.head(&mut w, &header)?;
+    layout.head(&mut w)?;
     for c in &r.connections {
-        widths.row(&mut w, &row(c))?;
+        layout.row(&mut w, &row(c))?;
     }
-    widths.foot(&mut w)?;
+    layout.foot(&mut w)?;
     io::Write::flush(&mut w)?;
     drop(w);
     if inferred {
         let _ = writeln!(s);
-        let _ = writeln!(s, "{ROLES_LEGEND}\n");
+        let _ = writeln!(s, "{}\n", view.wrap(ROLES_LEGEND));
     } else {
         let _ = writeln!(s, "\n");
     }
 
     if !r.commands.is_empty() {
         let _ = writeln!(s, "Frames per command:");
-        let mut t = table(vec![
-            "cmd",
-            "name",
-            "frames",
-            "bytes",
-            "requests",
-            "responses",
-            "pushes",
-            "heartbeats",
-        ]);
+        let mut t = table(
+            view,
+            [
+                "cmd",
+                "name",
+                "frames",
+                "bytes",
+                "requests",
+                "responses",
+                "pushes",
+                "heartbeats",
+            ],
+        );
         for c in &r.commands {
             t.add_row(vec![
                 c.cmd.to_string(),
@@ -251,36 +247,44 @@ pub fn analyze(r: &crate::analyze::Report, out: &mut dyn io::Write) -> io::Resul
         let _ = writeln!(s, "{t}\n");
     }
     if !r.latency.is_empty() {
-        let _ = writeln!(s, "Latency (request to response, µs):");
-        let mut t = table(vec!["cmd", "name", "pairs", "p50", "p90", "p99", "max"]);
+        let _ = writeln!(s, "Latency (request to response):");
+        let mut t = table(
+            view,
+            [
+                "cmd", "name", "pairs", "p50 ms", "p90 ms", "p99 ms", "max ms",
+            ],
+        );
         for l in &r.latency {
             t.add_row(vec![
                 l.cmd.to_string(),
                 l.name.clone().unwrap_or_default(),
                 l.latency.count.to_string(),
-                l.latency.p50_us.to_string(),
-                l.latency.p90_us.to_string(),
-                l.latency.p99_us.to_string(),
-                l.latency.max_us.to_string(),
+                ms(l.latency.p50_us),
+                ms(l.latency.p90_us),
+                ms(l.latency.p99_us),
+                ms(l.latency.max_us),
             ]);
         }
         let _ = writeln!(s, "{t}\n");
     }
-    super::messages::tables(&r.messages, &mut s);
+    super::messages::tables(&r.messages, view, &mut s);
     if !r.pairing_by_conn.is_empty() {
         let _ = writeln!(s, "Pairing per connection:");
-        let mut t = table(vec![
-            "conn",
-            "requests",
-            "responses",
-            "pairs",
-            "unanswered",
-            "unmatched responses",
-            "resends",
-            "pushes",
-            "heartbeats",
-            "heartbeat interval p50 s",
-        ]);
+        let mut t = table(
+            view,
+            [
+                "conn",
+                "req",
+                "resp",
+                "pairs",
+                "unanswered",
+                "unmatched resp",
+                "resends",
+                "pushes",
+                "heartbeats",
+                "heartbeat interval p50 s",
+            ],
+        );
         for p in &r.pairing_by_conn {
             let c = &p.counts;
             t.add_row(vec![
@@ -307,18 +311,21 @@ pub fn analyze(r: &crate::analyze::Report, out: &mut dyn io::Write) -> io::Resul
         let types: Vec<String> = m.by_type.iter().map(|(k, v)| format!("{k}: {v}")).collect();
         let _ = writeln!(
             s,
-            "MMTLS records: {} ({}); plaintext {}, decrypted {}, no key {}, failed {}\n",
-            m.records,
-            types.join(", "),
-            m.plaintext,
-            m.decrypted,
-            m.no_key,
-            m.failed
+            "{}\n",
+            view.wrap(&format!(
+                "MMTLS records: {} ({}); plaintext {}, decrypted {}, no key {}, failed {}",
+                m.records,
+                types.join(", "),
+                m.plaintext,
+                m.decrypted,
+                m.no_key,
+                m.failed
+            ))
         );
     }
     if r.synckeys.total() > 0 {
         let _ = writeln!(s, "SyncKeys seen:");
-        let mut t = table(vec!["ts", "conn", "dir", "source", "keys", "values"]);
+        let mut t = table(view, ["ts", "conn", "dir", "source", "keys", "values"]);
         for k in r.synckeys.iter() {
             let preview: Vec<String> = k
                 .keys
@@ -327,7 +334,7 @@ pub fn analyze(r: &crate::analyze::Report, out: &mut dyn io::Write) -> io::Resul
                 .map(|(k, v)| format!("{k}={v}"))
                 .collect();
             t.add_row(vec![
-                k.ts.to_rfc3339(),
+                view.time.show(&k.ts),
                 k.conn.to_string(),
                 k.dir.as_str().to_owned(),
                 k.source.as_str().to_owned(),
@@ -343,10 +350,13 @@ pub fn analyze(r: &crate::analyze::Report, out: &mut dyn io::Write) -> io::Resul
             Some(o) => {
                 let _ = writeln!(
                     s,
-                    "{t}\n({} more; the first {} of each source are listed: {})\n",
-                    o.omitted,
-                    o.max_per_kind,
-                    counts(&o.counts)
+                    "{t}\n{}\n",
+                    view.wrap(&format!(
+                        "({} more; the first {} of each source are listed: {})",
+                        o.omitted,
+                        o.max_per_kind,
+                        counts(&o.counts)
+                    ))
                 );
             }
             None => {
@@ -359,23 +369,23 @@ pub fn analyze(r: &crate::analyze::Report, out: &mut dyn io::Write) -> io::Resul
             s,
             "SyncKey sessions (see `syncscope sync` for the timelines):"
         );
-        let mut t = table(vec![
-            "uin",
-            "sid",
-            "observations",
-            "transitions",
-            "anomalies",
-            "latest keys",
-        ]);
+        let mut t = table(
+            view,
+            [
+                Col::new("uin"),
+                Col::new("device"),
+                Col::new("sid").fit(Fit::Middle),
+                Col::new("observations"),
+                Col::new("transitions"),
+                Col::new("anomalies"),
+                Col::new("latest keys"),
+            ],
+        );
         for ses in &r.sessions {
-            let latest = ses
-                .observations
-                .last()
-                .map(|o| o.keys.len().to_string())
-                .unwrap_or_default();
             let kinds: Vec<&str> = ses.anomalies.iter().map(|a| a.kind).collect();
             t.add_row(vec![
                 opt(ses.uin),
+                ses.device.clone().unwrap_or_default(),
                 ses.sid.clone().unwrap_or_default(),
                 ses.observations.len().to_string(),
                 ses.transitions.len().to_string(),
@@ -384,7 +394,7 @@ pub fn analyze(r: &crate::analyze::Report, out: &mut dyn io::Write) -> io::Resul
                 } else {
                     format!("{} ({})", kinds.len(), kinds.join(", "))
                 },
-                latest,
+                latest_keys(ses).to_string(),
             ]);
         }
         let _ = writeln!(s, "{t}\n");
@@ -393,7 +403,7 @@ pub fn analyze(r: &crate::analyze::Report, out: &mut dyn io::Write) -> io::Resul
         let _ = writeln!(s, "Anomalies: none");
     } else {
         let _ = writeln!(s, "Anomalies: {}", r.anomalies.total());
-        let mut t = table(vec!["conn", "dir", "packet", "offset", "kind", "detail"]);
+        let mut t = table(view, ["conn", "dir", "packet", "offset", "kind", "detail"]);
         for a in r.anomalies.iter().take(200) {
             t.add_row(vec![
                 a.conn.to_string(),
@@ -409,15 +419,29 @@ pub fn analyze(r: &crate::analyze::Report, out: &mut dyn io::Write) -> io::Resul
         if let Some(o) = &r.anomalies_omitted {
             let _ = writeln!(
                 s,
-                "({more} more; --format json lists the first {} of each kind: {})",
-                o.max_per_kind,
-                counts(&o.counts)
+                "{}",
+                view.wrap(&format!(
+                    "({more} more; --format json lists the first {} of each kind: {})",
+                    o.max_per_kind,
+                    counts(&o.counts)
+                ))
             );
         } else if more > 0 {
             let _ = writeln!(s, "({more} more; --format json lists all)");
         }
     }
     out.write_all(s.as_bytes())
+}
+
+/// The number of keys in the latest non-empty SyncKey of a session (an
+/// identify or a request without one does not make it 0).
+pub fn latest_keys(ses: &crate::track::synckey::Session) -> usize {
+    ses.observations
+        .iter()
+        .rev()
+        .map(|o| o.keys.len())
+        .find(|&n| n > 0)
+        .unwrap_or(0)
 }
 
 /// `kind count, kind count` of a per-kind tally.
@@ -428,7 +452,7 @@ fn counts<K: std::fmt::Display>(c: &std::collections::BTreeMap<K, u64>) -> Strin
 
 /// The `sync` timeline: per session, every SyncKey observation with what
 /// changed since the previous one, then the anomalies.
-pub fn sessions(sessions: &[crate::track::synckey::Session]) -> String {
+pub fn sessions(sessions: &[crate::track::synckey::Session], view: &View) -> String {
     use std::fmt::Write;
     let mut s = String::new();
     if sessions.is_empty() {
@@ -440,26 +464,32 @@ pub fn sessions(sessions: &[crate::track::synckey::Session]) -> String {
     for (n, ses) in sessions.iter().enumerate() {
         let _ = writeln!(
             s,
-            "Session {n}: uin {}, sid {}{} — {} observations, {} transitions, {} anomalies",
-            ses.uin.map_or_else(|| "-".to_owned(), |u| u.to_string()),
-            ses.sid.as_deref().unwrap_or("-"),
-            ses.device
-                .as_deref()
-                .map_or_else(String::new, |d| format!(", device {d}")),
-            ses.observations.len(),
-            ses.transitions.len(),
-            ses.anomalies.len()
+            "{}",
+            view.wrap(&format!(
+                "Session {n}: uin {}, sid {}{} — {} observations, {} transitions, {} anomalies",
+                ses.uin.map_or_else(|| "-".to_owned(), |u| u.to_string()),
+                ses.sid.as_deref().unwrap_or("-"),
+                ses.device
+                    .as_deref()
+                    .map_or_else(String::new, |d| format!(", device {d}")),
+                ses.observations.len(),
+                ses.transitions.len(),
+                ses.anomalies.len()
+            ))
         );
-        let mut t = table(vec![
-            "#",
-            "ts",
-            "conn",
-            "dir",
-            "source",
-            "message",
-            "keys",
-            "changed since previous",
-        ]);
+        let mut t = table(
+            view,
+            [
+                "#",
+                "ts",
+                "conn",
+                "dir",
+                "source",
+                "message",
+                "keys",
+                "changed since previous",
+            ],
+        );
         for (i, o) in ses.observations.iter().enumerate() {
             let changed = ses
                 .transitions
@@ -492,7 +522,7 @@ pub fn sessions(sessions: &[crate::track::synckey::Session]) -> String {
                 .unwrap_or_default();
             t.add_row(vec![
                 i.to_string(),
-                o.ts.to_rfc3339(),
+                view.time.show(&o.ts),
                 o.conn.to_string(),
                 o.dir.as_str().to_owned(),
                 source,
@@ -503,10 +533,10 @@ pub fn sessions(sessions: &[crate::track::synckey::Session]) -> String {
         }
         let _ = writeln!(s, "{t}");
         if !ses.anomalies.is_empty() {
-            let mut t = table(vec!["ts", "conn", "kind", "detail"]);
+            let mut t = table(view, ["ts", "conn", "kind", "detail"]);
             for a in &ses.anomalies {
                 t.add_row(vec![
-                    a.ts.to_rfc3339(),
+                    view.time.show(&a.ts),
                     a.conn.to_string(),
                     a.kind.to_owned(),
                     a.detail.clone(),

@@ -11,6 +11,7 @@ use crate::common::corpus_real;
 fn syncscope(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_syncscope"))
         .args(args)
+        .env_remove("COLUMNS")
         .output()
         .expect("run syncscope")
 }

@@ -9,6 +9,7 @@ use crate::common::shared;
 pub(crate) fn syncscope(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_syncscope"))
         .args(args)
+        .env_remove("COLUMNS")
         .output()
         .expect("run syncscope")
 }

@@ -9,6 +9,7 @@ mod cli_filters;
 mod common;
 mod conformance;
 mod docs;
+mod fit;
 mod http;
 mod mars;
 mod midstream;

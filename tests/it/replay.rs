@@ -253,6 +253,7 @@ fn cli(args: &[String]) -> std::process::Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_syncscope"))
         .arg("replay")
         .args(args)
+        .env("COLUMNS", "80")
         .output()
         .expect("runs")
 }
@@ -281,6 +282,7 @@ async fn the_cli_exits_0_when_all_matched_1_when_answers_differ_2_on_errors() {
     let out = String::from_utf8_lossy(&second.stdout);
     assert_eq!(second.status.code(), Some(1), "{out}");
     assert!(out.contains("Not matched:"), "{out}");
+    assert!(out.lines().all(|l| l.chars().count() <= 80), "{out}");
     let mut a = args.clone();
     a.push("--allow-diff".into());
     let third = tokio::task::spawn_blocking(move || cli(&a)).await.unwrap();
