@@ -46,6 +46,8 @@ enum Command {
     Client(cmd::client::Args),
     /// Replay a capture's client sessions against a live server and diff the answers.
     Replay(cmd::replay::Args),
+    /// Write a Wireshark / tshark Lua dissector for the long link (names from the command table).
+    Dissector(cmd::dissector::Args),
 }
 
 /// mimalloc instead of the C library's allocator: the server allocates a
@@ -65,6 +67,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => cmd::serve::run(args),
         Command::Client(args) => cmd::client::run(args),
         Command::Replay(args) => cmd::replay::run(args),
+        Command::Dissector(args) => cmd::dissector::run(args),
     };
     match result {
         Ok(code) => code,

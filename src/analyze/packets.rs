@@ -40,6 +40,26 @@ impl Marks {
         i.checked_sub(1).map(|i| self.0[i].1)
     }
 
+    /// The first and the last packet (by number) that carried bytes
+    /// `from..=last` — the last is the packet that completed them, where
+    /// Wireshark shows a reassembled PDU, also when an earlier segment
+    /// came late. The first is `None` when `from` is older than the marks
+    /// kept.
+    pub(super) fn range(&self, from: u64, last: u64) -> (Option<u64>, Option<u64>) {
+        let end = self.0.partition_point(|&(o, _)| o <= last);
+        let start = self.0.partition_point(|&(o, _)| o <= from);
+        let Some(start_i) = start.checked_sub(1) else {
+            let max = self.0.range(..end).map(|&(_, p)| p).max();
+            return (None, max);
+        };
+        let mut it = self.0.range(start_i..end.max(start_i + 1)).map(|&(_, p)| p);
+        let first = it.next();
+        let (lo, hi) = it.fold((first, first), |(lo, hi), p| {
+            (lo.map(|l| l.min(p)), hi.map(|h| h.max(p)))
+        });
+        (lo, hi)
+    }
+
     /// Forgets the marks of bytes before `offset` (records are numbered in
     /// stream order per direction).
     pub(super) fn forget_before(&mut self, offset: u64) {
@@ -63,13 +83,14 @@ impl<F: FnMut(&super::FrameRecord)> Analyzer<'_, F> {
         Some(&mut c.marks[side.index()])
     }
 
-    /// The packets that carried bytes `from..to` of `dir`'s stream; the
+    /// The first and last packet that carried bytes `from..to` of `dir`'s
+    /// stream (see [`Marks::range`]); the
     /// marks before `from` are forgotten.
     pub(super) fn span(&mut self, conn: u64, dir: Direction, from: u64, to: u64) -> Span {
         let Some(m) = self.marks(conn, dir) else {
             return (None, None);
         };
-        let span = (m.at(from), m.at(to.saturating_sub(1).max(from)));
+        let span = m.range(from, to.saturating_sub(1).max(from));
         m.forget_before(from);
         span
     }
@@ -108,5 +129,16 @@ mod tests {
         }
         assert_eq!(m.at(25), None);
         assert_eq!(m.at(35), Some(3));
+        // A segment that came late: bytes 100.. in packet 9, 50..100 in
+        // packet 10 (out of order). Bytes 0..150 ran from packet 8 and were
+        // complete in packet 10.
+        let mut m = Marks::default();
+        m.add(0, 8, MAX_MARKS);
+        m.add(50, 10, MAX_MARKS);
+        m.add(100, 9, MAX_MARKS);
+        assert_eq!(m.range(0, 149), (Some(8), Some(10)));
+        assert_eq!(m.range(100, 149), (Some(9), Some(9)));
+        m.forget_before(60);
+        assert_eq!(m.range(0, 149), (None, Some(10)));
     }
 }

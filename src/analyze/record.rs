@@ -112,10 +112,12 @@ pub struct FrameRecord {
     /// Offset of the frame's first byte in its direction's TCP stream (for
     /// frames inside MMTLS records: of the record).
     pub stream_offset: u64,
-    /// The captured packets that carried the record's first and last byte
-    /// (1-based, as Wireshark numbers them; an exchange runs from its
-    /// request's first packet to its response's last). Absent when not
-    /// known (packets not numbered, or older than the marks kept).
+    /// The first and the last captured packet (by number: 1-based, as
+    /// Wireshark numbers them) that carried the record's bytes; the last is
+    /// the one that completed it, where Wireshark shows a reassembled PDU
+    /// (also when a segment came late). An exchange runs from its request's
+    /// first packet to its response's last. Absent when not known (packets
+    /// not numbered, or older than the marks kept).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub first_packet: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]

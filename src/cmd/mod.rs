@@ -1,6 +1,7 @@
 pub mod analyze;
 pub mod client;
 pub mod common;
+pub mod dissector;
 pub mod flows;
 pub mod frames;
 pub mod replay;

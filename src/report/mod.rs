@@ -10,6 +10,7 @@ pub mod fit;
 pub mod flows;
 mod grid;
 pub mod json;
+pub mod lua;
 mod messages;
 pub mod printer;
 mod records;

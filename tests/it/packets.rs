@@ -151,6 +151,10 @@ fn tshark_frames(file: &Path) -> Vec<(u64, u64, u64)> {
     let text = tshark(
         file,
         &[
+            // As syncscope, tshark then puts a frame whose segments came out
+            // of order in the packet that completed it.
+            "-o",
+            "tcp.reassemble_out_of_order:TRUE",
             "-X",
             &script,
             "-Y",
@@ -383,4 +387,211 @@ fn flows_count_packets_per_direction_as_tsharks_conversation_table() {
     }
     eprintln!("{compared} connections compared");
     assert!(compared >= 60, "only {compared} connections compared");
+}
+
+/// A Mars (20-byte header) conversation on port 8080, frames split over
+/// several segments and several frames in one.
+fn mars_capture(path: &Path) {
+    use syncscope::capture::writer::PcapWriter;
+    use syncscope::capture::{Linktype, Timestamp};
+    use syncscope::proto::commands::{
+        NEWNOTIFY, NEWSENDMSG, NEWSYNC, NOOP, SEQ_HEARTBEAT, SEQ_PUSH,
+    };
+    use syncscope::proto::longlink::mars::encode;
+    use syncscope::synth::{later, Conversation, Side};
+    const VERSION: u32 = 0x2700_0000;
+    let t0 = Timestamp::new(1_700_000_000, 0, 6);
+    let mut conv = Conversation::new(
+        "10.0.0.1:40000".parse().unwrap(),
+        "10.0.0.2:8080".parse().unwrap(),
+        1000,
+        5000,
+    );
+    let mut frames: Vec<(Timestamp, _)> = conv.handshake().into_iter().map(|f| (t0, f)).collect();
+    let mut c2s = encode(VERSION, NOOP, SEQ_HEARTBEAT, b"");
+    c2s.extend(encode(VERSION, NEWSYNC, 1, &[7; 3000]));
+    c2s.extend(encode(VERSION, NEWSENDMSG, 2, b"hello"));
+    let mut s2c = encode(VERSION, NOOP, SEQ_HEARTBEAT, b"");
+    s2c.extend(encode(VERSION, NEWSYNC, 1, &[9; 30]));
+    s2c.extend(encode(VERSION, NEWNOTIFY, SEQ_PUSH, &[1, 2, 3, 4]));
+    s2c.extend(encode(VERSION, NEWSENDMSG, 2, b"ok!"));
+    // Odd chunk sizes: frames cut across segments, several in one.
+    for (i, chunk) in c2s.chunks(1111).enumerate() {
+        frames.extend(
+            conv.send(Side::Client, chunk)
+                .into_iter()
+                .map(|f| (later(t0, i as u64 + 1), f)),
+        );
+    }
+    for (i, chunk) in s2c.chunks(37).enumerate() {
+        frames.extend(
+            conv.send(Side::Server, chunk)
+                .into_iter()
+                .map(|f| (later(t0, i as u64 + 10), f)),
+        );
+    }
+    frames.extend(conv.close().into_iter().map(|f| (later(t0, 100), f)));
+    let mut w = PcapWriter::new(
+        std::fs::File::create(path).unwrap(),
+        Linktype::ETHERNET,
+        false,
+    )
+    .unwrap();
+    for (ts, f) in &frames {
+        w.write(*ts, f, None).unwrap();
+    }
+}
+
+/// `syncscope dissector --lua` in tshark finds the long-link frames
+/// `syncscope frames` finds: same packet, cmd, seq, length and direction,
+/// on the 16-byte header and on Mars.
+#[test]
+fn the_generated_lua_dissector_finds_the_frames_syncscope_finds() {
+    if !tshark_here("the_generated_lua_dissector_finds_the_frames_syncscope_finds") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let lua = dir.path().join("syncscope.lua");
+    let out = Command::new(bin())
+        .args(["dissector", "--lua", "-o"])
+        .arg(&lua)
+        .output()
+        .expect("run dissector");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mixed = dir.path().join("mix.pcap");
+    let mut w = std::io::BufWriter::new(std::fs::File::create(&mixed).unwrap());
+    mix::generate(
+        &mut w,
+        &Params {
+            bytes: 2 << 20,
+            conns: 5,
+            seed: 5,
+            scan_syns: 20,
+            http_conns: 1,
+            sync_max: 128 << 10,
+            ..Params::default()
+        },
+    )
+    .expect("generate");
+    drop(w);
+    let mars = dir.path().join("mars.pcap");
+    mars_capture(&mars);
+    let samples = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples");
+    let script = format!("lua_script:{}", lua.display());
+    let mut total = 0;
+    for f in [
+        samples.join("longlink-8080.pcap"),
+        samples.join("serve-client-longlink.pcapng"),
+        samples.join("serve-client-web.pcapng"),
+        mixed,
+        mars.clone(),
+    ] {
+        // The client port of each connection (tshark's tcp.stream is our id).
+        let flows: Value = serde_json::from_slice(
+            &Command::new(bin())
+                .args(["flows", "--format", "json", "-q"])
+                .arg(&f)
+                .output()
+                .unwrap()
+                .stdout,
+        )
+        .unwrap();
+        let client_port = |id: u64| -> u64 {
+            let fl = flows
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|x| x["id"] == id)
+                .unwrap();
+            fl["client"]
+                .as_str()
+                .unwrap()
+                .rsplit(':')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap()
+        };
+        let text = tshark(
+            &f,
+            &[
+                "-o",
+                "tcp.reassemble_out_of_order:TRUE",
+                "-X",
+                &script,
+                "-Y",
+                "syncscope",
+                "-T",
+                "fields",
+                "-e",
+                "frame.number",
+                "-e",
+                "tcp.stream",
+                "-e",
+                "tcp.srcport",
+                "-e",
+                "syncscope.cmd",
+                "-e",
+                "syncscope.seq",
+                "-e",
+                "syncscope.len",
+            ],
+        );
+        let mut theirs = Vec::new();
+        for line in text.lines() {
+            let v: Vec<&str> = line.split('\t').collect();
+            let (packet, stream, src): (u64, u64, u64) = (
+                v[0].parse().unwrap(),
+                v[1].parse().unwrap(),
+                v[2].parse().unwrap(),
+            );
+            let dir = if src == client_port(stream) {
+                "c2s"
+            } else {
+                "s2c"
+            };
+            for ((cmd, seq), len) in v[3].split(',').zip(v[4].split(',')).zip(v[5].split(',')) {
+                let seq = u64::from_str_radix(seq.trim_start_matches("0x"), 16).unwrap();
+                theirs.push((
+                    packet,
+                    cmd.parse::<u64>().unwrap(),
+                    seq,
+                    len.parse::<u64>().unwrap(),
+                    dir.to_owned(),
+                ));
+            }
+        }
+        let mut ours: Vec<_> = records(&f)
+            .iter()
+            .filter(|r| r["layer"] == "longlink" || r["layer"] == "mars")
+            .map(|r| {
+                (
+                    r["last_packet"].as_u64().unwrap(),
+                    r["cmd"].as_u64().unwrap(),
+                    r["seq"].as_u64().unwrap(),
+                    r["len"].as_u64().unwrap(),
+                    r["dir"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        theirs.sort();
+        ours.sort();
+        assert!(!ours.is_empty(), "{}", f.display());
+        let only_ours: Vec<_> = ours.iter().filter(|x| !theirs.contains(x)).collect();
+        let only_theirs: Vec<_> = theirs.iter().filter(|x| !ours.contains(x)).collect();
+        assert!(
+            ours == theirs,
+            "{}: only syncscope {only_ours:?}; only tshark {only_theirs:?}",
+            f.display()
+        );
+        if f == mars {
+            assert_eq!(ours.len(), 7, "{ours:?}");
+        }
+        total += ours.len();
+    }
+    assert!(total > 300, "{total}");
 }
