@@ -261,6 +261,11 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
         after_gap: bool,
         mmtls_record: Option<(u64, Span)>,
     ) {
+        if self.opts.plots {
+            self.report
+                .plots
+                .message(here.conn, here.ts, here.dir as usize, h.len as u64);
+        }
         let conn = self.conns.get_mut(&here.conn).expect("conn");
         conn.frames += 1;
         conn.sides[side.index()].frames += 1;

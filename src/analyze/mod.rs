@@ -33,6 +33,7 @@ mod filter;
 mod longlink;
 mod mmtls;
 mod packets;
+pub mod plots;
 mod record;
 mod report;
 mod roles;
@@ -83,6 +84,8 @@ pub struct Options {
     /// Records carry the bytes they were decoded from ([`FrameRecord::raw`]):
     /// what `replay` sends again and compares with.
     pub raw: bool,
+    /// Collect what the HTML report plots ([`Report::plots`]).
+    pub plots: bool,
 }
 
 /// Bytes held per direction to decide its protocol.
@@ -252,6 +255,22 @@ impl<'o, F: FnMut(&FrameRecord)> Analyzer<'o, F> {
                 latency: l,
             })
             .collect();
+        if self.opts.plots {
+            let registry = &self.opts.registry;
+            self.report.plots.latency = self
+                .latencies
+                .samples()
+                .into_iter()
+                .map(|(cmd, s)| {
+                    let name = registry
+                        .name(cmd)
+                        .map_or_else(|| cmd.to_string(), |n| n.into_owned());
+                    (name, s.to_vec())
+                })
+                .collect();
+            let more = self.report.message_latency_samples();
+            self.report.plots.latency.extend(more);
+        }
         self.report.sessions = std::mem::take(&mut self.timeline).finish();
         // One anomaly list: the sessions' anomalies are in it too.
         for s in &self.report.sessions {
@@ -778,6 +797,9 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
             Dissector::Http => self.with_http(here, |h, mut out| h.gap(here.dir, len, &mut out)),
         }
         self.put_dissector(here, side, d);
+        if self.opts.plots {
+            self.report.plots.gap(here.conn, here.ts, here.dir as usize);
+        }
         self.anomaly(
             here.conn,
             here.dir,

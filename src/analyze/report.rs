@@ -379,6 +379,9 @@ pub struct Report {
     pub(super) pairing: Vec<(u64, PairCounts, Latency)>,
     #[serde(skip)]
     cmds: BTreeMap<u32, CmdRow>,
+    /// What the HTML report plots (collected with `Options::plots`).
+    #[serde(skip)]
+    pub plots: super::plots::Plots,
     #[serde(skip)]
     msgs: BTreeMap<(Layer, String), MessageRow>,
     #[serde(skip)]
@@ -403,6 +406,20 @@ impl Report {
         self.anomalies.set_max_per_kind(n);
         self.unanswered.set_max_per_kind(n);
         self.synckeys.set_max_per_kind(n);
+    }
+
+    /// The latency samples of each short-link, web and HTTP name.
+    pub(super) fn message_latency_samples(&self) -> Vec<(String, Vec<u64>)> {
+        self.msg_latency
+            .samples()
+            .into_iter()
+            .map(|((layer, name), s)| {
+                (
+                    format!("{name} ({layer})", layer = layer.as_str()),
+                    s.to_vec(),
+                )
+            })
+            .collect()
     }
 
     pub(super) fn add_message(&mut self, m: MessageSeen<'_>) {

@@ -254,6 +254,18 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
             .clone()
             .or_else(|| req.map(|r| r.uri.clone()))
             .unwrap_or_else(|| "?".to_owned());
+        if self.opts.plots {
+            let plots = &mut self.report.plots;
+            plots.message(
+                here.conn,
+                here.ts,
+                here.dir as usize,
+                extent.end - extent.start,
+            );
+            if let (Kind::Response, Some(r)) = (kind, req) {
+                plots.exchange(here.conn, Layer::Shortlink, &name, r.ts, here.ts);
+            }
+        }
         self.report.add_message(MessageSeen {
             layer: Layer::Shortlink,
             name: &name,

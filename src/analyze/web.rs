@@ -305,6 +305,25 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
         if let Some(c) = self.conns.get_mut(&at.conn) {
             c.layers.http_exchanges += 1;
         }
+        if self.opts.plots {
+            let layer = if ex.is_some() {
+                Layer::Web
+            } else {
+                Layer::Http
+            };
+            let plots = &mut self.report.plots;
+            for m in [request, response].into_iter().flatten() {
+                plots.message(
+                    at.conn,
+                    m.ts_last,
+                    m.dir as usize,
+                    m.end_offset - m.stream_offset,
+                );
+            }
+            if let (Some(q), Some(r)) = (request, response) {
+                plots.exchange(at.conn, layer, name, q.ts_first, r.ts_last);
+            }
+        }
         if !self.records {
             return;
         }

@@ -1,6 +1,8 @@
 //! `syncscope analyze`: the report of a whole capture.
 
 use std::io;
+
+use anyhow::Context;
 use std::process::ExitCode;
 
 use syncscope::report::{self, Format};
@@ -21,12 +23,33 @@ pub struct Args {
     pub max_examples: usize,
     #[command(flatten)]
     pub view: ViewArgs,
+    /// Also write a self-contained HTML report with plots (SyncKey timelines, latency
+    /// distributions, activity per connection, exchanges on a time line) and the tables.
+    #[arg(long, value_name = "FILE.html")]
+    pub html: Option<std::path::PathBuf>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let view = args.view.view();
-    let (report, summary) = super::report_only(&args.common, args.max_examples, &view.time)?;
+    let (report, summary) = super::report_only(
+        &args.common,
+        args.max_examples,
+        &view.time,
+        args.html.is_some(),
+    )?;
     let anomalies = super::report_has_anomalies(&report);
+    if let Some(path) = &args.html {
+        let mut text = Vec::new();
+        report::table::analyze(&report, &report::view::View::default(), &mut text)?;
+        let title = format!("syncscope analyze {}", args.common.capture.display());
+        let page = report::html::page(&title, &report, &String::from_utf8_lossy(&text));
+        std::fs::write(path, page).with_context(|| {
+            format!(
+                "--html {}: cannot write the report (is the directory there and writable?)",
+                path.display()
+            )
+        })?;
+    }
     let mut printer = report::printer(args.format, view, io::BufWriter::new(io::stdout().lock()));
     printer.begin()?;
     printer.record_owned(report)?;

@@ -165,6 +165,7 @@ impl DecodeArgs {
             port,
             max_frame: None,
             raw: false,
+            plots: false,
         })
     }
 }

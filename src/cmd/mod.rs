@@ -79,8 +79,10 @@ pub fn report_only(
     args: &common::DissectArgs,
     max_examples: usize,
     times: &syncscope::report::view::Times,
+    plots: bool,
 ) -> anyhow::Result<(syncscope::analyze::Report, RunSummary)> {
-    let opts = args.options()?;
+    let mut opts = args.options()?;
+    opts.plots = plots;
     let scope = args.scope.scope()?;
     let mut reader = Reader::open(&args.capture)?;
     let mut an = syncscope::analyze::Analyzer::new(&opts, |_| {})

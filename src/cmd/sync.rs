@@ -20,8 +20,12 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let view = args.view.view();
-    let (report, summary) =
-        super::report_only(&args.common, report::DEFAULT_MAX_EXAMPLES, &view.time)?;
+    let (report, summary) = super::report_only(
+        &args.common,
+        report::DEFAULT_MAX_EXAMPLES,
+        &view.time,
+        false,
+    )?;
     // What `sync` shows: the sessions' SyncKey anomalies.
     let anomalies = report.sessions.iter().any(|s| !s.anomalies.is_empty());
     let mut printer = report::printer(args.format, view, io::BufWriter::new(io::stdout().lock()));

@@ -9,6 +9,7 @@ pub mod bounded;
 pub mod fit;
 pub mod flows;
 mod grid;
+pub mod html;
 pub mod json;
 pub mod lua;
 mod messages;

@@ -430,6 +430,15 @@ impl<K: Ord + Clone> LatencyTable<K> {
             .collect()
     }
 
+    /// The latencies kept of each key (all of them up to 100 000, then a
+    /// uniform sample), in key order.
+    pub fn samples(&self) -> Vec<(K, &[u64])> {
+        self.by_cmd
+            .iter()
+            .map(|(c, s)| (c.clone(), s.kept.as_slice()))
+            .collect()
+    }
+
     /// The figures of one key (none: zero pairs).
     pub fn get(&self, cmd: &K) -> Latency {
         self.by_cmd

@@ -10,6 +10,7 @@ mod common;
 mod conformance;
 mod docs;
 mod fit;
+mod html;
 mod http;
 mod mars;
 mod midstream;
