@@ -231,3 +231,51 @@ fn the_html_report_of_the_web_sample_loads_with_every_plot() {
     let s = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/serve-client-web.pcapng");
     check("web-sample", s, &[]);
 }
+
+/// A capture with many connections and many frames: the page stays small
+/// (binned activity, the first connections, top commands) and says what it
+/// left out.
+#[test]
+fn the_html_report_of_a_large_capture_stays_small() {
+    use syncscope::synth::mix::{self, Params};
+    let dir = tempfile::tempdir().unwrap();
+    let pcap = dir.path().join("mix.pcap");
+    let mut w = std::io::BufWriter::new(std::fs::File::create(&pcap).unwrap());
+    mix::generate(
+        &mut w,
+        &Params {
+            bytes: 24 << 20,
+            conns: 40,
+            seed: 3,
+            scan_syns: 500,
+            http_conns: 4,
+            ..Params::default()
+        },
+    )
+    .expect("generate");
+    drop(w);
+    let html = dir.path().join("report.html");
+    let json = report(&pcap, &[], &html);
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.len() < 3 << 20, "{} bytes", page.len());
+    let figs = figures(&page);
+    let activity = figs.iter().filter(|f| f.0 == "activity").count();
+    assert_eq!(activity, 16);
+    assert!(
+        page.contains("are not plotted"),
+        "the page does not say what it left out"
+    );
+    let with_messages = json["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["messages"].as_u64().unwrap() > 0)
+        .count();
+    assert!(with_messages > 16, "{with_messages}");
+    for (kind, _, points, _) in &figs {
+        // Binned: at most 200 bins a direction.
+        if kind == "activity" {
+            assert!(*points <= 400, "{points}");
+        }
+    }
+}
