@@ -37,7 +37,7 @@ use crate::net::store::{
     SyncPage, UserId,
 };
 pub(super) use crate::net::unix_now;
-use crate::net::{CMDID_ADDMSG, KEY_MESSAGES, MSG_TYPE_TEXT};
+use crate::net::{CMDID_ADDMSG, FILEHELPER, KEY_MESSAGES, MSG_TYPE_TEXT};
 use crate::proto::commands::{
     response, AUTOAUTH, IDENTIFY, MANUALAUTH, NEWSENDMSG, NEWSYNC, NOOP, WEBLOGIN_CONFIRM,
 };
@@ -464,7 +464,10 @@ impl Service {
                     out.push((Err(too_large(size, page)), None));
                     continue;
                 }
-                let to = if IdentifyExt::valid_user(&item.to) {
+                let to = if item.to == FILEHELPER {
+                    // The user's own: reaches the user's other devices.
+                    Some(from)
+                } else if IdentifyExt::valid_user(&item.to) {
                     st.user(&item.to, auto)?
                 } else {
                     None
@@ -550,7 +553,12 @@ fn add_msg(m: &StoredMessage) -> AddMsg {
     AddMsg {
         msg_id: Some(i32::try_from(m.msg_id).unwrap_or(0)),
         from_user_name: Some(SkBuiltinString::new(m.from.clone())),
-        to_user_name: Some(SkBuiltinString::new(m.to.clone())),
+        // A message to oneself is one to filehelper.
+        to_user_name: Some(SkBuiltinString::new(if m.to == m.from {
+            FILEHELPER.to_owned()
+        } else {
+            m.to.clone()
+        })),
         msg_type: Some(m.msg_type as i32),
         content: Some(SkBuiltinString::new(m.content.clone())),
         create_time: Some(m.create_time as u32),
