@@ -34,4 +34,5 @@ mod sniff;
 mod synth_mix;
 mod web_server;
 mod web_session;
+mod web_wechat4u;
 mod wechat_crypto;

@@ -333,6 +333,7 @@ impl Service {
                 let acked = st.confirm(user, &device, presented)?;
                 Ok(SyncPage {
                     messages: Vec::new(),
+                    positions: Vec::new(),
                     next_seq: acked,
                     more: false,
                 })
@@ -342,9 +343,10 @@ impl Service {
         let items: Vec<CmdItem> = page
             .messages
             .iter()
-            .map(|m| CmdItem {
+            .zip(&page.positions)
+            .map(|(m, &seq)| CmdItem {
                 cmd_id: Some(CMDID_ADDMSG),
-                cmd_buf: Some(SkBuiltinBuffer::new(add_msg(m).encode_to_vec())),
+                cmd_buf: Some(SkBuiltinBuffer::new(add_msg(m, seq).encode_to_vec())),
             })
             .collect();
         Ok(NewSyncResponse {
@@ -549,7 +551,8 @@ pub fn synckey(seq: u64) -> SyncKey {
     }
 }
 
-fn add_msg(m: &StoredMessage) -> AddMsg {
+/// The AddMsg of a stored message at mailbox position `seq`.
+fn add_msg(m: &StoredMessage, seq: u64) -> AddMsg {
     AddMsg {
         msg_id: Some(i32::try_from(m.msg_id).unwrap_or(0)),
         from_user_name: Some(SkBuiltinString::new(m.from.clone())),
@@ -564,6 +567,7 @@ fn add_msg(m: &StoredMessage) -> AddMsg {
         create_time: Some(m.create_time as u32),
         new_msg_id: Some(m.msg_id as i64),
         client_msg_id: m.client_msg_id.clone(),
+        msg_seq: Some(seq),
     }
 }
 

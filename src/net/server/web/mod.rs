@@ -165,7 +165,10 @@ fn web_to(m: &StoredMessage) -> String {
     }
 }
 
-fn add_msg(m: &StoredMessage) -> Value {
+/// The web AddMsg of a stored message at mailbox position `seq`
+/// (`MsgSeq`, a syncscope extension: a client that handles only part of a
+/// page confirms up to it).
+fn add_msg(m: &StoredMessage, seq: u64) -> Value {
     json!({
         "MsgId": m.msg_id.to_string(), "FromUserName": web_name(&m.from),
         "ToUserName": web_to(m), "MsgType": m.msg_type, "Content": m.content,
@@ -179,7 +182,7 @@ fn add_msg(m: &StoredMessage) -> Value {
         },
         "ForwardFlag": 0, "AppInfo": { "AppID": "", "Type": 0 }, "HasProductId": 0,
         "Ticket": "", "ImgHeight": 0, "ImgWidth": 0, "SubMsgType": 0, "NewMsgId": m.msg_id,
-        "OriContent": "", "EncryFileName": "", "ClientMsgId": m.client_msg_id
+        "OriContent": "", "EncryFileName": "", "ClientMsgId": m.client_msg_id, "MsgSeq": seq
     })
 }
 
@@ -500,7 +503,12 @@ impl Web<'_, '_> {
         })
         .await
         .map_err(store_error)?;
-        let list: Vec<Value> = page.messages.iter().map(add_msg).collect();
+        let list: Vec<Value> = page
+            .messages
+            .iter()
+            .zip(&page.positions)
+            .map(|(m, &seq)| add_msg(m, seq))
+            .collect();
         let key = synckey_value(page.next_seq);
         Ok(json_reply(&json!({
             "BaseResponse": base(0, ""),

@@ -574,7 +574,7 @@ async fn filehelper_and_oneself_are_contacts_and_filehelper_reaches_ones_devices
         .expect("alice's phone syncs");
     assert_eq!(page.messages.len(), 1, "{page:?}");
     assert_eq!(page.messages[0].content, "keep-alive");
-    assert_eq!(add_msg(&page.messages[0])["ToUserName"], "filehelper");
+    assert_eq!(add_msg(&page.messages[0], 1)["ToUserName"], "filehelper");
     // Nothing for bob, and no user called filehelper.
     let found = with_store(&s.store, |st| st.user(FILEHELPER, false))
         .await
