@@ -36,6 +36,7 @@ mod packets;
 mod record;
 mod report;
 mod roles;
+mod sends;
 mod shortlink;
 mod web;
 
@@ -231,6 +232,7 @@ impl<'o, F: FnMut(&FrameRecord)> Analyzer<'o, F> {
             Ids {
                 uin,
                 sid: None,
+                user: None,
                 device,
                 conn: here.conn,
             },

@@ -31,6 +31,7 @@ mod replay_mock;
 mod roles;
 #[cfg(feature = "live")]
 mod sniff;
+mod sync_sends;
 mod synth_mix;
 mod web_server;
 mod web_session;
