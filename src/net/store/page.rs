@@ -14,6 +14,9 @@ use super::sql::{message_row, MESSAGE_COLUMNS, MESSAGE_JOIN};
 use super::view::{mailbox, View};
 use super::{Context, PageLimit, StoreError, StoredMessage, UserId};
 
+/// A message of a page and its mailbox position.
+pub(super) type Positioned = (u64, StoredMessage);
+
 /// One mailbox entry as a page is planned.
 struct Slot {
     seq: u64,
@@ -63,7 +66,7 @@ pub(super) fn page(
     device: &str,
     from: u64,
     limit: PageLimit,
-) -> Result<(Vec<(u64, StoredMessage)>, u64, bool), StoreError> {
+) -> Result<(Vec<Positioned>, u64, bool), StoreError> {
     let mb = mailbox(tx, view, user)?;
     let (taken, more) = if from >= mb.base {
         // Inside the tail: no read of the mailbox.

@@ -5,16 +5,17 @@
 //!
 //! | request | answer |
 //! |---|---|
-//! | `GET /jslogin?appid=..&fun=new[&user=NAME]` | `window.QRLogin.code = 200; window.QRLogin.uuid = "UUID";` |
+//! | `GET` or `POST /jslogin?appid=..&fun=new[&user=NAME]` | `window.QRLogin.code = 200; window.QRLogin.uuid = "UUID";` |
 //! | `GET /cgi-bin/mmwebwx-bin/login?uuid=UUID&tip=1..` | `window.code=201;` (scanned), then `window.code=200;` with `window.redirect_uri="http://HOST/cgi-bin/mmwebwx-bin/webwxnewloginpage?ticket=..&uuid=..&lang=zh_CN&scan=.."`; `408` while nobody confirms, `400` unknown uuid |
-//! | `GET .../webwxnewloginpage?ticket=..&uuid=..` | XML `<error><ret>0</ret>..<skey/><wxsid/><wxuin/><pass_ticket/>..</error>`, cookies `wxsid`, `wxuin`, `webwx_data_ticket` |
+//! | `GET .../webwxnewloginpage?ticket=..&uuid=..` | `301` (no `Location`, as the real service in UOS mode): XML `<error><ret>0</ret>..<skey/><wxsid/><wxuin/><pass_ticket/>..</error>`, cookies `wxsid`, `wxuin`, `webwx_data_ticket` |
 //! | `POST .../webwxinit` `{BaseRequest}` | `BaseResponse`, `User`, `ContactList`, `SyncKey`, `SKey`, ... |
 //! | `POST .../webwxstatusnotify` | `BaseResponse`, `MsgID` |
-//! | `GET .../webwxgetcontact` | `BaseResponse`, `MemberCount`, `MemberList`, `Seq` |
+//! | `GET .../webwxgetcontact` | `BaseResponse`, `MemberCount`, `MemberList` (the user, `filehelper`, the other test users), `Seq` |
+//! | `POST .../webwxbatchgetcontact` `{BaseRequest, List: [{UserName}]}` | `BaseResponse`, `Count`, `ContactList` (those that exist) |
 //! | `GET .../synccheck?sid=..&uin=..&skey=..&synckey=1_1\|2_5\|3_1` | `window.synccheck={retcode:"0",selector:"2"}`, held up to [`Config::web_poll`](super::Config) (25 s) and answered as soon as data arrives; selector `0`: nothing new |
 //! | `POST .../webwxsync` `{BaseRequest, SyncKey, rr}` | `AddMsgList`, `ContinueFlag`, `SyncKey`, `SyncCheckKey`, `SKey`, ... |
 //! | `POST .../webwxsendmsg` `{BaseRequest, Msg{Type, Content, FromUserName, ToUserName, LocalID, ClientMsgId}}` | `BaseResponse`, `MsgID`, `LocalID` |
-//! | `GET .../webwxlogout` | ends the session |
+//! | `GET` or `POST .../webwxlogout` | ends the session; a synccheck it holds is answered `1101` |
 //!
 //! A login is confirmed by a device of the user, as the phone confirms a
 //! QR code: long-link cmd [`WEBLOGIN_CONFIRM`] with the jslogin's uuid
@@ -34,8 +35,11 @@
 //! Session ids (`wxsid`), `skey`, `pass_ticket`, tickets and uuids are
 //! random from the operating system's source (128 bits for ids). Later
 //! requests name their session by `BaseRequest.Sid` (POST), the `sid`
-//! parameter or the `wxsid` cookie (GET); `Uin` and a non-empty `Skey`
-//! must match it. An unknown session is answered as the real service
+//! parameter or the `wxsid` cookie; `Uin` (a number or a string; null,
+//! empty or 0 name nothing) and a non-empty `Skey` must match it;
+//! `pass_ticket` is not needed. What is sent to `filehelper` is the
+//! user's message to themselves (their other devices get it, shown as to
+//! `filehelper`). An unknown session is answered as the real service
 //! does (Ret / retcode 1101, "logged out"); a body that is not JSON, or
 //! lacks what the endpoint needs, gets HTTP 400 and a closed connection.
 //!
