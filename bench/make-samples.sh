@@ -20,7 +20,8 @@
 #
 # (no names: all three).
 #
-# Environment: PORT (default 8080, the long link's usual port; must be free).
+# Environment: PORT (default 8080, the long link's usual port; must be free),
+# BIN (a syncscope with the `live` feature; default: build the release one).
 # Needs libpcap (apt-get install -y libpcap-dev) and python3 (the short-link
 # requests). Only loopback traffic; every step is bounded. Timestamps, ports
 # and MsgIds differ from run to run, the conversation does not.
@@ -30,8 +31,12 @@ cd "$(dirname "$0")/.."
 PORT=${PORT:-8080}
 ADDR=127.0.0.1:$PORT
 
-cargo build --release --features live --bin syncscope >&2
-BIN=target/release/syncscope
+# BIN: a syncscope built with the `live` feature to use instead of building
+# the release one.
+if [ -z "${BIN:-}" ]; then
+  cargo build --release --features live --bin syncscope >&2
+  BIN=target/release/syncscope
+fi
 TMP=$(mktemp -d)
 pids=()
 cleanup() {

@@ -5,6 +5,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
+use super::sends::{newsendmsg_facts, SendFacts};
 use super::{KeyMap, Options};
 use crate::body::identify::Identify;
 use crate::body::messages::{NewSyncRequest, NewSyncResponse};
@@ -12,7 +13,8 @@ use crate::body::protobuf::{decode_raw, to_json, Blob, SchemaError, Schemas};
 use crate::capture::Timestamp;
 use crate::proto::business::{self, BusinessHeader, Outcome, MAGIC};
 use crate::proto::commands::{
-    response, Mapping, Registry, CGI_NEWSYNC, IDENTIFY, NEWSYNC, SEQ_IDENTIFY,
+    response, Mapping, Registry, CGI_NEWSENDMSG, CGI_NEWSYNC, IDENTIFY, NEWSENDMSG, NEWSYNC,
+    SEQ_IDENTIFY,
 };
 use crate::proto::longlink::Header;
 use crate::track::synckey::{Message, Observation, Source};
@@ -99,6 +101,8 @@ pub struct Decoded {
     pub device: Option<String>,
     /// MsgIds of the AddMsg items a newsync response delivers.
     pub msg_ids: Vec<String>,
+    /// A newsendmsg's messages (request) or MsgIDs (answer).
+    pub sends: Option<SendFacts>,
 }
 
 fn blob(body: &[u8]) -> Value {
@@ -139,10 +143,12 @@ impl<'a> IdentifyBody<'a> {
 }
 
 /// Whether a long-link frame's body matters to the trackers even when no
-/// record is wanted: the identify (SyncKey, user, device) and newsync
-/// (SyncKeys, MsgIds).
+/// record is wanted: the identify (SyncKey, user, device), newsync
+/// (SyncKeys, MsgIds) and newsendmsg (ClientMsgIds).
 pub fn tracker_needs_body(h: &Header) -> bool {
-    (h.cmd == IDENTIFY && h.seq == SEQ_IDENTIFY) || h.request_cmd() == NEWSYNC
+    (h.cmd == IDENTIFY && h.seq == SEQ_IDENTIFY)
+        || h.request_cmd() == NEWSYNC
+        || h.request_cmd() == NEWSENDMSG
 }
 
 /// Decodes a long-link frame body. Without `want_value` only what the
@@ -167,6 +173,7 @@ pub fn decode(opts: &Options, h: &Header, body: &[u8], want_value: bool) -> Deco
             d.uin = b.uin;
             d.msg_ids = b.msg_ids;
             d.synckey = b.synckey;
+            d.sends = b.sends;
             return d;
         }
     }
@@ -179,6 +186,9 @@ pub fn decode(opts: &Options, h: &Header, body: &[u8], want_value: bool) -> Deco
             d.synckey = synckey;
             d.msg_ids = msg_ids;
         }
+    }
+    if h.request_cmd() == NEWSENDMSG {
+        d.sends = newsendmsg_facts(body, h.cmd == response(NEWSENDMSG));
     }
     if !want_value {
         return d;
@@ -336,6 +346,8 @@ pub struct Business {
     pub uin: Option<u64>,
     /// MsgIds of the AddMsg items of a newsync response.
     pub msg_ids: Vec<String>,
+    /// A decrypted newsendmsg's messages or MsgIDs.
+    pub sends: Option<SendFacts>,
 }
 
 /// Parses a `0xBF` business packet and, with a key log, decrypts it. The
@@ -368,6 +380,7 @@ pub fn business(opts: &Options, packet: &[u8], message: Option<&str>) -> Option<
         synckey: None,
         uin: Some(h.uin as u64).filter(|&u| u != 0),
         msg_ids: Vec::new(),
+        sends: None,
     };
     match outcome {
         Outcome::Decoded(d) => {
@@ -380,6 +393,9 @@ pub fn business(opts: &Options, packet: &[u8], message: Option<&str>) -> Option<
             out.body = schema_or_raw(opts, message, &d.plaintext);
             if h.cgi == CGI_NEWSYNC {
                 (out.synckey, out.msg_ids) = newsync_facts(&d.plaintext, h.is_response());
+            }
+            if h.cgi == CGI_NEWSENDMSG {
+                out.sends = newsendmsg_facts(&d.plaintext, h.is_response());
             }
         }
         Outcome::Failed(e) => out.summary.error = Some(e.to_string()),

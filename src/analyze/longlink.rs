@@ -296,6 +296,7 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
         let ids = Ids {
             uin: None,
             sid: None,
+            user: None,
             device: None,
             conn: here.conn,
         };
@@ -333,6 +334,13 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
                 decoded.msg_ids.len() as u64,
                 &decoded.msg_ids,
             );
+        }
+        if let Some(f) = decoded.sends.as_ref().filter(|_| kind == h.kind()) {
+            let ids = Ids {
+                uin: decoded.uin,
+                ..ids
+            };
+            self.send_facts(ids, here.ts, f);
         }
         if let Some((source, keys)) = &decoded.synckey {
             self.synckey_seen(

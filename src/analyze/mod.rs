@@ -37,6 +37,7 @@ pub mod plots;
 mod record;
 mod report;
 mod roles;
+mod sends;
 mod shortlink;
 mod web;
 
@@ -234,6 +235,7 @@ impl<'o, F: FnMut(&FrameRecord)> Analyzer<'o, F> {
             Ids {
                 uin,
                 sid: None,
+                user: None,
                 device,
                 conn: here.conn,
             },

@@ -226,6 +226,7 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
                     let ids = Ids {
                         uin: b.uin,
                         sid: None,
+                        user: None,
                         device: None,
                         conn: here.conn,
                     };
@@ -240,6 +241,16 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
                         Kind::Request => self.timeline.sync_request(ids, here.ts),
                         _ => {}
                     }
+                }
+                if let Some(f) = &b.sends {
+                    let ids = Ids {
+                        uin: b.uin,
+                        sid: None,
+                        user: None,
+                        device: None,
+                        conn: here.conn,
+                    };
+                    self.send_facts(ids, here.ts, f);
                 }
                 (b.body, Some(b.summary))
             }
@@ -307,40 +318,28 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
     }
 
     /// A short-link `POST .../newsync` with plain protobuf bodies (the
-    /// reference server's short link): its SyncKeys go on the timeline. The
-    /// user comes from the `uin` query parameter when there is one.
+    /// reference server's short link) of the user `ids` names: its
+    /// SyncKeys go on the timeline.
     pub(super) fn plain_short_newsync(
         &mut self,
-        at: &Here,
-        path: &str,
+        ids: Ids<'_>,
         request: Option<&http::Message>,
         rs: &http::Message,
     ) {
-        let (p, q) = path.split_once('?').unwrap_or((path, ""));
-        if !p.ends_with("/newsync") {
-            return;
-        }
-        let params = crate::proto::web::parse_query(q);
-        let uin = params.get("uin").and_then(|u| u.parse().ok());
-        let ids = Ids {
-            uin,
-            sid: None,
-            device: None,
-            conn: at.conn,
-        };
+        let conn = ids.conn;
         if let Some(rq) = request {
             if let (Some((source, k)), _) = decode::newsync_facts(&rq.body, false) {
-                let obs = source.observation(rq.ts_last, at.conn, k);
+                let obs = source.observation(rq.ts_last, conn, k);
                 self.timeline.observe(ids, obs, false);
                 self.timeline.sync_request(ids, rq.ts_last);
             }
         }
         if let (Some((source, k)), msg_ids) = decode::newsync_facts(&rs.body, true) {
             debug_assert_eq!(source, SyncKeySource::NewsyncResponse);
-            let obs = source.observation(rs.ts_last, at.conn, k);
+            let obs = source.observation(rs.ts_last, conn, k);
             self.timeline.observe(ids, obs, false);
             self.timeline
-                .sync_result(ids, rs.ts_last, at.conn, msg_ids.len() as u64, &msg_ids);
+                .sync_result(ids, rs.ts_last, conn, msg_ids.len() as u64, &msg_ids);
         }
     }
 }

@@ -14,7 +14,10 @@ use super::{micros, Analyzer, AnomalyKind, Here};
 use crate::proto::http::{self, HttpEvent};
 use crate::proto::longlink::Kind;
 use crate::proto::web::{self, Endpoint, WebInfo};
-use crate::track::synckey::{Ids, Message, Observation, Source};
+use crate::track::synckey::{message_digest, Ids, Message, Observation, Source};
+
+/// Path prefix of the reference server's plain-protobuf short link.
+const PLAIN_SHORT_PREFIX: &str = "/cgi-bin/micromsg-bin/";
 
 /// The body of an `http` or `web` record.
 #[derive(Serialize)]
@@ -155,17 +158,29 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
     }
 
     /// A web exchange's facts on the SyncKey timeline.
+    /// `cookie`: the request's Cookie header (a session named only by its
+    /// `wxsid` / `wxuin` cookies).
     fn web_facts(
         &mut self,
         at: &Here,
         ex: &web::WebExchange,
         req_ts: crate::capture::Timestamp,
         rs: &http::Message,
+        cookie: Option<&str>,
     ) {
         let i = &ex.info;
+        let from_cookie = |name| cookie.and_then(|c| web::cookie(c, name));
         let ids = Ids {
-            uin: i.uin,
-            sid: i.sid.as_deref(),
+            uin: i
+                .uin
+                .filter(|&u| u != 0)
+                .or_else(|| from_cookie("wxuin").and_then(|u| u.parse().ok())),
+            sid: i
+                .sid
+                .as_deref()
+                .filter(|s| !s.is_empty())
+                .or_else(|| from_cookie("wxsid")),
+            user: None,
             device: None,
             conn: at.conn,
         };
@@ -232,8 +247,14 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
             }
         }
         if let Some(c) = &i.client_msg_id {
+            let msg = &ex.request["Msg"];
+            let what = message_digest(
+                &web::id_string(&msg["ToUserName"]),
+                web::as_u64(&msg["Type"]).unwrap_or(0),
+                &web::id_string(&msg["Content"]),
+            );
             self.timeline
-                .sent(ids, rs.ts_last, at.conn, c, i.msg_id.as_deref());
+                .sent(ids, rs.ts_last, at.conn, c, Some(what), i.msg_id.as_deref());
         }
     }
 
@@ -246,9 +267,15 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
         match &ex {
             Some(ex) => {
                 let req_ts = request.map_or(rs.ts_first, |r| r.ts_last);
-                self.web_facts(at, ex, req_ts, rs);
+                let cookie = request.and_then(|r| r.header_str("cookie"));
+                self.web_facts(at, ex, req_ts, rs, cookie);
             }
-            None => self.plain_short_newsync(at, &path, request, rs),
+            None => {
+                let (p, q) = path.split_once('?').unwrap_or((&path, ""));
+                if let Some(cgi) = p.strip_prefix(PLAIN_SHORT_PREFIX) {
+                    self.plain_short_link(at.conn, cgi, q, request, rs);
+                }
+            }
         }
         self.http_record(at, request, Some(rs), ex.as_ref());
     }

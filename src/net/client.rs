@@ -35,8 +35,8 @@ use crate::body::messages::{
 use crate::body::synckey::SyncKey;
 mod listen;
 
+pub(super) use self::listen::{key_at, listen_on, Link, Listener, Mailbox, Stop};
 pub use self::listen::{listen, ListenOptions, ListenOutcome, ListenSink};
-pub(super) use self::listen::{listen_on, Link, Listener, Mailbox, Stop};
 
 use crate::proto::commands::{
     response, AUTOAUTH, ERROR, IDENTIFY, MANUALAUTH, NEWNOTIFY, NEWSENDMSG, NEWSYNC, NOOP,

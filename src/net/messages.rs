@@ -52,6 +52,10 @@ pub struct ChatMessage {
     pub content: String,
     pub msg_id: u64,
     pub client_msg_id: Option<String>,
+    /// Its position in the receiver's mailbox, when the server says
+    /// (syncscope's `MsgSeq`): what a client presents to confirm up to it.
+    #[serde(skip)]
+    pub seq: Option<u64>,
 }
 
 impl AddMsg {
@@ -65,6 +69,7 @@ impl AddMsg {
                 None => self.msg_id.unwrap_or_default() as u64,
             },
             client_msg_id: self.client_msg_id.clone(),
+            seq: self.msg_seq,
         }
     }
 }

@@ -61,6 +61,10 @@ pub mod webclient;
 /// Message type of a text message (protocol.md section 6).
 pub const MSG_TYPE_TEXT: u32 = 1;
 pub use crate::body::messages::CMDID_ADDMSG;
+/// The built-in contact every user has (as on the real service): what is
+/// sent to it is the user's message to themselves, delivered to their
+/// other devices (and shown as sent to `filehelper`).
+pub const FILEHELPER: &str = "filehelper";
 /// SyncKey key id that counts the messages of a user's mailbox.
 pub const KEY_MESSAGES: u32 = 2;
 

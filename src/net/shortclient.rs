@@ -221,6 +221,10 @@ impl Mailbox for ShortSession {
     fn adopt_key(&mut self, key: SyncKey) {
         self.synckey = key;
     }
+
+    fn key_at(key: &SyncKey, seq: u64) -> SyncKey {
+        client::key_at(key, seq)
+    }
 }
 
 /// The short link for [`client::listen_on`]: newsync every `poll`.

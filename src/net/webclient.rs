@@ -42,6 +42,7 @@ use super::client::{
     SendAck, SendFailed, SendOptions, Stop,
 };
 use super::messages::{ChatMessage, IdentifyExt};
+use crate::net::KEY_MESSAGES;
 use crate::proto::web::{self as wire, KeyMap};
 
 /// The web client's appid (the real one, which the server expects).
@@ -245,7 +246,7 @@ impl WebSession {
             .join("; ")
     }
 
-    /// A GET, checked for status 200.
+    /// A GET, checked for status 200 (or 301 for the ticket page).
     async fn get(
         &mut self,
         what: &'static str,
@@ -292,7 +293,10 @@ impl WebSession {
         for (k, v) in r.set_cookies() {
             self.cookies.insert(k.to_owned(), v.to_owned());
         }
-        if r.status != 200 {
+        // The ticket page comes as a 301 without a Location (the real
+        // service in UOS mode), or a 200: its body is the answer either way.
+        let ok = r.status == 200 || (what == "webwxnewloginpage" && r.status == 301);
+        if !ok {
             return Err(ClientError::Http {
                 what,
                 status: r.status,
@@ -565,6 +569,15 @@ impl client::Mailbox for WebSession {
     fn adopt_key(&mut self, (synckey, synccheck_key): Self::Key) {
         self.synckey = synckey;
         self.synccheck_key = synccheck_key;
+    }
+
+    fn key_at((synckey, synccheck_key): &Self::Key, seq: u64) -> Self::Key {
+        let at = |k: &KeyMap| {
+            let mut k = k.clone();
+            k.insert(KEY_MESSAGES, seq);
+            k
+        };
+        (at(synckey), at(synccheck_key))
     }
 }
 

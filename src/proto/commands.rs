@@ -75,6 +75,8 @@ pub const fn response(cmd: u32) -> u32 {
 
 /// Short-link cgi number of newsync (business packets, `POST .../newsync`).
 pub const CGI_NEWSYNC: u32 = 138;
+/// Short-link cgi number of newsendmsg.
+pub const CGI_NEWSENDMSG: u32 = 522;
 
 /// Short-link cgi numbers (the business header's cgi field) and their
 /// names: those seen in the real capture and the seed documents.
@@ -86,7 +88,7 @@ const CGIS: &[(u32, &str)] = &[
     (302, "getprofile"),
     (379, "getcdndns"),
     (518, "heartbeat"),
-    (522, "newsendmsg"),
+    (CGI_NEWSENDMSG, "newsendmsg"),
     (701, "manualauth"),
     (702, "autoauth"),
     (721, "checkresupdate"),

@@ -283,6 +283,15 @@ pub fn as_i64(v: &Value) -> Option<i64> {
         .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
 }
 
+/// The value of cookie `name` in a Cookie header (`a=1; b=2`).
+pub fn cookie<'h>(header: &'h str, name: &str) -> Option<&'h str> {
+    header
+        .split(';')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| k.trim() == name)
+        .map(|(_, v)| v.trim())
+}
+
 /// Ids are numbers or strings depending on the client: keep them as text.
 pub fn id_string(v: &Value) -> String {
     match v {

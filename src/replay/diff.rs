@@ -18,6 +18,7 @@ pub const DEFAULT_VOLATILE: &[&str] = &[
     "synckey_count",
     "MsgId",
     "NewMsgId",
+    "MsgSeq",
     "CreateTime",
     "ServerTime",
     "AutoAuthKey",

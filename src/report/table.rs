@@ -466,9 +466,12 @@ pub fn sessions(sessions: &[crate::track::synckey::Session], view: &View) -> Str
             s,
             "{}",
             view.wrap(&format!(
-                "Session {n}: uin {}, sid {}{} — {} observations, {} transitions, {} anomalies",
+                "Session {n}: uin {}, sid {}{}{} — {} observations, {} transitions, {} anomalies",
                 ses.uin.map_or_else(|| "-".to_owned(), |u| u.to_string()),
                 ses.sid.as_deref().unwrap_or("-"),
+                ses.user
+                    .as_deref()
+                    .map_or_else(String::new, |u| format!(", user {u}")),
                 ses.device
                     .as_deref()
                     .map_or_else(String::new, |d| format!(", device {d}")),

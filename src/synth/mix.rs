@@ -470,6 +470,7 @@ impl<W: Write> Gen<'_, W> {
                 create_time: Some(now),
                 new_msg_id: Some((self.rng.next() >> 1) as i64),
                 client_msg_id: None,
+                msg_seq: None,
             };
             let item = CmdItem {
                 cmd_id: Some(CMDID_ADDMSG),

@@ -178,6 +178,10 @@ pub struct Timings {
 pub struct Session {
     pub uin: Option<u64>,
     pub sid: Option<String>,
+    /// The user name, when the traffic names one (the reference server's
+    /// short link: `?user=`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub device: Option<String>,
     pub observations: Vec<Observation>,
@@ -209,6 +213,16 @@ struct State {
 /// users.
 pub const RECENT_IDS: usize = 1 << 18;
 
+/// Messages one ClientMsgId is remembered for (a collision past it is
+/// reported against the ones kept).
+const MAX_SENDS_PER_ID: usize = 8;
+
+/// What a sent message is, for telling a resend from a ClientMsgId reused
+/// for another message: a 64-bit hash of its recipient, type and content.
+pub fn message_digest(to: &str, msg_type: u64, content: &str) -> u64 {
+    foldhash::fast::FixedState::default().hash_one((to, msg_type, content))
+}
+
 /// Ids (MsgIds, ClientMsgIds) seen lately, each with a value and the
 /// session it belongs to: the last [`RECENT_IDS`] insertions, by a 64-bit
 /// hash of (session, id) (a false match needs a hash collision among a
@@ -226,6 +240,19 @@ impl<V> Recent<V> {
 
     fn get(&self, session: usize, id: &str) -> Option<&V> {
         self.map.get(&Self::key(session, id))
+    }
+
+    fn get_mut(&mut self, session: usize, id: &str) -> Option<&mut V> {
+        self.map.get_mut(&Self::key(session, id))
+    }
+
+    /// Sets `id` of `session` to `v`, inserted or replaced.
+    fn put(&mut self, session: usize, id: &str, v: V) {
+        if let Some(old) = self.get_mut(session, id) {
+            *old = v;
+        } else {
+            self.insert(session, id, v);
+        }
     }
 
     /// Inserts `id` of `session` unless it is there; false when it was.
@@ -250,6 +277,9 @@ impl<V> Recent<V> {
 pub struct Ids<'a> {
     pub uin: Option<u64>,
     pub sid: Option<&'a str>,
+    /// A user name (the reference server's short link names its user
+    /// with `?user=`).
+    pub user: Option<&'a str>,
     /// The device, when the event names one (a long-link identify): a
     /// user's devices keep their own SyncKeys, so each is a session.
     pub device: Option<&'a str>,
@@ -263,11 +293,17 @@ pub struct Timeline {
     by_uin: HashMap<u64, usize>,
     by_device: HashMap<(u64, String), usize>,
     by_sid: HashMap<String, usize>,
+    by_user: HashMap<String, usize>,
     by_conn: HashMap<u64, usize>,
     /// MsgIds delivered lately (a redelivery comes soon after the first).
     msg_ids: Recent<()>,
-    /// ClientMsgIds sent lately, with the MsgID the server answered.
-    client_msgs: Recent<Option<String>>,
+    /// ClientMsgIds sent lately: each message sent with it (what it was,
+    /// [`message_digest`], when known) and the MsgID the server answered.
+    client_msgs: Recent<Vec<(Option<u64>, Option<String>)>>,
+    /// Sends whose answer has not come yet, by connection and ClientMsgId:
+    /// what they were (long and short link: the answer names only the
+    /// ClientMsgId).
+    sending: Recent<u64>,
     /// The packet being processed ([`Timeline::at_packet`]).
     packet: Option<u64>,
 }
@@ -345,6 +381,7 @@ impl Timeline {
             None => ids
                 .uin
                 .and_then(|u| self.by_uin.get(&u).copied())
+                .or_else(|| ids.user.and_then(|u| self.by_user.get(u).copied()))
                 .or_else(|| ids.sid.and_then(|s| self.by_sid.get(s).copied()))
                 .or_else(|| self.by_conn.get(&ids.conn).copied()),
         };
@@ -368,12 +405,22 @@ impl Timeline {
             s.sid.get_or_insert_with(|| sid.to_owned());
             self.by_sid.entry(sid.to_owned()).or_insert(i);
         }
+        if let Some(user) = ids.user.filter(|u| !u.is_empty()) {
+            s.user.get_or_insert_with(|| user.to_owned());
+            self.by_user.entry(user.to_owned()).or_insert(i);
+        }
         if device.is_some() {
             self.by_conn.insert(ids.conn, i);
         } else {
             self.by_conn.entry(ids.conn).or_insert(i);
         }
         i
+    }
+
+    /// These ids name one session (an auth answer giving a session cookie
+    /// for a uin).
+    pub fn link(&mut self, ids: Ids<'_>) {
+        self.session(ids);
     }
 
     /// The session's start is in the capture (web login or webwxinit).
@@ -550,45 +597,98 @@ impl Timeline {
             .push(answered.nanos_since(&started) as f64 / 1e6);
     }
 
-    /// A message sent with a client id, and the MsgID the server answered.
+    /// A message sent with a client id whose answer is still to come (long
+    /// and short link): what it was ([`message_digest`]), for [`Self::sent`].
+    pub fn sending(&mut self, conn: u64, client_msg_id: &str, what: u64) {
+        self.sending.put(conn as usize, client_msg_id, what);
+    }
+
+    /// A message sent with a client id, what it was ([`message_digest`]:
+    /// recipient, type and content; `None`: the request was not seen, or
+    /// it was given to [`Self::sending`]), and the MsgID the server
+    /// answered. The same ClientMsgId sent again for the same message is a
+    /// resend (`client_msg_resend`); for another message, a collision
+    /// (`client_msg_id_collision`: clients make the ids from a clock, and a
+    /// server that takes it for a resend drops the message).
     pub fn sent(
         &mut self,
         ids: Ids<'_>,
         ts: Timestamp,
         conn: u64,
         client_msg_id: &str,
+        what: Option<u64>,
         msg_id: Option<&str>,
     ) {
+        let what = what.or_else(|| self.sending.get(conn as usize, client_msg_id).copied());
         let i = self.session(ids);
-        let s = &mut self.sessions[i];
-        match self.client_msgs.get(i, client_msg_id) {
-            Some(prev) => {
-                let same = prev.as_deref() == msg_id;
-                s.anomalies.push(Anomaly {
-                    kind: "client_msg_resend",
-                    ts,
-                    conn,
-                    dir: Direction::ServerToClient,
-                    packet: self.packet,
-                    detail: format!(
-                        "ClientMsgId {client_msg_id} sent again; {}",
-                        if same {
-                            format!("answered with the same MsgID {}", msg_id.unwrap_or("-"))
+        let packet = self.packet;
+        let anomaly = |kind, detail| Anomaly {
+            kind,
+            ts,
+            conn,
+            dir: Direction::ServerToClient,
+            packet,
+            detail,
+        };
+        let Some(prev) = self.client_msgs.get_mut(i, client_msg_id) else {
+            self.client_msgs
+                .insert(i, client_msg_id, vec![(what, msg_id.map(str::to_owned))]);
+            return;
+        };
+        let unknown = what.is_none() || prev.iter().any(|(w, _)| w.is_none());
+        let found = match prev.iter().find(|(w, _)| *w == what) {
+            Some(p) => Some(p),
+            // Cannot tell the messages apart: the latest.
+            None if unknown => prev.last(),
+            None => None,
+        };
+        let found = found.map(|(_, m)| m.clone());
+        let name = |m: &Option<String>| m.clone().unwrap_or_else(|| "-".to_owned());
+        let a = match found {
+            Some(first) => anomaly(
+                "client_msg_resend",
+                format!(
+                    "ClientMsgId {client_msg_id} sent again{}; {}",
+                    if unknown { "" } else { " for the same message" },
+                    if first.as_deref() == msg_id {
+                        format!("answered with the same MsgID {}", name(&first))
+                    } else {
+                        format!(
+                            "answered with a different MsgID ({} then {})",
+                            name(&first),
+                            msg_id.unwrap_or("-")
+                        )
+                    }
+                ),
+            ),
+            None => {
+                let first = prev.first().and_then(|(_, m)| m.clone());
+                if prev.len() < MAX_SENDS_PER_ID {
+                    prev.push((what, msg_id.map(str::to_owned)));
+                }
+                anomaly(
+                    "client_msg_id_collision",
+                    format!(
+                        "ClientMsgId {client_msg_id} reused for another message (another \
+                         recipient, type or content); {}",
+                        if msg_id.is_some() && first.as_deref() == msg_id {
+                            format!(
+                                "answered with the first one's MsgID {}: taken for a resend, \
+                                 so never delivered",
+                                name(&first)
+                            )
                         } else {
                             format!(
-                                "answered with a different MsgID ({} then {})",
-                                prev.as_deref().unwrap_or("-"),
+                                "answered with its own MsgID ({} then {})",
+                                name(&first),
                                 msg_id.unwrap_or("-")
                             )
                         }
                     ),
-                });
+                )
             }
-            None => {
-                self.client_msgs
-                    .insert(i, client_msg_id, msg_id.map(str::to_owned));
-            }
-        }
+        };
+        self.sessions[i].anomalies.push(a);
     }
 
     /// Sessions with their transitions computed, in order of first appearance.
@@ -618,296 +718,4 @@ impl Timeline {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn t(s: i64) -> Timestamp {
-        Timestamp::new(s, 0, 6)
-    }
-
-    fn obs(s: i64, conn: u64, source: Source, message: &str, keys: &[(u32, u64)]) -> Observation {
-        Observation {
-            ts: t(s),
-            conn,
-            dir: if source == Source::ServerIssued {
-                Direction::ServerToClient
-            } else {
-                Direction::ClientToServer
-            },
-            source,
-            message: message.parse().expect("a known message"),
-            keys: keys.iter().copied().collect(),
-            packet: None,
-        }
-    }
-
-    #[test]
-    fn messages_round_trip_their_names() {
-        for m in Message::ALL {
-            assert_eq!(m.as_str().parse::<Message>(), Ok(m));
-            assert_eq!(serde_json::to_value(m).unwrap(), m.as_str());
-        }
-        assert_eq!(
-            serde_json::to_string(&Message::WebwxsyncResponseSyncCheckKey).unwrap(),
-            r#""webwxsync_response.SyncCheckKey""#
-        );
-        assert!("longlink_identify".parse::<Message>().is_err());
-    }
-
-    #[test]
-    fn each_device_of_a_user_is_its_own_session() {
-        let mut tl = Timeline::new();
-        let ids = |device, conn| Ids {
-            uin: Some(5),
-            sid: None,
-            device,
-            conn,
-        };
-        // An event without a device first (a short-link newsync), then the
-        // phone's identify claims that session; the pad gets its own.
-        tl.observe(
-            ids(None, 1),
-            obs(1, 1, Source::ServerIssued, "newsync_response", &[(2, 3)]),
-            false,
-        );
-        tl.observe(
-            ids(Some("phone"), 2),
-            obs(2, 2, Source::ClientPresented, "identify", &[(2, 3)]),
-            false,
-        );
-        tl.observe(
-            ids(Some("pad"), 3),
-            obs(3, 3, Source::ClientPresented, "identify", &[(2, 0)]),
-            false,
-        );
-        // Later frames of the pad's connection name no device.
-        let later = Ids {
-            uin: None,
-            sid: None,
-            device: None,
-            conn: 3,
-        };
-        tl.observe(
-            later,
-            obs(4, 3, Source::ServerIssued, "newsync_response", &[(2, 1)]),
-            false,
-        );
-        let s = tl.finish();
-        assert_eq!(s.len(), 2, "{s:?}");
-        assert_eq!(s[0].device.as_deref(), Some("phone"));
-        assert_eq!(s[0].observations.len(), 2);
-        assert_eq!(s[1].device.as_deref(), Some("pad"));
-        assert_eq!(s[1].observations.len(), 2);
-        // The pad's older key is not stale against the phone's.
-        assert!(s.iter().all(|x| x.anomalies.is_empty()), "{s:?}");
-    }
-
-    #[test]
-    fn binary_and_web_flows_of_one_uin_share_a_timeline() {
-        let mut tl = Timeline::new();
-        let web = Ids {
-            uin: Some(7),
-            sid: Some("S"),
-            device: None,
-            conn: 3,
-        };
-        tl.start(web);
-        tl.observe(
-            web,
-            obs(1, 3, Source::ServerIssued, "webwxinit", &[(1, 10), (2, 20)]),
-            false,
-        );
-        tl.observe(
-            Ids {
-                uin: None,
-                sid: Some("S"),
-                device: None,
-                conn: 4,
-            },
-            obs(
-                2,
-                4,
-                Source::ClientPresented,
-                "webwxsync_request",
-                &[(1, 10), (2, 20)],
-            ),
-            false,
-        );
-        tl.observe(
-            Ids {
-                uin: Some(7),
-                sid: None,
-                device: None,
-                conn: 9,
-            },
-            obs(
-                3,
-                9,
-                Source::ServerIssued,
-                "newsync_response",
-                &[(1, 12), (2, 20)],
-            ),
-            false,
-        );
-        let s = tl.finish();
-        assert_eq!(s.len(), 1);
-        assert_eq!((s[0].uin, s[0].sid.as_deref()), (Some(7), Some("S")));
-        assert_eq!(s[0].observations.len(), 3);
-        assert_eq!(s[0].transitions.len(), 1);
-        let tr = &s[0].transitions[0];
-        assert_eq!((tr.from, tr.to), (1, 2));
-        assert_eq!(
-            tr.changed[&1],
-            Change {
-                from: Some(10),
-                to: Some(12),
-                delta: Some(2)
-            }
-        );
-        assert!(s[0].anomalies.is_empty(), "{:?}", s[0].anomalies);
-    }
-
-    #[test]
-    fn regression_stale_never_issued_and_synccheck_mismatch() {
-        let mut tl = Timeline::new();
-        let ids = Ids {
-            uin: Some(1),
-            sid: Some("S"),
-            device: None,
-            conn: 0,
-        };
-        tl.start(ids);
-        tl.observe(
-            ids,
-            obs(1, 0, Source::ServerIssued, "webwxinit", &[(1, 10), (2, 20)]),
-            false,
-        );
-        tl.observe(
-            ids,
-            obs(
-                2,
-                0,
-                Source::ServerIssued,
-                "webwxsync_response",
-                &[(1, 11), (2, 21)],
-            ),
-            false,
-        );
-        tl.observe(
-            ids,
-            obs(
-                3,
-                0,
-                Source::ClientPresented,
-                "webwxsync_request",
-                &[(1, 10), (2, 20)],
-            ),
-            false,
-        );
-        tl.observe(
-            ids,
-            obs(
-                4,
-                0,
-                Source::ClientPresented,
-                "webwxsync_request",
-                &[(1, 99), (2, 21)],
-            ),
-            false,
-        );
-        tl.observe(
-            ids,
-            obs(
-                5,
-                0,
-                Source::ServerIssued,
-                "webwxsync_response",
-                &[(1, 12), (2, 19)],
-            ),
-            false,
-        );
-        tl.observe(
-            ids,
-            obs(
-                6,
-                0,
-                Source::SynccheckParam,
-                "synccheck",
-                &[(1, 11), (2, 21)],
-            ),
-            false,
-        );
-        let s = tl.finish();
-        let kinds: Vec<(&str, i64)> = s[0].anomalies.iter().map(|a| (a.kind, a.ts.secs)).collect();
-        assert_eq!(
-            kinds,
-            [
-                ("stale_key", 3),
-                ("never_issued", 4),
-                ("key_regression", 5),
-                ("synccheck_mismatch", 6)
-            ]
-        );
-        assert!(
-            s[0].anomalies[2].detail.contains("2: 21 -> 19"),
-            "{}",
-            s[0].anomalies[2].detail
-        );
-    }
-
-    #[test]
-    fn selectors_messages_resends_and_timings() {
-        let mut tl = Timeline::new();
-        let ids = Ids {
-            uin: Some(1),
-            sid: None,
-            device: None,
-            conn: 0,
-        };
-        tl.notified(ids, t(10), Some(2));
-        tl.sync_request(ids, t(11));
-        tl.sync_result(ids, t(12), 0, 0, &[]);
-        tl.sync_result(ids, t(13), 0, 2, &["a".into(), "b".into()]);
-        tl.sync_result(ids, t(14), 0, 1, &["b".into()]);
-        tl.sent(ids, t(15), 0, "c1", Some("m1"));
-        tl.sent(ids, t(16), 0, "c1", Some("m1"));
-        tl.sent(ids, t(17), 0, "c2", Some("m2"));
-        tl.sent(ids, t(18), 0, "c2", Some("m3"));
-        tl.longpoll(ids, t(20), t(45));
-        let s = tl.finish();
-        let kinds: Vec<&str> = s[0].anomalies.iter().map(|a| a.kind).collect();
-        assert_eq!(
-            kinds,
-            [
-                "empty_sync_after_selector",
-                "duplicate_msgid",
-                "client_msg_resend",
-                "client_msg_resend"
-            ]
-        );
-        assert!(s[0].anomalies[2].detail.contains("same MsgID m1"));
-        assert!(s[0].anomalies[3]
-            .detail
-            .contains("different MsgID (m2 then m3)"));
-        assert_eq!(s[0].timings.notify_to_sync_ms, [1000.0]);
-        assert_eq!(s[0].timings.longpoll_ms, [25000.0]);
-    }
-
-    #[test]
-    fn recent_ids_forget_the_oldest_beyond_the_window() {
-        let mut r: Recent<u32> = Recent::default();
-        assert!(r.insert(0, "a", 1));
-        assert!(!r.insert(0, "a", 2), "already there");
-        assert!(r.insert(1, "a", 5), "another session's id is another id");
-        assert_eq!(r.get(0, "a"), Some(&1));
-        for i in 0..RECENT_IDS - 2 {
-            assert!(r.insert(2, &i.to_string(), 0));
-        }
-        assert_eq!(r.get(0, "a"), Some(&1), "still inside the window");
-        assert!(r.insert(2, "one more", 0));
-        assert_eq!(r.get(0, "a"), None, "the oldest is forgotten");
-        assert_eq!(r.get(1, "a"), Some(&5));
-        assert_eq!((r.map.len(), r.order.len()), (RECENT_IDS, RECENT_IDS));
-        assert!(r.insert(0, "a", 3), "a forgotten id counts as new");
-    }
-}
+mod tests;

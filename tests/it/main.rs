@@ -32,7 +32,9 @@ mod replay_mock;
 mod roles;
 #[cfg(feature = "live")]
 mod sniff;
+mod sync_sends;
 mod synth_mix;
 mod web_server;
 mod web_session;
+mod web_wechat4u;
 mod wechat_crypto;

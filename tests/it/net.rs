@@ -245,6 +245,7 @@ async fn send_and_receive_between_two_users() {
             content: "hello bob".into(),
             msg_id: ack.msg_id,
             client_msg_id: Some(ack.client_msg_id.clone()),
+            seq: Some(1),
         }]
     );
     // And back, on the same session.
@@ -1262,6 +1263,52 @@ fn cli_send_and_listen() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// `listen --count N` with more than N waiting confirms what it printed,
+/// and only that: the next run goes on from there (long and short link).
+#[test]
+fn cli_listen_with_a_count_confirms_what_it_printed_and_no_more() {
+    let serve = ServeProcess::start(&["--memory", "--users", "alice,bob,carol"]);
+    let client = |args: &[&str]| {
+        let mut c = syncscope();
+        c.args(["client", "--server", &serve.addr]).args(args);
+        c
+    };
+    for (user, link) in [("bob", None), ("carol", Some("--short"))] {
+        for text in ["one", "two", "three", "four"] {
+            let out = run_bounded(client(&["--user", "alice", "send", user, text]));
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let listen = |count: &str, timeout: &str| {
+            let mut args = vec!["--user", user];
+            args.extend(link);
+            args.extend(["listen", "--count", count, "--timeout", timeout]);
+            args.extend(["--format", "ndjson"]);
+            let out = run_bounded(client(&args));
+            let texts: Vec<String> = String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .map(|l| {
+                    let m: serde_json::Value = serde_json::from_str(l).expect("ndjson");
+                    m["content"].as_str().unwrap_or_default().to_owned()
+                })
+                .collect();
+            (out.status.code(), texts)
+        };
+        assert_eq!(listen("1", "10"), (Some(0), vec!["one".into()]), "{link:?}");
+        assert_eq!(
+            listen("2", "10"),
+            (Some(0), vec!["two".into(), "three".into()]),
+            "{link:?}"
+        );
+        // The rest, once; then nothing (timed out, exit 1).
+        assert_eq!(listen("5", "2"), (Some(1), vec!["four".into()]), "{link:?}");
+        assert_eq!(listen("1", "1"), (Some(1), vec![]), "{link:?}");
+    }
 }
 
 #[test]

@@ -153,6 +153,8 @@ async fn the_short_link_sample_matches_on_a_fresh_server() {
 /// conn 3 of the web sample: bob logs in on the web (jslogin, login poll,
 /// ticket page, webwxinit, statusnotify), sends to alice and logs out.
 const WEB_SEND: u64 = 3;
+/// The session id that session had in the recording.
+const WEB_SEND_SID: &str = "75bb4b2825d97a68b5261dfb5e5a75b5";
 
 /// A fresh server as the sample's (test users alice and bob, the web
 /// contacts), where alice exists, as she did when conn 3 was recorded
@@ -200,7 +202,7 @@ async fn a_web_session_matches_on_a_fresh_server_with_live_ids() {
             e.substituted
         );
     }
-    let rec_sid = "35c74f882644cc62d539da14cb729ea6";
+    let rec_sid = WEB_SEND_SID;
     assert!(run.tokens.get_str(rec_sid).is_some_and(|l| l != rec_sid));
     assert_eq!(run.rows[0].counts.matched, 8);
     assert_eq!(run.rows[0].error, None);
@@ -215,7 +217,7 @@ async fn a_second_replay_on_the_same_server_logs_in_with_the_live_ids() {
     let second = replay(srv.addr.to_string(), sessions(&rec, &[WEB_SEND]), &opts).await;
     assert_all_matched(&second);
     // Each run learned its own live session id for the recorded one.
-    let rec_sid = "35c74f882644cc62d539da14cb729ea6";
+    let rec_sid = WEB_SEND_SID;
     assert_ne!(
         first.tokens.get_str(rec_sid),
         second.tokens.get_str(rec_sid)

@@ -192,6 +192,10 @@ impl Web {
             .unwrap_or_else(|| panic!("redirect to the Host asked: {uri}"))
             .to_owned();
         let r = http.get(&format!("{target}&fun=new&version=v2"));
+        // As the real service in UOS mode: 301, the XML and the cookies,
+        // no Location.
+        assert_eq!(r.status, 301, "{r:?}");
+        assert!(r.header_values("location").is_empty(), "{r:?}");
         assert_eq!(xml(&r.body, "ret").as_deref(), Some("0"), "{r:?}");
         let sid = xml(&r.body, "wxsid").expect("wxsid");
         let uin = xml(&r.body, "wxuin").expect("wxuin");
@@ -280,7 +284,7 @@ impl Web {
 
 /// `client` as `user`'s phone, with the user's password when the server
 /// has them.
-fn phone(addr: &str, user: &str, password: Option<&str>) -> Command {
+pub(crate) fn phone(addr: &str, user: &str, password: Option<&str>) -> Command {
     let mut c = syncscope();
     c.args([
         "client", "--server", addr, "--user", user, "--device", "phone",
@@ -295,7 +299,13 @@ fn long_link_send(addr: &str, from: &str, to: &str, text: &str) {
     long_link_send_as(addr, from, None, to, text)
 }
 
-fn long_link_send_as(addr: &str, from: &str, password: Option<&str>, to: &str, text: &str) {
+pub(crate) fn long_link_send_as(
+    addr: &str,
+    from: &str,
+    password: Option<&str>,
+    to: &str,
+    text: &str,
+) {
     let mut c = phone(addr, from, password);
     c.args(["send", to, text]);
     let out = run_bounded(c);
@@ -310,7 +320,12 @@ fn long_link_listen(addr: &str, user: &str, count: usize) -> Vec<Value> {
     long_link_listen_as(addr, user, None, count)
 }
 
-fn long_link_listen_as(addr: &str, user: &str, password: Option<&str>, count: usize) -> Vec<Value> {
+pub(crate) fn long_link_listen_as(
+    addr: &str,
+    user: &str,
+    password: Option<&str>,
+    count: usize,
+) -> Vec<Value> {
     let mut c = phone(addr, user, password);
     c.args(["listen", "--count", &count.to_string(), "--timeout", "10"]);
     c.args(["--format", "ndjson"]);

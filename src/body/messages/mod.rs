@@ -160,6 +160,10 @@ pub struct AddMsg {
     /// tell a resend from a new message.
     #[prost(string, optional, tag = "100")]
     pub client_msg_id: Option<String>,
+    /// syncscope extension: the message's position in the receiver's
+    /// mailbox, so a client that stops inside a page can confirm up to it.
+    #[prost(uint64, optional, tag = "101")]
+    pub msg_seq: Option<u64>,
 }
 
 /// cgi newsendmsg (long-link cmd 237).

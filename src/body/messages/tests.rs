@@ -21,6 +21,7 @@ fn structs_agree_with_the_proto_file() {
         create_time: Some(1_700_000_000),
         new_msg_id: Some(3),
         client_msg_id: Some("42".into()),
+        msg_seq: Some(7),
     };
     let send = NewSendMsgRequest {
         count: Some(1),

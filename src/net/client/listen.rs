@@ -11,6 +11,7 @@ use tokio::time::{sleep, timeout, timeout_at, Instant};
 use super::{ClientError, Config, Session};
 use crate::body::synckey::SyncKey;
 use crate::net::messages::ChatMessage;
+use crate::net::KEY_MESSAGES;
 
 /// Where [`listen`] delivers.
 pub trait ListenSink {
@@ -53,22 +54,28 @@ pub(in crate::net) struct Listener<'a, S: ListenSink> {
 }
 
 impl<S: ListenSink> Listener<'_, S> {
-    /// Hands over a page's new messages; `false` when it stopped inside
-    /// the page (whose key must then not be presented).
-    pub(in crate::net) fn page(&mut self, messages: &[ChatMessage]) -> bool {
+    /// Hands over a page's new messages. `Err(last)` when it stopped
+    /// inside the page (whose key must then not be presented): `last` is
+    /// the mailbox position of the last message handled, when the server
+    /// gave positions, the key to present instead (it confirms what was
+    /// handled and nothing after it).
+    pub(in crate::net) fn page(&mut self, messages: &[ChatMessage]) -> Result<(), Option<u64>> {
+        let mut last = None;
         for m in messages {
             if self.count.is_some_and(|c| self.received >= c) {
-                return false;
+                return Err(last);
             }
+            // Handled: now, or before (a page offered again).
+            last = m.seq.or(last);
             if !self.seen.insert(m.msg_id) {
                 continue;
             }
             self.received += 1;
             if !self.sink.message(m) {
-                return false;
+                return Err(last);
             }
         }
-        true
+        Ok(())
     }
 
     pub(in crate::net) fn done(&self) -> bool {
@@ -85,7 +92,11 @@ impl<S: ListenSink> Listener<'_, S> {
         let mut any = false;
         loop {
             let (messages, more, key) = s.fetch().await?;
-            if !self.page(&messages) {
+            if let Err(last) = self.page(&messages) {
+                // What was handled is confirmed at close, not the rest.
+                if let Some(seq) = last {
+                    s.adopt_key(M::key_at(&key, seq));
+                }
                 return Ok(Err(Stop::Done));
             }
             any |= !messages.is_empty();
@@ -108,6 +119,9 @@ pub(in crate::net) trait Mailbox {
     async fn fetch(&mut self) -> Result<(Vec<ChatMessage>, bool, Self::Key), ClientError>;
     /// Makes `key` the one presented next.
     fn adopt_key(&mut self, key: Self::Key);
+    /// `key` moved to mailbox position `seq` (the key that confirms up to
+    /// it).
+    fn key_at(key: &Self::Key, seq: u64) -> Self::Key;
 }
 
 impl Mailbox for Session {
@@ -121,6 +135,20 @@ impl Mailbox for Session {
     fn adopt_key(&mut self, key: SyncKey) {
         self.adopt(key);
     }
+
+    fn key_at(key: &SyncKey, seq: u64) -> SyncKey {
+        key_at(key, seq)
+    }
+}
+
+/// `key` with its message position ([`KEY_MESSAGES`]) set to `seq`.
+pub(in crate::net) fn key_at(key: &SyncKey, seq: u64) -> SyncKey {
+    let mut key = key.clone();
+    match key.keys.iter_mut().find(|(k, _)| *k == KEY_MESSAGES) {
+        Some((_, v)) => *v = seq,
+        None => key.keys.push((KEY_MESSAGES, seq)),
+    }
+    key
 }
 
 /// A way to be connected for [`listen`]: the long link here, the web in

@@ -43,20 +43,40 @@ pub(crate) struct Request {
     pub(crate) body: Vec<u8>,
 }
 
+/// A request target in absolute form (`http://HOST/PATH?QUERY`, as a
+/// client sends it to a proxy), split into its authority and the rest
+/// (`/PATH?QUERY`, `/` when empty); `None` for the origin form.
+fn absolute_form(target: &str) -> Option<(&str, &str)> {
+    let rest = ["http://", "https://"].iter().find_map(|scheme| {
+        let head = target.get(..scheme.len())?;
+        head.eq_ignore_ascii_case(scheme)
+            .then(|| &target[scheme.len()..])
+    })?;
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    Some((authority, if tail.is_empty() { "/" } else { tail }))
+}
+
 impl Request {
     fn new(m: &HttpMessage<'_>) -> Request {
-        let target = m.path.unwrap_or_default();
-        let (path, query) = target.split_once('?').unwrap_or((target, ""));
         let raw = |name: &str| {
             m.header(name)
                 .map(|v| String::from_utf8_lossy(v).trim().to_owned())
                 .unwrap_or_default()
         };
+        let target = m.path.unwrap_or_default();
+        // The absolute form (RFC 9112 section 3.2.2: a server must accept
+        // it): its authority is the request's host, the Host header aside.
+        let (host, target) = match absolute_form(target) {
+            Some((authority, rest)) => (authority.to_owned(), rest),
+            None => (raw("host"), target),
+        };
+        let (path, query) = target.split_once('?').unwrap_or((target, ""));
         Request {
             method: m.method.unwrap_or_default().to_owned(),
             path: path.to_owned(),
             query: query.to_owned(),
-            host: raw("host"),
+            host,
             cookie: raw("cookie"),
             keep_alive: m.keep_alive(),
             body: m.body.to_vec(),
@@ -94,9 +114,11 @@ pub(super) struct Origin<'a> {
     pub(super) shutdown: &'a mut broadcast::Receiver<()>,
 }
 
-/// What a route answers (status 200).
+/// What a route answers.
 #[derive(Debug)]
 pub(super) struct Reply {
+    /// 200, or 301 for the web ticket page (as the real service answers it).
+    pub(super) status: u16,
     pub(super) content_type: &'static str,
     pub(super) body: Vec<u8>,
     /// `Set-Cookie` header values.
@@ -108,6 +130,7 @@ pub(super) struct Reply {
 impl Reply {
     pub(super) fn protobuf(body: Vec<u8>, wake: Option<Wake>) -> Reply {
         Reply {
+            status: 200,
             content_type: "application/octet-stream",
             body,
             cookies: Vec::new(),
@@ -294,7 +317,7 @@ where
             shortlink::route(service, &req, origin.peer).await?
         };
         let resp = response_with(
-            200,
+            reply.status,
             reply.content_type,
             &reply.body,
             req.keep_alive,
@@ -318,6 +341,21 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn absolute_form_targets() {
+        assert_eq!(
+            absolute_form("https://login.wx.qq.com/jslogin?appid=x"),
+            Some(("login.wx.qq.com", "/jslogin?appid=x"))
+        );
+        assert_eq!(
+            absolute_form("HTTP://127.0.0.1:8080"),
+            Some(("127.0.0.1:8080", "/"))
+        );
+        assert_eq!(absolute_form("http://h?q=1"), Some(("h", "?q=1")));
+        assert_eq!(absolute_form("/cgi-bin/mmwebwx-bin/login?uuid=u"), None);
+        assert_eq!(absolute_form("*"), None);
+    }
 
     #[test]
     fn responses() {

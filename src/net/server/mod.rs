@@ -37,8 +37,9 @@
 //! shortlink.rs  route(service, request, peer): POST /cgi-bin/micromsg-bin/newsync|newsendmsg|
 //!               manualauth|autoauth
 //! web/          web WeChat, no socket either
-//!   mod.rs        route(service, request, origin): the endpoints (jslogin ... held synccheck,
+//!   mod.rs        route(service, request, origin): the endpoints (contacts, held synccheck,
 //!                 webwxsync, webwxsendmsg, logout); tests.rs: them on an in-memory store
+//!   login.rs      jslogin (GET or POST), the login poll, the ticket page (301, XML, cookies)
 //!   session.rs    WebState: pending logins, sessions, how a request names one, expiry
 //! ```
 

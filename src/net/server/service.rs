@@ -37,7 +37,7 @@ use crate::net::store::{
     SyncPage, UserId,
 };
 pub(super) use crate::net::unix_now;
-use crate::net::{CMDID_ADDMSG, KEY_MESSAGES, MSG_TYPE_TEXT};
+use crate::net::{CMDID_ADDMSG, FILEHELPER, KEY_MESSAGES, MSG_TYPE_TEXT};
 use crate::proto::commands::{
     response, AUTOAUTH, IDENTIFY, MANUALAUTH, NEWSENDMSG, NEWSYNC, NOOP, WEBLOGIN_CONFIRM,
 };
@@ -333,6 +333,7 @@ impl Service {
                 let acked = st.confirm(user, &device, presented)?;
                 Ok(SyncPage {
                     messages: Vec::new(),
+                    positions: Vec::new(),
                     next_seq: acked,
                     more: false,
                 })
@@ -342,9 +343,10 @@ impl Service {
         let items: Vec<CmdItem> = page
             .messages
             .iter()
-            .map(|m| CmdItem {
+            .zip(&page.positions)
+            .map(|(m, &seq)| CmdItem {
                 cmd_id: Some(CMDID_ADDMSG),
-                cmd_buf: Some(SkBuiltinBuffer::new(add_msg(m).encode_to_vec())),
+                cmd_buf: Some(SkBuiltinBuffer::new(add_msg(m, seq).encode_to_vec())),
             })
             .collect();
         Ok(NewSyncResponse {
@@ -464,7 +466,10 @@ impl Service {
                     out.push((Err(too_large(size, page)), None));
                     continue;
                 }
-                let to = if IdentifyExt::valid_user(&item.to) {
+                let to = if item.to == FILEHELPER {
+                    // The user's own: reaches the user's other devices.
+                    Some(from)
+                } else if IdentifyExt::valid_user(&item.to) {
                     st.user(&item.to, auto)?
                 } else {
                     None
@@ -546,16 +551,23 @@ pub fn synckey(seq: u64) -> SyncKey {
     }
 }
 
-fn add_msg(m: &StoredMessage) -> AddMsg {
+/// The AddMsg of a stored message at mailbox position `seq`.
+fn add_msg(m: &StoredMessage, seq: u64) -> AddMsg {
     AddMsg {
         msg_id: Some(i32::try_from(m.msg_id).unwrap_or(0)),
         from_user_name: Some(SkBuiltinString::new(m.from.clone())),
-        to_user_name: Some(SkBuiltinString::new(m.to.clone())),
+        // A message to oneself is one to filehelper.
+        to_user_name: Some(SkBuiltinString::new(if m.to == m.from {
+            FILEHELPER.to_owned()
+        } else {
+            m.to.clone()
+        })),
         msg_type: Some(m.msg_type as i32),
         content: Some(SkBuiltinString::new(m.content.clone())),
         create_time: Some(m.create_time as u32),
         new_msg_id: Some(m.msg_id as i64),
         client_msg_id: m.client_msg_id.clone(),
+        msg_seq: Some(seq),
     }
 }
 

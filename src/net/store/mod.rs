@@ -302,8 +302,10 @@ impl Store {
             let from = confirm(tx, view, user, device, presented)?;
             page::page(tx, view, user, device, from, limit)
         })?;
+        let (positions, messages) = messages.into_iter().unzip();
         Ok(SyncPage {
             messages,
+            positions,
             next_seq,
             more,
         })

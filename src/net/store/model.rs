@@ -52,8 +52,8 @@ pub struct StoredMessage {
 /// Bytes a message's fixed fields take at most in a long-link sync
 /// answer, beyond its strings ([`wire_len`]): the CmdItem and AddMsg tags,
 /// lengths and numbers at their longest varints, and the list entry's tag
-/// and length (117 bytes, rounded up).
-pub const MESSAGE_OVERHEAD: usize = 128;
+/// and length, the MsgSeq (129 bytes, rounded up).
+pub const MESSAGE_OVERHEAD: usize = 144;
 
 /// An upper bound of the bytes a message takes in a long-link newsync
 /// answer (its CmdItem in the CmdList, the AddMsg inside): the strings it
@@ -110,6 +110,10 @@ impl From<usize> for PageLimit {
 pub struct SyncPage {
     /// Messages for the device, in mailbox order (its own sends left out).
     pub messages: Vec<StoredMessage>,
+    /// The mailbox position of each message (as many as `messages`): a
+    /// client that handles only the first few can confirm up to the last
+    /// of them.
+    pub positions: Vec<u64>,
     /// The mailbox position the new SyncKey carries.
     pub next_seq: u64,
     /// More entries follow `next_seq`.

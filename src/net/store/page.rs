@@ -14,6 +14,9 @@ use super::sql::{message_row, MESSAGE_COLUMNS, MESSAGE_JOIN};
 use super::view::{mailbox, View};
 use super::{Context, PageLimit, StoreError, StoredMessage, UserId};
 
+/// A message of a page and its mailbox position.
+pub(super) type Positioned = (u64, StoredMessage);
+
 /// One mailbox entry as a page is planned.
 struct Slot {
     seq: u64,
@@ -53,8 +56,9 @@ fn plan(
     Ok((taken, false))
 }
 
-/// The messages of one page for `device` of `user` after position `from`,
-/// the position the page ends at, and whether more entries follow.
+/// The messages of one page for `device` of `user` after position `from`
+/// with their positions, the position the page ends at, and whether more
+/// entries follow.
 pub(super) fn page(
     tx: &Connection,
     view: &mut View,
@@ -62,7 +66,7 @@ pub(super) fn page(
     device: &str,
     from: u64,
     limit: PageLimit,
-) -> Result<(Vec<StoredMessage>, u64, bool), StoreError> {
+) -> Result<(Vec<Positioned>, u64, bool), StoreError> {
     let mb = mailbox(tx, view, user)?;
     let (taken, more) = if from >= mb.base {
         // Inside the tail: no read of the mailbox.
@@ -112,10 +116,13 @@ pub(super) fn page(
     let next_seq = taken.last().map_or(from, |s| s.seq);
     let mut messages = Vec::new();
     for slot in taken.into_iter().filter(|s| !s.mine) {
-        messages.push(match slot.body {
-            Some(b) => Arc::unwrap_or_clone(b),
-            None => message(tx, slot.msg_id)?,
-        });
+        messages.push((
+            slot.seq,
+            match slot.body {
+                Some(b) => Arc::unwrap_or_clone(b),
+                None => message(tx, slot.msg_id)?,
+            },
+        ));
     }
     Ok((messages, next_seq, more))
 }

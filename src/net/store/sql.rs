@@ -34,9 +34,9 @@ CREATE TABLE IF NOT EXISTS messages (
     client_msg_id TEXT,
     msg_type      INTEGER NOT NULL,
     content       TEXT NOT NULL,
-    create_time   INTEGER NOT NULL,
-    UNIQUE (from_user, client_msg_id)
+    create_time   INTEGER NOT NULL
 );
+CREATE INDEX IF NOT EXISTS messages_by_client_id ON messages (from_user, client_msg_id);
 CREATE TABLE IF NOT EXISTS mailbox (
     user_id       INTEGER NOT NULL REFERENCES users(id),
     seq           INTEGER NOT NULL,
@@ -52,8 +52,65 @@ const PAGE_SIZE: i64 = 1024;
 /// The schema's version (`PRAGMA user_version`). Version 1 kept each
 /// mailbox's last position in `users.last_seq`, updated on every append;
 /// version 2 takes it from the mailbox itself (its primary key), once per
-/// user, and drops the column.
-pub(super) const SCHEMA_VERSION: i64 = 2;
+/// user, and drops the column. Versions 1 and 2 had a ClientMsgId unique
+/// per sender (a reuse with another recipient or content was taken for a
+/// resend); version 3 indexes it without the constraint: a resend is the
+/// same sender, ClientMsgId, recipient, type and content.
+pub(super) const SCHEMA_VERSION: i64 = 3;
+
+/// The messages table of version 3, built under another name by
+/// [`drop_client_id_constraint`].
+const MESSAGES_V3: &str = "
+CREATE TABLE messages_v3 (
+    msg_id        INTEGER PRIMARY KEY AUTOINCREMENT,
+    from_user     INTEGER NOT NULL REFERENCES users(id),
+    from_device   TEXT NOT NULL,
+    to_user       INTEGER NOT NULL REFERENCES users(id),
+    client_msg_id TEXT,
+    msg_type      INTEGER NOT NULL,
+    content       TEXT NOT NULL,
+    create_time   INTEGER NOT NULL
+);
+INSERT INTO messages_v3 (msg_id, from_user, from_device, to_user, client_msg_id, msg_type,
+        content, create_time)
+    SELECT msg_id, from_user, from_device, to_user, client_msg_id, msg_type, content,
+        create_time FROM messages;
+DROP TABLE messages;
+ALTER TABLE messages_v3 RENAME TO messages;
+";
+
+/// The upgrade from a messages table with `UNIQUE (from_user,
+/// client_msg_id)` (versions 1 and 2): the table made again without it
+/// (SQLite's way of changing a constraint), ids and their sequence kept,
+/// in one transaction with foreign keys off meanwhile.
+fn drop_client_id_constraint(conn: &Connection) -> Result<(), StoreError> {
+    let sql: Option<String> = conn
+        .query_row(
+            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'messages'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()
+        .ctx("reading the messages table's definition")?;
+    if !sql.is_some_and(|s| s.contains("UNIQUE")) {
+        return Ok(());
+    }
+    let seq: Option<i64> = conn
+        .query_row(
+            "SELECT seq FROM sqlite_sequence WHERE name = 'messages'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()
+        .ctx("reading the message id sequence")?;
+    conn.execute_batch(&format!(
+        "PRAGMA foreign_keys = OFF; BEGIN; {MESSAGES_V3}
+         UPDATE sqlite_sequence SET seq = MAX(seq, {}) WHERE name = 'messages';
+         COMMIT; PRAGMA foreign_keys = ON;",
+        seq.unwrap_or(0)
+    ))
+    .ctx("upgrading the schema to version 3 (ClientMsgIds no longer unique)")
+}
 
 pub(super) const MESSAGE_COLUMNS: &str =
     "m.msg_id, f.name, m.from_device, t.name, m.client_msg_id, \
@@ -125,6 +182,9 @@ impl Store {
             .ctx("reading the schema version")?;
         if version > SCHEMA_VERSION {
             return Err(StoreError::Version(version));
+        }
+        if version < 3 {
+            drop_client_id_constraint(&conn)?;
         }
         conn.execute_batch(SCHEMA).ctx("creating the schema")?;
         if version == 1 {

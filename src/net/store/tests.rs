@@ -29,7 +29,7 @@ fn exactly_once_and_mailboxes() {
     assert!(s.register_device(b, "phone").unwrap().primary);
     let first = s.send(&msg(a, b, "1", "hi")).unwrap();
     assert!(!first.duplicate);
-    let again = s.send(&msg(a, b, "1", "hi (resent)")).unwrap();
+    let again = s.send(&msg(a, b, "1", "hi")).unwrap();
     assert_eq!((again.msg_id, again.duplicate), (first.msg_id, true));
     // Another sender may reuse the id.
     assert!(!s.send(&msg(b, a, "1", "yo")).unwrap().duplicate);
@@ -57,6 +57,104 @@ fn exactly_once_and_mailboxes() {
         s.sync(a, "nope", 0, 1),
         Err(StoreError::UnknownDevice { .. })
     ));
+}
+
+#[test]
+fn a_client_msg_id_reused_for_another_message_is_a_new_message() {
+    let mut s = Store::memory().unwrap();
+    let a = s.user("alice", true).unwrap().unwrap();
+    let b = s.user("bob", true).unwrap().unwrap();
+    let c = s.user("carol", true).unwrap().unwrap();
+    for u in [a, b, c] {
+        s.register_device(u, "phone").unwrap();
+    }
+    let first = s.send(&msg(a, b, "1700000000123", "hi")).unwrap();
+    // Two sends in one millisecond: another recipient, another content.
+    let to_carol = s.send(&msg(a, c, "1700000000123", "hi")).unwrap();
+    let other = s.send(&msg(a, b, "1700000000123", "second")).unwrap();
+    let typed = s
+        .send(&NewMessage {
+            msg_type: 3,
+            ..msg(a, b, "1700000000123", "hi")
+        })
+        .unwrap();
+    let ids = [first.msg_id, to_carol.msg_id, other.msg_id, typed.msg_id];
+    assert!(!to_carol.duplicate && !other.duplicate && !typed.duplicate);
+    let mut distinct = ids.to_vec();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 4, "{ids:?}");
+    // Each is resent as itself.
+    for (m, id) in [
+        (msg(a, b, "1700000000123", "hi"), first.msg_id),
+        (msg(a, c, "1700000000123", "hi"), to_carol.msg_id),
+        (msg(a, b, "1700000000123", "second"), other.msg_id),
+    ] {
+        let again = s.send(&m).unwrap();
+        assert_eq!((again.msg_id, again.duplicate), (id, true));
+    }
+    // Delivered: Bob gets his three, Carol hers.
+    let texts =
+        |p: SyncPage| -> Vec<String> { p.messages.into_iter().map(|m| m.content).collect() };
+    assert_eq!(
+        texts(s.sync(b, "phone", 0, 10).unwrap()),
+        ["hi", "second", "hi"]
+    );
+    assert_eq!(texts(s.sync(c, "phone", 0, 10).unwrap()), ["hi"]);
+    assert_eq!(s.messages().unwrap().len(), 4);
+}
+
+#[test]
+fn a_version_2_store_loses_the_unique_client_msg_id() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let c = Connection::open(dir.path().join(DB_FILE)).unwrap();
+        c.execute_batch(
+            "PRAGMA foreign_keys = ON;
+             CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+             CREATE TABLE devices (user_id INTEGER NOT NULL REFERENCES users(id),
+                 device TEXT NOT NULL, is_primary INTEGER NOT NULL,
+                 acked_seq INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (user_id, device)) WITHOUT ROWID;
+             CREATE TABLE messages (msg_id INTEGER PRIMARY KEY AUTOINCREMENT,
+                 from_user INTEGER NOT NULL REFERENCES users(id), from_device TEXT NOT NULL,
+                 to_user INTEGER NOT NULL REFERENCES users(id), client_msg_id TEXT,
+                 msg_type INTEGER NOT NULL, content TEXT NOT NULL, create_time INTEGER NOT NULL,
+                 UNIQUE (from_user, client_msg_id));
+             CREATE TABLE mailbox (user_id INTEGER NOT NULL REFERENCES users(id),
+                 seq INTEGER NOT NULL, msg_id INTEGER NOT NULL REFERENCES messages(msg_id),
+                 origin_device TEXT, PRIMARY KEY (user_id, seq)) WITHOUT ROWID;
+             INSERT INTO users (id, name) VALUES (1, 'alice'), (2, 'bob');
+             INSERT INTO devices VALUES (2, 'phone', 1, 0);
+             INSERT INTO messages VALUES (7, 1, 'phone', 2, 'c1', 1, 'hi', 1700000000);
+             INSERT INTO mailbox VALUES (2, 1, 7, NULL);
+             UPDATE sqlite_sequence SET seq = 9 WHERE name = 'messages';
+             PRAGMA user_version = 2;",
+        )
+        .unwrap();
+    }
+    let mut s = Store::open(dir.path()).unwrap();
+    let (a, b) = (1, 2);
+    assert_eq!(s.messages().unwrap().len(), 1, "kept");
+    assert_eq!(s.sync(b, "phone", 0, 10).unwrap().messages[0].msg_id, 7);
+    let again = s.send(&msg(a, b, "c1", "hi")).unwrap();
+    assert_eq!((again.msg_id, again.duplicate), (7, true));
+    // The same ClientMsgId for another message: stored, after the old
+    // sequence.
+    let other = s.send(&msg(a, b, "c1", "another")).unwrap();
+    assert_eq!((other.msg_id, other.duplicate), (10, false));
+    let p = s.sync(b, "phone", 0, 10).unwrap();
+    assert_eq!(p.messages.len(), 2);
+    drop(s);
+    let c = Connection::open(dir.path().join(DB_FILE)).unwrap();
+    let v: i64 = c
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(v, SCHEMA_VERSION);
+    let bad: i64 = c
+        .query_row("SELECT COUNT(*) FROM pragma_foreign_key_check", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(bad, 0, "the mailbox still refers to its messages");
 }
 
 #[test]
@@ -187,7 +285,7 @@ fn store_methods_work_alone_and_nested() {
     // A duplicate inside an outer savepoint that is then rolled back.
     let r = s.alone(|s| {
         s.send(&msg(a, a, "x", "note"))?;
-        assert!(s.send(&msg(a, a, "x", "again"))?.duplicate);
+        assert!(s.send(&msg(a, a, "x", "note"))?.duplicate);
         Err::<(), _>(StoreError::UnknownUser(7))
     });
     assert!(matches!(r, Err(StoreError::UnknownUser(7))));

@@ -237,44 +237,50 @@ impl View {
 
 /// [`Store::send`] inside its savepoint.
 pub(super) fn send(tx: &Connection, view: &mut View, m: &NewMessage) -> Result<Sent, StoreError> {
-    // A resent ClientMsgId hits the unique index and stores nothing.
-    let stored = tx
-        .prepare_cached(
-            "INSERT INTO messages
-                 (from_user, from_device, to_user, client_msg_id, msg_type, content, create_time)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-                 ON CONFLICT (from_user, client_msg_id) DO NOTHING",
-        )
-        .and_then(|mut st| {
-            st.execute(params![
-                m.from,
-                m.from_device,
-                m.to,
-                m.client_msg_id,
-                m.msg_type,
-                m.content,
-                m.create_time as i64
-            ])
-        })
-        .ctx("storing a message")?;
-    if stored == 0 {
-        let (msg_id, create_time) = tx
+    // A resend (the same sender, ClientMsgId, recipient, type and
+    // content) is the message already stored; the same ClientMsgId with
+    // anything else is another message (clients make ids from a clock:
+    // two sends in one millisecond share one).
+    if let Some(cid) = &m.client_msg_id {
+        let found = tx
             .prepare_cached(
                 "SELECT msg_id, create_time FROM messages
-                     WHERE from_user = ?1 AND client_msg_id = ?2",
+                     WHERE from_user = ?1 AND client_msg_id = ?2 AND to_user = ?3
+                         AND msg_type = ?4 AND content = ?5
+                     ORDER BY msg_id LIMIT 1",
             )
             .and_then(|mut st| {
-                st.query_row(params![m.from, m.client_msg_id], |r| {
+                st.query_row(params![m.from, cid, m.to, m.msg_type, m.content], |r| {
                     Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
                 })
+                .optional()
             })
             .ctx("looking up a ClientMsgId")?;
-        return Ok(Sent {
-            msg_id: msg_id as u64,
-            create_time: create_time as u64,
-            duplicate: true,
-        });
+        if let Some((msg_id, create_time)) = found {
+            return Ok(Sent {
+                msg_id: msg_id as u64,
+                create_time: create_time as u64,
+                duplicate: true,
+            });
+        }
     }
+    tx.prepare_cached(
+        "INSERT INTO messages
+             (from_user, from_device, to_user, client_msg_id, msg_type, content, create_time)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )
+    .and_then(|mut st| {
+        st.execute(params![
+            m.from,
+            m.from_device,
+            m.to,
+            m.client_msg_id,
+            m.msg_type,
+            m.content,
+            m.create_time as i64
+        ])
+    })
+    .ctx("storing a message")?;
     let msg_id = tx.last_insert_rowid();
     let stored = Arc::new(StoredMessage {
         msg_id: msg_id as u64,

@@ -200,6 +200,7 @@ pub fn chat_message(m: &Value) -> Option<ChatMessage> {
         content: m["Content"].as_str().unwrap_or_default().to_owned(),
         msg_id: id("NewMsgId").or_else(|| id("MsgId")).unwrap_or(0),
         client_msg_id: Some(wire::id_string(&m["ClientMsgId"])).filter(|s| !s.is_empty()),
+        seq: wire::as_u64(&m["MsgSeq"]),
     })
 }
 
@@ -346,7 +347,8 @@ mod tests {
             Err(ClientError::Malformed { .. })
         ));
         let m = json!({"MsgId": "7001", "NewMsgId": 7001, "FromUserName": "@alice",
-                       "ToUserName": "@bob", "MsgType": 1, "Content": "hi", "ClientMsgId": "55"});
+                       "ToUserName": "@bob", "MsgType": 1, "Content": "hi", "ClientMsgId": "55",
+                       "MsgSeq": 12});
         assert_eq!(
             chat_message(&m),
             Some(ChatMessage {
@@ -355,6 +357,7 @@ mod tests {
                 content: "hi".into(),
                 msg_id: 7001,
                 client_msg_id: Some("55".into()),
+                seq: Some(12),
             })
         );
         let m = json!({"MsgId": "9", "FromUserName": "@bob", "ToUserName": "@bob", "MsgType": 51});

@@ -259,7 +259,7 @@ fn wire_len_bounds_the_encoded_item() {
             };
             let item = CmdItem {
                 cmd_id: Some(CMDID_ADDMSG),
-                cmd_buf: Some(SkBuiltinBuffer::new(add_msg(&m).encode_to_vec())),
+                cmd_buf: Some(SkBuiltinBuffer::new(add_msg(&m, u64::MAX).encode_to_vec())),
             };
             let in_list = CmdList {
                 count: None,

@@ -5,16 +5,17 @@
 //!
 //! | request | answer |
 //! |---|---|
-//! | `GET /jslogin?appid=..&fun=new[&user=NAME]` | `window.QRLogin.code = 200; window.QRLogin.uuid = "UUID";` |
+//! | `GET` or `POST /jslogin?appid=..&fun=new[&user=NAME]` | `window.QRLogin.code = 200; window.QRLogin.uuid = "UUID";` |
 //! | `GET /cgi-bin/mmwebwx-bin/login?uuid=UUID&tip=1..` | `window.code=201;` (scanned), then `window.code=200;` with `window.redirect_uri="http://HOST/cgi-bin/mmwebwx-bin/webwxnewloginpage?ticket=..&uuid=..&lang=zh_CN&scan=.."`; `408` while nobody confirms, `400` unknown uuid |
-//! | `GET .../webwxnewloginpage?ticket=..&uuid=..` | XML `<error><ret>0</ret>..<skey/><wxsid/><wxuin/><pass_ticket/>..</error>`, cookies `wxsid`, `wxuin`, `webwx_data_ticket` |
+//! | `GET .../webwxnewloginpage?ticket=..&uuid=..` | `301` (no `Location`, as the real service in UOS mode): XML `<error><ret>0</ret>..<skey/><wxsid/><wxuin/><pass_ticket/>..</error>`, cookies `wxsid`, `wxuin`, `webwx_data_ticket` |
 //! | `POST .../webwxinit` `{BaseRequest}` | `BaseResponse`, `User`, `ContactList`, `SyncKey`, `SKey`, ... |
 //! | `POST .../webwxstatusnotify` | `BaseResponse`, `MsgID` |
-//! | `GET .../webwxgetcontact` | `BaseResponse`, `MemberCount`, `MemberList`, `Seq` |
+//! | `GET .../webwxgetcontact` | `BaseResponse`, `MemberCount`, `MemberList` (the user, `filehelper`, the other test users), `Seq` |
+//! | `POST .../webwxbatchgetcontact` `{BaseRequest, List: [{UserName}]}` | `BaseResponse`, `Count`, `ContactList` (those that exist) |
 //! | `GET .../synccheck?sid=..&uin=..&skey=..&synckey=1_1\|2_5\|3_1` | `window.synccheck={retcode:"0",selector:"2"}`, held up to [`Config::web_poll`](super::Config) (25 s) and answered as soon as data arrives; selector `0`: nothing new |
 //! | `POST .../webwxsync` `{BaseRequest, SyncKey, rr}` | `AddMsgList`, `ContinueFlag`, `SyncKey`, `SyncCheckKey`, `SKey`, ... |
 //! | `POST .../webwxsendmsg` `{BaseRequest, Msg{Type, Content, FromUserName, ToUserName, LocalID, ClientMsgId}}` | `BaseResponse`, `MsgID`, `LocalID` |
-//! | `GET .../webwxlogout` | ends the session |
+//! | `GET` or `POST .../webwxlogout` | ends the session; a synccheck it holds is answered `1101` |
 //!
 //! A login is confirmed by a device of the user, as the phone confirms a
 //! QR code: long-link cmd [`WEBLOGIN_CONFIRM`] with the jslogin's uuid
@@ -34,8 +35,11 @@
 //! Session ids (`wxsid`), `skey`, `pass_ticket`, tickets and uuids are
 //! random from the operating system's source (128 bits for ids). Later
 //! requests name their session by `BaseRequest.Sid` (POST), the `sid`
-//! parameter or the `wxsid` cookie (GET); `Uin` and a non-empty `Skey`
-//! must match it. An unknown session is answered as the real service
+//! parameter or the `wxsid` cookie; `Uin` (a number or a string; null,
+//! empty or 0 name nothing) and a non-empty `Skey` must match it;
+//! `pass_ticket` is not needed. What is sent to `filehelper` is the
+//! user's message to themselves (their other devices get it, shown as to
+//! `filehelper`). An unknown session is answered as the real service
 //! does (Ret / retcode 1101, "logged out"); a body that is not JSON, or
 //! lacks what the endpoint needs, gets HTTP 400 and a closed connection.
 //!
@@ -43,31 +47,28 @@
 //! delivered verbatim (the real service HTML-escapes it).
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::Ordering;
+use std::sync::MutexGuard;
 
 use serde_json::{json, Value};
-use tokio::sync::Notify;
 use tokio::time::{sleep_until, Instant};
 
 use super::conn::Close;
 use super::http::{http, Origin, Reply, Request};
 use super::service::{
-    position, random_fill, synckey, unix_now, with_store, Answer, Failure, Link, Online, Outgoing,
-    Service, Then,
+    position, random_fill, synckey, unix_now, with_store, Answer, Failure, Link, Outgoing, Service,
+    Then,
 };
-use super::Event;
 use crate::body::messages::{self, BaseResponse, WebLoginConfirmRequest, WebLoginConfirmResponse};
-use crate::net::messages::{ret, IdentifyExt};
+use crate::net::messages::ret;
 use crate::net::store::{StoreError, StoredMessage, UserId};
-use crate::net::MSG_TYPE_TEXT;
+use crate::net::{FILEHELPER, MSG_TYPE_TEXT};
 use crate::proto::commands::{response, WEBLOGIN_CONFIRM};
 use prost::Message;
+mod login;
 mod session;
 
-use self::session::{
-    body_credentials, query_credentials, random_hex, Inner, Login, Session, LOGIN_TTL, MAX_LOGINS,
-};
+use self::session::{body_credentials, query_credentials, Inner, Session};
 pub(super) use self::session::{cookies, WebState};
 use crate::proto::web::{
     as_u64, id_string, parse_query, parse_synckey_param, synckey_json, synckey_to_json,
@@ -75,7 +76,7 @@ use crate::proto::web::{
 
 /// The endpoints served, for error messages.
 pub const SERVED: &str = "/jslogin, /cgi-bin/mmwebwx-bin/{login, webwxnewloginpage, webwxinit, \
-     webwxstatusnotify, webwxgetcontact, synccheck, webwxsync, webwxsendmsg, webwxlogout}";
+     webwxstatusnotify, webwxgetcontact, webwxbatchgetcontact, synccheck, webwxsync, webwxsendmsg, webwxlogout}";
 /// Path prefix of the web endpoints (jslogin excepted).
 pub const WEB_PREFIX: &str = "/cgi-bin/mmwebwx-bin/";
 /// The device id of every web session of a user.
@@ -83,6 +84,8 @@ pub const WEB_DEVICE: &str = "web";
 /// Ret (and synccheck retcode) of a request whose session is unknown,
 /// expired or logged out.
 pub const RET_LOGGED_OUT: i32 = 1101;
+/// Names one webwxbatchgetcontact looks up at most (the rest are left out).
+const MAX_BATCH_CONTACTS: usize = 100;
 /// Ret of a ticket page whose ticket is unknown or used.
 pub const RET_BAD_TICKET: i32 = 1203;
 
@@ -93,6 +96,7 @@ pub(super) fn is_web_path(path: &str) -> bool {
 
 fn js(text: String) -> Reply {
     Reply {
+        status: 200,
         content_type: "text/javascript",
         body: text.into_bytes(),
         cookies: Vec::new(),
@@ -102,6 +106,7 @@ fn js(text: String) -> Reply {
 
 fn json_reply(v: &Value) -> Reply {
     Reply {
+        status: 200,
         content_type: "application/json; charset=UTF-8",
         body: v.to_string().into_bytes(),
         cookies: Vec::new(),
@@ -132,8 +137,14 @@ fn synckey_value(seq: u64) -> Value {
 }
 
 fn contact(uin: UserId, name: &str) -> Value {
+    contact_as(uin, &web_name(name), name)
+}
+
+/// A contact entry: `user_name` as the web shows it (`@name`, or a
+/// built-in name such as `filehelper`).
+fn contact_as(uin: UserId, user_name: &str, nick: &str) -> Value {
     json!({
-        "Uin": uin, "UserName": web_name(name), "NickName": name, "HeadImgUrl": "",
+        "Uin": uin, "UserName": user_name, "NickName": nick, "HeadImgUrl": "",
         "ContactFlag": 3, "MemberCount": 0, "MemberList": [], "RemarkName": "",
         "HideInputBarFlag": 0, "Sex": 0, "Signature": "", "VerifyFlag": 0, "OwnerUin": 0,
         "PYInitial": "", "PYQuanPin": "", "RemarkPYInitial": "", "RemarkPYQuanPin": "",
@@ -143,10 +154,28 @@ fn contact(uin: UserId, name: &str) -> Value {
     })
 }
 
-fn add_msg(m: &StoredMessage) -> Value {
+/// The built-in `filehelper` contact.
+fn filehelper() -> Value {
+    contact_as(0, FILEHELPER, "文件传输助手")
+}
+
+/// How the web names a message's recipient: a message to oneself is one
+/// to `filehelper`.
+fn web_to(m: &StoredMessage) -> String {
+    if m.to == m.from {
+        FILEHELPER.to_owned()
+    } else {
+        web_name(&m.to)
+    }
+}
+
+/// The web AddMsg of a stored message at mailbox position `seq`
+/// (`MsgSeq`, a syncscope extension: a client that handles only part of a
+/// page confirms up to it).
+fn add_msg(m: &StoredMessage, seq: u64) -> Value {
     json!({
         "MsgId": m.msg_id.to_string(), "FromUserName": web_name(&m.from),
-        "ToUserName": web_name(&m.to), "MsgType": m.msg_type, "Content": m.content,
+        "ToUserName": web_to(m), "MsgType": m.msg_type, "Content": m.content,
         "Status": 3, "ImgStatus": 1, "CreateTime": m.create_time, "VoiceLength": 0,
         "PlayLength": 0, "FileName": "", "FileSize": "", "MediaId": "", "Url": "",
         "AppMsgType": 0, "StatusNotifyCode": 0, "StatusNotifyUserName": "",
@@ -157,18 +186,8 @@ fn add_msg(m: &StoredMessage) -> Value {
         },
         "ForwardFlag": 0, "AppInfo": { "AppID": "", "Type": 0 }, "HasProductId": 0,
         "Ticket": "", "ImgHeight": 0, "ImgWidth": 0, "SubMsgType": 0, "NewMsgId": m.msg_id,
-        "OriContent": "", "EncryFileName": "", "ClientMsgId": m.client_msg_id
+        "OriContent": "", "EncryFileName": "", "ClientMsgId": m.client_msg_id, "MsgSeq": seq
     })
-}
-
-/// Whether a Host header may go into the login redirect: empty (absent),
-/// or a host name, IPv4 or bracketed IPv6 address with an optional port,
-/// 255 characters at most.
-fn valid_host(host: &str) -> bool {
-    host.len() <= 255
-        && host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-.:[]_".contains(&b))
 }
 
 fn wrong_method(req: &Request, allowed: &str) -> Close {
@@ -214,8 +233,9 @@ struct Web<'a, 'o> {
 }
 
 impl Web<'_, '_> {
-    /// The test users other than `me`, with their uins.
-    async fn contacts(&self, me: UserId) -> Result<Vec<Value>, Close> {
+    /// The contacts of session `s`, as on the real service: the user
+    /// itself and `filehelper`, then the test users other than the user.
+    async fn contacts(&self, s: &Session) -> Result<Vec<Value>, Close> {
         let names = self.service.config.test_users.clone();
         let found = with_store(&self.service.store, move |st| {
             let mut out = Vec::new();
@@ -228,10 +248,15 @@ impl Web<'_, '_> {
         })
         .await
         .map_err(store_error)?;
-        Ok(found
+        let me = s.user;
+        Ok([contact(me, &s.name), filehelper()]
             .into_iter()
-            .filter(|(id, _)| *id != me)
-            .map(|(id, n)| contact(id, &n))
+            .chain(
+                found
+                    .into_iter()
+                    .filter(|(id, _)| *id != me)
+                    .map(|(id, n)| contact(id, &n)),
+            )
             .collect())
     }
 
@@ -251,245 +276,42 @@ impl Web<'_, '_> {
         } else {
             req.path.strip_prefix(WEB_PREFIX).unwrap_or_default()
         };
-        let q = parse_query(&req.query);
+        let mut q = parse_query(&req.query);
         let method = req.method.as_str();
+        if endpoint == "jslogin" && method == "POST" {
+            // Its parameters in the query string or a form body.
+            for (k, v) in parse_query(&String::from_utf8_lossy(&req.body)) {
+                q.entry(k).or_insert(v);
+            }
+        }
         match (endpoint, method) {
-            ("jslogin", "GET") => self.jslogin(&q),
+            ("jslogin", "GET" | "POST") => self.jslogin(&q),
             ("login", "GET") => self.login_poll(req, &q).await,
             ("webwxnewloginpage", "GET") => self.ticket_page(&q).await,
             ("webwxinit", "POST") => self.webwxinit(req, &q).await,
             ("webwxstatusnotify", "POST") => self.statusnotify(req, &q),
             ("webwxgetcontact", "GET" | "POST") => self.getcontact(req, &q).await,
+            ("webwxbatchgetcontact", "POST") => self.batchgetcontact(req, &q).await,
             ("synccheck", "GET") => self.synccheck(req, &q).await,
             ("webwxsync", "POST") => self.webwxsync(req, &q).await,
             ("webwxsendmsg", "POST") => self.webwxsendmsg(req, &q).await,
             ("webwxlogout", "GET" | "POST") => Ok(self.logout(req, &q)),
-            ("jslogin" | "login" | "webwxnewloginpage" | "synccheck", _) => {
-                Err(wrong_method(req, "GET"))
-            }
-            ("webwxinit" | "webwxstatusnotify" | "webwxsync" | "webwxsendmsg", _) => {
-                Err(wrong_method(req, "POST"))
-            }
+            ("jslogin", _) => Err(wrong_method(req, "GET or POST")),
+            ("login" | "webwxnewloginpage" | "synccheck", _) => Err(wrong_method(req, "GET")),
+            (
+                "webwxinit"
+                | "webwxstatusnotify"
+                | "webwxsync"
+                | "webwxsendmsg"
+                | "webwxbatchgetcontact",
+                _,
+            ) => Err(wrong_method(req, "POST")),
             _ => Err(http(
                 404,
                 ret::UNKNOWN_CMD,
                 format!("no such web endpoint {:?} (served: {SERVED})", req.path),
             )),
         }
-    }
-
-    fn jslogin(&mut self, q: &BTreeMap<String, String>) -> Result<Reply, Close> {
-        let config = &self.service.config;
-        let test_users = &config.test_users;
-        let wanted = match q.get("user") {
-            Some(u) if !IdentifyExt::valid_user(u) => {
-                return Err(http(400, ret::UNKNOWN_USER, "jslogin: invalid user name"))
-            }
-            Some(u)
-                if (!test_users.is_empty() && !test_users.contains(u))
-                    || (config.access.enforced_mode() && !config.access.has_user(u)) =>
-            {
-                return Err(http(
-                    403,
-                    ret::UNKNOWN_USER,
-                    format!("jslogin: {u:?} is not a user of this server (--users)"),
-                ))
-            }
-            u => u.cloned(),
-        };
-        let mut inner = self.lock_swept();
-        // Confirmed at once (test mode, or --web-auto-confirm) for the
-        // user asked for, else the first test user without a web session;
-        // otherwise when a device of the user confirms it.
-        let user = match &wanted {
-            _ if !config.access.auto_confirm() => None,
-            Some(u) => Some(u.clone()),
-            None => {
-                let busy = |u: &String| {
-                    inner.sessions.values().any(|s| &s.name == u)
-                        || inner.logins.values().any(|l| l.user.as_ref() == Some(u))
-                };
-                test_users
-                    .iter()
-                    .find(|u| !busy(u))
-                    .or(test_users.first())
-                    .cloned()
-            }
-        };
-        let uuid = random_hex(8)?;
-        let login = Login {
-            wanted,
-            user,
-            scanned: false,
-            ticket: None,
-            created: Instant::now(),
-            peer: self.origin.peer.ip().to_canonical(),
-            confirmed: Arc::new(Notify::new()),
-        };
-        inner.add_login(uuid.clone(), login, MAX_LOGINS);
-        Ok(js(format!(
-            "window.QRLogin.code = 200; window.QRLogin.uuid = \"{uuid}\";"
-        )))
-    }
-
-    async fn login_poll(
-        &mut self,
-        req: &Request,
-        q: &BTreeMap<String, String>,
-    ) -> Result<Reply, Close> {
-        let Some(uuid) = q.get("uuid") else {
-            return Err(http(400, ret::BAD_BODY, "login: no uuid parameter"));
-        };
-        // The Host goes into the redirect_uri JavaScript string: only
-        // host[:port] characters.
-        if !valid_host(&req.host) {
-            return Err(http(
-                400,
-                ret::BAD_BODY,
-                "login: the Host header is not a host name or address with an optional port",
-            ));
-        }
-        let deadline = Instant::now() + self.service.config.web_poll;
-        loop {
-            let waiting = {
-                let mut inner = self.service.web.lock();
-                match inner.logins.get_mut(uuid) {
-                    None => return Ok(js("window.code=400;".to_owned())),
-                    // Made under the lock: it sees a confirmation that
-                    // comes after the lock is let go.
-                    Some(l) if l.user.is_none() => Arc::clone(&l.confirmed).notified_owned(),
-                    Some(l) if !l.scanned => {
-                        l.scanned = true;
-                        return Ok(js("window.code=201;window.userAvatar = '';".to_owned()));
-                    }
-                    Some(l) => {
-                        let ticket = match &l.ticket {
-                            Some(t) => t.clone(),
-                            None => {
-                                let t = random_hex(16)?;
-                                l.ticket = Some(t.clone());
-                                t
-                            }
-                        };
-                        let host = if req.host.is_empty() {
-                            self.origin
-                                .local
-                                .map(|a| a.to_string())
-                                .unwrap_or_else(|| "127.0.0.1".to_owned())
-                        } else {
-                            req.host.clone()
-                        };
-                        return Ok(js(format!(
-                            "window.code=200;\nwindow.redirect_uri=\"http://{host}{WEB_PREFIX}\
-                             webwxnewloginpage?ticket={ticket}&uuid={uuid}&lang=zh_CN&scan={}\";",
-                            unix_now()
-                        )));
-                    }
-                }
-            };
-            // Not confirmed yet: held until a device confirms it, then
-            // answered again; else "keep polling".
-            tokio::select! {
-                _ = self.origin.shutdown.recv() => break,
-                _ = sleep_until(deadline) => break,
-                _ = waiting => {}
-            }
-        }
-        Ok(js("window.code=408;".to_owned()))
-    }
-
-    async fn ticket_page(&mut self, q: &BTreeMap<String, String>) -> Result<Reply, Close> {
-        let xml_error = |msg: &str| Reply {
-            content_type: "text/plain",
-            body: format!("<error><ret>{RET_BAD_TICKET}</ret><message>{msg}</message></error>")
-                .into_bytes(),
-            cookies: Vec::new(),
-            wake: None,
-        };
-        let (uuid, ticket) = match (q.get("uuid"), q.get("ticket")) {
-            (Some(u), Some(t)) => (u, t),
-            _ => return Ok(xml_error("ticket and uuid parameters are required")),
-        };
-        let login = {
-            let mut inner = self.service.web.lock();
-            match inner.logins.get(uuid) {
-                Some(l)
-                    if l.ticket.as_ref() == Some(ticket)
-                        && Instant::now().duration_since(l.created) < LOGIN_TTL =>
-                {
-                    inner.remove_login(uuid)
-                }
-                _ => None,
-            }
-        };
-        let Some(name) = login.and_then(|l| l.user) else {
-            return Ok(xml_error("the ticket is unknown, expired or already used"));
-        };
-        let auto = self.service.config.auto_register;
-        let n = name.clone();
-        let user = with_store(&self.service.store, move |st| {
-            let Some(id) = st.user(&n, auto)? else {
-                return Ok(None);
-            };
-            st.register_device_as(id, WEB_DEVICE, false)?;
-            Ok(Some((id, st.last_seq(id)?)))
-        })
-        .await
-        .map_err(store_error)?;
-        let Some((user, last)) = user else {
-            return Ok(xml_error("unknown user"));
-        };
-        let session = Arc::new(Session {
-            sid: random_hex(16)?,
-            skey: format!("@crypt_{}_{}", random_hex(4)?, random_hex(16)?),
-            pass_ticket: random_hex(16)?,
-            user,
-            name: name.clone(),
-            conn: self
-                .service
-                .next_conn
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
-            notify: Arc::new(Notify::new()),
-            last_seen: Mutex::new(Instant::now()),
-            peer: self.origin.peer.ip().to_canonical(),
-            floor: AtomicU64::new(last),
-        });
-        let ended = {
-            let mut inner = self.lock_swept();
-            let max = self.service.config.max_connections;
-            inner.add_session(Arc::clone(&session), max)
-        };
-        for s in ended {
-            self.service.offline(s.user, s.conn);
-        }
-        self.service.online().entry(user).or_default().push(Online {
-            conn: session.conn,
-            device: WEB_DEVICE.to_owned(),
-            notify: Arc::clone(&session.notify),
-        });
-        self.service.log(Event::Identified {
-            peer: self.origin.peer,
-            user: name,
-            device: WEB_DEVICE.to_owned(),
-            primary: false,
-        });
-        let data_ticket = random_hex(16)?;
-        let body = format!(
-            "<error><ret>0</ret><message></message><skey>{}</skey><wxsid>{}</wxsid>\
-             <wxuin>{user}</wxuin><pass_ticket>{}</pass_ticket><isgrayscale>1</isgrayscale>\
-             </error>",
-            session.skey, session.sid, session.pass_ticket
-        );
-        Ok(Reply {
-            content_type: "text/plain",
-            body: body.into_bytes(),
-            cookies: vec![
-                format!("wxsid={}; Path=/", session.sid),
-                format!("wxuin={user}; Path=/"),
-                format!("webwx_data_ticket={data_ticket}; Path=/"),
-            ],
-            wake: None,
-        })
     }
 
     async fn webwxinit(
@@ -506,7 +328,7 @@ impl Web<'_, '_> {
             .await
             .map_err(store_error)?;
         s.floor.fetch_max(last, Ordering::Relaxed);
-        let contacts = self.contacts(user).await?;
+        let contacts = self.contacts(&s).await?;
         Ok(json_reply(&json!({
             "BaseResponse": base(0, ""),
             "Count": contacts.len(),
@@ -560,12 +382,55 @@ impl Web<'_, '_> {
         let Some(s) = self.service.web.session(&cred) else {
             return Ok(logged_out("webwxgetcontact: no such session"));
         };
-        let members = self.contacts(s.user).await?;
+        let members = self.contacts(&s).await?;
         Ok(json_reply(&json!({
             "BaseResponse": base(0, ""),
             "MemberCount": members.len(),
             "MemberList": members,
             "Seq": 0
+        })))
+    }
+
+    /// `webwxbatchgetcontact`: the contacts named in `List` that the
+    /// session may see (its own contacts and any user of the server by
+    /// web name); unknown names are left out.
+    async fn batchgetcontact(
+        &mut self,
+        req: &Request,
+        q: &BTreeMap<String, String>,
+    ) -> Result<Reply, Close> {
+        let body = parse_json("webwxbatchgetcontact", &req.body)?;
+        if self
+            .service
+            .web
+            .session(&body_credentials(&body, q, req))
+            .is_none()
+        {
+            return Ok(logged_out("webwxbatchgetcontact: no such session"));
+        }
+        let wanted: Vec<String> = body["List"]
+            .as_array()
+            .map(|l| l.iter().map(|c| id_string(&c["UserName"])).collect())
+            .unwrap_or_default();
+        let found = with_store(&self.service.store, move |st| {
+            let mut out = Vec::new();
+            for w in wanted.into_iter().take(MAX_BATCH_CONTACTS) {
+                if w == FILEHELPER {
+                    out.push(filehelper());
+                } else if let Some(name) = w.strip_prefix('@') {
+                    if let Some(id) = st.user(name, false)? {
+                        out.push(contact(id, name));
+                    }
+                }
+            }
+            Ok(out)
+        })
+        .await
+        .map_err(store_error)?;
+        Ok(json_reply(&json!({
+            "BaseResponse": base(0, ""),
+            "Count": found.len(),
+            "ContactList": found
         })))
     }
 
@@ -593,6 +458,10 @@ impl Web<'_, '_> {
         let deadline = Instant::now() + self.service.config.web_poll;
         let user = s.user;
         loop {
+            // Logged out (or ended) while held: as the real service, 1101.
+            if s.is_ended() {
+                return Ok(answer(RET_LOGGED_OUT, 0));
+            }
             // From what the device confirmed (a stale key does not bring
             // back what a webwxsync would not offer again).
             let pending = with_store(&self.service.store, move |st| {
@@ -638,7 +507,12 @@ impl Web<'_, '_> {
         })
         .await
         .map_err(store_error)?;
-        let list: Vec<Value> = page.messages.iter().map(add_msg).collect();
+        let list: Vec<Value> = page
+            .messages
+            .iter()
+            .zip(&page.positions)
+            .map(|(m, &seq)| add_msg(m, seq))
+            .collect();
         let key = synckey_value(page.next_seq);
         Ok(json_reply(&json!({
             "BaseResponse": base(0, ""),
@@ -722,9 +596,11 @@ impl Web<'_, '_> {
     fn logout(&mut self, req: &Request, q: &BTreeMap<String, String>) -> Reply {
         if let Some(s) = self.service.web.session(&query_credentials(q, req)) {
             self.service.web.lock().sessions.remove(&s.sid);
+            s.end();
             self.service.offline(s.user, s.conn);
         }
         Reply {
+            status: 200,
             content_type: "text/html",
             body: Vec::new(),
             cookies: Vec::new(),

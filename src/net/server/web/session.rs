@@ -12,7 +12,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::IpAddr;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -90,9 +90,24 @@ pub(super) struct Session {
     /// or synccheck presenting less (key 0) starts from here, so the
     /// session gets only what came after.
     pub(super) floor: AtomicU64,
+    /// Logged out or ended (idle, evicted): a held synccheck answers 1101.
+    pub(super) ended: AtomicBool,
 }
 
 impl Session {
+    /// Ends the session for the polls it holds: they are woken and answer
+    /// "logged out".
+    pub(super) fn end(&self) {
+        self.ended.store(true, Ordering::SeqCst);
+        self.notify.notify_waiters();
+        // And a poll between its check and its wait.
+        self.notify.notify_one();
+    }
+
+    pub(super) fn is_ended(&self) -> bool {
+        self.ended.load(Ordering::SeqCst)
+    }
+
     fn seen(&self) -> Instant {
         *self.last_seen.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -176,9 +191,12 @@ impl Inner {
             .filter(|s| now.duration_since(s.seen()) >= SESSION_IDLE)
             .map(|s| s.sid.clone())
             .collect();
-        idle.iter()
+        let ended: Vec<Arc<Session>> = idle
+            .iter()
             .filter_map(|sid| self.sessions.remove(sid))
-            .collect()
+            .collect();
+        ended.iter().for_each(|s| s.end());
+        ended
     }
 
     /// Adds a pending login; past a cap (its address's, or `max` in all)
@@ -257,6 +275,7 @@ impl Inner {
             ended.extend(self.sessions.remove(&sid));
         }
         self.sessions.insert(session.sid.clone(), session);
+        ended.iter().for_each(|s| s.end());
         ended
     }
 }
@@ -286,7 +305,7 @@ pub(super) fn query_credentials(q: &BTreeMap<String, String>, req: &Request) -> 
     let c = cookies(&req.cookie);
     let pick = |param: &str, cookie: &str| {
         q.get(param)
-            .filter(|v| !v.is_empty())
+            .filter(|v| !v.is_empty() && *v != "0")
             .or_else(|| c.get(cookie))
             .cloned()
     };
@@ -305,7 +324,9 @@ pub(super) fn body_credentials(
 ) -> Credentials {
     let b = &body["BaseRequest"];
     let (sid, uin, skey) = query_credentials(q, req);
-    let field = |k: &str| Some(id_string(&b[k])).filter(|s| !s.is_empty());
+    // Ids as numbers or strings; null, empty or 0 (a client that did not
+    // read them) name nothing, and the cookies decide.
+    let field = |k: &str| Some(id_string(&b[k])).filter(|s| !s.is_empty() && s != "0");
     (
         field("Sid").or(sid),
         field("Uin").or(uin),

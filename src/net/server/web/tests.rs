@@ -1,6 +1,12 @@
 //! The web endpoints through [`route`], on an in-memory store, no socket.
 
+use std::sync::Arc;
+
+use tokio::sync::Notify;
+
+use super::session::Login;
 use super::*;
+use crate::net::server::Event;
 use crate::net::KEY_MESSAGES;
 
 #[test]
@@ -132,8 +138,8 @@ async fn jslogin_login_poll_ticket_and_webwxinit() {
     assert_eq!(v["BaseResponse"]["Ret"], 0);
     assert_eq!(v["User"]["UserName"], "@alice");
     assert_eq!(v["User"]["Uin"], alice);
-    assert_eq!(v["Count"], 1);
-    assert_eq!(v["ContactList"][0]["UserName"], "@bob");
+    assert_eq!(v["Count"], 3, "oneself, filehelper, bob");
+    assert_eq!(v["ContactList"][2]["UserName"], "@bob");
     assert_eq!(v["SKey"], skey.as_str());
     let keys = synckey_json(&v["SyncKey"]).expect("a SyncKey");
     assert_eq!(keys.get(&KEY_MESSAGES), Some(&0));
@@ -414,4 +420,203 @@ async fn a_host_that_would_leave_the_redirect_string_is_refused() {
             "{js}"
         );
     }
+}
+
+/// A request with a Cookie header.
+fn with_cookie(mut req: Request, cookie: &str) -> Request {
+    req.cookie = cookie.to_owned();
+    req
+}
+
+#[tokio::test]
+async fn jslogin_by_post_and_sessions_named_by_cookies_or_ids_of_any_shape() {
+    let (s, _) = service(|c| c.test_users = vec!["alice".into()]);
+    // POST, parameters in the query string (as web clients send it).
+    let r = serve(
+        &s,
+        &Request::test("POST", "/jslogin?appid=wx&fun=new&lang=zh-CN", b""),
+    )
+    .await
+    .expect("jslogin by POST");
+    assert!(text(&r).starts_with("window.QRLogin.code = 200;"), "{r:?}");
+    // ... or in a form body.
+    let r = serve(
+        &s,
+        &Request::test("POST", "/jslogin", b"appid=wx&fun=new&user=alice"),
+    )
+    .await
+    .expect("jslogin by POST with a form");
+    assert!(text(&r).contains("uuid"), "{r:?}");
+
+    let (sid, uin, _, _) = login(&s, "alice").await;
+    let cookie = format!("wxsid={sid}; wxuin={uin}; webwx_data_ticket=t");
+    // Uin as a number, a string, null (a client that did not read the
+    // ticket XML: parseInt("") is NaN, JSON null) or 0; Sid and Skey
+    // empty; no pass_ticket: the cookies name the session.
+    for base in [
+        json!({ "Uin": uin.parse::<u64>().unwrap(), "Sid": sid, "Skey": "" }),
+        json!({ "Uin": uin, "Sid": sid }),
+        json!({ "Uin": null, "Sid": "", "Skey": "", "DeviceID": "e1" }),
+        json!({ "Uin": 0, "Sid": "", "Skey": "" }),
+    ] {
+        let body = json!({ "BaseRequest": base }).to_string();
+        let req = with_cookie(
+            Request::test(
+                "POST",
+                &format!("{WEB_PREFIX}webwxinit?r=1"),
+                body.as_bytes(),
+            ),
+            &cookie,
+        );
+        let v = json_of(&serve(&s, &req).await.expect("webwxinit"));
+        assert_eq!(v["BaseResponse"]["Ret"], 0, "{base}: {v}");
+        assert_eq!(v["User"]["UserName"], "@alice");
+    }
+    // A contact list by GET with the cookies and skey only.
+    let req = with_cookie(
+        Request::test(
+            "GET",
+            &format!("{WEB_PREFIX}webwxgetcontact?seq=0&r=1"),
+            b"",
+        ),
+        &cookie,
+    );
+    let v = json_of(&serve(&s, &req).await.expect("webwxgetcontact"));
+    assert_eq!(v["BaseResponse"]["Ret"], 0, "{v}");
+    // Another session's Uin still names nothing.
+    let body = json!({ "BaseRequest": { "Uin": 999_999, "Sid": sid } }).to_string();
+    let req = Request::test("POST", &format!("{WEB_PREFIX}webwxinit"), body.as_bytes());
+    let v = json_of(&serve(&s, &req).await.expect("webwxinit"));
+    assert_eq!(v["BaseResponse"]["Ret"], RET_LOGGED_OUT);
+}
+
+#[tokio::test]
+async fn the_ticket_page_answers_301_with_the_session_and_no_location() {
+    let (s, _) = service(|c| c.test_users = vec!["alice".into()]);
+    let js = text(&get(&s, "/jslogin?appid=wx&fun=new&user=alice").await);
+    let uuid = between(&js, "uuid = \"", "\"").to_owned();
+    let poll = format!("{WEB_PREFIX}login?uuid={uuid}");
+    get(&s, &poll).await;
+    let confirmed = text(&get(&s, &poll).await);
+    let page = between(&confirmed, "redirect_uri=\"", "\"")
+        .strip_prefix("http://h")
+        .expect("the Host")
+        .to_owned();
+    let r = get(&s, &page).await;
+    assert_eq!(r.status, 301, "as the real service in UOS mode");
+    let xml = text(&r);
+    assert!(
+        xml.contains("<wxsid>") && xml.contains("<pass_ticket>"),
+        "{xml}"
+    );
+    assert_eq!(r.cookies.len(), 3, "{r:?}");
+    // A bad ticket is a plain answer.
+    let again = get(&s, &page).await;
+    assert_eq!(again.status, 200);
+}
+
+#[tokio::test]
+async fn filehelper_and_oneself_are_contacts_and_filehelper_reaches_ones_devices() {
+    let (s, _) = service(|c| c.test_users = vec!["alice".into(), "bob".into()]);
+    s.identify(Some("bob".into()), 0, "phone")
+        .await
+        .expect("bob");
+    let (alice, _, _) = s
+        .identify(Some("alice".into()), 0, "phone")
+        .await
+        .expect("alice's phone");
+    let (sid, uin, skey, _) = login(&s, "alice").await;
+    let base = json!({ "Uin": uin, "Sid": sid, "Skey": skey });
+    let body = json!({ "BaseRequest": base }).to_string();
+    let init = Request::test("POST", &format!("{WEB_PREFIX}webwxinit"), body.as_bytes());
+    let v = json_of(&serve(&s, &init).await.expect("webwxinit"));
+    let names: Vec<&str> = v["ContactList"]
+        .as_array()
+        .expect("ContactList")
+        .iter()
+        .filter_map(|c| c["UserName"].as_str())
+        .collect();
+    assert_eq!(names, ["@alice", "filehelper", "@bob"], "{v}");
+    assert_eq!(v["Count"], 3);
+    let get_contacts = Request::test(
+        "GET",
+        &format!("{WEB_PREFIX}webwxgetcontact?sid={sid}&uin={uin}"),
+        b"",
+    );
+    let v = json_of(&serve(&s, &get_contacts).await.expect("webwxgetcontact"));
+    assert_eq!(v["MemberCount"], 3, "{v}");
+    let batch = json!({ "BaseRequest": base, "Count": 3,
+        "List": [{ "UserName": "@bob" }, { "UserName": "filehelper" }, { "UserName": "@nobody" }] })
+    .to_string();
+    let req = Request::test(
+        "POST",
+        &format!("{WEB_PREFIX}webwxbatchgetcontact?type=ex"),
+        batch.as_bytes(),
+    );
+    let v = json_of(&serve(&s, &req).await.expect("webwxbatchgetcontact"));
+    assert_eq!(v["Count"], 2, "{v}");
+    assert_eq!(v["ContactList"][1]["UserName"], "filehelper");
+
+    // A keep-alive to filehelper: sent, and on alice's phone.
+    let send = json!({ "BaseRequest": base, "Scene": 0, "Msg": { "Type": 1,
+        "Content": "keep-alive", "FromUserName": "@alice", "ToUserName": "filehelper",
+        "LocalID": "17000000000001", "ClientMsgId": "17000000000001" } })
+    .to_string();
+    let req = Request::test(
+        "POST",
+        &format!("{WEB_PREFIX}webwxsendmsg"),
+        send.as_bytes(),
+    );
+    let v = json_of(&serve(&s, &req).await.expect("webwxsendmsg"));
+    assert_eq!(v["BaseResponse"]["Ret"], 0, "{v}");
+    let page = with_store(&s.store, move |st| st.sync(alice, "phone", 0, 10))
+        .await
+        .expect("alice's phone syncs");
+    assert_eq!(page.messages.len(), 1, "{page:?}");
+    assert_eq!(page.messages[0].content, "keep-alive");
+    assert_eq!(add_msg(&page.messages[0], 1)["ToUserName"], "filehelper");
+    // Nothing for bob, and no user called filehelper.
+    let found = with_store(&s.store, |st| st.user(FILEHELPER, false))
+        .await
+        .expect("store");
+    assert_eq!(found, None);
+}
+
+#[tokio::test]
+async fn logout_answers_a_held_synccheck_with_1101() {
+    let (s, _) = service(|c| {
+        c.test_users = vec!["alice".into()];
+        c.web_poll = Duration::from_secs(60);
+    });
+    let (sid, uin, skey, _) = login(&s, "alice").await;
+    let check = Request::test(
+        "GET",
+        &format!("{WEB_PREFIX}synccheck?sid={sid}&uin={uin}&synckey=1_1|2_0|3_1"),
+        b"",
+    );
+    let logout = Request::test(
+        "POST",
+        &format!("{WEB_PREFIX}webwxlogout?redirect=1&type=0&skey={skey}"),
+        b"",
+    );
+    let cookie = format!("wxsid={sid}; wxuin={uin}");
+    let logout = with_cookie(logout, &cookie);
+    let held = async {
+        let started = tokio::time::Instant::now();
+        let r = serve(&s, &check).await.expect("synccheck");
+        (text(&r), started.elapsed())
+    };
+    let later = async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        serve(&s, &logout).await.expect("logout");
+    };
+    let ((answer, waited), ()) =
+        tokio::time::timeout(Duration::from_secs(10), async { tokio::join!(held, later) })
+            .await
+            .expect("the held poll is answered at logout, not after the hold");
+    assert!(
+        answer.contains(&format!("retcode:\"{RET_LOGGED_OUT}\"")),
+        "{answer}"
+    );
+    assert!(waited < Duration::from_secs(30), "{waited:?}");
 }
