@@ -32,6 +32,7 @@ mod roles;
 #[cfg(feature = "live")]
 mod sniff;
 mod synth_mix;
+mod tunnels;
 mod web_server;
 mod web_session;
 mod wechat_crypto;
