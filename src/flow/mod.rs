@@ -1,7 +1,8 @@
 //! The flow table: TCP connections keyed by their 4-tuple and the tunnel
-//! they are carried in (if any), in order of first packet, with client/server roles, port reuse, idle expiry and caps. Each
-//! packet is handed to the reassembler of its direction and the resulting
-//! events go to a [`Sink`].
+//! they are carried in (if any), in order of first packet, with
+//! client/server roles, port reuse, idle expiry and caps. Each packet is
+//! handed to the reassembler of its direction and the resulting events go to
+//! a [`Sink`].
 
 mod lru;
 mod scope;

@@ -736,6 +736,21 @@ mod tests {
     }
 
     #[test]
+    fn a_sparse_column_is_left_out_when_empty_and_noted_only_when_hidden_to_fit() {
+        let cols = vec![Col::new("id"), Col::new("tunnel").hide(1).sparse()];
+        let empty = measured(&[vec!["1".to_owned(), String::new()]], 2);
+        for budget in [None, Some(80)] {
+            let l = Layout::new(&cols, &empty, budget, Frame::Boxed);
+            assert_eq!((l.shown.clone(), l.note()), (vec![0], None), "{budget:?}");
+        }
+        let full = measured(&[vec!["1".to_owned(), "gtp-u 10.0.0.1-10.0.0.2".into()]], 2);
+        assert_eq!(Layout::new(&cols, &full, None, Frame::Boxed).shown, [0, 1]);
+        let narrow = Layout::new(&cols, &full, Some(12), Frame::Boxed);
+        assert_eq!(narrow.shown, [0]);
+        assert!(narrow.note().unwrap().contains("tunnel"));
+    }
+
+    #[test]
     fn optional_columns_go_when_cutting_is_not_enough() {
         let cols = vec![
             Col::new("a"),

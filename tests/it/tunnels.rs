@@ -135,6 +135,40 @@ fn vxlan_capwap_ip_in_ip_and_cisco_hdlc_from_the_corpus() {
     }
 }
 
+/// Frames taken out of each encapsulation, as tshark counts the frames whose
+/// `frame.protocols` hold it (`gre`, `pppoes`, `gtp` G-PDUs, `capwap.data`,
+/// `vxlan`, `mpls`, `ipv6` under `ip`): the same frames, TCP or not.
+#[test]
+fn encapsulations_are_counted_as_tshark_counts_them() {
+    for (file, want) in [
+        ("gre.pcapng", &[("gre", 1)][..]),
+        ("discord_mid_flow.pcap", &[("pppoe", 40)]),
+        ("syslog.pcap", &[("ip-in-ip", 6), ("pppoe", 6)]),
+        ("zoom.pcap", &[("gtp-u", 81)]),
+        ("ipv6_in_gtp.pcap", &[("gtp-u", 2)]),
+        ("capwap.pcap", &[("capwap", 173)]),
+        ("vxlan.pcap", &[("vxlan", 127)]),
+        ("BGP_redist.pcap", &[("mpls", 1)]),
+        // A GTP control message (version not supported) is not a G-PDU.
+        ("gtp_false_positive.pcapng", &[]),
+    ] {
+        let mut reader = Reader::open(std::path::Path::new(&ndpi(file))).unwrap();
+        let s = pipeline::run(
+            &mut reader,
+            flow::Config::default(),
+            &mut Count::default(),
+            |_| {},
+        );
+        let got: Vec<(&str, u64)> = s
+            .wire
+            .encapsulations
+            .iter()
+            .map(|(k, v)| (*k, *v))
+            .collect();
+        assert_eq!(got, want, "{file}");
+    }
+}
+
 /// An Ethernet frame with IPv4 from `outer_src` to `outer_dst`, UDP 2152 and
 /// a G-PDU with `teid` around `inner` (an IPv4 packet).
 fn gtpu(outer_src: [u8; 4], outer_dst: [u8; 4], teid: u32, inner: &[u8]) -> Vec<u8> {
