@@ -93,7 +93,8 @@ pub fn run<P: PacketSource + ?Sized, S: Sink>(
         if counting.summary.packets == 1 {
             counting.inner.capture_start(pkt.ts);
         }
-        if let Decoded::Tcp(seg) = decoder.decode(pkt.linktype, pkt.ts, pkt.data) {
+        if let Decoded::Tcp(seg) = decoder.decode_cut(pkt.linktype, pkt.ts, pkt.data, pkt.orig_len)
+        {
             table.packet(pkt.ts, &seg, &mut counting);
         }
         on_packet(pkt.offset);

@@ -31,12 +31,23 @@ pub struct Linktype(pub u32);
 impl Linktype {
     pub const NULL: Linktype = Linktype(0);
     pub const ETHERNET: Linktype = Linktype(1);
+    /// PPP, possibly in HDLC-like framing (and Cisco HDLC, which Wireshark
+    /// also finds under this number).
+    pub const PPP: Linktype = Linktype(9);
     /// DLT_RAW on most platforms (12) and on OpenBSD (14).
     pub const RAW_12: Linktype = Linktype(12);
     pub const RAW_14: Linktype = Linktype(14);
+    /// PPP in HDLC-like framing (RFC 1662).
+    pub const PPP_HDLC: Linktype = Linktype(50);
+    /// PPPoE session frames without their Ethernet header.
+    pub const PPP_ETHER: Linktype = Linktype(51);
     pub const RAW: Linktype = Linktype(101);
+    /// Cisco HDLC.
+    pub const C_HDLC: Linktype = Linktype(104);
     pub const LOOP: Linktype = Linktype(108);
     pub const LINUX_SLL: Linktype = Linktype(113);
+    /// Per-Packet Information: a header, then a frame of the link type it names.
+    pub const PPI: Linktype = Linktype(192);
     pub const IPV4: Linktype = Linktype(228);
     pub const IPV6: Linktype = Linktype(229);
     pub const LINUX_SLL2: Linktype = Linktype(276);
@@ -46,6 +57,11 @@ impl Linktype {
         match self.0 {
             0 => "NULL".into(),
             1 => "EN10MB".into(),
+            9 => "PPP".into(),
+            50 => "PPP_HDLC".into(),
+            51 => "PPP_ETHER".into(),
+            104 => "C_HDLC".into(),
+            192 => "PPI".into(),
             12 | 14 | 101 => "RAW".into(),
             108 => "LOOP".into(),
             113 => "LINUX_SLL".into(),

@@ -1,19 +1,20 @@
-//! The flow table: TCP connections keyed by their 4-tuple, in order of first
-//! packet, with client/server roles, port reuse, idle expiry and caps. Each
-//! packet is handed to the reassembler of its direction and the resulting
-//! events go to a [`Sink`].
+//! The flow table: TCP connections keyed by their 4-tuple and the tunnel
+//! they are carried in (if any), in order of first packet, with
+//! client/server roles, port reuse, idle expiry and caps. Each packet is
+//! handed to the reassembler of its direction and the resulting events go to
+//! a [`Sink`].
 
 mod lru;
 mod scope;
 
 use std::hash::BuildHasher;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use hashbrown::HashTable;
 
 use crate::capture::Timestamp;
 use crate::reassembly::{self, Budget, Event, HalfStream, Segment};
-use crate::wire::TcpSegment;
+use crate::wire::{TcpSegment, Tunnel, TunnelKey, TunnelKind};
 
 pub use scope::{HostMatch, Scope, Scoped, TimeBound};
 
@@ -153,6 +154,33 @@ pub struct FlowMeta {
     last_packet: u64,
     syn_sender: Option<u8>,
     synack_receiver: Option<u8>,
+    /// The tunnel the connection is carried in (boxed: most have none).
+    pub tunnel: Option<Box<FlowTunnel>>,
+}
+
+/// The tunnel a connection is carried in, by [`Side`]: the outer address
+/// each side's packets come from, and each side's id (a GTP-U TEID differs
+/// by direction; the first one seen).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlowTunnel {
+    pub kind: TunnelKind,
+    pub outer: [IpAddr; 2],
+    pub ids: [Option<u32>; 2],
+    /// Encapsulations in all, this tunnel included (nested tunnels, MPLS, PPPoE).
+    pub depth: u8,
+    key: TunnelKey,
+}
+
+impl FlowTunnel {
+    fn new(t: &Tunnel) -> Self {
+        FlowTunnel {
+            kind: t.kind,
+            outer: [t.src, t.dst],
+            ids: [t.id, None],
+            depth: t.depth,
+            key: t.key(),
+        }
+    }
 }
 
 impl FlowMeta {
@@ -213,6 +241,8 @@ pub struct FlowSummary {
     pub end: End,
     /// Which side turned out to be the client.
     pub client_side: Side,
+    /// The tunnel it was carried in, by side (see [`FlowSummary::client_side`]).
+    pub tunnel: Option<Box<FlowTunnel>>,
 }
 
 impl FlowSummary {
@@ -336,14 +366,18 @@ pub struct TableStats {
     pub max_active: u64,
 }
 
-type Key = (SocketAddr, SocketAddr);
+/// A connection's identity: its two endpoints in either order and the
+/// tunnel it is carried in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Key {
+    a: SocketAddr,
+    b: SocketAddr,
+    tunnel: Option<TunnelKey>,
+}
 
-fn key(a: SocketAddr, b: SocketAddr) -> Key {
-    if a <= b {
-        (a, b)
-    } else {
-        (b, a)
-    }
+fn key(a: SocketAddr, b: SocketAddr, tunnel: Option<TunnelKey>) -> Key {
+    let (a, b) = if a <= b { (a, b) } else { (b, a) };
+    Key { a, b, tunnel }
 }
 
 /// The lists of [`lru::Lru`] the table keeps connections on.
@@ -403,11 +437,12 @@ impl FlowTable {
 
     fn find(&self, k: &Key) -> Option<lru::Idx> {
         let flows = &self.flows;
-        let (a, b) = k;
+        let (a, b) = (k.a, k.b);
         self.index
             .find(self.hasher.hash_one(k), |&i| {
                 let m = &flows.get(i).meta;
-                (m.first_src == *a && m.first_dst == *b) || (m.first_src == *b && m.first_dst == *a)
+                ((m.first_src == a && m.first_dst == b) || (m.first_src == b && m.first_dst == a))
+                    && m.tunnel.as_ref().map(|t| t.key) == k.tunnel
             })
             .copied()
     }
@@ -426,7 +461,7 @@ impl FlowTable {
     pub fn packet<S: Sink>(&mut self, ts: Timestamp, seg: &TcpSegment<'_>, sink: &mut S) {
         self.packets += 1;
         self.sweep(ts, sink);
-        let k = key(seg.src, seg.dst);
+        let k = key(seg.src, seg.dst, seg.tunnel.map(|t| t.key()));
         let pure_syn = seg.flags.syn && !seg.flags.ack;
         // One hash lookup per packet on the common path.
         let mut found = self.find(&k);
@@ -464,6 +499,9 @@ impl FlowTable {
         meta.packets += 1;
         meta.packet = seg.packet;
         meta.last_packet = self.packets;
+        if let (Some(ft), Some(t)) = (&mut meta.tunnel, &seg.tunnel) {
+            ft.ids[side] = ft.ids[side].or(t.id);
+        }
         if pure_syn && meta.syn_sender.is_none() {
             meta.syn_sender = Some(side as u8);
         }
@@ -521,6 +559,7 @@ impl FlowTable {
             last_packet: 0,
             syn_sender: None,
             synack_receiver: None,
+            tunnel: seg.tunnel.map(|t| Box::new(FlowTunnel::new(&t))),
         };
         self.next_id += 1;
         self.stats.flows += 1;
@@ -640,240 +679,16 @@ impl FlowTable {
             s2c: stats[1 - cs],
             end,
             client_side: Side::from_index(cs),
+            tunnel: meta.tunnel,
         };
         sink.flow_end(&summary);
     }
 }
 
 fn flow_key(f: &Flow) -> Key {
-    key(f.meta.first_src, f.meta.first_dst)
+    let m = &f.meta;
+    key(m.first_src, m.first_dst, m.tunnel.as_ref().map(|t| t.key))
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::wire::TcpFlags;
-
-    #[derive(Default)]
-    struct Rec {
-        ended: Vec<FlowSummary>,
-        data: Vec<(u64, Side, Direction, Vec<u8>)>,
-    }
-
-    impl Sink for Rec {
-        fn event(&mut self, flow: &FlowMeta, side: Side, ev: Event<'_>) {
-            if let Event::Data { bytes, .. } = ev {
-                self.data
-                    .push((flow.id, side, flow.direction(side), bytes.to_vec()));
-            }
-        }
-        fn flow_end(&mut self, s: &FlowSummary) {
-            self.ended.push(s.clone());
-        }
-    }
-
-    const C: &str = "10.0.0.1:5000";
-    const S: &str = "10.0.0.2:8080";
-
-    fn seg<'a>(
-        src: &str,
-        dst: &str,
-        seq: u32,
-        ack: Option<u32>,
-        flags: &str,
-        payload: &'a [u8],
-    ) -> TcpSegment<'a> {
-        TcpSegment {
-            src: src.parse().unwrap(),
-            dst: dst.parse().unwrap(),
-            seq,
-            ack: ack.unwrap_or(0),
-            flags: TcpFlags {
-                syn: flags.contains('S'),
-                ack: ack.is_some(),
-                fin: flags.contains('F'),
-                rst: flags.contains('R'),
-            },
-            window: 1000,
-            payload,
-            wire_len: payload.len() as u32,
-            packet: 0,
-        }
-    }
-
-    fn ts(secs: i64) -> Timestamp {
-        Timestamp::new(secs, 0, 6)
-    }
-
-    #[test]
-    fn roles_follow_the_syn_even_when_the_synack_comes_first() {
-        let mut t = FlowTable::new(Config::default());
-        let mut r = Rec::default();
-        t.packet(ts(1), &seg(S, C, 500, Some(101), "S", b""), &mut r); // SYN+ACK first
-        t.packet(ts(1), &seg(C, S, 100, None, "S", b""), &mut r);
-        t.packet(ts(1), &seg(C, S, 101, Some(501), "", b"req"), &mut r);
-        t.packet(ts(1), &seg(S, C, 501, Some(104), "", b"resp"), &mut r);
-        t.finish(&mut r);
-        let f = &r.ended[0];
-        assert_eq!(
-            (f.client.to_string(), f.server.to_string()),
-            (C.into(), S.into())
-        );
-        assert_eq!(f.client_by, ClientBy::Syn);
-        assert_eq!((f.c2s.bytes, f.s2c.bytes), (3, 4));
-        assert_eq!(f.end, End::Open);
-    }
-
-    #[test]
-    fn without_syn_the_first_sender_is_the_client() {
-        let mut t = FlowTable::new(Config::default());
-        let mut r = Rec::default();
-        t.packet(ts(1), &seg(S, C, 7, Some(9), "", b"late"), &mut r);
-        t.finish(&mut r);
-        assert_eq!(r.ended[0].client.to_string(), S);
-        assert_eq!(r.ended[0].client_by, ClientBy::FirstPacket);
-    }
-
-    #[test]
-    fn new_syn_on_a_closed_tuple_is_a_new_connection_syn_retransmission_is_not() {
-        let mut t = FlowTable::new(Config::default());
-        let mut r = Rec::default();
-        t.packet(ts(1), &seg(C, S, 100, None, "S", b""), &mut r);
-        t.packet(ts(1), &seg(C, S, 100, None, "S", b""), &mut r); // retransmitted SYN
-        t.packet(ts(1), &seg(S, C, 0, Some(101), "R", b""), &mut r);
-        t.packet(ts(2), &seg(C, S, 9000, None, "S", b""), &mut r); // port reuse
-        t.packet(ts(2), &seg(C, S, 9001, Some(1), "", b"x"), &mut r);
-        t.finish(&mut r);
-        assert_eq!(r.ended.len(), 2);
-        assert_eq!(
-            (r.ended[0].id, r.ended[0].end, r.ended[0].packets),
-            (0, End::Rst, 3)
-        );
-        assert_eq!((r.ended[1].id, r.ended[1].c2s.bytes), (1, 1));
-        assert_eq!(t.stats().reused, 1);
-    }
-
-    #[test]
-    fn idle_connections_expire_only_after_time_and_packets() {
-        let cfg = Config {
-            idle_timeout_secs: 100,
-            idle_min_packets: 3,
-            ..Config::default()
-        };
-        let mut t = FlowTable::new(cfg);
-        let mut r = Rec::default();
-        t.packet(ts(0), &seg(C, S, 1, None, "", b"a"), &mut r);
-        // A clock jump alone does not expire it ...
-        t.packet(ts(10_000), &seg("10.0.0.3:1", S, 1, None, "", b"b"), &mut r);
-        assert!(r.ended.is_empty());
-        // ... time and enough other packets do (sweeps run at most every 1024 packets).
-        for i in 0..1100u32 {
-            t.packet(
-                ts(10_020),
-                &seg("10.0.0.3:1", S, 2 + i, None, "", b"c"),
-                &mut r,
-            );
-        }
-        assert_eq!(r.ended.len(), 1);
-        assert_eq!(r.ended[0].id, 0);
-        assert_eq!(t.stats().expired_idle, 1);
-        assert_eq!(t.active(), 1);
-    }
-
-    #[test]
-    fn flow_cap_evicts_the_least_recently_active() {
-        let mut t = FlowTable::new(Config {
-            max_flows: 2,
-            ..Config::default()
-        });
-        let mut r = Rec::default();
-        t.packet(ts(1), &seg("10.0.0.3:1", S, 1, None, "", b"a"), &mut r);
-        t.packet(ts(2), &seg("10.0.0.4:1", S, 1, None, "", b"b"), &mut r);
-        t.packet(ts(3), &seg("10.0.0.3:1", S, 2, None, "", b"c"), &mut r);
-        t.packet(ts(4), &seg("10.0.0.5:1", S, 1, None, "", b"d"), &mut r);
-        assert_eq!(r.ended.len(), 1);
-        assert_eq!(r.ended[0].client.to_string(), "10.0.0.4:1");
-        assert_eq!(t.active(), 2);
-        assert_eq!(t.stats().evicted, 1);
-    }
-
-    #[test]
-    fn events_carry_the_direction() {
-        let mut t = FlowTable::new(Config::default());
-        let mut r = Rec::default();
-        t.packet(ts(1), &seg(C, S, 100, None, "S", b""), &mut r);
-        t.packet(ts(1), &seg(S, C, 500, Some(101), "S", b""), &mut r);
-        t.packet(ts(1), &seg(C, S, 101, Some(501), "", b"up"), &mut r);
-        t.packet(ts(1), &seg(S, C, 501, Some(103), "F", b"down"), &mut r);
-        t.packet(ts(1), &seg(C, S, 103, Some(506), "F", b""), &mut r);
-        t.finish(&mut r);
-        assert_eq!(
-            r.data,
-            [
-                (0, Side::First, Direction::ClientToServer, b"up".to_vec()),
-                (0, Side::Second, Direction::ServerToClient, b"down".to_vec())
-            ]
-        );
-        assert_eq!(r.ended[0].end, End::Fin);
-    }
-
-    #[test]
-    fn a_syn_only_connection_keeps_its_counts_when_it_goes_on() {
-        let mut t = FlowTable::new(Config::default());
-        let mut r = Rec::default();
-        t.packet(ts(1), &seg(C, S, 100, None, "S", b""), &mut r);
-        t.packet(ts(2), &seg(C, S, 100, None, "S", b""), &mut r); // retransmitted
-        assert!(matches!(t.flows.get(0).halves, Halves::Syn(_)));
-        t.packet(ts(2), &seg(S, C, 500, Some(101), "S", b""), &mut r);
-        assert!(matches!(t.flows.get(0).halves, Halves::Full(_)));
-        t.packet(ts(3), &seg(C, S, 101, Some(501), "", b"abc"), &mut r);
-        // A keep-alive: one byte below the next expected, counted apart from data.
-        t.packet(ts(3), &seg(C, S, 103, Some(501), "", b"x"), &mut r);
-        // A SYN-only connection that never goes on.
-        t.packet(ts(4), &seg("10.0.0.9:1", S, 7, None, "S", b""), &mut r);
-        t.packet(ts(4), &seg("10.0.0.9:1", S, 7, None, "S", b""), &mut r);
-        t.finish(&mut r);
-        let f = &r.ended[0];
-        assert_eq!((f.c2s.segments, f.c2s.bytes, f.c2s.keepalives), (4, 3, 1));
-        assert_eq!((f.s2c.segments, f.s2c.bytes), (1, 0));
-        assert_eq!(
-            (f.client_by, f.packets, f.end),
-            (ClientBy::Syn, 5, End::Open)
-        );
-        let g = &r.ended[1];
-        assert_eq!((g.c2s.segments, g.s2c.segments, g.packets), (2, 0, 2));
-        assert_eq!(
-            g.c2s,
-            reassembly::Stats {
-                segments: 2,
-                ..Default::default()
-            }
-        );
-    }
-
-    #[test]
-    fn closed_connections_expire_on_their_own_timeout_behind_an_open_one() {
-        let cfg = Config {
-            idle_timeout_secs: 600,
-            closed_timeout_secs: 60,
-            idle_min_packets: 1,
-            ..Config::default()
-        };
-        let mut t = FlowTable::new(cfg);
-        let mut r = Rec::default();
-        // Open and older: not idle long enough at t=100.
-        t.packet(ts(0), &seg("10.0.0.3:1", S, 1, None, "", b"a"), &mut r);
-        // Closed at t=10 (RST): idle 90 s > 60 s at t=100.
-        t.packet(ts(10), &seg("10.0.0.4:1", S, 1, None, "R", b""), &mut r);
-        for i in 0..1100u32 {
-            t.packet(
-                ts(100),
-                &seg("10.0.0.5:1", S, 1 + i, None, "", b"c"),
-                &mut r,
-            );
-        }
-        let ended: Vec<String> = r.ended.iter().map(|f| f.client.to_string()).collect();
-        assert_eq!(ended, ["10.0.0.4:1"]);
-        assert_eq!((t.stats().expired_idle, t.active()), (1, 2));
-    }
-}
+mod tests;

@@ -88,6 +88,9 @@ pub struct Col {
     /// Width in the live rows of `sniff` (drawn before any cell is seen);
     /// 0: not in the live rows.
     pub live: u16,
+    /// Left out altogether (not noted as hidden) when no cell holds anything,
+    /// whatever the width: a column most tables never need.
+    pub sparse: bool,
 }
 
 impl Col {
@@ -97,7 +100,14 @@ impl Col {
             fit: None,
             hide: 0,
             live: 0,
+            sparse: false,
         }
+    }
+
+    /// Left out when every cell is empty (see [`Col::sparse`]).
+    pub const fn sparse(mut self) -> Col {
+        self.sparse = true;
+        self
     }
 
     /// Declares how the cells fit instead of inferring it.
@@ -305,6 +315,11 @@ fn shrink(w: &mut [usize], floor: &[usize], avail: usize) -> bool {
     true
 }
 
+/// `v`'s entries at `shown`.
+fn pick_of(v: &[usize], shown: &[usize]) -> Vec<usize> {
+    shown.iter().map(|&i| v[i]).collect()
+}
+
 impl Layout {
     /// Fits `cols` (measured by `m`) to `budget` display columns; `None`
     /// never cuts.
@@ -369,6 +384,7 @@ impl Layout {
         let natural: Vec<usize> = (0..n)
             .map(|i| content[i].max(cols[i].name.width()))
             .collect();
+        let absent = |i: usize| cols[i].sparse && content[i] == 0;
         let done = |shown: Vec<usize>, mut widths: Vec<usize>, pad: bool| {
             if let Some(budget) = budget {
                 // Times take less than their column; what they leave goes
@@ -400,7 +416,7 @@ impl Layout {
                 *w = (*w).min(widest.max(content[i]));
             }
             let hidden = (0..n)
-                .filter(|i| !shown.contains(i))
+                .filter(|i| !shown.contains(i) && !absent(*i))
                 .map(|i| cols[i].name.to_string())
                 .collect();
             Layout {
@@ -414,8 +430,9 @@ impl Layout {
                 budget,
             }
         };
-        let all: Vec<usize> = (0..n).collect();
+        let all: Vec<usize> = (0..n).filter(|&i| !absent(i)).collect();
         let Some(budget) = budget else {
+            let natural = pick_of(&natural, &all);
             return done(all, natural, frame == Frame::Boxed);
         };
         let lossless: Vec<usize> = (0..n)
@@ -451,8 +468,8 @@ impl Layout {
         // Lossless: headers wrapped, then the padding gone; then the same
         // without the columns that hold nothing.
         let nonempty: Vec<usize> = (0..n).filter(|&i| content[i] > 0).collect();
-        let mut sets = vec![all];
-        if nonempty.len() < n && !nonempty.is_empty() {
+        let mut sets = vec![all.clone()];
+        if nonempty.len() < all.len() && !nonempty.is_empty() {
             sets.push(nonempty);
         }
         for shown in &sets {
@@ -716,6 +733,21 @@ mod tests {
         assert_eq!(cut.widths, [2, 5, 11]);
         assert_eq!(cut.cell(&rows[0], 2), "10.0.…56794");
         assert!(cut.hidden.is_empty() && cut.note().is_none());
+    }
+
+    #[test]
+    fn a_sparse_column_is_left_out_when_empty_and_noted_only_when_hidden_to_fit() {
+        let cols = vec![Col::new("id"), Col::new("tunnel").hide(1).sparse()];
+        let empty = measured(&[vec!["1".to_owned(), String::new()]], 2);
+        for budget in [None, Some(80)] {
+            let l = Layout::new(&cols, &empty, budget, Frame::Boxed);
+            assert_eq!((l.shown.clone(), l.note()), (vec![0], None), "{budget:?}");
+        }
+        let full = measured(&[vec!["1".to_owned(), "gtp-u 10.0.0.1-10.0.0.2".into()]], 2);
+        assert_eq!(Layout::new(&cols, &full, None, Frame::Boxed).shown, [0, 1]);
+        let narrow = Layout::new(&cols, &full, Some(12), Frame::Boxed);
+        assert_eq!(narrow.shown, [0]);
+        assert!(narrow.note().unwrap().contains("tunnel"));
     }
 
     #[test]

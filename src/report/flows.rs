@@ -10,8 +10,9 @@ use sha2::{Digest, Sha256};
 use super::printer::Printer;
 use super::{AnomalyRecord, Bounded};
 use crate::capture::Timestamp;
-use crate::flow::{Direction, FlowMeta, FlowSummary, Side, Sink};
+use crate::flow::{Direction, FlowMeta, FlowSummary, FlowTunnel, Side, Sink};
 use crate::reassembly::{self, Event};
+use crate::wire::TunnelKind;
 
 /// One direction of a connection in the `flows` output.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -40,6 +41,67 @@ pub struct FlowRecord {
     pub c2s: DirRecord,
     pub s2c: DirRecord,
     pub end: String,
+    /// The tunnel the connection was carried in; absent when none.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub tunnel: Option<TunnelRecord>,
+}
+
+/// The tunnel of a connection in the `flows` output: the innermost one when
+/// tunnels are nested (`depth` counts every encapsulation, MPLS and PPPoE
+/// included).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TunnelRecord {
+    /// `gtp-u`, `vxlan`, `gre`, `erspan`, `ip-in-ip` or `capwap`.
+    pub kind: TunnelKind,
+    /// Outer address on the client's side (the source of its packets).
+    pub client: String,
+    /// Outer address on the server's side.
+    pub server: String,
+    /// The id the client's packets carry (TEID, VNI, GRE key, ERSPAN session).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub c2s_id: Option<u32>,
+    /// The id the server's packets carry.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub s2c_id: Option<u32>,
+    pub depth: u8,
+}
+
+impl TunnelRecord {
+    fn new(t: &FlowTunnel, client_side: Side) -> Self {
+        let (c, s) = if client_side == Side::First {
+            (0, 1)
+        } else {
+            (1, 0)
+        };
+        TunnelRecord {
+            kind: t.kind,
+            client: t.outer[c].to_string(),
+            server: t.outer[s].to_string(),
+            c2s_id: t.ids[c],
+            s2c_id: t.ids[s],
+            depth: t.depth,
+        }
+    }
+
+    /// The table cell: `gtp-u 10.0.0.1-10.0.0.2 teid 0x1a/0x2b`.
+    pub fn cell(&self) -> String {
+        let mut c = format!("{} {}-{}", self.kind, self.client, self.server);
+        let Some(name) = self.kind.id_name() else {
+            return c;
+        };
+        let show = |id: Option<u32>| match id {
+            None => "-".to_owned(),
+            Some(v) if self.kind == TunnelKind::GtpU => format!("{v:#x}"),
+            Some(v) => v.to_string(),
+        };
+        if self.c2s_id.is_some() || self.s2c_id.is_some() {
+            c.push_str(&format!(" {name} {}", show(self.c2s_id)));
+            if self.s2c_id != self.c2s_id {
+                c.push_str(&format!("/{}", show(self.s2c_id)));
+            }
+        }
+        c
+    }
 }
 
 /// Things the table renderer needs that the JSON schema does not carry.
@@ -277,6 +339,10 @@ impl Sink for FlowsSink {
             c2s: dir_record(&s.c2s, hc.or_else(empty)),
             s2c: dir_record(&s.s2c, hs.or_else(empty)),
             end: s.end.as_str().to_owned(),
+            tunnel: s
+                .tunnel
+                .as_deref()
+                .map(|t| TunnelRecord::new(t, s.client_side)),
         };
         if let Err(e) = self.close_dumps(s, dump) {
             self.error.get_or_insert(e);

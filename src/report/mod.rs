@@ -23,7 +23,7 @@ pub mod view;
 
 pub use anomaly::AnomalyRecord;
 pub use bounded::{Bounded, Kinded, Overflow, DEFAULT_MAX_EXAMPLES};
-pub use flows::{DirRecord, FlowRecord, FlowRow, FlowsSink};
+pub use flows::{DirRecord, FlowRecord, FlowRow, FlowsSink, TunnelRecord};
 pub use grid::Grid;
 pub use printer::{printer, spilling, streaming, Format, Printer, Record};
 pub use spill::Spill;

@@ -5,8 +5,9 @@ use std::fmt::Write;
 use crate::pipeline::RunSummary;
 
 /// What a run saw in one line (packets by kind, flows, bytes, gaps,
-/// anomalies, link types), plus a line for skipped pcapng blocks when there
-/// were any; each line ends with a newline.
+/// anomalies, link types), plus lines for encapsulations taken off, bogus
+/// TCP headers, evictions and skipped pcapng blocks when there were any;
+/// each line ends with a newline.
 pub fn summary(s: &RunSummary) -> String {
     let w = &s.wire;
     let anomalies: u64 = s.anomalies.values().sum();
@@ -38,6 +39,21 @@ pub fn summary(s: &RunSummary) -> String {
         if kinds.is_empty() { String::new() } else { format!(" ({})", kinds.join(", ")) },
         if lt.is_empty() { "none".into() } else { lt.join(", ") },
     );
+    if !w.encapsulations.is_empty() {
+        let kinds: Vec<String> = w
+            .encapsulations
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        let _ = writeln!(out, "frames decapsulated: {}", kinds.join(", "));
+    }
+    if w.tcp_bad_header > 0 {
+        let _ = writeln!(
+            out,
+            "tcp headers with an impossible length: {} (kept for their connection, without payload)",
+            w.tcp_bad_header
+        );
+    }
     if s.flows.evicted > 0 {
         let _ = writeln!(
             out,

@@ -10,8 +10,10 @@ use super::view::{ms, secs, View};
 
 use super::flows::FlowRow;
 
-/// The columns of the `flows` table.
-pub const FLOW_COLUMNS: [Col; 11] = [
+/// The columns of the `flows` table; the tunnel's is left out unless a
+/// connection came through one, and is the first to go when the table does
+/// not fit.
+pub const FLOW_COLUMNS: [Col; 12] = [
     Col::new("id"),
     Col::new("client").fit(Fit::Middle),
     Col::new("server").fit(Fit::Middle),
@@ -23,10 +25,11 @@ pub const FLOW_COLUMNS: [Col; 11] = [
     Col::new("bytes s->c"),
     Col::new("gaps"),
     Col::new("end"),
+    Col::new("tunnel").fit(Fit::End).hide(1).sparse(),
 ];
 
 /// The cells of a `flows` row, in [`FLOW_COLUMNS`] order.
-pub fn flow_cells(r: &FlowRow, view: &View) -> [String; 11] {
+pub fn flow_cells(r: &FlowRow, view: &View) -> [String; 12] {
     let rec = &r.record;
     [
         rec.id.to_string(),
@@ -40,6 +43,7 @@ pub fn flow_cells(r: &FlowRow, view: &View) -> [String; 11] {
         rec.s2c.bytes.to_string(),
         (rec.c2s.gaps + rec.s2c.gaps).to_string(),
         rec.end.clone(),
+        rec.tunnel.as_ref().map(|t| t.cell()).unwrap_or_default(),
     ]
 }
 

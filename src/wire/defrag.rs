@@ -6,7 +6,9 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 use etherparse::defrag::{IpDefragBuf, IpFragRange};
-use etherparse::{IpNumber, Ipv6ExtensionSlice, LaxIpSlice};
+use etherparse::{IpFragOffset, IpNumber};
+
+use super::tunnel::TunnelKey;
 
 use crate::capture::Timestamp;
 
@@ -15,12 +17,16 @@ pub const MAX_IN_PROGRESS: usize = 4096;
 /// A datagram whose fragments stop arriving is dropped after this long (capture time).
 pub const FRAGMENT_TIMEOUT_SECS: i64 = 60;
 
+/// A datagram in reassembly: its addresses, id and protocol, and the tunnel
+/// it came through (the same inner datagram id in two tunnels is two
+/// datagrams).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct FragKey {
-    src: IpAddr,
-    dst: IpAddr,
-    id: u32,
-    proto: u8,
+pub(super) struct FragKey {
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub id: u32,
+    pub proto: u8,
+    pub tunnel: Option<TunnelKey>,
 }
 
 pub(super) enum Added {
@@ -64,43 +70,15 @@ impl Defragmenter {
         self.active.len()
     }
 
-    pub(super) fn add(&mut self, ip: &LaxIpSlice<'_>, ts: Timestamp) -> Added {
-        let (key, offset, more, payload) = match ip {
-            LaxIpSlice::Ipv4(v4) => {
-                let h = v4.header();
-                (
-                    FragKey {
-                        src: ip.source_addr(),
-                        dst: ip.destination_addr(),
-                        id: h.identification() as u32,
-                        proto: h.protocol().0,
-                    },
-                    h.fragments_offset(),
-                    h.more_fragments(),
-                    v4.payload().payload,
-                )
-            }
-            LaxIpSlice::Ipv6(v6) => {
-                let frag = v6.extensions().clone().into_iter().find_map(|e| match e {
-                    Ipv6ExtensionSlice::Fragment(f) => Some(f.to_header()),
-                    _ => None,
-                });
-                let Some(frag) = frag else {
-                    return Added::Dropped;
-                };
-                (
-                    FragKey {
-                        src: ip.source_addr(),
-                        dst: ip.destination_addr(),
-                        id: frag.identification,
-                        proto: v6.payload().ip_number.0,
-                    },
-                    frag.fragment_offset,
-                    frag.more_fragments,
-                    v6.payload().payload,
-                )
-            }
-        };
+    /// Adds the fragment at `offset` (in 8-byte units) of the datagram `key`.
+    pub(super) fn add(
+        &mut self,
+        key: FragKey,
+        offset: IpFragOffset,
+        more: bool,
+        payload: &[u8],
+        ts: Timestamp,
+    ) -> Added {
         if !self.active.contains_key(&key) && self.active.len() >= MAX_IN_PROGRESS {
             return Added::Dropped;
         }

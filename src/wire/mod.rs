@@ -1,18 +1,31 @@
-//! From link-layer frames to TCP segments: link types (Ethernet with 802.1Q
-//! and QinQ, Linux SLL and SLL2, raw IPv4/IPv6, BSD NULL and LOOP), L2-L4
-//! slicing with etherparse (lax: IP lengths that exceed the captured frame are
-//! tolerated and reported), and IPv4/IPv6 fragment reassembly.
+//! From link-layer frames to TCP segments: link types (link.rs), L2-L4
+//! slicing with etherparse (lax: IP lengths that exceed the captured frame
+//! are tolerated), the headers etherparse lacks (encap.rs: MPLS, PPPoE, PPP,
+//! Cisco HDLC, GRE and ERSPAN, GTP-U, VXLAN, CAPWAP, 802.11), tunnels taken
+//! off one layer at a time to a bounded depth (layers.rs, tunnel.rs), and
+//! IPv4/IPv6 fragment reassembly at any layer (defrag.rs).
 
 mod defrag;
+mod encap;
+mod layers;
+mod link;
+mod tunnel;
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
-use etherparse::{EtherType, IpNumber, LaxIpSlice, LaxNetSlice, LaxSlicedPacket, TransportSlice};
+use etherparse::IpNumber;
 
 use crate::capture::{Linktype, Timestamp};
 
 pub use defrag::Defragmenter;
+pub use tunnel::{Tunnel, TunnelKey, TunnelKind};
+
+use layers::{End, Layer, Step};
+
+/// Encapsulations (tunnels, MPLS, PPPoE) one frame may go through before it
+/// is taken for garbage.
+pub const MAX_ENCAPSULATIONS: u8 = 8;
 
 /// TCP header flags that matter to reassembly.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -41,6 +54,8 @@ pub struct TcpSegment<'a> {
     /// datagram: its last fragment), 1-based and counting every packet the
     /// decoder saw, as Wireshark numbers frames.
     pub packet: u64,
+    /// The innermost tunnel it came through.
+    pub tunnel: Option<Tunnel>,
 }
 
 /// What a frame turned out to be.
@@ -75,6 +90,11 @@ pub struct WireStats {
     pub fragments_dropped: u64,
     /// TCP segments whose captured payload is shorter than the IP header says.
     pub tcp_truncated: u64,
+    /// TCP headers whose length field is impossible (below 20 bytes or past
+    /// the segment): kept for their connection without payload, as tshark does.
+    pub tcp_bad_header: u64,
+    /// Frames by encapsulation taken off (`gtp-u`, `vxlan`, `mpls`, ...).
+    pub encapsulations: BTreeMap<&'static str, u64>,
     /// Frames per link type number.
     pub linktypes: BTreeMap<u32, u64>,
 }
@@ -95,365 +115,178 @@ impl Decoder {
         &self.stats
     }
 
-    /// Decodes one frame. A TCP segment borrows either `data` or, for a
-    /// reassembled datagram, the decoder's fragment buffer.
+    /// Decodes one frame, captured whole: `decode_cut` with `orig_len` the
+    /// frame's length.
     pub fn decode<'a>(
         &'a mut self,
         linktype: Linktype,
         ts: Timestamp,
         data: &'a [u8],
     ) -> Decoded<'a> {
-        self.stats.frames += 1;
-        *self.stats.linktypes.entry(linktype.0).or_default() += 1;
-        self.defrag.expire(ts);
-        let sliced = match slice_link(linktype, data) {
-            Ok(Some(s)) => s,
-            Ok(None) => {
-                self.stats.not_ip += 1;
-                return Decoded::NotIp;
-            }
-            Err(LinkError::Unknown) => {
-                self.stats.unknown_linktype += 1;
-                return Decoded::UnknownLinktype;
-            }
-            Err(LinkError::Malformed(why)) => {
-                self.stats.malformed += 1;
-                return Decoded::Malformed(why);
-            }
-        };
-        let ip = match &sliced.net {
-            Some(LaxNetSlice::Ipv4(v4)) => LaxIpSlice::Ipv4(v4.clone()),
-            Some(LaxNetSlice::Ipv6(v6)) => LaxIpSlice::Ipv6(v6.clone()),
-            Some(LaxNetSlice::Arp(_)) => {
-                self.stats.not_ip += 1;
-                return Decoded::NotIp;
-            }
-            None => {
-                if sliced.stop_err.is_some() {
-                    self.stats.malformed += 1;
-                    return Decoded::Malformed("ip header");
-                }
-                self.stats.not_ip += 1;
-                return Decoded::NotIp;
-            }
-        };
-        if ip.is_fragmenting_payload() {
-            self.stats.fragments += 1;
-            return match self.defrag.add(&ip, ts) {
-                defrag::Added::Held => Decoded::FragmentHeld,
-                defrag::Added::Dropped => {
-                    self.stats.fragments_dropped += 1;
-                    Decoded::FragmentHeld
-                }
-                defrag::Added::Complete => {
-                    self.stats.datagrams_reassembled += 1;
-                    let (src, dst) = (ip.source_addr(), ip.destination_addr());
-                    let (proto, payload) = self.defrag.completed();
-                    finish_transport(&mut self.stats, src, dst, proto, payload, payload.len())
-                }
-            };
-        }
-        let src = ip.source_addr();
-        let dst = ip.destination_addr();
-        let p = ip.payload();
-        match (&sliced.transport, p.ip_number) {
-            (Some(TransportSlice::Tcp(tcp)), _) => {
-                let claimed = claimed_ip_payload_len(&ip).unwrap_or(p.payload.len());
-                let hdr = tcp.header_slice().len();
-                let wire_len = claimed.saturating_sub(hdr).max(tcp.payload().len());
-                Self::segment(&mut self.stats, src, dst, tcp, wire_len)
-            }
-            (_, IpNumber::TCP) => {
-                // etherparse stopped inside the TCP header (cut by the snaplen or garbage).
-                self.stats.malformed += 1;
-                Decoded::Malformed("tcp header")
-            }
-            (_, proto) => {
-                if proto == IpNumber::UDP {
-                    self.stats.udp += 1;
-                } else {
-                    self.stats.other_ip += 1;
-                }
-                Decoded::OtherIp(proto)
-            }
-        }
+        let whole = u32::try_from(data.len()).unwrap_or(u32::MAX);
+        self.decode_cut(linktype, ts, data, whole)
     }
 
-    fn segment<'a>(
-        stats: &mut WireStats,
-        src: IpAddr,
-        dst: IpAddr,
-        tcp: &etherparse::TcpSlice<'a>,
-        wire_len: usize,
+    /// Decodes one frame of which `data` was captured out of `orig_len`
+    /// bytes on the wire. A TCP segment borrows either `data` or, for a
+    /// reassembled datagram, the decoder's fragment buffer.
+    pub fn decode_cut<'a>(
+        &'a mut self,
+        linktype: Linktype,
+        ts: Timestamp,
+        data: &'a [u8],
+        orig_len: u32,
     ) -> Decoded<'a> {
+        let Decoder { defrag, stats } = self;
+        stats.frames += 1;
+        *stats.linktypes.entry(linktype.0).or_default() += 1;
+        defrag.expire(ts);
+        let (next, mut range) = match link::start(linktype, data) {
+            Ok(Some(s)) => s,
+            Ok(None) => return end(stats, End::NotIp),
+            Err(link::LinkError::Unknown) => {
+                stats.unknown_linktype += 1;
+                return Decoded::UnknownLinktype;
+            }
+            Err(link::LinkError::Malformed(why)) => return end(stats, End::Malformed(why)),
+        };
+        let mut layer = Layer::Frame(next);
+        let mut ctx = layers::Ctx {
+            cut: (orig_len as usize).saturating_sub(data.len()),
+            ..Default::default()
+        };
+        // Whether the bytes are the fragment buffer's (a reassembled datagram).
+        let mut reassembled = false;
+        let mut steps = 0u32;
+        let head = loop {
+            steps += 1;
+            if steps > 4 * u32::from(MAX_ENCAPSULATIONS) {
+                count_encapsulations(stats, &ctx);
+                return end(stats, End::Malformed("too many layers"));
+            }
+            let buf = if reassembled {
+                defrag.completed().1
+            } else {
+                data
+            };
+            match layers::step(buf, layer, range.clone(), &mut ctx) {
+                Step::Next(l, r) => {
+                    if ctx.depth > MAX_ENCAPSULATIONS {
+                        count_encapsulations(stats, &ctx);
+                        return end(stats, End::Malformed("too many encapsulations"));
+                    }
+                    (layer, range) = (l, r);
+                }
+                Step::Tcp(h) => break h,
+                Step::End(e) => {
+                    count_encapsulations(stats, &ctx);
+                    return end(stats, e);
+                }
+                Step::Fragment(f) => {
+                    stats.fragments += 1;
+                    let key = defrag::FragKey {
+                        src: f.src,
+                        dst: f.dst,
+                        id: f.id,
+                        proto: f.proto.0,
+                        tunnel: ctx.tunnel.map(|t| t.key()),
+                    };
+                    // A fragment inside a reassembled datagram: copied out of
+                    // the buffer the defragmenter is about to reuse.
+                    let owned;
+                    let payload = if reassembled {
+                        owned = buf[f.payload.clone()].to_vec();
+                        &owned[..]
+                    } else {
+                        &data[f.payload.clone()]
+                    };
+                    match defrag.add(key, f.offset, f.more, payload, ts) {
+                        defrag::Added::Held => {
+                            count_encapsulations(stats, &ctx);
+                            return Decoded::FragmentHeld;
+                        }
+                        defrag::Added::Dropped => {
+                            stats.fragments_dropped += 1;
+                            count_encapsulations(stats, &ctx);
+                            return Decoded::FragmentHeld;
+                        }
+                        defrag::Added::Complete => {
+                            stats.datagrams_reassembled += 1;
+                            reassembled = true;
+                            ctx.cut = 0;
+                            let (proto, p) = defrag.completed();
+                            layer = Layer::Transport {
+                                proto,
+                                src: f.src,
+                                dst: f.dst,
+                            };
+                            range = 0..p.len();
+                        }
+                    }
+                }
+            }
+        };
+        count_encapsulations(stats, &ctx);
         stats.tcp += 1;
-        let payload = tcp.payload();
-        if wire_len > payload.len() {
+        if head.bogus {
+            stats.tcp_bad_header += 1;
+        }
+        if head.wire_len > head.payload.len() {
             stats.tcp_truncated += 1;
         }
+        let defrag: &'a Defragmenter = defrag;
+        let buf = if reassembled {
+            defrag.completed().1
+        } else {
+            data
+        };
         Decoded::Tcp(TcpSegment {
-            src: SocketAddr::new(src, tcp.source_port()),
-            dst: SocketAddr::new(dst, tcp.destination_port()),
-            seq: tcp.sequence_number(),
-            ack: tcp.acknowledgment_number(),
-            flags: TcpFlags {
-                syn: tcp.syn(),
-                ack: tcp.ack(),
-                fin: tcp.fin(),
-                rst: tcp.rst(),
-            },
-            window: tcp.window_size(),
-            payload,
-            wire_len: u32::try_from(wire_len).unwrap_or(u32::MAX),
+            src: head.src,
+            dst: head.dst,
+            seq: head.seq,
+            ack: head.ack,
+            flags: head.flags,
+            window: head.window,
+            payload: &buf[head.payload],
+            wire_len: u32::try_from(head.wire_len).unwrap_or(u32::MAX),
             packet: stats.frames,
+            tunnel: ctx.tunnel,
         })
     }
 }
 
-fn finish_transport<'a>(
-    stats: &mut WireStats,
-    src: IpAddr,
-    dst: IpAddr,
-    proto: IpNumber,
-    payload: &'a [u8],
-    len: usize,
-) -> Decoded<'a> {
-    if proto != IpNumber::TCP {
-        if proto == IpNumber::UDP {
+fn count_encapsulations(stats: &mut WireStats, ctx: &layers::Ctx) {
+    if ctx.seen == 0 {
+        return;
+    }
+    for (bit, name) in layers::ENCAP_NAMES.iter().enumerate() {
+        if ctx.seen & (1 << bit) != 0 {
+            *stats.encapsulations.entry(name).or_default() += 1;
+        }
+    }
+}
+
+/// A frame that ended without a TCP segment, counted.
+fn end(stats: &mut WireStats, e: End) -> Decoded<'static> {
+    match e {
+        End::NotIp => {
+            stats.not_ip += 1;
+            Decoded::NotIp
+        }
+        End::Udp => {
             stats.udp += 1;
-        } else {
+            Decoded::OtherIp(IpNumber::UDP)
+        }
+        End::OtherIp(p) => {
             stats.other_ip += 1;
+            Decoded::OtherIp(p)
         }
-        return Decoded::OtherIp(proto);
-    }
-    match etherparse::TcpSlice::from_slice(payload) {
-        Ok(tcp) => {
-            let hdr = tcp.header_slice().len();
-            Decoder::segment(stats, src, dst, &tcp, len.saturating_sub(hdr))
-        }
-        Err(_) => {
+        End::Malformed(why) => {
             stats.malformed += 1;
-            Decoded::Malformed("tcp header in reassembled datagram")
+            Decoded::Malformed(why)
         }
-    }
-}
-
-/// The IP payload length the header claims (which may exceed what was captured).
-fn claimed_ip_payload_len(ip: &LaxIpSlice<'_>) -> Option<usize> {
-    match ip {
-        LaxIpSlice::Ipv4(v4) => {
-            let h = v4.header();
-            (h.total_len() as usize).checked_sub(h.slice().len())
-        }
-        LaxIpSlice::Ipv6(v6) => {
-            let plen = v6.header().payload_length() as usize;
-            if plen == 0 {
-                return None; // jumbogram or unknown: trust the slice
-            }
-            plen.checked_sub(v6.extensions().slice().len())
-        }
-    }
-}
-
-enum LinkError {
-    Unknown,
-    Malformed(&'static str),
-}
-
-/// BSD address-family values that mean IPv4 / IPv6 in NULL and LOOP headers
-/// (IPv6 differs between BSDs: 24 NetBSD/OpenBSD, 28 FreeBSD, 30 macOS; 10 Linux).
-fn af_is_ip(af: u32) -> bool {
-    matches!(af, 2 | 10 | 24 | 28 | 30)
-}
-
-fn slice_link(linktype: Linktype, data: &[u8]) -> Result<Option<LaxSlicedPacket<'_>>, LinkError> {
-    let from_ip = |d| {
-        LaxSlicedPacket::from_ip(d)
-            .map(Some)
-            .map_err(|_| LinkError::Malformed("ip header"))
-    };
-    match linktype {
-        Linktype::ETHERNET => LaxSlicedPacket::from_ethernet(data)
-            .map(Some)
-            .map_err(|_| LinkError::Malformed("ethernet header")),
-        Linktype::RAW_12 | Linktype::RAW_14 | Linktype::RAW | Linktype::IPV4 | Linktype::IPV6 => {
-            from_ip(data)
-        }
-        Linktype::NULL | Linktype::LOOP => {
-            let Some(h) = data.get(..4) else {
-                return Err(LinkError::Malformed("null/loop header"));
-            };
-            let h: [u8; 4] = h.try_into().expect("4 bytes");
-            // NULL is in the capturing host's byte order, LOOP in network order.
-            let af = if linktype == Linktype::LOOP {
-                u32::from_be_bytes(h)
-            } else {
-                let le = u32::from_le_bytes(h);
-                if le > 0xFFFF {
-                    u32::from_be_bytes(h)
-                } else {
-                    le
-                }
-            };
-            if af_is_ip(af) {
-                from_ip(&data[4..])
-            } else {
-                Ok(None)
-            }
-        }
-        Linktype::LINUX_SLL => {
-            if data.len() < 16 {
-                return Err(LinkError::Malformed("linux sll header"));
-            }
-            let et = u16::from_be_bytes([data[14], data[15]]);
-            Ok(Some(LaxSlicedPacket::from_ether_type(
-                EtherType(et),
-                &data[16..],
-            )))
-        }
-        Linktype::LINUX_SLL2 => {
-            if data.len() < 20 {
-                return Err(LinkError::Malformed("linux sll2 header"));
-            }
-            let et = u16::from_be_bytes([data[0], data[1]]);
-            Ok(Some(LaxSlicedPacket::from_ether_type(
-                EtherType(et),
-                &data[20..],
-            )))
-        }
-        _ => Err(LinkError::Unknown),
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use etherparse::PacketBuilder;
-
-    fn ipv4_tcp(payload: &[u8]) -> Vec<u8> {
-        let b = PacketBuilder::ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64).tcp(5000, 8080, 77, 1000);
-        let mut v = Vec::new();
-        b.write(&mut v, payload).unwrap();
-        v
-    }
-
-    /// src, dst, seq, payload, wire length
-    type Seg = (String, String, u32, Vec<u8>, u32);
-
-    fn decode_one(lt: Linktype, frame: &[u8]) -> (Option<Seg>, WireStats) {
-        let mut d = Decoder::new();
-        let r = match d.decode(lt, Timestamp::default(), frame) {
-            Decoded::Tcp(s) => Some((
-                s.src.to_string(),
-                s.dst.to_string(),
-                s.seq,
-                s.payload.to_vec(),
-                s.wire_len,
-            )),
-            _ => None,
-        };
-        (r, d.stats().clone())
-    }
-
-    #[test]
-    fn raw_null_loop_sll_and_sll2_reach_tcp() {
-        let ip = ipv4_tcp(b"data");
-        let mut null_le = 2u32.to_le_bytes().to_vec();
-        null_le.extend_from_slice(&ip);
-        let mut null_be = 2u32.to_be_bytes().to_vec();
-        null_be.extend_from_slice(&ip);
-        let mut lo = 2u32.to_be_bytes().to_vec();
-        lo.extend_from_slice(&ip);
-        let mut sll = vec![0u8; 14];
-        sll.extend_from_slice(&0x0800u16.to_be_bytes());
-        sll.extend_from_slice(&ip);
-        let mut sll2 = 0x0800u16.to_be_bytes().to_vec();
-        sll2.extend_from_slice(&[0u8; 18]);
-        sll2.extend_from_slice(&ip);
-        for (lt, frame) in [
-            (Linktype::RAW, &ip),
-            (Linktype::RAW_12, &ip),
-            (Linktype::IPV4, &ip),
-            (Linktype::NULL, &null_le),
-            (Linktype::NULL, &null_be),
-            (Linktype::LOOP, &lo),
-            (Linktype::LINUX_SLL, &sll),
-            (Linktype::LINUX_SLL2, &sll2),
-        ] {
-            let (seg, st) = decode_one(lt, frame);
-            let (src, dst, seq, payload, wire_len) =
-                seg.unwrap_or_else(|| panic!("{lt:?}: no TCP ({st:?})"));
-            assert_eq!(
-                (src.as_str(), dst.as_str(), seq),
-                ("10.0.0.1:5000", "10.0.0.2:8080", 77)
-            );
-            assert_eq!((payload.as_slice(), wire_len), (&b"data"[..], 4));
-        }
-    }
-
-    #[test]
-    fn unknown_link_type_and_short_headers_are_counted_not_fatal() {
-        let (seg, st) = decode_one(Linktype(147), b"whatever");
-        assert!(seg.is_none());
-        assert_eq!(st.unknown_linktype, 1);
-        let (seg, st) = decode_one(Linktype::LINUX_SLL, b"short");
-        assert!(seg.is_none());
-        assert_eq!(st.malformed, 1);
-        let (_, st) = decode_one(Linktype::NULL, &[0, 0, 0, 0]);
-        assert_eq!(st.not_ip, 1);
-    }
-
-    #[test]
-    fn ethernet_padding_is_not_payload_and_a_short_frame_keeps_the_wire_length() {
-        let mut eth = vec![0u8; 12];
-        eth.extend_from_slice(&0x0800u16.to_be_bytes());
-        eth.extend_from_slice(&ipv4_tcp(b""));
-        eth.extend_from_slice(&[0x20; 6]); // padding to the 60-byte minimum
-        let (seg, _) = decode_one(Linktype::ETHERNET, &eth);
-        assert_eq!(seg.unwrap().3, b"");
-        let mut eth = vec![0u8; 12];
-        eth.extend_from_slice(&0x0800u16.to_be_bytes());
-        eth.extend_from_slice(&ipv4_tcp(b"0123456789"));
-        eth.truncate(eth.len() - 6); // snaplen cut
-        let (seg, st) = decode_one(Linktype::ETHERNET, &eth);
-        let seg = seg.unwrap();
-        assert_eq!((seg.3.as_slice(), seg.4), (&b"0123"[..], 10));
-        assert_eq!(st.tcp_truncated, 1);
-    }
-
-    #[test]
-    fn ipv4_fragments_are_reassembled_in_any_order() {
-        let full = ipv4_tcp(&[b'z'; 100]);
-        let hdr = &full[..20];
-        let body = &full[20..]; // TCP header + payload, 120 bytes
-        let frag = |off: usize, more: bool, part: &[u8]| {
-            let mut h = etherparse::Ipv4Header::from_slice(hdr).unwrap().0;
-            h.fragment_offset = etherparse::IpFragOffset::try_new((off / 8) as u16).unwrap();
-            h.more_fragments = more;
-            h.identification = 42;
-            h.set_payload_len(part.len()).unwrap();
-            let mut v = Vec::new();
-            h.write(&mut v).unwrap();
-            v.extend_from_slice(part);
-            v
-        };
-        let f1 = frag(0, true, &body[..64]);
-        let f2 = frag(64, false, &body[64..]);
-        let mut d = Decoder::new();
-        assert!(matches!(
-            d.decode(Linktype::RAW, Timestamp::default(), &f2),
-            Decoded::FragmentHeld
-        ));
-        match d.decode(Linktype::RAW, Timestamp::default(), &f1) {
-            Decoded::Tcp(s) => {
-                assert_eq!(s.payload, &[b'z'; 100][..]);
-                assert_eq!(s.dst.port(), 8080);
-            }
-            other => panic!("{other:?}"),
-        }
-        assert_eq!(
-            (d.stats().fragments, d.stats().datagrams_reassembled),
-            (2, 1)
-        );
-    }
-}
+mod tests;
