@@ -67,6 +67,28 @@ pub struct Config {
     pub web_login: Option<LoginNotice>,
 }
 
+impl Config {
+    /// The user name and device id are ones the server takes.
+    pub fn check_names(&self) -> Result<(), ClientError> {
+        for (what, value, ok) in [
+            ("user name", &self.user, IdentifyExt::valid_user(&self.user)),
+            (
+                "device id",
+                &self.device,
+                IdentifyExt::valid_device(&self.device),
+            ),
+        ] {
+            if !ok {
+                return Err(ClientError::InvalidName {
+                    what,
+                    value: value.clone(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Called with the uuid of a web login that waits for a device's
 /// confirmation.
 #[derive(Clone)]
@@ -261,25 +283,7 @@ impl Session {
     /// Connects and authenticates (autoauth with a cached key, else
     /// manualauth), not identified: [`Session::uin`] is the auth's.
     async fn open(config: &Config, synckey: SyncKey) -> Result<Session, ClientError> {
-        for (what, value, ok) in [
-            (
-                "user name",
-                &config.user,
-                IdentifyExt::valid_user(&config.user),
-            ),
-            (
-                "device id",
-                &config.device,
-                IdentifyExt::valid_device(&config.device),
-            ),
-        ] {
-            if !ok {
-                return Err(ClientError::InvalidName {
-                    what,
-                    value: value.clone(),
-                });
-            }
-        }
+        config.check_names()?;
         let connect_err = |source| ClientError::Connect {
             server: config.server.clone(),
             source,

@@ -24,7 +24,7 @@ use super::client::{
     sync_answer, text_message, unix_now, ClientError, Config, Link, ListenOptions, ListenOutcome,
     ListenSink, Listener, Mailbox, Retry, SendAck, SendFailed, SendOptions, Stop, SyncPage,
 };
-use super::messages::{ret, ChatMessage, IdentifyExt};
+use super::messages::{ret, ChatMessage};
 use super::webclient::http::{Conn, Response};
 use crate::body::synckey::SyncKey;
 use crate::proto::http::message::encode_request;
@@ -52,25 +52,7 @@ impl ShortSession {
     /// Authenticates `config.user` on `config.device`: autoauth with a
     /// cached key, else manualauth (with the password, if any).
     pub async fn login(config: &Config) -> Result<ShortSession, ClientError> {
-        for (what, value, ok) in [
-            (
-                "user name",
-                &config.user,
-                IdentifyExt::valid_user(&config.user),
-            ),
-            (
-                "device id",
-                &config.device,
-                IdentifyExt::valid_device(&config.device),
-            ),
-        ] {
-            if !ok {
-                return Err(ClientError::InvalidName {
-                    what,
-                    value: value.clone(),
-                });
-            }
-        }
+        config.check_names()?;
         let mut s = ShortSession {
             conn: Conn::new(&config.server),
             host: config.server.clone(),
