@@ -40,7 +40,7 @@ enum Command {
     /// Capture live from an interface: frames as they complete, then the analyze report.
     #[cfg(feature = "live")]
     Sniff(cmd::sniff::Args),
-    /// Run the reference server (long link): identify, heartbeat, newsync, newsendmsg, pushes.
+    /// Run the reference server: long link, short link and web, on a durable store.
     Serve(cmd::serve::Args),
     /// Reference client: send a message, or listen for messages.
     Client(cmd::client::Args),
