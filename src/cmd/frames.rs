@@ -37,7 +37,7 @@ pub struct Args {
 }
 
 /// `--layer`: exactly the names records print ([`Layer::ALL`]).
-fn layer_parser() -> impl TypedValueParser<Value = Layer> {
+pub(super) fn layer_parser() -> impl TypedValueParser<Value = Layer> {
     PossibleValuesParser::new(Layer::ALL.map(Layer::as_str))
         .map(|s| s.parse::<Layer>().expect("one of Layer::ALL"))
 }

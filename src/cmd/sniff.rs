@@ -19,7 +19,11 @@ use syncscope::pipeline;
 use syncscope::reassembly::Event;
 use syncscope::report::{self, Format, Printer};
 
+use syncscope::analyze::{CmdMatch, Layer, RecordFilter};
+use syncscope::flow::{HostMatch, Scope, Scoped};
+
 use super::common::{format_parser, DecodeArgs, ViewArgs};
+use super::frames::layer_parser;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -46,6 +50,18 @@ pub struct Args {
     /// Stop after this many seconds.
     #[arg(long, value_name = "SECS")]
     pub duration: Option<f64>,
+    /// Only frames of this cmd, as `frames --cmd` takes it: a number (121, 0x79) or a name in
+    /// any case (newsync, a short-link cgi, a web endpoint); a request selects its responses.
+    /// The report after Ctrl-C still covers every connection captured.
+    #[arg(long)]
+    pub cmd: Option<String>,
+    /// Only frames of this layer, as the records name it.
+    #[arg(long, value_parser = layer_parser())]
+    pub layer: Option<Layer>,
+    /// Only connections with this endpoint, on either side: IP or IP:PORT (repeatable: any of
+    /// them). Unlike --filter, the kernel still captures (and --write still saves) the rest.
+    #[arg(long, value_name = "ADDR", value_parser = |s: &str| s.parse::<HostMatch>())]
+    pub host: Vec<HostMatch>,
     #[command(flatten)]
     pub decode: DecodeArgs,
     #[command(flatten)]
@@ -177,6 +193,22 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     // The analyzer options come from the same loader as `analyze` and `frames`.
     let opts = args.decode.options(None)?;
+    // Names come from the analyzer's own table (with the profile's), as in `frames`.
+    let cmd = args
+        .cmd
+        .as_deref()
+        .map(|c| CmdMatch::parse(c, &opts.registry))
+        .transpose()?;
+    let keep = RecordFilter {
+        cmd,
+        conn: None,
+        layer: args.layer,
+    };
+    let scope = Scope {
+        hosts: args.host.clone(),
+        since: None,
+        until: None,
+    };
     let filter = args
         .filter
         .clone()
@@ -266,7 +298,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let printer = &mut printer;
         let mut an = Analyzer::new(&opts, move |r: &FrameRecord| {
             counters_rec.frames.set(counters_rec.frames.get() + 1);
-            if out_err.borrow().is_some() {
+            if out_err.borrow().is_some() || !keep.keep(r) {
                 return;
             }
             if let Err(e) = printer.record(r) {
@@ -274,8 +306,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 stop.store(true, Ordering::SeqCst);
             }
         });
+        let mut scoped = Scoped::new(&mut an, scope);
         let mut sink = Counting {
-            inner: &mut an,
+            inner: &mut scoped,
             counters: &counters,
         };
         let mut summary = pipeline::run(

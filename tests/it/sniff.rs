@@ -352,6 +352,46 @@ fn sniff_sees_exactly_the_frames_sent_and_writes_a_capture_that_reads_back() {
     assert_pcapng_shape(&pcapng);
 }
 
+#[test]
+fn sniff_keeps_only_the_frames_of_cmd_and_host_asked_for() {
+    if !capture_allowed("sniff_keeps_only_the_frames_of_cmd_and_host_asked_for") {
+        return;
+    }
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let port_s = port.to_string();
+    let (cmd, _, _) = REQUESTS[0];
+    let cmd_s = cmd.to_string();
+    let common = ["-i", "lo", "--port", &port_s, "--format", "ndjson"];
+    let by_cmd = Sniff::start(&[&common[..], &["--cmd", &cmd_s, "--host", "127.0.0.1"]].concat());
+    let elsewhere = Sniff::start(&[&common[..], &["--host", "10.9.9.9"]].concat());
+    let server = serve(listener);
+    let want = converse(port);
+    assert_eq!(server.join().expect("server"), REQUESTS.len());
+    by_cmd.interrupt();
+    elsewhere.interrupt();
+    let (out, stderr) = by_cmd.wait();
+    assert!(out.status.success(), "sniff --cmd failed:\n{stderr}");
+    let got: Vec<_> = ndjson(&out.stdout).iter().map(summary).collect();
+    let want: Vec<_> = want
+        .into_iter()
+        .filter(|&(c, ..)| c % u64::from(RESPONSE) == u64::from(cmd))
+        .map(|(c, s, l, d, k)| (c, s, l, d.to_owned(), k.to_owned()))
+        .collect();
+    assert!(want.len() >= 2, "the conversation has cmd {cmd} both ways");
+    assert_eq!(got, want, "sniff --cmd {cmd}; stderr:\n{stderr}");
+    // The report still covers the connection.
+    assert!(stderr.contains("Connections: 1"), "{stderr}");
+
+    let (out, stderr) = elsewhere.wait();
+    assert!(out.status.success(), "sniff --host failed:\n{stderr}");
+    assert!(
+        ndjson(&out.stdout).is_empty(),
+        "sniff --host 10.9.9.9 printed frames of 127.0.0.1"
+    );
+    assert!(stderr.contains("Connections: 0"), "{stderr}");
+}
+
 /// SHB, then an IDB for link type 1 (Ethernet, which `lo` is) with the snaplen.
 fn assert_pcapng_shape(path: &Path) {
     let b = std::fs::read(path).unwrap();
