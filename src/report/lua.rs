@@ -4,7 +4,12 @@
 //! the user's profile), so that Wireshark names cmds as syncscope does.
 //! Frames are split with the dissector's own desegmentation loop
 //! (`pinfo.desegment_offset` / `desegment_len`), which handles several
-//! frames in one segment and frames over several segments.
+//! frames in one segment and frames over several segments. Requests and
+//! responses are paired as the analyzer pairs them (by cmd and seq per
+//! connection; a response's cmd is the request's + 10^9, or a Mars echo
+//! from the server repeats it), shown as Wireshark's "response in" /
+//! "request in" links with the time between them (`tshark -2` for the
+//! forward links).
 
 use std::fmt::Write;
 
@@ -61,7 +66,10 @@ pub fn dissector(registry: &Registry, ports: &[u16], profile: Option<&str>) -> S
 -- Folders > Personal Lua Plugins), or load it for one run:
 --     tshark -X lua_script:syncscope.lua -r CAPTURE -Y syncscope
 -- Display filter fields: syncscope.cmd, syncscope.name, syncscope.seq, syncscope.len,
--- syncscope.kind, syncscope.variant. Registered on TCP port(s) {ports_text}; use
+-- syncscope.kind, syncscope.variant, syncscope.request_in, syncscope.response_in (with
+-- `tshark -2`: the second pass knows the answers), syncscope.time (since the request).
+-- Registered on TCP port(s) {ports_text}, which are taken as the server's side (a frame
+-- from them that repeats an outstanding request's cmd and seq is a Mars echo); use
 -- Analyze > Decode As... for others.
 
 local HEADER_LEN = {header_len}
@@ -85,9 +93,79 @@ local f = {{
     seq = ProtoField.uint32("syncscope.seq", "Seq", base.HEX),
     kind = ProtoField.string("syncscope.kind", "Kind"),
     body = ProtoField.bytes("syncscope.body", "Body"),
+    request_in = ProtoField.framenum("syncscope.request_in", "Request in frame", base.NONE,
+        frametype.REQUEST),
+    response_in = ProtoField.framenum("syncscope.response_in", "Response in frame", base.NONE,
+        frametype.RESPONSE),
+    time = ProtoField.relative_time("syncscope.time", "Time since request"),
 }}
 proto.fields = {{ f.variant, f.len, f.header_len, f.version, f.client_version, f.cmd, f.name,
-    f.seq, f.kind, f.body }}
+    f.seq, f.kind, f.body, f.request_in, f.response_in, f.time }}
+
+local tcp_stream = Field.new("tcp.stream")
+local frame_time = Field.new("frame.time_epoch")
+local server_ports = {{}}
+for _, port in ipairs({{ {ports_list} }}) do server_ports[port] = true end
+
+-- Pairing, done on the first pass and kept for the second (and for the GUI):
+-- outstanding[stream][cmd .. "/" .. seq] = sends oldest first {{ number, time, from_server }};
+-- paired[number .. "/" .. cmd .. "/" .. seq] = {{ request_in or response_in, time }}.
+local outstanding = {{}}
+local paired = {{}}
+
+function proto.init()
+    outstanding = {{}}
+    paired = {{}}
+end
+
+local function frame_key(number, cmd, seq)
+    return number .. "/" .. cmd .. "/" .. seq
+end
+
+-- Records what this frame pairs with, the first time it is dissected.
+local function pair(pinfo, cmd, seq, kind)
+    local stream = tcp_stream()
+    if stream == nil or kind == "push" then return end
+    local number = pinfo.number
+    local now = frame_time().value
+    local conn = outstanding[stream.value]
+    if conn == nil then
+        conn = {{}}
+        outstanding[stream.value] = conn
+    end
+    local from_server = server_ports[pinfo.src_port] == true
+    local function answered(send)
+        paired[frame_key(number, cmd, seq)] = {{ request_in = send.number, time = now - send.time }}
+        paired[frame_key(send.number, send.cmd, seq)] = {{ response_in = number }}
+    end
+    if cmd < RESPONSE_OFFSET then
+        local key = cmd .. "/" .. seq
+        local sends = conn[key]
+        if from_server and sends ~= nil then
+            -- A Mars echo answers the oldest send from the client.
+            for i, send in ipairs(sends) do
+                if not send.from_server then
+                    table.remove(sends, i)
+                    if #sends == 0 then conn[key] = nil end
+                    answered(send)
+                    return
+                end
+            end
+        end
+        if sends == nil then
+            sends = {{}}
+            conn[key] = sends
+        end
+        sends[#sends + 1] = {{ number = number, time = now, from_server = from_server, cmd = cmd }}
+    else
+        local key = (cmd - RESPONSE_OFFSET) .. "/" .. seq
+        local sends = conn[key]
+        if sends == nil then return end
+        conn[key] = nil
+        -- A request sent several times is answered from its last send.
+        answered(sends[#sends])
+    end
+end
 
 -- What a frame is, from its cmd and seq (as syncscope's records say).
 local function kind_of(cmd, seq)
@@ -142,6 +220,14 @@ local function frame(tvb, pinfo, tree, offset, variant, hlen, len)
     local name, kind = name_of(cmd), kind_of(cmd, seq)
     t:add(f.name, name)
     t:add(f.kind, kind)
+    if not pinfo.visited then pair(pinfo, cmd, seq, kind) end
+    local p = paired[frame_key(pinfo.number, cmd, seq)]
+    if p ~= nil and p.request_in ~= nil then
+        t:add(f.request_in, p.request_in)
+        t:add(f.time, p.time)
+    elseif p ~= nil and p.response_in ~= nil then
+        t:add(f.response_in, p.response_in)
+    end
     if len > hlen then t:add(f.body, tvb(offset + hlen, len - hlen)) end
     local info = string.format("%s %s seq=%u", kind, name ~= "" and name or tostring(cmd), seq)
     if tostring(pinfo.cols.info):find("seq=", 1, true) then
@@ -174,7 +260,7 @@ function proto.dissector(tvb, pinfo, tree)
 end
 
 local tcp = DissectorTable.get("tcp.port")
-for _, port in ipairs({{ {ports_list} }}) do
+for port, _ in pairs(server_ports) do
     tcp:add(port, proto)
 end
 "#,

@@ -391,6 +391,47 @@ fn flows_count_packets_per_direction_as_tsharks_conversation_table() {
 
 /// A Mars (20-byte header) conversation on port 8080, frames split over
 /// several segments and several frames in one.
+/// Requests sent again before their answer: a 10^9 response answers the
+/// last send; echoes (the server repeating cmd and seq) answer the sends
+/// oldest first.
+fn resend_capture(path: &Path) {
+    use syncscope::capture::writer::PcapWriter;
+    use syncscope::capture::{Linktype, Timestamp};
+    use syncscope::proto::longlink::encode;
+    use syncscope::synth::{later, Conversation, Side};
+    let t0 = Timestamp::new(1_700_000_000, 0, 6);
+    let mut conv = Conversation::new(
+        "10.0.0.1:40000".parse().unwrap(),
+        "10.0.0.2:8080".parse().unwrap(),
+        1000,
+        5000,
+    );
+    let mut frames: Vec<(Timestamp, _)> = conv.handshake().into_iter().map(|f| (t0, f)).collect();
+    let steps: [(Side, Vec<u8>); 7] = [
+        (Side::Client, encode(121, 5, b"sync")),
+        (Side::Client, encode(121, 5, b"sync")),
+        (Side::Server, encode(1_000_000_121, 5, b"keys")),
+        (Side::Client, encode(138, 7, b"a")),
+        (Side::Client, encode(138, 7, b"a")),
+        (Side::Server, encode(138, 7, b"")),
+        (Side::Server, encode(138, 7, b"")),
+    ];
+    for (i, (side, bytes)) in steps.iter().enumerate() {
+        let at = later(t0, 10 * (i as u64 + 1) + i as u64 * i as u64);
+        frames.extend(conv.send(*side, bytes).into_iter().map(|f| (at, f)));
+    }
+    frames.extend(conv.close().into_iter().map(|f| (later(t0, 200), f)));
+    let mut w = PcapWriter::new(
+        std::fs::File::create(path).unwrap(),
+        Linktype::ETHERNET,
+        false,
+    )
+    .unwrap();
+    for (ts, f) in &frames {
+        w.write(*ts, f, None).unwrap();
+    }
+}
+
 fn mars_capture(path: &Path) {
     use syncscope::capture::writer::PcapWriter;
     use syncscope::capture::{Linktype, Timestamp};
@@ -480,15 +521,19 @@ fn the_generated_lua_dissector_finds_the_frames_syncscope_finds() {
     drop(w);
     let mars = dir.path().join("mars.pcap");
     mars_capture(&mars);
+    let resends = dir.path().join("resends.pcap");
+    resend_capture(&resends);
     let samples = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples");
     let script = format!("lua_script:{}", lua.display());
     let mut total = 0;
+    let mut paired = 0;
     for f in [
         samples.join("longlink-8080.pcap"),
         samples.join("serve-client-longlink.pcapng"),
         samples.join("serve-client-web.pcapng"),
         mixed,
         mars.clone(),
+        resends,
     ] {
         // The client port of each connection (tshark's tcp.stream is our id).
         let flows: Value = serde_json::from_slice(
@@ -592,6 +637,102 @@ fn the_generated_lua_dissector_finds_the_frames_syncscope_finds() {
             assert_eq!(ours.len(), 7, "{ours:?}");
         }
         total += ours.len();
+        paired += lua_pairs_equal_ours(&f, &script);
     }
     assert!(total > 300, "{total}");
+    assert!(paired > 100, "{paired}");
+}
+
+/// The dissector's pairs (tshark's second pass) against the records': each
+/// response's packet and latency (µs) with its request's packet, and each
+/// request's "response in" link pointing back. Returns the pairs compared.
+fn lua_pairs_equal_ours(f: &Path, script: &str) -> usize {
+    let text = tshark(
+        f,
+        &[
+            "-2",
+            "-o",
+            "tcp.reassemble_out_of_order:TRUE",
+            "-X",
+            script,
+            "-Y",
+            "syncscope.request_in",
+            "-T",
+            "fields",
+            "-e",
+            "frame.number",
+            "-e",
+            "syncscope.request_in",
+            "-e",
+            "syncscope.time",
+        ],
+    );
+    // "0.000528915" seconds -> whole microseconds, as the records round.
+    let micros = |t: &str| -> u64 {
+        let (s, frac) = t.split_once('.').unwrap_or((t, ""));
+        let ns: u64 = format!("{frac:0<9}")[..9].parse().unwrap();
+        s.parse::<u64>().unwrap() * 1_000_000 + ns / 1000
+    };
+    let mut theirs = Vec::new();
+    for line in text.lines() {
+        let v: Vec<&str> = line.split('\t').collect();
+        let packet: u64 = v[0].parse().unwrap();
+        for (req, t) in v[1].split(',').zip(v[2].split(',')) {
+            theirs.push((packet, micros(t), req.parse::<u64>().unwrap()));
+        }
+    }
+    let recs = records(f);
+    let mut ours: Vec<(u64, u64)> = recs
+        .iter()
+        .filter(|r| r["layer"] == "longlink" || r["layer"] == "mars")
+        .filter_map(|r| Some((r["last_packet"].as_u64()?, r["latency_us"].as_u64()?)))
+        .collect();
+    let mut theirs_lat: Vec<(u64, u64)> = theirs.iter().map(|&(p, t, _)| (p, t)).collect();
+    ours.sort();
+    theirs_lat.sort();
+    assert_eq!(
+        ours,
+        theirs_lat,
+        "{}: (response packet, latency µs) of syncscope vs the dissector",
+        f.display()
+    );
+    // Every request the dissector names is a request frame in that packet,
+    // and its "response in" names the response back.
+    let back = tshark(
+        f,
+        &[
+            "-2",
+            "-o",
+            "tcp.reassemble_out_of_order:TRUE",
+            "-X",
+            script,
+            "-Y",
+            "syncscope.response_in",
+            "-T",
+            "fields",
+            "-e",
+            "frame.number",
+            "-e",
+            "syncscope.response_in",
+        ],
+    );
+    let mut links = Vec::new();
+    for line in back.lines() {
+        let (req, resps) = line.split_once('\t').unwrap();
+        for r in resps.split(',') {
+            links.push((r.parse::<u64>().unwrap(), req.parse::<u64>().unwrap()));
+        }
+    }
+    let mut forward: Vec<(u64, u64)> = theirs.iter().map(|&(p, _, q)| (p, q)).collect();
+    links.sort();
+    forward.sort();
+    assert_eq!(links, forward, "{}: request_in vs response_in", f.display());
+    for &(resp, req) in &forward {
+        assert!(
+            req <= resp,
+            "{}: request {req} after response {resp}",
+            f.display()
+        );
+    }
+    ours.len()
 }
