@@ -2,7 +2,6 @@
 
 use std::io;
 
-use anyhow::Context;
 use std::process::ExitCode;
 
 use syncscope::report::{self, Format};
@@ -41,14 +40,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(path) = &args.html {
         let mut text = Vec::new();
         report::table::analyze(&report, &report::view::View::default(), &mut text)?;
-        let title = format!("syncscope analyze {}", args.common.capture.display());
-        let page = report::html::page(&title, &report, &String::from_utf8_lossy(&text));
-        std::fs::write(path, page).with_context(|| {
-            format!(
-                "--html {}: cannot write the report (is the directory there and writable?)",
-                path.display()
-            )
-        })?;
+        super::write_html(path, "analyze", &args.common.capture, &report, &text)?;
     }
     let mut printer = report::printer(args.format, view, io::BufWriter::new(io::stdout().lock()));
     printer.begin()?;

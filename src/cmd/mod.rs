@@ -14,6 +14,7 @@ use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use syncscope::capture::Reader;
@@ -96,6 +97,25 @@ pub fn report_only(
     let report = an.into_report();
     summary.anomalies = report.anomaly_counts();
     Ok((report, summary))
+}
+
+/// Writes the HTML report of `command` (`analyze`, `sync`) on `capture`:
+/// the plots of `report` above `text` (the command's tables).
+pub fn write_html(
+    path: &Path,
+    command: &str,
+    capture: &Path,
+    report: &syncscope::analyze::Report,
+    text: &[u8],
+) -> anyhow::Result<()> {
+    let title = format!("syncscope {command} {}", capture.display());
+    let page = syncscope::report::html::page(&title, report, &String::from_utf8_lossy(text));
+    std::fs::write(path, page).with_context(|| {
+        format!(
+            "--html {}: cannot write the report (is the directory there and writable?)",
+            path.display()
+        )
+    })
 }
 
 /// Whether an analyze report holds anomalies (its one list has the SyncKey

@@ -16,6 +16,10 @@ pub struct Args {
     pub format: Format,
     #[command(flatten)]
     pub view: ViewArgs,
+    /// Also write a self-contained HTML report: each session's keys over time with its
+    /// anomalies (and the analyze report's other plots), above the timeline tables.
+    #[arg(long, value_name = "FILE.html")]
+    pub html: Option<std::path::PathBuf>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -24,10 +28,21 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         &args.common,
         report::DEFAULT_MAX_EXAMPLES,
         &view.time,
-        false,
+        args.html.is_some(),
     )?;
     // What `sync` shows: the sessions' SyncKey anomalies.
     let anomalies = report.sessions.iter().any(|s| !s.anomalies.is_empty());
+    if let Some(path) = &args.html {
+        let mut text = Vec::new();
+        let mut table = report::printer(Format::Table, Default::default(), &mut text);
+        table.begin()?;
+        for s in &report.sessions {
+            table.record(s)?;
+        }
+        table.end()?;
+        drop(table);
+        super::write_html(path, "sync", &args.common.capture, &report, &text)?;
+    }
     let mut printer = report::printer(args.format, view, io::BufWriter::new(io::stdout().lock()));
     printer.begin()?;
     for s in report.sessions {

@@ -279,3 +279,46 @@ fn the_html_report_of_a_large_capture_stays_small() {
         }
     }
 }
+
+/// `sync --html`: the same plots as `analyze --html` (one SyncKey figure per
+/// session with transitions), above the timeline tables `sync` prints.
+#[test]
+fn sync_writes_the_html_report_with_its_timelines() {
+    let capture = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/serve-client-web.pcapng");
+    let dir = tempfile::tempdir().unwrap();
+    let html = dir.path().join("sync.html");
+    let out = Command::new(bin())
+        .arg("sync")
+        .arg(&capture)
+        .args(["--format", "json", "-q", "--html"])
+        .arg(&html)
+        .output()
+        .expect("run sync");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: Value = serde_json::from_slice(&out.stdout).expect("sync JSON");
+    let sessions = json["sessions"].as_array().unwrap();
+    let changing = sessions
+        .iter()
+        .filter(|s| !s["transitions"].as_array().unwrap().is_empty())
+        .count();
+    assert!(changing > 0);
+    let page = std::fs::read_to_string(&html).unwrap();
+    let figs = figures(&page);
+    assert_eq!(
+        figs.iter().filter(|f| f.0 == "synckey").count(),
+        changing.min(8)
+    );
+    // The tables under the plots: one heading per session, as `sync` prints.
+    for i in 0..sessions.len() {
+        assert!(page.contains(&format!("Session {i}:")), "session {i}");
+    }
+    assert!(page.contains("<title>syncscope sync "), "title");
+    // Same analysis as analyze's page: the same figures.
+    let other = dir.path().join("analyze.html");
+    report(&capture, &[], &other);
+    assert_eq!(figures(&std::fs::read_to_string(&other).unwrap()), figs);
+}
