@@ -377,6 +377,7 @@ pub fn analyze(r: &crate::analyze::Report, view: &View, out: &mut dyn io::Write)
             view,
             [
                 Col::new("uin"),
+                Col::new("user"),
                 Col::new("device"),
                 Col::new("sid").fit(Fit::Middle),
                 Col::new("observations"),
@@ -389,6 +390,7 @@ pub fn analyze(r: &crate::analyze::Report, view: &View, out: &mut dyn io::Write)
             let kinds: Vec<&str> = ses.anomalies.iter().map(|a| a.kind).collect();
             t.add_row(vec![
                 opt(ses.uin),
+                ses.user.clone().unwrap_or_default(),
                 ses.device.clone().unwrap_or_default(),
                 ses.sid.clone().unwrap_or_default(),
                 ses.observations.len().to_string(),

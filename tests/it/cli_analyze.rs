@@ -464,6 +464,24 @@ fn sync_follows_the_short_link_sample() {
         .filter(|f| f["cmd_name"] == "newsendmsg")
         .collect();
     assert_eq!(sends.len(), 3, "{frames:?}");
+    // The analyze table names each session's user, as the JSON does.
+    let users: Vec<&str> = sessions.iter().filter_map(|s| s["user"].as_str()).collect();
+    assert!(!users.is_empty(), "{v}");
+    let out = syncscope(&["analyze", sample, "-q", "--wide"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let table: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.starts_with("SyncKey sessions"))
+        .take_while(|l| !l.is_empty())
+        .collect();
+    assert!(table.iter().any(|l| l.contains("┆ user ")), "{text}");
+    for u in users {
+        assert!(
+            table.iter().any(|l| l.contains(&format!(" {u} "))),
+            "{u} missing in\n{}",
+            table.join("\n")
+        );
+    }
 }
 
 /// The web sample (bob logs in on the web, alice sends from the long link,

@@ -193,6 +193,7 @@ fn synckey_sessions_name_their_device_and_their_latest_keys() {
         rows[0],
         [
             "uin",
+            "user",
             "device",
             "sid",
             "observations",
@@ -202,7 +203,7 @@ fn synckey_sessions_name_their_device_and_their_latest_keys() {
         ],
         "{text}"
     );
-    let cells = |r: &Vec<String>| (r[0].clone(), r[1].clone(), r[6].clone());
+    let cells = |r: &Vec<String>| (r[0].clone(), r[2].clone(), r[7].clone());
     let got: Vec<_> = rows[1..].iter().map(cells).collect();
     // bob's phone ended on an identify without a SyncKey: its latest keys
     // are still the three it synced with.
