@@ -6,6 +6,7 @@
 //! 2 usage or a refused auth or identify.
 
 use std::io::{self, Write};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,7 +18,7 @@ use syncscope::net::client::{
     self, ClientError, Config, ListenOptions, ListenSink, LoginNotice, SendOptions,
 };
 use syncscope::net::messages::{ret, ChatMessage};
-use syncscope::net::{shortclient, webclient};
+use syncscope::net::{media, shortclient, webclient};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -62,6 +63,38 @@ pub enum Action {
         #[arg(long, default_value_t = 5.0, value_name = "SECS")]
         timeout: f64,
     },
+    /// Send an image (PNG or JPEG) over the short link: uploadmsgimg in parts of about 1.5 KB,
+    /// several POSTs at once; prints {"msg_id", "client_id", "len", "parts", "sha256",
+    /// "thumb_len", ...}.
+    SendImage {
+        /// Recipient user name.
+        to: String,
+        /// The image file.
+        file: PathBuf,
+        /// Attempts after the first when the upload fails (same ClientImgId).
+        #[arg(long, default_value_t = 3, value_name = "N")]
+        retries: u32,
+        /// Seconds to wait for each answer.
+        #[arg(long, default_value_t = 5.0, value_name = "SECS")]
+        timeout: f64,
+    },
+    /// Send a voice recording over the long link: uploadvoice in chunks of at most 1.5 KB by
+    /// offset, the last with EndFlag 1; prints the same object as send-image.
+    SendVoice {
+        /// Recipient user name.
+        to: String,
+        /// The recording (any bytes: the server stores them as they are).
+        file: PathBuf,
+        /// The recording's length in milliseconds (VoiceLength).
+        #[arg(long, default_value_t = 0, value_name = "MS")]
+        duration_ms: u32,
+        /// Attempts after the first when the upload fails (same ClientMsgId).
+        #[arg(long, default_value_t = 3, value_name = "N")]
+        retries: u32,
+        /// Seconds to wait for each answer.
+        #[arg(long, default_value_t = 5.0, value_name = "SECS")]
+        timeout: f64,
+    },
     /// Print messages as they arrive (reconnects with backoff).
     Listen {
         /// Exit 0 after this many messages.
@@ -79,6 +112,11 @@ pub enum Action {
         /// Seconds between newsync polls (short link only).
         #[arg(long, default_value_t = 1.0, value_name = "SECS")]
         poll: f64,
+        /// Download the image or recording of each media message (getmsgimg, downloadvoice
+        /// over the short link) into DIR as MSGID.png|jpg|img|voice, checked against the
+        /// sha256 its message names.
+        #[arg(long, value_name = "DIR")]
+        save: Option<PathBuf>,
     },
     /// Confirm a pending web login by its uuid (the jslogin's, which `client --web` prints
     /// while it waits), as the user's phone confirms a QR code.
@@ -173,13 +211,70 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 }
             }
         }
+        Action::SendImage {
+            to,
+            file,
+            retries,
+            timeout,
+        }
+        | Action::SendVoice {
+            to,
+            file,
+            retries,
+            timeout,
+            ..
+        } if args.web => {
+            let _ = (to, file, retries, timeout);
+            anyhow::bail!(
+                "media goes over the short link (images) and the long link (voice): leave out \
+                 --web"
+            )
+        }
+        Action::SendImage {
+            to,
+            file,
+            retries,
+            timeout,
+        } => {
+            config.request_timeout = seconds("--timeout", timeout)?;
+            config.connect_timeout = config.request_timeout;
+            let data = std::fs::read(&file)
+                .with_context(|| format!("reading the image {}", file.display()))?;
+            let opts = SendOptions {
+                attempts: retries.saturating_add(1),
+                ..SendOptions::default()
+            };
+            media_sent(rt.block_on(media::send_image(&config, &to, &data, &opts)))
+        }
+        Action::SendVoice {
+            to,
+            file,
+            duration_ms,
+            retries,
+            timeout,
+        } => {
+            config.request_timeout = seconds("--timeout", timeout)?;
+            config.connect_timeout = config.request_timeout;
+            let data = std::fs::read(&file)
+                .with_context(|| format!("reading the recording {}", file.display()))?;
+            let opts = SendOptions {
+                attempts: retries.saturating_add(1),
+                ..SendOptions::default()
+            };
+            media_sent(rt.block_on(media::send_voice(&config, &to, &data, duration_ms, &opts)))
+        }
         Action::Listen {
             count,
             timeout,
             format,
             heartbeat,
             poll,
+            save,
         } => {
+            if let Some(dir) = &save {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating --save directory {}", dir.display()))?;
+            }
             config.heartbeat = seconds("--heartbeat", heartbeat)?;
             let poll = seconds("--poll", poll)?;
             let deadline = timeout
@@ -198,6 +293,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 out: io::stdout().lock(),
                 format,
                 error: None,
+                save: save.map(|dir| (dir, config.clone())),
             };
             let outcome = if args.web {
                 rt.block_on(webclient::listen(&config, &opts, &mut sink))?
@@ -226,12 +322,64 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Prints what `send-image` or `send-voice` gave; exit 1 when refused.
+fn media_sent(
+    r: Result<media::MediaAck, syncscope::net::client::SendFailed>,
+) -> anyhow::Result<ExitCode> {
+    match r {
+        Ok(ack) => {
+            let mut out = io::stdout().lock();
+            syncscope::report::json::to_writer(&mut out, &ack)?;
+            out.write_all(b"\n")?;
+            out.flush()?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("syncscope client: send failed: {e}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
 struct Printer<W: Write> {
     /// `user (device)`, for the status lines on stderr.
     who: String,
     out: W,
     format: Format,
     error: Option<io::Error>,
+    /// `listen --save`: the directory, and the settings to download with.
+    save: Option<(PathBuf, Config)>,
+}
+
+/// Downloads the media of `m` (on a thread of its own with its own
+/// runtime: the listener's is busy calling the sink) into `dir`.
+fn save_media(dir: &std::path::Path, config: &Config, m: &ChatMessage) -> anyhow::Result<()> {
+    let Some(r) = media::MediaRef::of(m) else {
+        return Ok(());
+    };
+    let fetched = std::thread::scope(|s| {
+        s.spawn(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("starting a runtime for the download")
+                .and_then(|rt| Ok(rt.block_on(media::fetch(config, m))?))
+        })
+        .join()
+        .map_err(|_| anyhow::anyhow!("the download thread panicked"))?
+    })?;
+    let Some(bytes) = fetched else {
+        return Ok(());
+    };
+    let path = dir.join(format!("{}.{}", m.msg_id, r.extension(&bytes)));
+    std::fs::write(&path, &bytes).with_context(|| format!("writing {}", path.display()))?;
+    eprintln!(
+        "syncscope client: saved {} bytes of msg_id {} to {}",
+        bytes.len(),
+        m.msg_id,
+        path.display()
+    );
+    Ok(())
 }
 
 impl<W: Write> Printer<W> {
@@ -253,6 +401,12 @@ impl<W: Write> Printer<W> {
 
 impl<W: Write> ListenSink for Printer<W> {
     fn message(&mut self, m: &ChatMessage) -> bool {
+        if let Some((dir, config)) = &self.save {
+            if let Err(e) = save_media(dir, config, m) {
+                self.error = Some(io::Error::other(format!("{e:#}")));
+                return false;
+            }
+        }
         match self.write(m) {
             Ok(()) => true,
             Err(e) => {

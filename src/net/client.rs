@@ -211,6 +211,8 @@ impl ClientError {
                     | ret::NOT_AUTHENTICATED
                     | ret::NO_SUCH_LOGIN
                     | ret::TOO_LARGE
+                    | ret::MEDIA_REFUSED
+                    | ret::NO_SUCH_MEDIA
             ),
             ClientError::InvalidName { .. } => true,
             // A web endpoint the server does not serve or will not take.
@@ -390,6 +392,18 @@ impl Session {
                 what,
                 secs: limit.as_secs_f64(),
             })?
+    }
+
+    /// Sends any request `cmd` (with the next seq) and gives the answer's
+    /// body: the media requests (`net::media`) use it.
+    pub async fn call(
+        &mut self,
+        what: &'static str,
+        cmd: u32,
+        body: &[u8],
+    ) -> Result<Vec<u8>, ClientError> {
+        let seq = self.take_seq();
+        self.request(what, cmd, seq, body).await
     }
 
     /// Sends one text message.

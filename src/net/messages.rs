@@ -42,6 +42,13 @@ pub mod ret {
     /// The replay mock (`serve --replay`) has no recorded answer for the
     /// request (`--unmatched error`).
     pub const NOT_RECORDED: i32 = -14;
+    /// An upload part refused: it overlaps a stored part, goes past the
+    /// object's length, names another recipient than the upload's first
+    /// part, the user has too many unfinished uploads, or the image does
+    /// not decode.
+    pub const MEDIA_REFUSED: i32 = -15;
+    /// getmsgimg or downloadvoice names no object the user may read.
+    pub const NO_SUCH_MEDIA: i32 = -16;
 }
 
 /// A message as a client shows it.
@@ -56,6 +63,17 @@ pub struct ChatMessage {
     /// (syncscope's `MsgSeq`): what a client presents to confirm up to it.
     #[serde(skip)]
     pub seq: Option<u64>,
+    /// MsgType (1 text, 3 image, 34 voice); shown when not text.
+    #[serde(default = "text_type", skip_serializing_if = "is_text")]
+    pub msg_type: u32,
+}
+
+fn text_type() -> u32 {
+    crate::net::MSG_TYPE_TEXT
+}
+
+fn is_text(t: &u32) -> bool {
+    *t == crate::net::MSG_TYPE_TEXT
 }
 
 impl AddMsg {
@@ -70,6 +88,9 @@ impl AddMsg {
             },
             client_msg_id: self.client_msg_id.clone(),
             seq: self.msg_seq,
+            msg_type: self
+                .msg_type
+                .map_or(crate::net::MSG_TYPE_TEXT, |t| t as u32),
         }
     }
 }

@@ -7,6 +7,8 @@
 //!
 //! ```text
 //! frame.rs      check-then-parse framing over the shared Header codec (sans-IO) + async Connection
+//! media.rs      client side of images and voice: send_image (short link, parallel parts),
+//!               send_voice (long link, chunks), fetch (getmsgimg, downloadvoice)
 //! messages.rs   the protobuf bodies (proto/wechat.proto) and the identify extension
 //! store/        durable store: SQLite (WAL) on disk or in memory
 //!   mod.rs        Store: users, devices, send (exactly once), sync, confirm, pending
@@ -17,6 +19,8 @@
 //!   service.rs    the command logic without sockets, shared by all three links
 //!   http.rs       HTTP on the same port: request reader over proto::http, the serving loop
 //!   shortlink.rs  route: POST /cgi-bin/micromsg-bin/newsync|newsendmsg|manualauth|autoauth
+//!                 and the media cgis
+//!   media.rs      uploadmsgimg, getmsgimg, uploadvoice, downloadvoice; the thumbnail
 //!   web/          route: web WeChat: jslogin ... synccheck (long poll), webwxsync, webwxsendmsg;
 //!                 session.rs: logins and sessions (WebState)
 //! client.rs     manualauth/autoauth, identify, heartbeat, newsync, newsendmsg; send with retries,
@@ -52,6 +56,7 @@
 
 pub mod client;
 pub mod frame;
+pub mod media;
 pub mod messages;
 pub mod server;
 pub mod shortclient;
@@ -60,6 +65,10 @@ pub mod webclient;
 
 /// Message type of a text message (protocol.md section 6).
 pub const MSG_TYPE_TEXT: u32 = 1;
+/// Message type of an image (uploaded with uploadmsgimg).
+pub const MSG_TYPE_IMAGE: u32 = 3;
+/// Message type of a voice recording (uploaded with uploadvoice).
+pub const MSG_TYPE_VOICE: u32 = 34;
 pub use crate::body::messages::CMDID_ADDMSG;
 /// The built-in contact every user has (as on the real service): what is
 /// sent to it is the user's message to themselves, delivered to their

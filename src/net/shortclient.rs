@@ -82,6 +82,24 @@ impl ShortSession {
         Ok(s)
     }
 
+    /// Another session with the same cookie on a connection of its own
+    /// (for requests in parallel, as uploads are).
+    pub fn fork(&self) -> ShortSession {
+        ShortSession {
+            conn: Conn::new(&self.host),
+            host: self.host.clone(),
+            request_timeout: self.request_timeout,
+            cookie: self.cookie.clone(),
+            uin: self.uin,
+            synckey: self.synckey.clone(),
+        }
+    }
+
+    /// POSTs `body` to `cgi` with the session cookie: the answer's body.
+    pub async fn call(&mut self, cgi: &'static str, body: &[u8]) -> Result<Vec<u8>, ClientError> {
+        self.post(cgi, body).await.map(|(b, _)| b)
+    }
+
     /// POSTs `body` to the cgi, with the session cookie; the answer's
     /// body and the session cookie it sets, if any.
     async fn post(

@@ -22,6 +22,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use prost::Message;
 use tokio::sync::Notify;
 
+use super::media::MediaStats;
 use super::web::WebState;
 use super::{Config, Event};
 use crate::body::messages::{
@@ -39,7 +40,8 @@ use crate::net::store::{
 pub(super) use crate::net::unix_now;
 use crate::net::{CMDID_ADDMSG, FILEHELPER, KEY_MESSAGES, MSG_TYPE_TEXT};
 use crate::proto::commands::{
-    response, AUTOAUTH, IDENTIFY, MANUALAUTH, NEWSENDMSG, NEWSYNC, NOOP, WEBLOGIN_CONFIRM,
+    response, AUTOAUTH, DOWNLOADVOICE, GETMSGIMG, IDENTIFY, MANUALAUTH, NEWSENDMSG, NEWSYNC, NOOP,
+    UPLOADMSGIMG, UPLOADVOICE, WEBLOGIN_CONFIRM,
 };
 
 /// Runs `f` on the store in the writer thread's next batch (group
@@ -70,6 +72,7 @@ pub(super) struct Service {
     pub(super) next_conn: AtomicU64,
     pub(super) web: WebState,
     auth_keys: Mutex<AuthKeys>,
+    pub(super) media_stats: MediaStats,
 }
 
 /// autoauth keys given by manualauth: key -> (uin, device), the oldest
@@ -103,6 +106,7 @@ impl Service {
             next_conn: AtomicU64::new(1),
             web: WebState::default(),
             auth_keys: Mutex::new(AuthKeys::default()),
+            media_stats: MediaStats::default(),
         }
     }
 
@@ -181,6 +185,17 @@ pub(super) struct Wake {
     from: UserId,
     from_device: String,
     to: Vec<UserId>,
+}
+
+impl Wake {
+    /// The push for one new message from `device` of `from` to `to`.
+    pub(super) fn new(from: UserId, device: &str, to: UserId) -> Wake {
+        Wake {
+            from,
+            from_device: device.to_owned(),
+            to: vec![to],
+        }
+    }
 }
 
 impl Service {
@@ -691,12 +706,23 @@ impl Service {
                     })
                 }
             }
+            UPLOADMSGIMG | GETMSGIMG | UPLOADVOICE | DOWNLOADVOICE => {
+                let Some(s) = &link.session else {
+                    return Err(Failure::new(
+                        ret::NOT_IDENTIFIED,
+                        format!("cmd {cmd} before identify (cmd {IDENTIFY})"),
+                    ));
+                };
+                self.media_request(s.user, &s.device, cmd, body).await
+            }
             _ => Err(Failure::new(
                 ret::UNKNOWN_CMD,
                 format!(
                     "unknown cmd {cmd} (served: {NOOP} noop, {MANUALAUTH} manualauth, \
                      {AUTOAUTH} autoauth, {IDENTIFY} identify, {NEWSYNC} newsync, \
-                     {NEWSENDMSG} newsendmsg, {WEBLOGIN_CONFIRM} webloginconfirm)"
+                     {NEWSENDMSG} newsendmsg, {UPLOADMSGIMG} uploadmsgimg, {GETMSGIMG} getmsgimg, \
+                     {UPLOADVOICE} uploadvoice, {DOWNLOADVOICE} downloadvoice, \
+                     {WEBLOGIN_CONFIRM} webloginconfirm)"
                 ),
             )),
         }

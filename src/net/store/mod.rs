@@ -64,6 +64,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 mod check;
 mod commit;
+mod media;
 mod model;
 mod page;
 mod repair;
@@ -75,6 +76,7 @@ mod tests;
 
 pub use check::{CheckReport, Counts, MARKER_FILE};
 pub use commit::{BatchStats, Committer, MAX_BATCH};
+pub use media::{Media, Part, PartOutcome};
 pub use model::{
     wire_len, Device, NewMessage, PageLimit, Sent, StoredMessage, SyncPage, UserId,
     MESSAGE_OVERHEAD,
