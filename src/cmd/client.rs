@@ -17,8 +17,8 @@ use clap::{Subcommand, ValueEnum};
 use syncscope::net::client::{
     self, ClientError, Config, ListenOptions, ListenSink, LoginNotice, SendOptions,
 };
-use syncscope::net::messages::{ret, ChatMessage};
-use syncscope::net::{media, shortclient, webclient};
+use syncscope::net::messages::{ret, ChatMessage, Receipt, ReceiptKind};
+use syncscope::net::{media, receipts, shortclient, webclient};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -62,6 +62,15 @@ pub enum Action {
         /// Seconds to wait for each answer.
         #[arg(long, default_value_t = 5.0, value_name = "SECS")]
         timeout: f64,
+        /// Then wait on the long link, as this device, for the message's receipt and print
+        /// {"receipt": ...} (`delivered`: a delivered or read receipt; `read`: a read one);
+        /// exit 1 if none comes within --wait-timeout. What the device syncs meanwhile is
+        /// confirmed, as `listen` confirms what it shows.
+        #[arg(long, value_enum, value_name = "delivered|read")]
+        wait: Option<WaitFor>,
+        /// Seconds --wait waits for the receipt.
+        #[arg(long, default_value_t = 30.0, value_name = "SECS")]
+        wait_timeout: f64,
     },
     /// Send an image (PNG or JPEG) over the short link: uploadmsgimg in parts of about 1.5 KB,
     /// several POSTs at once; prints {"msg_id", "client_id", "len", "parts", "sha256",
@@ -117,6 +126,14 @@ pub enum Action {
         /// sha256 its message names.
         #[arg(long, value_name = "DIR")]
         save: Option<PathBuf>,
+        /// Print the receipts that come for this user's messages (text, or ndjson
+        /// {"receipt": {kind, msg_id, user, device, time}}); they do not count for --count.
+        #[arg(long)]
+        receipts: bool,
+        /// Report each message read once printed (statusnotify Code 1 over the short link,
+        /// for the chat with its sender, up to it): its sender gets a read receipt.
+        #[arg(long)]
+        read: bool,
     },
     /// Confirm a pending web login by its uuid (the jslogin's, which `client --web` prints
     /// while it waits), as the user's phone confirms a QR code.
@@ -124,6 +141,12 @@ pub enum Action {
         /// The login's uuid.
         uuid: String,
     },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum WaitFor {
+    Delivered,
+    Read,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -178,12 +201,28 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
             Err(e) => Err(e.into()),
         },
+        Action::Send { wait: Some(_), .. } if args.web => {
+            anyhow::bail!("--wait listens on the long link: leave out --web")
+        }
         Action::Send {
             to,
             text,
             retries,
             timeout,
+            wait,
+            wait_timeout,
         } => {
+            let wait_for = wait
+                .map(|w| {
+                    seconds("--wait-timeout", wait_timeout).map(|d| {
+                        let kind = match w {
+                            WaitFor::Delivered => ReceiptKind::Delivered,
+                            WaitFor::Read => ReceiptKind::Read,
+                        };
+                        (kind, d)
+                    })
+                })
+                .transpose()?;
             config.request_timeout = seconds("--timeout", timeout)?;
             config.connect_timeout = config.request_timeout;
             let opts = SendOptions {
@@ -199,11 +238,38 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             };
             match sent {
                 Ok(ack) => {
-                    let mut out = io::stdout().lock();
-                    syncscope::report::json::to_writer(&mut out, &ack)?;
-                    out.write_all(b"\n")?;
-                    out.flush()?;
-                    Ok(ExitCode::SUCCESS)
+                    {
+                        let mut out = io::stdout().lock();
+                        syncscope::report::json::to_writer(&mut out, &ack)?;
+                        out.write_all(b"\n")?;
+                        out.flush()?;
+                    }
+                    let Some((kind, limit)) = wait_for else {
+                        return Ok(ExitCode::SUCCESS);
+                    };
+                    let deadline = tokio::time::Instant::now() + limit;
+                    match rt
+                        .block_on(receipts::wait_receipt(&config, ack.msg_id, kind, deadline))?
+                    {
+                        Some(r) => {
+                            let mut out = io::stdout().lock();
+                            syncscope::report::json::to_writer(
+                                &mut out,
+                                &serde_json::json!({ "receipt": r }),
+                            )?;
+                            out.write_all(b"\n")?;
+                            out.flush()?;
+                            Ok(ExitCode::SUCCESS)
+                        }
+                        None => {
+                            eprintln!(
+                                "syncscope client: no {} receipt for msg_id {} within {wait_timeout} s",
+                                kind.name(),
+                                ack.msg_id
+                            );
+                            Ok(ExitCode::from(1))
+                        }
+                    }
                 }
                 Err(e) => {
                     eprintln!("syncscope client: send failed: {e}");
@@ -270,6 +336,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             heartbeat,
             poll,
             save,
+            receipts: show_receipts,
+            read,
         } => {
             if let Some(dir) = &save {
                 std::fs::create_dir_all(dir)
@@ -294,6 +362,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 format,
                 error: None,
                 save: save.map(|dir| (dir, config.clone())),
+                receipts: show_receipts,
+                read: read.then(|| config.clone()),
             };
             let outcome = if args.web {
                 rt.block_on(webclient::listen(&config, &opts, &mut sink))?
@@ -349,6 +419,29 @@ struct Printer<W: Write> {
     error: Option<io::Error>,
     /// `listen --save`: the directory, and the settings to download with.
     save: Option<(PathBuf, Config)>,
+    /// `listen --receipts`.
+    receipts: bool,
+    /// `listen --read`: the settings to report reads with.
+    read: Option<Config>,
+}
+
+/// Runs `f` to completion on a thread of its own with its own runtime
+/// (the listener's runtime is busy calling the sink).
+fn on_own_runtime<T: Send, F>(f: impl FnOnce() -> F + Send) -> anyhow::Result<T>
+where
+    F: std::future::Future<Output = anyhow::Result<T>>,
+{
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("starting a runtime")
+                .and_then(|rt| rt.block_on(f()))
+        })
+        .join()
+        .map_err(|_| anyhow::anyhow!("the thread panicked"))?
+    })
 }
 
 /// Downloads the media of `m` (on a thread of its own with its own
@@ -357,17 +450,7 @@ fn save_media(dir: &std::path::Path, config: &Config, m: &ChatMessage) -> anyhow
     let Some(r) = media::MediaRef::of(m) else {
         return Ok(());
     };
-    let fetched = std::thread::scope(|s| {
-        s.spawn(|| {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .context("starting a runtime for the download")
-                .and_then(|rt| Ok(rt.block_on(media::fetch(config, m))?))
-        })
-        .join()
-        .map_err(|_| anyhow::anyhow!("the download thread panicked"))?
-    })?;
+    let fetched = on_own_runtime(|| async { Ok(media::fetch(config, m).await?) })?;
     let Some(bytes) = fetched else {
         return Ok(());
     };
@@ -407,12 +490,48 @@ impl<W: Write> ListenSink for Printer<W> {
                 return false;
             }
         }
+        if let Some(config) = &self.read {
+            if m.from != config.user {
+                let r = on_own_runtime(|| async {
+                    Ok(receipts::report_read(config, &m.from, m.msg_id).await?)
+                });
+                if let Err(e) = r {
+                    self.error = Some(io::Error::other(format!("reporting a read: {e:#}")));
+                    return false;
+                }
+            }
+        }
         match self.write(m) {
             Ok(()) => true,
             Err(e) => {
                 self.error = Some(e);
                 false
             }
+        }
+    }
+
+    fn receipt(&mut self, r: &Receipt) {
+        if !self.receipts || self.error.is_some() {
+            return;
+        }
+        let written = match self.format {
+            Format::Ndjson => syncscope::report::json::to_writer(
+                &mut self.out,
+                &serde_json::json!({ "receipt": r }),
+            )
+            .and_then(|()| self.out.write_all(b"\n")),
+            Format::Text => writeln!(
+                self.out,
+                "receipt: msg_id {} {} to {} ({}) at {}",
+                r.msg_id,
+                r.kind.name(),
+                r.user,
+                r.device,
+                r.time
+            ),
+        };
+        if let Err(e) = written.and_then(|()| self.out.flush()) {
+            self.error = Some(e);
         }
     }
 

@@ -85,6 +85,11 @@ pub struct Args {
     /// An upload left unfinished this long is dropped (counted in the log).
     #[arg(long, default_value_t = 600, value_name = "SECS")]
     pub upload_ttl: u64,
+    /// Make receipts: delivered when a device of the recipient confirms a message, read on a
+    /// read report (statusnotify Code 1), each sent to the sender's devices as a status message
+    /// (MsgType 51). Off by default (the shipped samples were recorded without them).
+    #[arg(long)]
+    pub receipts: bool,
     /// Log only errors (not every auth and identify).
     #[arg(short, long)]
     pub quiet: bool,
@@ -243,6 +248,7 @@ pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
         max_media_len: args.max_media,
         max_open_uploads: args.max_open_uploads.max(1),
         upload_ttl: Duration::from_secs(args.upload_ttl.max(1)),
+        receipts: args.receipts,
         log: Some(Arc::new(move |e: &server::Event| {
             let routine = matches!(
                 e,

@@ -51,6 +51,77 @@ pub mod ret {
     pub const NO_SUCH_MEDIA: i32 = -16;
 }
 
+/// What a receipt says of a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReceiptKind {
+    /// A device of the recipient presented a SyncKey that covers it.
+    Delivered = 1,
+    /// A device of the recipient reported the chat read.
+    Read = 2,
+}
+
+impl ReceiptKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            ReceiptKind::Delivered => "delivered",
+            ReceiptKind::Read => "read",
+        }
+    }
+}
+
+/// A receipt, as the server sends it to the sender's devices: a status
+/// message (MsgType 51) from the recipient whose content is
+/// `<msg><receipt kind="delivered|read" msgid="N" user="U" device="D" time="T"/></msg>`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Receipt {
+    pub kind: ReceiptKind,
+    /// The message it is about.
+    pub msg_id: u64,
+    /// The recipient and the device.
+    pub user: String,
+    pub device: String,
+    /// Unix seconds.
+    pub time: u64,
+}
+
+impl Receipt {
+    pub fn content(&self) -> String {
+        format!(
+            "<msg><receipt kind=\"{}\" msgid=\"{}\" user=\"{}\" device=\"{}\" time=\"{}\"/></msg>",
+            self.kind.name(),
+            self.msg_id,
+            self.user,
+            self.device,
+            self.time
+        )
+    }
+
+    /// The receipt a status message carries, if it is one.
+    pub fn parse(content: &str) -> Option<Receipt> {
+        let attr = |name: &str| {
+            let key = format!(" {name}=\"");
+            let start = content.find(&key)? + key.len();
+            let len = content[start..].find('"')?;
+            Some(&content[start..start + len])
+        };
+        if !content.starts_with("<msg><receipt ") {
+            return None;
+        }
+        Some(Receipt {
+            kind: match attr("kind")? {
+                "delivered" => ReceiptKind::Delivered,
+                "read" => ReceiptKind::Read,
+                _ => return None,
+            },
+            msg_id: attr("msgid")?.parse().ok()?,
+            user: attr("user")?.to_owned(),
+            device: attr("device")?.to_owned(),
+            time: attr("time")?.parse().ok()?,
+        })
+    }
+}
+
 /// A message as a client shows it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ChatMessage {

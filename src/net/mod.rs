@@ -21,10 +21,12 @@
 //!   shortlink.rs  route: POST /cgi-bin/micromsg-bin/newsync|newsendmsg|manualauth|autoauth
 //!                 and the media cgis
 //!   media.rs      uploadmsgimg, getmsgimg, uploadvoice, downloadvoice; the thumbnail
+//!   receipts.rs   statusnotify: read reports (receipts themselves: store/receipts.rs)
 //!   web/          route: web WeChat: jslogin ... synccheck (long poll), webwxsync, webwxsendmsg;
 //!                 session.rs: logins and sessions (WebState)
 //! client.rs     manualauth/autoauth, identify, heartbeat, newsync, newsendmsg; send with retries,
 //!               web login confirmation; listen with reconnects (client/listen.rs)
+//! receipts.rs   client side of receipts: report_read (statusnotify), wait_receipt
 //! shortclient.rs the same over the short link (HTTP POST per request, session cookie, newsync polls)
 //! webclient.rs  the same over the web endpoints (login, webwxinit, synccheck, webwxsync, webwxsendmsg)
 //!   http.rs       a small HTTP/1.1 client over crate::proto::http's codec, one keep-alive connection
@@ -58,6 +60,7 @@ pub mod client;
 pub mod frame;
 pub mod media;
 pub mod messages;
+pub mod receipts;
 pub mod server;
 pub mod shortclient;
 pub mod store;
@@ -69,6 +72,9 @@ pub const MSG_TYPE_TEXT: u32 = 1;
 pub const MSG_TYPE_IMAGE: u32 = 3;
 /// Message type of a voice recording (uploaded with uploadvoice).
 pub const MSG_TYPE_VOICE: u32 = 34;
+/// Message type of a status notify: what carries receipts to the sender
+/// ([`messages::Receipt`]).
+pub const MSG_TYPE_STATUS: u32 = 51;
 pub use crate::body::messages::CMDID_ADDMSG;
 /// The built-in contact every user has (as on the real service): what is
 /// sent to it is the user's message to themselves, delivered to their

@@ -24,7 +24,7 @@ use super::client::{
     sync_answer, text_message, unix_now, ClientError, Config, Link, ListenOptions, ListenOutcome,
     ListenSink, Listener, Mailbox, Retry, SendAck, SendFailed, SendOptions, Stop, SyncPage,
 };
-use super::messages::{ret, ChatMessage};
+use super::messages::ret;
 use super::webclient::http::{Conn, Response};
 use crate::body::synckey::SyncKey;
 use crate::proto::http::message::encode_request;
@@ -213,9 +213,9 @@ pub async fn send(
 impl Mailbox for ShortSession {
     type Key = SyncKey;
 
-    async fn fetch(&mut self) -> Result<(Vec<ChatMessage>, bool, SyncKey), ClientError> {
+    async fn fetch(&mut self) -> Result<client::Fetched<SyncKey>, ClientError> {
         let page = self.sync().await?;
-        Ok((page.messages, page.more, page.synckey))
+        Ok((page.messages, page.receipts, page.more, page.synckey))
     }
 
     fn adopt_key(&mut self, key: SyncKey) {

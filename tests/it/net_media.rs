@@ -351,3 +351,44 @@ fn kill_9_in_the_middle_of_an_upload_loses_no_acknowledged_part() {
         assert_eq!(download(&mut bob, id).await.unwrap(), png);
     });
 }
+
+/// `export-objects` on the shipped capture of a media session
+/// (bench/make-samples.sh media) gives the files that were sent, byte for
+/// byte, with their sha256.
+#[test]
+fn export_objects_gives_the_files_sent() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = run_bounded({
+        let mut c = syncscope();
+        c.arg("export-objects")
+            .arg(root.join("samples/serve-client-media.pcapng"))
+            .arg(out_dir.path())
+            .args(["--json", "--fail-on-incomplete"]);
+        c
+    });
+    assert!(out.status.success(), "{}", err(&out));
+    let objects: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(objects.len(), 2, "{objects:?}");
+    for (o, (kind, sent)) in objects
+        .iter()
+        .zip([("image", "photo.png"), ("voice", "memo.voice")])
+    {
+        let want = std::fs::read(root.join("samples/serve-client-media").join(sent)).unwrap();
+        assert_eq!(o["kind"], kind);
+        assert_eq!(o["complete"], true);
+        assert_eq!(o["missing"], serde_json::json!([]));
+        let file = o["file"].as_str().expect("written");
+        assert!(
+            std::fs::read(file).unwrap() == want,
+            "{file} differs from {sent}"
+        );
+        use sha2::Digest;
+        assert_eq!(o["sha256"], hex::encode(sha2::Sha256::digest(&want)));
+    }
+    assert!(objects[0]["parts"].as_u64().unwrap() > 10);
+    assert_eq!(objects[1]["parts"], 2);
+}

@@ -1,7 +1,8 @@
 //! The media messages of `proto/wechat.proto` (field numbers from
 //! betteray/WeChat `WeChat/Proto/mm.proto`): an image uploaded in parts
 //! (uploadmsgimg) and read back (getmsgimg), a voice recording uploaded in
-//! chunks (uploadvoice) and read back (downloadvoice).
+//! chunks (uploadvoice) and read back (downloadvoice); and statusnotify,
+//! the read report receipts come from.
 
 use prost::Message;
 
@@ -185,5 +186,31 @@ pub struct DownloadVoiceResponse {
     #[prost(message, optional, tag = "9")]
     pub base_response: Option<BaseResponse>,
     #[prost(uint64, optional, tag = "11")]
+    pub new_msg_id: Option<u64>,
+}
+
+/// cgi statusnotify: Code 1 reports the chat with ToUserName read;
+/// syncscope's MsgId (field 100) names the newest message read.
+#[derive(Clone, PartialEq, Message)]
+pub struct StatusNotifyRequest {
+    #[prost(uint32, optional, tag = "2")]
+    pub code: Option<u32>,
+    #[prost(string, optional, tag = "3")]
+    pub from_user_name: Option<String>,
+    #[prost(string, optional, tag = "4")]
+    pub to_user_name: Option<String>,
+    #[prost(string, optional, tag = "5")]
+    pub client_msg_id: Option<String>,
+    #[prost(uint64, optional, tag = "100")]
+    pub msg_id: Option<u64>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct StatusNotifyResponse {
+    #[prost(message, optional, tag = "1")]
+    pub base_response: Option<BaseResponse>,
+    #[prost(uint32, optional, tag = "2")]
+    pub msg_id: Option<u32>,
+    #[prost(uint64, optional, tag = "3")]
     pub new_msg_id: Option<u64>,
 }

@@ -26,7 +26,8 @@ pub mod scan;
 
 pub use media::{
     DownloadVoiceRequest, DownloadVoiceResponse, GetMsgImgRequest, GetMsgImgResponse,
-    UploadMsgImgRequest, UploadMsgImgResponse, UploadVoiceRequest, UploadVoiceResponse,
+    StatusNotifyRequest, StatusNotifyResponse, UploadMsgImgRequest, UploadMsgImgResponse,
+    UploadVoiceRequest, UploadVoiceResponse,
 };
 #[cfg(test)]
 pub(crate) mod tests;

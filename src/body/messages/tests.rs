@@ -530,7 +530,7 @@ fn media_structs_agree_with_the_proto_file() {
     let schemas = Schemas::compile(&[path], &[]).expect("proto/wechat.proto compiles");
     let s = |v: &str| Some(SkBuiltinString::new(v));
     let b = |v: &[u8]| Some(SkBuiltinBuffer::new(v.to_vec()));
-    let cases: Vec<(&str, Vec<u8>, serde_json::Value)> = vec![
+    let mut cases: Vec<(&str, Vec<u8>, serde_json::Value)> = vec![
         (
             "UploadMsgImgRequest",
             UploadMsgImgRequest {
@@ -660,6 +660,28 @@ fn media_structs_agree_with_the_proto_file() {
             serde_json::json!({"VoiceLength": 2000, "EndFlag": 1, "Data": {"iLen": 2, "Buffer": "YWI="}}),
         ),
     ];
+    cases.push((
+        "StatusNotifyRequest",
+        StatusNotifyRequest {
+            code: Some(1),
+            from_user_name: Some("bob".into()),
+            to_user_name: Some("alice".into()),
+            client_msg_id: Some("7".into()),
+            msg_id: Some(9),
+        }
+        .encode_to_vec(),
+        serde_json::json!({"Code": 1, "ToUserName": "alice", "MsgId": "9"}),
+    ));
+    cases.push((
+        "StatusNotifyResponse",
+        StatusNotifyResponse {
+            base_response: Some(BaseResponse::error(0, "")),
+            msg_id: Some(3),
+            new_msg_id: Some(3),
+        }
+        .encode_to_vec(),
+        serde_json::json!({"MsgId": 3, "NewMsgId": "3"}),
+    ));
     for (name, bytes, expect) in cases {
         let msg = schemas
             .message(&format!("micromsg.{name}"))

@@ -65,6 +65,7 @@ mod access;
 mod conn;
 mod http;
 mod media;
+mod receipts;
 mod service;
 mod shortlink;
 mod web;
@@ -131,6 +132,11 @@ pub struct Config {
     pub max_open_uploads: usize,
     /// An upload unfinished for this long is dropped (counted and logged).
     pub upload_ttl: Duration,
+    /// Receipts (delivered, read) are made and sent to the senders'
+    /// devices ([`crate::net::store::Store::set_receipts`]). Off by
+    /// default: they add status messages to the senders' mailboxes, which
+    /// changes the conversation the shipped samples recorded.
+    pub receipts: bool,
     pub log: Option<Logger>,
 }
 
@@ -154,6 +160,7 @@ impl Default for Config {
             max_media_len: DEFAULT_MAX_MEDIA_LEN,
             max_open_uploads: DEFAULT_MAX_OPEN_UPLOADS,
             upload_ttl: Duration::from_secs(600),
+            receipts: false,
             log: None,
         }
     }
@@ -182,6 +189,7 @@ impl fmt::Debug for Config {
             .field("max_media_len", &self.max_media_len)
             .field("max_open_uploads", &self.max_open_uploads)
             .field("upload_ttl", &self.upload_ttl)
+            .field("receipts", &self.receipts)
             .field("log", &self.log.is_some())
             .finish()
     }
@@ -359,6 +367,10 @@ pub async fn run_with(
         unauthenticated: PeerSlots::new(config.max_unauthenticated_per_ip),
         refusing: Arc::new(Semaphore::new(MAX_REFUSING)),
     };
+    store
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .set_receipts(config.receipts);
     let shared = Arc::new(Service::new(Committer::spawn(store), config));
     let (notify_shutdown, _) = broadcast::channel::<()>(1);
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);

@@ -110,6 +110,26 @@ impl Service {
         }
     }
 
+    /// [`with_store`] for operations that may make receipts (they confirm
+    /// positions, or report reads): once committed, the devices of the
+    /// users whose mailboxes got receipts are woken.
+    pub(super) async fn with_receipts<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Store) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (r, wakes) = with_store(&self.store, move |st| {
+            st.take_wakes();
+            let r = f(st)?;
+            Ok((r, st.take_wakes()))
+        })
+        .await?;
+        for user in wakes {
+            self.push(user, None);
+        }
+        Ok(r)
+    }
+
     pub(super) fn log(&self, e: Event) {
         if let Some(log) = &self.config.log {
             log(&e);
@@ -341,20 +361,21 @@ impl Service {
         let wants_messages = req.selector.is_none_or(|sel| sel & 0x2 != 0);
         let device = device.to_owned();
         let limit = self.page_limit();
-        let page = with_store(&self.store, move |st| {
-            if wants_messages {
-                st.sync(user, &device, presented, limit)
-            } else {
-                let acked = st.confirm(user, &device, presented)?;
-                Ok(SyncPage {
-                    messages: Vec::new(),
-                    positions: Vec::new(),
-                    next_seq: acked,
-                    more: false,
-                })
-            }
-        })
-        .await?;
+        let page = self
+            .with_receipts(move |st| {
+                if wants_messages {
+                    st.sync(user, &device, presented, limit)
+                } else {
+                    let acked = st.confirm(user, &device, presented)?;
+                    Ok(SyncPage {
+                        messages: Vec::new(),
+                        positions: Vec::new(),
+                        next_seq: acked,
+                        more: false,
+                    })
+                }
+            })
+            .await?;
         let items: Vec<CmdItem> = page
             .messages
             .iter()
@@ -807,7 +828,9 @@ impl Service {
         let (user, user_name, dev) = self.identify(ext.user, uin, &device).await?;
         let primary = dev.primary;
         let d = device.clone();
-        let acked = with_store(&self.store, move |s| s.confirm(user, &d, presented)).await?;
+        let acked = self
+            .with_receipts(move |s| s.confirm(user, &d, presented))
+            .await?;
         let notify = Arc::new(Notify::new());
         self.online().entry(user).or_default().push(Online {
             conn: link.id,

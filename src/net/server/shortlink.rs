@@ -2,7 +2,8 @@
 //! `POST /cgi-bin/micromsg-bin/newsync`, `.../newsendmsg`, `.../manualauth`
 //! and `.../autoauth` with the same protobuf bodies as cmds 121, 237, 253
 //! and 254, and the media cgis `uploadmsgimg`, `getmsgimg`, `uploadvoice`
-//! and `downloadvoice` (server/media.rs), answered `200` with
+//! and `downloadvoice` (server/media.rs), the read report `statusnotify`
+//! (server/receipts.rs), answered `200` with
 //! `application/octet-stream` bodies.
 //!
 //! Requests are independent, so each carries its session: an accepted
@@ -67,13 +68,14 @@ pub(super) async fn route(
             | "getmsgimg"
             | "uploadvoice"
             | "downloadvoice"
+            | "statusnotify"
     ) {
         return Err(http(
             404,
             ret::UNKNOWN_CMD,
             format!(
                 "unknown cgi {cgi:?} (served: newsync, newsendmsg, manualauth, autoauth, \
-                 uploadmsgimg, getmsgimg, uploadvoice, downloadvoice)"
+                 uploadmsgimg, getmsgimg, uploadvoice, downloadvoice, statusnotify)"
             ),
         ));
     }
@@ -118,6 +120,12 @@ pub(super) async fn route(
         "downloadvoice" => Some(
             service
                 .downloadvoice(user, &req.body)
+                .await
+                .map(|b| (b, None)),
+        ),
+        "statusnotify" => Some(
+            service
+                .statusnotify(user, &device, &req.body)
                 .await
                 .map(|b| (b, None)),
         ),

@@ -765,3 +765,72 @@ fn a_voice_upload_ends_with_its_last_chunk() {
         PartOutcome::Whole(b"abcdef".to_vec())
     );
 }
+
+/// Delivered when the recipient's device confirms, once per device; none
+/// for a note to oneself or for the status messages themselves; read up
+/// to a MsgId, delivered first when not yet.
+#[test]
+fn receipts_go_to_the_senders_mailbox() {
+    let mut s = Store::memory().unwrap();
+    s.set_receipts(true);
+    let a = s.user("alice", true).unwrap().unwrap();
+    let b = s.user("bob", true).unwrap().unwrap();
+    s.register_device(a, "phone").unwrap();
+    s.register_device(b, "phone").unwrap();
+    s.register_device(b, "tablet").unwrap();
+    let m1 = s.send(&msg(a, b, "1", "one")).unwrap().msg_id;
+    let m2 = s.send(&msg(a, b, "2", "two")).unwrap().msg_id;
+    s.send(&msg(b, b, "3", "note")).unwrap();
+    assert!(s.take_wakes().is_empty());
+    // bob's phone confirms m1: one receipt, alice to wake.
+    s.confirm(b, "phone", 1).unwrap();
+    assert_eq!(s.take_wakes(), [a]);
+    // Again: nothing new. The tablet: its own receipt.
+    s.confirm(b, "phone", 1).unwrap();
+    assert!(s.take_wakes().is_empty());
+    s.confirm(b, "tablet", 3).unwrap();
+    let kinds = |id| -> Vec<(String, ReceiptKind)> {
+        s.receipts(id)
+            .unwrap()
+            .into_iter()
+            .map(|(d, k, _)| (d, k))
+            .collect()
+    };
+    assert_eq!(
+        kinds(m1),
+        [
+            ("phone".to_owned(), ReceiptKind::Delivered),
+            ("tablet".to_owned(), ReceiptKind::Delivered)
+        ]
+    );
+    // Read up to m2 from the phone: delivered first, then read.
+    assert_eq!(s.report_read(b, "phone", a, m2, 1_700_000_000).unwrap(), 2);
+    assert_eq!(
+        s.report_read(b, "phone", a, m2, 1_700_000_000).unwrap(),
+        0,
+        "once"
+    );
+    let phone: Vec<ReceiptKind> = s
+        .receipts(m2)
+        .unwrap()
+        .into_iter()
+        .filter(|(d, _, _)| d == "phone")
+        .map(|(_, k, _)| k)
+        .collect();
+    assert_eq!(phone, [ReceiptKind::Delivered, ReceiptKind::Read]);
+    // alice's mailbox: her two sends (skipped for her phone) and the
+    // status messages, in order; confirming them makes no receipts.
+    let page = s.sync(a, "phone", 0, 100).unwrap();
+    let statuses: Vec<&str> = page
+        .messages
+        .iter()
+        .filter(|m| m.msg_type == crate::net::MSG_TYPE_STATUS)
+        .map(|m| m.content.as_str())
+        .collect();
+    assert_eq!(statuses.len(), 6, "{statuses:?}");
+    assert!(statuses[0].contains(&format!("kind=\"delivered\" msgid=\"{m1}\"")));
+    assert!(statuses[5].contains(&format!("kind=\"read\" msgid=\"{m2}\"")));
+    s.take_wakes();
+    s.confirm(a, "phone", page.next_seq).unwrap();
+    assert!(s.take_wakes().is_empty());
+}
