@@ -45,6 +45,8 @@
 //! | noop (heartbeat) 6, 0xFFFFFFFF | 1000000006, same seq, empty body |
 //! | newsync 121, n | 1000000121: `NewSyncResponse` (AddMsg items, ContinueFlag, new KeyBuf) |
 //! | newsendmsg 237, n | 1000000237: `NewSendMsgResponse` with the server MsgId of every item |
+//! | uploadmsgimg 9, n / uploadvoice 19, n | 1000000009 / 1000000019: `UploadMsgImgResponse` / `UploadVoiceResponse` per part (MsgId once whole; see `server/media.rs`) |
+//! | getmsgimg 10, n / downloadvoice 20, n | 1000000010 / 1000000020: a range of the stored object |
 //! | webloginconfirm 900001, n (syncscope's) | 1000900001: `WebLoginConfirmResponse` (a device confirms a pending web login) |
 //! | (server push) | newnotify 24, seq 0, empty body: "sync now" |
 //! | bad input | [`ERROR`](crate::proto::commands::ERROR) (10^9) with the request's seq (0 when unknown), body `BaseResponse {Ret, ErrMsg}`, then close |
