@@ -13,12 +13,17 @@
 #       sends from the long link, the held synccheck is answered at once,
 #       webwxsync brings the message, the listener confirms it and logs
 #       out; bob answers with webwxsendmsg (a second, short web login)
+#   samples/serve-client-media.pcapng      media: alice sends an image over the
+#       short link (uploadmsgimg, 1500-byte parts on 4 connections at once) and
+#       a voice recording over the long link (uploadvoice, two chunks); bob's
+#       listener downloads both (getmsgimg, downloadvoice). The files sent are
+#       samples/serve-client-media/photo.png and memo.voice.
 #
 # Run as root (live capture needs CAP_NET_RAW) from anywhere:
 #
-#     bash bench/make-samples.sh [longlink] [shortlink] [web]
+#     bash bench/make-samples.sh [longlink] [shortlink] [web] [media]
 #
-# (no names: all three).
+# (no names: all four).
 #
 # Environment: PORT (default 8080, the long link's usual port; must be free),
 # BIN (a syncscope with the `live` feature; default: build the release one).
@@ -205,11 +210,50 @@ client --user bob --web send alice "hi alice, from the web" >/dev/null
 stop serve-client-web
 }
 
-for name in "${@:-longlink shortlink web}"; do
+# --- media -------------------------------------------------------------------
+record_media() {
+mkdir -p samples/serve-client-media
+# The files sent: a noisy 96x64 PNG (about 20 parts) and 3000 bytes standing
+# for a 2-second recording, both from a fixed seed (made when missing).
+python3 - samples/serve-client-media <<'EOF'
+import os, random, struct, sys, zlib
+d = sys.argv[1]
+rng = random.Random(20)
+png = os.path.join(d, "photo.png")
+if not os.path.exists(png):
+    w, h = 96, 64
+    rows = b"".join(
+        b"\0" + bytes(v for x in range(w) for v in (x * 255 // w, y * 255 // h, rng.randrange(256)))
+        for y in range(h))
+    def chunk(t, data):
+        return struct.pack(">I", len(data)) + t + data + struct.pack(">I", zlib.crc32(t + data))
+    with open(png, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+                + chunk(b"IDAT", zlib.compress(rows, 9)) + chunk(b"IEND", b""))
+voice = os.path.join(d, "memo.voice")
+if not os.path.exists(voice):
+    with open(voice, "wb") as f:
+        f.write(bytes(rng.randrange(256) for _ in range(3000)))
+EOF
+start serve-client-media
+client --user bob listen --count 2 --timeout 15 --format ndjson --save "$TMP/saved" \
+  >"$TMP/bob-media" 2>"$TMP/bob-media.err" &
+p1=$!
+pids+=("$p1")
+wait_for "$TMP/bob-media.err" 'listening as bob' "$p1"
+client --user alice send-image bob samples/serve-client-media/photo.png >/dev/null
+client --user alice send-voice bob samples/serve-client-media/memo.voice --duration-ms 2000 >/dev/null
+wait "$p1"
+cmp "$TMP"/saved/*.png samples/serve-client-media/photo.png
+cmp "$TMP"/saved/*.voice samples/serve-client-media/memo.voice
+stop serve-client-media
+}
+
+for name in "${@:-longlink shortlink web media}"; do
   for n in $name; do
     case $n in
-      longlink|shortlink|web) "record_$n" ;;
-      *) echo "unknown sample $n (longlink, shortlink, web)" >&2; exit 2 ;;
+      longlink|shortlink|web|media) "record_$n" ;;
+      *) echo "unknown sample $n (longlink, shortlink, web, media)" >&2; exit 2 ;;
     esac
   done
 done

@@ -48,6 +48,9 @@ enum Command {
     Replay(cmd::replay::Args),
     /// Write a Wireshark / tshark Lua dissector for the long link (names from the command table).
     Dissector(cmd::dissector::Args),
+    /// Write the images and voice recordings a capture uploads (put together from their
+    /// parts) to a directory, with a report of missing or overlapping parts and each sha256.
+    ExportObjects(cmd::export_objects::Args),
 }
 
 /// mimalloc instead of the C library's allocator: the server allocates a
@@ -68,6 +71,7 @@ fn main() -> ExitCode {
         Command::Client(args) => cmd::client::run(args),
         Command::Replay(args) => cmd::replay::run(args),
         Command::Dissector(args) => cmd::dissector::run(args),
+        Command::ExportObjects(args) => cmd::export_objects::run(args),
     };
     match result {
         Ok(code) => code,

@@ -6,6 +6,7 @@
 //! 2 usage or a refused auth or identify.
 
 use std::io::{self, Write};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,8 +17,8 @@ use clap::{Subcommand, ValueEnum};
 use syncscope::net::client::{
     self, ClientError, Config, ListenOptions, ListenSink, LoginNotice, SendOptions,
 };
-use syncscope::net::messages::{ret, ChatMessage};
-use syncscope::net::{shortclient, webclient};
+use syncscope::net::messages::{ret, ChatMessage, Receipt, ReceiptKind};
+use syncscope::net::{media, receipts, shortclient, webclient};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -61,6 +62,47 @@ pub enum Action {
         /// Seconds to wait for each answer.
         #[arg(long, default_value_t = 5.0, value_name = "SECS")]
         timeout: f64,
+        /// Then wait on the long link, as this device, for the message's receipt and print
+        /// {"receipt": ...} (`delivered`: a delivered or read receipt; `read`: a read one);
+        /// exit 1 if none comes within --wait-timeout. What the device syncs meanwhile is
+        /// confirmed, as `listen` confirms what it shows.
+        #[arg(long, value_enum, value_name = "delivered|read")]
+        wait: Option<WaitFor>,
+        /// Seconds --wait waits for the receipt.
+        #[arg(long, default_value_t = 30.0, value_name = "SECS")]
+        wait_timeout: f64,
+    },
+    /// Send an image (PNG or JPEG) over the short link: uploadmsgimg in parts of about 1.5 KB,
+    /// several POSTs at once; prints {"msg_id", "client_id", "len", "parts", "sha256",
+    /// "thumb_len", ...}.
+    SendImage {
+        /// Recipient user name.
+        to: String,
+        /// The image file.
+        file: PathBuf,
+        /// Attempts after the first when the upload fails (same ClientImgId).
+        #[arg(long, default_value_t = 3, value_name = "N")]
+        retries: u32,
+        /// Seconds to wait for each answer.
+        #[arg(long, default_value_t = 5.0, value_name = "SECS")]
+        timeout: f64,
+    },
+    /// Send a voice recording over the long link: uploadvoice in chunks of at most 1.5 KB by
+    /// offset, the last with EndFlag 1; prints the same object as send-image.
+    SendVoice {
+        /// Recipient user name.
+        to: String,
+        /// The recording (any bytes: the server stores them as they are).
+        file: PathBuf,
+        /// The recording's length in milliseconds (VoiceLength).
+        #[arg(long, default_value_t = 0, value_name = "MS")]
+        duration_ms: u32,
+        /// Attempts after the first when the upload fails (same ClientMsgId).
+        #[arg(long, default_value_t = 3, value_name = "N")]
+        retries: u32,
+        /// Seconds to wait for each answer.
+        #[arg(long, default_value_t = 5.0, value_name = "SECS")]
+        timeout: f64,
     },
     /// Print messages as they arrive (reconnects with backoff).
     Listen {
@@ -79,6 +121,19 @@ pub enum Action {
         /// Seconds between newsync polls (short link only).
         #[arg(long, default_value_t = 1.0, value_name = "SECS")]
         poll: f64,
+        /// Download the image or recording of each media message (getmsgimg, downloadvoice
+        /// over the short link) into DIR as MSGID.png|jpg|img|voice, checked against the
+        /// sha256 its message names.
+        #[arg(long, value_name = "DIR")]
+        save: Option<PathBuf>,
+        /// Print the receipts that come for this user's messages (text, or ndjson
+        /// {"receipt": {kind, msg_id, user, device, time}}); they do not count for --count.
+        #[arg(long)]
+        receipts: bool,
+        /// Report each message read once printed (statusnotify Code 1 over the short link,
+        /// for the chat with its sender, up to it): its sender gets a read receipt.
+        #[arg(long)]
+        read: bool,
     },
     /// Confirm a pending web login by its uuid (the jslogin's, which `client --web` prints
     /// while it waits), as the user's phone confirms a QR code.
@@ -86,6 +141,12 @@ pub enum Action {
         /// The login's uuid.
         uuid: String,
     },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum WaitFor {
+    Delivered,
+    Read,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -140,12 +201,28 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
             Err(e) => Err(e.into()),
         },
+        Action::Send { wait: Some(_), .. } if args.web => {
+            anyhow::bail!("--wait listens on the long link: leave out --web")
+        }
         Action::Send {
             to,
             text,
             retries,
             timeout,
+            wait,
+            wait_timeout,
         } => {
+            let wait_for = wait
+                .map(|w| {
+                    seconds("--wait-timeout", wait_timeout).map(|d| {
+                        let kind = match w {
+                            WaitFor::Delivered => ReceiptKind::Delivered,
+                            WaitFor::Read => ReceiptKind::Read,
+                        };
+                        (kind, d)
+                    })
+                })
+                .transpose()?;
             config.request_timeout = seconds("--timeout", timeout)?;
             config.connect_timeout = config.request_timeout;
             let opts = SendOptions {
@@ -161,11 +238,38 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             };
             match sent {
                 Ok(ack) => {
-                    let mut out = io::stdout().lock();
-                    syncscope::report::json::to_writer(&mut out, &ack)?;
-                    out.write_all(b"\n")?;
-                    out.flush()?;
-                    Ok(ExitCode::SUCCESS)
+                    {
+                        let mut out = io::stdout().lock();
+                        syncscope::report::json::to_writer(&mut out, &ack)?;
+                        out.write_all(b"\n")?;
+                        out.flush()?;
+                    }
+                    let Some((kind, limit)) = wait_for else {
+                        return Ok(ExitCode::SUCCESS);
+                    };
+                    let deadline = tokio::time::Instant::now() + limit;
+                    match rt
+                        .block_on(receipts::wait_receipt(&config, ack.msg_id, kind, deadline))?
+                    {
+                        Some(r) => {
+                            let mut out = io::stdout().lock();
+                            syncscope::report::json::to_writer(
+                                &mut out,
+                                &serde_json::json!({ "receipt": r }),
+                            )?;
+                            out.write_all(b"\n")?;
+                            out.flush()?;
+                            Ok(ExitCode::SUCCESS)
+                        }
+                        None => {
+                            eprintln!(
+                                "syncscope client: no {} receipt for msg_id {} within {wait_timeout} s",
+                                kind.name(),
+                                ack.msg_id
+                            );
+                            Ok(ExitCode::from(1))
+                        }
+                    }
                 }
                 Err(e) => {
                     eprintln!("syncscope client: send failed: {e}");
@@ -173,13 +277,72 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 }
             }
         }
+        Action::SendImage {
+            to,
+            file,
+            retries,
+            timeout,
+        }
+        | Action::SendVoice {
+            to,
+            file,
+            retries,
+            timeout,
+            ..
+        } if args.web => {
+            let _ = (to, file, retries, timeout);
+            anyhow::bail!(
+                "media goes over the short link (images) and the long link (voice): leave out \
+                 --web"
+            )
+        }
+        Action::SendImage {
+            to,
+            file,
+            retries,
+            timeout,
+        } => {
+            config.request_timeout = seconds("--timeout", timeout)?;
+            config.connect_timeout = config.request_timeout;
+            let data = std::fs::read(&file)
+                .with_context(|| format!("reading the image {}", file.display()))?;
+            let opts = SendOptions {
+                attempts: retries.saturating_add(1),
+                ..SendOptions::default()
+            };
+            media_sent(rt.block_on(media::send_image(&config, &to, &data, &opts)))
+        }
+        Action::SendVoice {
+            to,
+            file,
+            duration_ms,
+            retries,
+            timeout,
+        } => {
+            config.request_timeout = seconds("--timeout", timeout)?;
+            config.connect_timeout = config.request_timeout;
+            let data = std::fs::read(&file)
+                .with_context(|| format!("reading the recording {}", file.display()))?;
+            let opts = SendOptions {
+                attempts: retries.saturating_add(1),
+                ..SendOptions::default()
+            };
+            media_sent(rt.block_on(media::send_voice(&config, &to, &data, duration_ms, &opts)))
+        }
         Action::Listen {
             count,
             timeout,
             format,
             heartbeat,
             poll,
+            save,
+            receipts: show_receipts,
+            read,
         } => {
+            if let Some(dir) = &save {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating --save directory {}", dir.display()))?;
+            }
             config.heartbeat = seconds("--heartbeat", heartbeat)?;
             let poll = seconds("--poll", poll)?;
             let deadline = timeout
@@ -198,6 +361,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 out: io::stdout().lock(),
                 format,
                 error: None,
+                save: save.map(|dir| (dir, config.clone())),
+                receipts: show_receipts,
+                read: read.then(|| config.clone()),
             };
             let outcome = if args.web {
                 rt.block_on(webclient::listen(&config, &opts, &mut sink))?
@@ -226,12 +392,77 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Prints what `send-image` or `send-voice` gave; exit 1 when refused.
+fn media_sent(
+    r: Result<media::MediaAck, syncscope::net::client::SendFailed>,
+) -> anyhow::Result<ExitCode> {
+    match r {
+        Ok(ack) => {
+            let mut out = io::stdout().lock();
+            syncscope::report::json::to_writer(&mut out, &ack)?;
+            out.write_all(b"\n")?;
+            out.flush()?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("syncscope client: send failed: {e}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
 struct Printer<W: Write> {
     /// `user (device)`, for the status lines on stderr.
     who: String,
     out: W,
     format: Format,
     error: Option<io::Error>,
+    /// `listen --save`: the directory, and the settings to download with.
+    save: Option<(PathBuf, Config)>,
+    /// `listen --receipts`.
+    receipts: bool,
+    /// `listen --read`: the settings to report reads with.
+    read: Option<Config>,
+}
+
+/// Runs `f` to completion on a thread of its own with its own runtime
+/// (the listener's runtime is busy calling the sink).
+fn on_own_runtime<T: Send, F>(f: impl FnOnce() -> F + Send) -> anyhow::Result<T>
+where
+    F: std::future::Future<Output = anyhow::Result<T>>,
+{
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("starting a runtime")
+                .and_then(|rt| rt.block_on(f()))
+        })
+        .join()
+        .map_err(|_| anyhow::anyhow!("the thread panicked"))?
+    })
+}
+
+/// Downloads the media of `m` (on a thread of its own with its own
+/// runtime: the listener's is busy calling the sink) into `dir`.
+fn save_media(dir: &std::path::Path, config: &Config, m: &ChatMessage) -> anyhow::Result<()> {
+    let Some(r) = media::MediaRef::of(m) else {
+        return Ok(());
+    };
+    let fetched = on_own_runtime(|| async { Ok(media::fetch(config, m).await?) })?;
+    let Some(bytes) = fetched else {
+        return Ok(());
+    };
+    let path = dir.join(format!("{}.{}", m.msg_id, r.extension(&bytes)));
+    std::fs::write(&path, &bytes).with_context(|| format!("writing {}", path.display()))?;
+    eprintln!(
+        "syncscope client: saved {} bytes of msg_id {} to {}",
+        bytes.len(),
+        m.msg_id,
+        path.display()
+    );
+    Ok(())
 }
 
 impl<W: Write> Printer<W> {
@@ -253,12 +484,54 @@ impl<W: Write> Printer<W> {
 
 impl<W: Write> ListenSink for Printer<W> {
     fn message(&mut self, m: &ChatMessage) -> bool {
+        if let Some((dir, config)) = &self.save {
+            if let Err(e) = save_media(dir, config, m) {
+                self.error = Some(io::Error::other(format!("{e:#}")));
+                return false;
+            }
+        }
+        if let Some(config) = &self.read {
+            if m.from != config.user {
+                let r = on_own_runtime(|| async {
+                    Ok(receipts::report_read(config, &m.from, m.msg_id).await?)
+                });
+                if let Err(e) = r {
+                    self.error = Some(io::Error::other(format!("reporting a read: {e:#}")));
+                    return false;
+                }
+            }
+        }
         match self.write(m) {
             Ok(()) => true,
             Err(e) => {
                 self.error = Some(e);
                 false
             }
+        }
+    }
+
+    fn receipt(&mut self, r: &Receipt) {
+        if !self.receipts || self.error.is_some() {
+            return;
+        }
+        let written = match self.format {
+            Format::Ndjson => syncscope::report::json::to_writer(
+                &mut self.out,
+                &serde_json::json!({ "receipt": r }),
+            )
+            .and_then(|()| self.out.write_all(b"\n")),
+            Format::Text => writeln!(
+                self.out,
+                "receipt: msg_id {} {} to {} ({}) at {}",
+                r.msg_id,
+                r.kind.name(),
+                r.user,
+                r.device,
+                r.time
+            ),
+        };
+        if let Err(e) = written.and_then(|()| self.out.flush()) {
+            self.error = Some(e);
         }
     }
 

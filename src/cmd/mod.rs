@@ -2,6 +2,7 @@ pub mod analyze;
 pub mod client;
 pub mod common;
 pub mod dissector;
+pub mod export_objects;
 pub mod flows;
 pub mod frames;
 pub mod replay;

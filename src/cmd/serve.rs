@@ -76,6 +76,20 @@ pub struct Args {
     /// Longest hold of a web synccheck or login poll with nothing to tell (the real service: 25).
     #[arg(long, default_value_t = 25, value_name = "SECS")]
     pub web_poll: u64,
+    /// Bytes an uploaded image or voice recording may have.
+    #[arg(long, default_value_t = server::DEFAULT_MAX_MEDIA_LEN, value_name = "BYTES")]
+    pub max_media: usize,
+    /// Uploads a user may have unfinished at once (a new one past it is refused).
+    #[arg(long, default_value_t = server::DEFAULT_MAX_OPEN_UPLOADS, value_name = "N")]
+    pub max_open_uploads: usize,
+    /// An upload left unfinished this long is dropped (counted in the log).
+    #[arg(long, default_value_t = 600, value_name = "SECS")]
+    pub upload_ttl: u64,
+    /// Make receipts: delivered when a device of the recipient confirms a message, read on a
+    /// read report (statusnotify Code 1), each sent to the sender's devices as a status message
+    /// (MsgType 51). Off by default (the shipped samples were recorded without them).
+    #[arg(long)]
+    pub receipts: bool,
     /// Log only errors (not every auth and identify).
     #[arg(short, long)]
     pub quiet: bool,
@@ -231,6 +245,10 @@ pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
         frame_timeout: Duration::from_secs(args.frame_timeout.max(1)),
         test_users: names.clone(),
         web_poll: Duration::from_secs(args.web_poll.max(1)),
+        max_media_len: args.max_media,
+        max_open_uploads: args.max_open_uploads.max(1),
+        upload_ttl: Duration::from_secs(args.upload_ttl.max(1)),
+        receipts: args.receipts,
         log: Some(Arc::new(move |e: &server::Event| {
             let routine = matches!(
                 e,

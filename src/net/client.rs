@@ -24,9 +24,9 @@ use tokio::net::TcpStream;
 use tokio::time::{sleep, timeout};
 
 use super::frame::{Connection, ReadError, DEFAULT_MAX_FRAME_LEN};
-use super::messages::{ret, ChatMessage, IdentifyExt, IdentifyReply, CLIENT_VERSION};
+use super::messages::{ret, ChatMessage, IdentifyExt, IdentifyReply, Receipt, CLIENT_VERSION};
 pub(super) use super::unix_now;
-use super::MSG_TYPE_TEXT;
+use super::{MSG_TYPE_STATUS, MSG_TYPE_TEXT};
 use crate::body::messages::{
     self, AutoAuthRequest, AutoAuthResponse, BaseResponse, BodyError, ManualAuthRequest,
     ManualAuthResponse, MicroMsgRequestNew, NewSendMsgRequest, NewSendMsgResponse, NewSyncRequest,
@@ -35,7 +35,7 @@ use crate::body::messages::{
 use crate::body::synckey::SyncKey;
 mod listen;
 
-pub(super) use self::listen::{key_at, listen_on, Link, Listener, Mailbox, Stop};
+pub(super) use self::listen::{key_at, listen_on, Fetched, Link, Listener, Mailbox, Stop};
 pub use self::listen::{listen, ListenOptions, ListenOutcome, ListenSink};
 
 use crate::proto::commands::{
@@ -211,6 +211,8 @@ impl ClientError {
                     | ret::NOT_AUTHENTICATED
                     | ret::NO_SUCH_LOGIN
                     | ret::TOO_LARGE
+                    | ret::MEDIA_REFUSED
+                    | ret::NO_SUCH_MEDIA
             ),
             ClientError::InvalidName { .. } => true,
             // A web endpoint the server does not serve or will not take.
@@ -232,6 +234,9 @@ pub struct SendAck {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyncPage {
     pub messages: Vec<ChatMessage>,
+    /// The receipts for this user's messages (status messages, MsgType
+    /// 51), apart from the messages.
+    pub receipts: Vec<Receipt>,
     /// The key the server issued with this page (not yet presented).
     pub synckey: SyncKey,
     pub more: bool,
@@ -392,6 +397,18 @@ impl Session {
             })?
     }
 
+    /// Sends any request `cmd` (with the next seq) and gives the answer's
+    /// body: the media requests (`net::media`) use it.
+    pub async fn call(
+        &mut self,
+        what: &'static str,
+        cmd: u32,
+        body: &[u8],
+    ) -> Result<Vec<u8>, ClientError> {
+        let seq = self.take_seq();
+        self.request(what, cmd, seq, body).await
+    }
+
     /// Sends one text message.
     pub async fn send(
         &mut self,
@@ -531,11 +548,20 @@ pub(super) fn sync_answer(body: &[u8]) -> Result<SyncPage, ClientError> {
         });
     }
     let synckey = messages::synckey_of("NewSyncResponse", &resp.key_buf)?;
+    let mut receipts = Vec::new();
+    let mut chat = Vec::new();
+    for m in messages::add_msgs(&resp)?.iter().map(|m| m.to_chat()) {
+        match (m.msg_type == MSG_TYPE_STATUS)
+            .then(|| Receipt::parse(&m.content))
+            .flatten()
+        {
+            Some(r) => receipts.push(r),
+            None => chat.push(m),
+        }
+    }
     Ok(SyncPage {
-        messages: messages::add_msgs(&resp)?
-            .iter()
-            .map(|m| m.to_chat())
-            .collect(),
+        messages: chat,
+        receipts,
         synckey,
         more: resp.continue_flag.unwrap_or(0) != 0,
     })

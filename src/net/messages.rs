@@ -42,6 +42,84 @@ pub mod ret {
     /// The replay mock (`serve --replay`) has no recorded answer for the
     /// request (`--unmatched error`).
     pub const NOT_RECORDED: i32 = -14;
+    /// An upload part refused: it overlaps a stored part, goes past the
+    /// object's length, names another recipient than the upload's first
+    /// part, the user has too many unfinished uploads, or the image does
+    /// not decode.
+    pub const MEDIA_REFUSED: i32 = -15;
+    /// getmsgimg or downloadvoice names no object the user may read.
+    pub const NO_SUCH_MEDIA: i32 = -16;
+}
+
+/// What a receipt says of a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReceiptKind {
+    /// A device of the recipient presented a SyncKey that covers it.
+    Delivered = 1,
+    /// A device of the recipient reported the chat read.
+    Read = 2,
+}
+
+impl ReceiptKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            ReceiptKind::Delivered => "delivered",
+            ReceiptKind::Read => "read",
+        }
+    }
+}
+
+/// A receipt, as the server sends it to the sender's devices: a status
+/// message (MsgType 51) from the recipient whose content is
+/// `<msg><receipt kind="delivered|read" msgid="N" user="U" device="D" time="T"/></msg>`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Receipt {
+    pub kind: ReceiptKind,
+    /// The message it is about.
+    pub msg_id: u64,
+    /// The recipient and the device.
+    pub user: String,
+    pub device: String,
+    /// Unix seconds.
+    pub time: u64,
+}
+
+impl Receipt {
+    pub fn content(&self) -> String {
+        format!(
+            "<msg><receipt kind=\"{}\" msgid=\"{}\" user=\"{}\" device=\"{}\" time=\"{}\"/></msg>",
+            self.kind.name(),
+            self.msg_id,
+            self.user,
+            self.device,
+            self.time
+        )
+    }
+
+    /// The receipt a status message carries, if it is one.
+    pub fn parse(content: &str) -> Option<Receipt> {
+        let attr = |name: &str| {
+            let key = format!(" {name}=\"");
+            let start = content.find(&key)? + key.len();
+            let len = content[start..].find('"')?;
+            Some(&content[start..start + len])
+        };
+        if !content.starts_with("<msg><receipt ") {
+            return None;
+        }
+        Some(Receipt {
+            kind: match attr("kind")? {
+                "delivered" => ReceiptKind::Delivered,
+                "read" => ReceiptKind::Read,
+                _ => return None,
+            },
+            msg_id: attr("msgid")?.parse().ok()?,
+            user: attr("user")?.to_owned(),
+            device: attr("device")?.to_owned(),
+            time: attr("time")?.parse().ok()?,
+        })
+    }
 }
 
 /// A message as a client shows it.
@@ -56,6 +134,17 @@ pub struct ChatMessage {
     /// (syncscope's `MsgSeq`): what a client presents to confirm up to it.
     #[serde(skip)]
     pub seq: Option<u64>,
+    /// MsgType (1 text, 3 image, 34 voice); shown when not text.
+    #[serde(default = "text_type", skip_serializing_if = "is_text")]
+    pub msg_type: u32,
+}
+
+fn text_type() -> u32 {
+    crate::net::MSG_TYPE_TEXT
+}
+
+fn is_text(t: &u32) -> bool {
+    *t == crate::net::MSG_TYPE_TEXT
 }
 
 impl AddMsg {
@@ -70,6 +159,9 @@ impl AddMsg {
             },
             client_msg_id: self.client_msg_id.clone(),
             seq: self.msg_seq,
+            msg_type: self
+                .msg_type
+                .map_or(crate::net::MSG_TYPE_TEXT, |t| t as u32),
         }
     }
 }

@@ -7,6 +7,8 @@
 //!
 //! ```text
 //! frame.rs      check-then-parse framing over the shared Header codec (sans-IO) + async Connection
+//! media.rs      client side of images and voice: send_image (short link, parallel parts),
+//!               send_voice (long link, chunks), fetch (getmsgimg, downloadvoice)
 //! messages.rs   the protobuf bodies (proto/wechat.proto) and the identify extension
 //! store/        durable store: SQLite (WAL) on disk or in memory
 //!   mod.rs        Store: users, devices, send (exactly once), sync, confirm, pending
@@ -17,10 +19,14 @@
 //!   service.rs    the command logic without sockets, shared by all three links
 //!   http.rs       HTTP on the same port: request reader over proto::http, the serving loop
 //!   shortlink.rs  route: POST /cgi-bin/micromsg-bin/newsync|newsendmsg|manualauth|autoauth
+//!                 and the media cgis
+//!   media.rs      uploadmsgimg, getmsgimg, uploadvoice, downloadvoice; the thumbnail
+//!   receipts.rs   statusnotify: read reports (receipts themselves: store/receipts.rs)
 //!   web/          route: web WeChat: jslogin ... synccheck (long poll), webwxsync, webwxsendmsg;
 //!                 session.rs: logins and sessions (WebState)
 //! client.rs     manualauth/autoauth, identify, heartbeat, newsync, newsendmsg; send with retries,
 //!               web login confirmation; listen with reconnects (client/listen.rs)
+//! receipts.rs   client side of receipts: report_read (statusnotify), wait_receipt
 //! shortclient.rs the same over the short link (HTTP POST per request, session cookie, newsync polls)
 //! webclient.rs  the same over the web endpoints (login, webwxinit, synccheck, webwxsync, webwxsendmsg)
 //!   http.rs       a small HTTP/1.1 client over crate::proto::http's codec, one keep-alive connection
@@ -39,6 +45,8 @@
 //! | noop (heartbeat) 6, 0xFFFFFFFF | 1000000006, same seq, empty body |
 //! | newsync 121, n | 1000000121: `NewSyncResponse` (AddMsg items, ContinueFlag, new KeyBuf) |
 //! | newsendmsg 237, n | 1000000237: `NewSendMsgResponse` with the server MsgId of every item |
+//! | uploadmsgimg 9, n / uploadvoice 19, n | 1000000009 / 1000000019: `UploadMsgImgResponse` / `UploadVoiceResponse` per part (MsgId once whole; see `server/media.rs`) |
+//! | getmsgimg 10, n / downloadvoice 20, n | 1000000010 / 1000000020: a range of the stored object |
 //! | webloginconfirm 900001, n (syncscope's) | 1000900001: `WebLoginConfirmResponse` (a device confirms a pending web login) |
 //! | (server push) | newnotify 24, seq 0, empty body: "sync now" |
 //! | bad input | [`ERROR`](crate::proto::commands::ERROR) (10^9) with the request's seq (0 when unknown), body `BaseResponse {Ret, ErrMsg}`, then close |
@@ -52,7 +60,9 @@
 
 pub mod client;
 pub mod frame;
+pub mod media;
 pub mod messages;
+pub mod receipts;
 pub mod server;
 pub mod shortclient;
 pub mod store;
@@ -60,6 +70,13 @@ pub mod webclient;
 
 /// Message type of a text message (protocol.md section 6).
 pub const MSG_TYPE_TEXT: u32 = 1;
+/// Message type of an image (uploaded with uploadmsgimg).
+pub const MSG_TYPE_IMAGE: u32 = 3;
+/// Message type of a voice recording (uploaded with uploadvoice).
+pub const MSG_TYPE_VOICE: u32 = 34;
+/// Message type of a status notify: what carries receipts to the sender
+/// ([`messages::Receipt`]).
+pub const MSG_TYPE_STATUS: u32 = 51;
 pub use crate::body::messages::CMDID_ADDMSG;
 /// The built-in contact every user has (as on the real service): what is
 /// sent to it is the user's message to themselves, delivered to their

@@ -24,7 +24,7 @@ use super::client::{
     sync_answer, text_message, unix_now, ClientError, Config, Link, ListenOptions, ListenOutcome,
     ListenSink, Listener, Mailbox, Retry, SendAck, SendFailed, SendOptions, Stop, SyncPage,
 };
-use super::messages::{ret, ChatMessage};
+use super::messages::ret;
 use super::webclient::http::{Conn, Response};
 use crate::body::synckey::SyncKey;
 use crate::proto::http::message::encode_request;
@@ -80,6 +80,24 @@ impl ShortSession {
             });
         }
         Ok(s)
+    }
+
+    /// Another session with the same cookie on a connection of its own
+    /// (for requests in parallel, as uploads are).
+    pub fn fork(&self) -> ShortSession {
+        ShortSession {
+            conn: Conn::new(&self.host),
+            host: self.host.clone(),
+            request_timeout: self.request_timeout,
+            cookie: self.cookie.clone(),
+            uin: self.uin,
+            synckey: self.synckey.clone(),
+        }
+    }
+
+    /// POSTs `body` to `cgi` with the session cookie: the answer's body.
+    pub async fn call(&mut self, cgi: &'static str, body: &[u8]) -> Result<Vec<u8>, ClientError> {
+        self.post(cgi, body).await.map(|(b, _)| b)
     }
 
     /// POSTs `body` to the cgi, with the session cookie; the answer's
@@ -195,9 +213,9 @@ pub async fn send(
 impl Mailbox for ShortSession {
     type Key = SyncKey;
 
-    async fn fetch(&mut self) -> Result<(Vec<ChatMessage>, bool, SyncKey), ClientError> {
+    async fn fetch(&mut self) -> Result<client::Fetched<SyncKey>, ClientError> {
         let page = self.sync().await?;
-        Ok((page.messages, page.more, page.synckey))
+        Ok((page.messages, page.receipts, page.more, page.synckey))
     }
 
     fn adopt_key(&mut self, key: SyncKey) {

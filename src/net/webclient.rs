@@ -561,9 +561,14 @@ impl client::Mailbox for WebSession {
     /// SyncKey and SyncCheckKey.
     type Key = (KeyMap, KeyMap);
 
-    async fn fetch(&mut self) -> Result<(Vec<ChatMessage>, bool, Self::Key), ClientError> {
+    async fn fetch(&mut self) -> Result<client::Fetched<Self::Key>, ClientError> {
         let page = self.sync().await?;
-        Ok((page.messages, page.more, (page.synckey, page.synccheck_key)))
+        Ok((
+            page.messages,
+            Vec::new(),
+            page.more,
+            (page.synckey, page.synccheck_key),
+        ))
     }
 
     fn adopt_key(&mut self, (synckey, synccheck_key): Self::Key) {

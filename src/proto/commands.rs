@@ -60,6 +60,16 @@ pub const SIGNALKEEP: u32 = 243;
 pub const MANUALAUTH: u32 = 253;
 /// autoauth: the uin and key of an earlier manualauth.
 pub const AUTOAUTH: u32 = 254;
+/// uploadmsgimg over the long link (one part of an image; the cgi is 110).
+/// The long-link cmd ids of the media cgis are the ones WeChat's clients
+/// are said to use; no capture here confirms them.
+pub const UPLOADMSGIMG: u32 = 9;
+/// getmsgimg over the long link (cgi 109).
+pub const GETMSGIMG: u32 = 10;
+/// uploadvoice over the long link (one chunk of a recording; cgi 127).
+pub const UPLOADVOICE: u32 = 19;
+/// downloadvoice over the long link (cgi 128).
+pub const DOWNLOADVOICE: u32 = 20;
 /// syncscope's own (not the real service's): an authenticated device
 /// confirms a pending web login by its uuid, as the phone does by scanning
 /// the QR code (`WebLoginConfirmRequest`).
@@ -77,10 +87,20 @@ pub const fn response(cmd: u32) -> u32 {
 pub const CGI_NEWSYNC: u32 = 138;
 /// Short-link cgi number of newsendmsg.
 pub const CGI_NEWSENDMSG: u32 = 522;
+/// Short-link cgi numbers of the media cgis (betteray/WeChat
+/// `WeChat/Services/*.m`).
+pub const CGI_GETMSGIMG: u32 = 109;
+pub const CGI_UPLOADMSGIMG: u32 = 110;
+pub const CGI_UPLOADVOICE: u32 = 127;
+pub const CGI_DOWNLOADVOICE: u32 = 128;
 
 /// Short-link cgi numbers (the business header's cgi field) and their
 /// names: those seen in the real capture and the seed documents.
 const CGIS: &[(u32, &str)] = &[
+    (CGI_GETMSGIMG, "getmsgimg"),
+    (CGI_UPLOADMSGIMG, "uploadmsgimg"),
+    (CGI_UPLOADVOICE, "uploadvoice"),
+    (CGI_DOWNLOADVOICE, "downloadvoice"),
     (CGI_NEWSYNC, "newsync"),
     (139, "newinit"),
     (216, "androidfcmreg"),
@@ -109,6 +129,10 @@ pub fn cgi_name(cgi: u32) -> Option<&'static str> {
 /// which is named on its own.
 const BUILTIN: &[(u32, &str)] = &[
     (NOOP, "noop"),
+    (UPLOADMSGIMG, "uploadmsgimg"),
+    (GETMSGIMG, "getmsgimg"),
+    (UPLOADVOICE, "uploadvoice"),
+    (DOWNLOADVOICE, "downloadvoice"),
     (NEWNOTIFY, "newnotify"),
     (NEWINIT, "newinit"),
     (GETPROFILE, "getprofile"),

@@ -106,7 +106,7 @@ fn readme_serve_and_client_flags_are_in_their_help() {
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     let serve = help(&["serve"]);
-    let client = ["", "send", "listen", "confirm"]
+    let client = ["", "send", "send-image", "send-voice", "listen", "confirm"]
         .iter()
         .map(|sub| {
             let mut a = vec!["client"];

@@ -19,6 +19,8 @@ mod net_access;
 mod net_fault;
 mod net_large;
 mod net_limits;
+mod net_media;
+mod net_receipts;
 mod net_short;
 mod net_store;
 mod net_web;

@@ -246,6 +246,7 @@ async fn send_and_receive_between_two_users() {
             msg_id: ack.msg_id,
             client_msg_id: Some(ack.client_msg_id.clone()),
             seq: Some(1),
+            msg_type: 1,
         }]
     );
     // And back, on the same session.

@@ -71,6 +71,7 @@ async fn web_user_receives_from_and_sends_to_the_long_link() {
             msg_id: ack.msg_id,
             client_msg_id: Some(ack.client_msg_id.clone()),
             seq: Some(1),
+            msg_type: 1,
         }]
     );
     // Presenting the adopted key consumed it: nothing is offered again.

@@ -21,7 +21,14 @@ use crate::body::identify::IdentifyError;
 use crate::body::synckey::{SyncKey, SyncKeyError};
 
 pub mod lenient;
+mod media;
 pub mod scan;
+
+pub use media::{
+    DownloadVoiceRequest, DownloadVoiceResponse, GetMsgImgRequest, GetMsgImgResponse,
+    StatusNotifyRequest, StatusNotifyResponse, UploadMsgImgRequest, UploadMsgImgResponse,
+    UploadVoiceRequest, UploadVoiceResponse,
+};
 #[cfg(test)]
 pub(crate) mod tests;
 

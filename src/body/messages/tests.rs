@@ -521,3 +521,180 @@ pub(crate) mod lenient_reading {
         assert_eq!(newsync_request_synckey(&req[..req.len() - 1]), None);
     }
 }
+
+/// The media structs and proto/wechat.proto describe the same bytes:
+/// every field set, none unknown to the schema, names as declared.
+#[test]
+fn media_structs_agree_with_the_proto_file() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("proto/wechat.proto");
+    let schemas = Schemas::compile(&[path], &[]).expect("proto/wechat.proto compiles");
+    let s = |v: &str| Some(SkBuiltinString::new(v));
+    let b = |v: &[u8]| Some(SkBuiltinBuffer::new(v.to_vec()));
+    let mut cases: Vec<(&str, Vec<u8>, serde_json::Value)> = vec![
+        (
+            "UploadMsgImgRequest",
+            UploadMsgImgRequest {
+                client_img_id: s("img1"),
+                from_user_name: s("alice"),
+                to_user_name: s("bob"),
+                total_len: Some(3000),
+                start_pos: Some(1500),
+                data_len: Some(2),
+                data: b(b"ab"),
+                msg_type: Some(3),
+            }
+            .encode_to_vec(),
+            serde_json::json!({"TotalLen": 3000, "StartPos": 1500, "DataLen": 2, "MsgType": 3,
+                "ClientImgId": {"String": "img1"}, "Data": {"iLen": 2, "Buffer": "YWI="}}),
+        ),
+        (
+            "UploadMsgImgResponse",
+            UploadMsgImgResponse {
+                base_response: Some(BaseResponse::error(0, "")),
+                msg_id: Some(9),
+                client_img_id: s("img1"),
+                from_user_name: s("alice"),
+                to_user_name: s("bob"),
+                total_len: Some(3000),
+                start_pos: Some(0),
+                data_len: Some(2),
+                create_time: Some(5),
+                new_msg_id: Some(9),
+                thumb: Some(b"jpg".to_vec()),
+            }
+            .encode_to_vec(),
+            serde_json::json!({"MsgId": 9, "NewMsgId": "9", "CreateTime": 5, "Thumb": "anBn"}),
+        ),
+        (
+            "GetMsgImgRequest",
+            GetMsgImgRequest {
+                msg_id: Some(9),
+                from_user_name: s("alice"),
+                to_user_name: s("bob"),
+                total_len: Some(3000),
+                start_pos: Some(8),
+                data_len: Some(16),
+                compress_type: Some(1),
+                new_msg_id: Some(9),
+            }
+            .encode_to_vec(),
+            serde_json::json!({"MsgId": 9, "StartPos": 8, "DataLen": 16, "CompressType": 1}),
+        ),
+        (
+            "GetMsgImgResponse",
+            GetMsgImgResponse {
+                base_response: Some(BaseResponse::error(0, "")),
+                msg_id: Some(9),
+                from_user_name: s("alice"),
+                to_user_name: s("bob"),
+                total_len: Some(3000),
+                start_pos: Some(8),
+                data_len: Some(2),
+                data: b(b"ab"),
+                new_msg_id: Some(9),
+            }
+            .encode_to_vec(),
+            serde_json::json!({"TotalLen": 3000, "Data": {"iLen": 2, "Buffer": "YWI="}}),
+        ),
+        (
+            "UploadVoiceRequest",
+            UploadVoiceRequest {
+                from_user_name: Some("alice".into()),
+                to_user_name: Some("bob".into()),
+                offset: Some(1500),
+                length: Some(2),
+                client_msg_id: Some("v1".into()),
+                msg_id: Some(0),
+                voice_length: Some(2000),
+                data: b(b"ab"),
+                end_flag: Some(1),
+            }
+            .encode_to_vec(),
+            serde_json::json!({"Offset": 1500, "Length": 2, "EndFlag": 1, "VoiceLength": 2000,
+                "ToUserName": "bob", "ClientMsgId": "v1"}),
+        ),
+        (
+            "UploadVoiceResponse",
+            UploadVoiceResponse {
+                from_user_name: Some("alice".into()),
+                to_user_name: Some("bob".into()),
+                offset: Some(1500),
+                length: Some(2),
+                create_time: Some(5),
+                client_msg_id: Some("v1".into()),
+                msg_id: Some(9),
+                voice_length: Some(2000),
+                end_flag: Some(1),
+                base_response: Some(BaseResponse::error(0, "")),
+                new_msg_id: Some(9),
+            }
+            .encode_to_vec(),
+            serde_json::json!({"MsgId": 9, "NewMsgId": "9", "EndFlag": 1, "CreateTime": 5}),
+        ),
+        (
+            "DownloadVoiceRequest",
+            DownloadVoiceRequest {
+                msg_id: Some(9),
+                offset: Some(0),
+                length: Some(1500),
+                client_msg_id: Some("v1".into()),
+                new_msg_id: Some(9),
+            }
+            .encode_to_vec(),
+            serde_json::json!({"MsgId": 9, "Length": 1500, "NewMsgId": "9"}),
+        ),
+        (
+            "DownloadVoiceResponse",
+            DownloadVoiceResponse {
+                msg_id: Some(9),
+                offset: Some(0),
+                length: Some(2),
+                voice_length: Some(2000),
+                client_msg_id: Some("v1".into()),
+                data: b(b"ab"),
+                end_flag: Some(1),
+                base_response: Some(BaseResponse::error(0, "")),
+                new_msg_id: Some(9),
+            }
+            .encode_to_vec(),
+            serde_json::json!({"VoiceLength": 2000, "EndFlag": 1, "Data": {"iLen": 2, "Buffer": "YWI="}}),
+        ),
+    ];
+    cases.push((
+        "StatusNotifyRequest",
+        StatusNotifyRequest {
+            code: Some(1),
+            from_user_name: Some("bob".into()),
+            to_user_name: Some("alice".into()),
+            client_msg_id: Some("7".into()),
+            msg_id: Some(9),
+        }
+        .encode_to_vec(),
+        serde_json::json!({"Code": 1, "ToUserName": "alice", "MsgId": "9"}),
+    ));
+    cases.push((
+        "StatusNotifyResponse",
+        StatusNotifyResponse {
+            base_response: Some(BaseResponse::error(0, "")),
+            msg_id: Some(3),
+            new_msg_id: Some(3),
+        }
+        .encode_to_vec(),
+        serde_json::json!({"MsgId": 3, "NewMsgId": "3"}),
+    ));
+    for (name, bytes, expect) in cases {
+        let msg = schemas
+            .message(&format!("micromsg.{name}"))
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let dm = prost_reflect::DynamicMessage::decode(msg, bytes.as_slice())
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(
+            dm.unknown_fields().next().is_none(),
+            "{name} has fields the .proto does not declare"
+        );
+        let json = serde_json::to_value(&dm).expect("json");
+        for (k, v) in expect.as_object().expect("object") {
+            assert_eq!(&json[k], v, "{name}.{k} in {json}");
+        }
+    }
+}

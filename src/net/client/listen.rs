@@ -10,13 +10,15 @@ use tokio::time::{sleep, timeout, timeout_at, Instant};
 
 use super::{ClientError, Config, Session};
 use crate::body::synckey::SyncKey;
-use crate::net::messages::ChatMessage;
+use crate::net::messages::{ChatMessage, Receipt};
 use crate::net::KEY_MESSAGES;
 
 /// Where [`listen`] delivers.
 pub trait ListenSink {
     /// A new message; return `false` to stop listening.
     fn message(&mut self, m: &ChatMessage) -> bool;
+    /// A receipt for a message this user sent (not counted as a message).
+    fn receipt(&mut self, _r: &Receipt) {}
     /// Connected and logged in: messages sent from now on will come.
     fn connected(&mut self) {}
     /// The connection failed; the next attempt comes after `delay`.
@@ -91,7 +93,10 @@ impl<S: ListenSink> Listener<'_, S> {
     ) -> Result<Result<bool, Stop>, ClientError> {
         let mut any = false;
         loop {
-            let (messages, more, key) = s.fetch().await?;
+            let (messages, receipts, more, key) = s.fetch().await?;
+            for r in &receipts {
+                self.sink.receipt(r);
+            }
             if let Err(last) = self.page(&messages) {
                 // What was handled is confirmed at close, not the rest.
                 if let Some(seq) = last {
@@ -111,12 +116,17 @@ impl<S: ListenSink> Listener<'_, S> {
     }
 }
 
+/// One page as [`Mailbox::fetch`] gives it: messages, receipts, whether
+/// more follow, the key it issued.
+pub(in crate::net) type Fetched<K> = (Vec<ChatMessage>, Vec<Receipt>, bool, K);
+
 /// A session that syncs pages of messages: the long link's newsync, the
 /// web's webwxsync.
 pub(in crate::net) trait Mailbox {
     type Key;
-    /// One page: its messages, whether more follow, the key it issued.
-    async fn fetch(&mut self) -> Result<(Vec<ChatMessage>, bool, Self::Key), ClientError>;
+    /// One page: its messages, its receipts, whether more follow, the key
+    /// it issued.
+    async fn fetch(&mut self) -> Result<Fetched<Self::Key>, ClientError>;
     /// Makes `key` the one presented next.
     fn adopt_key(&mut self, key: Self::Key);
     /// `key` moved to mailbox position `seq` (the key that confirms up to
@@ -127,9 +137,9 @@ pub(in crate::net) trait Mailbox {
 impl Mailbox for Session {
     type Key = SyncKey;
 
-    async fn fetch(&mut self) -> Result<(Vec<ChatMessage>, bool, SyncKey), ClientError> {
+    async fn fetch(&mut self) -> Result<Fetched<SyncKey>, ClientError> {
         let page = self.sync().await?;
-        Ok((page.messages, page.more, page.synckey))
+        Ok((page.messages, page.receipts, page.more, page.synckey))
     }
 
     fn adopt_key(&mut self, key: SyncKey) {

@@ -64,6 +64,8 @@ use crate::proto::commands::ERROR;
 mod access;
 mod conn;
 mod http;
+mod media;
+mod receipts;
 mod service;
 mod shortlink;
 mod web;
@@ -72,6 +74,7 @@ use access::PeerSlots;
 pub use access::{new_password, Access};
 use conn::{close_with, Handler};
 pub(crate) use http::{next_request, Request as HttpRequest};
+pub use media::{thumbnail, valid_client_id, THUMB_SIDE};
 pub use service::synckey;
 use service::Service;
 
@@ -120,6 +123,20 @@ pub struct Config {
     /// How long a web synccheck (and an unconfirmed login poll) is held
     /// when there is nothing to tell (25 s on the real service).
     pub web_poll: Duration,
+    /// Bytes one upload part (or one download answer) carries at most.
+    pub max_media_part: usize,
+    /// Bytes an image or a voice recording may have.
+    pub max_media_len: usize,
+    /// Uploads a user may have unfinished at once; a new one past it is
+    /// refused.
+    pub max_open_uploads: usize,
+    /// An upload unfinished for this long is dropped (counted and logged).
+    pub upload_ttl: Duration,
+    /// Receipts (delivered, read) are made and sent to the senders'
+    /// devices ([`crate::net::store::Store::set_receipts`]). Off by
+    /// default: they add status messages to the senders' mailboxes, which
+    /// changes the conversation the shipped samples recorded.
+    pub receipts: bool,
     pub log: Option<Logger>,
 }
 
@@ -139,6 +156,11 @@ impl Default for Config {
             access: Access::test_mode(),
             max_send_items: DEFAULT_MAX_SEND_ITEMS,
             web_poll: Duration::from_secs(25),
+            max_media_part: DEFAULT_MAX_MEDIA_PART,
+            max_media_len: DEFAULT_MAX_MEDIA_LEN,
+            max_open_uploads: DEFAULT_MAX_OPEN_UPLOADS,
+            upload_ttl: Duration::from_secs(600),
+            receipts: false,
             log: None,
         }
     }
@@ -163,6 +185,11 @@ impl fmt::Debug for Config {
             .field("access", &self.access)
             .field("max_send_items", &self.max_send_items)
             .field("web_poll", &self.web_poll)
+            .field("max_media_part", &self.max_media_part)
+            .field("max_media_len", &self.max_media_len)
+            .field("max_open_uploads", &self.max_open_uploads)
+            .field("upload_ttl", &self.upload_ttl)
+            .field("receipts", &self.receipts)
             .field("log", &self.log.is_some())
             .finish()
     }
@@ -202,6 +229,8 @@ pub enum Event {
     },
     /// Shutdown began with this many connections open.
     Draining { connections: usize },
+    /// Unfinished uploads dropped for age ([`Config::upload_ttl`]).
+    UploadsExpired { count: usize },
 }
 
 impl fmt::Display for Event {
@@ -242,12 +271,24 @@ impl fmt::Display for Event {
             Event::Draining { connections } => {
                 write!(f, "shutting down, draining {connections} connections")
             }
+            Event::UploadsExpired { count } => {
+                write!(
+                    f,
+                    "dropped {count} unfinished uploads (older than the upload TTL)"
+                )
+            }
         }
     }
 }
 
 /// Default of [`Config::max_unauthenticated_per_ip`].
 pub const DEFAULT_MAX_UNAUTHENTICATED_PER_IP: usize = 256;
+/// Default of [`Config::max_media_part`]: 64 KiB (clients send about 1.5 KB).
+pub const DEFAULT_MAX_MEDIA_PART: usize = 64 << 10;
+/// Default of [`Config::max_media_len`]: 8 MiB.
+pub const DEFAULT_MAX_MEDIA_LEN: usize = 8 << 20;
+/// Default of [`Config::max_open_uploads`].
+pub const DEFAULT_MAX_OPEN_UPLOADS: usize = 16;
 /// Default of [`Config::max_send_items`].
 pub const DEFAULT_MAX_SEND_ITEMS: usize = 100;
 /// Default listen backlog ([`bind`]; the kernel may cap it, on Linux at
@@ -326,6 +367,10 @@ pub async fn run_with(
         unauthenticated: PeerSlots::new(config.max_unauthenticated_per_ip),
         refusing: Arc::new(Semaphore::new(MAX_REFUSING)),
     };
+    store
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .set_receipts(config.receipts);
     let shared = Arc::new(Service::new(Committer::spawn(store), config));
     let (notify_shutdown, _) = broadcast::channel::<()>(1);
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);

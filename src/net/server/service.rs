@@ -22,6 +22,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use prost::Message;
 use tokio::sync::Notify;
 
+use super::media::MediaStats;
 use super::web::WebState;
 use super::{Config, Event};
 use crate::body::messages::{
@@ -39,7 +40,8 @@ use crate::net::store::{
 pub(super) use crate::net::unix_now;
 use crate::net::{CMDID_ADDMSG, FILEHELPER, KEY_MESSAGES, MSG_TYPE_TEXT};
 use crate::proto::commands::{
-    response, AUTOAUTH, IDENTIFY, MANUALAUTH, NEWSENDMSG, NEWSYNC, NOOP, WEBLOGIN_CONFIRM,
+    response, AUTOAUTH, DOWNLOADVOICE, GETMSGIMG, IDENTIFY, MANUALAUTH, NEWSENDMSG, NEWSYNC, NOOP,
+    UPLOADMSGIMG, UPLOADVOICE, WEBLOGIN_CONFIRM,
 };
 
 /// Runs `f` on the store in the writer thread's next batch (group
@@ -70,6 +72,7 @@ pub(super) struct Service {
     pub(super) next_conn: AtomicU64,
     pub(super) web: WebState,
     auth_keys: Mutex<AuthKeys>,
+    pub(super) media_stats: MediaStats,
 }
 
 /// autoauth keys given by manualauth: key -> (uin, device), the oldest
@@ -103,7 +106,28 @@ impl Service {
             next_conn: AtomicU64::new(1),
             web: WebState::default(),
             auth_keys: Mutex::new(AuthKeys::default()),
+            media_stats: MediaStats::default(),
         }
+    }
+
+    /// [`with_store`] for operations that may make receipts (they confirm
+    /// positions, or report reads): once committed, the devices of the
+    /// users whose mailboxes got receipts are woken.
+    pub(super) async fn with_receipts<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Store) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (r, wakes) = with_store(&self.store, move |st| {
+            st.take_wakes();
+            let r = f(st)?;
+            Ok((r, st.take_wakes()))
+        })
+        .await?;
+        for user in wakes {
+            self.push(user, None);
+        }
+        Ok(r)
     }
 
     pub(super) fn log(&self, e: Event) {
@@ -181,6 +205,17 @@ pub(super) struct Wake {
     from: UserId,
     from_device: String,
     to: Vec<UserId>,
+}
+
+impl Wake {
+    /// The push for one new message from `device` of `from` to `to`.
+    pub(super) fn new(from: UserId, device: &str, to: UserId) -> Wake {
+        Wake {
+            from,
+            from_device: device.to_owned(),
+            to: vec![to],
+        }
+    }
 }
 
 impl Service {
@@ -326,20 +361,21 @@ impl Service {
         let wants_messages = req.selector.is_none_or(|sel| sel & 0x2 != 0);
         let device = device.to_owned();
         let limit = self.page_limit();
-        let page = with_store(&self.store, move |st| {
-            if wants_messages {
-                st.sync(user, &device, presented, limit)
-            } else {
-                let acked = st.confirm(user, &device, presented)?;
-                Ok(SyncPage {
-                    messages: Vec::new(),
-                    positions: Vec::new(),
-                    next_seq: acked,
-                    more: false,
-                })
-            }
-        })
-        .await?;
+        let page = self
+            .with_receipts(move |st| {
+                if wants_messages {
+                    st.sync(user, &device, presented, limit)
+                } else {
+                    let acked = st.confirm(user, &device, presented)?;
+                    Ok(SyncPage {
+                        messages: Vec::new(),
+                        positions: Vec::new(),
+                        next_seq: acked,
+                        more: false,
+                    })
+                }
+            })
+            .await?;
         let items: Vec<CmdItem> = page
             .messages
             .iter()
@@ -691,12 +727,23 @@ impl Service {
                     })
                 }
             }
+            UPLOADMSGIMG | GETMSGIMG | UPLOADVOICE | DOWNLOADVOICE => {
+                let Some(s) = &link.session else {
+                    return Err(Failure::new(
+                        ret::NOT_IDENTIFIED,
+                        format!("cmd {cmd} before identify (cmd {IDENTIFY})"),
+                    ));
+                };
+                self.media_request(s.user, &s.device, cmd, body).await
+            }
             _ => Err(Failure::new(
                 ret::UNKNOWN_CMD,
                 format!(
                     "unknown cmd {cmd} (served: {NOOP} noop, {MANUALAUTH} manualauth, \
                      {AUTOAUTH} autoauth, {IDENTIFY} identify, {NEWSYNC} newsync, \
-                     {NEWSENDMSG} newsendmsg, {WEBLOGIN_CONFIRM} webloginconfirm)"
+                     {NEWSENDMSG} newsendmsg, {UPLOADMSGIMG} uploadmsgimg, {GETMSGIMG} getmsgimg, \
+                     {UPLOADVOICE} uploadvoice, {DOWNLOADVOICE} downloadvoice, \
+                     {WEBLOGIN_CONFIRM} webloginconfirm)"
                 ),
             )),
         }
@@ -781,7 +828,9 @@ impl Service {
         let (user, user_name, dev) = self.identify(ext.user, uin, &device).await?;
         let primary = dev.primary;
         let d = device.clone();
-        let acked = with_store(&self.store, move |s| s.confirm(user, &d, presented)).await?;
+        let acked = self
+            .with_receipts(move |s| s.confirm(user, &d, presented))
+            .await?;
         let notify = Arc::new(Notify::new());
         self.online().entry(user).or_default().push(Online {
             conn: link.id,

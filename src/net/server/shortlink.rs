@@ -1,7 +1,10 @@
 //! The short link on the long link's port: plain HTTP/1.1
 //! `POST /cgi-bin/micromsg-bin/newsync`, `.../newsendmsg`, `.../manualauth`
 //! and `.../autoauth` with the same protobuf bodies as cmds 121, 237, 253
-//! and 254, answered `200` with `application/octet-stream` bodies.
+//! and 254, and the media cgis `uploadmsgimg`, `getmsgimg`, `uploadvoice`
+//! and `downloadvoice` (server/media.rs), the read report `statusnotify`
+//! (server/receipts.rs), answered `200` with
+//! `application/octet-stream` bodies.
 //!
 //! Requests are independent, so each carries its session: an accepted
 //! manualauth or autoauth answers with the cookie [`SESSION_COOKIE`]
@@ -55,11 +58,25 @@ pub(super) async fn route(
             ),
         ));
     };
-    if !matches!(cgi, "newsync" | "newsendmsg" | "manualauth" | "autoauth") {
+    if !matches!(
+        cgi,
+        "newsync"
+            | "newsendmsg"
+            | "manualauth"
+            | "autoauth"
+            | "uploadmsgimg"
+            | "getmsgimg"
+            | "uploadvoice"
+            | "downloadvoice"
+            | "statusnotify"
+    ) {
         return Err(http(
             404,
             ret::UNKNOWN_CMD,
-            format!("unknown cgi {cgi:?} (served: newsync, newsendmsg, manualauth, autoauth)"),
+            format!(
+                "unknown cgi {cgi:?} (served: newsync, newsendmsg, manualauth, autoauth, \
+                 uploadmsgimg, getmsgimg, uploadvoice, downloadvoice, statusnotify)"
+            ),
         ));
     }
     if req.method != "POST" {
@@ -90,11 +107,34 @@ pub(super) async fn route(
         ret::NOT_AUTHENTICATED => 401,
         ret::STORE => 500,
         ret::OVERSIZE => 413,
+        ret::NO_SUCH_MEDIA => 404,
         _ => 400,
     };
     let fail = |f: Failure| http(status(f.ret), f.ret, f.error);
     let (name, uin, device) = who(service, req).map_err(fail)?;
     let (user, _, _) = service.identify(name, uin, &device).await.map_err(fail)?;
+    let media = match cgi {
+        "uploadmsgimg" => Some(service.uploadmsgimg(user, &device, &req.body).await),
+        "uploadvoice" => Some(service.uploadvoice(user, &device, &req.body).await),
+        "getmsgimg" => Some(service.getmsgimg(user, &req.body).await.map(|b| (b, None))),
+        "downloadvoice" => Some(
+            service
+                .downloadvoice(user, &req.body)
+                .await
+                .map(|b| (b, None)),
+        ),
+        "statusnotify" => Some(
+            service
+                .statusnotify(user, &device, &req.body)
+                .await
+                .map(|b| (b, None)),
+        ),
+        _ => None,
+    };
+    if let Some(answer) = media {
+        let (body, wake) = answer.map_err(fail)?;
+        return Ok(Reply::protobuf(body, wake));
+    }
     if cgi == "newsync" {
         let body = service
             .newsync(user, &device, &req.body)

@@ -64,8 +64,10 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 mod check;
 mod commit;
+mod media;
 mod model;
 mod page;
+mod receipts;
 mod repair;
 mod sql;
 mod view;
@@ -75,6 +77,9 @@ mod tests;
 
 pub use check::{CheckReport, Counts, MARKER_FILE};
 pub use commit::{BatchStats, Committer, MAX_BATCH};
+pub use media::{Media, Part, PartOutcome};
+
+use crate::net::messages::ReceiptKind;
 pub use model::{
     wire_len, Device, NewMessage, PageLimit, Sent, StoredMessage, SyncPage, UserId,
     MESSAGE_OVERHEAD,
@@ -311,6 +316,44 @@ impl Store {
         })
     }
 
+    /// Makes receipts (off by default): a device's confirmation marks what
+    /// it covers delivered, a read report marks messages read, and each
+    /// receipt goes to the sender's mailbox as a status message.
+    pub fn set_receipts(&mut self, on: bool) {
+        self.view.receipts = on;
+    }
+
+    /// The users whose mailboxes got receipts since the last call: wake
+    /// their devices once the operation is committed.
+    pub fn take_wakes(&mut self) -> Vec<UserId> {
+        let mut w = std::mem::take(&mut self.view.wakes);
+        w.sort_unstable();
+        w.dedup();
+        w
+    }
+
+    /// A read report of `device` of `user` for the chat with `peer`
+    /// (statusnotify Code 1): the messages of `peer` in the mailbox up to
+    /// MsgId `upto` (`u64::MAX`: all) are read; how many receipts it made.
+    pub fn report_read(
+        &mut self,
+        user: UserId,
+        device: &str,
+        peer: UserId,
+        upto: u64,
+        now: u64,
+    ) -> Result<usize, StoreError> {
+        if !self.view.receipts {
+            return Ok(0);
+        }
+        self.atomic(|tx, view| receipts::read(tx, view, user, device, peer, upto, now))
+    }
+
+    /// The receipts of a message: (device, kind, Unix time), in order.
+    pub fn receipts(&self, msg_id: u64) -> Result<Vec<(String, ReceiptKind, u64)>, StoreError> {
+        receipts::of_message(&self.conn, msg_id)
+    }
+
     /// Records that the device presented position `presented` (identify
     /// carries a SyncKey too) and returns the device's confirmed position.
     pub fn confirm(
@@ -347,15 +390,19 @@ impl Store {
         self.atomic(|tx, view| Ok(mailbox(tx, view, user)?.last_seq))
     }
 
-    /// Every stored message, in MsgId order.
+    /// Every stored chat message, in MsgId order (the status messages
+    /// that carry receipts left out).
     pub fn messages(&self) -> Result<Vec<StoredMessage>, StoreError> {
         let mut st = self
             .conn
             .prepare(&format!(
-                "SELECT {MESSAGE_COLUMNS} FROM {MESSAGE_JOIN} ORDER BY m.msg_id"
+                "SELECT {MESSAGE_COLUMNS} FROM {MESSAGE_JOIN} WHERE m.msg_type != ?1
+                 ORDER BY m.msg_id"
             ))
             .ctx("listing messages")?;
-        let rows = st.query_map([], message_row).ctx("listing messages")?;
+        let rows = st
+            .query_map([crate::net::MSG_TYPE_STATUS], message_row)
+            .ctx("listing messages")?;
         rows.collect::<Result<_, _>>().ctx("listing messages")
     }
 }

@@ -44,6 +44,43 @@ CREATE TABLE IF NOT EXISTS mailbox (
     origin_device TEXT,
     PRIMARY KEY (user_id, seq)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS uploads (
+    user_id   INTEGER NOT NULL REFERENCES users(id),
+    kind      INTEGER NOT NULL,
+    client_id TEXT NOT NULL,
+    to_user   INTEGER NOT NULL REFERENCES users(id),
+    total_len INTEGER NOT NULL,
+    started   INTEGER NOT NULL,
+    msg_id    INTEGER REFERENCES messages(msg_id),
+    PRIMARY KEY (user_id, kind, client_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS upload_parts (
+    user_id   INTEGER NOT NULL,
+    kind      INTEGER NOT NULL,
+    client_id TEXT NOT NULL,
+    start_pos INTEGER NOT NULL,
+    data      BLOB NOT NULL,
+    PRIMARY KEY (user_id, kind, client_id, start_pos)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS receipts (
+    msg_id INTEGER NOT NULL REFERENCES messages(msg_id),
+    device TEXT NOT NULL,
+    kind   INTEGER NOT NULL,
+    time   INTEGER NOT NULL,
+    PRIMARY KEY (msg_id, device, kind)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS read_marks (
+    user_id INTEGER NOT NULL REFERENCES users(id),
+    peer    INTEGER NOT NULL REFERENCES users(id),
+    seq     INTEGER NOT NULL,
+    PRIMARY KEY (user_id, peer)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS uploads_open ON uploads (started) WHERE msg_id IS NULL;
+CREATE TABLE IF NOT EXISTS media (
+    msg_id INTEGER PRIMARY KEY REFERENCES messages(msg_id),
+    data   BLOB NOT NULL,
+    thumb  BLOB
+);
 ";
 
 /// Page size of a new database file.
@@ -55,8 +92,12 @@ const PAGE_SIZE: i64 = 1024;
 /// user, and drops the column. Versions 1 and 2 had a ClientMsgId unique
 /// per sender (a reuse with another recipient or content was taken for a
 /// resend); version 3 indexes it without the constraint: a resend is the
-/// same sender, ClientMsgId, recipient, type and content.
-pub(super) const SCHEMA_VERSION: i64 = 3;
+/// same sender, ClientMsgId, recipient, type and content. Version 4 adds
+/// media: uploads in progress (`uploads`, `upload_parts`) and the stored
+/// images and recordings (`media`), and receipts (`receipts`, per message
+/// and device; `read_marks`, per reader and chat); an older store gets the
+/// empty tables.
+pub(super) const SCHEMA_VERSION: i64 = 4;
 
 /// The messages table of version 3, built under another name by
 /// [`drop_client_id_constraint`].

@@ -592,3 +592,245 @@ fn a_version_1_store_is_upgraded() {
         Err(StoreError::Version(99))
     ));
 }
+
+/// A version 3 store (before media) gets the media tables, keeps its
+/// messages, and takes uploads.
+#[test]
+fn a_version_3_store_gets_the_media_tables() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let c = Connection::open(dir.path().join(DB_FILE)).unwrap();
+        c.execute_batch(
+            "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+             CREATE TABLE devices (user_id INTEGER NOT NULL REFERENCES users(id),
+                 device TEXT NOT NULL, is_primary INTEGER NOT NULL,
+                 acked_seq INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (user_id, device)) WITHOUT ROWID;
+             CREATE TABLE messages (msg_id INTEGER PRIMARY KEY AUTOINCREMENT,
+                 from_user INTEGER NOT NULL REFERENCES users(id), from_device TEXT NOT NULL,
+                 to_user INTEGER NOT NULL REFERENCES users(id), client_msg_id TEXT,
+                 msg_type INTEGER NOT NULL, content TEXT NOT NULL, create_time INTEGER NOT NULL);
+             CREATE INDEX messages_by_client_id ON messages (from_user, client_msg_id);
+             CREATE TABLE mailbox (user_id INTEGER NOT NULL REFERENCES users(id),
+                 seq INTEGER NOT NULL, msg_id INTEGER NOT NULL REFERENCES messages(msg_id),
+                 origin_device TEXT, PRIMARY KEY (user_id, seq)) WITHOUT ROWID;
+             INSERT INTO users (id, name) VALUES (1, 'alice'), (2, 'bob');
+             INSERT INTO devices VALUES (2, 'phone', 1, 0);
+             INSERT INTO messages VALUES (7, 1, 'phone', 2, 'c1', 1, 'hi', 1700000000);
+             INSERT INTO mailbox VALUES (2, 1, 7, NULL);
+             PRAGMA user_version = 3;",
+        )
+        .unwrap();
+    }
+    let mut s = Store::open(dir.path()).unwrap();
+    assert_eq!(s.messages().unwrap().len(), 1, "kept");
+    let part = Part {
+        user: 1,
+        kind: 3,
+        client_id: "img",
+        to: 2,
+        total: Some(2),
+        start: 0,
+        data: b"ab",
+        now: 1,
+    };
+    assert_eq!(
+        s.put_part(&part, 4).unwrap(),
+        PartOutcome::Whole(b"ab".to_vec())
+    );
+    drop(s);
+    let c = Connection::open(dir.path().join(DB_FILE)).unwrap();
+    let v: i64 = c
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(v, SCHEMA_VERSION);
+    assert_eq!(v, 4);
+}
+
+/// Parts in any order, twice, overlapping, past the end; the cap on
+/// unfinished uploads; expiry; the finished upload read back.
+#[test]
+fn uploads_merge_parts_by_client_id() {
+    let mut s = Store::memory().unwrap();
+    let a = s.user("alice", true).unwrap().unwrap();
+    let b = s.user("bob", true).unwrap().unwrap();
+    s.register_device(b, "phone").unwrap();
+    let part = |id: &'static str, start: u64, data: &'static [u8], now: u64| Part {
+        user: a,
+        kind: 3,
+        client_id: id,
+        to: b,
+        total: Some(6),
+        start,
+        data,
+        now,
+    };
+    let partial = |have| PartOutcome::Partial { have, total: 6 };
+    assert_eq!(s.put_part(&part("x", 4, b"ef", 10), 2).unwrap(), partial(2));
+    assert_eq!(
+        s.put_part(&part("x", 4, b"ef", 10), 2).unwrap(),
+        partial(2),
+        "a duplicate"
+    );
+    assert!(matches!(
+        s.put_part(&part("x", 3, b"de", 10), 2).unwrap(),
+        PartOutcome::Refused(why) if why.contains("overlaps")
+    ));
+    assert!(matches!(
+        s.put_part(&part("x", 4, b"efg", 10), 2).unwrap(),
+        PartOutcome::Refused(why) if why.contains("past the total")
+    ));
+    assert!(matches!(
+        s.put_part(&Part { to: a, ..part("x", 0, b"ab", 10) }, 2).unwrap(),
+        PartOutcome::Refused(why) if why.contains("another recipient")
+    ));
+    assert_eq!(s.put_part(&part("x", 0, b"ab", 10), 2).unwrap(), partial(4));
+    // A second upload, then a third past the cap of 2.
+    assert_eq!(s.put_part(&part("y", 0, b"ab", 10), 2).unwrap(), partial(2));
+    assert!(matches!(
+        s.put_part(&part("z", 0, b"ab", 10), 2).unwrap(),
+        PartOutcome::Refused(why) if why.contains("cap")
+    ));
+    // The missing part makes x whole.
+    let PartOutcome::Whole(whole) = s.put_part(&part("x", 2, b"cd", 11), 2).unwrap() else {
+        panic!("not whole");
+    };
+    assert_eq!(whole, b"abcdef");
+    let m = NewMessage {
+        msg_type: 3,
+        content: "<msg><img length=\"6\"/></msg>".into(),
+        ..msg(a, b, "x", "")
+    };
+    let sent = s
+        .finish_upload(a, 3, "x", &m, &whole, Some(b"thumb"))
+        .unwrap()
+        .unwrap();
+    assert!(!sent.duplicate);
+    let again = s
+        .finish_upload(a, 3, "x", &m, &whole, None)
+        .unwrap()
+        .unwrap();
+    assert_eq!((again.msg_id, again.duplicate), (sent.msg_id, true));
+    assert_eq!(
+        s.put_part(&part("x", 2, b"cd", 12), 2).unwrap(),
+        PartOutcome::Done {
+            msg_id: sent.msg_id,
+            create_time: m.create_time
+        },
+        "a part after the end gets the message"
+    );
+    let media = s.media(sent.msg_id).unwrap().unwrap();
+    assert_eq!(
+        (media.data.as_slice(), media.thumb.as_deref()),
+        (&b"abcdef"[..], Some(&b"thumb"[..]))
+    );
+    assert_eq!((media.from, media.to, media.msg_type), (a, b, 3));
+    assert_eq!(s.sync(b, "phone", 0, 10).unwrap().messages.len(), 1);
+    // y is the one unfinished upload; it expires, x (finished) stays.
+    assert_eq!(s.open_uploads().unwrap(), 1);
+    assert_eq!(
+        s.expire_uploads(10).unwrap(),
+        0,
+        "started at 10, not before"
+    );
+    assert_eq!(s.expire_uploads(11).unwrap(), 1);
+    assert_eq!(s.open_uploads().unwrap(), 0);
+    assert!(s.media(sent.msg_id).unwrap().is_some());
+    // Now z fits under the cap.
+    assert_eq!(s.put_part(&part("z", 0, b"ab", 20), 2).unwrap(), partial(2));
+    assert!(s.drop_upload(a, 3, "z").unwrap());
+    assert_eq!(s.open_uploads().unwrap(), 0);
+}
+
+/// Voice: the length is known from the chunk with the end flag.
+#[test]
+fn a_voice_upload_ends_with_its_last_chunk() {
+    let mut s = Store::memory().unwrap();
+    let a = s.user("alice", true).unwrap().unwrap();
+    let chunk = |start: u64, data: &'static [u8], end: bool| Part {
+        user: a,
+        kind: 34,
+        client_id: "v",
+        to: a,
+        total: end.then_some(start + data.len() as u64),
+        start,
+        data,
+        now: 1,
+    };
+    assert_eq!(
+        s.put_part(&chunk(3, b"def", true), 4).unwrap(),
+        PartOutcome::Partial { have: 3, total: 6 }
+    );
+    assert_eq!(
+        s.put_part(&chunk(0, b"abc", false), 4).unwrap(),
+        PartOutcome::Whole(b"abcdef".to_vec())
+    );
+}
+
+/// Delivered when the recipient's device confirms, once per device; none
+/// for a note to oneself or for the status messages themselves; read up
+/// to a MsgId, delivered first when not yet.
+#[test]
+fn receipts_go_to_the_senders_mailbox() {
+    let mut s = Store::memory().unwrap();
+    s.set_receipts(true);
+    let a = s.user("alice", true).unwrap().unwrap();
+    let b = s.user("bob", true).unwrap().unwrap();
+    s.register_device(a, "phone").unwrap();
+    s.register_device(b, "phone").unwrap();
+    s.register_device(b, "tablet").unwrap();
+    let m1 = s.send(&msg(a, b, "1", "one")).unwrap().msg_id;
+    let m2 = s.send(&msg(a, b, "2", "two")).unwrap().msg_id;
+    s.send(&msg(b, b, "3", "note")).unwrap();
+    assert!(s.take_wakes().is_empty());
+    // bob's phone confirms m1: one receipt, alice to wake.
+    s.confirm(b, "phone", 1).unwrap();
+    assert_eq!(s.take_wakes(), [a]);
+    // Again: nothing new. The tablet: its own receipt.
+    s.confirm(b, "phone", 1).unwrap();
+    assert!(s.take_wakes().is_empty());
+    s.confirm(b, "tablet", 3).unwrap();
+    let kinds = |id| -> Vec<(String, ReceiptKind)> {
+        s.receipts(id)
+            .unwrap()
+            .into_iter()
+            .map(|(d, k, _)| (d, k))
+            .collect()
+    };
+    assert_eq!(
+        kinds(m1),
+        [
+            ("phone".to_owned(), ReceiptKind::Delivered),
+            ("tablet".to_owned(), ReceiptKind::Delivered)
+        ]
+    );
+    // Read up to m2 from the phone: delivered first, then read.
+    assert_eq!(s.report_read(b, "phone", a, m2, 1_700_000_000).unwrap(), 2);
+    assert_eq!(
+        s.report_read(b, "phone", a, m2, 1_700_000_000).unwrap(),
+        0,
+        "once"
+    );
+    let phone: Vec<ReceiptKind> = s
+        .receipts(m2)
+        .unwrap()
+        .into_iter()
+        .filter(|(d, _, _)| d == "phone")
+        .map(|(_, k, _)| k)
+        .collect();
+    assert_eq!(phone, [ReceiptKind::Delivered, ReceiptKind::Read]);
+    // alice's mailbox: her two sends (skipped for her phone) and the
+    // status messages, in order; confirming them makes no receipts.
+    let page = s.sync(a, "phone", 0, 100).unwrap();
+    let statuses: Vec<&str> = page
+        .messages
+        .iter()
+        .filter(|m| m.msg_type == crate::net::MSG_TYPE_STATUS)
+        .map(|m| m.content.as_str())
+        .collect();
+    assert_eq!(statuses.len(), 6, "{statuses:?}");
+    assert!(statuses[0].contains(&format!("kind=\"delivered\" msgid=\"{m1}\"")));
+    assert!(statuses[5].contains(&format!("kind=\"read\" msgid=\"{m2}\"")));
+    s.take_wakes();
+    s.confirm(a, "phone", page.next_seq).unwrap();
+    assert!(s.take_wakes().is_empty());
+}

@@ -48,6 +48,11 @@ pub(super) struct View {
     /// in. Entries forgotten since stay until they come up (skipped) or
     /// the list is compacted.
     held: VecDeque<(UserId, u64)>,
+    /// Users whose mailbox got receipts in the current operation: to
+    /// wake once it is committed ([`super::Store::take_wakes`]).
+    pub(super) wakes: Vec<UserId>,
+    /// Receipts are made ([`super::Store::set_receipts`]).
+    pub(super) receipts: bool,
 }
 
 impl Default for View {
@@ -149,12 +154,16 @@ impl View {
             bodies: 0,
             budget,
             held: VecDeque::new(),
+            wakes: Vec::new(),
+            receipts: false,
         }
     }
 
     /// Forgets everything (the budget stays).
     pub(super) fn reset(&mut self) {
+        let receipts = self.receipts;
         *self = View::new(self.budget);
+        self.receipts = receipts;
     }
 
     pub(super) fn freed(&mut self, f: Freed) {
@@ -409,5 +418,16 @@ pub(super) fn confirm(
     let floor = mb.acked.values().copied().min().unwrap_or(0);
     let freed = mb.forget_through(floor);
     view.freed(freed);
+    if view.receipts {
+        super::receipts::delivered(
+            tx,
+            view,
+            user,
+            device,
+            acked,
+            presented,
+            crate::net::unix_now(),
+        )?;
+    }
     Ok(presented)
 }

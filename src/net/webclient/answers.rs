@@ -201,6 +201,7 @@ pub fn chat_message(m: &Value) -> Option<ChatMessage> {
         msg_id: id("NewMsgId").or_else(|| id("MsgId")).unwrap_or(0),
         client_msg_id: Some(wire::id_string(&m["ClientMsgId"])).filter(|s| !s.is_empty()),
         seq: wire::as_u64(&m["MsgSeq"]),
+        msg_type: wire::as_u64(&m["MsgType"]).map_or(crate::net::MSG_TYPE_TEXT, |t| t as u32),
     })
 }
 
@@ -358,6 +359,7 @@ mod tests {
                 msg_id: 7001,
                 client_msg_id: Some("55".into()),
                 seq: Some(12),
+                msg_type: 1,
             })
         );
         let m = json!({"MsgId": "9", "FromUserName": "@bob", "ToUserName": "@bob", "MsgType": 51});

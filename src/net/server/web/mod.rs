@@ -464,12 +464,14 @@ impl Web<'_, '_> {
             }
             // From what the device confirmed (a stale key does not bring
             // back what a webwxsync would not offer again).
-            let pending = with_store(&self.service.store, move |st| {
-                let acked = st.confirm(user, WEB_DEVICE, presented)?;
-                st.pending(user, WEB_DEVICE, acked)
-            })
-            .await
-            .map_err(store_error)?;
+            let pending = self
+                .service
+                .with_receipts(move |st| {
+                    let acked = st.confirm(user, WEB_DEVICE, presented)?;
+                    st.pending(user, WEB_DEVICE, acked)
+                })
+                .await
+                .map_err(store_error)?;
             if pending {
                 return Ok(answer(0, 2));
             }
@@ -502,11 +504,11 @@ impl Web<'_, '_> {
         // webwxinit: a session gets what came after it.
         let presented = position(&keys).max(s.floor.load(Ordering::Relaxed));
         let (user, limit) = (s.user, self.service.page_limit());
-        let page = with_store(&self.service.store, move |st| {
-            st.sync(user, WEB_DEVICE, presented, limit)
-        })
-        .await
-        .map_err(store_error)?;
+        let page = self
+            .service
+            .with_receipts(move |st| st.sync(user, WEB_DEVICE, presented, limit))
+            .await
+            .map_err(store_error)?;
         let list: Vec<Value> = page
             .messages
             .iter()
