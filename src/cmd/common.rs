@@ -82,8 +82,10 @@ impl ScopeArgs {
 
 #[derive(clap::Args, Debug)]
 pub struct DissectArgs {
-    /// Capture file: pcap, pcapng, or either gzip-compressed; `-` reads standard input.
-    pub capture: PathBuf,
+    /// Capture files and directories of them (pcap, pcapng, or either gzip-compressed),
+    /// merged in time order as one capture; `-` alone reads standard input.
+    #[arg(value_name = "CAPTURE", required = true)]
+    pub captures: Vec<PathBuf>,
     #[command(flatten)]
     pub decode: DecodeArgs,
     /// Only connections with this port on either side.

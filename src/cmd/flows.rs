@@ -6,7 +6,6 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-use syncscope::capture::Reader;
 use syncscope::flow::Scoped;
 use syncscope::pipeline;
 use syncscope::report::{self, FlowsSink, Format};
@@ -16,8 +15,10 @@ use super::common::{format_parser, ScopeArgs, ViewArgs, ALL_FORMATS};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Capture file: pcap, pcapng, or either gzip-compressed; `-` reads standard input.
-    pub capture: PathBuf,
+    /// Capture files and directories of them (pcap, pcapng, or either gzip-compressed),
+    /// merged in time order as one capture; `-` alone reads standard input.
+    #[arg(value_name = "CAPTURE", required = true)]
+    pub captures: Vec<PathBuf>,
     /// Output format.
     #[arg(long, default_value_t = Format::Table, value_parser = format_parser(ALL_FORMATS))]
     pub format: Format,
@@ -88,7 +89,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             );
         }
     }
-    let mut reader = Reader::open(&args.capture)?;
+    let inputs = super::inputs(&args.captures, args.quiet)?;
+    let mut reader = inputs.open()?;
     let cfg = args.flow_config();
     let view = args.view.view();
     let times = view.time.clone();
@@ -102,14 +104,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             )
         })?
         .max_examples(args.max_examples);
+    if inputs.files.len() > 1 {
+        // Several inputs: each record names the file of its connection's first packet.
+        sink = sink.with_files(inputs.names(), reader.current_file());
+    }
     let (summary, anomalies) =
-        super::run_with_progress(&args.capture, args.quiet, &mut reader, |r, tick| {
+        super::run_with_progress(&inputs, args.quiet, &mut reader, |r, tick| {
             let mut scoped = Scoped::new(&mut sink, scope);
             let s = pipeline::run(&mut times.watch(r), cfg, &mut scoped, tick);
             let anomalies = scoped.anomalies();
             (s, anomalies)
         });
-    super::nothing_read(&args.capture, &summary)?;
+    let label = super::inputs_label(&inputs);
+    super::nothing_read(&label, &summary)?;
     sink.finish().context("writing output")?;
 
     if args.verbose {
@@ -124,7 +131,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     }
     super::Finish {
-        capture: &args.capture,
+        capture: &label,
         quiet: args.quiet,
         strict: args.strict,
         fail_on_anomaly: args.scope.fail_on_anomaly,

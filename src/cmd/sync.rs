@@ -20,7 +20,7 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let view = args.view.view();
-    let (report, summary) = super::report_only(
+    let (report, summary, inputs) = super::report_only(
         &args.common,
         report::DEFAULT_MAX_EXAMPLES,
         &view.time,
@@ -34,5 +34,5 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         printer.record_owned(s)?;
     }
     printer.end()?;
-    args.common.finish(&summary, anomalies)
+    args.common.finish(&inputs, &summary, anomalies)
 }

@@ -12,6 +12,7 @@ mod docs;
 mod fit;
 mod html;
 mod http;
+mod lake;
 mod mars;
 mod midstream;
 mod net;
