@@ -21,6 +21,7 @@ pub mod capture;
 pub mod detect;
 pub mod flow;
 pub mod net;
+pub mod parallel;
 pub mod pipeline;
 pub mod proto;
 pub mod reassembly;

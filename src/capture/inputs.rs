@@ -154,7 +154,7 @@ impl CurrentFile {
     pub fn get(&self) -> usize {
         self.0.load(Ordering::Relaxed)
     }
-    fn set(&self, i: usize) {
+    pub(crate) fn set(&self, i: usize) {
         self.0.store(i, Ordering::Relaxed);
     }
 }
@@ -244,6 +244,12 @@ impl MergedSource {
     /// The file of the packet last returned.
     pub fn current_file(&self) -> CurrentFile {
         self.current.clone()
+    }
+
+    /// Notes the file of each packet in `current` from now on (instead of
+    /// the handle [`MergedSource::current_file`] gave).
+    pub fn track_file(&mut self, current: CurrentFile) {
+        self.current = current;
     }
 
     fn note_linktypes(linktypes: &mut Vec<Linktype>, o: &mut Open) {

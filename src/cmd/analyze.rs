@@ -6,8 +6,7 @@ use anyhow::Context;
 use std::process::ExitCode;
 
 use syncscope::analyze::{Analyzer, FrameRecord};
-use syncscope::flow::Scoped;
-use syncscope::pipeline;
+use syncscope::parallel;
 use syncscope::report::parquet::Dataset;
 use syncscope::report::{self, Format};
 
@@ -106,9 +105,17 @@ fn parquet(args: &Args) -> anyhow::Result<ExitCode> {
     })
     .max_examples(args.max_examples);
     let mut summary = super::run_with_progress(&inputs, common.quiet, &mut reader, |r, tick| {
-        let mut scoped = Scoped::new(&mut an, scope);
-        pipeline::run(&mut times.watch(r), common.flow_config(), &mut scoped, tick)
-    });
+        parallel::run(
+            common.jobs(),
+            r,
+            common.flow_config(),
+            scope,
+            Some(&times),
+            &mut an,
+            tick,
+        )
+    })
+    .summary;
     let report = an.into_report();
     if let Some(e) = err {
         return Err(e).context(format!("writing Parquet under {}", dir.display()));

@@ -6,8 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-use syncscope::flow::Scoped;
-use syncscope::pipeline;
+use syncscope::parallel;
 use syncscope::report::{self, FlowsSink, Format};
 use syncscope::{flow, reassembly};
 
@@ -33,6 +32,13 @@ pub struct Args {
     /// Exit 2 when the capture is truncated or corrupt (results are still printed).
     #[arg(long)]
     pub strict: bool,
+    /// Threads: 1 runs everything on one; 2 or more read, decode and reassemble on one thread
+    /// and analyze on another (same records; more than 2 are not used yet). Default: the
+    /// machine's cores.
+    #[arg(short = 'j', long = "jobs", value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub jobs: Option<u32>,
+
     /// No summary on stderr.
     #[arg(short, long)]
     pub quiet: bool,
@@ -62,6 +68,10 @@ pub struct Args {
 }
 
 impl Args {
+    fn jobs(&self) -> usize {
+        super::common::jobs(self.jobs)
+    }
+
     /// The flow table's configuration from the command line.
     fn flow_config(&self) -> flow::Config {
         let defaults = flow::Config::default();
@@ -110,10 +120,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let (summary, anomalies) =
         super::run_with_progress(&inputs, args.quiet, &mut reader, |r, tick| {
-            let mut scoped = Scoped::new(&mut sink, scope);
-            let s = pipeline::run(&mut times.watch(r), cfg, &mut scoped, tick);
-            let anomalies = scoped.anomalies();
-            (s, anomalies)
+            let ran = parallel::run(args.jobs(), r, cfg, scope, Some(&times), &mut sink, tick);
+            (ran.summary, ran.scoped_anomalies)
         });
     let label = super::inputs_label(&inputs);
     super::nothing_read(&label, &summary)?;

@@ -7,8 +7,7 @@ use anyhow::Context;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 
 use syncscope::analyze::{Analyzer, CmdMatch, FrameRecord, Layer, RecordFilter};
-use syncscope::flow::Scoped;
-use syncscope::pipeline;
+use syncscope::parallel;
 use syncscope::report::{self, Format};
 
 use super::common::{format_parser, DissectArgs, ViewArgs, ALL_FORMATS};
@@ -83,13 +82,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
         });
         let mut s = super::run_with_progress(&inputs, args.common.quiet, &mut reader, |r, tick| {
-            let mut scoped = Scoped::new(&mut an, scope);
-            pipeline::run(
-                &mut times.watch(r),
+            parallel::run(
+                args.common.jobs(),
+                r,
                 args.common.flow_config(),
-                &mut scoped,
+                scope,
+                Some(&times),
+                &mut an,
                 tick,
             )
+            .summary
         });
         // The summary line counts what the analyzer found, as `analyze` does.
         let report = an.into_report();

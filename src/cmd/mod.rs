@@ -17,7 +17,6 @@ use std::process::ExitCode;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use syncscope::capture::{Inputs, MergedSource, PacketSource};
-use syncscope::flow::Scoped;
 use syncscope::pipeline::RunSummary;
 
 /// The capture files of a command: files and directories expanded, in
@@ -108,8 +107,16 @@ pub fn report_only(
         .without_records()
         .max_examples(max_examples);
     let mut summary = run_with_progress(&inputs, args.quiet, &mut reader, |r, tick| {
-        let mut scoped = Scoped::new(&mut an, scope);
-        syncscope::pipeline::run(&mut times.watch(r), args.flow_config(), &mut scoped, tick)
+        syncscope::parallel::run(
+            args.jobs(),
+            r,
+            args.flow_config(),
+            scope,
+            Some(times),
+            &mut an,
+            tick,
+        )
+        .summary
     });
     nothing_read(&inputs_label(&inputs), &summary)?;
     let report = an.into_report();

@@ -24,6 +24,7 @@ mod net_short;
 mod net_store;
 mod net_web;
 mod packets;
+mod parallel;
 mod prefixes;
 mod profiles;
 mod reassembly_model;
