@@ -242,6 +242,9 @@ pub fn run<S: Sink>(
                 scoped_anomalies,
             }
         });
+        // Owned here: should the sink panic, the receiver goes with the
+        // unwinding, the reader's next send fails and it stops (no deadlock).
+        let rx = rx;
         for mut batch in rx.iter() {
             for call in batch.calls.drain(..) {
                 match call {

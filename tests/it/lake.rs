@@ -109,6 +109,71 @@ fn rotated_pieces_read_as_one_capture() {
     assert!(!one.contains("\"file\""));
 }
 
+/// Copies `capture` with every time moved to start at `start` (seconds).
+fn shifted(capture: &Path, start: i64, out: &Path) {
+    let mut r = Reader::open(capture).unwrap();
+    let mut w: Option<PcapWriter<std::fs::File>> = None;
+    let mut delta = None;
+    while let Some(p) = r.next_packet().unwrap() {
+        let d = *delta.get_or_insert(start - p.ts.secs);
+        let w = w.get_or_insert_with(|| {
+            PcapWriter::new(std::fs::File::create(out).unwrap(), p.linktype, true).unwrap()
+        });
+        let mut ts = p.ts;
+        ts.secs += d;
+        w.write(ts, p.data, Some(p.orig_len)).unwrap();
+    }
+}
+
+#[test]
+fn captures_that_overlap_in_time_are_interleaved() {
+    // Two vantage points recording at once: packets are merged by time
+    // (as mergecap does), every connection of both is found whole.
+    let dir = tmp("overlap");
+    let a = manifest().join("samples/serve-client-longlink.pcapng");
+    let b = manifest().join("samples/longlink-8080.pcap");
+    shifted(&a, 1_000_000, &dir.join("a.pcap"));
+    // b (under a millisecond long) falls inside a (1.6 s).
+    shifted(&b, 1_000_001, &dir.join("b.pcap"));
+    let report = |args: &[&str]| -> Value {
+        let mut all = vec!["analyze", "--format", "json", "-q"];
+        all.extend(args);
+        serde_json::from_str(&ok_stdout(&all)).unwrap()
+    };
+    let (ra, rb) = (
+        report(&[a.to_str().unwrap()]),
+        report(&[b.to_str().unwrap()]),
+    );
+    let both = report(&[dir.to_str().unwrap()]);
+    let conns = |r: &Value| r["connections"].as_array().unwrap().len();
+    assert_eq!(conns(&both), conns(&ra) + conns(&rb));
+    let frames = |r: &Value| -> u64 {
+        r["commands"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["count"].as_u64().unwrap())
+            .sum()
+    };
+    assert_eq!(frames(&both), frames(&ra) + frames(&rb));
+    assert_eq!(both["anomalies"], json!([]));
+    // Interleaved: the records of the two files alternate, not one file then the other.
+    let out = ok_stdout(&["frames", "--format", "ndjson", "-q", dir.to_str().unwrap()]);
+    let files: Vec<String> = out
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["file"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    let switches = files.windows(2).filter(|w| w[0] != w[1]).count();
+    assert_eq!(switches, 2, "{files:?}");
+    assert!(files.first().unwrap().ends_with("a.pcap"), "{files:?}");
+    assert!(files.last().unwrap().ends_with("a.pcap"), "{files:?}");
+}
+
 #[test]
 fn a_directory_without_captures_is_a_clear_error() {
     let dir = tmp("no-captures");
