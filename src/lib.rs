@@ -22,6 +22,7 @@ pub mod detect;
 pub mod flow;
 pub mod net;
 pub mod objects;
+pub mod parallel;
 pub mod pipeline;
 pub mod proto;
 pub mod reassembly;

@@ -108,6 +108,6 @@ pub fn run<P: PacketSource + ?Sized, S: Sink>(
         .map(|l| format!("{} ({})", l.name(), l.0))
         .collect();
     summary.read = reader.stats();
-    summary.read_error = read_error;
+    summary.read_error = read_error.or_else(|| reader.read_error());
     summary
 }

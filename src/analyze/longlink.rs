@@ -360,6 +360,7 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
             None => self.span(here.conn, here.dir, offset, offset + h.len as u64),
         };
         let rec = FrameRecord {
+            file: None,
             cmd: Some(h.cmd),
             cmd_name: name,
             seq: Some(h.seq),

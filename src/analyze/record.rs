@@ -91,6 +91,10 @@ impl From<longlink::Kind> for Kind {
 /// One application frame (or, on the `mmtls` layer, one MMTLS record).
 #[derive(Debug, Clone, Serialize)]
 pub struct FrameRecord {
+    /// The capture file of the packet that completed the record, when a run
+    /// reads several (absent for one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
     pub ts: Timestamp,
     pub conn: u64,
     pub dir: Direction,
@@ -180,6 +184,7 @@ impl FrameRecord {
         len: u64,
     ) -> Self {
         FrameRecord {
+            file: None,
             ts: at.ts,
             conn: at.conn,
             dir: at.dir,
@@ -262,6 +267,7 @@ mod tests {
     #[test]
     fn set_fields_and_record_kinds() {
         let r = FrameRecord {
+            file: None,
             cmd: Some(121),
             seq: Some(7),
             mmtls_record: Some(2),

@@ -292,6 +292,7 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
         });
         let (first_packet, last_packet) = self.span(here.conn, here.dir, extent.start, extent.end);
         let rec = FrameRecord {
+            file: None,
             first_packet,
             last_packet,
             cmd: business.as_ref().map(|b| b.cgi),

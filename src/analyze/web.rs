@@ -398,6 +398,7 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
         let first_packet = req_span.or(resp_span).and_then(|s| s.0);
         let last_packet = resp_span.or(req_span).and_then(|s| s.1);
         let rec = FrameRecord {
+            file: None,
             cmd_name: match ex {
                 Some(e) => Some(e.endpoint.as_str().to_owned()),
                 None => last_segment(path).map(str::to_owned),

@@ -51,6 +51,11 @@ pub enum Error {
         problem: Box<Error>,
     },
 
+    /// The inputs named cannot be read as a set (mixed `-`, an empty
+    /// directory, no capture among them).
+    #[error("{0}")]
+    Inputs(String),
+
     /// The operating system (or the gzip decoder) failed to deliver bytes.
     #[error("{source_name}: cannot read")]
     Io {

@@ -9,6 +9,7 @@
 //! pipeline reads: a [`Reader`] or a live capture.
 
 mod error;
+pub mod inputs;
 #[cfg(feature = "live")]
 pub mod live;
 pub mod pcap;
@@ -20,6 +21,7 @@ mod timestamp;
 pub mod writer;
 
 pub use error::{Error, PResult, ParseError};
+pub use inputs::{CurrentFile, Inputs, MergedSource};
 pub use reader::{Format, ReadStats, Reader};
 pub use source::PacketSource;
 pub use timestamp::Timestamp;

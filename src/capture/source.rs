@@ -13,6 +13,11 @@ pub trait PacketSource {
     fn linktypes(&self) -> &[Linktype];
     /// Counters of what has been read so far.
     fn stats(&self) -> ReadStats;
+    /// A read error the source got past (several files: a damaged one ends
+    /// that file only), for the run's summary; `None` by default.
+    fn read_error(&self) -> Option<String> {
+        None
+    }
 }
 
 impl PacketSource for Reader {

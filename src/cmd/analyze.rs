@@ -2,20 +2,28 @@
 
 use std::io;
 
+use anyhow::Context;
 use std::process::ExitCode;
 
+use syncscope::analyze::{Analyzer, FrameRecord};
+use syncscope::parallel;
+use syncscope::report::parquet::Dataset;
 use syncscope::report::{self, Format};
 
-use super::common::{format_parser, DissectArgs, ViewArgs};
+use super::common::{DissectArgs, ViewArgs};
 
 #[derive(clap::Args)]
 pub struct Args {
     #[command(flatten)]
     pub common: DissectArgs,
-    /// Output format: a readable report, or the same report as one JSON document.
-    #[arg(long, default_value_t = Format::Table,
-          value_parser = format_parser(&[Format::Table, Format::Json]))]
-    pub format: Format,
+    /// Output format: a readable report, the same report as one JSON document, or Parquet
+    /// tables (flows, frames, synckeys, anomalies) under --output DIR (docs/parquet.md).
+    #[arg(long, default_value = "table", value_parser = ["table", "json", "parquet"])]
+    pub format: String,
+    /// With --format parquet: the dataset directory; each run adds
+    /// DIR/<table>/part-<capture>-<hash>.parquet (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub output: Option<std::path::PathBuf>,
     /// Anomalies of each kind, and unanswered requests of each cmd, listed at most
     /// (all are counted; the report says how many were left out).
     #[arg(long, default_value_t = report::DEFAULT_MAX_EXAMPLES, value_name = "N")]
@@ -30,7 +38,18 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let view = args.view.view();
-    let (report, summary) = super::report_only(
+    if args.format == "parquet" {
+        return parquet(&args);
+    }
+    if args.output.is_some() {
+        anyhow::bail!("--output DIR goes with --format parquet (table and json go to stdout)");
+    }
+    let format = if args.format == "json" {
+        Format::Json
+    } else {
+        Format::Table
+    };
+    let (report, summary, inputs) = super::report_only(
         &args.common,
         args.max_examples,
         &view.time,
@@ -40,11 +59,80 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(path) = &args.html {
         let mut text = Vec::new();
         report::table::analyze(&report, &report::view::View::default(), &mut text)?;
-        super::write_html(path, "analyze", &args.common.capture, &report, &text)?;
+        super::write_html(
+            path,
+            "analyze",
+            &super::inputs_label(&inputs),
+            &report,
+            &text,
+        )?;
     }
-    let mut printer = report::printer(args.format, view, io::BufWriter::new(io::stdout().lock()));
+    let mut printer = report::printer(format, view, io::BufWriter::new(io::stdout().lock()));
     printer.begin()?;
     printer.record_owned(report)?;
     printer.end()?;
-    args.common.finish(&summary, anomalies)
+    args.common.finish(&inputs, &summary, anomalies)
+}
+
+/// `--format parquet`: every frame record as it completes, then the
+/// report's tables; what was written goes to stderr.
+fn parquet(args: &Args) -> anyhow::Result<ExitCode> {
+    let Some(dir) = &args.output else {
+        anyhow::bail!("--format parquet needs --output DIR: the directory of the dataset");
+    };
+    let common = &args.common;
+    let mut opts = common.options()?;
+    opts.plots = false;
+    let scope = common.scope.scope()?;
+    let inputs = super::inputs(&common.captures, common.quiet)?;
+    let mut reader = inputs.open()?;
+    let current = reader.current_file();
+    let mut data = Dataset::create(dir, inputs.names()).with_context(|| {
+        format!(
+            "--output {}: cannot create the dataset (give a directory you can write to)",
+            dir.display()
+        )
+    })?;
+    let times = args.view.view().time;
+    let mut err: Option<std::io::Error> = None;
+    let mut an = Analyzer::new(&opts, |r: &FrameRecord| {
+        if err.is_none() {
+            if let Err(e) = data.frame(r, current.get()) {
+                err = Some(e);
+            }
+        }
+    })
+    .max_examples(args.max_examples);
+    let mut summary = super::run_with_progress(&inputs, common.quiet, &mut reader, |r, tick| {
+        parallel::run(
+            common.jobs(),
+            r,
+            common.flow_config(),
+            scope,
+            Some(&times),
+            &mut an,
+            tick,
+        )
+    })
+    .summary;
+    let report = an.into_report();
+    if let Some(e) = err {
+        return Err(e).context(format!("writing Parquet under {}", dir.display()));
+    }
+    super::nothing_read(&super::inputs_label(&inputs), &summary)?;
+    summary.anomalies = report.anomaly_counts();
+    let written = data
+        .finish(&report)
+        .with_context(|| format!("writing Parquet under {}", dir.display()))?;
+    if !common.quiet {
+        for w in &written {
+            eprintln!(
+                "wrote {} ({} rows, {} bytes)",
+                w.path.display(),
+                w.rows,
+                w.bytes
+            );
+        }
+    }
+    common.finish(&inputs, &summary, super::report_has_anomalies(&report))
 }

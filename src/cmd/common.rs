@@ -82,8 +82,10 @@ impl ScopeArgs {
 
 #[derive(clap::Args, Debug)]
 pub struct DissectArgs {
-    /// Capture file: pcap, pcapng, or either gzip-compressed; `-` reads standard input.
-    pub capture: PathBuf,
+    /// Capture files and directories of them (pcap, pcapng, or either gzip-compressed),
+    /// merged in time order as one capture; `-` alone reads standard input.
+    #[arg(value_name = "CAPTURE", required = true)]
+    pub captures: Vec<PathBuf>,
     #[command(flatten)]
     pub decode: DecodeArgs,
     /// Only connections with this port on either side.
@@ -94,6 +96,13 @@ pub struct DissectArgs {
     /// Exit 2 when the capture is truncated or corrupt (results are still printed).
     #[arg(long)]
     pub strict: bool,
+    /// Threads: 1 runs everything on one; 2 or more read, decode and reassemble on one thread
+    /// and analyze on another (same records; more than 2 are not used yet). Default: the
+    /// machine's cores.
+    #[arg(short = 'j', long = "jobs", value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub jobs: Option<u32>,
+
     /// No summary on stderr.
     #[arg(short, long)]
     pub quiet: bool,
@@ -104,6 +113,11 @@ pub struct DissectArgs {
 }
 
 impl DissectArgs {
+    /// `-j`, or the machine's cores.
+    pub fn jobs(&self) -> usize {
+        jobs(self.jobs)
+    }
+
     /// The flow table's configuration from the command line.
     pub fn flow_config(&self) -> syncscope::flow::Config {
         syncscope::flow::Config {
@@ -168,6 +182,11 @@ impl DecodeArgs {
             plots: false,
         })
     }
+}
+
+/// `-j N`, or the machine's cores.
+pub fn jobs(n: Option<u32>) -> usize {
+    n.map_or_else(syncscope::parallel::default_jobs, |n| n as usize)
 }
 
 /// How the tables look: `--wide` and `--time` (commands that print times).

@@ -6,9 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-use syncscope::capture::Reader;
-use syncscope::flow::Scoped;
-use syncscope::pipeline;
+use syncscope::parallel;
 use syncscope::report::{self, FlowsSink, Format};
 use syncscope::{flow, reassembly};
 
@@ -16,8 +14,10 @@ use super::common::{format_parser, ScopeArgs, ViewArgs, ALL_FORMATS};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Capture file: pcap, pcapng, or either gzip-compressed; `-` reads standard input.
-    pub capture: PathBuf,
+    /// Capture files and directories of them (pcap, pcapng, or either gzip-compressed),
+    /// merged in time order as one capture; `-` alone reads standard input.
+    #[arg(value_name = "CAPTURE", required = true)]
+    pub captures: Vec<PathBuf>,
     /// Output format.
     #[arg(long, default_value_t = Format::Table, value_parser = format_parser(ALL_FORMATS))]
     pub format: Format,
@@ -32,6 +32,13 @@ pub struct Args {
     /// Exit 2 when the capture is truncated or corrupt (results are still printed).
     #[arg(long)]
     pub strict: bool,
+    /// Threads: 1 runs everything on one; 2 or more read, decode and reassemble on one thread
+    /// and analyze on another (same records; more than 2 are not used yet). Default: the
+    /// machine's cores.
+    #[arg(short = 'j', long = "jobs", value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub jobs: Option<u32>,
+
     /// No summary on stderr.
     #[arg(short, long)]
     pub quiet: bool,
@@ -61,6 +68,10 @@ pub struct Args {
 }
 
 impl Args {
+    fn jobs(&self) -> usize {
+        super::common::jobs(self.jobs)
+    }
+
     /// The flow table's configuration from the command line.
     fn flow_config(&self) -> flow::Config {
         let defaults = flow::Config::default();
@@ -88,7 +99,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             );
         }
     }
-    let mut reader = Reader::open(&args.capture)?;
+    let inputs = super::inputs(&args.captures, args.quiet)?;
+    let mut reader = inputs.open()?;
     let cfg = args.flow_config();
     let view = args.view.view();
     let times = view.time.clone();
@@ -102,14 +114,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             )
         })?
         .max_examples(args.max_examples);
+    if inputs.files.len() > 1 {
+        // Several inputs: each record names the file of its connection's first packet.
+        sink = sink.with_files(inputs.names(), reader.current_file());
+    }
     let (summary, anomalies) =
-        super::run_with_progress(&args.capture, args.quiet, &mut reader, |r, tick| {
-            let mut scoped = Scoped::new(&mut sink, scope);
-            let s = pipeline::run(&mut times.watch(r), cfg, &mut scoped, tick);
-            let anomalies = scoped.anomalies();
-            (s, anomalies)
+        super::run_with_progress(&inputs, args.quiet, &mut reader, |r, tick| {
+            let ran = parallel::run(args.jobs(), r, cfg, scope, Some(&times), &mut sink, tick);
+            (ran.summary, ran.scoped_anomalies)
         });
-    super::nothing_read(&args.capture, &summary)?;
+    let label = super::inputs_label(&inputs);
+    super::nothing_read(&label, &summary)?;
     sink.finish().context("writing output")?;
 
     if args.verbose {
@@ -124,7 +139,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     }
     super::Finish {
-        capture: &args.capture,
+        capture: &label,
         quiet: args.quiet,
         strict: args.strict,
         fail_on_anomaly: args.scope.fail_on_anomaly,

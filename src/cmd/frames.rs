@@ -7,9 +7,7 @@ use anyhow::Context;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 
 use syncscope::analyze::{Analyzer, CmdMatch, FrameRecord, Layer, RecordFilter};
-use syncscope::capture::Reader;
-use syncscope::flow::Scoped;
-use syncscope::pipeline;
+use syncscope::parallel;
 use syncscope::report::{self, Format};
 
 use super::common::{format_parser, DissectArgs, ViewArgs, ALL_FORMATS};
@@ -56,7 +54,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         conn: args.conn,
         layer: args.layer,
     };
-    let mut reader = Reader::open(&args.common.capture)?;
+    let inputs = super::inputs(&args.common.captures, args.common.quiet)?;
+    let mut reader = inputs.open()?;
+    // Several inputs: each record names the file of the packet that completed it.
+    let names = (inputs.files.len() > 1).then(|| inputs.names());
+    let current = reader.current_file();
     let view = args.view.view();
     let times = view.time.clone();
     let mut printer = report::spilling(args.format, view, io::BufWriter::new(io::stdout().lock()));
@@ -67,24 +69,30 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             if !filter.keep(r) || err.is_some() {
                 return;
             }
-            if let Err(e) = printer.record(r) {
+            let res = match &names {
+                Some(names) => {
+                    let mut r = r.clone();
+                    r.file = names.get(current.get()).cloned();
+                    printer.record(&r)
+                }
+                None => printer.record(r),
+            };
+            if let Err(e) = res {
                 err = Some(e);
             }
         });
-        let mut s = super::run_with_progress(
-            &args.common.capture,
-            args.common.quiet,
-            &mut reader,
-            |r, tick| {
-                let mut scoped = Scoped::new(&mut an, scope);
-                pipeline::run(
-                    &mut times.watch(r),
-                    args.common.flow_config(),
-                    &mut scoped,
-                    tick,
-                )
-            },
-        );
+        let mut s = super::run_with_progress(&inputs, args.common.quiet, &mut reader, |r, tick| {
+            parallel::run(
+                args.common.jobs(),
+                r,
+                args.common.flow_config(),
+                scope,
+                Some(&times),
+                &mut an,
+                tick,
+            )
+            .summary
+        });
         // The summary line counts what the analyzer found, as `analyze` does.
         let report = an.into_report();
         s.anomalies = report.anomaly_counts();
@@ -93,8 +101,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(e) = err {
         return Err(e).context("writing frames");
     }
-    super::nothing_read(&args.common.capture, &summary)?;
+    super::nothing_read(&super::inputs_label(&inputs), &summary)?;
     printer.end()?;
     args.common
-        .finish(&summary, super::report_has_anomalies(&report))
+        .finish(&inputs, &summary, super::report_has_anomalies(&report))
 }

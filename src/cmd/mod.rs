@@ -13,30 +13,48 @@ pub mod sync;
 
 use std::io::IsTerminal;
 use std::path::Path;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use syncscope::capture::Reader;
-use syncscope::flow::Scoped;
+use syncscope::capture::{Inputs, MergedSource, PacketSource};
 use syncscope::pipeline::RunSummary;
 
-/// Runs `f` over the capture with a progress bar on stderr when stderr is a
-/// terminal and the input is a large plain file (gzip and stdin get none:
+/// The capture files of a command: files and directories expanded, in
+/// time order; files skipped in directories are listed on stderr (unless
+/// `quiet`).
+pub fn inputs(paths: &[PathBuf], quiet: bool) -> anyhow::Result<Inputs> {
+    let inputs = Inputs::expand(paths)?;
+    if !quiet {
+        for (p, why) in &inputs.skipped {
+            eprintln!("syncscope: skipped {}: {why}", p.display());
+        }
+    }
+    Ok(inputs)
+}
+
+/// How the inputs are named in messages: the file, or the first file and a count.
+pub fn inputs_label(inputs: &Inputs) -> String {
+    match inputs.files.as_slice() {
+        [one] => one.display().to_string(),
+        [first, rest @ ..] => format!("{} (and {} more files)", first.display(), rest.len()),
+        [] => String::new(),
+    }
+}
+
+/// Runs `f` over the captures with a progress bar on stderr when stderr is a
+/// terminal and the input is large plain files (gzip and stdin get none:
 /// their size is unknown).
 pub fn run_with_progress<T>(
-    path: &Path,
+    inputs: &Inputs,
     quiet: bool,
-    reader: &mut Reader,
-    f: impl FnOnce(&mut Reader, &mut dyn FnMut(u64)) -> T,
+    reader: &mut MergedSource,
+    f: impl FnOnce(&mut MergedSource, &mut dyn FnMut(u64)) -> T,
 ) -> T {
     const LARGE: u64 = 64 << 20;
-    let len = std::fs::metadata(path)
-        .ok()
-        .filter(|m| m.is_file())
-        .map(|m| m.len());
-    let bar = match len {
+    let bar = match inputs.total_len() {
         Some(len)
             if len >= LARGE
                 && !quiet
@@ -82,34 +100,43 @@ pub fn report_only(
     max_examples: usize,
     times: &syncscope::report::view::Times,
     plots: bool,
-) -> anyhow::Result<(syncscope::analyze::Report, RunSummary)> {
+) -> anyhow::Result<(syncscope::analyze::Report, RunSummary, Inputs)> {
     let mut opts = args.options()?;
     opts.plots = plots;
     let scope = args.scope.scope()?;
-    let mut reader = Reader::open(&args.capture)?;
+    let inputs = inputs(&args.captures, args.quiet)?;
+    let mut reader = inputs.open()?;
     let mut an = syncscope::analyze::Analyzer::new(&opts, |_| {})
         .without_records()
         .max_examples(max_examples);
-    let mut summary = run_with_progress(&args.capture, args.quiet, &mut reader, |r, tick| {
-        let mut scoped = Scoped::new(&mut an, scope);
-        syncscope::pipeline::run(&mut times.watch(r), args.flow_config(), &mut scoped, tick)
+    let mut summary = run_with_progress(&inputs, args.quiet, &mut reader, |r, tick| {
+        syncscope::parallel::run(
+            args.jobs(),
+            r,
+            args.flow_config(),
+            scope,
+            Some(times),
+            &mut an,
+            tick,
+        )
+        .summary
     });
-    nothing_read(&args.capture, &summary)?;
+    nothing_read(&inputs_label(&inputs), &summary)?;
     let report = an.into_report();
     summary.anomalies = report.anomaly_counts();
-    Ok((report, summary))
+    Ok((report, summary, inputs))
 }
 
-/// Writes the HTML report of `command` (`analyze`, `sync`) on `capture`:
+/// Writes the HTML report of `command` (`analyze`, `sync`) on `inputs`:
 /// the plots of `report` above `text` (the command's tables).
 pub fn write_html(
     path: &Path,
     command: &str,
-    capture: &Path,
+    inputs: &str,
     report: &syncscope::analyze::Report,
     text: &[u8],
 ) -> anyhow::Result<()> {
-    let title = format!("syncscope {command} {}", capture.display());
+    let title = format!("syncscope {command} {inputs}");
     let page = syncscope::report::html::page(&title, report, &String::from_utf8_lossy(text));
     std::fs::write(path, page).with_context(|| {
         format!(
@@ -127,10 +154,9 @@ pub fn report_has_anomalies(report: &syncscope::analyze::Report) -> bool {
 
 /// An error when the capture broke before its first packet: no results
 /// to print (call before printing them).
-pub fn nothing_read(capture: &Path, summary: &RunSummary) -> anyhow::Result<()> {
+pub fn nothing_read(name: &str, summary: &RunSummary) -> anyhow::Result<()> {
     match &summary.read_error {
         Some(e) if summary.read.packets == 0 => {
-            let name = capture.display();
             anyhow::bail!(
                 "{name}: {e}; no packet could be read (is the file complete? `capinfos {name}` \
                  shows the damage too)"
@@ -142,7 +168,8 @@ pub fn nothing_read(capture: &Path, summary: &RunSummary) -> anyhow::Result<()> 
 
 /// How a capture command ends: the stderr summary, then the exit code.
 pub struct Finish<'a> {
-    pub capture: &'a Path,
+    /// The inputs as messages name them ([`inputs_label`]).
+    pub capture: &'a str,
     pub quiet: bool,
     /// `--strict`: a truncated or corrupt capture exits 2.
     pub strict: bool,
@@ -159,7 +186,7 @@ impl Finish<'_> {
         if !self.quiet {
             eprint!("{}", syncscope::report::summary(summary));
         }
-        let name = self.capture.display();
+        let name = self.capture;
         nothing_read(self.capture, summary)?;
         if let Some(e) = &summary.read_error {
             eprintln!(
@@ -185,9 +212,14 @@ impl Finish<'_> {
 impl common::DissectArgs {
     /// [`Finish`] with this command's capture, `--quiet`, `--strict` and
     /// `--fail-on-anomaly`, given whether anomalies were found.
-    pub fn finish(&self, summary: &RunSummary, anomalies: bool) -> anyhow::Result<ExitCode> {
+    pub fn finish(
+        &self,
+        inputs: &Inputs,
+        summary: &RunSummary,
+        anomalies: bool,
+    ) -> anyhow::Result<ExitCode> {
         Finish {
-            capture: &self.capture,
+            capture: &inputs_label(inputs),
             quiet: self.quiet,
             strict: self.strict,
             fail_on_anomaly: self.scope.fail_on_anomaly,

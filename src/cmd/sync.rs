@@ -24,7 +24,7 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let view = args.view.view();
-    let (report, summary) = super::report_only(
+    let (report, summary, inputs) = super::report_only(
         &args.common,
         report::DEFAULT_MAX_EXAMPLES,
         &view.time,
@@ -41,7 +41,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         table.end()?;
         drop(table);
-        super::write_html(path, "sync", &args.common.capture, &report, &text)?;
+        super::write_html(path, "sync", &super::inputs_label(&inputs), &report, &text)?;
     }
     let mut printer = report::printer(args.format, view, io::BufWriter::new(io::stdout().lock()));
     printer.begin()?;
@@ -49,5 +49,5 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         printer.record_owned(s)?;
     }
     printer.end()?;
-    args.common.finish(&summary, anomalies)
+    args.common.finish(&inputs, &summary, anomalies)
 }

@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 
 use super::printer::Printer;
 use super::{AnomalyRecord, Bounded};
-use crate::capture::Timestamp;
+use crate::capture::{CurrentFile, Timestamp};
 use crate::flow::{Direction, FlowMeta, FlowSummary, FlowTunnel, Side, Sink};
 use crate::reassembly::{self, Event};
 use crate::wire::TunnelKind;
@@ -44,6 +44,11 @@ pub struct FlowRecord {
     /// The tunnel the connection was carried in; absent when none.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub tunnel: Option<TunnelRecord>,
+    /// The capture file the connection was first seen in (its first payload,
+    /// gap or end; for a connection without any, the file it ended in), when
+    /// a run reads several files; absent for one.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub file: Option<String>,
 }
 
 /// The tunnel of a connection in the `flows` output: the innermost one when
@@ -118,6 +123,8 @@ pub struct FlowRow {
 struct Live {
     hash: [Option<Sha256>; 2],
     dump: [Option<PathBuf>; 2],
+    /// The input file current when the connection was first seen.
+    file: Option<usize>,
 }
 
 /// Maximum dump files kept open at once; beyond it they are reopened to append.
@@ -136,6 +143,8 @@ pub struct FlowsSink {
     /// The first anomalies of each kind (all are counted here and in the run summary).
     pub anomalies: Bounded<AnomalyRecord>,
     error: Option<io::Error>,
+    /// Several inputs: their names, and which one is being read.
+    files: Option<(Vec<String>, CurrentFile)>,
 }
 
 impl FlowsSink {
@@ -161,7 +170,15 @@ impl FlowsSink {
             keep_rows,
             anomalies: Bounded::default(),
             error: None,
+            files: None,
         })
+    }
+
+    /// Tags each record with its input file (`file`): `names` by index, the
+    /// index of the file being read in `current`.
+    pub fn with_files(mut self, names: Vec<String>, current: CurrentFile) -> Self {
+        self.files = Some((names, current));
+        self
     }
 
     /// Keeps at most `n` anomalies of each kind (1000 by default); call
@@ -296,6 +313,10 @@ fn dir_record(stats: &reassembly::Stats, hash: Option<Sha256>) -> DirRecord {
 
 impl Sink for FlowsSink {
     fn event(&mut self, meta: &FlowMeta, side: Side, ev: Event<'_>) {
+        if let Some((_, current)) = &self.files {
+            let live = self.live.entry(meta.id).or_default();
+            live.file.get_or_insert_with(|| current.get());
+        }
         match ev {
             Event::Data { bytes, .. } => {
                 if self.hash {
@@ -322,7 +343,11 @@ impl Sink for FlowsSink {
     }
 
     fn flow_end(&mut self, s: &FlowSummary) {
-        let Live { hash, dump } = self.live.remove(&s.id).unwrap_or_default();
+        let Live { hash, dump, file } = self.live.remove(&s.id).unwrap_or_default();
+        let file = self
+            .files
+            .as_ref()
+            .and_then(|(names, current)| names.get(file.unwrap_or_else(|| current.get())).cloned());
         let [h_first, h_second] = hash;
         let (hc, hs) = if s.client_side == Side::First {
             (h_first, h_second)
@@ -343,6 +368,7 @@ impl Sink for FlowsSink {
                 .tunnel
                 .as_deref()
                 .map(|t| TunnelRecord::new(t, s.client_side)),
+            file,
         };
         if let Err(e) = self.close_dumps(s, dump) {
             self.error.get_or_insert(e);

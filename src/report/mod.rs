@@ -13,6 +13,7 @@ pub mod html;
 pub mod json;
 pub mod lua;
 mod messages;
+pub mod parquet;
 pub mod printer;
 mod records;
 mod replay;

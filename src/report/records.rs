@@ -94,6 +94,7 @@ mod tests {
 
     fn frame() -> FrameRecord {
         FrameRecord {
+            file: None,
             ts: Timestamp::new(1_795_320_449, 788_685_637, 9),
             conn: 12,
             dir: Direction::ServerToClient,

@@ -157,6 +157,10 @@ impl<P: PacketSource + ?Sized> PacketSource for Watched<'_, P> {
     fn stats(&self) -> ReadStats {
         self.inner.stats()
     }
+
+    fn read_error(&self) -> Option<String> {
+        self.inner.read_error()
+    }
 }
 
 /// A latency or interval in milliseconds (the unit goes in the header):

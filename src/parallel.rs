@@ -1,0 +1,292 @@
+//! `-j N`: the packet loop over two threads. A reader thread reads the
+//! captures, decodes the packets and runs the flow table and TCP
+//! reassembly ([`pipeline::run`]); the calling thread runs the sink (the
+//! analyzer, or the flows sink) on the events it hands over, in batches
+//! through a bounded channel. The sink sees exactly the calls, in exactly
+//! the order, a one-thread run makes: the records and the report are the
+//! same by construction (`tests/it/parallel.rs` checks it on every corpus
+//! capture).
+//!
+//! Memory stays bounded: at most [`QUEUE`] batches of at most
+//! [`BATCH_BYTES`] payload bytes (or [`BATCH_EVENTS`] events) are in flight,
+//! and batches are reused.
+//!
+//! Why not one worker per connection (a hash of the 4-tuple): connection
+//! ids, idle expiry (counted in packets of the whole capture) and the
+//! eviction of the least recently active connection are decisions of the
+//! one flow table, and the SyncKey timeline, latency samples and the
+//! capped example lists of the report span connections in capture order.
+//! Split by connection, each would differ from the one-core run unless
+//! merged back in packet order; the split here keeps one owner for each.
+
+use std::cell::Cell;
+use std::sync::mpsc;
+
+use crate::capture::{CurrentFile, MergedSource, Timestamp};
+use crate::flow::{self, FlowMeta, FlowSummary, Scope, Scoped, Side, Sink};
+use crate::pipeline::{self, RunSummary};
+use crate::reassembly::Event;
+use crate::report::view::Times;
+
+/// The sink with relative times started at the capture's first packet.
+struct Started<'a, S> {
+    inner: &'a mut S,
+    times: Option<&'a Times>,
+}
+
+impl<S: Sink> Sink for Started<'_, S> {
+    fn capture_start(&mut self, ts: Timestamp) {
+        if let Some(t) = self.times {
+            t.start_at(ts);
+        }
+        self.inner.capture_start(ts);
+    }
+    fn event(&mut self, flow: &FlowMeta, side: Side, ev: Event<'_>) {
+        self.inner.event(flow, side, ev);
+    }
+    fn flow_end(&mut self, summary: &FlowSummary) {
+        self.inner.flow_end(summary);
+    }
+}
+
+/// Batches in flight between the threads.
+pub const QUEUE: usize = 8;
+/// Payload bytes per batch before it is handed over.
+pub const BATCH_BYTES: usize = 256 << 10;
+/// Events per batch before it is handed over.
+pub const BATCH_EVENTS: usize = 2048;
+
+/// The threads a run uses by default: the machine's cores (2 at most are
+/// used today: see the module doc).
+pub fn default_jobs() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// One sink call, its bytes in the batch's buffer. Nearly every call is an
+/// `Event`: boxing its meta would cost an allocation per event for nothing.
+#[allow(clippy::large_enum_variant)]
+enum Call {
+    Start(Timestamp),
+    Event {
+        meta: FlowMeta,
+        side: Side,
+        file: usize,
+        ev: Owned,
+    },
+    End(Box<FlowSummary>, usize),
+}
+
+/// An [`Event`] whose bytes are a range of the batch's buffer.
+enum Owned {
+    Data {
+        offset: u64,
+        at: usize,
+        len: usize,
+        after_gap: bool,
+        packet: u64,
+    },
+    Other(Event<'static>),
+}
+
+#[derive(Default)]
+struct Batch {
+    calls: Vec<Call>,
+    bytes: Vec<u8>,
+    /// Stream offset of the last packet read (for a progress bar).
+    offset: u64,
+}
+
+/// The reader thread's sink: calls into batches.
+struct Forward<'a> {
+    batch: Batch,
+    tx: &'a mpsc::SyncSender<Batch>,
+    free: &'a mpsc::Receiver<Batch>,
+    file: CurrentFile,
+    /// Stream offset of the last packet read.
+    offset: &'a Cell<u64>,
+    /// The other side hung up (it failed): stop sending.
+    closed: bool,
+}
+
+impl Forward<'_> {
+    fn push(&mut self, call: Call) {
+        self.batch.calls.push(call);
+        if self.batch.calls.len() >= BATCH_EVENTS || self.batch.bytes.len() >= BATCH_BYTES {
+            self.send();
+        }
+    }
+
+    fn send(&mut self) {
+        if self.batch.calls.is_empty() || self.closed {
+            return;
+        }
+        let mut next = self.free.try_recv().unwrap_or_default();
+        next.calls.clear();
+        next.bytes.clear();
+        self.batch.offset = self.offset.get();
+        let full = std::mem::replace(&mut self.batch, next);
+        if self.tx.send(full).is_err() {
+            self.closed = true;
+        }
+    }
+}
+
+impl Sink for Forward<'_> {
+    fn capture_start(&mut self, ts: Timestamp) {
+        self.push(Call::Start(ts));
+    }
+
+    fn event(&mut self, meta: &FlowMeta, side: Side, ev: Event<'_>) {
+        let ev = match ev {
+            Event::Data {
+                offset,
+                bytes,
+                after_gap,
+                packet,
+            } => {
+                let at = self.batch.bytes.len();
+                self.batch.bytes.extend_from_slice(bytes);
+                Owned::Data {
+                    offset,
+                    at,
+                    len: bytes.len(),
+                    after_gap,
+                    packet,
+                }
+            }
+            Event::Gap {
+                offset,
+                len,
+                reason,
+            } => Owned::Other(Event::Gap {
+                offset,
+                len,
+                reason,
+            }),
+            Event::Fin { offset } => Owned::Other(Event::Fin { offset }),
+            Event::Rst { offset } => Owned::Other(Event::Rst { offset }),
+            Event::Anomaly(a) => Owned::Other(Event::Anomaly(a)),
+        };
+        let file = self.file.get();
+        self.push(Call::Event {
+            meta: meta.clone(),
+            side,
+            file,
+            ev,
+        });
+    }
+
+    fn flow_end(&mut self, summary: &FlowSummary) {
+        let file = self.file.get();
+        self.push(Call::End(Box::new(summary.clone()), file));
+    }
+}
+
+/// What a run returns: the summary, and the anomalies and gaps the scope
+/// let through (as [`Scoped::anomalies`] counts them).
+pub struct Ran {
+    pub summary: RunSummary,
+    pub scoped_anomalies: u64,
+}
+
+/// Runs `source` through the flow table into `sink`, on one thread
+/// (`jobs` <= 1, [`pipeline::run`] itself) or two (see the module doc).
+/// `scope` is applied before the sink; `times` (relative times of the
+/// tables) start at the first packet; `tick` gets the stream offset as
+/// packets are read (progress). The source's [`CurrentFile`] names, while
+/// the sink runs, the file of the packet that made the call (as in a
+/// one-thread run).
+pub fn run<S: Sink>(
+    jobs: usize,
+    source: &mut MergedSource,
+    cfg: flow::Config,
+    scope: Scope,
+    times: Option<&Times>,
+    sink: &mut S,
+    mut tick: impl FnMut(u64),
+) -> Ran {
+    let mut sink = Started { inner: sink, times };
+    if jobs <= 1 {
+        let mut scoped = Scoped::new(&mut sink, scope);
+        let summary = pipeline::run(source, cfg, &mut scoped, &mut tick);
+        return Ran {
+            summary,
+            scoped_anomalies: scoped.anomalies(),
+        };
+    }
+    // The sink's side keeps the handle the caller has; the reader's side
+    // gets a fresh one, stamped on each call.
+    let shown = source.current_file();
+    let read = CurrentFile::default();
+    source.track_file(read.clone());
+    let (tx, rx) = mpsc::sync_channel::<Batch>(QUEUE);
+    let (free_tx, free_rx) = mpsc::sync_channel::<Batch>(QUEUE + 2);
+    let src = &mut *source;
+    let ran = std::thread::scope(|s| {
+        let reader = s.spawn(move || {
+            let offset = Cell::new(0);
+            let mut fwd = Forward {
+                batch: Batch::default(),
+                tx: &tx,
+                free: &free_rx,
+                file: read,
+                offset: &offset,
+                closed: false,
+            };
+            let mut scoped = Scoped::new(&mut fwd, scope);
+            let summary = pipeline::run(src, cfg, &mut scoped, |o| offset.set(o));
+            let scoped_anomalies = scoped.anomalies();
+            fwd.send();
+            Ran {
+                summary,
+                scoped_anomalies,
+            }
+        });
+        // Owned here: should the sink panic, the receiver goes with the
+        // unwinding, the reader's next send fails and it stops (no deadlock).
+        let rx = rx;
+        for mut batch in rx.iter() {
+            for call in batch.calls.drain(..) {
+                match call {
+                    Call::Start(ts) => sink.capture_start(ts),
+                    Call::Event {
+                        meta,
+                        side,
+                        file,
+                        ev,
+                    } => {
+                        shown.set(file);
+                        let ev = match ev {
+                            Owned::Data {
+                                offset,
+                                at,
+                                len,
+                                after_gap,
+                                packet,
+                            } => Event::Data {
+                                offset,
+                                bytes: &batch.bytes[at..at + len],
+                                after_gap,
+                                packet,
+                            },
+                            Owned::Other(ev) => ev,
+                        };
+                        sink.event(&meta, side, ev);
+                    }
+                    Call::End(summary, file) => {
+                        shown.set(file);
+                        sink.flow_end(&summary);
+                    }
+                }
+            }
+            tick(batch.offset);
+            let _ = free_tx.try_send(batch);
+        }
+        match reader.join() {
+            Ok(ran) => ran,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    });
+    source.track_file(shown);
+    ran
+}
