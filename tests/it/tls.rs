@@ -1,0 +1,274 @@
+//! TLS as a layer: detection by content, the hellos' facts in the
+//! connection table, checked against tshark on nDPI's Web WeChat capture.
+
+use std::collections::BTreeMap;
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::common::shared;
+
+fn syncscope(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_syncscope"))
+        .args(args)
+        .env_remove("COLUMNS")
+        .output()
+        .expect("run syncscope")
+}
+
+fn wechat_pcap() -> String {
+    shared()
+        .join("corpus/ndpi/wechat.pcap")
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// tshark's server names (SNI) per client port, from every ClientHello.
+fn tshark_sni(path: &str) -> BTreeMap<u16, String> {
+    let o = Command::new("tshark")
+        .args(["-r", path, "-Y", "tls.handshake.type == 1", "-T", "fields"])
+        .args([
+            "-e",
+            "tcp.srcport",
+            "-e",
+            "tls.handshake.extensions_server_name",
+        ])
+        .output()
+        .expect("tshark is installed (.ci/run)");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter_map(|l| {
+            let (port, name) = l.split_once('\t')?;
+            Some((port.parse().ok()?, name.to_owned()))
+        })
+        .collect()
+}
+
+/// `analyze` on nDPI's wechat.pcap: of the 35 connections that were
+/// `unknown`, 34 are `tls` by content, and each names the server its
+/// ClientHello asked for, as tshark reads it. The 35th (port 54084) carries
+/// 604 bytes from the middle of a record and nothing else: no record header
+/// in it (tshark calls it "Continuation Data", TLS by port 443 only), so it
+/// stays unknown.
+#[test]
+fn tls_connections_of_the_ndpi_wechat_capture_are_named_like_tshark() {
+    let path = wechat_pcap();
+    let o = syncscope(&["analyze", &path, "--format", "json"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["by_protocol"]["tls"], 34, "{}", r["by_protocol"]);
+    assert_eq!(r["by_protocol"]["unknown"], 1, "{}", r["by_protocol"]);
+    let conns = r["connections"].as_array().unwrap();
+    let unknown = conns.iter().find(|c| c["kind"] == "unknown").unwrap();
+    assert!(unknown["client"].as_str().unwrap().ends_with(":54084"));
+    assert_eq!(unknown["bytes_s2c"], 604);
+    let ours: BTreeMap<u16, String> = conns
+        .iter()
+        .filter_map(|c| {
+            let port = c["client"].as_str()?.rsplit(':').next()?.parse().ok()?;
+            Some((port, c["server_name"].as_str()?.to_owned()))
+        })
+        .collect();
+    let theirs = tshark_sni(&path);
+    assert_eq!(theirs.len(), 28);
+    assert_eq!(ours, theirs);
+    // The hellos' facts: every connection with a ServerHello has a version
+    // and a cipher suite.
+    let with_version = conns
+        .iter()
+        .filter(|c| c["tls"]["version"].is_string() && c["tls"]["cipher"].is_string())
+        .count();
+    assert!(with_version >= 20, "{with_version}");
+    // The table has the server name column.
+    let o = syncscope(&["analyze", &path]);
+    let table = String::from_utf8_lossy(&o.stdout);
+    assert!(table.contains("server name"), "{table}");
+    assert!(table.contains("web.wechat.com"), "{table}");
+}
+
+/// `frames --layer tls` lists the records with their content type and why
+/// they stay closed (no key log).
+#[test]
+fn tls_records_are_frames_with_a_reason_when_closed() {
+    let path = wechat_pcap();
+    let o = syncscope(&["frames", &path, "--layer", "tls", "--format", "json"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let recs: Vec<Value> = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(recs.len() > 100, "{}", recs.len());
+    let hello = recs
+        .iter()
+        .find(|r| r["body"]["server_name"] == "res.wx.qq.com")
+        .expect("the ClientHello of res.wx.qq.com");
+    assert_eq!(hello["kind"], "handshake");
+    assert_eq!(hello["crypto"], "plaintext");
+    let closed = recs
+        .iter()
+        .filter(|r| r["kind"] == "application_data")
+        .collect::<Vec<_>>();
+    assert!(!closed.is_empty());
+    assert!(closed.iter().all(|r| r["crypto"] == "no_key"));
+}
+
+fn sample(name: &str) -> String {
+    concat!(env!("CARGO_MANIFEST_DIR"), "/samples/").to_owned() + name
+}
+
+/// tshark's decrypted application bytes per TCP stream (numbered as our
+/// connections are, by first packet): client to server, server to client
+/// (`-z follow,tls,raw`; its node 0 is whichever sent first, `server_port`
+/// tells which that is).
+fn tshark_tls_bytes(
+    cap: &str,
+    keys: &str,
+    streams: u64,
+    server_port: &str,
+) -> BTreeMap<u64, [u64; 2]> {
+    let mut out = BTreeMap::new();
+    for s in 0..streams {
+        let o = Command::new("tshark")
+            .args(["-o", &format!("tls.keylog_file:{keys}"), "-r", cap, "-q"])
+            .args(["-z", &format!("follow,tls,raw,{s}")])
+            .output()
+            .expect("tshark");
+        let text = String::from_utf8_lossy(&o.stdout);
+        let mut bytes = [0u64; 2];
+        let mut node0_is_server = false;
+        for l in text.lines() {
+            if let Some(rest) = l.strip_prefix("Node 0: ") {
+                node0_is_server = rest.ends_with(&format!(":{server_port}"));
+            }
+            let (node, hex) = match l.strip_prefix('\t') {
+                Some(h) => (1, h),
+                None => (0, l),
+            };
+            if !hex.is_empty() && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                let i = if (node == 0) == node0_is_server { 1 } else { 0 };
+                bytes[i] += hex.len() as u64 / 2;
+            }
+        }
+        out.insert(s, bytes);
+    }
+    out
+}
+
+/// tshark's HTTP messages: (tcp stream, method, path, status, body).
+fn tshark_http(cap: &str, keys: &str) -> Vec<(String, String, String, String)> {
+    let o = Command::new("tshark")
+        .args([
+            "-o",
+            &format!("tls.keylog_file:{keys}"),
+            "-r",
+            cap,
+            "-Y",
+            "http",
+        ])
+        .args([
+            "-T",
+            "fields",
+            "-e",
+            "http.request.method",
+            "-e",
+            "http.request.uri",
+        ])
+        .args(["-e", "http.response.code", "-e", "http.file_data"])
+        .output()
+        .expect("tshark");
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            (f[0].into(), f[1].into(), f[2].into(), f[3].into())
+        })
+        .collect()
+}
+
+/// curl against an HTTPS server, one connection per suite (TLS 1.2 with
+/// AES-128-GCM, AES-256-GCM, ChaCha20-Poly1305; TLS 1.3 with the same three),
+/// with curl's key log (`samples/curl-tls.*`, bench/make-tls-samples.sh):
+/// every record opens, and the application bytes per connection and
+/// direction, and every HTTP request and response (method, path, status,
+/// JSON body) are tshark's.
+#[test]
+fn curl_tls12_and_tls13_decrypt_like_tshark() {
+    let (cap, keys) = (sample("curl-tls.pcapng"), sample("curl-tls.keys"));
+    let o = syncscope(&["analyze", &cap, "--keylog", &keys, "--format", "json"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let t = &r["tls"];
+    assert_eq!(t["failed"], 0, "{t}");
+    assert_eq!(t["no_key"], 0, "{t}");
+    assert_eq!(
+        t["decrypted"].as_u64().unwrap() + t["plaintext"].as_u64().unwrap(),
+        t["records"].as_u64().unwrap()
+    );
+    let conns = r["connections"].as_array().unwrap();
+    let mut suites: Vec<String> = conns
+        .iter()
+        .map(|c| {
+            format!(
+                "{} {}",
+                c["tls"]["version"].as_str().unwrap(),
+                c["tls"]["cipher"].as_str().unwrap()
+            )
+        })
+        .collect();
+    suites.sort();
+    assert_eq!(
+        suites,
+        [
+            "TLS 1.2 TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+            "TLS 1.2 TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+            "TLS 1.2 TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
+            "TLS 1.3 TLS_AES_128_GCM_SHA256",
+            "TLS 1.3 TLS_AES_256_GCM_SHA384",
+            "TLS 1.3 TLS_CHACHA20_POLY1305_SHA256",
+        ]
+    );
+    let ours: BTreeMap<u64, [u64; 2]> = conns
+        .iter()
+        .map(|c| {
+            let b = [&c["tls"]["decrypted_c2s"], &c["tls"]["decrypted_s2c"]]
+                .map(|v| v.as_u64().unwrap_or(0));
+            (c["id"].as_u64().unwrap(), b)
+        })
+        .collect();
+    assert_eq!(ours, tshark_tls_bytes(&cap, &keys, 6, "8443"));
+    // The HTTP messages, in capture order.
+    let o = syncscope(&["frames", &cap, "--keylog", &keys, "--format", "json"]);
+    let recs: Vec<Value> = serde_json::from_slice(&o.stdout).unwrap();
+    let mut ours = Vec::new();
+    for x in recs
+        .iter()
+        .filter(|x| x["layer"] == "web" || x["layer"] == "http")
+    {
+        let body = |v: &Value| {
+            if v.is_null() {
+                String::new()
+            } else {
+                v.to_string()
+            }
+        };
+        ours.push((
+            x["method"].as_str().unwrap().to_owned(),
+            x["path"].as_str().unwrap().to_owned(),
+            String::new(),
+            body(&x["body"]["request"]),
+        ));
+        ours.push((
+            String::new(),
+            String::new(),
+            x["status"].to_string(),
+            body(&x["body"]["response"]),
+        ));
+    }
+    let theirs: Vec<_> = tshark_http(&cap, &keys)
+        .into_iter()
+        .map(|(m, p, s, b)| {
+            let b = serde_json::from_str::<Value>(&b).map_or(b, |v| v.to_string());
+            (m, p, s, b)
+        })
+        .collect();
+    assert_eq!(theirs.len(), 24);
+    assert_eq!(ours, theirs);
+}
