@@ -6,7 +6,11 @@
 //! text (web endpoints, short links, the SyncKey timeline). Records that
 //! stay closed carry the reason in their `crypto` field.
 
+use std::collections::VecDeque;
+
 use serde::Serialize;
+
+use super::packets::{self, Span};
 
 use super::record::{FrameRecord, Kind, Layer};
 use super::{Analyzer, AnomalyKind, Here};
@@ -37,6 +41,10 @@ pub(super) struct TlsConn {
     app: [u64; 2],
     /// The reason no key opens this connection was reported already.
     reported: bool,
+    /// Per direction: (offset of an opened record's application bytes in
+    /// the HTTP state, the record's first and last packet), oldest first,
+    /// at most [`packets::MAX_MARKS`]: the packets of an HTTP message.
+    plain: [VecDeque<(u64, Span)>; 2],
 }
 
 /// Totals over every TLS record.
@@ -234,13 +242,13 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
         };
         (self.out)(&rec);
         if let Some(pt) = app {
-            self.tls_application(here, &pt);
+            self.tls_application(here, &pt, span);
         }
     }
 
     /// Opened application bytes: to the connection's HTTP/1.x state (HTTP/2
     /// is not dissected yet: counted only).
-    fn tls_application(&mut self, here: &Here, pt: &[u8]) {
+    fn tls_application(&mut self, here: &Here, pt: &[u8], span: Span) {
         self.report.tls.decrypted_bytes += pt.len() as u64;
         let i = ci(here.dir);
         let Some(c) = self.conns.get_mut(&here.conn) else {
@@ -251,6 +259,13 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
         };
         let offset = t.app[i];
         t.app[i] += pt.len() as u64;
+        if !pt.is_empty() {
+            let p = &mut t.plain[i];
+            if p.len() >= packets::MAX_MARKS {
+                p.pop_front();
+            }
+            p.push_back((offset, span));
+        }
         if i == 0 {
             t.facts.decrypted_c2s += pt.len() as u64;
         } else {
@@ -269,6 +284,38 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
         self.with_http(here, |h, mut out| {
             h.feed(here.dir, offset, pt, here.ts, &mut out)
         });
+    }
+}
+
+impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
+    /// The packets of bytes `from..to` of the application stream opened in
+    /// `dir` (an HTTP message inside TLS): the first packet of the record
+    /// holding `from`, the last of the record holding `to - 1`. `None` when
+    /// the connection carries no opened TLS. Older entries are forgotten.
+    pub(super) fn tls_plain_span(
+        &mut self,
+        conn: u64,
+        dir: Direction,
+        from: u64,
+        to: u64,
+    ) -> Option<Span> {
+        let t = self.conns.get_mut(&conn)?.tls.as_mut()?;
+        let p = &mut t.plain[ci(dir)];
+        if p.is_empty() {
+            return None;
+        }
+        let at = |o: u64| {
+            let i = p.partition_point(|&(s, _)| s <= o);
+            i.checked_sub(1).map(|i| p[i].1)
+        };
+        let span = (
+            at(from).and_then(|s| s.0),
+            at(to.saturating_sub(1).max(from)).and_then(|s| s.1),
+        );
+        while p.len() >= 2 && p[1].0 <= from {
+            p.pop_front();
+        }
+        Some(span)
     }
 }
 

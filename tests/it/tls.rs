@@ -272,3 +272,72 @@ fn curl_tls12_and_tls13_decrypt_like_tshark() {
     assert_eq!(theirs.len(), 24);
     assert_eq!(ours, theirs);
 }
+
+/// The web session of `samples/serve-client-web.pcapng` recorded again with
+/// bob's connections over TLS 1.3 (`samples/serve-client-web-tls.*`,
+/// bench/make-tls-samples.sh): opened with its key log, `sync` follows the
+/// same SyncKey timeline as the clear-text recording (the same messages,
+/// sources, directions and key names, in the same order; values, times and
+/// ids differ from run to run), and every web exchange ends in the packet
+/// where tshark sees its response.
+#[test]
+fn a_web_session_over_tls_gives_the_clear_text_timeline() {
+    let (cap, keys) = (
+        sample("serve-client-web-tls.pcapng"),
+        sample("serve-client-web-tls.keys"),
+    );
+    let shape = |args: &[&str]| -> Vec<String> {
+        let o = syncscope(args);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let r: Value = serde_json::from_slice(&o.stdout).unwrap();
+        let web = r["sessions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["sid"].is_string())
+            .expect("a web session")
+            .clone();
+        assert_eq!(web["uin"], 2);
+        web["observations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| {
+                let keys: Vec<&String> = o["keys"].as_object().unwrap().keys().collect();
+                format!("{} {} {} {keys:?}", o["dir"], o["message"], o["source"])
+            })
+            .collect()
+    };
+    let clear = shape(&[
+        "sync",
+        &sample("serve-client-web.pcapng"),
+        "--format",
+        "json",
+    ]);
+    let tls = shape(&["sync", &cap, "--keylog", &keys, "--format", "json"]);
+    assert_eq!(clear.len(), 12);
+    assert_eq!(tls, clear);
+    // Without the key log nothing opens: no web session.
+    let o = syncscope(&["sync", &cap, "--format", "json"]);
+    let r: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(r["sessions"].as_array().unwrap().is_empty(), "{r}");
+    // Packets: each exchange's last packet is where tshark decodes its response.
+    let o = syncscope(&["frames", &cap, "--keylog", &keys, "--format", "json"]);
+    let recs: Vec<Value> = serde_json::from_slice(&o.stdout).unwrap();
+    let ours: Vec<String> = recs
+        .iter()
+        .filter(|r| r["layer"] == "web" || r["layer"] == "http")
+        .map(|r| r["last_packet"].to_string())
+        .collect();
+    let t = Command::new("tshark")
+        .args(["-o", &format!("tls.keylog_file:{keys}"), "-r", &cap])
+        .args(["-Y", "http.response", "-T", "fields", "-e", "frame.number"])
+        .output()
+        .expect("tshark");
+    let theirs: Vec<String> = String::from_utf8_lossy(&t.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(ours.len(), 19);
+    assert_eq!(ours, theirs);
+}

@@ -257,9 +257,9 @@ impl Protection {
     /// next generation of its traffic secret.
     pub fn key_update(&mut self, from_client: bool) {
         let i = idx(from_client);
-        let next = self.dirs[i]
-            .as_ref()
-            .and_then(|d| expand_label(self.hash, &d.secret, "traffic upd", self.hash.output_len()));
+        let next = self.dirs[i].as_ref().and_then(|d| {
+            expand_label(self.hash, &d.secret, "traffic upd", self.hash.output_len())
+        });
         self.dirs[i] = next.and_then(|s| self.keys13(s));
     }
 
