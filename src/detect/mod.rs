@@ -371,4 +371,30 @@ mod tests {
             Located::At(Protocol::Longlink, 0)
         );
     }
+
+    /// TLS: a record at the start is TLS at once; mid-stream (the tail of
+    /// a record first), two records in a row, or one with the other side
+    /// TLS, or one that ends exactly where the bytes end.
+    #[test]
+    fn tls_by_its_records_at_the_start_and_mid_stream() {
+        let rec = |t: u8, n: usize| {
+            let mut v = vec![t, 3, 3, 0, n as u8];
+            v.extend(std::iter::repeat_n(0xa5, n));
+            v
+        };
+        let hello = rec(22, 40);
+        assert_eq!(detect(&hello[..16], false), Some(Protocol::Tls));
+        let mut b = vec![0x5a; 7]; // the tail of a record
+        b.extend(rec(23, 30)); // 7..42
+        assert_eq!(locate(&b, 0, false, None), Located::More(7));
+        assert_eq!(
+            locate(&b, 0, false, Some(Protocol::Tls)),
+            Located::At(Protocol::Tls, 7)
+        );
+        assert_eq!(locate(&b, 0, true, None), Located::At(Protocol::Tls, 7));
+        b.extend(rec(23, 10));
+        assert_eq!(locate(&b, 0, false, None), Located::At(Protocol::Tls, 7));
+        // SSH stays unknown, and is not searched.
+        assert!(!worth_searching(b"SSH-2.0-x"));
+    }
 }

@@ -341,3 +341,32 @@ fn a_web_session_over_tls_gives_the_clear_text_timeline() {
     assert_eq!(ours.len(), 19);
     assert_eq!(ours, theirs);
 }
+
+/// Every prefix of the curl capture (cut anywhere, in steps of 97 bytes)
+/// goes through the analyzer with its key log: no panic, no record that
+/// fails to open (a cut only loses records), never more opened than in the
+/// whole file.
+#[test]
+fn every_prefix_of_a_tls_capture_is_safe() {
+    use std::io::Cursor;
+    use syncscope::analyze::Options;
+    use syncscope::capture::Reader;
+    use syncscope::proto::keylog::KeyLog;
+    let bytes = std::fs::read(sample("curl-tls.pcapng")).unwrap();
+    let opts = Options {
+        keylog: Some(KeyLog::load(sample("curl-tls.keys")).unwrap()),
+        ..Options::default()
+    };
+    let run = |b: &[u8]| {
+        let mut r = Reader::from_read(Box::new(Cursor::new(b.to_vec())), "prefix").ok()?;
+        Some(crate::common::analyze_capture(&mut r, &opts).1)
+    };
+    let whole = run(&bytes).unwrap().tls;
+    assert_eq!(whole.decrypted, 69);
+    for cut in (0..bytes.len()).step_by(97) {
+        if let Some(rep) = run(&bytes[..cut]) {
+            assert_eq!(rep.tls.failed, 0, "cut at {cut}");
+            assert!(rep.tls.decrypted <= whole.decrypted, "cut at {cut}");
+        }
+    }
+}

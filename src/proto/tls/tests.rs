@@ -93,3 +93,52 @@ fn alerts_by_name() {
     assert_eq!(alert_text(&[1, 0]), "warning: close_notify");
     assert_eq!(alert_text(&[1]), "1 bytes (not an alert)");
 }
+
+use proptest::prelude::*;
+
+fn cut(stream: &[u8], chunks: &[usize]) -> (Vec<String>, u64) {
+    let mut s = Splitter::new();
+    let mut out = Vec::new();
+    let mut skipped = 0;
+    let mut at = 0usize;
+    let mut i = 0;
+    while at < stream.len() {
+        let n = chunks[i % chunks.len()].min(stream.len() - at);
+        s.feed(at as u64, &stream[at..at + n], &mut |o| match o {
+            Output::Record(r) => out.push(show(Output::Record(r))),
+            Output::Skipped { len, .. } => skipped += len,
+        });
+        at += n;
+        i += 1;
+    }
+    s.finish(&mut |o| match o {
+        Output::Record(r) => out.push(show(Output::Record(r))),
+        Output::Skipped { len, .. } => skipped += len,
+    });
+    (out, skipped)
+}
+
+proptest! {
+    /// Records and garbage in any order, fed in any chunking: the records
+    /// and the bytes skipped are those of one feed of the whole, and
+    /// records plus skipped bytes are exactly the bytes fed.
+    #[test]
+    fn any_chunking_gives_the_records_of_one_feed(
+        parts in proptest::collection::vec((0u8..3, 1usize..300), 1..12),
+        chunks in proptest::collection::vec(1usize..64, 1..8),
+    ) {
+        let mut stream = Vec::new();
+        for (k, n) in parts {
+            match k {
+                0 => stream.extend(rec(23, &vec![0xab; n])),
+                1 => stream.extend(rec(22, &vec![1; n])),
+                _ => stream.extend(std::iter::repeat_n(0x99, n.min(40))),
+            }
+        }
+        let whole = cut(&stream, &[stream.len()]);
+        let chunked = cut(&stream, &chunks);
+        prop_assert_eq!(&chunked, &whole);
+        let rec_bytes: u64 = whole.0.iter().map(|r| r.rsplit(':').next().unwrap().parse::<u64>().unwrap()).sum();
+        prop_assert_eq!(rec_bytes + whole.1, stream.len() as u64);
+    }
+}
