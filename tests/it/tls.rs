@@ -370,3 +370,89 @@ fn every_prefix_of_a_tls_capture_is_safe() {
         }
     }
 }
+
+/// `serve --tls-cert --tls-key`: curl gets the web endpoints over HTTPS
+/// (TLS 1.2 and 1.3, checked against the certificate), the long link and
+/// plain HTTP still work on the same port, and with SSLKEYLOGFILE the
+/// server writes the session secrets as an NSS key log (which `--keylog`
+/// reads).
+#[test]
+fn serve_speaks_https_on_its_port_with_tls_cert() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let st = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ])
+        .args(["-nodes", "-days", "2", "-subj", "/CN=localhost"])
+        .args(["-addext", "subjectAltName=DNS:localhost"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl is installed (.ci/run)");
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+    let keylog = dir.path().join("server.keys");
+    let mut c = crate::net::syncscope();
+    c.args([
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--memory",
+        "--users",
+        "bob",
+    ])
+    .arg("--tls-cert")
+    .arg(&cert)
+    .arg("--tls-key")
+    .arg(&key)
+    .env("SSLKEYLOGFILE", &keylog);
+    let srv = crate::net::ServeProcess::spawn(c);
+    let port = srv.addr.rsplit(':').next().unwrap().to_owned();
+    let url = format!("https://localhost:{port}/jslogin?appid=x&fun=new&user=bob");
+    for version in ["--tls-max", "--tlsv1.3"] {
+        let mut cmd = Command::new("curl");
+        cmd.args(["-sS", "--http1.1", "--cacert"]).arg(&cert);
+        if version == "--tls-max" {
+            cmd.args(["--tls-max", "1.2"]);
+        } else {
+            cmd.arg("--tlsv1.3");
+        }
+        let o = crate::net::run_bounded({
+            cmd.arg(&url);
+            cmd
+        });
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let body = String::from_utf8_lossy(&o.stdout);
+        assert!(body.contains("window.QRLogin.code = 200"), "{body}");
+    }
+    // Plain HTTP on the same port still works.
+    let o = crate::net::run_bounded({
+        let mut cmd = Command::new("curl");
+        cmd.args([
+            "-sS",
+            &format!("http://127.0.0.1:{port}/jslogin?appid=x&fun=new&user=bob"),
+        ]);
+        cmd
+    });
+    assert!(String::from_utf8_lossy(&o.stdout).contains("window.QRLogin.code = 200"));
+    // The server's key log: a TLS 1.2 master secret and TLS 1.3 secrets.
+    let text = std::fs::read_to_string(&keylog).unwrap();
+    assert!(text.contains("CLIENT_RANDOM "), "{text}");
+    assert!(text.contains("SERVER_TRAFFIC_SECRET_0 "), "{text}");
+    syncscope::proto::keylog::KeyLog::parse(&text)
+        .unwrap()
+        .nss()
+        .unwrap();
+    drop(srv);
+}

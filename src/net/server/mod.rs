@@ -66,6 +66,7 @@ mod conn;
 mod http;
 mod service;
 mod shortlink;
+pub mod tls;
 mod web;
 
 use access::PeerSlots;
@@ -120,6 +121,9 @@ pub struct Config {
     /// How long a web synccheck (and an unconfirmed login poll) is held
     /// when there is nothing to tell (25 s on the real service).
     pub web_poll: Duration,
+    /// HTTPS on the same port (`--tls-cert`): connections whose first byte
+    /// is a TLS handshake record are served HTTP over TLS.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
     pub log: Option<Logger>,
 }
 
@@ -139,6 +143,7 @@ impl Default for Config {
             access: Access::test_mode(),
             max_send_items: DEFAULT_MAX_SEND_ITEMS,
             web_poll: Duration::from_secs(25),
+            tls: None,
             log: None,
         }
     }
