@@ -13,9 +13,8 @@
 #   samples/serve-client-web-tls.pcapng + .keys   the web session of
 #       samples/serve-client-web.pcapng (bob logs in on the web, alice sends
 #       from the long link, bob reads and answers) with bob's connections
-#       over TLS 1.3: bob's client talks to a local TLS-wrapping proxy, whose
-#       TLS connections (the recorded ones, with python's key log) go to a
-#       TLS-terminating proxy in front of `syncscope serve`.
+#       over TLS 1.3: `serve --tls-cert`, `client --web --tls-ca` with
+#       SSLKEYLOGFILE (the key log is the client's).
 #
 # Run as root (dumpcap on lo): bash bench/make-tls-samples.sh [curl] [web]
 # Needs curl (OpenSSL build), openssl, python3 and dumpcap (tshark); BIN: a
@@ -38,6 +37,7 @@ if [ -z "${BIN:-}" ]; then
 fi
 
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 \
+  -addext basicConstraints=critical,CA:FALSE -addext subjectAltName=DNS:localhost \
   -subj /CN=localhost -keyout "$TMP/key.pem" -out "$TMP/cert.pem" 2>/dev/null
 
 record_curl() {
@@ -98,64 +98,28 @@ echo "samples/curl-tls.pcapng ($(stat -c %s samples/curl-tls.pcapng) bytes), sam
 }
 
 # --- web over TLS ---------------------------------------------------------------
-cat > "$TMP/proxy.py" <<'PY'
-# proxy.py MODE LISTEN_PORT TARGET_PORT CERT KEY KEYLOG
-#   wrap:   plain in, TLS out (key log written); unwrap: TLS in, plain out.
-import asyncio, ssl, sys
-mode, lport, tport, cert, key, keylog = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), *sys.argv[4:7]
-async def pipe(r, w):
-    try:
-        while (b := await r.read(65536)):
-            w.write(b)
-            await w.drain()
-    except Exception:
-        pass
-    finally:
-        w.close()
-async def handle(r, w):
-    if mode == "wrap":
-        ctx = ssl.create_default_context(cafile=cert)
-        ctx.keylog_filename = keylog
-        ctx.set_alpn_protocols(["http/1.1"])
-        tr, tw = await asyncio.open_connection("127.0.0.1", tport, ssl=ctx, server_hostname="localhost")
-    else:
-        tr, tw = await asyncio.open_connection("127.0.0.1", tport)
-    await asyncio.gather(pipe(r, tw), pipe(tr, w))
-async def main():
-    ctx = None
-    if mode == "unwrap":
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(cert, key)
-        ctx.set_alpn_protocols(["http/1.1"])
-    s = await asyncio.start_server(handle, "127.0.0.1", lport, ssl=ctx)
-    print("ready", flush=True)
-    await s.serve_forever()
-asyncio.run(main())
-PY
-
 record_web() {
-  local SPORT=$((PORT + 1)) WPORT=$((PORT + 2))
-  "$BIN" serve --listen "127.0.0.1:$SPORT" --memory --users alice,bob 2>"$TMP/serve.err" &
+  local SPORT=$((PORT + 1))
+  "$BIN" serve --listen "127.0.0.1:$SPORT" --memory --users alice,bob \
+    --tls-cert "$TMP/cert.pem" --tls-key "$TMP/key.pem" 2>"$TMP/serve.err" &
   pids+=($!)
   for _ in $(seq 100); do grep -q 'listening on' "$TMP/serve.err" && break; sleep 0.1; done
-  python3 "$TMP/proxy.py" unwrap "$PORT" "$SPORT" "$TMP/cert.pem" "$TMP/key.pem" "" >"$TMP/unwrap.log" 2>&1 &
-  pids+=($!)
-  python3 "$TMP/proxy.py" wrap "$WPORT" "$PORT" "$TMP/cert.pem" "$TMP/key.pem" "$TMP/web.keys" >"$TMP/wrap.log" 2>&1 &
-  pids+=($!)
-  for _ in $(seq 100); do grep -q ready "$TMP/unwrap.log" && grep -q ready "$TMP/wrap.log" && break; sleep 0.1; done
-  dumpcap -q -i lo -f "tcp port $PORT" -w "$TMP/web.pcapng" 2>/dev/null &
+  dumpcap -q -i lo -f "tcp port $SPORT" -w "$TMP/web.pcapng" 2>/dev/null &
   local dpid=$!
   pids+=($dpid)
   sleep 1
-  timeout 20 "$BIN" client --server "127.0.0.1:$WPORT" --user bob --web listen --count 1 --timeout 15 \
-    --format ndjson >"$TMP/bob-web" 2>"$TMP/bob-web.err" &
+  # bob's web client over HTTPS writes its key log; alice's long link is clear.
+  SSLKEYLOGFILE="$TMP/web.keys" timeout 20 "$BIN" client --server "localhost:$SPORT" --user bob \
+    --web --tls-ca "$TMP/cert.pem" listen --count 1 --timeout 15 --format ndjson \
+    >"$TMP/bob-web" 2>"$TMP/bob-web.err" &
   local p1=$!
   pids+=($p1)
   for _ in $(seq 200); do grep -q 'listening as bob' "$TMP/bob-web.err" && break; sleep 0.05; done
   timeout 20 "$BIN" client --server "127.0.0.1:$SPORT" --user alice send bob "hello bob on the web" >/dev/null
   wait "$p1"
   grep -q '"hello bob on the web"' "$TMP/bob-web"
-  timeout 20 "$BIN" client --server "127.0.0.1:$WPORT" --user bob --web send alice "hi alice, from the web" >/dev/null
+  SSLKEYLOGFILE="$TMP/web.keys" timeout 20 "$BIN" client --server "localhost:$SPORT" --user bob \
+    --web --tls-ca "$TMP/cert.pem" send alice "hi alice, from the web" >/dev/null
   sleep 1
   kill -INT "$dpid"
   wait "$dpid" || true

@@ -317,10 +317,13 @@ fn a_web_session_over_tls_gives_the_clear_text_timeline() {
     let tls = shape(&["sync", &cap, "--keylog", &keys, "--format", "json"]);
     assert_eq!(clear.len(), 12);
     assert_eq!(tls, clear);
-    // Without the key log nothing opens: no web session.
+    // Without the key log nothing opens: no web session (alice's long
+    // link, in the clear, is there either way).
     let o = syncscope(&["sync", &cap, "--format", "json"]);
     let r: Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert!(r["sessions"].as_array().unwrap().is_empty(), "{r}");
+    let sessions = r["sessions"].as_array().unwrap();
+    assert!(!sessions.is_empty());
+    assert!(sessions.iter().all(|s| s["sid"].is_null()), "{r}");
     // Packets: each exchange's last packet is where tshark decodes its response.
     let o = syncscope(&["frames", &cap, "--keylog", &keys, "--format", "json"]);
     let recs: Vec<Value> = serde_json::from_slice(&o.stdout).unwrap();
@@ -372,10 +375,10 @@ fn every_prefix_of_a_tls_capture_is_safe() {
 }
 
 /// `serve --tls-cert --tls-key`: curl gets the web endpoints over HTTPS
-/// (TLS 1.2 and 1.3, checked against the certificate), the long link and
-/// plain HTTP still work on the same port, and with SSLKEYLOGFILE the
-/// server writes the session secrets as an NSS key log (which `--keylog`
-/// reads).
+/// (TLS 1.2 and 1.3, checked against the certificate), plain HTTP still
+/// works on the same port, `client --web --tls-ca` sends over HTTPS, and
+/// with SSLKEYLOGFILE the server and the client write the session secrets
+/// as an NSS key log (which `--keylog` reads).
 #[test]
 fn serve_speaks_https_on_its_port_with_tls_cert() {
     let dir = tempfile::tempdir().unwrap();
@@ -391,6 +394,7 @@ fn serve_speaks_https_on_its_port_with_tls_cert() {
         ])
         .args(["-nodes", "-days", "2", "-subj", "/CN=localhost"])
         .args(["-addext", "subjectAltName=DNS:localhost"])
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
         .arg("-keyout")
         .arg(&key)
         .arg("-out")
@@ -410,7 +414,7 @@ fn serve_speaks_https_on_its_port_with_tls_cert() {
         "127.0.0.1:0",
         "--memory",
         "--users",
-        "bob",
+        "alice,bob",
     ])
     .arg("--tls-cert")
     .arg(&cert)
@@ -454,5 +458,45 @@ fn serve_speaks_https_on_its_port_with_tls_cert() {
         .unwrap()
         .nss()
         .unwrap();
+    // Our web client over HTTPS, with its own key log.
+    let client_keys = dir.path().join("client.keys");
+    let o = crate::net::run_bounded({
+        let mut cmd = crate::net::syncscope();
+        cmd.args([
+            "client",
+            "--server",
+            &format!("localhost:{port}"),
+            "--user",
+            "bob",
+            "--web",
+        ])
+        .arg("--tls-ca")
+        .arg(&cert)
+        .args(["send", "alice", "hi over https"])
+        .env("SSLKEYLOGFILE", &client_keys);
+        cmd
+    });
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = std::fs::read_to_string(&client_keys).unwrap();
+    assert!(text.contains("CLIENT_TRAFFIC_SECRET_0 "), "{text}");
+    // A file with no certificate: refused, and said so.
+    let o = crate::net::run_bounded({
+        let mut cmd = crate::net::syncscope();
+        cmd.args([
+            "client",
+            "--server",
+            &format!("localhost:{port}"),
+            "--user",
+            "bob",
+            "--web",
+        ])
+        .arg("--tls-ca")
+        .arg(sample("curl-tls.keys"))
+        .args(["send", "alice", "hi"]);
+        cmd
+    });
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("--tls-ca"), "{err}");
     drop(srv);
 }

@@ -10,10 +10,37 @@ use std::sync::Arc;
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::ServerConfig;
+use rustls::{ClientConfig, RootCertStore, ServerConfig};
 
 /// The first byte of a TLS connection (a handshake record).
 pub const TLS_HANDSHAKE: u8 = 0x16;
+
+/// A client's TLS configuration that trusts the certificates of a PEM
+/// file (a CA, or the server's own self-signed certificate); ALPN
+/// http/1.1; session secrets to SSLKEYLOGFILE when it is set.
+pub fn client_config(trust: &Path) -> Result<Arc<ClientConfig>, String> {
+    let mut roots = RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(trust)
+        .map_err(|e| format!("cannot read the certificate {}: {e}", trust.display()))?
+    {
+        let c = c.map_err(|e| format!("{} is not a PEM certificate: {e}", trust.display()))?;
+        roots
+            .add(c)
+            .map_err(|e| format!("{}: {e}", trust.display()))?;
+    }
+    if roots.is_empty() {
+        return Err(format!("{} holds no certificate", trust.display()));
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.key_log = Arc::new(rustls::KeyLogFile::new());
+    Ok(Arc::new(config))
+}
 
 /// The server's TLS configuration from a PEM certificate chain and a PEM
 /// private key (PKCS#8, PKCS#1 or SEC1).
