@@ -98,6 +98,20 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
 
     pub(super) fn tls_gap(&mut self, here: &Here, t: &mut TlsSide, len: u64) {
         t.splitter.gap(len, &mut |o| self.tls_output(here, o));
+        // The records lost: the next one opens at its own sequence number,
+        // and the HTTP state learns of a hole (as many bytes as were lost
+        // on the wire: the plaintext's length is not known).
+        let i = ci(here.dir);
+        let Some(t) = self.conns.get_mut(&here.conn).and_then(|c| c.tls.as_mut()) else {
+            return;
+        };
+        if let Some(Ok(p)) = t.protection.as_mut() {
+            p.gap(i == 0);
+        }
+        if t.app[i] > 0 {
+            t.app[i] += len;
+            self.with_http(here, |h, mut out| h.gap(here.dir, len, &mut out));
+        }
     }
 
     pub(super) fn tls_finish(&mut self, here: &Here, t: &mut TlsSide) {

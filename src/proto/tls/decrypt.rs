@@ -16,6 +16,9 @@ use super::keys::{expand_label, prf, HashAlg, NssKeyLog, Secrets};
 
 /// Length of an AEAD tag.
 pub const TAG_LEN: usize = 16;
+/// Records a gap may have taken, at most, for the record after it to be
+/// opened (the sequence numbers searched: 4096 full records are 64 MiB).
+pub const MAX_LOST_RECORDS: u64 = 4096;
 
 /// Why a record was not opened.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -146,6 +149,9 @@ pub struct Protection {
     dirs: [Option<DirKeys>; 2],
     /// TLS 1.3: whether a direction moved to its application keys.
     application: [bool; 2],
+    /// Sequence numbers to search past the expected one, per direction
+    /// (set by [`Self::gap`]).
+    lost: [u64; 2],
     /// TLS 1.2: the key block's keys, (key, iv) per direction.
     tls12: Option<[(Vec<u8>, Vec<u8>); 2]>,
 }
@@ -187,6 +193,7 @@ impl Protection {
             secrets,
             dirs: [None, None],
             application: [false; 2],
+            lost: [0; 2],
             tls12: None,
         };
         if tls13 {
@@ -306,24 +313,34 @@ impl Protection {
                 None => Err(Undecrypted::Failed),
             };
         }
+        let window = self.lost[i];
+        let chacha = self.kind == CipherKind::ChaCha;
         let d = self.dirs[i].as_mut().ok_or(Undecrypted::NoKey)?;
-        let seq = d.seq;
-        let (nonce, ct) = if self.kind == CipherKind::ChaCha {
-            (xor_nonce(&d.iv, seq), payload)
+        let (explicit, ct) = if chacha {
+            (&[][..], payload)
         } else {
-            let (explicit, ct) = payload.split_at_checked(8).ok_or(Undecrypted::Failed)?;
-            let mut n = [0u8; 12];
-            n[..4].copy_from_slice(&d.iv);
-            n[4..].copy_from_slice(explicit);
-            (n, ct)
+            payload.split_at_checked(8).ok_or(Undecrypted::Failed)?
         };
         let plain_len = ct.len().checked_sub(TAG_LEN).ok_or(Undecrypted::Failed)?;
-        let mut aad = Vec::with_capacity(13);
-        aad.extend_from_slice(&seq.to_be_bytes());
-        aad.extend_from_slice(&header[..3]);
-        aad.extend_from_slice(&(plain_len as u16).to_be_bytes());
-        let plaintext = d.cipher.open(&nonce, &aad, ct).ok_or(Undecrypted::Failed)?;
-        d.seq += 1;
+        let (seq, plaintext) = (d.seq..=d.seq.saturating_add(window))
+            .find_map(|seq| {
+                let nonce = if chacha {
+                    xor_nonce(&d.iv, seq)
+                } else {
+                    let mut n = [0u8; 12];
+                    n[..4].copy_from_slice(&d.iv);
+                    n[4..].copy_from_slice(explicit);
+                    n
+                };
+                let mut aad = Vec::with_capacity(13);
+                aad.extend_from_slice(&seq.to_be_bytes());
+                aad.extend_from_slice(&header[..3]);
+                aad.extend_from_slice(&(plain_len as u16).to_be_bytes());
+                d.cipher.open(&nonce, &aad, ct).map(|p| (seq, p))
+            })
+            .ok_or(Undecrypted::Failed)?;
+        d.seq = seq + 1;
+        self.lost[i] = 0;
         Ok(Decrypted {
             content_type: header[0],
             plaintext,
@@ -331,11 +348,22 @@ impl Protection {
         })
     }
 
+    /// Records of the direction (`from_client`) were lost to a gap: the
+    /// next record is tried with up to [`MAX_LOST_RECORDS`] sequence
+    /// numbers past the expected one (then the count goes on from it).
+    pub fn gap(&mut self, from_client: bool) {
+        self.lost[idx(from_client)] = MAX_LOST_RECORDS;
+    }
+
     fn open13(&mut self, i: usize, header: &[u8], payload: &[u8]) -> Option<Decrypted> {
+        let window = self.lost[i];
         let d = self.dirs[i].as_mut()?;
-        let nonce = xor_nonce(&d.iv, d.seq);
-        let mut pt = d.cipher.open(&nonce, header, payload)?;
-        d.seq += 1;
+        let (seq, mut pt) = (d.seq..=d.seq.saturating_add(window)).find_map(|seq| {
+            let nonce = xor_nonce(&d.iv, seq);
+            d.cipher.open(&nonce, header, payload).map(|p| (seq, p))
+        })?;
+        d.seq = seq + 1;
+        self.lost[i] = 0;
         // TLSInnerPlaintext: content, the type, then zero padding.
         let end = pt.iter().rposition(|&b| b != 0)?;
         let content_type = pt[end];
@@ -356,4 +384,64 @@ fn xor_nonce(iv: &[u8], seq: u64) -> [u8; 12] {
         *b ^= s;
     }
     n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A TLS 1.3 AES-128-GCM record sealed with the server's traffic
+    /// secret at sequence number `seq` (content, then its inner type).
+    fn seal(secret: &[u8], seq: u64, content: &[u8]) -> (Vec<u8>, Vec<u8>) {
+        let key = expand_label(HashAlg::Sha256, secret, "key", 16).unwrap();
+        let iv = expand_label(HashAlg::Sha256, secret, "iv", 12).unwrap();
+        let c = AesGcm::<Aes128, U12>::new_from_slice(&key).unwrap();
+        let msg = [content, &[23]].concat();
+        let len = (msg.len() + TAG_LEN) as u16;
+        let header = [&[23u8, 3, 3][..], &len.to_be_bytes()].concat();
+        let nonce = xor_nonce(&iv, seq);
+        let n = aes_gcm::aead::Nonce::<AesGcm<Aes128, U12>>::try_from(&nonce[..]).unwrap();
+        let ct = c
+            .encrypt(
+                &n,
+                Payload {
+                    msg: &msg,
+                    aad: &header,
+                },
+            )
+            .unwrap();
+        (header, ct)
+    }
+
+    /// After a gap, the record that follows opens with the sequence number
+    /// it has (records lost in the gap are skipped); without the gap said,
+    /// it does not.
+    #[test]
+    fn records_after_a_gap_open_at_their_sequence_number() {
+        let secret = [7u8; 32];
+        let log = NssKeyLog::parse(&format!(
+            "SERVER_TRAFFIC_SECRET_0 {} {}\n",
+            "11".repeat(32),
+            hex::encode(secret)
+        ))
+        .unwrap();
+        let facts = HelloFacts {
+            client_random: Some([0x11; 32]),
+            server_random: Some([0x22; 32]),
+            version_id: Some(0x0304),
+            cipher_id: Some(0x1301),
+            ..HelloFacts::default()
+        };
+        let (h0, r0) = seal(&secret, 0, b"first");
+        let (h5, r5) = seal(&secret, 5, b"after the gap");
+        let (h6, r6) = seal(&secret, 6, b"next");
+        let mut p = Protection::new(&facts, Some(&log)).unwrap();
+        assert_eq!(p.open(false, &h0, &r0).unwrap().plaintext, b"first");
+        assert_eq!(p.open(false, &h5, &r5), Err(Undecrypted::Failed));
+        p.gap(false);
+        assert_eq!(p.open(false, &h5, &r5).unwrap().plaintext, b"after the gap");
+        assert_eq!(p.open(false, &h6, &r6).unwrap().plaintext, b"next");
+        // The client's side has no secret.
+        assert_eq!(p.open(true, &h0, &r0), Err(Undecrypted::NoKey));
+    }
 }
