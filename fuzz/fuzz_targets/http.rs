@@ -171,12 +171,19 @@ fn one_message(b: &[u8], max_head: usize, max_body: usize) {
     for kind in [Kind::Request, Kind::Response, Kind::Either] {
         for eof in [false, true] {
             if let Parse::Complete(m, n) = message::parse(b, kind, &limits, eof) {
-                assert!(n <= b.len() && m.end_offset() == n, "message beyond its input");
+                assert!(
+                    n <= b.len() && m.end_offset() == n,
+                    "message beyond its input"
+                );
                 assert!(m.body.len() <= max_body, "body over the cap");
                 assert!(m.body_offset <= max_head, "head over the cap");
                 if m.complete {
                     let again = message::parse(&b[..n], kind, &limits, eof);
-                    assert_eq!(again, Parse::Complete(m, n), "not the same from its own bytes");
+                    assert_eq!(
+                        again,
+                        Parse::Complete(m, n),
+                        "not the same from its own bytes"
+                    );
                 }
             }
         }

@@ -121,7 +121,10 @@ impl Track {
                 let len = u64::from(header.len);
                 let hl = self.variant.header_len();
                 assert!(len >= hl as u64, "frame shorter than its header");
-                assert_eq!(self.oversize_at, None, "a frame before an over-cap header's skip");
+                assert_eq!(
+                    self.oversize_at, None,
+                    "a frame before an over-cap header's skip"
+                );
                 assert!(offset >= self.end, "frame at {offset} before {}", self.end);
                 let raw = fed
                     .bytes(data, offset, len)
@@ -145,7 +148,10 @@ impl Track {
             } => {
                 assert!(len > 0, "empty skip");
                 if let Some(o) = self.oversize_at.take() {
-                    assert_eq!(offset, o, "the skip after an over-cap header starts elsewhere");
+                    assert_eq!(
+                        offset, o,
+                        "the skip after an over-cap header starts elsewhere"
+                    );
                 }
                 assert!(offset >= self.end, "skip at {offset} before {}", self.end);
                 assert!(
@@ -159,7 +165,10 @@ impl Track {
             }
             FramerEvent::BodyPart { offset, bytes, .. } => {
                 // These framers assemble (keep_bodies): none streams.
-                panic!("a body part at {offset} ({} bytes) from a framer that assembles", bytes.len());
+                panic!(
+                    "a body part at {offset} ({} bytes) from a framer that assembles",
+                    bytes.len()
+                );
             }
             FramerEvent::Oversize { offset, header } => {
                 assert!(
@@ -200,7 +209,10 @@ impl Track {
     /// After `finish`: every fed byte is in some event, and every over-cap
     /// header's bytes were reported.
     fn check_finished(&self, fed: &Fed) {
-        assert_eq!(self.oversize_at, None, "an over-cap header's bytes not reported");
+        assert_eq!(
+            self.oversize_at, None,
+            "an over-cap header's bytes not reported"
+        );
         assert_eq!(self.covered, fed.fed, "fed bytes not in any frame or skip");
     }
 }

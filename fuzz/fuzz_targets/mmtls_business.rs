@@ -33,8 +33,8 @@ use syncscope::body::protobuf::{decode_raw, to_json};
 use syncscope::body::synckey::SyncKey;
 use syncscope::detect;
 use syncscope::proto::business::BusinessHeader;
-use syncscope::proto::mmtls::{self, Output, RecordHeader, SkipReason, Splitter, MAX_RECORD_LEN};
 use syncscope::proto::http::message::{self, Kind, Limits, Parse};
+use syncscope::proto::mmtls::{self, Output, RecordHeader, SkipReason, Splitter, MAX_RECORD_LEN};
 use syncscope::proto::shortlink::{self, ShortLinkPayload};
 
 /// Fed bytes: (stream offset, start in the input, length), adjacent runs

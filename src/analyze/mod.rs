@@ -39,6 +39,7 @@ mod report;
 mod roles;
 mod sends;
 mod shortlink;
+mod tls;
 mod web;
 
 use std::collections::HashMap;
@@ -69,6 +70,7 @@ pub use report::{
     MmtlsTotals, Report, SyncKeySeen,
 };
 pub use roles::RolesBy;
+pub use tls::TlsTotals;
 pub use web::request_value as http_request_value;
 pub use web::text as http_body_value;
 
@@ -104,6 +106,7 @@ enum Dissector {
     },
     Longlink(longlink::LonglinkSide),
     Mmtls(Box<mmtls::MmtlsSide>),
+    Tls(Box<tls::TlsSide>),
     /// HTTP/1.x: both directions go to the connection's [`http::Conn`].
     Http,
     /// Anything else: counted, not dissected.
@@ -165,6 +168,8 @@ struct Conn {
     /// Short-link requests in order, for their responses (HTTP/1.1 answers in order).
     short_pending: std::collections::VecDeque<Option<shortlink::ShortReq>>,
     short_links: u64,
+    /// TLS state of the connection (both directions), once a record is seen.
+    tls: Option<Box<tls::TlsConn>>,
     /// HTTP state of the connection (both directions), once a side speaks HTTP.
     http: Option<Box<http::Conn>>,
     /// MMTLS records found in HTTP bodies, numbered per direction (c2s, s2c).
@@ -432,6 +437,9 @@ impl<F: FnMut(&FrameRecord)> Sink for Analyzer<'_, F> {
             if let Dissector::Longlink(fr) = &mut d {
                 self.longlink_finish(&here, side, fr);
             }
+            if let Dissector::Tls(t) = &mut d {
+                self.tls_finish(&here, t);
+            }
             for (offset, len) in d.finish() {
                 self.anomaly(
                     s.id,
@@ -478,6 +486,11 @@ impl<F: FnMut(&FrameRecord)> Sink for Analyzer<'_, F> {
                 conn.short_links,
             )
             .role_conflicts = conn.role_conflicts;
+        if let Some(facts) = conn.tls.map(|t| t.facts) {
+            let row = self.report.connections.last_mut().expect("just added");
+            row.server_name.clone_from(&facts.server_name);
+            row.tls = Some(facts);
+        }
         self.report.pairing.push((
             s.id,
             conn.pairing.counts().clone(),
@@ -509,8 +522,8 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
         let r = &mut self.conns.get_mut(&conn).expect("conn").roles;
         if r.by() == RolesBy::FirstPacket {
             r.infer(side, proto, evidence);
-        } else if let Some(e) =
-            evidence.filter(|_| matches!(proto, Protocol::Mmtls | Protocol::Unknown))
+        } else if let Some(e) = evidence
+            .filter(|_| matches!(proto, Protocol::Mmtls | Protocol::Tls | Protocol::Unknown))
         {
             let (by, dir) = (r.by(), r.direction(side));
             self.role_evidence(conn, by, dir, offset, e.client, || e.what.to_owned());
@@ -664,6 +677,7 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
                 Protocol::Longlink => "long-link frame",
                 Protocol::Mmtls => "MMTLS record",
                 Protocol::Mars => "Mars frame",
+                Protocol::Tls => "TLS record",
                 _ => "HTTP start line",
             };
             let why = if after_gap {
@@ -717,6 +731,7 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
                 }),
             )),
             Protocol::Mmtls => Dissector::Mmtls(Box::default()),
+            Protocol::Tls => Dissector::Tls(Box::default()),
             Protocol::Http => {
                 conn.http
                     .get_or_insert_with(|| Box::new(http::Conn::new(http::Config::default())));
@@ -796,6 +811,7 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
             Dissector::Sniffing { .. } | Dissector::Other => {}
             Dissector::Longlink(fr) => self.longlink_gap(here, fr, len),
             Dissector::Mmtls(m) => m.splitter.gap(len),
+            Dissector::Tls(t) => self.tls_gap(here, t, len),
             Dissector::Http => self.with_http(here, |h, mut out| h.gap(here.dir, len, &mut out)),
         }
         self.put_dissector(here, side, d);
@@ -818,6 +834,7 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
         match &mut d {
             Dissector::Longlink(fr) => self.longlink_feed(here, side, fr, offset, bytes),
             Dissector::Mmtls(m) => self.mmtls_feed(here, side, m, offset, bytes),
+            Dissector::Tls(t) => self.tls_feed(here, t, offset, bytes),
             Dissector::Http => self.with_http(here, |h, mut out| {
                 h.feed(here.dir, offset, bytes, here.ts, &mut out)
             }),

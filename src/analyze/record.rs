@@ -23,18 +23,21 @@ pub enum Layer {
     Http,
     /// A web WeChat exchange (jslogin ... webwxsendmsg).
     Web,
+    /// A TLS record.
+    Tls,
 }
 
 impl Layer {
     /// Every layer, in the order the help lists them: what `--layer`
     /// accepts is what records print.
-    pub const ALL: [Layer; 6] = [
+    pub const ALL: [Layer; 7] = [
         Layer::Longlink,
         Layer::Mars,
         Layer::Shortlink,
         Layer::Mmtls,
         Layer::Http,
         Layer::Web,
+        Layer::Tls,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -45,6 +48,7 @@ impl Layer {
             Layer::Mmtls => "mmtls",
             Layer::Http => "http",
             Layer::Web => "web",
+            Layer::Tls => "tls",
         }
     }
 }
@@ -71,6 +75,8 @@ pub enum Kind {
     Message(longlink::Kind),
     /// An MMTLS record of this type (`unknown` when the type is not known).
     Record(RecordType),
+    /// A TLS record of this content type.
+    Tls(u8),
 }
 
 impl Kind {
@@ -78,6 +84,7 @@ impl Kind {
         match self {
             Kind::Message(k) => k.as_str(),
             Kind::Record(t) => t.name().unwrap_or("unknown"),
+            Kind::Tls(t) => crate::proto::tls::content_type_name(t),
         }
     }
 }
@@ -134,7 +141,11 @@ pub struct FrameRecord {
     /// Index of the MMTLS record (per direction) the frame came from.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mmtls_record: Option<u64>,
-    /// MMTLS records: plaintext, decrypted, no_key or failed.
+    /// Index of the TLS record (per direction).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_record: Option<u64>,
+    /// MMTLS and TLS records: plaintext, decrypted, no_key or failed (TLS
+    /// also unsupported_suite).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub crypto: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -203,6 +214,7 @@ impl FrameRecord {
             after_gap: false,
             body: serde_json::Value::Null,
             mmtls_record: None,
+            tls_record: None,
             crypto: None,
             uri: None,
             host: None,
@@ -304,7 +316,7 @@ mod tests {
         let e = "shortlinks".parse::<Layer>().unwrap_err();
         assert_eq!(
             e,
-            "unknown layer 'shortlinks' (one of longlink, mars, shortlink, mmtls, http, web)"
+            "unknown layer 'shortlinks' (one of longlink, mars, shortlink, mmtls, http, web, tls)"
         );
     }
 }

@@ -30,6 +30,12 @@ pub enum AnomalyKind {
     UnfinishedFrame,
     /// Bytes the HTTP parser skipped.
     HttpSkipped,
+    /// Bytes that are not TLS records (after a gap, or garbage).
+    TlsSkipped,
+    /// TLS records a key log was given for and that stay closed: the first
+    /// of a connection without a key (or with an unsupported suite), and
+    /// every record that does not authenticate.
+    TlsUndecrypted,
     /// Bytes that are not MMTLS records.
     MmtlsSkipped,
     /// Short-link early data that does not parse.
@@ -58,6 +64,8 @@ impl AnomalyKind {
             AnomalyKind::OversizeFrame => "oversize_frame",
             AnomalyKind::UnfinishedFrame => "unfinished_frame",
             AnomalyKind::HttpSkipped => "http_skipped",
+            AnomalyKind::TlsSkipped => "tls_skipped",
+            AnomalyKind::TlsUndecrypted => "tls_undecrypted",
             AnomalyKind::MmtlsSkipped => "mmtls_skipped",
             AnomalyKind::ShortlinkPayload => "shortlink_payload",
             AnomalyKind::MmtlsDecryptFailed => "mmtls_decrypt_failed",
@@ -88,6 +96,8 @@ pub enum ConnKind {
     MmtlsShort,
     /// Other HTTP (web WeChat, plain short links, anything else).
     Http,
+    /// TLS records (HTTPS and the like), opened or not.
+    Tls,
     /// Bytes no dissector recognises.
     Unknown,
     /// A connection without payload.
@@ -98,6 +108,9 @@ impl ConnKind {
     /// The kind of a connection from its directions' protocols and the
     /// short-link exchanges found on it.
     pub fn of(protos: [Option<Protocol>; 2], short_links: u64) -> ConnKind {
+        if protos.contains(&Some(Protocol::Tls)) {
+            return ConnKind::Tls;
+        }
         if short_links > 0 {
             return ConnKind::MmtlsShort;
         }
@@ -105,6 +118,7 @@ impl ConnKind {
             Some(Protocol::Mmtls) => ConnKind::MmtlsLong,
             Some(Protocol::Longlink | Protocol::Mars) => ConnKind::Longlink,
             Some(Protocol::Http) => ConnKind::Http,
+            Some(Protocol::Tls) => ConnKind::Tls,
             Some(Protocol::Unknown) => ConnKind::Unknown,
             None => ConnKind::NoPayload,
         }
@@ -116,6 +130,7 @@ impl ConnKind {
             ConnKind::MmtlsLong => "mmtls_long",
             ConnKind::MmtlsShort => "mmtls_short",
             ConnKind::Http => "http",
+            ConnKind::Tls => "tls",
             ConnKind::Unknown => "unknown",
             ConnKind::NoPayload => "no_payload",
         }
@@ -136,6 +151,8 @@ pub struct LayerCounts {
     /// request the connection ended without answering).
     pub http_exchanges: u64,
     pub mmtls_records: u64,
+    /// TLS records (the envelope of the HTTP exchanges opened in them).
+    pub tls_records: u64,
 }
 
 impl LayerCounts {
@@ -153,8 +170,8 @@ pub struct ConnRow {
     pub client: String,
     pub server: String,
     /// What the connection carries: longlink (plaintext), mmtls_long,
-    /// mmtls_short (short-link HTTP with MMTLS bodies), http, unknown or
-    /// no_payload.
+    /// mmtls_short (short-link HTTP with MMTLS bodies), http, tls, unknown
+    /// or no_payload.
     pub kind: ConnKind,
     pub protocol_c2s: Option<Protocol>,
     pub protocol_s2c: Option<Protocol>,
@@ -166,6 +183,13 @@ pub struct ConnRow {
     #[serde(flatten)]
     pub layers: LayerCounts,
     pub end: &'static str,
+    /// The server name a TLS client asked for (SNI).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_name: Option<String>,
+    /// What the TLS hellos said (version, cipher suite, ALPN, resumption,
+    /// alerts); absent for connections without TLS.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<crate::proto::tls::HelloFacts>,
     /// How client and server were told apart, when no handshake showed
     /// them: protocol, port or first_packet (absent: a SYN or SYN+ACK).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -358,6 +382,8 @@ pub struct Report {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unanswered_omitted: Option<Overflow<u32>>,
     pub mmtls: MmtlsTotals,
+    /// TLS records: how many, and how many were opened (or why not).
+    pub tls: super::tls::TlsTotals,
     /// Short-link messages dissected (requests and responses); per cgi in
     /// `messages`.
     pub short_links: u64,
@@ -501,6 +527,8 @@ impl Report {
             messages: layers.messages(),
             layers,
             end: s.end.as_str(),
+            server_name: None,
+            tls: None,
             roles: roles.inferred().then_some(roles),
             role_conflicts: 0,
             preview,
@@ -572,6 +600,9 @@ mod tests {
         assert_eq!(of(Some(Unknown), None, 0), "unknown");
         // One short-link exchange makes an HTTP connection a short link.
         assert_eq!(of(Some(Http), Some(Http), 1), "mmtls_short");
+        // TLS is TLS whatever is opened inside it.
+        assert_eq!(of(Some(Tls), Some(Tls), 1), "tls");
+        assert_eq!(of(Some(Tls), Some(Unknown), 0), "tls");
         assert_eq!(
             serde_json::to_string(&ConnKind::MmtlsShort).unwrap(),
             r#""mmtls_short""#

@@ -240,7 +240,7 @@ pub(super) fn evidence(proto: Protocol, first: &[u8]) -> Option<Evidence> {
             };
             Evidence::new(c, what)
         }),
-        Protocol::Unknown => tls_hello(first).map(|c| {
+        Protocol::Unknown | Protocol::Tls => tls_hello(first).map(|c| {
             let what = if c {
                 "a TLS ClientHello"
             } else {

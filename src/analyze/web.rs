@@ -297,7 +297,8 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
         ex: Option<&web::WebExchange>,
     ) {
         let span = |m: &http::Message, this: &mut Self| {
-            this.span(at.conn, m.dir, m.stream_offset, m.end_offset)
+            this.tls_plain_span(at.conn, m.dir, m.stream_offset, m.end_offset)
+                .unwrap_or_else(|| this.span(at.conn, m.dir, m.stream_offset, m.end_offset))
         };
         let req_span = request.map(|r| span(r, self));
         let resp_span = response.map(|r| span(r, self));

@@ -39,6 +39,10 @@ pub struct Args {
     /// webwxsendmsg) as the user's device "web" instead of the long link.
     #[arg(long, conflicts_with_all = ["device", "short"])]
     pub web: bool,
+    /// With --web: speak HTTPS to the server, trusting the certificates in this PEM file (a CA,
+    /// or `serve --tls-cert`'s own); session secrets go to SSLKEYLOGFILE when it is set.
+    #[arg(long, value_name = "CERT", requires = "web")]
+    pub tls_ca: Option<std::path::PathBuf>,
     /// Use the short link: each request an HTTP POST to /cgi-bin/micromsg-bin/<cgi>
     /// (manualauth, newsendmsg, newsync) with the session cookie, instead of the long link.
     /// `listen` then polls newsync (the short link has no pushes).
@@ -166,6 +170,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut config = Config::new(args.server.clone(), args.user.clone());
     config.device = args.device.clone();
     config.password = args.password.clone();
+    if let Some(ca) = &args.tls_ca {
+        config.web_tls = Some(
+            syncscope::net::server::tls::client_config(ca)
+                .map_err(|e| anyhow::anyhow!("--tls-ca: {e}"))?,
+        );
+    }
     let (user, server) = (args.user.clone(), args.server.clone());
     config.web_login = Some(LoginNotice(Arc::new(move |uuid: &str| {
         eprintln!(

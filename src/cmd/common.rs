@@ -29,7 +29,8 @@ pub fn format_parser(offered: &'static [Format]) -> impl TypedValueParser<Value 
 /// What decodes bodies: key log, schemas, profile (capture files and live).
 #[derive(clap::Args, Debug)]
 pub struct DecodeArgs {
-    /// Key log (JSON lines, OUTER/INNER keys) to decrypt MMTLS and business packets.
+    /// Key log to decrypt with: JSON lines (OUTER/INNER keys) for MMTLS and business packets, or an
+    /// NSS key log (SSLKEYLOGFILE) for TLS; the format is read from the file.
     #[arg(long, value_name = "FILE")]
     pub keylog: Option<PathBuf>,
     /// .proto file to decode bodies with (repeatable); the profile maps cmds and cgis to messages.

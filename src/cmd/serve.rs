@@ -73,6 +73,13 @@ pub struct Args {
     /// Time allowed for one frame or HTTP request, first byte to last (slowloris guard).
     #[arg(long, default_value_t = 30, value_name = "SECS")]
     pub frame_timeout: u64,
+    /// Serve HTTPS too, on the same port, with this PEM certificate chain (needs --tls-key);
+    /// session secrets go to SSLKEYLOGFILE when it is set.
+    #[arg(long, value_name = "CERT", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "KEY", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
     /// Longest hold of a web synccheck or login poll with nothing to tell (the real service: 25).
     #[arg(long, default_value_t = 25, value_name = "SECS")]
     pub web_poll: u64,
@@ -249,6 +256,12 @@ pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
         max_open_uploads: args.max_open_uploads.max(1),
         upload_ttl: Duration::from_secs(args.upload_ttl.max(1)),
         receipts: args.receipts,
+        tls: match (&args.tls_cert, &args.tls_key) {
+            (Some(c), Some(k)) => Some(
+                server::tls::server_config(c, k).map_err(|e| anyhow::anyhow!("--tls-cert: {e}"))?,
+            ),
+            _ => None,
+        },
         log: Some(Arc::new(move |e: &server::Event| {
             let routine = matches!(
                 e,

@@ -9,7 +9,7 @@
 //! (a long link answers a long link), which shortens the chain asked for.
 //! Past [`SEARCH_LEN`] bytes without one, the direction is unknown.
 
-use crate::proto::{http, longlink, mmtls};
+use crate::proto::{http, longlink, mmtls, tls};
 
 /// Bytes looked at, at most, at the start of a direction.
 pub const SNIFF_LEN: usize = 16;
@@ -26,6 +26,8 @@ pub const LONGLINK_CHAIN: [usize; 2] = [2, 1];
 pub const MARS_CHAIN: [usize; 2] = [2, 1];
 /// The same for MMTLS records (their header is weaker: 3 fixed bytes).
 pub const MMTLS_CHAIN: [usize; 2] = [3, 2];
+/// The same for TLS records (content type, `03 0x` version, a length).
+pub const TLS_CHAIN: [usize; 2] = [2, 1];
 
 /// What [`locate`] finds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +64,7 @@ pub fn locate_with(
     let ll_need = LONGLINK_CHAIN[usize::from(hint == Some(Protocol::Longlink))];
     let mm_need = MMTLS_CHAIN[usize::from(hint == Some(Protocol::Mmtls))];
     let mars_need = MARS_CHAIN[usize::from(hint == Some(Protocol::Mars))];
+    let tls_need = TLS_CHAIN[usize::from(hint == Some(Protocol::Tls))];
     let mars = longlink::Variant::Mars {
         client_version: mars_version,
     };
@@ -93,6 +96,16 @@ pub fn locate_with(
             (n, longlink::Chain::Long) if n >= mm_need => return Located::At(Protocol::Mmtls, p),
             (n, longlink::Chain::Exact) if complete && n >= 2 => {
                 return Located::At(Protocol::Mmtls, p)
+            }
+            (n, longlink::Chain::Past | longlink::Chain::Exact) if !complete && n >= 1 => {
+                return Located::More(p)
+            }
+            _ => {}
+        }
+        match tls::chain(&b[p..], tls_need) {
+            (n, longlink::Chain::Long) if n >= tls_need => return Located::At(Protocol::Tls, p),
+            (n, longlink::Chain::Exact) if complete && n >= 1 => {
+                return Located::At(Protocol::Tls, p)
             }
             (n, longlink::Chain::Past | longlink::Chain::Exact) if !complete && n >= 1 => {
                 return Located::More(p)
@@ -134,6 +147,8 @@ pub enum Protocol {
     Mars,
     /// HTTP/1.x request or response.
     Http,
+    /// TLS records (HTTPS and anything else under TLS).
+    Tls,
     /// Something else.
     Unknown,
 }
@@ -145,6 +160,7 @@ impl Protocol {
             Protocol::Mmtls => "mmtls",
             Protocol::Mars => "mars",
             Protocol::Http => "http",
+            Protocol::Tls => "tls",
             Protocol::Unknown => "unknown",
         }
     }
@@ -192,6 +208,9 @@ pub fn detect(first: &[u8], complete: bool) -> Option<Protocol> {
     if first.len() >= mmtls::HEADER_LEN {
         if mmtls::looks_like_record(first) {
             return Some(Protocol::Mmtls);
+        }
+        if tls::looks_like_record(first) {
+            return Some(Protocol::Tls);
         }
     } else if !complete {
         return None;
@@ -351,5 +370,31 @@ mod tests {
             locate(&ll, 0, false, None),
             Located::At(Protocol::Longlink, 0)
         );
+    }
+
+    /// TLS: a record at the start is TLS at once; mid-stream (the tail of
+    /// a record first), two records in a row, or one with the other side
+    /// TLS, or one that ends exactly where the bytes end.
+    #[test]
+    fn tls_by_its_records_at_the_start_and_mid_stream() {
+        let rec = |t: u8, n: usize| {
+            let mut v = vec![t, 3, 3, 0, n as u8];
+            v.extend(std::iter::repeat_n(0xa5, n));
+            v
+        };
+        let hello = rec(22, 40);
+        assert_eq!(detect(&hello[..16], false), Some(Protocol::Tls));
+        let mut b = vec![0x5a; 7]; // the tail of a record
+        b.extend(rec(23, 30)); // 7..42
+        assert_eq!(locate(&b, 0, false, None), Located::More(7));
+        assert_eq!(
+            locate(&b, 0, false, Some(Protocol::Tls)),
+            Located::At(Protocol::Tls, 7)
+        );
+        assert_eq!(locate(&b, 0, true, None), Located::At(Protocol::Tls, 7));
+        b.extend(rec(23, 10));
+        assert_eq!(locate(&b, 0, false, None), Located::At(Protocol::Tls, 7));
+        // SSH stays unknown, and is not searched.
+        assert!(!worth_searching(b"SSH-2.0-x"));
     }
 }

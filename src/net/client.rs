@@ -65,6 +65,9 @@ pub struct Config {
     /// Web client: told the uuid of a login that waits for a device's
     /// confirmation (`syncscope client confirm UUID`).
     pub web_login: Option<LoginNotice>,
+    /// The web endpoints over HTTPS (`client --web --tls-ca`): the TLS
+    /// configuration its connections use (`None`: plain HTTP).
+    pub web_tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 impl Config {
@@ -145,6 +148,7 @@ impl Config {
             max_frame_len: DEFAULT_MAX_FRAME_LEN,
             auth: AuthCache::default(),
             web_login: None,
+            web_tls: None,
         }
     }
 }

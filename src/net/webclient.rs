@@ -136,8 +136,8 @@ impl WebSession {
             });
         }
         let mut s = WebSession {
-            api: Conn::new(&config.server),
-            poll: Conn::new(&config.server),
+            api: Conn::new(&config.server).with_tls(config.web_tls.clone()),
+            poll: Conn::new(&config.server).with_tls(config.web_tls.clone()),
             request_timeout: config.request_timeout,
             cookies: BTreeMap::new(),
             uin: 0,

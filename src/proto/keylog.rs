@@ -291,6 +291,8 @@ pub struct KeyLog {
     gcm_by_tag: HashMap<Vec<u8>, Vec<usize>>,
     cbc_by_tail: HashMap<Vec<u8>, Vec<usize>>,
     lines: usize,
+    /// An NSS key log (`SSLKEYLOGFILE`) for TLS, when the file is one.
+    nss: Option<crate::proto::tls::NssKeyLog>,
 }
 
 #[derive(Deserialize)]
@@ -334,8 +336,17 @@ const KEY_LENS: &[usize] = &[16, 24, 32];
 
 impl KeyLog {
     /// Parses a whole key log. Blank lines and lines starting with `#` are
-    /// ignored; anything else must be a known JSON line.
+    /// ignored; anything else must be a known JSON line. A file whose first
+    /// line is an NSS key-log line (`CLIENT_RANDOM ...`) is read as one
+    /// (the TLS secrets of [`crate::proto::tls::NssKeyLog`]).
     pub fn parse(text: &str) -> Result<KeyLog, KeyLogError> {
+        if crate::proto::tls::keys::looks_like_nss(text) {
+            return Ok(KeyLog {
+                lines: text.lines().count(),
+                nss: Some(crate::proto::tls::NssKeyLog::parse(text)?),
+                ..KeyLog::default()
+            });
+        }
         let mut log = KeyLog::default();
         for (i, raw) in text.lines().enumerate() {
             let line = i + 1;
@@ -420,6 +431,11 @@ impl KeyLog {
             path: path.to_owned(),
             source,
         })
+    }
+
+    /// The TLS secrets, when the file is an NSS key log.
+    pub fn nss(&self) -> Option<&crate::proto::tls::NssKeyLog> {
+        self.nss.as_ref()
     }
 
     /// Number of lines read (including blank ones).

@@ -8,4 +8,5 @@ pub mod keylog;
 pub mod longlink;
 pub mod mmtls;
 pub mod shortlink;
+pub mod tls;
 pub mod web;

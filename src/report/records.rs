@@ -112,6 +112,7 @@ mod tests {
             after_gap: false,
             body: serde_json::Value::Null,
             mmtls_record: None,
+            tls_record: None,
             crypto: None,
             uri: None,
             host: None,

@@ -97,7 +97,7 @@ pub fn frame_cells(r: &crate::analyze::FrameRecord, view: &View) -> [String; 13]
         r.latency_us.map(ms).unwrap_or_default(),
         packets(r.first_packet, r.last_packet),
         r.stream_offset.to_string(),
-        match (r.mmtls_record, r.crypto) {
+        match (r.mmtls_record.or(r.tls_record), r.crypto) {
             (Some(i), Some(c)) => format!("#{i} {c}"),
             (Some(i), None) => format!("#{i}"),
             _ => String::new(),
@@ -164,6 +164,8 @@ pub fn analyze(r: &crate::analyze::Report, view: &View, out: &mut dyn io::Write)
     // handshake seen): a narrow column and a legend, so that captures with
     // handshakes keep their table.
     let inferred = r.connections.iter().any(|c| c.roles.is_some());
+    // The TLS server name (SNI), only when some connection has one.
+    let named = r.connections.iter().any(|c| c.server_name.is_some());
     let mut header = vec![
         Col::new("id"),
         Col::new("client").fit(Fit::Middle),
@@ -176,6 +178,9 @@ pub fn analyze(r: &crate::analyze::Report, view: &View, out: &mut dyn io::Write)
         Col::new("messages"),
         Col::new("end"),
     ];
+    if named {
+        header.insert(3, Col::new("server name").fit(Fit::Middle));
+    }
     if inferred {
         header.push(Col::new("roles"));
     }
@@ -192,6 +197,9 @@ pub fn analyze(r: &crate::analyze::Report, view: &View, out: &mut dyn io::Write)
             c.messages.to_string(),
             c.end.to_owned(),
         ];
+        if named {
+            row.insert(3, c.server_name.clone().unwrap_or_default());
+        }
         if inferred {
             row.push(c.roles.map_or("", roles_label).to_owned());
         }
@@ -324,6 +332,23 @@ pub fn analyze(r: &crate::analyze::Report, view: &View, out: &mut dyn io::Write)
                 m.decrypted,
                 m.no_key,
                 m.failed
+            ))
+        );
+    }
+    let t = &r.tls;
+    if t.records > 0 {
+        let _ = writeln!(
+            s,
+            "{}\n",
+            view.wrap(&format!(
+                "TLS records: {}; plaintext {}, decrypted {} ({} application bytes), no key {}, unsupported suite {}, failed {}",
+                t.records,
+                t.plaintext,
+                t.decrypted,
+                t.decrypted_bytes,
+                t.no_key,
+                t.unsupported_suite,
+                t.failed
             ))
         );
     }

@@ -38,6 +38,7 @@ mod roles;
 mod sniff;
 mod sync_sends;
 mod synth_mix;
+mod tls;
 mod tunnels;
 mod web_server;
 mod web_session;

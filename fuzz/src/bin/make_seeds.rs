@@ -357,7 +357,11 @@ fn longlink_seeds() -> Vec<(&'static str, Vec<u8>)> {
     ));
     frames.extend(longlink::encode(NOOP, SEQ_HEARTBEAT, b""));
     frames.extend(longlink::encode(NEWSYNC, 1, &protobuf_msg()));
-    frames.extend(longlink::encode(response(NEWSYNC), 1, &business(&protobuf_msg())));
+    frames.extend(longlink::encode(
+        response(NEWSYNC),
+        1,
+        &business(&protobuf_msg()),
+    ));
     frames.extend(longlink::encode(NEWNOTIFY, SEQ_PUSH, &[0x5a; 40]));
     let seed = |cfg: u8, pattern: &[u8], stream: &[u8]| {
         assert_eq!(usize::from(cfg & 7) + 1, pattern.len());

@@ -142,6 +142,46 @@ impl Handler {
         }
     }
 
+    /// HTTPS: the TLS handshake (within the frame timeout), then HTTP
+    /// requests over it as on a plain connection.
+    async fn serve_tls(
+        &mut self,
+        tls: Arc<rustls::ServerConfig>,
+        limit: Duration,
+    ) -> Result<(), Close> {
+        let local = self.conn.get_ref().local_addr().ok();
+        let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+        let stream = match timeout(limit, acceptor.accept(self.conn.get_mut())).await {
+            Ok(Ok(s)) => s,
+            // A failed handshake has its alert sent by rustls; nothing to add.
+            Ok(Err(_)) | Err(_) => return Err(Close::Io),
+        };
+        let mut conn = Connection::new(stream, self.shared.config.max_frame_len);
+        let mut origin = http::Origin {
+            peer: self.peer,
+            local,
+            shutdown: &mut self.shutdown,
+        };
+        let r = http::serve(&mut conn, &self.shared, &mut origin).await;
+        let r = match r {
+            // The error answer goes over TLS, here.
+            Err(Close::Http { status, ret, error }) => {
+                let body = format!("syncscope: {error} (ret {ret})\n");
+                self.shared.log(Event::BadInput {
+                    peer: self.peer,
+                    ret,
+                    error,
+                });
+                let resp = http::response(status, "text/plain", body.as_bytes(), false);
+                let _ = conn.write_raw(&resp).await;
+                Err(Close::Io)
+            }
+            r => r,
+        };
+        let _ = conn.shutdown().await;
+        r
+    }
+
     async fn serve(&mut self) -> Result<(), Close> {
         let config = &self.shared.config;
         let (idle, auth) = (config.idle_timeout, config.auth_timeout);
@@ -168,6 +208,25 @@ impl Handler {
         let mut deadline = Instant::now() + auth;
         let timer = tokio::time::sleep_until(deadline);
         tokio::pin!(timer);
+        // With --tls-cert, a first byte that starts a TLS handshake record
+        // is HTTPS: looked at without reading it, so that rustls gets it.
+        if let Some(tls) = config.tls.clone() {
+            let mut first = [0u8; 1];
+            let peeked = tokio::select! {
+                biased;
+                _ = &mut stop => return Ok(()),
+                r = self.conn.get_ref().peek(&mut first) => r,
+                _ = &mut timer => return Err(Close::bad(ret::TIMEOUT, 0, unauthenticated())),
+            };
+            match peeked {
+                Ok(0) => return Ok(()),
+                Err(_) => return Err(Close::Io),
+                Ok(_) if first[0] == super::tls::TLS_HANDSHAKE => {
+                    return self.serve_tls(tls, frame_timeout).await;
+                }
+                Ok(_) => {}
+            }
+        }
         // The first byte tells the long link (a frame's length: 0x00 for
         // any frame under 16 MiB) from HTTP (an upper-case method name).
         while self.conn.buffered() == 0 {

@@ -68,6 +68,7 @@ mod media;
 mod receipts;
 mod service;
 mod shortlink;
+pub mod tls;
 mod web;
 
 use access::PeerSlots;
@@ -137,6 +138,9 @@ pub struct Config {
     /// default: they add status messages to the senders' mailboxes, which
     /// changes the conversation the shipped samples recorded.
     pub receipts: bool,
+    /// HTTPS on the same port (`--tls-cert`): connections whose first byte
+    /// is a TLS handshake record are served HTTP over TLS.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
     pub log: Option<Logger>,
 }
 
@@ -161,6 +165,7 @@ impl Default for Config {
             max_open_uploads: DEFAULT_MAX_OPEN_UPLOADS,
             upload_ttl: Duration::from_secs(600),
             receipts: false,
+            tls: None,
             log: None,
         }
     }

@@ -7,7 +7,9 @@
 use std::io;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use std::sync::Arc;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
@@ -144,11 +146,17 @@ enum Failure {
     Error(ClientError),
 }
 
+/// A connection's byte stream: TCP, or TLS over it.
+trait Io: AsyncRead + AsyncWrite + Unpin + Send + std::fmt::Debug {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + std::fmt::Debug> Io for T {}
+
 /// One keep-alive connection to the server, (re)opened on demand.
 #[derive(Debug)]
 pub struct Conn {
     server: String,
-    stream: Option<TcpStream>,
+    /// HTTPS with this configuration (`None`: plain HTTP).
+    tls: Option<Arc<rustls::ClientConfig>>,
+    stream: Option<Box<dyn Io>>,
     buf: Vec<u8>,
     /// A request was abandoned half way (timeout or cancel): the stream
     /// may still carry its answer, so it is not reused.
@@ -159,10 +167,17 @@ impl Conn {
     pub fn new(server: &str) -> Conn {
         Conn {
             server: server.to_owned(),
+            tls: None,
             stream: None,
             buf: Vec::new(),
             dirty: false,
         }
+    }
+
+    /// Speaks HTTPS with this configuration (`None`: plain HTTP).
+    pub fn with_tls(mut self, tls: Option<Arc<rustls::ClientConfig>>) -> Conn {
+        self.tls = tls;
+        self
     }
 
     /// Drops the connection (the next request opens a new one).
@@ -241,7 +256,17 @@ impl Conn {
                 })
             })?;
             let _ = s.set_nodelay(true);
-            self.stream = Some(s);
+            self.stream = Some(match &self.tls {
+                None => Box::new(s),
+                Some(tls) => {
+                    let host = self.server.rsplit_once(':').map_or(&*self.server, |h| h.0);
+                    let host = host.trim_start_matches('[').trim_end_matches(']');
+                    let name = rustls::pki_types::ServerName::try_from(host.to_owned())
+                        .map_err(|e| fail(io::Error::new(io::ErrorKind::InvalidInput, e)))?;
+                    let c = tokio_rustls::TlsConnector::from(Arc::clone(tls));
+                    Box::new(c.connect(name, s).await.map_err(fail)?)
+                }
+            });
             self.buf.clear();
         }
         let Some(stream) = self.stream.as_mut() else {
