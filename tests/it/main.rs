@@ -37,6 +37,7 @@ mod sniff;
 mod sync_sends;
 mod synth_mix;
 mod tunnels;
+mod web_media;
 mod web_server;
 mod web_session;
 mod web_wechat4u;
