@@ -316,3 +316,6 @@ impl Web<'_, '_> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests;
