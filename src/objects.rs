@@ -4,7 +4,9 @@
 //! analyzer's reassembly, detection, MMTLS decryption with a key log, HTTP
 //! parsing), it takes the requests that carry parts: short-link
 //! `POST .../uploadmsgimg` and `.../uploadvoice` (plain HTTP), long-link
-//! cmds 9 and 19 (plain, or MMTLS records decrypted with `--keylog`).
+//! cmds 9 and 19 (plain, or MMTLS records decrypted with `--keylog`), and
+//! web `POST .../webwxuploadmedia` forms (chunks of 512 KiB, an image by
+//! its `ClientMediaId`; [`web_upload_part`]).
 //! Parts are grouped by kind, sender and client id (ClientImgId, or the
 //! voice's ClientMsgId), and each object says which parts it has, which
 //! overlap (sent again with other bytes, or not on the same boundaries),
@@ -19,6 +21,8 @@ use sha2::{Digest, Sha256};
 
 use crate::body::messages::{string_of, UploadMsgImgRequest, UploadVoiceRequest};
 use crate::proto::commands::{UPLOADMSGIMG, UPLOADVOICE};
+use crate::proto::http::multipart;
+use crate::proto::web::{as_u64, id_string};
 use crate::replay::{Recording, Step};
 
 /// An object put together from its parts.
@@ -129,6 +133,31 @@ pub fn objects(rec: &Recording) -> Vec<Object> {
                 Step::Http { name, request, .. } if name == "uploadvoice" => {
                     ("voice", request.message.body.as_slice())
                 }
+                Step::Http { request, .. }
+                    if request.message.path().is_some_and(|p| {
+                        p.split('?')
+                            .next()
+                            .unwrap_or(p)
+                            .ends_with("/webwxuploadmedia")
+                    }) =>
+                {
+                    let m = &request.message;
+                    if let Some(w) =
+                        web_upload_part(m.header_str("content-type").unwrap_or(""), &m.body)
+                    {
+                        add(
+                            "image",
+                            w.from,
+                            w.client_id,
+                            w.to,
+                            Some(w.total),
+                            w.start,
+                            w.data,
+                            s.conn,
+                        );
+                    }
+                    continue;
+                }
                 Step::Frame { request, .. } if request.cmd == UPLOADMSGIMG => {
                     ("image", request.body.as_slice())
                 }
@@ -175,6 +204,48 @@ pub fn objects(rec: &Recording) -> Vec<Object> {
         .into_iter()
         .map(|((kind, from, client_id), p)| assemble(kind, from, client_id, p))
         .collect()
+}
+
+/// web WeChat's (and itchat's) upload chunk: 512 KiB.
+pub const WEB_CHUNK: u64 = 512 << 10;
+
+/// One chunk of a web upload, read from its form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebPart {
+    pub from: String,
+    pub client_id: String,
+    pub to: String,
+    pub total: u64,
+    pub start: u64,
+    pub data: Vec<u8>,
+}
+
+/// The chunk a `webwxuploadmedia` request carries (its Content-Type and
+/// body): the `uploadmediarequest` JSON names the object
+/// (`ClientMediaId`, `FromUserName`, `ToUserName`, `TotalLen`), the
+/// `chunk` field places the file part at `chunk` x [`WEB_CHUNK`] (without
+/// it, at `StartPos`). `None` for a body that is not such a form.
+pub fn web_upload_part(content_type: &str, body: &[u8]) -> Option<WebPart> {
+    let boundary = multipart::boundary(content_type)?;
+    let form = multipart::parse(body, &boundary, 32).ok()?;
+    let meta: serde_json::Value =
+        serde_json::from_slice(multipart::field(&form, "uploadmediarequest")?.data).ok()?;
+    let file = multipart::field(&form, "filename")
+        .or_else(|| form.iter().find(|p| p.filename.is_some()))?;
+    let chunk = multipart::field(&form, "chunk")
+        .and_then(|p| std::str::from_utf8(p.data).ok()?.trim().parse::<u64>().ok());
+    let start = match chunk {
+        Some(c) => c.checked_mul(WEB_CHUNK)?,
+        None => as_u64(&meta["StartPos"]).unwrap_or(0),
+    };
+    Some(WebPart {
+        from: id_string(&meta["FromUserName"]),
+        client_id: id_string(&meta["ClientMediaId"]),
+        to: id_string(&meta["ToUserName"]),
+        total: as_u64(&meta["TotalLen"])?,
+        start,
+        data: file.data.to_vec(),
+    })
 }
 
 fn assemble(kind: &'static str, from: String, client_id: String, p: Pieces) -> Object {
@@ -247,6 +318,47 @@ mod tests {
             }
         }
         p
+    }
+
+    #[test]
+    fn web_upload_chunks() {
+        let meta = br#"{"UploadType":2,"ClientMediaId":17001,"TotalLen":600000,"StartPos":0,"FromUserName":"@alice","ToUserName":"filehelper","FileMd5":"x"}"#;
+        let body = multipart::encode(
+            "bnd",
+            &[
+                ("chunks", None, b"2"),
+                ("chunk", None, b"1"),
+                ("uploadmediarequest", None, meta),
+                ("filename", Some("a.png"), b"tail"),
+            ],
+        );
+        let p = web_upload_part("multipart/form-data; boundary=bnd", &body).expect("a chunk");
+        assert_eq!(
+            p,
+            WebPart {
+                from: "@alice".into(),
+                client_id: "17001".into(),
+                to: "filehelper".into(),
+                total: 600_000,
+                start: WEB_CHUNK,
+                data: b"tail".to_vec(),
+            }
+        );
+        // One chunk: at StartPos.
+        let body = multipart::encode(
+            "bnd",
+            &[
+                ("uploadmediarequest", None, meta),
+                ("filename", Some("a.png"), b"all"),
+            ],
+        );
+        let p = web_upload_part("multipart/form-data; boundary=bnd", &body).expect("a chunk");
+        assert_eq!((p.start, p.data.as_slice()), (0, &b"all"[..]));
+        assert_eq!(web_upload_part("application/json", &body), None);
+        assert_eq!(
+            web_upload_part("multipart/form-data; boundary=other", &body),
+            None
+        );
     }
 
     #[test]

@@ -40,6 +40,7 @@ mod sync_sends;
 mod synth_mix;
 mod tls;
 mod tunnels;
+mod web_media;
 mod web_server;
 mod web_session;
 mod web_wechat4u;

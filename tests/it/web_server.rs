@@ -537,60 +537,101 @@ pub(crate) fn itchat_python() -> PathBuf {
     python
 }
 
+/// An itchat script (tests/web/) running against a server, its JSON
+/// events on a channel (every wait bounded).
+pub(crate) struct Itchat {
+    child: std::process::Child,
+    rx: std::sync::mpsc::Receiver<Value>,
+}
+
+impl Itchat {
+    /// Starts `script` with `BASE_URL` then `args`, confirms its login
+    /// from `user`'s phone (`client confirm`, as a phone scanning the QR
+    /// code) and returns it with its login event.
+    pub(crate) fn login(
+        script: &str,
+        addr: &str,
+        args: &[&str],
+        user: &str,
+        password: Option<&str>,
+    ) -> (Itchat, Value) {
+        let python = itchat_python();
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/web")
+            .join(script);
+        let mut child = Command::new(&python)
+            .arg(&script)
+            .arg(format!("http://{addr}"))
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn python");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel::<Value>();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                // itchat writes a block character to stdout when imported.
+                if let Some(at) = line.find('{') {
+                    if let Ok(v) = serde_json::from_str::<Value>(&line[at..]) {
+                        let _ = tx.send(v);
+                    }
+                }
+            }
+        });
+        let it = Itchat { child, rx };
+        let qr = it.next("qr");
+        assert_eq!(qr["event"], "qr", "{qr}");
+        let uuid = qr["uuid"].as_str().expect("a uuid");
+        let mut confirm = phone(addr, user, password);
+        confirm.args(["confirm", uuid]);
+        let out = run_bounded(confirm);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let login = it.next("login");
+        assert_eq!(login["event"], "login", "{login}");
+        (it, login)
+    }
+
+    /// The script's next event.
+    pub(crate) fn next(&self, what: &str) -> Value {
+        self.rx
+            .recv_timeout(Duration::from_secs(40))
+            .unwrap_or_else(|_| panic!("itchat: no {what} event"))
+    }
+
+    /// Waits for the script to end; panics with its stderr if it failed.
+    pub(crate) fn finish(mut self) {
+        let status = self.child.wait().expect("python exits");
+        let mut err = String::new();
+        if let Some(mut e) = self.child.stderr.take() {
+            let _ = e.read_to_string(&mut err);
+        }
+        assert!(status.success(), "itchat script failed: {err}");
+    }
+}
+
 /// itchat against a server that enforces identity: its login is confirmed
 /// by alice's phone over the long link (`client confirm`, as a phone
 /// scanning the QR code), not automatically.
 #[test]
 fn itchat_logs_in_receives_and_answers() {
-    let python = itchat_python();
     let serve = ServeProcess::start(&["--memory", "--users", "alice:secret,bob:pw"]);
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/web/itchat_session.py");
-    let mut child = Command::new(&python)
-        .arg(&script)
-        .args([
-            &format!("http://{}", serve.addr),
-            "bob",
-            "ping from bob's phone",
-            "pong from itchat",
-            "30",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn python");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = std::sync::mpsc::channel::<Value>();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            // itchat writes a block character to stdout when imported.
-            if let Some(at) = line.find('{') {
-                if let Ok(v) = serde_json::from_str::<Value>(&line[at..]) {
-                    let _ = tx.send(v);
-                }
-            }
-        }
-    });
-    let next = |what: &str| {
-        rx.recv_timeout(Duration::from_secs(40))
-            .unwrap_or_else(|_| panic!("itchat: no {what} event"))
-    };
-    let qr = next("qr");
-    assert_eq!(qr["event"], "qr", "{qr}");
-    let uuid = qr["uuid"].as_str().expect("a uuid");
-    let mut confirm = phone(&serve.addr, "alice", Some("secret"));
-    confirm.args(["confirm", uuid]);
-    let out = run_bounded(confirm);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let (itchat, login) = Itchat::login(
+        "itchat_session.py",
+        &serve.addr,
+        &["bob", "ping from bob's phone", "pong from itchat", "30"],
+        "alice",
+        Some("secret"),
     );
-    let login = next("login");
-    assert_eq!(login["event"], "login", "{login}");
+    let next = |what: &str| itchat.next(what);
     // The user whose device confirmed it; a 128-bit session id.
     assert_eq!(login["user"], "@alice", "{login}");
     assert_eq!(login["sid_len"], 32);
@@ -628,10 +669,5 @@ fn itchat_logs_in_receives_and_answers() {
         sent["msg_id"].as_str().unwrap_or("")
     );
 
-    let status = child.wait().expect("python exits");
-    let mut err = String::new();
-    if let Some(mut e) = child.stderr.take() {
-        let _ = e.read_to_string(&mut err);
-    }
-    assert!(status.success(), "itchat script failed: {err}");
+    itchat.finish();
 }

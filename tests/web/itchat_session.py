@@ -13,51 +13,19 @@ EXPECTED, answers it with REPLY through itchat's send, prints
 0. Any failure prints {"event": "error", ...} and exits 1.
 """
 
-import json
 import queue
 import sys
 import time
 
-
-def emit(**kv):
-    print(json.dumps(kv), flush=True)
+from itchat_common import emit, login, run
 
 
 def main():
     base, peer, expected, reply, limit = sys.argv[1:6]
     limit = float(limit)
-    import itchat
-    import itchat.config
-
-    itchat.config.BASE_URL = base
-    core = itchat.originInstance
-    statuses = []
-
-    def qr(uuid, status, qrcode):
-        # The uuid the QR code carries: the test confirms it from a
-        # device of the user, as a phone would by scanning the code.
-        if not statuses:
-            emit(event="qr", uuid=uuid)
-        statuses.append(status)
-
-    core.login(
-        qrCallback=qr,
-        loginCallback=lambda: None,
-        exitCallback=lambda: None,
-    )
-    if not core.alive:
-        emit(event="error", error="itchat did not log in", statuses=statuses)
+    core = login(base)
+    if core is None:
         return 1
-    emit(
-        event="login",
-        user=core.storageClass.userName,
-        nick=core.storageClass.nickName,
-        uin=str(core.loginInfo["wxuin"]),
-        sid_len=len(core.loginInfo["wxsid"]),
-        synckey=core.loginInfo["synckey"],
-        friends=[f["UserName"] for f in core.memberList],
-        qr_statuses=statuses,
-    )
     want_from = "@" + peer
     deadline = time.time() + limit
     while True:
@@ -89,10 +57,4 @@ def main():
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except Exception as e:  # report, do not hang the test
-        import traceback
-
-        emit(event="error", error=repr(e), trace=traceback.format_exc())
-        sys.exit(1)
+    run(main)

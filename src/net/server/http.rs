@@ -39,6 +39,8 @@ pub(crate) struct Request {
     pub(crate) host: String,
     /// The Cookie header ("" when absent).
     pub(crate) cookie: String,
+    /// The Content-Type header ("" when absent).
+    pub(crate) content_type: String,
     pub(crate) keep_alive: bool,
     pub(crate) body: Vec<u8>,
 }
@@ -78,6 +80,7 @@ impl Request {
             query: query.to_owned(),
             host,
             cookie: raw("cookie"),
+            content_type: raw("content-type"),
             keep_alive: m.keep_alive(),
             body: m.body.to_vec(),
         }
@@ -96,6 +99,7 @@ impl Request {
             query: query.to_owned(),
             host: "h".to_owned(),
             cookie: String::new(),
+            content_type: String::new(),
             keep_alive: true,
             body: body.to_vec(),
         }

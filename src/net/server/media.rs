@@ -78,6 +78,13 @@ pub fn thumbnail(bytes: &[u8]) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
+/// [`thumbnail`] on a blocking thread.
+pub(super) async fn thumbnail_of(bytes: Vec<u8>) -> Result<Vec<u8>, String> {
+    tokio::task::spawn_blocking(move || thumbnail(&bytes))
+        .await
+        .unwrap_or_else(|e| Err(format!("the thumbnail task failed: {e}")))
+}
+
 /// What an upload part led to, for the answer.
 enum Uploaded {
     Partial,
@@ -89,24 +96,30 @@ enum Uploaded {
     },
 }
 
-/// One part, as both cgis give it.
-struct Incoming {
-    kind: u32,
-    client_id: String,
-    to: String,
-    total: Option<u64>,
-    start: u64,
-    data: Vec<u8>,
+/// One part, as the cgis (and the web's webwxuploadmedia) give it.
+pub(super) struct Incoming {
+    pub(super) kind: u32,
+    pub(super) client_id: String,
+    pub(super) to: String,
+    pub(super) total: Option<u64>,
+    pub(super) start: u64,
+    pub(super) data: Vec<u8>,
     /// A recording's length in milliseconds (voice only).
-    voice_ms: u32,
+    pub(super) voice_ms: u32,
 }
 
-fn refused(why: impl std::fmt::Display) -> Failure {
+pub(super) fn refused(why: impl std::fmt::Display) -> Failure {
     Failure::new(ret::MEDIA_REFUSED, why)
 }
 
 /// The content of a media message: what a client needs to fetch it.
-fn content(kind: u32, client_id: &str, data: &[u8], thumb: Option<&[u8]>, voice_ms: u32) -> String {
+pub(super) fn content(
+    kind: u32,
+    client_id: &str,
+    data: &[u8],
+    thumb: Option<&[u8]>,
+    voice_ms: u32,
+) -> String {
     let sha = hex::encode(Sha256::digest(data));
     if kind == MSG_TYPE_IMAGE {
         format!(
@@ -270,8 +283,14 @@ impl Service {
         Ok((resp.encode_to_vec(), wake))
     }
 
-    /// Stores one part; makes the object and its message once whole.
-    async fn upload(&self, user: UserId, device: &str, p: Incoming) -> Result<Uploaded, Failure> {
+    /// Checks and stores one part (of at most `part_cap` bytes): what it
+    /// led to, and the recipient.
+    pub(super) async fn store_part(
+        &self,
+        user: UserId,
+        p: Incoming,
+        part_cap: usize,
+    ) -> Result<(PartOutcome, UserId), Failure> {
         let cfg = &self.config;
         if !valid_client_id(&p.client_id) {
             return Err(refused(
@@ -282,13 +301,13 @@ impl Service {
         if p.data.is_empty() {
             return Err(refused("a part with no data"));
         }
-        if p.data.len() > cfg.max_media_part {
+        if p.data.len() > part_cap {
             return Err(Failure::new(
                 ret::OVERSIZE,
                 format!(
                     "a part of {} bytes, over the cap of {} per part: send smaller parts",
                     p.data.len(),
-                    cfg.max_media_part
+                    part_cap
                 ),
             ));
         }
@@ -307,8 +326,7 @@ impl Service {
         let sweep = self.media_stats.last_sweep.swap(now, Ordering::Relaxed) != now;
         let before = now.saturating_sub(cfg.upload_ttl.as_secs());
         let (auto, max_open) = (cfg.auto_register, cfg.max_open_uploads.max(1));
-        let (kind, client_id, to_name, voice_ms) =
-            (p.kind, p.client_id.clone(), p.to.clone(), p.voice_ms);
+        let to_name = p.to.clone();
         let (expired, outcome, to) = with_store(&self.store, move |st| {
             let expired = if sweep { st.expire_uploads(before)? } else { 0 };
             let to = if p.to == FILEHELPER {
@@ -340,19 +358,26 @@ impl Service {
                 .fetch_add(expired as u64, Ordering::Relaxed);
             self.log(Event::UploadsExpired { count: expired });
         }
+        match outcome {
+            Some(o) => Ok((o, to)),
+            None => Err(Failure::new(
+                ret::BAD_RECIPIENT,
+                format!("unknown recipient {to_name:?}"),
+            )),
+        }
+    }
+
+    /// Stores one part; makes the object and its message once whole.
+    async fn upload(&self, user: UserId, device: &str, p: Incoming) -> Result<Uploaded, Failure> {
+        let (kind, client_id, voice_ms) = (p.kind, p.client_id.clone(), p.voice_ms);
+        let (outcome, to) = self.store_part(user, p, self.config.max_media_part).await?;
         let whole = match outcome {
-            None => {
-                return Err(Failure::new(
-                    ret::BAD_RECIPIENT,
-                    format!("unknown recipient {to_name:?}"),
-                ))
-            }
-            Some(PartOutcome::Partial { .. }) => return Ok(Uploaded::Partial),
-            Some(PartOutcome::Refused(why)) => return Err(refused(why)),
-            Some(PartOutcome::Done {
+            PartOutcome::Partial { .. } => return Ok(Uploaded::Partial),
+            PartOutcome::Refused(why) => return Err(refused(why)),
+            PartOutcome::Done {
                 msg_id,
                 create_time,
-            }) => {
+            } => {
                 let media = with_store(&self.store, move |st| st.media(msg_id)).await?;
                 return Ok(Uploaded::Finished {
                     sent: Sent {
@@ -364,16 +389,10 @@ impl Service {
                     wake: None,
                 });
             }
-            Some(PartOutcome::Whole(bytes)) => bytes,
+            PartOutcome::Whole(bytes) => bytes,
         };
         let thumb = if kind == MSG_TYPE_IMAGE {
-            let made = {
-                let bytes = whole.clone();
-                tokio::task::spawn_blocking(move || thumbnail(&bytes))
-                    .await
-                    .unwrap_or_else(|e| Err(format!("the thumbnail task failed: {e}")))
-            };
-            match made {
+            match thumbnail_of(whole.clone()).await {
                 Ok(t) => Some(t),
                 Err(e) => {
                     let id = client_id.clone();
@@ -393,7 +412,7 @@ impl Service {
             client_msg_id: Some(client_id.clone()),
             msg_type: kind,
             content: content(kind, &client_id, &whole, thumb.as_deref(), voice_ms),
-            create_time: now,
+            create_time: unix_now(),
         };
         let stored_thumb = thumb.clone();
         let sent = with_store(&self.store, move |st| {
@@ -409,7 +428,12 @@ impl Service {
 impl Service {
     /// The stored object of message `id` (`NewMsgId`, else `MsgId`) of
     /// type `kind`, if `user` sent or received it.
-    async fn readable(&self, user: UserId, kind: u32, id: u64) -> Result<Media, Failure> {
+    pub(super) async fn readable(
+        &self,
+        user: UserId,
+        kind: u32,
+        id: u64,
+    ) -> Result<Media, Failure> {
         let media = with_store(&self.store, move |st| st.media(id)).await?;
         media
             .filter(|m| m.msg_type == kind && (m.from == user || m.to == user))

@@ -204,6 +204,72 @@ impl Store {
         if total == 0 || have < total {
             return Ok(PartOutcome::Partial { have, total });
         }
+        Ok(PartOutcome::Whole(self.upload_bytes(
+            p.user,
+            p.kind,
+            p.client_id,
+            total,
+        )?))
+    }
+
+    /// Where upload `client_id` of `user` is (`None`: no such upload, or
+    /// it expired): partial, whole (its bytes; the web sends its message
+    /// later, [`Store::finish_upload`]) or done.
+    pub fn upload_state(
+        &self,
+        user: UserId,
+        kind: u32,
+        client_id: &str,
+    ) -> Result<Option<PartOutcome>, StoreError> {
+        let key = params![user, kind, client_id];
+        let row: Option<(i64, Option<i64>)> = self
+            .conn
+            .prepare_cached(
+                "SELECT total_len, msg_id FROM uploads
+                 WHERE user_id = ?1 AND kind = ?2 AND client_id = ?3",
+            )
+            .and_then(|mut st| st.query_row(key, |r| Ok((r.get(0)?, r.get(1)?))).optional())
+            .ctx("reading an upload")?;
+        let Some((total, msg_id)) = row else {
+            return Ok(None);
+        };
+        if let Some(msg_id) = msg_id {
+            let create_time: i64 = self
+                .conn
+                .prepare_cached("SELECT create_time FROM messages WHERE msg_id = ?1")
+                .and_then(|mut st| st.query_row([msg_id], |r| r.get(0)))
+                .ctx("reading an uploaded message")?;
+            return Ok(Some(PartOutcome::Done {
+                msg_id: msg_id as u64,
+                create_time: create_time as u64,
+            }));
+        }
+        let have: i64 = self
+            .conn
+            .prepare_cached(
+                "SELECT COALESCE(SUM(LENGTH(data)), 0) FROM upload_parts
+                 WHERE user_id = ?1 AND kind = ?2 AND client_id = ?3",
+            )
+            .and_then(|mut st| st.query_row(key, |r| r.get(0)))
+            .ctx("measuring an upload")?;
+        let (have, total) = (have as u64, total as u64);
+        if total == 0 || have < total {
+            return Ok(Some(PartOutcome::Partial { have, total }));
+        }
+        Ok(Some(PartOutcome::Whole(
+            self.upload_bytes(user, kind, client_id, total)?,
+        )))
+    }
+
+    /// The parts of an upload, in order.
+    fn upload_bytes(
+        &self,
+        user: UserId,
+        kind: u32,
+        client_id: &str,
+        total: u64,
+    ) -> Result<Vec<u8>, StoreError> {
+        let key = params![user, kind, client_id];
         let mut whole = Vec::with_capacity(total as usize);
         let mut st = self
             .conn
@@ -217,7 +283,7 @@ impl Store {
             let d: Vec<u8> = r.get(0).ctx("reading a part")?;
             whole.extend_from_slice(&d);
         }
-        Ok(PartOutcome::Whole(whole))
+        Ok(whole)
     }
 
     /// Stores a whole upload as message `m` with its object (and

@@ -44,6 +44,7 @@ mod conn;
 mod framing;
 mod head;
 pub mod message;
+pub mod multipart;
 mod resync;
 #[cfg(test)]
 mod tests;

@@ -15,6 +15,7 @@
 //! | `GET .../synccheck?sid=..&uin=..&skey=..&synckey=1_1\|2_5\|3_1` | `window.synccheck={retcode:"0",selector:"2"}`, held up to [`Config::web_poll`](super::Config) (25 s) and answered as soon as data arrives; selector `0`: nothing new |
 //! | `POST .../webwxsync` `{BaseRequest, SyncKey, rr}` | `AddMsgList`, `ContinueFlag`, `SyncKey`, `SyncCheckKey`, `SKey`, ... |
 //! | `POST .../webwxsendmsg` `{BaseRequest, Msg{Type, Content, FromUserName, ToUserName, LocalID, ClientMsgId}}` | `BaseResponse`, `MsgID`, `LocalID` |
+//! | `POST .../webwxuploadmedia`, `webwxsendmsgimg`, `GET .../webwxgetmsgimg` | images: see [`media`] |
 //! | `GET` or `POST .../webwxlogout` | ends the session; a synccheck it holds is answered `1101` |
 //!
 //! A login is confirmed by a device of the user, as the phone confirms a
@@ -66,6 +67,7 @@ use crate::net::{FILEHELPER, MSG_TYPE_TEXT};
 use crate::proto::commands::{response, WEBLOGIN_CONFIRM};
 use prost::Message;
 mod login;
+mod media;
 mod session;
 
 use self::session::{body_credentials, query_credentials, Inner, Session};
@@ -76,7 +78,7 @@ use crate::proto::web::{
 
 /// The endpoints served, for error messages.
 pub const SERVED: &str = "/jslogin, /cgi-bin/mmwebwx-bin/{login, webwxnewloginpage, webwxinit, \
-     webwxstatusnotify, webwxgetcontact, webwxbatchgetcontact, synccheck, webwxsync, webwxsendmsg, webwxlogout}";
+     webwxstatusnotify, webwxgetcontact, webwxbatchgetcontact, synccheck, webwxsync, webwxsendmsg, webwxuploadmedia, webwxsendmsgimg, webwxgetmsgimg, webwxlogout}";
 /// Path prefix of the web endpoints (jslogin excepted).
 pub const WEB_PREFIX: &str = "/cgi-bin/mmwebwx-bin/";
 /// The device id of every web session of a user.
@@ -295,14 +297,21 @@ impl Web<'_, '_> {
             ("synccheck", "GET") => self.synccheck(req, &q).await,
             ("webwxsync", "POST") => self.webwxsync(req, &q).await,
             ("webwxsendmsg", "POST") => self.webwxsendmsg(req, &q).await,
+            ("webwxuploadmedia", "POST") => self.uploadmedia(req, &q).await,
+            ("webwxsendmsgimg", "POST") => self.sendmsgimg(req, &q).await,
+            ("webwxgetmsgimg", "GET") => self.getmsgimg(req, &q).await,
             ("webwxlogout", "GET" | "POST") => Ok(self.logout(req, &q)),
             ("jslogin", _) => Err(wrong_method(req, "GET or POST")),
-            ("login" | "webwxnewloginpage" | "synccheck", _) => Err(wrong_method(req, "GET")),
+            ("login" | "webwxnewloginpage" | "synccheck" | "webwxgetmsgimg", _) => {
+                Err(wrong_method(req, "GET"))
+            }
             (
                 "webwxinit"
                 | "webwxstatusnotify"
                 | "webwxsync"
                 | "webwxsendmsg"
+                | "webwxuploadmedia"
+                | "webwxsendmsgimg"
                 | "webwxbatchgetcontact",
                 _,
             ) => Err(wrong_method(req, "POST")),

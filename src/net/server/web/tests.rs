@@ -32,7 +32,7 @@ use tokio::sync::broadcast;
 use crate::net::server::service::tests::{peer, service};
 
 /// Serves `req` from [`peer`] with a shutdown signal that does not fire.
-async fn serve(s: &Service, req: &Request) -> Result<Reply, Close> {
+pub(super) async fn serve(s: &Service, req: &Request) -> Result<Reply, Close> {
     let (_tx, mut rx) = broadcast::channel(1);
     let mut origin = Origin {
         peer: peer(),
@@ -42,7 +42,7 @@ async fn serve(s: &Service, req: &Request) -> Result<Reply, Close> {
     route(s, req, &mut origin).await
 }
 
-async fn get(s: &Service, target: &str) -> Reply {
+pub(super) async fn get(s: &Service, target: &str) -> Reply {
     serve(s, &Request::test("GET", target, b""))
         .await
         .expect("answered")
@@ -52,7 +52,7 @@ fn text(r: &Reply) -> String {
     String::from_utf8(r.body.clone()).expect("UTF-8")
 }
 
-fn json_of(r: &Reply) -> Value {
+pub(super) fn json_of(r: &Reply) -> Value {
     assert!(r.content_type.starts_with("application/json"), "{r:?}");
     serde_json::from_slice(&r.body).expect("JSON")
 }
@@ -71,7 +71,7 @@ fn between<'t>(t: &'t str, start: &str, end: &str) -> &'t str {
 
 /// A jslogin for `user`, polled until confirmed, and its ticket page:
 /// (sid, uin, skey) and the page's cookies.
-async fn login(s: &Service, user: &str) -> (String, String, String, Vec<String>) {
+pub(super) async fn login(s: &Service, user: &str) -> (String, String, String, Vec<String>) {
     let r = get(s, &format!("/jslogin?appid=wx&fun=new&user={user}")).await;
     assert_eq!(r.content_type, "text/javascript");
     let js = text(&r);
