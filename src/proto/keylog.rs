@@ -357,7 +357,10 @@ impl KeyLog {
             }
             let r: RawLine = serde_json::from_str(t).map_err(|e| KeyLogError {
                 line,
-                reason: format!("not a key-log JSON object: {e}"),
+                reason: format!(
+                    "neither an MMTLS key-log JSON object ({e}) nor an NSS key-log line \
+                     (CLIENT_RANDOM or *_TRAFFIC_SECRET_* LABEL HEX HEX, as SSLKEYLOGFILE writes)"
+                ),
             })?;
             let encrypt = r.encrypt.unwrap_or(false);
             match r.layer.as_str() {
@@ -765,6 +768,11 @@ mod tests {
         assert!(e.reason.contains("`key`"), "{e}");
         let e = KeyLog::parse("not json").unwrap_err();
         assert_eq!(e.line, 1);
+        // A file of neither format: the error names both.
+        assert!(
+            e.reason.contains("MMTLS") && e.reason.contains("CLIENT_RANDOM"),
+            "{e}"
+        );
         let e = KeyLog::parse("{\"layer\":\"MIDDLE\"}").unwrap_err();
         assert!(e.to_string().contains("unknown layer"), "{e}");
         let e = KeyLog::parse(
