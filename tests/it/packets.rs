@@ -391,12 +391,26 @@ fn flows_count_packets_per_direction_as_tsharks_conversation_table() {
 
 /// A Mars (20-byte header) conversation on port 8080, frames split over
 /// several segments and several frames in one.
+/// An Ethernet pcap of `frames` (time, bytes).
+fn write_pcap(path: &Path, frames: &[(syncscope::capture::Timestamp, Vec<u8>)]) {
+    use syncscope::capture::writer::PcapWriter;
+    use syncscope::capture::Linktype;
+    let mut w = PcapWriter::new(
+        std::fs::File::create(path).unwrap(),
+        Linktype::ETHERNET,
+        false,
+    )
+    .unwrap();
+    for (ts, f) in frames {
+        w.write(*ts, f, None).unwrap();
+    }
+}
+
 /// Requests sent again before their answer: a 10^9 response answers the
 /// last send; echoes (the server repeating cmd and seq) answer the sends
 /// oldest first.
 fn resend_capture(path: &Path) {
-    use syncscope::capture::writer::PcapWriter;
-    use syncscope::capture::{Linktype, Timestamp};
+    use syncscope::capture::Timestamp;
     use syncscope::proto::longlink::encode;
     use syncscope::synth::{later, Conversation, Side};
     let t0 = Timestamp::new(1_700_000_000, 0, 6);
@@ -421,20 +435,11 @@ fn resend_capture(path: &Path) {
         frames.extend(conv.send(*side, bytes).into_iter().map(|f| (at, f)));
     }
     frames.extend(conv.close().into_iter().map(|f| (later(t0, 200), f)));
-    let mut w = PcapWriter::new(
-        std::fs::File::create(path).unwrap(),
-        Linktype::ETHERNET,
-        false,
-    )
-    .unwrap();
-    for (ts, f) in &frames {
-        w.write(*ts, f, None).unwrap();
-    }
+    write_pcap(path, &frames);
 }
 
 fn mars_capture(path: &Path) {
-    use syncscope::capture::writer::PcapWriter;
-    use syncscope::capture::{Linktype, Timestamp};
+    use syncscope::capture::Timestamp;
     use syncscope::proto::commands::{
         NEWNOTIFY, NEWSENDMSG, NEWSYNC, NOOP, SEQ_HEARTBEAT, SEQ_PUSH,
     };
@@ -472,15 +477,7 @@ fn mars_capture(path: &Path) {
         );
     }
     frames.extend(conv.close().into_iter().map(|f| (later(t0, 100), f)));
-    let mut w = PcapWriter::new(
-        std::fs::File::create(path).unwrap(),
-        Linktype::ETHERNET,
-        false,
-    )
-    .unwrap();
-    for (ts, f) in &frames {
-        w.write(*ts, f, None).unwrap();
-    }
+    write_pcap(path, &frames);
 }
 
 /// `syncscope dissector --lua` in tshark finds the long-link frames
