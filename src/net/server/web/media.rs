@@ -27,7 +27,7 @@ use super::super::http::{http, Reply, Request};
 use super::super::media::{content, refused, thumbnail_of, Incoming};
 use super::super::service::{with_store, Failure, Wake};
 use super::session::{body_credentials, query_credentials};
-use super::{base, json_reply, logged_out, parse_json, store_error, web_name, Web, WEB_DEVICE};
+use super::{base, json_reply, logged_out, parse_json, send_answer, store_error, Web, WEB_DEVICE};
 use crate::net::messages::{ret, IdentifyExt};
 use crate::net::store::{NewMessage, PartOutcome};
 use crate::net::{FILEHELPER, MSG_TYPE_IMAGE};
@@ -167,31 +167,11 @@ impl Web<'_, '_> {
         q: &BTreeMap<String, String>,
     ) -> Result<Reply, super::Close> {
         let body = parse_json("webwxsendmsgimg", &req.body)?;
-        let Some(s) = self.service.web.session(&body_credentials(&body, q, req)) else {
-            return Ok(logged_out(
-                "webwxsendmsgimg: no such session (log in again)",
-            ));
+        let (s, msg, local_id) = match self.send_start("webwxsendmsgimg", &body, q, req)? {
+            Ok(start) => start,
+            Err(reply) => return Ok(reply),
         };
-        let msg = &body["Msg"];
-        if !msg.is_object() {
-            return Err(http(400, ret::BAD_BODY, "webwxsendmsgimg: no Msg object"));
-        }
-        let local_id = id_string(&msg["LocalID"]);
-        let answer = |ret: i32, err: &str, msg_id: String| {
-            json_reply(&json!({
-                "BaseResponse": base(ret, err),
-                "MsgID": msg_id,
-                "LocalID": local_id,
-            }))
-        };
-        let from = id_string(&msg["FromUserName"]);
-        if !from.is_empty() && from != web_name(&s.name) {
-            return Ok(answer(
-                ret::BAD_BODY,
-                &format!("FromUserName {from:?} is not this session's user"),
-                String::new(),
-            ));
-        }
+        let answer = |ret: i32, err: &str, msg_id: String| send_answer(&local_id, ret, err, msg_id);
         let media_id = id_string(&msg["MediaId"]);
         let Some(client_id) = media_id.strip_prefix(MEDIA_ID_PREFIX).map(str::to_owned) else {
             return Ok(answer(

@@ -49,7 +49,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
-use std::sync::MutexGuard;
+use std::sync::{Arc, MutexGuard};
 
 use serde_json::{json, Value};
 use tokio::time::{sleep_until, Instant};
@@ -121,6 +121,16 @@ fn base(ret: i32, msg: &str) -> Value {
 }
 
 /// The JSON answer of a request whose session is not (or no longer) known.
+/// The answer to a send: its BaseResponse, the MsgID given and the
+/// client's LocalID back.
+fn send_answer(local_id: &str, ret: i32, err: &str, msg_id: String) -> Reply {
+    json_reply(&json!({
+        "BaseResponse": base(ret, err),
+        "MsgID": msg_id,
+        "LocalID": local_id,
+    }))
+}
+
 fn logged_out(why: &str) -> Reply {
     json_reply(&json!({ "BaseResponse": base(RET_LOGGED_OUT, why) }))
 }
@@ -543,35 +553,50 @@ impl Web<'_, '_> {
         })))
     }
 
+    /// What a send (webwxsendmsg, webwxsendmsgimg) checks first: the
+    /// session, the `Msg` object, and that `FromUserName` (when given) is
+    /// the session's user. `Ok(Err(reply))`: the answer to give at once.
+    #[allow(clippy::type_complexity)]
+    fn send_start<'b>(
+        &self,
+        what: &str,
+        body: &'b Value,
+        q: &BTreeMap<String, String>,
+        req: &Request,
+    ) -> Result<Result<(Arc<Session>, &'b Value, String), Reply>, Close> {
+        let Some(s) = self.service.web.session(&body_credentials(body, q, req)) else {
+            return Ok(Err(logged_out(&format!(
+                "{what}: no such session (log in again)"
+            ))));
+        };
+        let msg = &body["Msg"];
+        if !msg.is_object() {
+            return Err(http(400, ret::BAD_BODY, format!("{what}: no Msg object")));
+        }
+        let local_id = id_string(&msg["LocalID"]);
+        let from = id_string(&msg["FromUserName"]);
+        if !from.is_empty() && from != web_name(&s.name) {
+            return Ok(Err(send_answer(
+                &local_id,
+                ret::BAD_BODY,
+                &format!("FromUserName {from:?} is not this session's user"),
+                String::new(),
+            )));
+        }
+        Ok(Ok((s, msg, local_id)))
+    }
+
     async fn webwxsendmsg(
         &mut self,
         req: &Request,
         q: &BTreeMap<String, String>,
     ) -> Result<Reply, Close> {
         let body = parse_json("webwxsendmsg", &req.body)?;
-        let Some(s) = self.service.web.session(&body_credentials(&body, q, req)) else {
-            return Ok(logged_out("webwxsendmsg: no such session (log in again)"));
+        let (s, msg, local_id) = match self.send_start("webwxsendmsg", &body, q, req)? {
+            Ok(start) => start,
+            Err(reply) => return Ok(reply),
         };
-        let msg = &body["Msg"];
-        if !msg.is_object() {
-            return Err(http(400, ret::BAD_BODY, "webwxsendmsg: no Msg object"));
-        }
-        let local_id = id_string(&msg["LocalID"]);
-        let answer = |ret: i32, err: &str, msg_id: String| {
-            json_reply(&json!({
-                "BaseResponse": base(ret, err),
-                "MsgID": msg_id,
-                "LocalID": local_id,
-            }))
-        };
-        let from = id_string(&msg["FromUserName"]);
-        if !from.is_empty() && from != web_name(&s.name) {
-            return Ok(answer(
-                ret::BAD_BODY,
-                &format!("FromUserName {from:?} is not this session's user"),
-                String::new(),
-            ));
-        }
+        let answer = |ret: i32, err: &str, msg_id: String| send_answer(&local_id, ret, err, msg_id);
         let to_web = id_string(&msg["ToUserName"]);
         let to = to_web.strip_prefix('@').unwrap_or(&to_web).to_owned();
         let msg_type = as_u64(&msg["Type"])
