@@ -83,3 +83,42 @@ pub fn pcap_of(frames: &[Vec<u8>]) -> Vec<u8> {
     }
     w.into_inner()
 }
+
+/// A Python with `packages` from PyPI, in the venv `name` under the target
+/// dir (made once; needs python3 with venv and PyPI, as CI has). `needs`
+/// says which test needs it, for the error.
+pub fn python_venv(name: &str, packages: &[&str], needs: &str) -> PathBuf {
+    use std::process::Command;
+    use std::sync::Mutex;
+    static ONCE: Mutex<()> = Mutex::new(());
+    let _guard = ONCE.lock().unwrap_or_else(|p| p.into_inner());
+    let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let python = venv.join("bin/python");
+    let ready = venv.join(format!("{}.ready", packages.join("+")));
+    if ready.exists() {
+        return python;
+    }
+    let run = |cmd: &mut Command, what: &str| {
+        let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert!(
+            out.status.success(),
+            "{what} failed ({needs} needs python3 with venv and PyPI):\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(
+        Command::new("python3")
+            .args(["-m", "venv", "--clear"])
+            .arg(&venv),
+        "python3 -m venv",
+    );
+    run(
+        Command::new(&python)
+            .args(["-m", "pip", "install", "--disable-pip-version-check", "-q"])
+            .args(packages),
+        &format!("pip install {}", packages.join(" ")),
+    );
+    std::fs::write(&ready, b"").expect("mark the venv ready");
+    python
+}

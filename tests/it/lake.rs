@@ -4,7 +4,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::Mutex;
 
 use serde_json::{json, Value};
 use syncscope::capture::writer::PcapWriter;
@@ -190,43 +189,7 @@ fn a_directory_without_captures_is_a_clear_error() {
 /// A Python with duckdb and pyspark, in a venv under the target dir (made
 /// once; needs python3 with venv and PyPI, as CI has).
 fn lake_python() -> PathBuf {
-    static ONCE: Mutex<()> = Mutex::new(());
-    let _guard = ONCE.lock().unwrap_or_else(|p| p.into_inner());
-    let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("lake-venv");
-    let python = venv.join("bin/python");
-    let ready = venv.join("duckdb-pyspark.ready");
-    if ready.exists() {
-        return python;
-    }
-    let run = |cmd: &mut Command, what: &str| {
-        let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
-        assert!(
-            out.status.success(),
-            "{what} failed (the Parquet proof needs python3 with venv and PyPI):\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    run(
-        Command::new("python3")
-            .args(["-m", "venv", "--clear"])
-            .arg(&venv),
-        "python3 -m venv",
-    );
-    run(
-        Command::new(&python).args([
-            "-m",
-            "pip",
-            "install",
-            "--disable-pip-version-check",
-            "-q",
-            "duckdb",
-            "pyspark",
-        ]),
-        "pip install duckdb pyspark",
-    );
-    std::fs::write(&ready, b"").expect("mark the venv ready");
-    python
+    crate::common::python_venv("lake-venv", &["duckdb", "pyspark"], "the Parquet proof")
 }
 
 fn queries(engine: &str, dir: &Path) -> Value {

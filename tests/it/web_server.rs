@@ -7,7 +7,6 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -497,44 +496,7 @@ fn bad_web_input_gets_an_http_error_and_the_server_stays_up() {
 /// A Python with the pinned itchat-uos, in a venv under the target dir
 /// (made once; needs python3 with venv and PyPI, as CI has).
 pub(crate) fn itchat_python() -> PathBuf {
-    static ONCE: Mutex<()> = Mutex::new(());
-    let _guard = ONCE.lock().unwrap_or_else(|p| p.into_inner());
-    let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("itchat-venv");
-    let python = venv.join("bin/python");
-    let ready = venv.join(format!("{ITCHAT}.ready"));
-    if ready.exists() {
-        return python;
-    }
-    let run = |cmd: &mut Command, what: &str| {
-        let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
-        assert!(
-            out.status.success(),
-            "{what} failed (the web client test needs python3 with venv and PyPI):\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    run(
-        Command::new("python3")
-            .arg("-m")
-            .arg("venv")
-            .arg("--clear")
-            .arg(&venv),
-        "python3 -m venv",
-    );
-    run(
-        Command::new(&python).args([
-            "-m",
-            "pip",
-            "install",
-            "--disable-pip-version-check",
-            "-q",
-            ITCHAT,
-        ]),
-        "pip install itchat-uos",
-    );
-    std::fs::write(&ready, b"").expect("mark the venv ready");
-    python
+    crate::common::python_venv("itchat-venv", &[ITCHAT], "the web client test")
 }
 
 /// An itchat script (tests/web/) running against a server, its JSON
