@@ -10,7 +10,7 @@ use syncscope::parallel;
 use syncscope::report::parquet::Dataset;
 use syncscope::report::{self, Format};
 
-use super::common::{DissectArgs, ViewArgs};
+use super::common::{output_dir, output_parser, DissectArgs, Output, ViewArgs};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -18,8 +18,8 @@ pub struct Args {
     pub common: DissectArgs,
     /// Output format: a readable report, the same report as one JSON document, or Parquet
     /// tables (flows, frames, synckeys, anomalies) under --output DIR (docs/parquet.md).
-    #[arg(long, default_value = "table", value_parser = ["table", "json", "parquet"])]
-    pub format: String,
+    #[arg(long, default_value = "table", value_parser = output_parser(&[Format::Table, Format::Json]))]
+    pub format: Output,
     /// With --format parquet: the dataset directory; each run adds
     /// DIR/<table>/part-<capture>-<hash>.parquet (created if missing).
     #[arg(long, value_name = "DIR")]
@@ -38,16 +38,13 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let view = args.view.view();
-    if args.format == "parquet" {
-        return parquet(&args);
-    }
-    if args.output.is_some() {
-        anyhow::bail!("--output DIR goes with --format parquet (table and json go to stdout)");
-    }
-    let format = if args.format == "json" {
-        Format::Json
-    } else {
-        Format::Table
+    let format = match (
+        args.format,
+        output_dir(args.format, args.output.as_deref())?,
+    ) {
+        (Output::Parquet, Some(dir)) => return parquet(&args, dir),
+        (Output::Print(f), _) => f,
+        (Output::Parquet, None) => unreachable!("output_dir gives Parquet a directory"),
     };
     let (report, summary, inputs) = super::report_only(
         &args.common,
@@ -76,10 +73,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
 /// `--format parquet`: every frame record as it completes, then the
 /// report's tables; what was written goes to stderr.
-fn parquet(args: &Args) -> anyhow::Result<ExitCode> {
-    let Some(dir) = &args.output else {
-        anyhow::bail!("--format parquet needs --output DIR: the directory of the dataset");
-    };
+fn parquet(args: &Args, dir: &std::path::Path) -> anyhow::Result<ExitCode> {
     let common = &args.common;
     let mut opts = common.options()?;
     opts.plots = false;
@@ -124,15 +118,8 @@ fn parquet(args: &Args) -> anyhow::Result<ExitCode> {
     let written = data
         .finish(&report)
         .with_context(|| format!("writing Parquet under {}", dir.display()))?;
-    if !common.quiet {
-        for w in &written {
-            eprintln!(
-                "wrote {} ({} rows, {} bytes)",
-                w.path.display(),
-                w.rows,
-                w.bytes
-            );
-        }
+    for w in &written {
+        w.say(common.quiet);
     }
     common.finish(&inputs, &summary, super::report_has_anomalies(&report))
 }

@@ -2,7 +2,7 @@
 //! `flows`): input, decoding, scope (`--host`, `--since`, `--until`) and
 //! `--fail-on-anomaly`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
@@ -24,6 +24,52 @@ pub const ALL_FORMATS: &[Format] = &[Format::Table, Format::Json, Format::Ndjson
 pub fn format_parser(offered: &'static [Format]) -> impl TypedValueParser<Value = Format> {
     PossibleValuesParser::new(offered.iter().map(|f| f.as_str()))
         .map(|s| s.parse::<Format>().expect("one of the offered formats"))
+}
+
+/// `--format` of the commands that can also write Parquet: a printed
+/// format, or Parquet tables under `--output DIR`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Output {
+    Print(Format),
+    Parquet,
+}
+
+/// Parses `--format` into [`Output`]: the `offered` printed formats and
+/// `parquet`.
+pub fn output_parser(offered: &'static [Format]) -> impl TypedValueParser<Value = Output> {
+    let names: Vec<&'static str> = offered
+        .iter()
+        .map(|f| f.as_str())
+        .chain(["parquet"])
+        .collect();
+    PossibleValuesParser::new(names).map(|s| match s.as_str() {
+        "parquet" => Output::Parquet,
+        f => Output::Print(f.parse().expect("one of the offered formats")),
+    })
+}
+
+/// Checks `--output` against `--format`: Parquet needs a directory, the
+/// printed formats go to stdout. The directory for Parquet.
+pub fn output_dir(format: Output, output: Option<&Path>) -> anyhow::Result<Option<&Path>> {
+    match (format, output) {
+        (Output::Parquet, Some(d)) => {
+            if d.exists() && !d.is_dir() {
+                anyhow::bail!(
+                    "--output {}: it is a file, not a directory: give the dataset's directory \
+                     (it is created if missing)",
+                    d.display()
+                );
+            }
+            Ok(Some(d))
+        }
+        (Output::Parquet, None) => {
+            anyhow::bail!("--format parquet needs --output DIR: the directory of the dataset")
+        }
+        (Output::Print(f), Some(_)) => {
+            anyhow::bail!("--output DIR goes with --format parquet ({f} goes to stdout)")
+        }
+        (Output::Print(_), None) => Ok(None),
+    }
 }
 
 /// What decodes bodies: key log, schemas, profile (capture files and live).

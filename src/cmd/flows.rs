@@ -7,10 +7,11 @@ use std::process::ExitCode;
 use anyhow::Context;
 
 use syncscope::parallel;
-use syncscope::report::{self, FlowsSink, Format};
+use syncscope::report::parquet::TcpPrinter;
+use syncscope::report::{self, FlowRow, FlowsSink, Printer};
 use syncscope::{flow, reassembly};
 
-use super::common::{format_parser, ScopeArgs, ViewArgs, ALL_FORMATS};
+use super::common::{output_dir, output_parser, Output, ScopeArgs, ViewArgs, ALL_FORMATS};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -18,9 +19,13 @@ pub struct Args {
     /// merged in time order as one capture; `-` alone reads standard input.
     #[arg(value_name = "CAPTURE", required = true)]
     pub captures: Vec<PathBuf>,
-    /// Output format.
-    #[arg(long, default_value_t = Format::Table, value_parser = format_parser(ALL_FORMATS))]
-    pub format: Format,
+    /// Output format; parquet writes the tcp table (docs/parquet.md) under --output DIR.
+    #[arg(long, default_value = "table", value_parser = output_parser(ALL_FORMATS))]
+    pub format: Output,
+    /// With --format parquet: the dataset directory; each run adds
+    /// DIR/tcp/part-<capture>-<hash>.parquet (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub output: Option<PathBuf>,
     /// Add the sha256 of each direction's delivered bytes.
     #[arg(long)]
     pub hash: bool,
@@ -89,6 +94,7 @@ impl Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let out_dir = output_dir(args.format, args.output.as_deref())?;
     let scope = args.scope.scope()?;
     if let Some(d) = &args.dump {
         if d.exists() && !d.is_dir() {
@@ -104,7 +110,21 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let cfg = args.flow_config();
     let view = args.view.view();
     let times = view.time.clone();
-    let mut printer = report::spilling(args.format, view, io::BufWriter::new(io::stdout().lock()));
+    let mut printer: Box<dyn Printer<FlowRow>> = match (args.format, out_dir) {
+        (Output::Print(f), _) => report::spilling(f, view, io::BufWriter::new(io::stdout().lock())),
+        (Output::Parquet, dir) => {
+            let dir = dir.expect("output_dir gives Parquet a directory");
+            Box::new(
+                TcpPrinter::create(dir, &inputs.names(), args.quiet).with_context(|| {
+                    format!(
+                        "--output {}: cannot create the dataset (give a directory you can \
+                         write to)",
+                        dir.display()
+                    )
+                })?,
+            )
+        }
+    };
     printer.begin()?;
     let mut sink = FlowsSink::new(args.hash, args.dump.clone(), Some(printer))
         .with_context(|| {

@@ -8,17 +8,22 @@ use clap::builder::{PossibleValuesParser, TypedValueParser};
 
 use syncscope::analyze::{Analyzer, CmdMatch, FrameRecord, Layer, RecordFilter};
 use syncscope::parallel;
-use syncscope::report::{self, Format};
+use syncscope::report::parquet::FramesPrinter;
+use syncscope::report::{self, Printer};
 
-use super::common::{format_parser, DissectArgs, ViewArgs, ALL_FORMATS};
+use super::common::{output_dir, output_parser, DissectArgs, Output, ViewArgs, ALL_FORMATS};
 
 #[derive(clap::Args)]
 pub struct Args {
     #[command(flatten)]
     pub common: DissectArgs,
-    /// Output format.
-    #[arg(long, default_value_t = Format::Table, value_parser = format_parser(ALL_FORMATS))]
-    pub format: Format,
+    /// Output format; parquet writes the frames table (docs/parquet.md) under --output DIR.
+    #[arg(long, default_value = "table", value_parser = output_parser(ALL_FORMATS))]
+    pub format: Output,
+    /// With --format parquet: the dataset directory; each run adds
+    /// DIR/frames/part-<capture>-<hash>.parquet (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub output: Option<std::path::PathBuf>,
     /// Only frames of this cmd: a number (121, or hex 0x79) or a name in any case (newsync;
     /// short-link cgis and web endpoints by theirs); a request's name or number also selects
     /// its responses. An unknown name is an error that lists the known ones.
@@ -41,6 +46,7 @@ pub(super) fn layer_parser() -> impl TypedValueParser<Value = Layer> {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let dir = output_dir(args.format, args.output.as_deref())?;
     let opts = args.common.options()?;
     let scope = args.common.scope.scope()?;
     // Names come from the analyzer's own table (with the profile's).
@@ -61,7 +67,23 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let current = reader.current_file();
     let view = args.view.view();
     let times = view.time.clone();
-    let mut printer = report::spilling(args.format, view, io::BufWriter::new(io::stdout().lock()));
+    let mut printer: Box<dyn Printer<FrameRecord>> = match (args.format, dir) {
+        (Output::Print(f), _) => report::spilling(f, view, io::BufWriter::new(io::stdout().lock())),
+        (Output::Parquet, dir) => {
+            let dir = dir.expect("output_dir gives Parquet a directory");
+            Box::new(
+                FramesPrinter::create(dir, inputs.names(), args.common.quiet).with_context(
+                    || {
+                        format!(
+                            "--output {}: cannot create the dataset (give a directory you can \
+                             write to)",
+                            dir.display()
+                        )
+                    },
+                )?,
+            )
+        }
+    };
     printer.begin()?;
     let mut err: Option<io::Error> = None;
     let (summary, report) = {
@@ -102,7 +124,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         return Err(e).context("writing frames");
     }
     super::nothing_read(&super::inputs_label(&inputs), &summary)?;
-    printer.end()?;
+    printer.end().context("writing frames")?;
     args.common
         .finish(&inputs, &summary, super::report_has_anomalies(&report))
 }

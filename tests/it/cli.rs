@@ -402,3 +402,54 @@ fn max_flows_caps_the_table_and_says_so() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("--max-flows"), "{}", stderr(&out));
 }
+
+#[test]
+fn parquet_and_output_go_together_on_every_command() {
+    let cap = format!("{}/samples/longlink-8080.pcap", env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, b"x").unwrap();
+    let (d, f) = (dir.path().to_str().unwrap(), file.to_str().unwrap());
+    for cmd in ["flows", "frames", "analyze"] {
+        let out = syncscope(&[cmd, "--format", "parquet", &cap]);
+        assert_eq!(out.status.code(), Some(2), "{cmd}");
+        assert!(
+            stderr(&out).contains("needs --output DIR"),
+            "{cmd}: {}",
+            stderr(&out)
+        );
+        let out = syncscope(&[cmd, "--format", "json", "--output", d, &cap]);
+        assert_eq!(out.status.code(), Some(2), "{cmd}");
+        assert!(
+            stderr(&out).contains("--output DIR goes with --format parquet"),
+            "{cmd}: {}",
+            stderr(&out)
+        );
+        let out = syncscope(&[cmd, "--format", "parquet", "--output", f, &cap]);
+        assert_eq!(out.status.code(), Some(2), "{cmd}");
+        assert!(
+            stderr(&out).contains("not a directory"),
+            "{cmd}: {}",
+            stderr(&out)
+        );
+        assert!(out.stdout.is_empty());
+    }
+    // Written: each command's own table, and what it wrote said on stderr.
+    for (cmd, table) in [("flows", "tcp"), ("frames", "frames")] {
+        let out = syncscope(&[cmd, "--format", "parquet", "--output", d, &cap]);
+        assert!(out.status.success(), "{cmd}: {}", stderr(&out));
+        assert!(out.stdout.is_empty(), "{cmd}");
+        let part = std::fs::read_dir(dir.path().join(table))
+            .unwrap()
+            .next()
+            .expect("a part file")
+            .unwrap()
+            .path();
+        assert!(
+            stderr(&out).contains(&format!("wrote {}", part.display())),
+            "{cmd}: {}",
+            stderr(&out)
+        );
+        assert_eq!(&std::fs::read(&part).unwrap()[..4], b"PAR1");
+    }
+}

@@ -329,3 +329,168 @@ fn spark_runs_the_same_queries_over_a_directory_of_captures() {
     let got = queries("spark", &dir);
     assert_same(&got, &want);
 }
+
+/// Rows of `query` (DuckDB, over the views `frames`, `tcp`, `flows`,
+/// `synckeys` of `dir` that exist) as JSON arrays.
+fn duckdb_rows(dir: &Path, query: &str) -> Vec<Value> {
+    let script = r#"
+import json, os, sys
+import duckdb
+d, q = sys.argv[1], sys.argv[2]
+con = duckdb.connect()
+for t in ("frames", "tcp", "flows", "synckeys", "anomalies"):
+    if os.path.isdir(os.path.join(d, t)):
+        con.execute(f"CREATE VIEW {t} AS SELECT * FROM read_parquet('{d}/{t}/*.parquet')")
+print(json.dumps([list(r) for r in con.execute(q).fetchall()], default=str))
+"#;
+    let out = Command::new(lake_python())
+        .args(["-c", script])
+        .arg(dir)
+        .arg(query)
+        .output()
+        .expect("run duckdb");
+    assert!(
+        out.status.success(),
+        "duckdb {query}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON rows")
+}
+
+fn ndjson(args: &[&str]) -> Vec<Value> {
+    ok_stdout(args)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn frames_and_flows_write_parquet_that_holds_their_records() {
+    let dir = tmp("lake-commands");
+    let d = dir.to_str().unwrap();
+    let web = manifest().join("samples/serve-client-web-tls.pcapng");
+    let keys = manifest().join("samples/serve-client-web-tls.keys");
+    let (web, keys) = (web.to_str().unwrap(), keys.to_str().unwrap());
+    let base = ["-q", web, "--keylog", keys];
+
+    // frames: the rows are the NDJSON records, in their order.
+    let records = ndjson(&[&["frames", "--format", "ndjson"][..], &base].concat());
+    ok_stdout(&[&["frames", "--format", "parquet", "--output", d][..], &base].concat());
+    let rows = duckdb_rows(
+        &dir,
+        "SELECT conn, layer, len, body, uin, sid, ret, msg_id, synckey, server_name, file \
+         FROM frames",
+    );
+    assert_eq!(rows.len(), records.len());
+    assert!(records.len() > 50, "{}", records.len());
+    let mut seen = [0; 5];
+    for (row, rec) in rows.iter().zip(&records) {
+        assert_eq!(row[0], rec["conn"]);
+        assert_eq!(row[1], rec["layer"]);
+        assert_eq!(row[2], rec["len"]);
+        assert_eq!(row[10], json!(web));
+        let body: Value = serde_json::from_str(row[3].as_str().unwrap()).unwrap();
+        assert_eq!(body, rec["body"]);
+        // The known fields are the body's, where the analyzer's summary has them.
+        let info = &rec["body"]["info"];
+        if let Some(u) = info["uin"]
+            .as_u64()
+            .or(rec["body"]["identify"]["uin"].as_u64())
+        {
+            assert_eq!(row[4], json!(u), "{rec}");
+            seen[0] += 1;
+        }
+        if let Some(s) = info["sid"].as_str() {
+            assert_eq!(row[5], json!(s));
+            seen[1] += 1;
+        }
+        if let Some(r) = info["ret"].as_i64() {
+            assert_eq!(row[6], json!(r));
+            seen[2] += 1;
+        }
+        if info["synckey_issued"].is_object() {
+            let k: Value = serde_json::from_str(row[8].as_str().unwrap()).unwrap();
+            assert_eq!(k, info["synckey_issued"]);
+            seen[3] += 1;
+        }
+        if let Some(n) = rec["body"]["server_name"].as_str() {
+            assert_eq!(row[9], json!(n));
+            seen[4] += 1;
+        }
+        if info.is_null() && rec["body"]["identify"].is_null() {
+            assert_eq!(row[4], Value::Null, "{rec}");
+        }
+    }
+    // Every kind of field was met (the sample has logins, syncs and hellos).
+    assert!(seen.iter().all(|&n| n > 0), "{seen:?}");
+
+    // flows: the tcp table, one row per connection of every input, per file.
+    let caps: Vec<String> = [
+        "samples/serve-client-longlink.pcapng",
+        "samples/serve-client-web.pcapng",
+    ]
+    .iter()
+    .map(|c| manifest().join(c).display().to_string())
+    .collect();
+    let caps: Vec<&str> = caps.iter().map(String::as_str).collect();
+    let flows = ndjson(&[&["flows", "--format", "ndjson", "--hash", "-q"][..], &caps].concat());
+    ok_stdout(
+        &[
+            &[
+                "flows", "--format", "parquet", "--hash", "-q", "--output", d,
+            ][..],
+            &caps,
+        ]
+        .concat(),
+    );
+    let rows = duckdb_rows(
+        &dir,
+        "SELECT file, conn, client, server, packets_c2s, bytes_c2s, sha256_c2s, bytes_s2c, \
+         sha256_s2c, \"end\" FROM tcp ORDER BY conn",
+    );
+    assert_eq!(rows.len(), flows.len());
+    for f in &flows {
+        let row = rows
+            .iter()
+            .find(|r| r[1] == f["id"])
+            .expect("a row per flow");
+        assert_eq!(row[0], f["file"]);
+        assert_eq!(row[2], f["client"]);
+        assert_eq!(row[3], f["server"]);
+        assert_eq!(row[4], f["c2s"]["packets"]);
+        assert_eq!(row[5], f["c2s"]["bytes"]);
+        assert_eq!(row[6], f["c2s"]["sha256"]);
+        assert_eq!(row[7], f["s2c"]["bytes"]);
+        assert_eq!(row[8], f["s2c"]["sha256"]);
+        assert_eq!(row[9], f["end"]);
+    }
+    let files: std::collections::BTreeSet<&str> =
+        rows.iter().map(|r| r[0].as_str().unwrap()).collect();
+    assert_eq!(files, caps.iter().copied().collect());
+
+    // analyze over both: each row of flows, synckeys and anomalies names the
+    // capture of its connection, as `flows` does (not every input joined).
+    let lake = tmp("lake-analyze-files");
+    ok_stdout(
+        &[
+            &[
+                "analyze",
+                "--format",
+                "parquet",
+                "-q",
+                "--output",
+                lake.to_str().unwrap(),
+            ][..],
+            &caps,
+        ]
+        .concat(),
+    );
+    for (conn, file) in duckdb_rows(&lake, "SELECT conn, file FROM flows")
+        .iter()
+        .chain(&duckdb_rows(&lake, "SELECT conn, file FROM synckeys"))
+        .map(|r| (r[0].clone(), r[1].clone()))
+    {
+        let f = flows.iter().find(|f| f["id"] == conn).expect("the flow");
+        assert_eq!(file, f["file"], "conn {conn}");
+    }
+}

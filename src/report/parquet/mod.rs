@@ -12,6 +12,7 @@
 //! replaces its own files. Every row has a `file` column: the capture it
 //! came from.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -30,6 +31,11 @@ use sha2::{Digest, Sha256};
 
 use crate::analyze::{FrameRecord, Report};
 use crate::capture::Timestamp;
+
+mod fields;
+mod tcp;
+
+pub use tcp::TcpPrinter;
 
 /// The tables a run writes, as directory names under `DIR`.
 pub const TABLES: [&str; 4] = ["flows", "frames", "synckeys", "anomalies"];
@@ -204,6 +210,21 @@ pub struct Written {
     pub bytes: u64,
 }
 
+impl Written {
+    /// Says what was written on stderr (`wrote PATH (N rows, B bytes)`),
+    /// unless quiet.
+    pub fn say(&self, quiet: bool) {
+        if !quiet {
+            eprintln!(
+                "wrote {} ({} rows, {} bytes)",
+                self.path.display(),
+                self.rows,
+                self.bytes
+            );
+        }
+    }
+}
+
 /// The part name of a run over `inputs` (see the module doc).
 pub fn part_name(inputs: &[String]) -> String {
     let stem: String = inputs
@@ -260,6 +281,14 @@ const FRAME_COLUMNS: &[(&str, Ty, bool)] = &[
     ("uin", Ty::I64, true),
     ("body", Ty::Str, false),
     ("business", Ty::Str, true),
+    // Body fields of their own (fields.rs), added after the first schema.
+    ("sid", Ty::Str, true),
+    ("ret", Ty::I64, true),
+    ("client_msg_id", Ty::Str, true),
+    ("msg_id", Ty::Str, true),
+    ("msg_count", Ty::I64, true),
+    ("synckey", Ty::Str, true),
+    ("server_name", Ty::Str, true),
 ];
 
 const FLOW_COLUMNS: &[(&str, Ty, bool)] = &[
@@ -322,6 +351,8 @@ pub struct Dataset {
     part: String,
     files: Vec<String>,
     frames: Table,
+    /// The input of each connection's first frame record.
+    conn_file: HashMap<u64, usize>,
 }
 
 impl Dataset {
@@ -335,6 +366,7 @@ impl Dataset {
             part,
             files,
             frames,
+            conn_file: HashMap::new(),
         })
     }
 
@@ -343,19 +375,27 @@ impl Dataset {
         self.files.get(i).or(self.files.first()).map_or("", |s| s)
     }
 
-    /// One frame record, read from input file `file`.
+    /// One frame record, read from input file `file` (by index; a record
+    /// that names its file, as `frames` makes them, keeps its name).
     pub fn frame(&mut self, r: &FrameRecord, file: usize) -> io::Result<()> {
-        let body = r.body.to_string();
-        let business = r.business.as_ref().map(|b| b.to_string());
+        self.conn_file.entry(r.conn).or_insert(file);
+        // JSON text as every output writes it (big integers as strings).
+        let body = crate::report::json::to_string(&r.body)?;
+        let business = r
+            .business
+            .as_ref()
+            .map(crate::report::json::to_string)
+            .transpose()?;
         let dir = name(r.dir);
         let layer = r.layer.as_str();
-        let uin = r.body.get("uin").and_then(|u| {
-            u.as_i64()
-                .or_else(|| u.as_str().and_then(|s| s.parse().ok()))
-        });
-        let file = self.files.get(file).or(self.files.first()).cloned();
+        let known = fields::Known::of(&r.body);
+        let files = &self.files;
+        let file = match &r.file {
+            Some(f) => f.as_str(),
+            None => files.get(file).or(files.first()).map_or("", |s| s),
+        };
         let row = vec![
-            Val::S(file.as_deref().or(Some(""))),
+            Val::S(Some(file)),
             Val::T(r.ts),
             Val::I(int(r.conn)),
             Val::S(Some(&dir)),
@@ -378,23 +418,41 @@ impl Dataset {
             Val::S(r.path.as_deref()),
             Val::I32(r.status.map(i32::from)),
             Val::S(r.endpoint),
-            Val::I(uin),
+            Val::I(known.uin),
             Val::S(Some(&body)),
             Val::S(business.as_deref()),
+            Val::S(known.sid.as_deref()),
+            Val::I(known.ret),
+            Val::S(known.client_msg_id.as_deref()),
+            Val::S(known.msg_id.as_deref()),
+            Val::I(known.msg_count),
+            Val::S(known.synckey.as_deref()),
+            Val::S(known.server_name.as_deref()),
         ];
         self.frames.push(row)
     }
 
+    /// The `file` of a row of connection `conn` in the report's tables: the
+    /// capture of the connection's first frame record; for a connection
+    /// without any, the run's input (every input joined by `,` when there
+    /// are several).
+    fn conn_file(&self, conn: u64) -> String {
+        match self.conn_file.get(&conn) {
+            Some(&i) => self.file(i).to_owned(),
+            None if self.files.len() == 1 => self.file(0).to_owned(),
+            None => self.files.join(","),
+        }
+    }
+
+    /// Closes the frames table alone (`syncscope frames`: no report).
+    pub fn finish_frames(self) -> io::Result<Written> {
+        self.frames.close()
+    }
+
     /// Writes the flows, SyncKey observations and anomalies of `report`
-    /// and closes every file. Rows of these tables name the run's first
-    /// input as their file when the run read one; with several, the file
-    /// column holds every input, joined by `,` (the report merges them).
+    /// and closes every file. A row's file is its connection's
+    /// ([`Dataset::conn_file`]).
     pub fn finish(self, report: &Report) -> io::Result<Vec<Written>> {
-        let file = if self.files.len() == 1 {
-            self.file(0).to_owned()
-        } else {
-            self.files.join(",")
-        };
         let table = |t: &str, cols| Table::create(self.dir.join(t).join(&self.part), cols);
         let mut flows = table("flows", FLOW_COLUMNS)?;
         for c in &report.connections {
@@ -403,6 +461,7 @@ impl Dataset {
                 c.protocol_c2s.map(name),
                 c.protocol_s2c.map(name),
             );
+            let file = self.conn_file(c.id);
             flows.push(vec![
                 Val::S(Some(&file)),
                 Val::I(int(c.id)),
@@ -427,6 +486,7 @@ impl Dataset {
             for o in &s.observations {
                 let (dir, source, message) = (name(o.dir), name(o.source), name(o.message));
                 let k = serde_json::to_string(&o.keys).unwrap_or_default();
+                let file = self.conn_file(o.conn);
                 keys.push(vec![
                     Val::S(Some(&file)),
                     Val::S(Some(&session)),
@@ -447,6 +507,7 @@ impl Dataset {
         let mut anomalies = table("anomalies", ANOMALY_COLUMNS)?;
         for a in report.anomalies.iter() {
             let dir = name(a.dir);
+            let file = self.conn_file(a.conn);
             anomalies.push(vec![
                 Val::S(Some(&file)),
                 Val::I(int(a.conn)),
@@ -463,6 +524,39 @@ impl Dataset {
             keys.close()?,
             anomalies.close()?,
         ])
+    }
+}
+
+/// `syncscope frames --format parquet`: the `frames` table alone, written
+/// as records come; says what it wrote on stderr at the end unless quiet.
+pub struct FramesPrinter {
+    data: Option<Dataset>,
+    quiet: bool,
+}
+
+impl FramesPrinter {
+    /// Creates `dir/frames/<part>` for a run over `files`.
+    pub fn create(dir: &Path, files: Vec<String>, quiet: bool) -> io::Result<FramesPrinter> {
+        Ok(FramesPrinter {
+            data: Some(Dataset::create(dir, files)?),
+            quiet,
+        })
+    }
+}
+
+impl crate::report::printer::Printer<FrameRecord> for FramesPrinter {
+    fn record(&mut self, r: &FrameRecord) -> io::Result<()> {
+        match self.data.as_mut() {
+            Some(d) => d.frame(r, 0),
+            None => Err(io::Error::other("the frames table is closed")),
+        }
+    }
+
+    fn end(&mut self) -> io::Result<()> {
+        if let Some(d) = self.data.take() {
+            d.finish_frames()?.say(self.quiet);
+        }
+        Ok(())
     }
 }
 
