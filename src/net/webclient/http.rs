@@ -1,8 +1,9 @@
 //! The web client's HTTP/1.1: requests are encoded and responses parsed
 //! without I/O by the shared codec ([`encode_request`] and
 //! [`parse_response`] over [`crate::proto::http::message`]; bodies by
-//! Content-Length, or to the end of the connection), and [`Conn`] is one
-//! keep-alive connection over tokio that runs one request at a time.
+//! Content-Length, chunked (de-chunked) or to the end of the connection),
+//! and [`Conn`] is one keep-alive connection over tokio that runs one
+//! request at a time.
 
 use std::io;
 use std::time::Duration;
@@ -15,7 +16,7 @@ use tokio::time::timeout;
 
 use crate::net::client::ClientError;
 pub use crate::proto::http::ParseError;
-use crate::proto::http::{message, HttpMessage, Kind, Limits, Parse};
+use crate::proto::http::{chunked, message, HttpMessage, Kind, Limits, Parse};
 
 /// Cap on a response's head, and on its body.
 pub const MAX_RESPONSE_LEN: usize = 16 << 20;
@@ -71,7 +72,7 @@ pub struct Response {
 }
 
 impl Response {
-    fn new(m: &HttpMessage<'_>) -> Response {
+    fn new(m: &HttpMessage<'_>, body: Vec<u8>) -> Response {
         Response {
             status: m.status.unwrap_or(0),
             reason: m.reason.unwrap_or("").to_owned(),
@@ -85,7 +86,7 @@ impl Response {
                     )
                 })
                 .collect(),
-            body: m.body.to_vec(),
+            body,
             keep_alive: m.keep_alive(),
         }
     }
@@ -130,9 +131,9 @@ impl Response {
 /// it took, `None` while incomplete. `eof`: the server closed after `buf`
 /// (a response without Content-Length ends there).
 pub fn parse_response(buf: &[u8], eof: bool) -> Result<Option<(Response, usize)>, ParseError> {
-    match message::parse(buf, Kind::Response, &LIMITS, eof) {
-        Parse::Complete(m, _) if !m.complete => Ok(None),
-        Parse::Complete(m, used) => Ok(Some((Response::new(&m), used))),
+    match chunked::parse_owned(buf, Kind::Response, &LIMITS, eof) {
+        Parse::Complete((m, _), _) if !m.complete => Ok(None),
+        Parse::Complete((m, body), used) => Ok(Some((Response::new(&m, body), used))),
         Parse::Incomplete => Ok(None),
         Parse::Invalid(e) => Err(e),
     }
@@ -372,9 +373,17 @@ mod tests {
     #[test]
     fn what_is_refused() {
         assert!(matches!(
-            parse_response(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", false),
-            Err(ParseError::TransferEncoding(te)) if te == "chunked"
+            parse_response(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", false),
+            Err(ParseError::TransferEncoding(te)) if te == "gzip"
         ));
+        // Chunked answers (a gateway behind nginx) are read de-chunked.
+        let (r, _) = parse_response(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
+            false,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(r.body, b"{}");
         assert!(matches!(
             parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n", false),
             Err(ParseError::BadContentLength(_))
@@ -397,5 +406,49 @@ mod tests {
         .unwrap()
         .unwrap();
         assert!(r.body.is_empty() && !r.keep_alive());
+    }
+
+    #[tokio::test]
+    async fn a_keep_alive_connection_reads_chunked_answers_one_after_another() {
+        // A gateway behind a proxy answers chunked, in pieces, and keeps
+        // the connection: two requests get their two bodies, whole.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let server = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut buf = vec![0u8; 4096];
+            for body in ["{\"a\":1}", "{\"b\":22}"] {
+                let mut got = Vec::new();
+                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    let n = s.read(&mut buf).await.unwrap();
+                    got.extend_from_slice(&buf[..n]);
+                }
+                let (a, b) = body.split_at(3);
+                let wire = format!(
+                    "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{a}\r\n",
+                    a.len()
+                );
+                s.write_all(wire.as_bytes()).await.unwrap();
+                s.flush().await.unwrap();
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                let rest = format!("{:x}\r\n{b}\r\n0\r\n\r\n", b.len());
+                s.write_all(rest.as_bytes()).await.unwrap();
+            }
+        });
+        let mut conn = Conn::new(&addr);
+        let req = Request {
+            method: "GET",
+            target: "/x",
+            cookie: None,
+            body: None,
+        };
+        for want in [&b"{\"a\":1}"[..], b"{\"b\":22}"] {
+            let r = conn
+                .request("x", &req, Duration::from_secs(5))
+                .await
+                .unwrap();
+            assert_eq!(r.body, want);
+        }
+        server.await.unwrap();
     }
 }

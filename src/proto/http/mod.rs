@@ -39,6 +39,7 @@ use serde::{Serialize, Serializer};
 use crate::capture::Timestamp;
 use crate::flow::Direction;
 
+pub mod chunked;
 mod coding;
 mod conn;
 mod framing;
