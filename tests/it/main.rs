@@ -39,6 +39,7 @@ mod sniff;
 mod sync_sends;
 mod synth_mix;
 mod tls;
+mod tls_cbc;
 mod tunnels;
 mod web_media;
 mod web_server;

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::common::shared;
 
-fn syncscope(args: &[&str]) -> std::process::Output {
+pub(crate) fn syncscope(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_syncscope"))
         .args(args)
         .env_remove("COLUMNS")
@@ -110,7 +110,7 @@ fn tls_records_are_frames_with_a_reason_when_closed() {
     assert!(closed.iter().all(|r| r["crypto"] == "no_key"));
 }
 
-fn sample(name: &str) -> String {
+pub(crate) fn sample(name: &str) -> String {
     concat!(env!("CARGO_MANIFEST_DIR"), "/samples/").to_owned() + name
 }
 
@@ -118,7 +118,7 @@ fn sample(name: &str) -> String {
 /// connections are, by first packet): client to server, server to client
 /// (`-z follow,tls,raw`; its node 0 is whichever sent first, `server_port`
 /// tells which that is).
-fn tshark_tls_bytes(
+pub(crate) fn tshark_tls_bytes(
     cap: &str,
     keys: &str,
     streams: u64,

@@ -1,7 +1,8 @@
 //! A TLS connection's record protection, opened with the secrets of an
 //! NSS key log: TLS 1.3 (AES-128/256-GCM, ChaCha20-Poly1305; handshake
 //! then application traffic keys, key updates) and TLS 1.2 AEAD suites
-//! (AES-GCM, ChaCha20-Poly1305; keys from the master secret). Sans-IO:
+//! (AES-GCM, ChaCha20-Poly1305; keys from the master secret) and the
+//! TLS 1.0–1.2 CBC suites (AES-CBC with HMAC, [`super::cbc`]). Sans-IO:
 //! the caller says which direction a record came from and when a
 //! direction's keys change (its Finished, its ChangeCipherSpec).
 
@@ -11,6 +12,7 @@ use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::AesGcm;
 use chacha20poly1305::ChaCha20Poly1305;
 
+use super::cbc::{prf10, CbcKeys, MacAlg};
 use super::hello::HelloFacts;
 use super::keys::{expand_label, prf, HashAlg, NssKeyLog, Secrets};
 
@@ -82,6 +84,7 @@ impl Cipher {
             CipherKind::ChaCha => {
                 Cipher::ChaCha(Box::new(ChaCha20Poly1305::new_from_slice(key).ok()?))
             }
+            CipherKind::Cbc { .. } => return None,
         })
     }
 
@@ -103,18 +106,28 @@ enum CipherKind {
     Aes128Gcm,
     Aes256Gcm,
     ChaCha,
+    /// AES-CBC with an HMAC (TLS 1.0 to 1.2).
+    Cbc {
+        key_len: usize,
+        mac: MacAlg,
+    },
 }
 
 impl CipherKind {
     fn key_len(self) -> usize {
         match self {
             CipherKind::Aes128Gcm => 16,
+            CipherKind::Cbc { key_len, .. } => key_len,
             _ => 32,
         }
     }
 }
 
-/// The AEAD suites opened here: (cipher, hash), by suite id.
+fn cbc(key_len: usize, mac: MacAlg) -> CipherKind {
+    CipherKind::Cbc { key_len, mac }
+}
+
+/// The suites opened here: (cipher, hash), by suite id.
 fn suite(id: u16) -> Option<(CipherKind, HashAlg)> {
     use CipherKind::*;
     Some(match id {
@@ -126,6 +139,13 @@ fn suite(id: u16) -> Option<(CipherKind, HashAlg)> {
         0xc02c | 0xc030 | 0x009d | 0x009f => (Aes256Gcm, HashAlg::Sha384),
         // ChaCha20-Poly1305 (RFC 7905).
         0xcca8..=0xccaa => (ChaCha, HashAlg::Sha256),
+        // CBC: (EC)DHE and RSA, AES-128/256 with HMAC-SHA1 (any version),
+        // -SHA256 and -SHA384 (TLS 1.2; SHA384 suites use its PRF).
+        0xc009 | 0xc013 | 0x002f | 0x0033 => (cbc(16, MacAlg::Sha1), HashAlg::Sha256),
+        0xc00a | 0xc014 | 0x0035 | 0x0039 => (cbc(32, MacAlg::Sha1), HashAlg::Sha256),
+        0xc023 | 0xc027 | 0x003c | 0x0067 => (cbc(16, MacAlg::Sha256), HashAlg::Sha256),
+        0x003d | 0x006b => (cbc(32, MacAlg::Sha256), HashAlg::Sha256),
+        0xc024 | 0xc028 => (cbc(32, MacAlg::Sha384), HashAlg::Sha384),
         _ => return None,
     })
 }
@@ -154,6 +174,11 @@ pub struct Protection {
     lost: [u64; 2],
     /// TLS 1.2: the key block's keys, (key, iv) per direction.
     tls12: Option<[(Vec<u8>, Vec<u8>); 2]>,
+    /// CBC suites: the key block's keys per direction, then (after each
+    /// direction's ChangeCipherSpec) the keys in use and the next sequence
+    /// number.
+    cbc_block: Option<[CbcKeys; 2]>,
+    cbc_dirs: [Option<(CbcKeys, u64)>; 2],
 }
 
 impl std::fmt::Debug for Protection {
@@ -195,6 +220,8 @@ impl Protection {
             application: [false; 2],
             lost: [0; 2],
             tls12: None,
+            cbc_block: None,
+            cbc_dirs: [None, None],
         };
         if tls13 {
             for from_client in [true, false] {
@@ -211,6 +238,30 @@ impl Protection {
             if p.dirs.iter().all(Option::is_none) {
                 return Err(Undecrypted::NoKey);
             }
+        } else if let CipherKind::Cbc { key_len, mac } = kind {
+            let master = p.secrets.master.clone().ok_or(Undecrypted::NoKey)?;
+            let seed = [sr.as_slice(), cr.as_slice()].concat();
+            let ml = mac.tag_len();
+            let len = 2 * ml + 2 * key_len + 2 * super::cbc::BLOCK;
+            let kb = if version >= 0x0303 {
+                prf(hash, &master, b"key expansion", &seed, len)
+            } else {
+                prf10(&master, b"key expansion", &seed, len)
+            };
+            let (cm, rest) = kb.split_at(ml);
+            let (sm, rest) = rest.split_at(ml);
+            let (ck, rest) = rest.split_at(key_len);
+            let (sk, rest) = rest.split_at(key_len);
+            let (civ, siv) = rest.split_at(super::cbc::BLOCK);
+            let keys = |key: &[u8], mac_key: &[u8], iv: &[u8]| CbcKeys {
+                key: key.to_vec(),
+                mac_key: mac_key.to_vec(),
+                mac,
+                // TLS 1.0 chains its IVs; 1.1 on sends one per record.
+                chained_iv: (version < 0x0302).then(|| iv.try_into().unwrap_or([0; 16])),
+                etm: facts.encrypt_then_mac,
+            };
+            p.cbc_block = Some([keys(ck, cm, civ), keys(sk, sm, siv)]);
         } else {
             let master = p.secrets.master.clone().ok_or(Undecrypted::NoKey)?;
             let (kl, il) = (
@@ -274,6 +325,10 @@ impl Protection {
     /// are protected, from sequence number 0.
     pub fn change_cipher_spec(&mut self, from_client: bool) {
         let i = idx(from_client);
+        if let Some(k) = &self.cbc_block {
+            self.cbc_dirs[i] = Some((k[i].clone(), 0));
+            return;
+        }
         if let Some(k) = &self.tls12 {
             let (key, iv) = &k[i];
             self.dirs[i] = Cipher::new(self.kind, key).map(|cipher| DirKeys {
@@ -314,6 +369,19 @@ impl Protection {
             };
         }
         let window = self.lost[i];
+        if matches!(self.kind, CipherKind::Cbc { .. }) {
+            let (k, next) = self.cbc_dirs[i].as_mut().ok_or(Undecrypted::NoKey)?;
+            let (seq, plaintext) = k
+                .open(*next..=next.saturating_add(window), header, payload)
+                .ok_or(Undecrypted::Failed)?;
+            *next = seq + 1;
+            self.lost[i] = 0;
+            return Ok(Decrypted {
+                content_type: header[0],
+                plaintext,
+                line,
+            });
+        }
         let chacha = self.kind == CipherKind::ChaCha;
         let d = self.dirs[i].as_mut().ok_or(Undecrypted::NoKey)?;
         let (explicit, ct) = if chacha {

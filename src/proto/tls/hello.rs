@@ -8,7 +8,8 @@ use serde::Serialize;
 use tls_parser::{
     parse_tls_client_hello_extensions, parse_tls_handshake_client_hello,
     parse_tls_handshake_server_hello, parse_tls_server_hello_extensions, SNIType,
-    TlsAlertDescription, TlsAlertSeverity, TlsCipherSuite, TlsExtension, TlsVersion,
+    TlsAlertDescription, TlsAlertSeverity, TlsCipherSuite, TlsExtension, TlsExtensionType,
+    TlsVersion,
 };
 
 /// Handshake bytes held per direction, at most, while a message is not
@@ -71,6 +72,10 @@ pub struct HelloFacts {
     pub client_session_id: Vec<u8>,
     #[serde(skip)]
     pub version_id: Option<u16>,
+    /// The ServerHello agreed encrypt_then_mac (RFC 7366: CBC suites put
+    /// the MAC after the ciphertext).
+    #[serde(skip)]
+    pub encrypt_then_mac: bool,
     #[serde(skip)]
     pub cipher_id: Option<u16>,
 }
@@ -240,6 +245,12 @@ impl HelloFacts {
                     self.alpn = p.first().map(|p| String::from_utf8_lossy(p).into_owned());
                 }
                 TlsExtension::PreSharedKey(_) => psk = true,
+                // encrypt_then_mac is type 22; tls-parser 0.12.2 reads a
+                // ServerHello's 22 as Unknown (and 21, padding, as
+                // EncryptThenMac): both are taken.
+                TlsExtension::Unknown(TlsExtensionType(22), _) | TlsExtension::EncryptThenMac => {
+                    self.encrypt_then_mac = true
+                }
                 _ => {}
             }
         }

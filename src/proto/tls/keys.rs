@@ -162,7 +162,7 @@ pub fn prf(hash: HashAlg, secret: &[u8], label: &[u8], seed: &[u8], len: usize) 
     }
 }
 
-fn p_hash<M: Mac + KeyInit + Clone>(secret: &[u8], seed: &[u8], len: usize) -> Vec<u8> {
+pub(super) fn p_hash<M: Mac + KeyInit + Clone>(secret: &[u8], seed: &[u8], len: usize) -> Vec<u8> {
     let Ok(base) = <M as KeyInit>::new_from_slice(secret) else {
         return Vec::new(); // HMAC takes keys of any length
     };

@@ -14,6 +14,7 @@
 
 use crate::proto::longlink::{walk_chain, Chain};
 
+pub mod cbc;
 pub mod decrypt;
 pub mod hello;
 pub mod keys;
