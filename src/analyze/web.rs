@@ -256,9 +256,14 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
             );
             self.timeline
                 .sent(ids, rs.ts_last, at.conn, c, Some(what), i.msg_id.as_deref());
+            let kind = if ex.endpoint == Endpoint::Webwxsendmsgimg {
+                MsgKind::Image
+            } else {
+                MsgKind::Text
+            };
             let send = Send {
                 client_id: c.clone(),
-                kind: MsgKind::Text,
+                kind,
                 via: Via::Web,
                 from: Some(web::id_string(&msg["FromUserName"])).filter(|s| !s.is_empty()),
                 to: Some(web::id_string(&msg["ToUserName"])).filter(|s| !s.is_empty()),
