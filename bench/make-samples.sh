@@ -18,12 +18,19 @@
 #       a voice recording over the long link (uploadvoice, two chunks); bob's
 #       listener downloads both (getmsgimg, downloadvoice). The files sent are
 #       samples/serve-client-media/photo.png and memo.voice.
+#   samples/serve-client-receipts.pcapng   receipts (serve --receipts): alice
+#       sends bob two messages and carol one; bob's phone listens and reports
+#       each read (statusnotify over the short link), bob's pad is offline
+#       and connects afterwards (its backlog by newsync), carol never comes;
+#       then alice's phone, offline meanwhile, gets the receipts in order.
+#       What the clients printed is in samples/serve-client-receipts/*.ndjson
+#       (the tests compare the analyzer's lifecycles with it).
 #
 # Run as root (live capture needs CAP_NET_RAW) from anywhere:
 #
-#     bash bench/make-samples.sh [longlink] [shortlink] [web] [media]
+#     bash bench/make-samples.sh [longlink] [shortlink] [web] [media] [receipts]
 #
-# (no names: all four).
+# (no names: all five).
 #
 # Environment: PORT (default 8080, the long link's usual port; must be free),
 # BIN (a syncscope with the `live` feature; default: build the release one).
@@ -66,7 +73,7 @@ wait_for() {
 # start NAME: a fresh in-memory server and a capture of its port into
 # samples/NAME.pcapng.
 start() {
-  "$BIN" serve --listen "$ADDR" --memory --users alice,bob 2>"$TMP/$1.serve.err" &
+  "$BIN" serve --listen "$ADDR" --memory --users alice,bob,carol ${SERVE_ARGS:-} 2>"$TMP/$1.serve.err" &
   serve_pid=$!
   pids+=("$serve_pid")
   wait_for "$TMP/$1.serve.err" 'listening on' "$serve_pid"
@@ -249,11 +256,35 @@ cmp "$TMP"/saved/*.voice samples/serve-client-media/memo.voice
 stop serve-client-media
 }
 
-for name in "${@:-longlink shortlink web media}"; do
+# --- receipts ----------------------------------------------------------------
+record_receipts() {
+local out=samples/serve-client-receipts
+mkdir -p "$out"
+SERVE_ARGS=--receipts start serve-client-receipts
+client --user bob listen --read --count 2 --timeout 15 --format ndjson \
+  >"$out/bob-phone.ndjson" 2>"$TMP/bob-phone.err" &
+p1=$!
+pids+=("$p1")
+wait_for "$TMP/bob-phone.err" 'listening as bob' "$p1"
+: >"$out/sends.ndjson"
+client --user alice send bob "one" >>"$out/sends.ndjson"
+client --user alice send bob "two" >>"$out/sends.ndjson"
+client --user alice send carol "never read" >>"$out/sends.ndjson"
+wait "$p1"
+sleep 0.5
+# bob's pad, offline so far, gets both from its backlog.
+client --user bob --device pad listen --count 2 --timeout 10 --format ndjson >"$out/bob-pad.ndjson"
+sleep 0.5
+# alice's phone, offline since its sends, gets the receipts in order.
+client --user alice listen --receipts --timeout 2 --format ndjson >"$out/alice-receipts.ndjson" || true
+stop serve-client-receipts
+}
+
+for name in "${@:-longlink shortlink web media receipts}"; do
   for n in $name; do
     case $n in
-      longlink|shortlink|web|media) "record_$n" ;;
-      *) echo "unknown sample $n (longlink, shortlink, web, media)" >&2; exit 2 ;;
+      longlink|shortlink|web|media|receipts) "record_$n" ;;
+      *) echo "unknown sample $n (longlink, shortlink, web, media, receipts)" >&2; exit 2 ;;
     esac
   done
 done

@@ -5,7 +5,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use super::sends::{newsendmsg_facts, SendFacts};
+use super::sends::{media_facts, newsendmsg_facts, SendFacts};
 use super::{KeyMap, Options};
 use crate::body::identify::Identify;
 use crate::body::messages::{NewSyncRequest, NewSyncResponse};
@@ -14,7 +14,7 @@ use crate::capture::Timestamp;
 use crate::proto::business::{self, BusinessHeader, Outcome, MAGIC};
 use crate::proto::commands::{
     response, Mapping, Registry, CGI_NEWSENDMSG, CGI_NEWSYNC, IDENTIFY, NEWSENDMSG, NEWSYNC,
-    SEQ_IDENTIFY,
+    SEQ_IDENTIFY, UPLOADMSGIMG, UPLOADVOICE,
 };
 use crate::proto::longlink::Header;
 use crate::track::synckey::{Message, Observation, Source};
@@ -101,8 +101,11 @@ pub struct Decoded {
     pub device: Option<String>,
     /// MsgIds of the AddMsg items a newsync response delivers.
     pub msg_ids: Vec<String>,
-    /// A newsendmsg's messages (request) or MsgIDs (answer).
+    /// A newsendmsg's messages (request) or MsgIDs (answer), or the end of
+    /// a media upload.
     pub sends: Option<SendFacts>,
+    /// The user an identify names (its tail's context string).
+    pub user: Option<String>,
 }
 
 fn blob(body: &[u8]) -> Value {
@@ -147,8 +150,10 @@ impl<'a> IdentifyBody<'a> {
 /// (SyncKeys, MsgIds) and newsendmsg (ClientMsgIds).
 pub fn tracker_needs_body(h: &Header) -> bool {
     (h.cmd == IDENTIFY && h.seq == SEQ_IDENTIFY)
-        || h.request_cmd() == NEWSYNC
-        || h.request_cmd() == NEWSENDMSG
+        || matches!(
+            h.request_cmd(),
+            NEWSYNC | NEWSENDMSG | UPLOADMSGIMG | UPLOADVOICE
+        )
 }
 
 /// Decodes a long-link frame body. Without `want_value` only what the
@@ -160,6 +165,7 @@ pub fn decode(opts: &Options, h: &Header, body: &[u8], want_value: bool) -> Deco
             d.synckey = Some((SyncKeySource::LonglinkIdentify, id.synckey.to_map()));
             d.uin = Some(id.uin as u64);
             d.device = id.network_id.clone().filter(|n| !n.is_empty());
+            d.user = id.network_id_ctx.clone().filter(|n| !n.is_empty());
             d.value = serde_json::to_value(IdentifyBody::new(&id)).unwrap_or(Value::Null);
             return d;
         }
@@ -189,6 +195,14 @@ pub fn decode(opts: &Options, h: &Header, body: &[u8], want_value: bool) -> Deco
     }
     if h.request_cmd() == NEWSENDMSG {
         d.sends = newsendmsg_facts(body, h.cmd == response(NEWSENDMSG));
+    }
+    let media = match h.request_cmd() {
+        UPLOADMSGIMG => Some("uploadmsgimg"),
+        UPLOADVOICE => Some("uploadvoice"),
+        _ => None,
+    };
+    if let Some(cgi) = media {
+        d.sends = media_facts(cgi, body, h.cmd == response(h.request_cmd()), false);
     }
     if !want_value {
         return d;

@@ -12,6 +12,7 @@ use crate::flow::Side;
 use crate::proto::business::MAGIC;
 use crate::proto::commands::{response, NEWNOTIFY, NEWSYNC};
 use crate::proto::longlink::{Framer, FramerEvent, Header, Kind, SkipReason, MARS_HEADER_LEN};
+use crate::track::lifecycle::Via;
 use crate::track::pairing::Paired;
 use crate::track::synckey::Ids;
 
@@ -340,7 +341,17 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
                 uin: decoded.uin,
                 ..ids
             };
-            self.send_facts(ids, here.ts, f);
+            self.send_facts(ids, here.ts, Via::Longlink, f);
+        }
+        if let Some(user) = &decoded.user {
+            self.timeline.life_name(
+                Ids {
+                    uin: decoded.uin,
+                    device: decoded.device.as_deref(),
+                    ..ids
+                },
+                user,
+            );
         }
         if let Some((source, keys)) = &decoded.synckey {
             self.synckey_seen(

@@ -278,7 +278,8 @@ impl<'o, F: FnMut(&FrameRecord)> Analyzer<'o, F> {
             let more = self.report.message_latency_samples();
             self.report.plots.latency.extend(more);
         }
-        self.report.sessions = std::mem::take(&mut self.timeline).finish();
+        (self.report.sessions, self.report.lifecycle) =
+            std::mem::take(&mut self.timeline).finish_all();
         // One anomaly list: the sessions' anomalies are in it too.
         for s in &self.report.sessions {
             let who = match (s.uin, &s.sid) {

@@ -396,6 +396,9 @@ pub struct Report {
     pub synckeys_omitted: Option<Overflow<&'static str>>,
     /// SyncKey timelines per user (uin or web sid), binary and web flows together.
     pub sessions: Vec<crate::track::synckey::Session>,
+    /// Each message's lifecycle (sent, acknowledged, delivered per device,
+    /// read) and the latency of each step.
+    pub lifecycle: crate::track::lifecycle::Lifecycle,
     /// The first anomalies of each kind (`--max-examples`), by connection and offset.
     pub anomalies: Bounded<AnomalyRow>,
     /// Only when some anomalies are not listed: how many, and the count per kind.

@@ -15,6 +15,7 @@ use crate::proto::http;
 use crate::proto::longlink::Kind;
 use crate::proto::mmtls;
 use crate::proto::shortlink::{is_mmtls_path, ShortLinkPayload};
+use crate::track::lifecycle::Via;
 use crate::track::synckey::Ids;
 
 /// Path prefix of the legacy short link (business packets in plain HTTP).
@@ -250,7 +251,7 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
                         device: None,
                         conn: here.conn,
                     };
-                    self.send_facts(ids, here.ts, f);
+                    self.send_facts(ids, here.ts, Via::Shortlink, f);
                 }
                 (b.body, Some(b.summary))
             }

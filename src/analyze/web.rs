@@ -14,6 +14,7 @@ use super::{micros, Analyzer, AnomalyKind, Here};
 use crate::proto::http::{self, HttpEvent};
 use crate::proto::longlink::Kind;
 use crate::proto::web::{self, Endpoint, WebInfo};
+use crate::track::lifecycle::{MsgKind, Send, Via};
 use crate::track::synckey::{message_digest, Ids, Message, Observation, Source};
 
 /// Path prefix of the reference server's plain-protobuf short link.
@@ -255,6 +256,30 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
             );
             self.timeline
                 .sent(ids, rs.ts_last, at.conn, c, Some(what), i.msg_id.as_deref());
+            let kind = if ex.endpoint == Endpoint::Webwxsendmsgimg {
+                MsgKind::Image
+            } else {
+                MsgKind::Text
+            };
+            let send = Send {
+                client_id: c.clone(),
+                kind,
+                via: Via::Web,
+                from: Some(web::id_string(&msg["FromUserName"])).filter(|s| !s.is_empty()),
+                to: Some(web::id_string(&msg["ToUserName"])).filter(|s| !s.is_empty()),
+            };
+            self.timeline.life_send(ids, req_ts, send.clone());
+            if let Some(m) = &i.msg_id {
+                self.timeline.life_ack(ids, rs.ts_last, send, m);
+            }
+        }
+        if ex.endpoint == Endpoint::Webwxstatusnotify && web::as_u64(&ex.request["Code"]) == Some(1)
+        {
+            let from = web::id_string(&ex.request["FromUserName"]);
+            let to = web::id_string(&ex.request["ToUserName"]);
+            if !from.is_empty() && !to.is_empty() {
+                self.timeline.life_read(ids, req_ts, &from, &to, 0);
+            }
         }
     }
 

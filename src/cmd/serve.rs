@@ -438,8 +438,17 @@ fn check_or_repair(args: &Args) -> anyhow::Result<ExitCode> {
         .unwrap_or_else(|| PathBuf::from("syncscope-data"));
     let counts = |c: &Counts| {
         format!(
-            "{} users, {} devices, {} messages, {} mailbox entries",
-            c.users, c.devices, c.messages, c.mailbox
+            "{} users, {} devices, {} messages, {} mailbox entries, {} media objects, {} \
+             receipts, {} read marks, {} uploads ({} parts)",
+            c.users,
+            c.devices,
+            c.messages,
+            c.mailbox,
+            c.media,
+            c.receipts,
+            c.read_marks,
+            c.uploads,
+            c.upload_parts
         )
     };
     if args.check {

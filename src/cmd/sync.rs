@@ -1,9 +1,9 @@
 //! `syncscope sync`: the SyncKey timeline per user.
 
-use std::io;
+use std::io::{self, Write};
 use std::process::ExitCode;
 
-use syncscope::report::{self, Format};
+use syncscope::report::{self, Format, SyncReport};
 
 use super::common::{format_parser, DissectArgs, ViewArgs, ALL_FORMATS};
 
@@ -11,7 +11,8 @@ use super::common::{format_parser, DissectArgs, ViewArgs, ALL_FORMATS};
 pub struct Args {
     #[command(flatten)]
     pub common: DissectArgs,
-    /// Output format: a timeline per session, `{"sessions": [...]}`, or one session per line.
+    /// Output format: a timeline per session and the message lifecycles, `{"sessions": [...],
+    /// "lifecycle": {...}}`, or one session per line then `{"lifecycle": ...}`.
     #[arg(long, default_value_t = Format::Table, value_parser = format_parser(ALL_FORMATS))]
     pub format: Format,
     #[command(flatten)]
@@ -32,22 +33,40 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     )?;
     // What `sync` shows: the sessions' SyncKey anomalies.
     let anomalies = report.sessions.iter().any(|s| !s.anomalies.is_empty());
+    let doc = SyncReport {
+        sessions: report.sessions.clone(),
+        lifecycle: report.lifecycle.clone(),
+    };
     if let Some(path) = &args.html {
         let mut text = Vec::new();
         let mut table = report::printer(Format::Table, Default::default(), &mut text);
         table.begin()?;
-        for s in &report.sessions {
-            table.record(s)?;
-        }
+        table.record(&doc)?;
         table.end()?;
         drop(table);
         super::write_html(path, "sync", &super::inputs_label(&inputs), &report, &text)?;
     }
-    let mut printer = report::printer(args.format, view, io::BufWriter::new(io::stdout().lock()));
-    printer.begin()?;
-    for s in report.sessions {
-        printer.record_owned(s)?;
+    let out = io::BufWriter::new(io::stdout().lock());
+    if args.format == Format::Ndjson {
+        // A line per session, then one `{"lifecycle": ...}` when there are sends.
+        let mut printer = report::printer(Format::Ndjson, view, out);
+        printer.begin()?;
+        for s in doc.sessions {
+            printer.record_owned(s)?;
+        }
+        printer.end()?;
+        drop(printer);
+        if !doc.lifecycle.messages.is_empty() || doc.lifecycle.untracked > 0 {
+            let mut out = io::stdout().lock();
+            report::json::to_writer(&mut out, &serde_json::json!({ "lifecycle": doc.lifecycle }))?;
+            out.write_all(b"\n")?;
+            out.flush()?;
+        }
+    } else {
+        let mut printer = report::printer(args.format, view, out);
+        printer.begin()?;
+        printer.record_owned(doc)?;
+        printer.end()?;
     }
-    printer.end()?;
     args.common.finish(&inputs, &summary, anomalies)
 }

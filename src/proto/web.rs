@@ -25,11 +25,17 @@ pub enum Endpoint {
     Webwxsendmsg,
     Webwxgetcontact,
     Webwxlogout,
+    /// An upload chunk (multipart/form-data).
+    Webwxuploadmedia,
+    /// An image message naming a whole upload by MediaId.
+    Webwxsendmsgimg,
+    /// An image (or its thumbnail) read back.
+    Webwxgetmsgimg,
 }
 
 impl Endpoint {
     /// Every endpoint (the names `frames --cmd` knows).
-    pub const ALL: [Endpoint; 10] = [
+    pub const ALL: [Endpoint; 13] = [
         Endpoint::Jslogin,
         Endpoint::Login,
         Endpoint::Newloginpage,
@@ -40,6 +46,9 @@ impl Endpoint {
         Endpoint::Webwxsendmsg,
         Endpoint::Webwxgetcontact,
         Endpoint::Webwxlogout,
+        Endpoint::Webwxuploadmedia,
+        Endpoint::Webwxsendmsgimg,
+        Endpoint::Webwxgetmsgimg,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -54,6 +63,9 @@ impl Endpoint {
             Endpoint::Webwxsendmsg => "webwxsendmsg",
             Endpoint::Webwxgetcontact => "webwxgetcontact",
             Endpoint::Webwxlogout => "webwxlogout",
+            Endpoint::Webwxuploadmedia => "webwxuploadmedia",
+            Endpoint::Webwxsendmsgimg => "webwxsendmsgimg",
+            Endpoint::Webwxgetmsgimg => "webwxgetmsgimg",
         }
     }
 
@@ -72,10 +84,16 @@ impl Endpoint {
             "webwxsendmsg" => Endpoint::Webwxsendmsg,
             "webwxgetcontact" => Endpoint::Webwxgetcontact,
             "webwxlogout" => Endpoint::Webwxlogout,
+            "webwxuploadmedia" => Endpoint::Webwxuploadmedia,
+            "webwxsendmsgimg" => Endpoint::Webwxsendmsgimg,
+            "webwxgetmsgimg" => Endpoint::Webwxgetmsgimg,
             _ => return None,
         })
     }
 }
+
+mod media;
+pub use media::WebMedia;
 
 /// A message listed in a webwxsync response.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -141,6 +159,9 @@ pub struct WebInfo {
     /// BaseResponse.Ret.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ret: Option<i64>,
+    /// webwxuploadmedia, webwxsendmsgimg, webwxgetmsgimg: the media.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub media: Option<media::WebMedia>,
 }
 
 /// A decoded web exchange.
@@ -162,7 +183,17 @@ pub fn decode(path: &str, req_body: &[u8], resp_body: Option<&[u8]>) -> Option<W
     let endpoint = Endpoint::from_path(path)?;
     let query = path.split_once('?').map(|(_, q)| q).unwrap_or("");
     let params = parse_query(query);
-    let request: Value = serde_json::from_slice(req_body).unwrap_or(Value::Null);
+    let (request, upload) = if endpoint == Endpoint::Webwxuploadmedia {
+        match media::upload_form(req_body) {
+            Some((meta, m)) => (meta, Some(m)),
+            None => (Value::Null, None),
+        }
+    } else {
+        (
+            serde_json::from_slice(req_body).unwrap_or(Value::Null),
+            None,
+        )
+    };
     let resp_text = resp_body.map(|b| String::from_utf8_lossy(b).into_owned());
     let mut info = WebInfo::default();
     let mut response = Value::Null;
@@ -222,10 +253,18 @@ pub fn decode(path: &str, req_body: &[u8], resp_body: Option<&[u8]>) -> Option<W
         }
         // Ends the session; its answer says nothing (a redirect or a blank page).
         Endpoint::Webwxlogout => {}
+        // The answer is the image itself.
+        Endpoint::Webwxgetmsgimg => {
+            let m = media::WebMedia::read_back(&params, resp_body);
+            info.msg_id = m.msg_id.clone();
+            info.media = Some(m);
+        }
         Endpoint::Webwxinit
         | Endpoint::Webwxsync
         | Endpoint::Webwxstatusnotify
         | Endpoint::Webwxsendmsg
+        | Endpoint::Webwxsendmsgimg
+        | Endpoint::Webwxuploadmedia
         | Endpoint::Webwxgetcontact => {
             response = resp_body
                 .and_then(|b| serde_json::from_slice(b).ok())
@@ -255,7 +294,13 @@ pub fn decode(path: &str, req_body: &[u8], resp_body: Option<&[u8]>) -> Option<W
                     info.skey = Some(s.to_owned());
                 }
             }
-            if endpoint == Endpoint::Webwxsendmsg {
+            if endpoint == Endpoint::Webwxuploadmedia {
+                info.media = upload.map(|m| m.answered(&response));
+            }
+            if endpoint == Endpoint::Webwxsendmsgimg {
+                info.media = Some(media::WebMedia::sent(&request["Msg"]));
+            }
+            if matches!(endpoint, Endpoint::Webwxsendmsg | Endpoint::Webwxsendmsgimg) {
                 let msg = &request["Msg"];
                 info.client_msg_id = Some(id_string(&msg["ClientMsgId"])).filter(|s| !s.is_empty());
                 info.local_id = Some(id_string(&msg["LocalID"])).filter(|s| !s.is_empty());

@@ -13,6 +13,7 @@ use super::spill::Spill;
 use super::table;
 use super::view::View;
 use crate::analyze::{FrameRecord, Report};
+use crate::track::lifecycle::Lifecycle;
 use crate::track::synckey::Session;
 
 /// `flows`: the table and the JSON array list connections by id.
@@ -62,6 +63,35 @@ impl Record for Session {
         let doc = serde_json::to_value(Document { sessions: records })?;
         json::to_writer_pretty(&mut *out, &doc)?;
         out.write_all(b"\n")
+    }
+}
+
+/// `sync --format table|json`: the timelines and the message lifecycles,
+/// one record per run; the JSON document is
+/// `{"lifecycle": {...}, "sessions": [...]}`.
+#[derive(Debug, Clone, Serialize)]
+pub struct SyncReport {
+    pub sessions: Vec<Session>,
+    pub lifecycle: Lifecycle,
+}
+
+impl Record for SyncReport {
+    fn table(records: &[Self], view: &View, out: &mut dyn Write) -> io::Result<()> {
+        for r in records {
+            out.write_all(table::sessions(&r.sessions, view).as_bytes())?;
+            out.write_all(super::lifecycle::section(&r.lifecycle, view).as_bytes())?;
+        }
+        Ok(())
+    }
+
+    /// Through `serde_json::Value`, as [`Session`]'s document.
+    fn json(records: &[Self], out: &mut dyn Write) -> io::Result<()> {
+        for r in records {
+            let doc = serde_json::to_value(r)?;
+            json::to_writer_pretty(&mut *out, &doc)?;
+            out.write_all(b"\n")?;
+        }
+        Ok(())
     }
 }
 

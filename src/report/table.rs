@@ -430,6 +430,7 @@ pub fn analyze(r: &crate::analyze::Report, view: &View, out: &mut dyn io::Write)
         }
         let _ = writeln!(s, "{t}\n");
     }
+    s.push_str(&super::lifecycle::section(&r.lifecycle, view));
     if r.anomalies.total() == 0 {
         let _ = writeln!(s, "Anomalies: none");
     } else {

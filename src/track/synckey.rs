@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::capture::Timestamp;
 use crate::flow::Direction;
+use crate::track::lifecycle::{self, Lifecycle};
 
 pub use crate::body::synckey::KeyMap;
 
@@ -306,6 +307,11 @@ pub struct Timeline {
     sending: Recent<u64>,
     /// The packet being processed ([`Timeline::at_packet`]).
     packet: Option<u64>,
+    /// Message lifecycles, by session index.
+    life: lifecycle::Tracker,
+    /// User names of sessions their keys' messages do not name (a
+    /// long-link identify's).
+    names: HashMap<usize, String>,
 }
 
 fn diff(a: &KeyMap, b: &KeyMap) -> BTreeMap<u32, Change> {
@@ -574,6 +580,15 @@ impl Timeline {
                 });
             }
         }
+        let step = lifecycle::Step {
+            ts,
+            conn,
+            packet: self.packet,
+        };
+        let (sessions, names) = (&self.sessions, &self.names);
+        self.life
+            .delivered(i, step, msg_ids, |a, b| same_user(sessions, names, a, b));
+        let s = &mut self.sessions[i];
         for id in msg_ids {
             if !self.msg_ids.insert(i, id, ()) {
                 s.anomalies.push(Anomaly {
@@ -691,8 +706,56 @@ impl Timeline {
         self.sessions[i].anomalies.push(a);
     }
 
+    /// A send request seen (for the message lifecycles).
+    pub fn life_send(&mut self, ids: Ids<'_>, ts: Timestamp, send: lifecycle::Send) {
+        let i = self.session(ids);
+        let step = self.step(ids, ts);
+        self.life.sending(i, step, send);
+    }
+
+    /// A send's answer with the server's MsgId (for the lifecycles).
+    pub fn life_ack(&mut self, ids: Ids<'_>, ts: Timestamp, send: lifecycle::Send, msg_id: &str) {
+        let i = self.session(ids);
+        let step = self.step(ids, ts);
+        self.life.acknowledged(i, step, send, msg_id);
+    }
+
+    /// A read report: `reader` read the chat with `peer` up to MsgId
+    /// `upto` (0: all).
+    pub fn life_read(&mut self, ids: Ids<'_>, ts: Timestamp, reader: &str, peer: &str, upto: u64) {
+        let i = self.session(ids);
+        self.names.entry(i).or_insert_with(|| reader.to_owned());
+        let step = self.step(ids, ts);
+        self.life.read(i, step, reader, peer, upto);
+    }
+
+    /// The session of these ids is user `user` (a long-link identify).
+    pub fn life_name(&mut self, ids: Ids<'_>, user: &str) {
+        let i = self.session(ids);
+        self.names.entry(i).or_insert_with(|| user.to_owned());
+    }
+
+    fn step(&self, ids: Ids<'_>, ts: Timestamp) -> lifecycle::Step {
+        lifecycle::Step {
+            ts,
+            conn: ids.conn,
+            packet: self.packet,
+        }
+    }
+
     /// Sessions with their transitions computed, in order of first appearance.
-    pub fn finish(mut self) -> Vec<Session> {
+    pub fn finish(self) -> Vec<Session> {
+        self.finish_all().0
+    }
+
+    /// The sessions ([`Self::finish`]) and the message lifecycles.
+    pub fn finish_all(mut self) -> (Vec<Session>, Lifecycle) {
+        let life = std::mem::take(&mut self.life);
+        let (sessions, names) = (&self.sessions, &self.names);
+        let lifecycle = life.finish(
+            |i| session_label(sessions, names, i),
+            |i| name_of(sessions, names, i),
+        );
         for s in &mut self.sessions {
             // What tracking needed (issued keys, the recent-id windows) is
             // not part of the result.
@@ -713,7 +776,39 @@ impl Timeline {
         }
         self.sessions
             .retain(|s| !s.observations.is_empty() || !s.anomalies.is_empty());
-        self.sessions
+        (self.sessions, lifecycle)
+    }
+}
+
+/// A session's user name: the one its messages named, or its traffic's.
+fn name_of(sessions: &[Session], names: &HashMap<usize, String>, i: usize) -> Option<String> {
+    names
+        .get(&i)
+        .cloned()
+        .or_else(|| sessions.get(i).and_then(|s| s.user.clone()))
+}
+
+/// Whether two sessions are one user's (the same uin or user name).
+fn same_user(sessions: &[Session], names: &HashMap<usize, String>, a: usize, b: usize) -> bool {
+    let uin = |i: usize| sessions.get(i).and_then(|s| s.uin);
+    if let (Some(x), Some(y)) = (uin(a), uin(b)) {
+        return x == y;
+    }
+    matches!((name_of(sessions, names, a), name_of(sessions, names, b)), (Some(x), Some(y)) if x == y)
+}
+
+/// How lifecycles name a session: `user/device`, `uin N/device`, `sid S`.
+fn session_label(sessions: &[Session], names: &HashMap<usize, String>, i: usize) -> String {
+    let Some(s) = sessions.get(i) else {
+        return format!("session {i}");
+    };
+    let who = name_of(sessions, names, i)
+        .or_else(|| s.uin.map(|u| format!("uin {u}")))
+        .or_else(|| s.sid.as_ref().map(|x| format!("sid {x}")))
+        .unwrap_or_else(|| format!("session {i}"));
+    match &s.device {
+        Some(d) => format!("{who}/{d}"),
+        None => who,
     }
 }
 

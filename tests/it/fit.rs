@@ -42,6 +42,7 @@ fn captures() -> Vec<Vec<String>> {
         "serve-client-longlink.pcapng",
         "serve-client-shortlink.pcapng",
         "serve-client-web.pcapng",
+        "serve-client-receipts.pcapng",
     ]
     .iter()
     .map(|s| vec![sample(s)])

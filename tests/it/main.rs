@@ -13,6 +13,7 @@ mod fit;
 mod html;
 mod http;
 mod lake;
+mod lifecycle;
 mod mars;
 mod midstream;
 mod net;

@@ -149,6 +149,30 @@ fn export_objects_reads_web_uploads() {
     let dir = tempfile::tempdir().expect("tempdir");
     let pcap = dir.path().join("web-upload.pcap");
     std::fs::write(&pcap, pcap_of(&frames)).expect("write the capture");
+    // The web layer names the endpoint and reads each chunk's form.
+    let mut c = syncscope();
+    c.args(["frames", "--format", "ndjson"]).arg(&pcap);
+    let out = run_bounded(c);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let uploads: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("JSON"))
+        .filter(|r| r["endpoint"] == "webwxuploadmedia")
+        .collect();
+    assert_eq!(uploads.len(), 3, "named webwxuploadmedia");
+    for (u, chunk) in uploads.iter().zip([1usize, 0, 1]) {
+        let m = &u["body"]["info"]["media"];
+        assert_eq!(m["client_media_id"], "17000000001", "{u}");
+        assert_eq!(m["file_name"], "photo.png");
+        assert_eq!(m["size"].as_u64(), Some(total as u64));
+        assert_eq!(m["chunk"].as_u64(), Some(chunk as u64));
+        let len = ((chunk + 1) * WEB_CHUNK).min(total) - chunk * WEB_CHUNK;
+        assert_eq!(m["chunk_len"].as_u64(), Some(len as u64));
+    }
     let out_dir = dir.path().join("objects");
     let mut c = syncscope();
     c.arg("export-objects")

@@ -55,6 +55,15 @@ pub struct Counts {
     pub devices: u64,
     pub messages: u64,
     pub mailbox: u64,
+    /// Stored images and recordings.
+    pub media: u64,
+    /// Receipts (per message, device and kind) and read marks (per reader
+    /// and chat).
+    pub receipts: u64,
+    pub read_marks: u64,
+    /// Uploads (finished or not) and the parts of unfinished ones.
+    pub uploads: u64,
+    pub upload_parts: u64,
 }
 
 /// How a refused store is described (the [`StoreError::Damaged`] text).
@@ -180,6 +189,11 @@ fn counts(conn: &Connection) -> rusqlite::Result<Counts> {
         devices: n("devices")?,
         messages: n("messages")?,
         mailbox: n("mailbox")?,
+        media: n("media")?,
+        receipts: n("receipts")?,
+        read_marks: n("read_marks")?,
+        uploads: n("uploads")?,
+        upload_parts: n("upload_parts")?,
     })
 }
 

@@ -9,7 +9,11 @@
 //! found (the scan resumes after it), giving up after [`PROBE_MISSES`]
 //! misses in a row past the highest key the damaged store still reports.
 //! Rows that refer to rows lost (a mailbox entry whose message is gone, a
-//! message whose sender is gone) are not copied, and counted. The highest
+//! message whose sender is gone) are not copied, and counted. Media
+//! objects, receipts, read marks and uploads (with the parts of unfinished
+//! ones) are copied too: media by MsgId past damage like messages, the
+//! others a group at a time (a message's receipts, a user's marks and
+//! uploads), all of a group or none. The highest
 //! MsgId stays reserved, so no new message reuses the id of a lost one.
 
 use std::fs;
@@ -141,6 +145,26 @@ const MESSAGES: Table = Table {
     key: "msg_id",
     within: "",
 };
+const MEDIA: Table = Table {
+    name: "media",
+    cols: "msg_id, data, thumb",
+    key: "msg_id",
+    within: "",
+};
+
+/// The rows of a small group (a message's receipts, a user's read marks
+/// or uploads), all or none: a group that cannot be read is left out.
+fn all_rows<T>(
+    src: &Connection,
+    sql: &str,
+    group: i64,
+    row: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
+) -> Vec<T> {
+    src.prepare(sql)
+        .and_then(|mut st| st.query_map([group], row)?.collect())
+        .unwrap_or_default()
+}
+
 const MAILBOX: Table = Table {
     name: "mailbox",
     cols: "seq, msg_id, origin_device",
@@ -241,6 +265,120 @@ fn copy(src: &Connection, dst: &Connection) -> Result<(Counts, Counts, Option<u6
             }
             Ok(())
         })?;
+    }
+    salvage(src, &MEDIA, 0, |r| {
+        let row = (
+            r.get::<_, i64>(0)?,
+            r.get::<_, Vec<u8>>(1)?,
+            r.get::<_, Option<Vec<u8>>>(2)?,
+        );
+        let sql = "INSERT INTO media (msg_id, data, thumb) VALUES (?1, ?2, ?3)";
+        match insert(dst, sql, row) {
+            Ok(true) => copied.media += 1,
+            Ok(false) => dropped.media += 1,
+            Err(e) => failed = Some(e),
+        }
+        Ok(())
+    })?;
+    // Receipts: a message's few rows, all or none (their key is no integer).
+    let msg_ids: Vec<i64> = dst
+        .prepare("SELECT msg_id FROM messages ORDER BY msg_id")
+        .and_then(|mut st| st.query_map([], |r| r.get(0))?.collect())
+        .ctx("listing the copied messages")?;
+    for msg in msg_ids {
+        let rows = all_rows(
+            src,
+            "SELECT device, kind, time FROM receipts WHERE msg_id = ?1",
+            msg,
+            |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            },
+        );
+        for (device, kind, time) in rows {
+            let sql = "INSERT INTO receipts (msg_id, device, kind, time) VALUES (?1, ?2, ?3, ?4)";
+            match insert(dst, sql, params![msg, device, kind, time]) {
+                Ok(true) => copied.receipts += 1,
+                Ok(false) => dropped.receipts += 1,
+                Err(e) => failed = Some(e),
+            }
+        }
+    }
+    for &user in &users {
+        let marks = all_rows(
+            src,
+            "SELECT peer, seq FROM read_marks WHERE user_id = ?1",
+            user,
+            |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
+        );
+        for (peer, seq) in marks {
+            let sql = "INSERT INTO read_marks (user_id, peer, seq) VALUES (?1, ?2, ?3)";
+            match insert(dst, sql, params![user, peer, seq]) {
+                Ok(true) => copied.read_marks += 1,
+                Ok(false) => dropped.read_marks += 1,
+                Err(e) => failed = Some(e),
+            }
+        }
+        // Uploads and, for an unfinished one, its parts: all or none.
+        let uploads = all_rows(
+            src,
+            "SELECT kind, client_id, to_user, total_len, started, msg_id FROM uploads
+             WHERE user_id = ?1",
+            user,
+            |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, i64>(4)?,
+                    r.get::<_, Option<i64>>(5)?,
+                ))
+            },
+        );
+        for (kind, client_id, to, total, started, msg) in uploads {
+            let sql = "INSERT INTO uploads (user_id, kind, client_id, to_user, total_len, started,
+                           msg_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+            match insert(
+                dst,
+                sql,
+                params![user, kind, client_id, to, total, started, msg],
+            ) {
+                Ok(true) => copied.uploads += 1,
+                Ok(false) => {
+                    dropped.uploads += 1;
+                    continue;
+                }
+                Err(e) => {
+                    failed = Some(e);
+                    continue;
+                }
+            }
+            let parts: Vec<(i64, Vec<u8>)> = src
+                .prepare(
+                    "SELECT start_pos, data FROM upload_parts
+                     WHERE user_id = ?1 AND kind = ?2 AND client_id = ?3",
+                )
+                .and_then(|mut st| {
+                    st.query_map(params![user, kind, client_id], |r| {
+                        Ok((r.get(0)?, r.get(1)?))
+                    })?
+                    .collect()
+                })
+                .unwrap_or_default();
+            for (start, data) in parts {
+                let sql = "INSERT INTO upload_parts (user_id, kind, client_id, start_pos, data)
+                           VALUES (?1, ?2, ?3, ?4, ?5)";
+                match insert(dst, sql, params![user, kind, client_id, start, data]) {
+                    Ok(true) => copied.upload_parts += 1,
+                    Ok(false) => dropped.upload_parts += 1,
+                    Err(e) => failed = Some(e),
+                }
+            }
+        }
     }
     if let Some(e) = failed {
         return Err(e).ctx("writing the repaired store");

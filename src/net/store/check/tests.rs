@@ -293,3 +293,126 @@ fn truncate_to_half(path: &std::path::Path) {
         .set_len(len / 2)
         .unwrap();
 }
+
+/// Makes the store in `dir` fail its check while every table stays
+/// readable: the ClientMsgId index's root is pointed at another index's,
+/// so the index no longer lists the messages.
+fn break_an_index(dir: &Path) {
+    let c = rusqlite::Connection::open(dir.join(DB_FILE)).unwrap();
+    c.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_DEFENSIVE, false)
+        .unwrap();
+    let other: i64 = c
+        .query_row(
+            "SELECT rootpage FROM sqlite_schema WHERE name = 'uploads_open'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    c.execute_batch("PRAGMA writable_schema = ON").unwrap();
+    c.execute(
+        "UPDATE sqlite_schema SET rootpage = ?1 WHERE name = 'messages_by_client_id'",
+        [other],
+    )
+    .unwrap();
+    c.execute_batch("PRAGMA writable_schema = OFF").unwrap();
+}
+
+#[test]
+fn repair_copies_media_receipts_and_uploads() {
+    let dir = tempfile::tempdir().unwrap();
+    let (image, thumb) = (vec![7u8; 5000], vec![9u8; 300]);
+    let (msg_id, receipts) = {
+        let mut s = Store::open(dir.path()).unwrap();
+        s.set_receipts(true);
+        let a = s.user("alice", true).unwrap().unwrap();
+        let b = s.user("bob", true).unwrap().unwrap();
+        s.register_device(b, "phone").unwrap();
+        let m = NewMessage {
+            msg_type: 3,
+            content: "<msg><img/></msg>".into(),
+            ..msg(a, b, 1)
+        };
+        let sent = s
+            .finish_upload(a, 3, "img1", &m, &image, Some(&thumb))
+            .unwrap();
+        let msg_id = match sent {
+            Some(sent) => sent.msg_id,
+            // No upload row: finish_upload wants one; make it by its part.
+            None => {
+                let part = crate::net::store::Part {
+                    user: a,
+                    kind: 3,
+                    client_id: "img1",
+                    to: b,
+                    total: Some(image.len() as u64),
+                    start: 0,
+                    data: &image,
+                    now: 1_700_000_000,
+                };
+                s.put_part(&part, 8).unwrap();
+                s.finish_upload(a, 3, "img1", &m, &image, Some(&thumb))
+                    .unwrap()
+                    .expect("the upload is there")
+                    .msg_id
+            }
+        };
+        assert_eq!(
+            s.report_read(b, "phone", a, u64::MAX, 1_700_000_001)
+                .unwrap(),
+            1
+        );
+        // An upload not finished: its first part.
+        let part = crate::net::store::Part {
+            user: a,
+            kind: 3,
+            client_id: "img2",
+            to: b,
+            total: Some(3000),
+            start: 0,
+            data: &image[..1500],
+            now: 1_700_000_002,
+        };
+        s.put_part(&part, 8).unwrap();
+        (msg_id, s.receipts(msg_id).unwrap())
+    };
+    assert!(!receipts.is_empty());
+    break_an_index(dir.path());
+    assert!(!Store::check(dir.path(), true).unwrap().is_sound());
+    let r = Store::repair(dir.path()).expect("repaired");
+    assert!(r.check.is_sound(), "{r:?}");
+    assert_eq!(
+        (
+            r.copied.media,
+            r.copied.receipts,
+            r.copied.read_marks,
+            r.copied.uploads,
+            r.copied.upload_parts
+        ),
+        (1, receipts.len() as u64, 1, 2, 1),
+        "{r:?}"
+    );
+    let mut s = Store::open(dir.path()).unwrap();
+    // Still downloadable, byte for byte, with its receipts.
+    let m = s.media(msg_id).unwrap().expect("the image");
+    assert_eq!((m.data, m.thumb), (image.clone(), Some(thumb)));
+    assert_eq!(s.receipts(msg_id).unwrap(), receipts);
+    // The unfinished upload goes on where it stopped.
+    let (a, b) = (
+        s.user("alice", false).unwrap().unwrap(),
+        s.user("bob", false).unwrap().unwrap(),
+    );
+    let rest = crate::net::store::Part {
+        user: a,
+        kind: 3,
+        client_id: "img2",
+        to: b,
+        total: Some(3000),
+        start: 1500,
+        data: &image[1500..3000],
+        now: 1_700_000_003,
+    };
+    assert!(matches!(
+        s.put_part(&rest, 8).unwrap(),
+        crate::net::store::PartOutcome::Whole(ref v) if v[..] == image[..3000]
+    ));
+}
