@@ -112,15 +112,21 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
     pub(super) fn send_facts(&mut self, ids: Ids<'_>, ts: Timestamp, facts: &SendFacts) {
         match facts {
             SendFacts::Request(list) => {
-                for (cid, what) in list {
-                    self.timeline.sending(ids.conn, cid, *what);
-                }
+                let (conn, list) = (ids.conn, list.clone());
+                self.shared(move |g| {
+                    for (cid, what) in &list {
+                        g.timeline.sending(conn, cid, *what);
+                    }
+                });
             }
             SendFacts::Response(list) => {
-                for (cid, msg_id) in list {
-                    self.timeline
-                        .sent(ids, ts, ids.conn, cid, None, msg_id.as_deref());
-                }
+                let (ids, list) = (ids.owned(), list.clone());
+                self.shared(move |g| {
+                    for (cid, msg_id) in &list {
+                        g.timeline
+                            .sent(ids.ids(), ts, ids.conn, cid, None, msg_id.as_deref());
+                    }
+                });
             }
         }
     }
@@ -165,12 +171,14 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
                     .map(str::to_owned);
                 let auth = request.and_then(|r| auth_facts(cgi, &r.body, &rs.body));
                 if let (Some((uin, device)), Some(sid)) = (auth, set) {
-                    self.timeline.link(Ids {
-                        uin: Some(uin),
-                        sid: Some(&sid),
-                        user: None,
-                        device: device.as_deref(),
-                        conn,
+                    self.shared(move |g| {
+                        g.timeline.link(Ids {
+                            uin: Some(uin),
+                            sid: Some(&sid),
+                            user: None,
+                            device: device.as_deref(),
+                            conn,
+                        })
                     });
                 }
             }
