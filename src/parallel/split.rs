@@ -19,6 +19,11 @@
 //! eviction at the connection cap and the out-of-order budget over all
 //! connections decide as they do on one thread: no case falls back.
 //!
+//! What bounds the gain: the reader stays one thread (reading the file,
+//! decoding, the flow table and reassembly are about half of a one-thread
+//! `analyze`), so two cores give at most about 1.6x (README, "One core
+//! against two").
+//!
 //! Batches go out to every worker at once (empty ones too) and come back
 //! one per worker in the same order: the merge takes batch k of every
 //! worker, merges by call number and goes on to k + 1. Memory stays bounded
