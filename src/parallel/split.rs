@@ -43,6 +43,9 @@ use crate::report::view::Times;
 use super::{Owned, Ran, BATCH_BYTES, BATCH_EVENTS, QUEUE};
 
 /// One sink call for a worker, with its number over the whole capture.
+/// Nearly every call is an `Event`: boxing its meta would cost an
+/// allocation per event for nothing.
+#[allow(clippy::large_enum_variant)]
 enum Call {
     Event {
         meta: FlowMeta,
