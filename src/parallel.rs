@@ -11,16 +11,17 @@
 //! [`BATCH_BYTES`] payload bytes (or [`BATCH_EVENTS`] events) are in flight,
 //! and batches are reused.
 //!
-//! Why not one worker per connection (a hash of the 4-tuple): connection
-//! ids, idle expiry (counted in packets of the whole capture) and the
-//! eviction of the least recently active connection are decisions of the
-//! one flow table, and the SyncKey timeline, latency samples and the
-//! capped example lists of the report span connections in capture order.
-//! Split by connection, each would differ from the one-core run unless
-//! merged back in packet order; the split here keeps one owner for each.
+//! This two-stage split serves any sink (`flows` uses it). The analyzer
+//! (`analyze`, `frames`, `sync`) goes further with [`analyze`]: its work is
+//! split by connection over several workers and merged back in the order of
+//! the sink calls (see `parallel/split.rs`).
+
+mod split;
 
 use std::cell::Cell;
 use std::sync::mpsc;
+
+pub use split::analyze;
 
 use crate::capture::{CurrentFile, MergedSource, Timestamp};
 use crate::flow::{self, FlowMeta, FlowSummary, Scope, Scoped, Side, Sink};
@@ -88,6 +89,61 @@ enum Owned {
     Other(Event<'static>),
 }
 
+impl Owned {
+    /// `ev`, its bytes (if any) appended to `buf`.
+    fn new(ev: Event<'_>, buf: &mut Vec<u8>) -> Owned {
+        match ev {
+            Event::Data {
+                offset,
+                bytes,
+                after_gap,
+                packet,
+            } => {
+                let at = buf.len();
+                buf.extend_from_slice(bytes);
+                Owned::Data {
+                    offset,
+                    at,
+                    len: bytes.len(),
+                    after_gap,
+                    packet,
+                }
+            }
+            Event::Gap {
+                offset,
+                len,
+                reason,
+            } => Owned::Other(Event::Gap {
+                offset,
+                len,
+                reason,
+            }),
+            Event::Fin { offset } => Owned::Other(Event::Fin { offset }),
+            Event::Rst { offset } => Owned::Other(Event::Rst { offset }),
+            Event::Anomaly(a) => Owned::Other(Event::Anomaly(a)),
+        }
+    }
+
+    /// The event, its bytes in `bytes` (the batch's buffer).
+    fn event(self, bytes: &[u8]) -> Event<'_> {
+        match self {
+            Owned::Data {
+                offset,
+                at,
+                len,
+                after_gap,
+                packet,
+            } => Event::Data {
+                offset,
+                bytes: &bytes[at..at + len],
+                after_gap,
+                packet,
+            },
+            Owned::Other(ev) => ev,
+        }
+    }
+}
+
 #[derive(Default)]
 struct Batch {
     calls: Vec<Call>,
@@ -137,36 +193,7 @@ impl Sink for Forward<'_> {
     }
 
     fn event(&mut self, meta: &FlowMeta, side: Side, ev: Event<'_>) {
-        let ev = match ev {
-            Event::Data {
-                offset,
-                bytes,
-                after_gap,
-                packet,
-            } => {
-                let at = self.batch.bytes.len();
-                self.batch.bytes.extend_from_slice(bytes);
-                Owned::Data {
-                    offset,
-                    at,
-                    len: bytes.len(),
-                    after_gap,
-                    packet,
-                }
-            }
-            Event::Gap {
-                offset,
-                len,
-                reason,
-            } => Owned::Other(Event::Gap {
-                offset,
-                len,
-                reason,
-            }),
-            Event::Fin { offset } => Owned::Other(Event::Fin { offset }),
-            Event::Rst { offset } => Owned::Other(Event::Rst { offset }),
-            Event::Anomaly(a) => Owned::Other(Event::Anomaly(a)),
-        };
+        let ev = Owned::new(ev, &mut self.batch.bytes);
         let file = self.file.get();
         self.push(Call::Event {
             meta: meta.clone(),
@@ -256,22 +283,7 @@ pub fn run<S: Sink>(
                         ev,
                     } => {
                         shown.set(file);
-                        let ev = match ev {
-                            Owned::Data {
-                                offset,
-                                at,
-                                len,
-                                after_gap,
-                                packet,
-                            } => Event::Data {
-                                offset,
-                                bytes: &batch.bytes[at..at + len],
-                                after_gap,
-                                packet,
-                            },
-                            Owned::Other(ev) => ev,
-                        };
-                        sink.event(&meta, side, ev);
+                        sink.event(&meta, side, ev.event(&batch.bytes));
                     }
                     Call::End(summary, file) => {
                         shown.set(file);

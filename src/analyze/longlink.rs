@@ -263,17 +263,17 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
         mmtls_record: Option<(u64, Span)>,
     ) {
         if self.opts.plots {
-            self.report
-                .plots
-                .message(here.conn, here.ts, here.dir as usize, h.len as u64);
+            let (conn, ts, dir, len) = (here.conn, here.ts, here.dir as usize, h.len as u64);
+            self.shared(move |g| g.report.plots.message(conn, ts, dir, len));
         }
         let conn = self.conns.get_mut(&here.conn).expect("conn");
         conn.frames += 1;
         conn.sides[side.index()].frames += 1;
         let frame_no = conn.frames;
-        let paired = conn
-            .pairing
-            .frame_from(here.dir, &h, here.ts, frame_no, &mut self.latencies);
+        let paired =
+            conn.pairing
+                .frame_from(here.dir, &h, here.ts, frame_no, &mut self.shared.latencies);
+        self.latencies_logged();
         let latency_us = paired.latency_ns().map(micros);
         // The header's kind, or response for a Mars echo.
         let kind = paired.kind(&h);
@@ -292,8 +292,8 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
             );
         }
         let name = self.opts.registry.name(h.cmd).map(|n| n.into_owned());
-        self.report
-            .add_frame(h.cmd, name.clone(), h.len as u64, kind);
+        let (cmd, name_, len) = (h.cmd, name.clone(), h.len as u64);
+        self.shared(move |g| g.report.add_frame(cmd, name_, len, kind));
         let ids = Ids {
             uin: None,
             sid: None,
@@ -301,9 +301,10 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
             device: None,
             conn: here.conn,
         };
+        let ts = here.ts;
         match HeaderFact::of(&h).filter(|_| kind == h.kind()) {
-            Some(HeaderFact::Notified) => self.timeline.notified(ids, here.ts, None),
-            Some(HeaderFact::SyncRequest) => self.timeline.sync_request(ids, here.ts),
+            Some(HeaderFact::Notified) => self.shared(move |g| g.timeline.notified(ids, ts, None)),
+            Some(HeaderFact::SyncRequest) => self.shared(move |g| g.timeline.sync_request(ids, ts)),
             None => {}
         }
         let raw = match body {
@@ -328,13 +329,11 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
                 uin: decoded.uin,
                 ..ids
             };
-            self.timeline.sync_result(
-                ids,
-                here.ts,
-                here.conn,
-                decoded.msg_ids.len() as u64,
-                &decoded.msg_ids,
-            );
+            let (conn, msg_ids) = (here.conn, decoded.msg_ids.clone());
+            self.shared(move |g| {
+                g.timeline
+                    .sync_result(ids, ts, conn, msg_ids.len() as u64, &msg_ids)
+            });
         }
         if let Some(f) = decoded.sends.as_ref().filter(|_| kind == h.kind()) {
             let ids = Ids {
@@ -344,14 +343,14 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
             self.send_facts(ids, here.ts, Via::Longlink, f);
         }
         if let Some(user) = &decoded.user {
-            self.timeline.life_name(
-                Ids {
-                    uin: decoded.uin,
-                    device: decoded.device.as_deref(),
-                    ..ids
-                },
-                user,
-            );
+            let named = Ids {
+                uin: decoded.uin,
+                device: decoded.device.as_deref(),
+                ..ids
+            }
+            .owned();
+            let user = user.clone();
+            self.shared(move |g| g.timeline.life_name(named.ids(), &user));
         }
         if let Some((source, keys)) = &decoded.synckey {
             self.synckey_seen(

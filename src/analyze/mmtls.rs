@@ -126,7 +126,8 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
                 _ => (Crypto::NoKey, None, None),
             }
         };
-        self.report.mmtls.add(h.typ.0, crypto);
+        let typ = h.typ.0;
+        self.shared(move |g| g.report.mmtls.add(typ, crypto));
         if let Some(c) = self.conns.get_mut(&here.conn) {
             c.layers.mmtls_records += 1;
         }

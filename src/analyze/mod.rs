@@ -38,6 +38,7 @@ mod record;
 mod report;
 mod roles;
 mod sends;
+mod shared;
 mod shortlink;
 mod tls;
 mod web;
@@ -54,8 +55,8 @@ use crate::proto::keylog::KeyLog;
 use crate::proto::longlink::{Variant, MARS_HEADER_LEN, MAX_FRAME_LEN};
 use crate::proto::mmtls::Output as MmtlsOutput;
 use crate::reassembly::Event;
-use crate::track::pairing::{LatencyTable, Pairing};
-use crate::track::synckey::{Ids, Timeline};
+use crate::track::pairing::Pairing;
+use crate::track::synckey::Ids;
 
 pub use crate::body::synckey::KeyMap;
 pub use decode::{
@@ -70,6 +71,7 @@ pub use report::{
     MmtlsTotals, Report, SyncKeySeen,
 };
 pub use roles::RolesBy;
+pub use shared::{Op, Shared};
 pub use tls::TlsTotals;
 pub use web::request_value as http_request_value;
 pub use web::text as http_body_value;
@@ -190,9 +192,12 @@ pub struct Analyzer<'o, F: FnMut(&FrameRecord)> {
     out: F,
     /// Per connection id: ids are dense and ours, a fast hash is enough.
     conns: HashMap<u64, Conn, foldhash::fast::FixedState>,
-    latencies: LatencyTable,
-    report: Report,
-    timeline: Timeline,
+    /// The report, the SyncKey timeline and the latencies: what spans
+    /// connections (see `shared.rs`).
+    shared: Shared,
+    /// In a worker of a split run: the changes to `shared`, logged instead
+    /// of applied (see [`Analyzer::logging`]).
+    log: Option<Vec<Op>>,
     /// Whether frame records are wanted (bodies are decoded only then, or
     /// when a tracker needs them).
     records: bool,
@@ -206,9 +211,8 @@ impl<'o, F: FnMut(&FrameRecord)> Analyzer<'o, F> {
             opts,
             out,
             conns: HashMap::default(),
-            latencies: LatencyTable::default(),
-            report: Report::default(),
-            timeline: Timeline::new(),
+            shared: Shared::default(),
+            log: None,
             records: true,
             packet: 0,
         }
@@ -229,29 +233,32 @@ impl<'o, F: FnMut(&FrameRecord)> Analyzer<'o, F> {
         source: SyncKeySource,
         keys: KeyMap,
     ) {
-        self.report.synckeys.push(report::SyncKeySeen {
+        let seen = report::SyncKeySeen {
             ts: here.ts,
             conn: here.conn,
             dir: here.dir,
             source,
             keys: keys.clone(),
-        });
-        self.timeline.observe(
-            Ids {
+        };
+        let (conn, device) = (here.conn, device.map(str::to_owned));
+        let obs = source.observation(here.ts, here.conn, keys);
+        self.shared(move |g| {
+            g.report.synckeys.push(seen);
+            let ids = Ids {
                 uin,
                 sid: None,
                 user: None,
-                device,
-                conn: here.conn,
-            },
-            source.observation(here.ts, here.conn, keys),
-            false,
-        );
+                device: device.as_deref(),
+                conn,
+            };
+            g.timeline.observe(ids, obs, false);
+        });
     }
 
     /// The report; call after the pipeline finished.
     pub fn into_report(mut self) -> Report {
-        self.report.latency = self
+        self.shared.report.latency = self
+            .shared
             .latencies
             .figures()
             .into_iter()
@@ -264,7 +271,8 @@ impl<'o, F: FnMut(&FrameRecord)> Analyzer<'o, F> {
             .collect();
         if self.opts.plots {
             let registry = &self.opts.registry;
-            self.report.plots.latency = self
+            self.shared.report.plots.latency = self
+                .shared
                 .latencies
                 .samples()
                 .into_iter()
@@ -275,20 +283,20 @@ impl<'o, F: FnMut(&FrameRecord)> Analyzer<'o, F> {
                     (name, s.to_vec())
                 })
                 .collect();
-            let more = self.report.message_latency_samples();
-            self.report.plots.latency.extend(more);
+            let more = self.shared.report.message_latency_samples();
+            self.shared.report.plots.latency.extend(more);
         }
-        (self.report.sessions, self.report.lifecycle) =
-            std::mem::take(&mut self.timeline).finish_all();
+        (self.shared.report.sessions, self.shared.report.lifecycle) =
+            std::mem::take(&mut self.shared.timeline).finish_all();
         // One anomaly list: the sessions' anomalies are in it too.
-        for s in &self.report.sessions {
+        for s in &self.shared.report.sessions {
             let who = match (s.uin, &s.sid) {
                 (Some(u), _) => format!("uin {u}"),
                 (None, Some(sid)) => format!("sid {sid}"),
                 (None, None) => "session".to_owned(),
             };
             for a in &s.anomalies {
-                self.report.anomalies.push(AnomalyRow {
+                self.shared.report.anomalies.push(AnomalyRow {
                     conn: a.conn,
                     dir: a.dir,
                     offset: 0,
@@ -298,8 +306,8 @@ impl<'o, F: FnMut(&FrameRecord)> Analyzer<'o, F> {
                 });
             }
         }
-        self.report.finish();
-        self.report
+        self.shared.report.finish();
+        self.shared.report
     }
 
     fn anomaly(
@@ -311,13 +319,16 @@ impl<'o, F: FnMut(&FrameRecord)> Analyzer<'o, F> {
         detail: String,
     ) {
         let packet = self.packet_at(conn, dir, offset);
-        self.report.anomalies.push(AnomalyRow {
+        let row = AnomalyRow {
             conn,
             dir,
             offset,
             packet,
             kind,
             detail,
+        };
+        self.shared(move |g| {
+            g.report.anomalies.push(row);
         });
     }
 }
@@ -355,7 +366,8 @@ impl<F: FnMut(&FrameRecord)> Sink for Analyzer<'_, F> {
             roles: conn.roles.by(),
         };
         self.packet = meta.packet;
-        self.timeline
+        self.shared
+            .timeline
             .at_packet((meta.packet > 0).then_some(meta.packet));
         match ev {
             Event::Data {
@@ -378,13 +390,16 @@ impl<F: FnMut(&FrameRecord)> Sink for Analyzer<'_, F> {
             Event::Fin { .. } | Event::Rst { .. } => {}
             Event::Anomaly(a) => {
                 // The packet that showed it (a retransmission, a new SYN).
-                self.report.anomalies.push(AnomalyRow {
+                let row = AnomalyRow {
                     conn: meta.id,
                     dir: here.dir,
                     offset: a.offset().unwrap_or(0),
                     packet: a.packet().or((meta.packet > 0).then_some(meta.packet)),
                     kind: AnomalyKind::Reassembly(a.kind()),
                     detail: serde_json::to_string(&a).unwrap_or_default(),
+                };
+                self.shared(move |g| {
+                    g.report.anomalies.push(row);
                 });
             }
         }
@@ -399,14 +414,17 @@ impl<F: FnMut(&FrameRecord)> Sink for Analyzer<'_, F> {
                 .is_none_or(|p| s.client.port() == p || s.server.port() == p)
             {
                 let roles = roles::Roles::of_summary(s);
-                self.report.add_conn(
-                    &roles.apply(s),
-                    roles.by(),
-                    [None, None],
-                    ["".into(), "".into()],
-                    report::LayerCounts::default(),
-                    0,
-                );
+                let s = roles.apply(s);
+                self.shared(move |g| {
+                    g.report.add_conn(
+                        &s,
+                        roles.by(),
+                        [None, None],
+                        ["".into(), "".into()],
+                        report::LayerCounts::default(),
+                        0,
+                    );
+                });
             }
             return;
         };
@@ -452,21 +470,22 @@ impl<F: FnMut(&FrameRecord)> Sink for Analyzer<'_, F> {
             }
         }
         let mut conn = self.conns.remove(&s.id).expect("reinserted");
-        let unanswered = conn.pairing.finish();
-        for (cmd, seq, _) in unanswered {
-            let name = self
-                .opts
-                .registry
-                .name(cmd)
-                .map(|n| n.into_owned())
-                .unwrap_or_default();
-            self.report.unanswered.push(report::Unanswered {
+        let unanswered: Vec<report::Unanswered> = conn
+            .pairing
+            .finish()
+            .into_iter()
+            .map(|(cmd, seq, _)| report::Unanswered {
                 conn: s.id,
                 cmd,
-                name,
+                name: self
+                    .opts
+                    .registry
+                    .name(cmd)
+                    .map(|n| n.into_owned())
+                    .unwrap_or_default(),
                 seq,
-            });
-        }
+            })
+            .collect();
         let protos = [conn.sides[0].protocol, conn.sides[1].protocol];
         let previews = [conn.sides[0].preview.clone(), conn.sides[1].preview.clone()];
         let (pc, ps) = if s.client_side == Side::First {
@@ -474,29 +493,38 @@ impl<F: FnMut(&FrameRecord)> Sink for Analyzer<'_, F> {
         } else {
             (1, 0)
         };
-        self.report
-            .add_conn(
-                s,
-                roles.by(),
-                [protos[pc], protos[ps]],
-                [previews[pc].clone(), previews[ps].clone()],
-                report::LayerCounts {
-                    frames: conn.frames,
-                    ..conn.layers
-                },
-                conn.short_links,
-            )
-            .role_conflicts = conn.role_conflicts;
-        if let Some(facts) = conn.tls.map(|t| t.facts) {
-            let row = self.report.connections.last_mut().expect("just added");
-            row.server_name.clone_from(&facts.server_name);
-            row.tls = Some(facts);
-        }
-        self.report.pairing.push((
+        let s = s.clone();
+        let by = roles.by();
+        let layers = report::LayerCounts {
+            frames: conn.frames,
+            ..conn.layers
+        };
+        let pairing = (
             s.id,
             conn.pairing.counts().clone(),
             conn.pairing.heartbeat_intervals(),
-        ));
+        );
+        let (short_links, role_conflicts) = (conn.short_links, conn.role_conflicts);
+        let tls = conn.tls.map(|t| t.facts);
+        self.shared(move |g| {
+            for u in unanswered {
+                g.report.unanswered.push(u);
+            }
+            let row = g.report.add_conn(
+                &s,
+                by,
+                [protos[pc], protos[ps]],
+                [previews[pc].clone(), previews[ps].clone()],
+                layers,
+                short_links,
+            );
+            row.role_conflicts = role_conflicts;
+            if let Some(facts) = tls {
+                row.server_name.clone_from(&facts.server_name);
+                row.tls = Some(facts);
+            }
+            g.report.pairing.push(pairing);
+        });
     }
 }
 
@@ -817,7 +845,8 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
         }
         self.put_dissector(here, side, d);
         if self.opts.plots {
-            self.report.plots.gap(here.conn, here.ts, here.dir as usize);
+            let (conn, ts, dir) = (here.conn, here.ts, here.dir as usize);
+            self.shared(move |g| g.report.plots.gap(conn, ts, dir));
         }
         self.anomaly(
             here.conn,

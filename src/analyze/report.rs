@@ -582,7 +582,7 @@ impl<F: FnMut(&super::FrameRecord)> super::Analyzer<'_, F> {
     /// cmd and SyncKeys of each source message in the report (1000 by
     /// default; all are counted).
     pub fn max_examples(mut self, n: usize) -> Self {
-        self.report.set_max_examples(n);
+        self.shared.report.set_max_examples(n);
         self
     }
 }

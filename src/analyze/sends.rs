@@ -219,41 +219,45 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
     /// wait for their answer, an answer's are sends; every send's steps go
     /// on the message lifecycles.
     pub(super) fn send_facts(&mut self, ids: Ids<'_>, ts: Timestamp, via: Via, facts: &SendFacts) {
-        match facts {
-            SendFacts::Request(kind, list) => {
-                for item in list {
-                    if let Some(what) = item.what {
-                        self.timeline.sending(ids.conn, &item.client_id, what);
-                    }
-                    let send = Send {
-                        client_id: item.client_id.clone(),
-                        kind: *kind,
-                        via,
-                        from: item.from.clone(),
-                        to: item.to.clone(),
-                    };
-                    self.timeline.life_send(ids, ts, send);
-                }
-            }
-            SendFacts::Response(kind, list) => {
-                for (cid, msg_id) in list {
-                    if *kind == MsgKind::Text {
-                        self.timeline
-                            .sent(ids, ts, ids.conn, cid, None, msg_id.as_deref());
-                    }
-                    if let Some(m) = msg_id {
+        let (ids, facts) = (ids.owned(), facts.clone());
+        self.shared(move |g| {
+            let ids = ids.ids();
+            match &facts {
+                SendFacts::Request(kind, list) => {
+                    for item in list {
+                        if let Some(what) = item.what {
+                            g.timeline.sending(ids.conn, &item.client_id, what);
+                        }
                         let send = Send {
-                            client_id: cid.clone(),
+                            client_id: item.client_id.clone(),
                             kind: *kind,
                             via,
-                            from: None,
-                            to: None,
+                            from: item.from.clone(),
+                            to: item.to.clone(),
                         };
-                        self.timeline.life_ack(ids, ts, send, m);
+                        g.timeline.life_send(ids, ts, send);
+                    }
+                }
+                SendFacts::Response(kind, list) => {
+                    for (cid, msg_id) in list {
+                        if *kind == MsgKind::Text {
+                            g.timeline
+                                .sent(ids, ts, ids.conn, cid, None, msg_id.as_deref());
+                        }
+                        if let Some(m) = msg_id {
+                            let send = Send {
+                                client_id: cid.clone(),
+                                kind: *kind,
+                                via,
+                                from: None,
+                                to: None,
+                            };
+                            g.timeline.life_ack(ids, ts, send, m);
+                        }
                     }
                 }
             }
-        }
+        });
     }
 
     /// A plain-protobuf short-link exchange (the reference server's): its
@@ -302,7 +306,8 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
             "statusnotify" => {
                 if let Some((reader, peer, upto)) = request.and_then(|r| read_facts(&r.body)) {
                     let ts = request.map_or(rs.ts_first, |r| r.ts_last);
-                    self.timeline.life_read(ids, ts, &reader, &peer, upto);
+                    let ids = ids.owned();
+                    self.shared(move |g| g.timeline.life_read(ids.ids(), ts, &reader, &peer, upto));
                 }
             }
             "manualauth" | "autoauth" => {
@@ -315,12 +320,14 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
                     .map(str::to_owned);
                 let auth = request.and_then(|r| auth_facts(cgi, &r.body, &rs.body));
                 if let (Some((uin, device)), Some(sid)) = (auth, set) {
-                    self.timeline.link(Ids {
-                        uin: Some(uin),
-                        sid: Some(&sid),
-                        user: None,
-                        device: device.as_deref(),
-                        conn,
+                    self.shared(move |g| {
+                        g.timeline.link(Ids {
+                            uin: Some(uin),
+                            sid: Some(&sid),
+                            user: None,
+                            device: device.as_deref(),
+                            conn,
+                        })
                     });
                 }
             }

@@ -231,15 +231,21 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
                         device: None,
                         conn: here.conn,
                     };
+                    let (ts, conn) = (here.ts, here.conn);
                     match kind {
-                        Kind::Response => self.timeline.sync_result(
-                            ids,
-                            here.ts,
-                            here.conn,
-                            b.msg_ids.len() as u64,
-                            &b.msg_ids,
-                        ),
-                        Kind::Request => self.timeline.sync_request(ids, here.ts),
+                        Kind::Response => {
+                            let msg_ids = b.msg_ids.clone();
+                            self.shared(move |g| {
+                                g.timeline.sync_result(
+                                    ids,
+                                    ts,
+                                    conn,
+                                    msg_ids.len() as u64,
+                                    &msg_ids,
+                                )
+                            });
+                        }
+                        Kind::Request => self.shared(move |g| g.timeline.sync_request(ids, ts)),
                         _ => {}
                     }
                 }
@@ -261,35 +267,48 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
             .as_ref()
             .and_then(|b| b.cgi_name.clone())
             .or_else(|| req.map(|r| r.cgi_name().to_owned()));
-        self.report.short_links += 1;
+        self.shared(|g| g.report.short_links += 1);
         let name = cgi_name
             .clone()
             .or_else(|| req.map(|r| r.uri.clone()))
             .unwrap_or_else(|| "?".to_owned());
         if self.opts.plots {
-            let plots = &mut self.report.plots;
-            plots.message(
+            let (conn, ts, dir, len) = (
                 here.conn,
                 here.ts,
                 here.dir as usize,
                 extent.end - extent.start,
             );
-            if let (Kind::Response, Some(r)) = (kind, req) {
-                plots.exchange(here.conn, Layer::Shortlink, &name, r.ts, here.ts);
-            }
+            let exchange = match (kind, req) {
+                (Kind::Response, Some(r)) => Some((name.clone(), r.ts)),
+                _ => None,
+            };
+            self.shared(move |g| {
+                let plots = &mut g.report.plots;
+                plots.message(conn, ts, dir, len);
+                if let Some((name, at)) = exchange {
+                    plots.exchange(conn, Layer::Shortlink, &name, at, ts);
+                }
+            });
         }
-        self.report.add_message(MessageSeen {
-            layer: Layer::Shortlink,
-            name: &name,
-            uri: req.map(|r| r.uri.as_str()),
-            kind: if kind == Kind::Response {
-                MessageKind::Response
-            } else {
-                MessageKind::Request
-            },
-            bytes: extent.end - extent.start,
-            decrypted: business.as_ref().is_some_and(|b| b.decrypted),
-            latency_us,
+        let (name_, uri) = (name.clone(), req.map(|r| r.uri.clone()));
+        let message_kind = if kind == Kind::Response {
+            MessageKind::Response
+        } else {
+            MessageKind::Request
+        };
+        let bytes = extent.end - extent.start;
+        let decrypted = business.as_ref().is_some_and(|b| b.decrypted);
+        self.shared(move |g| {
+            g.report.add_message(MessageSeen {
+                layer: Layer::Shortlink,
+                name: &name_,
+                uri: uri.as_deref(),
+                kind: message_kind,
+                bytes,
+                decrypted,
+                latency_us,
+            })
         });
         let (first_packet, last_packet) = self.span(here.conn, here.dir, extent.start, extent.end);
         let rec = FrameRecord {
@@ -332,16 +351,22 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
         if let Some(rq) = request {
             if let (Some((source, k)), _) = decode::newsync_facts(&rq.body, false) {
                 let obs = source.observation(rq.ts_last, conn, k);
-                self.timeline.observe(ids, obs, false);
-                self.timeline.sync_request(ids, rq.ts_last);
+                let (ids, ts) = (ids.owned(), rq.ts_last);
+                self.shared(move |g| {
+                    g.timeline.observe(ids.ids(), obs, false);
+                    g.timeline.sync_request(ids.ids(), ts);
+                });
             }
         }
         if let (Some((source, k)), msg_ids) = decode::newsync_facts(&rs.body, true) {
             debug_assert_eq!(source, SyncKeySource::NewsyncResponse);
             let obs = source.observation(rs.ts_last, conn, k);
-            self.timeline.observe(ids, obs, false);
-            self.timeline
-                .sync_result(ids, rs.ts_last, conn, msg_ids.len() as u64, &msg_ids);
+            let (ids, ts) = (ids.owned(), rs.ts_last);
+            self.shared(move |g| {
+                g.timeline.observe(ids.ids(), obs, false);
+                g.timeline
+                    .sync_result(ids.ids(), ts, conn, msg_ids.len() as u64, &msg_ids);
+            });
         }
     }
 }

@@ -228,7 +228,7 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
         if body.handshake.contains(&"client_hello") {
             body.server_name = t.facts.server_name.clone();
         }
-        self.report.tls.add(crypto);
+        self.shared(move |g| g.report.tls.add(crypto));
         if let Some(e) = failed {
             self.anomaly(
                 here.conn,
@@ -263,7 +263,8 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
     /// Opened application bytes: to the connection's HTTP/1.x state (HTTP/2
     /// is not dissected yet: counted only).
     fn tls_application(&mut self, here: &Here, pt: &[u8], span: Span) {
-        self.report.tls.decrypted_bytes += pt.len() as u64;
+        let n = pt.len() as u64;
+        self.shared(move |g| g.report.tls.decrypted_bytes += n);
         let i = ci(here.dir);
         let Some(c) = self.conns.get_mut(&here.conn) else {
             return;

@@ -185,102 +185,62 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
             device: None,
             conn: at.conn,
         };
-        let obs = |ts, source, message: Message, keys: &web::KeyMap| {
-            Observation::new(ts, at.conn, source, message, keys.clone())
-        };
-        match ex.endpoint {
-            Endpoint::Newloginpage | Endpoint::Webwxinit => self.timeline.start(ids),
-            _ => {}
-        }
-        if let Some(k) = &i.synccheck_key {
-            self.timeline.observe(
-                ids,
-                obs(req_ts, Source::SynccheckParam, Message::Synccheck, k),
-                false,
-            );
-        }
-        if let Some(k) = &i.synckey_presented {
-            self.timeline.observe(
-                ids,
-                obs(
-                    req_ts,
-                    Source::ClientPresented,
-                    Message::WebwxsyncRequest,
-                    k,
-                ),
-                false,
-            );
-        }
-        if ex.endpoint == Endpoint::Webwxsync {
-            self.timeline.sync_request(ids, req_ts);
-        }
-        if let Some(k) = &i.synckey_issued {
-            let m = if ex.endpoint == Endpoint::Webwxinit {
-                Message::Webwxinit
-            } else {
-                Message::WebwxsyncResponse
-            };
-            self.timeline
-                .observe(ids, obs(rs.ts_last, Source::ServerIssued, m, k), false);
-        }
-        if let Some(k) = &i.synccheckkey_issued {
-            self.timeline.observe(
-                ids,
-                obs(
-                    rs.ts_last,
-                    Source::ServerIssued,
-                    Message::WebwxsyncResponseSyncCheckKey,
-                    k,
-                ),
-                true,
-            );
-        }
-        if ex.endpoint == Endpoint::Webwxsync {
-            let brought = i.add_msg_count.unwrap_or(0) + i.mod_contact_count.unwrap_or(0);
-            let ids_list: Vec<String> = i.add_msgs.iter().map(|m| m.msg_id.clone()).collect();
-            self.timeline
-                .sync_result(ids, rs.ts_last, at.conn, brought, &ids_list);
-        }
-        if ex.endpoint == Endpoint::Synccheck {
-            self.timeline.longpoll(ids, req_ts, rs.ts_last);
-            if let Some(sel) = i.selector.filter(|&s| s > 0) {
-                self.timeline.notified(ids, rs.ts_last, Some(sel));
-            }
-        }
-        if let Some(c) = &i.client_msg_id {
+        let ids = ids.owned();
+        let (i, endpoint, conn, rs_ts) = (i.clone(), ex.endpoint, at.conn, rs.ts_last);
+        let what = i.client_msg_id.as_ref().map(|_| {
             let msg = &ex.request["Msg"];
-            let what = message_digest(
+            message_digest(
                 &web::id_string(&msg["ToUserName"]),
                 web::as_u64(&msg["Type"]).unwrap_or(0),
                 &web::id_string(&msg["Content"]),
-            );
-            self.timeline
-                .sent(ids, rs.ts_last, at.conn, c, Some(what), i.msg_id.as_deref());
-            let kind = if ex.endpoint == Endpoint::Webwxsendmsgimg {
-                MsgKind::Image
-            } else {
-                MsgKind::Text
-            };
-            let send = Send {
+            )
+        });
+        // The message's steps on the lifecycles: a send (webwxsendmsg,
+        // webwxsendmsgimg) and its answer, a read report.
+        let send = i.client_msg_id.as_ref().map(|c| {
+            let msg = &ex.request["Msg"];
+            Send {
                 client_id: c.clone(),
-                kind,
+                kind: if endpoint == Endpoint::Webwxsendmsgimg {
+                    MsgKind::Image
+                } else {
+                    MsgKind::Text
+                },
                 via: Via::Web,
                 from: Some(web::id_string(&msg["FromUserName"])).filter(|s| !s.is_empty()),
                 to: Some(web::id_string(&msg["ToUserName"])).filter(|s| !s.is_empty()),
-            };
-            self.timeline.life_send(ids, req_ts, send.clone());
-            if let Some(m) = &i.msg_id {
-                self.timeline.life_ack(ids, rs.ts_last, send, m);
             }
-        }
-        if ex.endpoint == Endpoint::Webwxstatusnotify && web::as_u64(&ex.request["Code"]) == Some(1)
-        {
-            let from = web::id_string(&ex.request["FromUserName"]);
-            let to = web::id_string(&ex.request["ToUserName"]);
-            if !from.is_empty() && !to.is_empty() {
-                self.timeline.life_read(ids, req_ts, &from, &to, 0);
+        });
+        let read = (endpoint == Endpoint::Webwxstatusnotify
+            && web::as_u64(&ex.request["Code"]) == Some(1))
+        .then(|| {
+            (
+                web::id_string(&ex.request["FromUserName"]),
+                web::id_string(&ex.request["ToUserName"]),
+            )
+        })
+        .filter(|(f, t)| !f.is_empty() && !t.is_empty());
+        self.shared(move |g| {
+            let ids = ids.ids();
+            web_timeline(
+                &mut g.timeline,
+                &ids,
+                &i,
+                endpoint,
+                conn,
+                (req_ts, rs_ts),
+                what,
+            );
+            if let Some(send) = send {
+                g.timeline.life_send(ids, req_ts, send.clone());
+                if let Some(m) = &i.msg_id {
+                    g.timeline.life_ack(ids, rs_ts, send, m);
+                }
             }
-        }
+            if let Some((from, to)) = &read {
+                g.timeline.life_read(ids, req_ts, from, to, 0);
+            }
+        });
     }
 
     /// A plain HTTP or web WeChat exchange: a record, and the web protocol's
@@ -336,46 +296,54 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
         let latency_us = request
             .zip(response)
             .map(|(q, r)| micros(r.ts_last.nanos_since(&q.ts_last)));
-        self.report.add_message(MessageSeen {
-            layer: if ex.is_some() {
-                Layer::Web
-            } else {
-                Layer::Http
-            },
-            name,
-            uri: request
-                .and_then(|r| r.path())
-                .map(|p| p.split('?').next().unwrap_or(p)),
-            kind: match (request, response) {
-                (Some(_), Some(_)) => MessageKind::Exchange,
-                (None, _) => MessageKind::Response,
-                (Some(_), None) => MessageKind::Unanswered,
-            },
-            bytes: extent(request) + extent(response),
-            decrypted: false,
-            latency_us,
+        let layer = if ex.is_some() {
+            Layer::Web
+        } else {
+            Layer::Http
+        };
+        let name_ = name.to_owned();
+        let uri = request
+            .and_then(|r| r.path())
+            .map(|p| p.split('?').next().unwrap_or(p).to_owned());
+        let kind = match (request, response) {
+            (Some(_), Some(_)) => MessageKind::Exchange,
+            (None, _) => MessageKind::Response,
+            (Some(_), None) => MessageKind::Unanswered,
+        };
+        let bytes = extent(request) + extent(response);
+        self.shared(move |g| {
+            g.report.add_message(MessageSeen {
+                layer,
+                name: &name_,
+                uri: uri.as_deref(),
+                kind,
+                bytes,
+                decrypted: false,
+                latency_us,
+            })
         });
         if let Some(c) = self.conns.get_mut(&at.conn) {
             c.layers.http_exchanges += 1;
         }
         if self.opts.plots {
-            let layer = if ex.is_some() {
-                Layer::Web
-            } else {
-                Layer::Http
-            };
-            let plots = &mut self.report.plots;
-            for m in [request, response].into_iter().flatten() {
-                plots.message(
-                    at.conn,
-                    m.ts_last,
-                    m.dir as usize,
-                    m.end_offset - m.stream_offset,
-                );
-            }
-            if let (Some(q), Some(r)) = (request, response) {
-                plots.exchange(at.conn, layer, name, q.ts_first, r.ts_last);
-            }
+            let conn = at.conn;
+            let messages: Vec<_> = [request, response]
+                .into_iter()
+                .flatten()
+                .map(|m| (m.ts_last, m.dir as usize, m.end_offset - m.stream_offset))
+                .collect();
+            let exchange = request
+                .zip(response)
+                .map(|(q, r)| (name.to_owned(), q.ts_first, r.ts_last));
+            self.shared(move |g| {
+                let plots = &mut g.report.plots;
+                for (ts, dir, len) in messages {
+                    plots.message(conn, ts, dir, len);
+                }
+                if let Some((name, first, last)) = exchange {
+                    plots.exchange(conn, layer, &name, first, last);
+                }
+            });
         }
         if !self.records {
             return;
@@ -457,6 +425,84 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
             )
         };
         (self.out)(&rec);
+    }
+}
+
+/// A web exchange's facts (`i`, of `endpoint`, on `conn`, its request at
+/// `req_ts` and its response at `rs_ts`) on the SyncKey timeline; `what`:
+/// the digest of the message a webwxsendmsg sent.
+fn web_timeline(
+    timeline: &mut crate::track::synckey::Timeline,
+    ids: &Ids<'_>,
+    i: &web::WebInfo,
+    endpoint: Endpoint,
+    conn: u64,
+    (req_ts, rs_ts): (crate::capture::Timestamp, crate::capture::Timestamp),
+    what: Option<u64>,
+) {
+    let ids = *ids;
+    let obs = |ts, source, message: Message, keys: &web::KeyMap| {
+        Observation::new(ts, conn, source, message, keys.clone())
+    };
+    match endpoint {
+        Endpoint::Newloginpage | Endpoint::Webwxinit => timeline.start(ids),
+        _ => {}
+    }
+    if let Some(k) = &i.synccheck_key {
+        timeline.observe(
+            ids,
+            obs(req_ts, Source::SynccheckParam, Message::Synccheck, k),
+            false,
+        );
+    }
+    if let Some(k) = &i.synckey_presented {
+        timeline.observe(
+            ids,
+            obs(
+                req_ts,
+                Source::ClientPresented,
+                Message::WebwxsyncRequest,
+                k,
+            ),
+            false,
+        );
+    }
+    if endpoint == Endpoint::Webwxsync {
+        timeline.sync_request(ids, req_ts);
+    }
+    if let Some(k) = &i.synckey_issued {
+        let m = if endpoint == Endpoint::Webwxinit {
+            Message::Webwxinit
+        } else {
+            Message::WebwxsyncResponse
+        };
+        timeline.observe(ids, obs(rs_ts, Source::ServerIssued, m, k), false);
+    }
+    if let Some(k) = &i.synccheckkey_issued {
+        timeline.observe(
+            ids,
+            obs(
+                rs_ts,
+                Source::ServerIssued,
+                Message::WebwxsyncResponseSyncCheckKey,
+                k,
+            ),
+            true,
+        );
+    }
+    if endpoint == Endpoint::Webwxsync {
+        let brought = i.add_msg_count.unwrap_or(0) + i.mod_contact_count.unwrap_or(0);
+        let ids_list: Vec<String> = i.add_msgs.iter().map(|m| m.msg_id.clone()).collect();
+        timeline.sync_result(ids, rs_ts, conn, brought, &ids_list);
+    }
+    if endpoint == Endpoint::Synccheck {
+        timeline.longpoll(ids, req_ts, rs_ts);
+        if let Some(sel) = i.selector.filter(|&s| s > 0) {
+            timeline.notified(ids, rs_ts, Some(sel));
+        }
+    }
+    if let Some(c) = &i.client_msg_id {
+        timeline.sent(ids, rs_ts, conn, c, what, i.msg_id.as_deref());
     }
 }
 

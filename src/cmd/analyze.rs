@@ -34,6 +34,18 @@ pub struct Args {
     /// distributions, activity per connection, exchanges on a time line) and the tables.
     #[arg(long, value_name = "FILE.html")]
     pub html: Option<std::path::PathBuf>,
+    /// One report per capture file, each analysed apart, instead of one report over all of
+    /// them merged by packet time (unrelated captures then share no sessions); with
+    /// --format json, a list of {"file", "report"}.
+    #[arg(long)]
+    pub each: bool,
+}
+
+/// One capture's report (`--each`).
+#[derive(serde::Serialize)]
+struct Each {
+    file: String,
+    report: syncscope::analyze::Report,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -42,10 +54,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         args.format,
         output_dir(args.format, args.output.as_deref())?,
     ) {
+        (Output::Parquet, _) if args.each => anyhow::bail!(
+            "--each goes with --format table or json (a Parquet dataset holds many captures \
+             already)"
+        ),
         (Output::Parquet, Some(dir)) => return parquet(&args, dir),
         (Output::Print(f), _) => f,
         (Output::Parquet, None) => unreachable!("output_dir gives Parquet a directory"),
     };
+    if args.each {
+        return each(&args, format);
+    }
     let (report, summary, inputs) = super::report_only(
         &args.common,
         args.max_examples,
@@ -69,6 +88,52 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     printer.record_owned(report)?;
     printer.end()?;
     args.common.finish(&inputs, &summary, anomalies)
+}
+
+/// `--each`: one report per capture file, each run apart; exit status 1
+/// with --fail-on-anomaly when any has anomalies.
+fn each(args: &Args, format: Format) -> anyhow::Result<ExitCode> {
+    use std::io::Write;
+    if args.html.is_some() {
+        anyhow::bail!("--html goes with one report: drop --each, or --html");
+    }
+    let common = &args.common;
+    let all = super::inputs(&common.captures, common.quiet)?;
+    let mut out = io::BufWriter::new(io::stdout().lock());
+    let mut docs = Vec::new();
+    let mut any = false;
+    for file in &all.files {
+        let view = args.view.view();
+        let (report, summary, inputs) = super::report_of(
+            common,
+            std::slice::from_ref(file),
+            args.max_examples,
+            &view.time,
+            false,
+        )?;
+        let anomalies = super::report_has_anomalies(&report);
+        any |= anomalies;
+        let name = file.display().to_string();
+        match format {
+            Format::Json => docs.push(Each { file: name, report }),
+            _ => {
+                writeln!(out, "== {name}")?;
+                report::table::analyze(&report, &view, &mut out)?;
+                writeln!(out)?;
+            }
+        }
+        common.finish(&inputs, &summary, anomalies)?;
+    }
+    if format == Format::Json {
+        report::json::to_writer_pretty(&mut out, &docs)?;
+        writeln!(out)?;
+    }
+    out.flush()?;
+    Ok(if common.scope.fail_on_anomaly && any {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// `--format parquet`: every frame record as it completes, then the

@@ -104,7 +104,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
         });
         let mut s = super::run_with_progress(&inputs, args.common.quiet, &mut reader, |r, tick| {
-            parallel::run(
+            parallel::analyze(
                 args.common.jobs(),
                 r,
                 args.common.flow_config(),

@@ -101,16 +101,27 @@ pub fn report_only(
     times: &syncscope::report::view::Times,
     plots: bool,
 ) -> anyhow::Result<(syncscope::analyze::Report, RunSummary, Inputs)> {
+    report_of(args, &args.captures, max_examples, times, plots)
+}
+
+/// [`report_only`] over `captures` (not the ones `args` names).
+pub fn report_of(
+    args: &common::DissectArgs,
+    captures: &[PathBuf],
+    max_examples: usize,
+    times: &syncscope::report::view::Times,
+    plots: bool,
+) -> anyhow::Result<(syncscope::analyze::Report, RunSummary, Inputs)> {
     let mut opts = args.options()?;
     opts.plots = plots;
     let scope = args.scope.scope()?;
-    let inputs = inputs(&args.captures, args.quiet)?;
+    let inputs = inputs(captures, args.quiet)?;
     let mut reader = inputs.open()?;
     let mut an = syncscope::analyze::Analyzer::new(&opts, |_| {})
         .without_records()
         .max_examples(max_examples);
     let mut summary = run_with_progress(&inputs, args.quiet, &mut reader, |r, tick| {
-        syncscope::parallel::run(
+        syncscope::parallel::analyze(
             args.jobs(),
             r,
             args.flow_config(),

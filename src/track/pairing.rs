@@ -407,19 +407,42 @@ impl Pairing {
 #[derive(Debug, Clone)]
 pub struct LatencyTable<K = u32> {
     by_cmd: BTreeMap<K, Samples>,
+    /// When logging: the samples added, in order, instead of kept (see
+    /// [`LatencyTable::logging`]).
+    log: Option<Vec<(K, u64)>>,
 }
 
 impl<K> Default for LatencyTable<K> {
     fn default() -> Self {
         LatencyTable {
             by_cmd: BTreeMap::new(),
+            log: None,
         }
     }
 }
 
 impl<K: Ord + Clone> LatencyTable<K> {
     pub fn add(&mut self, cmd: K, us: u64) {
+        if let Some(log) = &mut self.log {
+            log.push((cmd, us));
+            return;
+        }
         self.by_cmd.entry(cmd).or_default().add(us);
+    }
+
+    /// A table that keeps nothing but logs each sample added, for
+    /// [`LatencyTable::take_log`]: a worker of a split run hands its
+    /// samples over in order, for the one table that keeps them.
+    pub fn logging() -> Self {
+        LatencyTable {
+            by_cmd: BTreeMap::new(),
+            log: Some(Vec::new()),
+        }
+    }
+
+    /// The samples logged since the last call (none unless logging).
+    pub fn take_log(&mut self) -> Vec<(K, u64)> {
+        self.log.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
     /// Figures per key, in key order.

@@ -287,6 +287,41 @@ pub struct Ids<'a> {
     pub conn: u64,
 }
 
+/// [`Ids`] that own their strings: what an event names, kept to be put on
+/// the timeline later (a worker of a split run logs it).
+#[derive(Debug, Clone, Default)]
+pub struct OwnedIds {
+    pub uin: Option<u64>,
+    pub sid: Option<String>,
+    pub user: Option<String>,
+    pub device: Option<String>,
+    pub conn: u64,
+}
+
+impl Ids<'_> {
+    pub fn owned(&self) -> OwnedIds {
+        OwnedIds {
+            uin: self.uin,
+            sid: self.sid.map(str::to_owned),
+            user: self.user.map(str::to_owned),
+            device: self.device.map(str::to_owned),
+            conn: self.conn,
+        }
+    }
+}
+
+impl OwnedIds {
+    pub fn ids(&self) -> Ids<'_> {
+        Ids {
+            uin: self.uin,
+            sid: self.sid.as_deref(),
+            user: self.user.as_deref(),
+            device: self.device.as_deref(),
+            conn: self.conn,
+        }
+    }
+}
+
 /// All sessions of a capture.
 #[derive(Debug, Default)]
 pub struct Timeline {

@@ -638,3 +638,61 @@ fn web_sample_exchanges_and_timeline() {
     assert_eq!(steps.len(), 1, "{steps:?}");
     assert_eq!(steps[0]["2"]["delta"], 1, "{steps:?}");
 }
+
+#[test]
+fn each_reports_every_capture_apart() {
+    // The samples are unrelated runs of the reference server: merged, the
+    // sessions of the same uins meet and the SyncKey timeline finds
+    // regressions between captures; apart, each report is that capture's.
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/samples");
+    let mut files: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path().to_string_lossy().into_owned())
+        .filter(|p| p.ends_with(".pcapng"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 3, "{files:?}");
+    let of_kind = |r: &Value, kind: &str| {
+        r["anomalies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["kind"] == kind)
+            .count()
+    };
+    let json = |extra: &[&str]| -> Value {
+        let mut args = vec!["analyze", "--format", "json", "-q"];
+        args.extend_from_slice(extra);
+        args.extend(files.iter().map(String::as_str));
+        let o = syncscope(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    let merged = json(&[]);
+    assert!(
+        of_kind(&merged, "key_regression") > 0,
+        "{}",
+        merged["anomalies"]
+    );
+    let each = json(&["--each"]);
+    let each = each.as_array().expect("a list");
+    // In the order of the inputs' first packets, as a merged run reads them.
+    let mut named: Vec<&str> = each.iter().map(|e| e["file"].as_str().unwrap()).collect();
+    named.sort_unstable();
+    assert_eq!(named, files);
+    for e in each {
+        let f = e["file"].as_str().unwrap();
+        assert_eq!(of_kind(&e["report"], "key_regression"), 0, "{f}");
+        let o = syncscope(&["analyze", "--format", "json", "-q", f]);
+        let alone: Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(e["report"], alone, "{f}");
+    }
+    // As tables: one section per file, named.
+    let mut args = vec!["analyze", "--each", "-q"];
+    args.extend(files.iter().map(String::as_str));
+    let o = syncscope(&args);
+    let text = String::from_utf8_lossy(&o.stdout);
+    for f in &files {
+        assert!(text.contains(&format!("== {f}")), "{text}");
+    }
+}

@@ -1,6 +1,10 @@
-//! `-j 2` (`syncscope::parallel`): the reader thread and the sink thread
-//! give the same records, report and flows as one thread, on every corpus
-//! capture (real and nDPI) and on several inputs merged.
+//! `-j N` (`syncscope::parallel`): the analyzer split by connection over
+//! several workers (`parallel::analyze`) gives the same records and report
+//! as one thread, and the two-stage run (`parallel::run`, the flows sink) the
+//! same flows, on every corpus capture (real and nDPI), on several inputs
+//! merged, on a generated capture of many connections, and with the flow
+//! table at its caps (eviction, idle expiry, the out-of-order budget) or
+//! with a port filter.
 
 use std::path::{Path, PathBuf};
 
@@ -26,20 +30,42 @@ fn captures(dir: &Path) -> Vec<PathBuf> {
 
 /// Records (as JSON, with the file each names) and the report, over `jobs` threads.
 fn analyze(paths: &[PathBuf], jobs: usize) -> Option<(Vec<String>, String, String)> {
+    analyze_with(
+        paths,
+        jobs,
+        flow::Config::default(),
+        &Options::default(),
+        true,
+    )
+}
+
+/// [`analyze`] with this flow table and these options, with or without
+/// records; three examples of each kind at most, so that the capped lists
+/// show any change of order.
+fn analyze_with(
+    paths: &[PathBuf],
+    jobs: usize,
+    cfg: flow::Config,
+    opts: &Options,
+    with_records: bool,
+) -> Option<(Vec<String>, String, String)> {
     let inputs = Inputs::expand(paths).ok()?;
     let mut source = inputs.open().ok()?;
     let current = source.current_file();
-    let opts = Options::default();
     let mut records = Vec::new();
-    let mut an = Analyzer::new(&opts, |r: &FrameRecord| {
+    let mut an = Analyzer::new(opts, |r: &FrameRecord| {
         let mut r = r.clone();
         r.file = Some(current.get().to_string());
         records.push(serde_json::to_string(&r).unwrap());
-    });
-    let ran = parallel::run(
+    })
+    .max_examples(3);
+    if !with_records {
+        an = an.without_records();
+    }
+    let ran = parallel::analyze(
         jobs,
         &mut source,
-        flow::Config::default(),
+        cfg,
         Scope::default(),
         None,
         &mut an,
@@ -102,14 +128,107 @@ fn two_threads_keep_the_file_of_each_record() {
     // Several inputs at once: the file a record names is the one of the
     // packet that completed it, as on one thread.
     let real = captures(&shared().join("corpus/real"));
-    let samples: Vec<PathBuf> = ["longlink-8080.pcap", "serve-client-longlink.pcapng"]
+    let mut paths = samples();
+    paths.extend(real.into_iter().take(6));
+    assert!(same_on(&paths));
+    assert!(same_split(
+        &paths,
+        flow::Config::default(),
+        &Options::default(),
+        true
+    ));
+}
+
+fn samples() -> Vec<PathBuf> {
+    ["longlink-8080.pcap", "serve-client-longlink.pcapng"]
         .iter()
         .map(|f| {
             Path::new(env!("CARGO_MANIFEST_DIR"))
                 .join("samples")
                 .join(f)
         })
-        .chain(real.into_iter().take(6))
-        .collect();
-    assert!(same_on(&samples));
+        .collect()
+}
+
+/// One thread against 2 and 3 workers; whether there were records.
+fn same_split(paths: &[PathBuf], cfg: flow::Config, opts: &Options, with_records: bool) -> bool {
+    let one = analyze_with(paths, 1, cfg, opts, with_records).expect("readable");
+    for jobs in [2, 3] {
+        let n = analyze_with(paths, jobs, cfg, opts, with_records).unwrap();
+        assert_eq!(one.0, n.0, "records of {paths:?} on {jobs}");
+        assert_eq!(one.1, n.1, "report of {paths:?} on {jobs}");
+        assert_eq!(one.2, n.2, "summary of {paths:?} on {jobs}");
+    }
+    !one.0.is_empty()
+}
+
+#[test]
+fn split_by_connection_matches_one_thread_on_many_connections() {
+    // Long links that look like real use (SyncKeys, newsyncs, sends and
+    // pushes on each, latencies of every cmd), a SYN scan and HTTP, in one
+    // file: the workers' connections interleave packet by packet.
+    use syncscope::synth::mix::{self, Params};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mix.pcap");
+    let p = Params {
+        bytes: 6 << 20,
+        conns: 12,
+        seed: 7,
+        scan_syns: 60,
+        http_conns: 3,
+        sync_max: 128 << 10,
+        ..Params::default()
+    };
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+    mix::generate(&mut out, &p).expect("generate");
+    drop(out);
+    let paths = [path];
+    let opts = Options::default();
+    assert!(same_split(&paths, flow::Config::default(), &opts, true));
+    same_split(&paths, flow::Config::default(), &opts, false);
+    let (_, report, _) = analyze(&paths, 2).unwrap();
+    let report: serde_json::Value = serde_json::from_str(&report).unwrap();
+    let sessions = report["sessions"].as_array().unwrap();
+    assert!(sessions.len() >= 2, "{} sessions", sessions.len());
+    assert!(!report["latency"].as_array().unwrap().is_empty());
+    // A port filter (the HTTP connections on port 80 left out): the
+    // analyzer's packet numbers skip the connections it leaves out.
+    let port = Options {
+        port: Some(8080),
+        ..Options::default()
+    };
+    assert!(same_split(&paths, flow::Config::default(), &port, true));
+}
+
+#[test]
+fn split_matches_one_thread_at_the_flow_table_caps() {
+    // Two connections at most (the least recently active evicted), idle
+    // expiry after a second and one packet, a small out-of-order budget
+    // over all connections: the one flow table decides for every worker.
+    let cfg = flow::Config {
+        max_flows: 2,
+        idle_timeout_secs: 1,
+        closed_timeout_secs: 0,
+        idle_min_packets: 1,
+        max_buffer_total: 8 << 10,
+        ..flow::Config::default()
+    };
+    let mut paths = samples();
+    let real = captures(&shared().join("corpus/real"));
+    paths.extend(real.iter().step_by(4).cloned());
+    let (mut evicted, mut expired) = (0, 0);
+    for p in &paths {
+        let paths = [p.clone()];
+        same_split(&paths, cfg, &Options::default(), true);
+        let summary = analyze_with(&paths, 1, cfg, &Options::default(), false)
+            .unwrap()
+            .2;
+        let s: serde_json::Value = serde_json::from_str(&summary).unwrap();
+        evicted += s["flows"]["evicted"].as_u64().unwrap();
+        expired += s["flows"]["expired_idle"].as_u64().unwrap();
+    }
+    assert!(
+        evicted > 0 && expired > 0,
+        "evicted {evicted}, expired {expired}"
+    );
 }
