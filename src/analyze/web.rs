@@ -79,7 +79,7 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
         }
     }
 
-    fn http_event(&mut self, here: &Here, ev: HttpEvent<'_>) {
+    pub(super) fn http_event(&mut self, here: &Here, ev: HttpEvent<'_>) {
         match ev {
             HttpEvent::Skipped {
                 dir,
@@ -410,7 +410,7 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
             after_gap: !last.complete || request.is_some_and(|r| !r.complete),
             body: serde_json::to_value(body).unwrap_or_default(),
             host: request
-                .and_then(|r| r.header_str("host"))
+                .and_then(|r| r.header_str("host").or_else(|| r.header_str(":authority")))
                 .map(str::to_owned),
             method: request.and_then(|r| r.method()).map(str::to_owned),
             path: request.and_then(|r| r.path()).map(str::to_owned),
