@@ -821,8 +821,8 @@ fn plausible(b: &[u8]) -> Option<FrameHeader> {
     ok.then_some(h)
 }
 
-/// Where in `b` two plausible frames follow each other (or one ends
-/// exactly where `b` does); `None`: not found yet.
+/// Where in `b` two plausible frames follow each other; `None`: not found
+/// yet (the answer does not depend on how the bytes were chunked).
 fn hunt(b: &[u8]) -> Option<usize> {
     let last = b.len().checked_sub(HEADER_LEN)?;
     for i in 0..=last {
@@ -830,9 +830,6 @@ fn hunt(b: &[u8]) -> Option<usize> {
             continue;
         };
         let next = i + h.frame_len();
-        if next == b.len() {
-            return Some(i);
-        }
         if next + HEADER_LEN <= b.len() && plausible(&b[next..]).is_some() {
             return Some(i);
         }
