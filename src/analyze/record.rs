@@ -323,7 +323,7 @@ mod tests {
         let e = "shortlinks".parse::<Layer>().unwrap_err();
         assert_eq!(
             e,
-            "unknown layer 'shortlinks' (one of longlink, mars, shortlink, mmtls, http, web, tls)"
+            "unknown layer 'shortlinks' (one of longlink, mars, shortlink, mmtls, http, web, tls, http2)"
         );
     }
 }

@@ -256,6 +256,12 @@ mod tests {
             Some(Protocol::Http)
         );
         assert_eq!(detect(b"HTTP/1.1 200 OK\r\n", false), Some(Protocol::Http));
+        // HTTP/2 with prior knowledge: the client preface (a prefix of it
+        // waits), a server's first SETTINGS.
+        assert_eq!(detect(h2::PREFACE, false), Some(Protocol::Http));
+        assert_eq!(detect(b"PRI * HTTP/2", false), None);
+        let settings = [0, 0, 6, 4, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 100];
+        assert_eq!(detect(&settings, false), Some(Protocol::Http));
         assert_eq!(
             detect(b"SSH-2.0-OpenSSH_9.6\r\n", false),
             Some(Protocol::Unknown)

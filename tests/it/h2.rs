@@ -208,3 +208,65 @@ fn every_prefix_of_the_h2_capture_is_safe() {
         }
     }
 }
+
+/// HTTP/2 in clear text with prior knowledge (h2c): the client preface
+/// and the server's first SETTINGS make both directions HTTP, and a POST
+/// of webwxinit with a JSON body, answered over two DATA frames, is one
+/// `web` record (the body whole) with its frames as `http2` records, in
+/// any segmentation.
+#[test]
+fn h2c_prior_knowledge_gives_web_exchanges() {
+    use loona_hpack::Encoder;
+    use syncscope::proto::h2::{self, FrameHeader};
+    let frame = |typ: u8, flags: u8, stream: u32, p: &[u8]| {
+        let h = FrameHeader {
+            len: p.len() as u32,
+            typ,
+            flags,
+            stream,
+        };
+        [h.encode().as_slice(), p].concat()
+    };
+    let body = br#"{"BaseRequest":{"Uin":7,"Sid":"s1","Skey":"","DeviceID":"e1"}}"#;
+    let mut ce = Encoder::new();
+    let req: Vec<(&[u8], &[u8])> = vec![
+        (b":method", b"POST"),
+        (b":scheme", b"http"),
+        (b":authority", b"wx.qq.com"),
+        (b":path", b"/cgi-bin/mmwebwx-bin/webwxinit?r=1"),
+        (b"content-type", b"application/json"),
+    ];
+    let mut c2s = h2::PREFACE.to_vec();
+    c2s.extend(frame(h2::SETTINGS, 0, 0, &[]));
+    c2s.extend(frame(h2::HEADERS, h2::END_HEADERS, 1, &ce.encode(req)));
+    c2s.extend(frame(h2::DATA, h2::END_STREAM, 1, body));
+    let answer = br#"{"BaseResponse":{"Ret":0,"ErrMsg":""},"SyncKey":{"Count":1,"List":[{"Key":1,"Val":5}]}}"#;
+    let mut se = Encoder::new();
+    let resp: Vec<(&[u8], &[u8])> =
+        vec![(b":status", b"200"), (b"content-type", b"application/json")];
+    let mut s2c = frame(h2::SETTINGS, 0, 0, &[0, 3, 0, 0, 0, 100]);
+    s2c.extend(frame(h2::HEADERS, h2::END_HEADERS, 1, &se.encode(resp)));
+    s2c.extend(frame(h2::DATA, 0, 1, &answer[..20]));
+    s2c.extend(frame(h2::DATA, h2::END_STREAM, 1, &answer[20..]));
+    for step in [7, 40, 1000] {
+        let (records, report) = crate::midstream::run(&c2s, &s2c, step);
+        assert!(report.anomalies.is_empty(), "{:?}", report.anomalies);
+        let web: Vec<_> = records
+            .iter()
+            .filter(|r| r.layer.as_str() == "web")
+            .collect();
+        assert_eq!(web.len(), 1, "step {step}");
+        assert_eq!(web[0].endpoint, Some("webwxinit"));
+        assert_eq!(web[0].method.as_deref(), Some("POST"));
+        assert_eq!(web[0].status, Some(200));
+        assert_eq!(web[0].host.as_deref(), Some("wx.qq.com"));
+        assert_eq!(web[0].body["response"]["SyncKey"]["Count"], 1);
+        assert_eq!(web[0].body["request_sha256"], sha256_hex(body));
+        let frames = records
+            .iter()
+            .filter(|r| r.layer.as_str() == "http2")
+            .count();
+        assert_eq!(frames, 7, "step {step}");
+        assert_eq!(report.connections[0].kind.as_str(), "http");
+    }
+}
