@@ -185,7 +185,9 @@ fn is_http(b: &[u8]) -> Option<bool> {
         b[..n] == p[..n]
     };
     let full = |p: &[u8]| b.len() >= p.len() && &b[..p.len()] == p;
-    if METHODS.iter().any(|m| full(m)) || full(b"HTTP/1.") || full(h2::PREFACE) {
+    // The HTTP/2 preface's first line (16 bytes: all a direction's sniff
+    // holds) is enough.
+    if METHODS.iter().any(|m| full(m)) || full(b"HTTP/1.") || full(&h2::PREFACE[..SNIFF_LEN]) {
         return Some(true);
     }
     // An HTTP/2 server speaking first (h2c with prior knowledge).
@@ -260,6 +262,10 @@ mod tests {
         // waits), a server's first SETTINGS.
         assert_eq!(detect(h2::PREFACE, false), Some(Protocol::Http));
         assert_eq!(detect(b"PRI * HTTP/2", false), None);
+        assert_eq!(
+            detect(&h2::PREFACE[..SNIFF_LEN], false),
+            Some(Protocol::Http)
+        );
         let settings = [0, 0, 6, 4, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 100];
         assert_eq!(detect(&settings, false), Some(Protocol::Http));
         assert_eq!(

@@ -249,13 +249,38 @@ fn h2c_prior_knowledge_gives_web_exchanges() {
     s2c.extend(frame(h2::DATA, 0, 1, &answer[..20]));
     s2c.extend(frame(h2::DATA, h2::END_STREAM, 1, &answer[20..]));
     for step in [7, 40, 1000] {
-        let (records, report) = crate::midstream::run(&c2s, &s2c, step);
+        // The request in segments of `step` bytes, then the answer.
+        let mut c = syncscope::synth::Conversation::new(
+            "10.0.0.1:40000".parse().unwrap(),
+            "10.0.0.2:80".parse().unwrap(),
+            1000,
+            9000,
+        );
+        c.mss = step;
+        let mut frames = c.handshake();
+        frames.extend(c.send(syncscope::synth::Side::Client, &c2s));
+        frames.extend(c.send(syncscope::synth::Side::Server, &s2c));
+        frames.extend(c.close());
+        let pcap = crate::common::pcap_of(&frames);
+        let mut reader =
+            syncscope::capture::Reader::from_read(Box::new(std::io::Cursor::new(pcap)), "h2c")
+                .unwrap();
+        let opts = syncscope::analyze::Options::default();
+        let (records, report) = crate::common::analyze_capture(&mut reader, &opts);
         assert!(report.anomalies.is_empty(), "{:?}", report.anomalies);
         let web: Vec<_> = records
             .iter()
             .filter(|r| r.layer.as_str() == "web")
             .collect();
-        assert_eq!(web.len(), 1, "step {step}");
+        assert_eq!(
+            web.len(),
+            1,
+            "step {step}: {:?}",
+            records
+                .iter()
+                .map(|r| (r.layer, r.kind.clone(), r.dir))
+                .collect::<Vec<_>>()
+        );
         assert_eq!(web[0].endpoint, Some("webwxinit"));
         assert_eq!(web[0].method.as_deref(), Some("POST"));
         assert_eq!(web[0].status, Some(200));
