@@ -16,7 +16,12 @@
 #       over TLS 1.3: `serve --tls-cert`, `client --web --tls-ca` with
 #       SSLKEYLOGFILE (the key log is the client's).
 #
-# Run as root (dumpcap on lo): bash bench/make-tls-samples.sh [curl] [web]
+#   samples/curl-h2.pcapng + samples/curl-h2.keys   curl --http2 against
+#       `serve --tls-cert` (ALPN h2): one connection over TLS 1.2
+#       (ECDHE-ECDSA-AES128-GCM-SHA256), one over TLS 1.3, four streams
+#       each (GET and POST jslogin, POST webwxinit with a JSON body, a 404).
+#
+# Run as root (dumpcap on lo): bash bench/make-tls-samples.sh [curl] [web] [h2]
 # Needs curl (OpenSSL build), openssl, python3 and dumpcap (tshark); BIN: a
 # syncscope binary (default: build the release one).
 set -euo pipefail
@@ -128,9 +133,41 @@ record_web() {
   echo "samples/serve-client-web-tls.pcapng ($(stat -c %s samples/serve-client-web-tls.pcapng) bytes)"
 }
 
-for n in ${@:-curl web}; do
+# --- HTTP/2 against serve --tls-cert ----------------------------------------------
+record_h2() {
+  local SPORT=$((PORT + 2))
+  "$BIN" serve --listen "127.0.0.1:$SPORT" --memory --users alice,bob \
+    --tls-cert "$TMP/cert.pem" --tls-key "$TMP/key.pem" 2>"$TMP/serve-h2.err" &
+  pids+=($!)
+  for _ in $(seq 100); do grep -q 'listening on' "$TMP/serve-h2.err" && break; sleep 0.1; done
+  dumpcap -q -i lo -f "tcp port $SPORT" -w "$TMP/h2.pcapng" 2>/dev/null &
+  local dpid=$!
+  pids+=($dpid)
+  sleep 1
+  local URL=https://localhost:$SPORT
+  # One connection per TLS version, four streams each: GET and POST (a form
+  # body) of jslogin, a POST with a JSON body, and a path nobody serves.
+  for v in "--tls-max 1.2 --ciphers ECDHE-ECDSA-AES128-GCM-SHA256" "--tlsv1.3"; do
+    # shellcheck disable=SC2086
+    SSLKEYLOGFILE="$TMP/h2.keys" curl -sS --http2 --cacert "$TMP/cert.pem" $v \
+      "$URL/jslogin?appid=wx782c26e4c19acffb&fun=new" \
+      --next --http2 --cacert "$TMP/cert.pem" $v -d 'appid=wx782c26e4c19acffb&fun=new&user=bob' "$URL/jslogin" \
+      --next --http2 --cacert "$TMP/cert.pem" $v -H 'Content-Type: application/json' \
+        -d '{"BaseRequest":{"Uin":1,"Sid":"none","Skey":"","DeviceID":"e1"}}' "$URL/cgi-bin/mmwebwx-bin/webwxinit" \
+      --next --http2 --cacert "$TMP/cert.pem" $v "$URL/nothing/here" \
+      > /dev/null
+  done
+  sleep 1
+  kill -INT "$dpid"
+  wait "$dpid" || true
+  cp "$TMP/h2.pcapng" samples/curl-h2.pcapng
+  cp "$TMP/h2.keys" samples/curl-h2.keys
+  echo "samples/curl-h2.pcapng ($(stat -c %s samples/curl-h2.pcapng) bytes)"
+}
+
+for n in ${@:-curl web h2}; do
   case $n in
-    curl|web) "record_$n" ;;
-    *) echo "unknown sample $n (curl, web)" >&2; exit 2 ;;
+    curl|web|h2) "record_$n" ;;
+    *) echo "unknown sample $n (curl, web, h2)" >&2; exit 2 ;;
   esac
 done

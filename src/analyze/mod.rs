@@ -30,6 +30,7 @@ macro_rules! named {
 
 mod decode;
 mod filter;
+mod h2;
 mod longlink;
 mod mmtls;
 mod packets;
@@ -111,6 +112,9 @@ enum Dissector {
     Tls(Box<tls::TlsSide>),
     /// HTTP/1.x: both directions go to the connection's [`http::Conn`].
     Http,
+    /// HTTP/2 in clear text: both directions go to the connection's
+    /// [`h2::Conn`](crate::proto::h2::Conn).
+    H2,
     /// Anything else: counted, not dissected.
     Other,
 }
@@ -174,6 +178,8 @@ struct Conn {
     tls: Option<Box<tls::TlsConn>>,
     /// HTTP state of the connection (both directions), once a side speaks HTTP.
     http: Option<Box<http::Conn>>,
+    /// HTTP/2 state of the connection (both directions), once a side speaks it.
+    h2: Option<Box<crate::proto::h2::Conn>>,
     /// MMTLS records found in HTTP bodies, numbered per direction (c2s, s2c).
     http_records: [u64; 2],
     /// Client and server as the analyzer uses them (inferred without a handshake).
@@ -450,6 +456,7 @@ impl<F: FnMut(&FrameRecord)> Sink for Analyzer<'_, F> {
         let s = &roles.apply(s);
         let here = self.here(s.id, roles.client(), s.last_ts);
         self.with_http(&here, |h, mut out| h.finish(&mut out));
+        self.h2_finish(&here);
         for side in [Side::First, Side::Second] {
             let here = self.here(s.id, side, s.last_ts);
             let mut d = self.take_dissector(&here, side);
@@ -761,6 +768,16 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
             )),
             Protocol::Mmtls => Dissector::Mmtls(Box::default()),
             Protocol::Tls => Dissector::Tls(Box::default()),
+            Protocol::Http
+                if conn.h2.is_some()
+                    || first.starts_with(b"PRI ")
+                    || crate::proto::h2::looks_like_server_start(first) =>
+            {
+                conn.h2.get_or_insert_with(|| {
+                    Box::new(crate::proto::h2::Conn::new(Default::default()))
+                });
+                Dissector::H2
+            }
             Protocol::Http => {
                 conn.http
                     .get_or_insert_with(|| Box::new(http::Conn::new(http::Config::default())));
@@ -842,6 +859,7 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
             Dissector::Mmtls(m) => m.splitter.gap(len),
             Dissector::Tls(t) => self.tls_gap(here, t, len),
             Dissector::Http => self.with_http(here, |h, mut out| h.gap(here.dir, len, &mut out)),
+            Dissector::H2 => self.with_h2(here, |h, mut out| h.gap(here.dir, len, &mut out)),
         }
         self.put_dissector(here, side, d);
         if self.opts.plots {
@@ -866,6 +884,9 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
             Dissector::Mmtls(m) => self.mmtls_feed(here, side, m, offset, bytes),
             Dissector::Tls(t) => self.tls_feed(here, t, offset, bytes),
             Dissector::Http => self.with_http(here, |h, mut out| {
+                h.feed(here.dir, offset, bytes, here.ts, &mut out)
+            }),
+            Dissector::H2 => self.with_h2(here, |h, mut out| {
                 h.feed(here.dir, offset, bytes, here.ts, &mut out)
             }),
             Dissector::Sniffing { .. } | Dissector::Other => {}

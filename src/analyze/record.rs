@@ -25,12 +25,14 @@ pub enum Layer {
     Web,
     /// A TLS record.
     Tls,
+    /// An HTTP/2 frame (its exchanges are `http` or `web` records).
+    Http2,
 }
 
 impl Layer {
     /// Every layer, in the order the help lists them: what `--layer`
     /// accepts is what records print.
-    pub const ALL: [Layer; 7] = [
+    pub const ALL: [Layer; 8] = [
         Layer::Longlink,
         Layer::Mars,
         Layer::Shortlink,
@@ -38,6 +40,7 @@ impl Layer {
         Layer::Http,
         Layer::Web,
         Layer::Tls,
+        Layer::Http2,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -49,6 +52,7 @@ impl Layer {
             Layer::Http => "http",
             Layer::Web => "web",
             Layer::Tls => "tls",
+            Layer::Http2 => "http2",
         }
     }
 }
@@ -77,6 +81,8 @@ pub enum Kind {
     Record(RecordType),
     /// A TLS record of this content type.
     Tls(u8),
+    /// An HTTP/2 frame of this type.
+    H2(u8),
 }
 
 impl Kind {
@@ -85,6 +91,7 @@ impl Kind {
             Kind::Message(k) => k.as_str(),
             Kind::Record(t) => t.name().unwrap_or("unknown"),
             Kind::Tls(t) => crate::proto::tls::content_type_name(t),
+            Kind::H2(t) => crate::proto::h2::type_name(t),
         }
     }
 }
@@ -316,7 +323,7 @@ mod tests {
         let e = "shortlinks".parse::<Layer>().unwrap_err();
         assert_eq!(
             e,
-            "unknown layer 'shortlinks' (one of longlink, mars, shortlink, mmtls, http, web, tls)"
+            "unknown layer 'shortlinks' (one of longlink, mars, shortlink, mmtls, http, web, tls, http2)"
         );
     }
 }

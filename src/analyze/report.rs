@@ -32,6 +32,9 @@ pub enum AnomalyKind {
     HttpSkipped,
     /// Bytes that are not TLS records (after a gap, or garbage).
     TlsSkipped,
+    /// HTTP/2: a malformed frame, an HPACK error, header blocks that
+    /// cannot be decoded, bytes that are not frames.
+    Http2,
     /// TLS records a key log was given for and that stay closed: the first
     /// of a connection without a key (or with an unsupported suite), and
     /// every record that does not authenticate.
@@ -65,6 +68,7 @@ impl AnomalyKind {
             AnomalyKind::UnfinishedFrame => "unfinished_frame",
             AnomalyKind::HttpSkipped => "http_skipped",
             AnomalyKind::TlsSkipped => "tls_skipped",
+            AnomalyKind::Http2 => "http2",
             AnomalyKind::TlsUndecrypted => "tls_undecrypted",
             AnomalyKind::MmtlsSkipped => "mmtls_skipped",
             AnomalyKind::ShortlinkPayload => "shortlink_payload",
@@ -153,6 +157,10 @@ pub struct LayerCounts {
     pub mmtls_records: u64,
     /// TLS records (the envelope of the HTTP exchanges opened in them).
     pub tls_records: u64,
+    /// HTTP/2 frames (the envelope of the HTTP exchanges in them); absent
+    /// when none.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub h2_frames: u64,
 }
 
 impl LayerCounts {

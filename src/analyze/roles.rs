@@ -231,6 +231,12 @@ pub(super) fn evidence(proto: Protocol, first: &[u8]) -> Option<Evidence> {
         Protocol::Http if first.starts_with(b"HTTP/") => {
             Some(Evidence::new(false, "an HTTP status line"))
         }
+        Protocol::Http if first.starts_with(b"PRI ") => {
+            Some(Evidence::new(true, "the HTTP/2 client preface"))
+        }
+        Protocol::Http if crate::proto::h2::looks_like_server_start(first) => {
+            Some(Evidence::new(false, "an HTTP/2 server's first SETTINGS"))
+        }
         Protocol::Http => Some(Evidence::new(true, "an HTTP request line")),
         Protocol::Mmtls => mmtls_hello(first).map(|c| {
             let what = if c {

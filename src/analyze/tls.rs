@@ -110,7 +110,11 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
         }
         if t.app[i] > 0 {
             t.app[i] += len;
-            self.with_http(here, |h, mut out| h.gap(here.dir, len, &mut out));
+            if self.conns.get(&here.conn).is_some_and(|c| c.h2.is_some()) {
+                self.with_h2(here, |h, mut out| h.gap(here.dir, len, &mut out));
+            } else {
+                self.with_http(here, |h, mut out| h.gap(here.dir, len, &mut out));
+            }
         }
     }
 
@@ -260,8 +264,8 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
         }
     }
 
-    /// Opened application bytes: to the connection's HTTP/1.x state (HTTP/2
-    /// is not dissected yet: counted only).
+    /// Opened application bytes: to the connection's HTTP/2 state when ALPN
+    /// said `h2` or the client preface came, else to its HTTP/1.x state.
     fn tls_application(&mut self, here: &Here, pt: &[u8], span: Span) {
         let n = pt.len() as u64;
         self.shared(move |g| g.report.tls.decrypted_bytes += n);
@@ -286,7 +290,16 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
         } else {
             t.facts.decrypted_s2c += pt.len() as u64;
         }
-        if t.facts.alpn.as_deref() == Some("h2") || pt.is_empty() {
+        if pt.is_empty() {
+            return;
+        }
+        let h2 = c.h2.is_some()
+            || t.facts.alpn.as_deref() == Some("h2")
+            || (offset == 0 && pt.starts_with(b"PRI * HTTP/2.0"));
+        if h2 {
+            self.with_h2(here, |h, mut out| {
+                h.feed(here.dir, offset, pt, here.ts, &mut out)
+            });
             return;
         }
         if c.http.is_none() {

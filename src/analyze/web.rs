@@ -31,6 +31,18 @@ struct ExchangeBody<'a> {
     /// What the HTTP parser found wrong in the response and the request.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     problems: Vec<&'a String>,
+    /// The sha256 (hex) of each body as kept (de-chunked, decoded; at most
+    /// the body cap), absent for an empty body or no message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_sha256: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response_sha256: Option<String>,
+}
+
+/// The hex sha256 of a non-empty body.
+fn sha256(b: &[u8]) -> Option<String> {
+    use sha2::Digest;
+    (!b.is_empty()).then(|| hex::encode(sha2::Sha256::digest(b)))
 }
 
 /// A body shown as text: JSON when it parses, else (the first 2048
@@ -80,7 +92,7 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
         }
     }
 
-    fn http_event(&mut self, here: &Here, ev: HttpEvent<'_>) {
+    pub(super) fn http_event(&mut self, here: &Here, ev: HttpEvent<'_>) {
         match ev {
             HttpEvent::Skipped {
                 dir,
@@ -357,12 +369,16 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
             problems.extend(r.problems.iter());
         }
         let (req_text, resp_text);
+        let request_sha256 = sha256(req_body);
+        let response_sha256 = response.and_then(|r| sha256(&r.body));
         let body = match ex {
             Some(e) => ExchangeBody {
                 request: &e.request,
                 response: &e.response,
                 info: Some(&e.info),
                 problems,
+                request_sha256,
+                response_sha256,
             },
             None => {
                 req_text = text(req_body);
@@ -372,6 +388,8 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
                     response: &resp_text,
                     info: None,
                     problems,
+                    request_sha256,
+                    response_sha256,
                 }
             }
         };
@@ -403,7 +421,7 @@ impl<F: FnMut(&FrameRecord)> Analyzer<'_, F> {
             after_gap: !last.complete || request.is_some_and(|r| !r.complete),
             body: serde_json::to_value(body).unwrap_or_default(),
             host: request
-                .and_then(|r| r.header_str("host"))
+                .and_then(|r| r.header_str("host").or_else(|| r.header_str(":authority")))
                 .map(str::to_owned),
             method: request.and_then(|r| r.method()).map(str::to_owned),
             path: request.and_then(|r| r.path()).map(str::to_owned),
@@ -539,10 +557,12 @@ mod tests {
             response: &rs,
             info: None,
             problems: vec![],
+            request_sha256: None,
+            response_sha256: sha256(b"ok"),
         };
         assert_eq!(
             serde_json::to_string(&b).unwrap(),
-            r#"{"request":null,"response":"ok"}"#
+            r#"{"request":null,"response":"ok","response_sha256":"2689367b205c16ce32ed4200942b8b8b1e262dfc70d9bc9fbc77c49699a4f1df"}"#
         );
         let b = ExchangeBody {
             problems: vec![&p],
@@ -550,7 +570,7 @@ mod tests {
         };
         assert_eq!(
             serde_json::to_string(&b).unwrap(),
-            r#"{"request":null,"response":"ok","problems":["truncated body"]}"#
+            r#"{"request":null,"response":"ok","problems":["truncated body"],"response_sha256":"2689367b205c16ce32ed4200942b8b8b1e262dfc70d9bc9fbc77c49699a4f1df"}"#
         );
     }
 }

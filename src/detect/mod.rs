@@ -9,7 +9,7 @@
 //! (a long link answers a long link), which shortens the chain asked for.
 //! Past [`SEARCH_LEN`] bytes without one, the direction is unknown.
 
-use crate::proto::{http, longlink, mmtls, tls};
+use crate::proto::{h2, http, longlink, mmtls, tls};
 
 /// Bytes looked at, at most, at the start of a direction.
 pub const SNIFF_LEN: usize = 16;
@@ -145,7 +145,8 @@ pub enum Protocol {
     /// Tencent Mars long-link frames (20-byte header), found by
     /// [`locate`]'s chain search (at offset 0 too).
     Mars,
-    /// HTTP/1.x request or response.
+    /// HTTP/1.x request or response, or HTTP/2 (the client preface, a
+    /// server's first SETTINGS).
     Http,
     /// TLS records (HTTPS and anything else under TLS).
     Tls,
@@ -184,10 +185,16 @@ fn is_http(b: &[u8]) -> Option<bool> {
         b[..n] == p[..n]
     };
     let full = |p: &[u8]| b.len() >= p.len() && &b[..p.len()] == p;
-    if METHODS.iter().any(|m| full(m)) || full(b"HTTP/1.") {
+    // The HTTP/2 preface's first line (16 bytes: all a direction's sniff
+    // holds) is enough.
+    if METHODS.iter().any(|m| full(m)) || full(b"HTTP/1.") || full(&h2::PREFACE[..SNIFF_LEN]) {
         return Some(true);
     }
-    if METHODS.iter().any(|m| starts(m)) || starts(b"HTTP/1.") {
+    // An HTTP/2 server speaking first (h2c with prior knowledge).
+    if h2::looks_like_server_start(b) {
+        return Some(true);
+    }
+    if METHODS.iter().any(|m| starts(m)) || starts(b"HTTP/1.") || starts(h2::PREFACE) {
         return None; // could still be
     }
     Some(false)
@@ -251,6 +258,16 @@ mod tests {
             Some(Protocol::Http)
         );
         assert_eq!(detect(b"HTTP/1.1 200 OK\r\n", false), Some(Protocol::Http));
+        // HTTP/2 with prior knowledge: the client preface (a prefix of it
+        // waits), a server's first SETTINGS.
+        assert_eq!(detect(h2::PREFACE, false), Some(Protocol::Http));
+        assert_eq!(detect(b"PRI * HTTP/2", false), None);
+        assert_eq!(
+            detect(&h2::PREFACE[..SNIFF_LEN], false),
+            Some(Protocol::Http)
+        );
+        let settings = [0, 0, 6, 4, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 100];
+        assert_eq!(detect(&settings, false), Some(Protocol::Http));
         assert_eq!(
             detect(b"SSH-2.0-OpenSSH_9.6\r\n", false),
             Some(Protocol::Unknown)

@@ -3,6 +3,7 @@
 
 pub mod business;
 pub mod commands;
+pub mod h2;
 pub mod http;
 pub mod keylog;
 pub mod longlink;

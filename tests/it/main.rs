@@ -10,6 +10,7 @@ mod common;
 mod conformance;
 mod docs;
 mod fit;
+mod h2;
 mod html;
 mod http;
 mod lake;

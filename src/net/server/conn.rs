@@ -156,6 +156,10 @@ impl Handler {
             // A failed handshake has its alert sent by rustls; nothing to add.
             Ok(Err(_)) | Err(_) => return Err(Close::Io),
         };
+        if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+            let shutdown = self.shutdown.resubscribe();
+            return super::h2::serve(stream, self.shared.clone(), self.peer, local, shutdown).await;
+        }
         let mut conn = Connection::new(stream, self.shared.config.max_frame_len);
         let mut origin = http::Origin {
             peer: self.peer,

@@ -63,6 +63,7 @@ use crate::proto::commands::ERROR;
 
 mod access;
 mod conn;
+mod h2;
 mod http;
 mod media;
 mod receipts;

@@ -1,6 +1,6 @@
 //! HTTPS for the web endpoints (`serve --tls-cert CERT --tls-key KEY`):
-//! the server's rustls configuration (ring provider, PEM files, ALPN
-//! http/1.1), and TLS on the shared port, told by its first byte (a
+//! the server's rustls configuration (ring provider, PEM files, ALPN h2
+//! then http/1.1: HTTP/2 is served by `h2.rs`), and TLS on the shared port, told by its first byte (a
 //! handshake record, 0x16) from the long link and plain HTTP. With
 //! `SSLKEYLOGFILE` set, the session secrets are appended there (NSS key
 //! log, what `analyze --keylog` reads).
@@ -64,7 +64,7 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, Strin
         .with_no_client_auth()
         .with_single_cert(certs, key)
         .map_err(|e| format!("the certificate and key do not go together: {e}"))?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     config.key_log = Arc::new(rustls::KeyLogFile::new());
     Ok(Arc::new(config))
 }

@@ -11,7 +11,7 @@ pub(super) const INFLATE_BUF: usize = 32 << 10;
 /// Decodes `msg.body` from its Content-Encoding (gzip, x-gzip, deflate as
 /// zlib or raw; several codings are undone in reverse order), never past
 /// `max_body` bytes. On invalid data the wire body stays.
-pub(super) fn decode_body(msg: &mut Message, max_body: usize) {
+pub(crate) fn decode_body(msg: &mut Message, max_body: usize) {
     let Some(enc) = msg.encoding.as_deref() else {
         return;
     };

@@ -50,6 +50,7 @@ mod resync;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use coding::decode_body;
 pub use conn::Conn;
 pub use message::{BodyLen, HttpMessage, Kind, Limits, Parse, ParseError};
 pub use resync::first_start_line;
@@ -108,7 +109,8 @@ pub struct Message {
     /// Direction it was sent in.
     pub dir: Direction,
     pub start: Start,
-    /// Minor version: 0 or 1 (HTTP/1.0 or HTTP/1.1).
+    /// Minor version: 0 or 1 (HTTP/1.0 or HTTP/1.1); 2 for HTTP/2 (whose
+    /// headers include the pseudo-headers, `:method` first).
     pub version: u8,
     /// Header fields, names as sent, in order; trailer fields of a chunked
     /// body are appended after them.
@@ -191,6 +193,12 @@ impl Message {
 
     /// `METHOD PATH HTTP/1.x` or `HTTP/1.x STATUS REASON`.
     pub fn start_line(&self) -> String {
+        if self.version == 2 {
+            return match &self.start {
+                Start::Request { method, path } => format!("{method} {path} HTTP/2"),
+                Start::Response { status, .. } => format!("HTTP/2 {status}"),
+            };
+        }
         match &self.start {
             Start::Request { method, path } => format!("{method} {path} HTTP/1.{}", self.version),
             Start::Response { status, reason } => {
