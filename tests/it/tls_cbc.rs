@@ -1,6 +1,6 @@
 //! TLS 1.0–1.2 CBC suites opened with a key log, against tshark: curl
 //! against servers offering only CBC suites (`samples/curl-tls-cbc.*`,
-//! bench/make-tls-cbc-sample.sh), with and without encrypt_then_mac.
+//! bench/make-tls-samples.sh cbc), with and without encrypt_then_mac.
 
 use std::collections::BTreeMap;
 
