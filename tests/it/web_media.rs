@@ -29,6 +29,9 @@ fn itchat_sends_an_image_a_long_link_user_saves() {
     );
     let path = dir.path().join("photo.png");
     std::fs::write(&path, &png).expect("write the png");
+    // The session is captured on lo, for export-objects below.
+    let cap = dir.path().join("itchat-upload.pcapng");
+    let dumpcap = Dumpcap::start(&serve.addr, &cap);
     let (itchat, login) = Itchat::login(
         "itchat_send_image.py",
         &serve.addr,
@@ -83,6 +86,99 @@ fn itchat_sends_an_image_a_long_link_user_saves() {
         "the saved image differs ({} bytes)",
         saved.len()
     );
+
+    // From the capture of that session (a real web client's two
+    // webwxuploadmedia POSTs, the long-link download): the same image.
+    dumpcap.stop();
+    let mut c = syncscope();
+    c.args(["frames", "--format", "ndjson", "--layer", "web"])
+        .arg(&cap);
+    let out = run_bounded(c);
+    let chunks: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("JSON"))
+        .filter(|r| r["endpoint"] == "webwxuploadmedia")
+        .map(|r| r["body"]["info"]["media"].clone())
+        .collect();
+    assert_eq!(chunks.len(), 2, "{chunks:?}");
+    for (i, m) in chunks.iter().enumerate() {
+        assert_eq!(m["chunk"].as_u64(), Some(i as u64), "{m}");
+        assert_eq!(m["size"].as_u64(), Some(png.len() as u64), "{m}");
+    }
+    let out_dir = dir.path().join("objects");
+    let mut c = syncscope();
+    c.arg("export-objects")
+        .arg(&cap)
+        .arg(&out_dir)
+        .args(["--json", "--fail-on-incomplete"]);
+    let out = run_bounded(c);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let objects: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON"))
+        .collect();
+    let uploads: Vec<&Value> = objects
+        .iter()
+        .filter(|o| o["kind"] == "image" && o["from"] == "@alice")
+        .collect();
+    assert_eq!(uploads.len(), 1, "{objects:?}");
+    let o = uploads[0];
+    assert_eq!(
+        (o["parts"].as_u64(), o["complete"].as_bool()),
+        (Some(2), Some(true)),
+        "{o}"
+    );
+    let file = o["file"].as_str().expect("written");
+    assert!(
+        std::fs::read(file).expect("the file") == png,
+        "{file} differs from the image itchat sent"
+    );
+}
+
+/// dumpcap on lo, on the port of `addr`, writing `out`; stopped with
+/// SIGINT (CI runs as root and installs tshark's dumpcap).
+struct Dumpcap(std::process::Child);
+
+impl Dumpcap {
+    fn start(addr: &str, out: &std::path::Path) -> Dumpcap {
+        use std::io::{BufRead, BufReader};
+        let port = addr.rsplit(':').next().expect("a port");
+        let mut child = std::process::Command::new("dumpcap")
+            .args(["-i", "lo", "-f", &format!("tcp port {port}"), "-w"])
+            .arg(out)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run dumpcap (tshark's; CI installs it)");
+        let err = child.stderr.take().expect("stderr");
+        let mut lines = BufReader::new(err).lines();
+        let ready = lines.any(|l| l.is_ok_and(|l| l.starts_with("Capturing on")));
+        assert!(ready, "dumpcap did not start capturing");
+        std::thread::spawn(move || lines.for_each(drop));
+        Dumpcap(child)
+    }
+
+    /// Stops the capture (dumpcap finishes the file and exits 0).
+    fn stop(mut self) {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let pid = self.0.id().to_string();
+        let _ = std::process::Command::new("kill")
+            .args(["-INT", &pid])
+            .status();
+        let status = self.0.wait().expect("dumpcap ends");
+        assert!(status.success(), "dumpcap: {status}");
+    }
+}
+
+impl Drop for Dumpcap {
+    /// A test that fails before `stop` leaves no capture running.
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// A capture of a web upload in two chunks, the second sent first and
