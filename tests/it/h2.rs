@@ -7,7 +7,10 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::tls::{sample, sha256_hex, syncscope, tshark_tls_bytes};
+use crate::tls::{
+    analyze_opened, decrypted_bytes, report_of_bytes, sample, sha256_hex, syncscope, tls_facts,
+    tshark_tls_bytes,
+};
 
 /// One exchange: tcp stream, method, path, status, request and response
 /// body sha256 ("" when empty).
@@ -112,9 +115,7 @@ fn tshark_h2(cap: &str, keys: &str) -> (Vec<Exchange>, usize) {
 #[test]
 fn curl_h2_over_tls12_and_tls13_like_tshark() {
     let (cap, keys) = (sample("curl-h2.pcapng"), sample("curl-h2.keys"));
-    let o = syncscope(&["analyze", &cap, "--keylog", &keys, "--format", "json"]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let r: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let r = analyze_opened(&cap, &keys);
     assert_eq!(
         r["anomalies"].as_array().map(Vec::len),
         Some(0),
@@ -122,26 +123,10 @@ fn curl_h2_over_tls12_and_tls13_like_tshark() {
         r["anomalies"]
     );
     let conns = r["connections"].as_array().unwrap();
-    let mut versions: Vec<String> = conns
-        .iter()
-        .map(|c| {
-            format!(
-                "{} {}",
-                c["tls"]["version"].as_str().unwrap(),
-                c["tls"]["alpn"]
-            )
-        })
-        .collect();
+    let mut versions = tls_facts(&r, "alpn");
     versions.sort();
-    assert_eq!(versions, [r#"TLS 1.2 "h2""#, r#"TLS 1.3 "h2""#]);
-    let ours: BTreeMap<u64, [u64; 2]> = conns
-        .iter()
-        .map(|c| {
-            let b = [&c["tls"]["decrypted_c2s"], &c["tls"]["decrypted_s2c"]]
-                .map(|v| v.as_u64().unwrap_or(0));
-            (c["id"].as_u64().unwrap(), b)
-        })
-        .collect();
+    assert_eq!(versions, ["TLS 1.2 h2", "TLS 1.3 h2"]);
+    let ours = decrypted_bytes(&r);
     assert_eq!(ours, tshark_tls_bytes(&cap, &keys, 2, "8445"));
     let our_frames: u64 = conns.iter().map(|c| c["h2_frames"].as_u64().unwrap()).sum();
 
@@ -180,29 +165,18 @@ fn curl_h2_over_tls12_and_tls13_like_tshark() {
 /// without a panic, and never finds more exchanges than the whole.
 #[test]
 fn every_prefix_of_the_h2_capture_is_safe() {
-    use std::io::Cursor;
-    use syncscope::analyze::Options;
-    use syncscope::capture::Reader;
-    use syncscope::proto::keylog::KeyLog;
     let bytes = std::fs::read(sample("curl-h2.pcapng")).unwrap();
-    let opts = Options {
-        keylog: Some(KeyLog::load(sample("curl-h2.keys")).unwrap()),
-        ..Options::default()
-    };
-    let run = |b: &[u8]| {
-        let mut r = Reader::from_read(Box::new(Cursor::new(b.to_vec())), "prefix").ok()?;
-        Some(crate::common::analyze_capture(&mut r, &opts).1)
-    };
+    let keys = sample("curl-h2.keys");
     let exchanges = |rep: &syncscope::analyze::Report| {
         rep.connections
             .iter()
             .map(|c| c.layers.http_exchanges)
             .sum::<u64>()
     };
-    let whole = run(&bytes).unwrap();
+    let whole = report_of_bytes(&bytes, &keys).unwrap();
     assert_eq!(exchanges(&whole), 8);
     for cut in (0..bytes.len()).step_by(53) {
-        if let Some(rep) = run(&bytes[..cut]) {
+        if let Some(rep) = report_of_bytes(&bytes[..cut], &keys) {
             assert_eq!(rep.tls.failed, 0, "cut at {cut}");
             assert!(exchanges(&rep) <= 8, "cut at {cut}");
         }

@@ -124,6 +124,68 @@ pub(crate) fn sample(name: &str) -> String {
     concat!(env!("CARGO_MANIFEST_DIR"), "/samples/").to_owned() + name
 }
 
+/// `analyze --keylog KEYS --format json` of a capture whose every record
+/// the key log opens: the report, checked to have no record that failed
+/// or lacked a key.
+pub(crate) fn analyze_opened(cap: &str, keys: &str) -> Value {
+    let o = syncscope(&["analyze", cap, "--keylog", keys, "--format", "json"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let t = &r["tls"];
+    assert_eq!(t["failed"], 0, "{t}");
+    assert_eq!(t["no_key"], 0, "{t}");
+    assert_eq!(
+        t["decrypted"].as_u64().unwrap() + t["plaintext"].as_u64().unwrap(),
+        t["records"].as_u64().unwrap()
+    );
+    r
+}
+
+/// Each connection's `tls` facts as `"<version> <field>"` (`field` as
+/// JSON text when it is not a string), in connection order.
+pub(crate) fn tls_facts(report: &Value, field: &str) -> Vec<String> {
+    report["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let f = &c["tls"][field];
+            let f = f.as_str().map_or_else(|| f.to_string(), str::to_owned);
+            format!("{} {f}", c["tls"]["version"].as_str().unwrap())
+        })
+        .collect()
+}
+
+/// The application bytes each connection's key log opened: id ->
+/// [client to server, server to client].
+pub(crate) fn decrypted_bytes(report: &Value) -> BTreeMap<u64, [u64; 2]> {
+    report["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let b = [&c["tls"]["decrypted_c2s"], &c["tls"]["decrypted_s2c"]]
+                .map(|v| v.as_u64().unwrap_or(0));
+            (c["id"].as_u64().unwrap(), b)
+        })
+        .collect()
+}
+
+/// The library's report of `bytes` (a capture file, perhaps cut short)
+/// with the key log at `keys`; None when not even the file header is whole.
+pub(crate) fn report_of_bytes(bytes: &[u8], keys: &str) -> Option<syncscope::analyze::Report> {
+    use std::io::Cursor;
+    use syncscope::analyze::Options;
+    use syncscope::capture::Reader;
+    use syncscope::proto::keylog::KeyLog;
+    let opts = Options {
+        keylog: Some(KeyLog::load(keys).unwrap()),
+        ..Options::default()
+    };
+    let mut r = Reader::from_read(Box::new(Cursor::new(bytes.to_vec())), "prefix").ok()?;
+    Some(crate::common::analyze_capture(&mut r, &opts).1)
+}
+
 /// tshark's decrypted application bytes per TCP stream (numbered as our
 /// connections are, by first packet): client to server, server to client
 /// (`-z follow,tls,raw`; its node 0 is whichever sent first, `server_port`
@@ -202,27 +264,8 @@ fn tshark_http(cap: &str, keys: &str) -> Vec<(String, String, String, String)> {
 #[test]
 fn curl_tls12_and_tls13_decrypt_like_tshark() {
     let (cap, keys) = (sample("curl-tls.pcapng"), sample("curl-tls.keys"));
-    let o = syncscope(&["analyze", &cap, "--keylog", &keys, "--format", "json"]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let r: Value = serde_json::from_slice(&o.stdout).unwrap();
-    let t = &r["tls"];
-    assert_eq!(t["failed"], 0, "{t}");
-    assert_eq!(t["no_key"], 0, "{t}");
-    assert_eq!(
-        t["decrypted"].as_u64().unwrap() + t["plaintext"].as_u64().unwrap(),
-        t["records"].as_u64().unwrap()
-    );
-    let conns = r["connections"].as_array().unwrap();
-    let mut suites: Vec<String> = conns
-        .iter()
-        .map(|c| {
-            format!(
-                "{} {}",
-                c["tls"]["version"].as_str().unwrap(),
-                c["tls"]["cipher"].as_str().unwrap()
-            )
-        })
-        .collect();
+    let r = analyze_opened(&cap, &keys);
+    let mut suites = tls_facts(&r, "cipher");
     suites.sort();
     assert_eq!(
         suites,
@@ -235,14 +278,7 @@ fn curl_tls12_and_tls13_decrypt_like_tshark() {
             "TLS 1.3 TLS_CHACHA20_POLY1305_SHA256",
         ]
     );
-    let ours: BTreeMap<u64, [u64; 2]> = conns
-        .iter()
-        .map(|c| {
-            let b = [&c["tls"]["decrypted_c2s"], &c["tls"]["decrypted_s2c"]]
-                .map(|v| v.as_u64().unwrap_or(0));
-            (c["id"].as_u64().unwrap(), b)
-        })
-        .collect();
+    let ours = decrypted_bytes(&r);
     assert_eq!(ours, tshark_tls_bytes(&cap, &keys, 6, "8443"));
     // The HTTP messages, in capture order.
     let o = syncscope(&["frames", &cap, "--keylog", &keys, "--format", "json"]);
@@ -354,23 +390,12 @@ fn a_web_session_over_tls_gives_the_clear_text_timeline() {
 /// whole file.
 #[test]
 fn every_prefix_of_a_tls_capture_is_safe() {
-    use std::io::Cursor;
-    use syncscope::analyze::Options;
-    use syncscope::capture::Reader;
-    use syncscope::proto::keylog::KeyLog;
     let bytes = std::fs::read(sample("curl-tls.pcapng")).unwrap();
-    let opts = Options {
-        keylog: Some(KeyLog::load(sample("curl-tls.keys")).unwrap()),
-        ..Options::default()
-    };
-    let run = |b: &[u8]| {
-        let mut r = Reader::from_read(Box::new(Cursor::new(b.to_vec())), "prefix").ok()?;
-        Some(crate::common::analyze_capture(&mut r, &opts).1)
-    };
-    let whole = run(&bytes).unwrap().tls;
+    let keys = sample("curl-tls.keys");
+    let whole = report_of_bytes(&bytes, &keys).unwrap().tls;
     assert_eq!(whole.decrypted, 69);
     for cut in (0..bytes.len()).step_by(97) {
-        if let Some(rep) = run(&bytes[..cut]) {
+        if let Some(rep) = report_of_bytes(&bytes[..cut], &keys) {
             assert_eq!(rep.tls.failed, 0, "cut at {cut}");
             assert!(rep.tls.decrypted <= whole.decrypted, "cut at {cut}");
         }

@@ -2,39 +2,18 @@
 //! against servers offering only CBC suites (`samples/curl-tls-cbc.*`,
 //! bench/make-tls-samples.sh cbc), with and without encrypt_then_mac.
 
-use std::collections::BTreeMap;
-
 use serde_json::Value;
 
-use crate::tls::{sample, syncscope, tshark_tls_bytes};
+use crate::tls::{analyze_opened, decrypted_bytes, sample, syncscope, tls_facts, tshark_tls_bytes};
 
 /// Every record opens; the application bytes per connection and direction
 /// are tshark's; every GET and POST is paired with its answer.
 #[test]
 fn cbc_suites_of_tls10_to_12_decrypt_like_tshark() {
     let (cap, keys) = (sample("curl-tls-cbc.pcapng"), sample("curl-tls-cbc.keys"));
-    let o = syncscope(&["analyze", &cap, "--keylog", &keys, "--format", "json"]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let r: Value = serde_json::from_slice(&o.stdout).unwrap();
-    let t = &r["tls"];
-    assert_eq!(t["failed"], 0, "{t}");
-    assert_eq!(t["no_key"], 0, "{t}");
-    assert_eq!(t["unsupported_suite"], 0, "{t}");
-    assert_eq!(
-        t["decrypted"].as_u64().unwrap() + t["plaintext"].as_u64().unwrap(),
-        t["records"].as_u64().unwrap()
-    );
-    let conns = r["connections"].as_array().unwrap();
-    let suites: Vec<String> = conns
-        .iter()
-        .map(|c| {
-            format!(
-                "{} {}",
-                c["tls"]["version"].as_str().unwrap(),
-                c["tls"]["cipher"].as_str().unwrap()
-            )
-        })
-        .collect();
+    let r = analyze_opened(&cap, &keys);
+    assert_eq!(r["tls"]["unsupported_suite"], 0);
+    let suites = tls_facts(&r, "cipher");
     assert_eq!(
         suites,
         [
@@ -46,14 +25,7 @@ fn cbc_suites_of_tls10_to_12_decrypt_like_tshark() {
             "TLS 1.0 TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA",
         ]
     );
-    let ours: BTreeMap<u64, [u64; 2]> = conns
-        .iter()
-        .map(|c| {
-            let b = [&c["tls"]["decrypted_c2s"], &c["tls"]["decrypted_s2c"]]
-                .map(|v| v.as_u64().unwrap_or(0));
-            (c["id"].as_u64().unwrap(), b)
-        })
-        .collect();
+    let ours = decrypted_bytes(&r);
     assert!(ours.values().all(|b| b[0] > 0 && b[1] > 0), "{ours:?}");
     // Connections 0, 1 and 5 went to the encrypt-then-MAC server (8461),
     // 2 to 4 to the MAC-then-encrypt one (8462): tshark's per port.

@@ -90,37 +90,13 @@ fn itchat_sends_an_image_a_long_link_user_saves() {
     // From the capture of that session (a real web client's two
     // webwxuploadmedia POSTs, the long-link download): the same image.
     dumpcap.stop();
-    let mut c = syncscope();
-    c.args(["frames", "--format", "ndjson", "--layer", "web"])
-        .arg(&cap);
-    let out = run_bounded(c);
-    let chunks: Vec<Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).expect("JSON"))
-        .filter(|r| r["endpoint"] == "webwxuploadmedia")
-        .map(|r| r["body"]["info"]["media"].clone())
-        .collect();
+    let chunks = upload_chunks(&cap);
     assert_eq!(chunks.len(), 2, "{chunks:?}");
     for (i, m) in chunks.iter().enumerate() {
         assert_eq!(m["chunk"].as_u64(), Some(i as u64), "{m}");
         assert_eq!(m["size"].as_u64(), Some(png.len() as u64), "{m}");
     }
-    let out_dir = dir.path().join("objects");
-    let mut c = syncscope();
-    c.arg("export-objects")
-        .arg(&cap)
-        .arg(&out_dir)
-        .args(["--json", "--fail-on-incomplete"]);
-    let out = run_bounded(c);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let objects: Vec<Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("JSON"))
-        .collect();
+    let objects = export_objects(&cap, &dir.path().join("objects"));
     let uploads: Vec<&Value> = objects
         .iter()
         .filter(|o| o["kind"] == "image" && o["from"] == "@alice")
@@ -246,45 +222,17 @@ fn export_objects_reads_web_uploads() {
     let pcap = dir.path().join("web-upload.pcap");
     std::fs::write(&pcap, pcap_of(&frames)).expect("write the capture");
     // The web layer names the endpoint and reads each chunk's form.
-    let mut c = syncscope();
-    c.args(["frames", "--format", "ndjson"]).arg(&pcap);
-    let out = run_bounded(c);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let uploads: Vec<Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).expect("JSON"))
-        .filter(|r| r["endpoint"] == "webwxuploadmedia")
-        .collect();
+    let uploads = upload_chunks(&pcap);
     assert_eq!(uploads.len(), 3, "named webwxuploadmedia");
-    for (u, chunk) in uploads.iter().zip([1usize, 0, 1]) {
-        let m = &u["body"]["info"]["media"];
-        assert_eq!(m["client_media_id"], "17000000001", "{u}");
+    for (m, chunk) in uploads.iter().zip([1usize, 0, 1]) {
+        assert_eq!(m["client_media_id"], "17000000001", "{m}");
         assert_eq!(m["file_name"], "photo.png");
         assert_eq!(m["size"].as_u64(), Some(total as u64));
         assert_eq!(m["chunk"].as_u64(), Some(chunk as u64));
         let len = ((chunk + 1) * WEB_CHUNK).min(total) - chunk * WEB_CHUNK;
         assert_eq!(m["chunk_len"].as_u64(), Some(len as u64));
     }
-    let out_dir = dir.path().join("objects");
-    let mut c = syncscope();
-    c.arg("export-objects")
-        .arg(&pcap)
-        .arg(&out_dir)
-        .args(["--json", "--fail-on-incomplete"]);
-    let out = run_bounded(c);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let objects: Vec<Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("JSON"))
-        .collect();
+    let objects = export_objects(&pcap, &dir.path().join("objects"));
     assert_eq!(objects.len(), 1, "{objects:?}");
     let o = &objects[0];
     assert_eq!(o["kind"], "image");
@@ -300,4 +248,42 @@ fn export_objects_reads_web_uploads() {
         std::fs::read(file).expect("the file") == png,
         "{file} differs"
     );
+}
+
+/// The `info.media` of each webwxuploadmedia record `frames` finds in `pcap`.
+fn upload_chunks(pcap: &std::path::Path) -> Vec<Value> {
+    let mut c = syncscope();
+    c.args(["frames", "--format", "ndjson", "--layer", "web"])
+        .arg(pcap);
+    let out = run_bounded(c);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("JSON"))
+        .filter(|r| r["endpoint"] == "webwxuploadmedia")
+        .map(|r| r["body"]["info"]["media"].clone())
+        .collect()
+}
+
+/// `export-objects PCAP OUT --json --fail-on-incomplete`: its objects.
+fn export_objects(pcap: &std::path::Path, out_dir: &std::path::Path) -> Vec<Value> {
+    let mut c = syncscope();
+    c.arg("export-objects")
+        .arg(pcap)
+        .arg(out_dir)
+        .args(["--json", "--fail-on-incomplete"]);
+    let out = run_bounded(c);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON"))
+        .collect()
 }
