@@ -89,7 +89,7 @@ PY
     pids+=($!)
     for _ in $(seq 100); do grep -q ready "$TMP/server.log" && break; sleep 0.1; done
     rm -f "$CAP" "$KEYS" "$CAP.params"
-    dumpcap -q -i lo -f "tcp port $PORT" -w "$CAP" 2> /dev/null &
+    dumpcap -q -B 512 -i lo -f "tcp port $PORT" -w "$CAP" 2> /dev/null &
     dpid=$!
     pids+=($dpid)
     sleep 1
@@ -98,7 +98,7 @@ PY
     for _ in $(seq "$FETCHES"); do urls+=(-o /dev/null "$url"); done
     for v in "--tls-max 1.2 --ciphers ECDHE-ECDSA-AES128-GCM-SHA256" "--tlsv1.3"; do
         # shellcheck disable=SC2086
-        SSLKEYLOGFILE=$KEYS curl -sS --http1.1 --cacert "$TMP/cert.pem" $v "${urls[@]}"
+        SSLKEYLOGFILE=$KEYS curl -sS --limit-rate 40M --http1.1 --cacert "$TMP/cert.pem" $v "${urls[@]}"
     done
     sleep 1
     kill -INT "$dpid"
@@ -124,8 +124,16 @@ row() { awk -v t="$1" -v s="$2" -v r="$3" -v b="$bytes" \
     'BEGIN{ if (s <= 0) s = 0.01; printf "| %s | %.2f | %.0f | %.0f |\n", t, s, b / 1e6 / s, r / 1024 }'; }
 
 read -r s1 r1 < <(best "$SYNCSCOPE" analyze -q --keylog "$KEYS" --format json "$CAP")
-ours=$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); t=r["tls"]; print(f"records {t[\"records\"]}, decrypted {t[\"decrypted\"]}, failed {t[\"failed\"]}, application bytes {t[\"decrypted_bytes\"]}, http exchanges {sum(c[\"http_exchanges\"] for c in r[\"connections\"])}")' "$TMP/out")
-read -r s2 r2 < <(best tshark -o "tls.keylog_file:$KEYS" -r "$CAP" -Y http.response -T fields -e http.response.code)
+ours=$(python3 - "$TMP/out" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+t = r["tls"]
+http = sum(c["http_exchanges"] for c in r["connections"])
+print("records %d, decrypted %d, failed %d, application bytes %d, http exchanges %d"
+      % (t["records"], t["decrypted"], t["failed"], t["decrypted_bytes"], http))
+PY
+)
+read -r s2 r2 < <(best tshark -o "tls.keylog_file:$KEYS" -d "tcp.port==$PORT,tls" -r "$CAP" -Y http.response -T fields -e http.response.code)
 theirs="http responses $(wc -l < "$TMP/out")"
 printf '| tool | best s | MB/s | RSS MiB |\n|---|---:|---:|---:|\n'
 row "syncscope analyze --keylog" "$s1" "$r1"
