@@ -142,3 +142,18 @@ run() {
         printf '%-40s failed\n' "$label"
     fi
 }
+
+# best OUT CMD...: runs CMD BENCH_RUNS times, stdout to OUT, timed by
+# /usr/bin/time into TIME_FILE; prints "secs rss_kib" (the best wall time,
+# the largest peak RSS).
+best() {
+    local out=$1 b="" m=0
+    shift
+    for _ in $(seq "$BENCH_RUNS"); do
+        /usr/bin/time -f '%e %M' -o "$TIME_FILE" "$@" > "$out"
+        read -r e r < "$TIME_FILE"
+        if [ -z "$b" ] || awk "BEGIN{exit !($e < $b)}"; then b=$e; fi
+        [ "$r" -gt "$m" ] && m=$r
+    done
+    printf '%s %s\n' "$b" "$m"
+}

@@ -35,19 +35,6 @@ bench_setup
 FILE=$(gen longlink-1g.pcap "$BENCH_BYTES")
 REAL=$(gen longlink-real-1g.pcap "$BENCH_BYTES" real)
 
-# best OUT CMD...: runs CMD BENCH_RUNS times, stdout to OUT; prints "secs rss_kib".
-best() {
-    local out=$1 b="" m=0
-    shift
-    for _ in $(seq "$BENCH_RUNS"); do
-        /usr/bin/time -f '%e %M' -o "$TIME_FILE" "$@" > "$out"
-        read -r e r < "$TIME_FILE"
-        if [ -z "$b" ] || awk "BEGIN{exit !($e < $b)}"; then b=$e; fi
-        [ "$r" -gt "$m" ] && m=$r
-    done
-    printf '%s %s\n' "$b" "$m"
-}
-
 mbps() { awk -v b="$1" -v s="$2" 'BEGIN{ if (s <= 0) s = 0.01; printf "%.0f", b / 1e6 / s }'; }
 
 printf '| file | command | -j 1 MB/s | -j 2 MB/s | ratio | RSS MiB (-j 1 / -j 2) |\n|---|---|---:|---:|---:|---:|\n'

@@ -109,21 +109,10 @@ cat "$CAP" > /dev/null
 bytes=$(stat -c %s "$CAP")
 say "== $CAP: $bytes bytes, $(wc -l < "$KEYS") key-log lines"
 
-# best CMD...: runs CMD BENCH_RUNS times (stdout to $TMP/out); prints "secs rss_kib".
-best() {
-    local b="" m=0
-    for _ in $(seq "$BENCH_RUNS"); do
-        /usr/bin/time -f '%e %M' -o "$TIME_FILE" "$@" > "$TMP/out"
-        read -r e r < "$TIME_FILE"
-        if [ -z "$b" ] || awk "BEGIN{exit !($e < $b)}"; then b=$e; fi
-        [ "$r" -gt "$m" ] && m=$r
-    done
-    printf '%s %s\n' "$b" "$m"
-}
 row() { awk -v t="$1" -v s="$2" -v r="$3" -v b="$bytes" \
     'BEGIN{ if (s <= 0) s = 0.01; printf "| %s | %.2f | %.0f | %.0f |\n", t, s, b / 1e6 / s, r / 1024 }'; }
 
-read -r s1 r1 < <(best "$SYNCSCOPE" analyze -q --keylog "$KEYS" --format json "$CAP")
+read -r s1 r1 < <(best "$TMP/out" "$SYNCSCOPE" analyze -q --keylog "$KEYS" --format json "$CAP")
 ours=$(python3 - "$TMP/out" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
@@ -133,7 +122,7 @@ print("records %d, decrypted %d, failed %d, application bytes %d, http exchanges
       % (t["records"], t["decrypted"], t["failed"], t["decrypted_bytes"], http))
 PY
 )
-read -r s2 r2 < <(best tshark -o "tls.keylog_file:$KEYS" -d "tcp.port==$PORT,tls" -r "$CAP" -Y http.response -T fields -e http.response.code)
+read -r s2 r2 < <(best "$TMP/out" tshark -o "tls.keylog_file:$KEYS" -d "tcp.port==$PORT,tls" -r "$CAP" -Y http.response -T fields -e http.response.code)
 theirs="http responses $(wc -l < "$TMP/out")"
 printf '| tool | best s | MB/s | RSS MiB |\n|---|---:|---:|---:|\n'
 row "syncscope analyze --keylog" "$s1" "$r1"
