@@ -1162,6 +1162,21 @@ impl Drop for ServeProcess {
     }
 }
 
+/// Runs `cmd` as [`run_bounded`] does, checks it succeeded, and reads its
+/// stdout as NDJSON.
+pub(crate) fn ndjson_bounded(cmd: Command) -> Vec<serde_json::Value> {
+    let out = run_bounded(cmd);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("ndjson"))
+        .collect()
+}
+
 pub(crate) fn run_bounded(mut cmd: Command) -> std::process::Output {
     let child = cmd
         .stdout(Stdio::piped())

@@ -255,15 +255,8 @@ fn upload_chunks(pcap: &std::path::Path) -> Vec<Value> {
     let mut c = syncscope();
     c.args(["frames", "--format", "ndjson", "--layer", "web"])
         .arg(pcap);
-    let out = run_bounded(c);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).expect("JSON"))
+    crate::net::ndjson_bounded(c)
+        .into_iter()
         .filter(|r| r["endpoint"] == "webwxuploadmedia")
         .map(|r| r["body"]["info"]["media"].clone())
         .collect()
@@ -276,14 +269,5 @@ fn export_objects(pcap: &std::path::Path, out_dir: &std::path::Path) -> Vec<Valu
         .arg(pcap)
         .arg(out_dir)
         .args(["--json", "--fail-on-incomplete"]);
-    let out = run_bounded(c);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("JSON"))
-        .collect()
+    crate::net::ndjson_bounded(c)
 }

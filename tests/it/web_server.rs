@@ -328,16 +328,7 @@ pub(crate) fn long_link_listen_as(
     let mut c = phone(addr, user, password);
     c.args(["listen", "--count", &count.to_string(), "--timeout", "10"]);
     c.args(["--format", "ndjson"]);
-    let out = run_bounded(c);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("ndjson"))
-        .collect()
+    crate::net::ndjson_bounded(c)
 }
 
 #[test]
