@@ -208,6 +208,28 @@ impl Variant {
         }
     }
 
+    /// A searcher for [`Self::magic`]'s bytes, made once (making one costs
+    /// more than a search through a frame).
+    pub(super) fn magic_finder(self) -> &'static memchr::memmem::Finder<'static> {
+        use std::sync::LazyLock;
+        static WECHAT: LazyLock<memchr::memmem::Finder<'static>> =
+            LazyLock::new(|| memchr::memmem::Finder::new(&Variant::Wechat.magic().1).into_owned());
+        static MARS: LazyLock<memchr::memmem::Finder<'static>> = LazyLock::new(|| {
+            memchr::memmem::Finder::new(
+                &Variant::Mars {
+                    client_version: None,
+                }
+                .magic()
+                .1,
+            )
+            .into_owned()
+        });
+        match self {
+            Variant::Wechat => &WECHAT,
+            Variant::Mars { .. } => &MARS,
+        }
+    }
+
     /// The framing's name in records (`layer`).
     pub fn as_str(self) -> &'static str {
         match self {

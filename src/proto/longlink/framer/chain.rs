@@ -82,8 +82,8 @@ pub(super) fn verdict(v: Variant, b: &[u8], len: usize, cap: u32, from: usize) -
     // A header at q has its fixed bytes (`00 10 00 01` at q + 4 for the
     // 16-byte header): jump from one such run to the next (memmem), the
     // bytes between cannot start a header.
-    let (m, fixed) = v.magic();
-    let magic = memchr::memmem::Finder::new(&fixed);
+    let (m, _) = v.magic();
+    let magic = v.magic_finder();
     while q < window && q + m + 4 <= b.len() {
         let end = (window + m + 4).min(b.len());
         match magic.find(&b[q + m..end]) {
@@ -137,8 +137,8 @@ pub(super) enum Hunt {
 /// runs exactly to the end of `b` (one whole frame suffices) counts too.
 pub(super) fn hunt(v: Variant, b: &[u8], from: usize, cap: u32, at_end: bool) -> Hunt {
     let hl = v.header_len();
-    let (m, fixed) = v.magic();
-    let magic = memchr::memmem::Finder::new(&fixed);
+    let (m, _) = v.magic();
+    let magic = v.magic_finder();
     let reach = (cap as usize).max(hl);
     let mut q = from;
     loop {
