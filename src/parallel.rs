@@ -16,6 +16,7 @@
 //! split by connection over several workers and merged back in the order of
 //! the sink calls (see `parallel/split.rs`).
 
+mod shard;
 mod split;
 
 use std::cell::Cell;
@@ -92,6 +93,14 @@ enum Owned {
 impl Owned {
     /// `ev`, its bytes (if any) appended to `buf`.
     fn new(ev: Event<'_>, buf: &mut Vec<u8>) -> Owned {
+        Owned::beside(ev, (0, 0), buf)
+    }
+
+    /// `ev`, its bytes kept as a range of the buffer at address `base` and
+    /// of length `len` when they lie in it, else appended to `buf` (their
+    /// range then counted after that buffer's `len` bytes: see
+    /// [`Owned::event_in`]).
+    fn beside(ev: Event<'_>, (base, len): (usize, usize), buf: &mut Vec<u8>) -> Owned {
         match ev {
             Event::Data {
                 offset,
@@ -99,8 +108,13 @@ impl Owned {
                 after_gap,
                 packet,
             } => {
-                let at = buf.len();
-                buf.extend_from_slice(bytes);
+                let p = bytes.as_ptr() as usize;
+                let at = if p >= base && p + bytes.len() <= base + len {
+                    p - base
+                } else {
+                    buf.extend_from_slice(bytes);
+                    len + buf.len() - bytes.len()
+                };
                 Owned::Data {
                     offset,
                     at,
@@ -126,6 +140,12 @@ impl Owned {
 
     /// The event, its bytes in `bytes` (the batch's buffer).
     fn event(self, bytes: &[u8]) -> Event<'_> {
+        self.event_in(bytes, &[])
+    }
+
+    /// The event made by [`Owned::beside`], its bytes in `first` (the
+    /// buffer it was beside) or in `rest` (the copies).
+    fn event_in<'b>(self, first: &'b [u8], rest: &'b [u8]) -> Event<'b> {
         match self {
             Owned::Data {
                 offset,
@@ -135,7 +155,10 @@ impl Owned {
                 packet,
             } => Event::Data {
                 offset,
-                bytes: &bytes[at..at + len],
+                bytes: match at.checked_sub(first.len()) {
+                    None => &first[at..at + len],
+                    Some(r) => &rest[r..r + len],
+                },
                 after_gap,
                 packet,
             },
