@@ -41,12 +41,18 @@ fn run(cfg: Config, c: &[u8], s: &[u8], pattern: &[u8], gap: bool) -> Vec<Seen> 
             let len = (usize::from(pattern[i % pattern.len()] & 0x3f) + 1).min(bytes.len() - at);
             fed[d] += len as u64;
             let limit = fed[d];
-            conn.feed(dir, limit - len as u64, &bytes[at..at + len], ts, &mut |ev| {
-                check(&mut seen, &mut ends, cfg, ev, limit)
-            });
+            conn.feed(
+                dir,
+                limit - len as u64,
+                &bytes[at..at + len],
+                ts,
+                &mut |ev| check(&mut seen, &mut ends, cfg, ev, limit),
+            );
             at += len;
             if gap && dir == S2C && i == 0 {
-                conn.gap(S2C, 7, &mut |ev| check(&mut seen, &mut ends, cfg, ev, u64::MAX));
+                conn.gap(S2C, 7, &mut |ev| {
+                    check(&mut seen, &mut ends, cfg, ev, u64::MAX)
+                });
                 fed[d] += 7;
             }
             i += 1;
@@ -63,7 +69,12 @@ fn check(seen: &mut Vec<Seen>, ends: &mut [u64; 2], cfg: Config, ev: H2Event<'_>
             assert!(info.stream_offset >= ends[d], "frames in order");
             ends[d] = info.stream_offset + 9 + u64::from(info.len);
             assert!(ends[d] <= limit, "a frame inside the bytes fed");
-            seen.push(Seen::Frame(dir, info.stream_offset, info.len, info.typ.to_owned()));
+            seen.push(Seen::Frame(
+                dir,
+                info.stream_offset,
+                info.len,
+                info.typ.to_owned(),
+            ));
         }
         H2Event::Http(e) => {
             match e {
@@ -107,6 +118,10 @@ fuzz_target!(|data: &[u8]| {
     };
     let seen = run(conf, c, s, pattern, gap);
     if !gap {
-        assert_eq!(run(conf, c, s, &[0], false), seen, "chunking changed the events");
+        assert_eq!(
+            run(conf, c, s, &[0], false),
+            seen,
+            "chunking changed the events"
+        );
     }
 });

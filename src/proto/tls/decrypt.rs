@@ -21,6 +21,10 @@ pub const TAG_LEN: usize = 16;
 /// Records a gap may have taken, at most, for the record after it to be
 /// opened (the sequence numbers searched: 4096 full records are 64 MiB).
 pub const MAX_LOST_RECORDS: u64 = 4096;
+/// Records opened after a gap that get that search: past them (none
+/// opened), the search ends, so that records that cannot be opened anyway
+/// (no key for them, a wrong key log) cost one try each, not 4097.
+pub const GAP_TRIES: u8 = 4;
 
 /// Why a record was not opened.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -172,6 +176,8 @@ pub struct Protection {
     /// Sequence numbers to search past the expected one, per direction
     /// (set by [`Self::gap`]).
     lost: [u64; 2],
+    /// Records that may still use `lost` ([`GAP_TRIES`] after a gap).
+    gap_tries: [u8; 2],
     /// TLS 1.2: the key block's keys, (key, iv) per direction.
     tls12: Option<[(Vec<u8>, Vec<u8>); 2]>,
     /// CBC suites: the key block's keys per direction, then (after each
@@ -219,6 +225,7 @@ impl Protection {
             dirs: [None, None],
             application: [false; 2],
             lost: [0; 2],
+            gap_tries: [0; 2],
             tls12: None,
             cbc_block: None,
             cbc_dirs: [None, None],
@@ -349,6 +356,12 @@ impl Protection {
     ) -> Result<Decrypted, Undecrypted> {
         let i = idx(from_client);
         let line = self.secrets.line;
+        if self.lost[i] > 0 {
+            match self.gap_tries[i].checked_sub(1) {
+                Some(left) => self.gap_tries[i] = left,
+                None => self.lost[i] = 0,
+            }
+        }
         if self.tls13 {
             let r = self.open13(i, header, payload);
             if r.is_none() && !self.application[i] {
@@ -418,9 +431,11 @@ impl Protection {
 
     /// Records of the direction (`from_client`) were lost to a gap: the
     /// next record is tried with up to [`MAX_LOST_RECORDS`] sequence
-    /// numbers past the expected one (then the count goes on from it).
+    /// numbers past the expected one (then the count goes on from it); so
+    /// are the next ones while none opens, [`GAP_TRIES`] records at most.
     pub fn gap(&mut self, from_client: bool) {
         self.lost[idx(from_client)] = MAX_LOST_RECORDS;
+        self.gap_tries[idx(from_client)] = GAP_TRIES;
     }
 
     fn open13(&mut self, i: usize, header: &[u8], payload: &[u8]) -> Option<Decrypted> {
@@ -511,5 +526,39 @@ mod tests {
         assert_eq!(p.open(false, &h6, &r6).unwrap().plaintext, b"next");
         // The client's side has no secret.
         assert_eq!(p.open(true, &h0, &r0), Err(Undecrypted::NoKey));
+    }
+
+    /// The search after a gap serves the next [`GAP_TRIES`] records opened,
+    /// not every record that fails from then on (each of those cost up to
+    /// twice [`MAX_LOST_RECORDS`] openings; found with the `tls` fuzz
+    /// target, `fuzz/regressions/tls-gap-search.bin`).
+    #[test]
+    fn the_search_after_a_gap_ends_after_a_few_records_that_fail() {
+        let secret = [7u8; 32];
+        let log = NssKeyLog::parse(&format!(
+            "SERVER_TRAFFIC_SECRET_0 {} {}\n",
+            "11".repeat(32),
+            hex::encode(secret)
+        ))
+        .unwrap();
+        let facts = HelloFacts {
+            client_random: Some([0x11; 32]),
+            server_random: Some([0x22; 32]),
+            version_id: Some(0x0304),
+            cipher_id: Some(0x1301),
+            ..HelloFacts::default()
+        };
+        let (h5, r5) = seal(&secret, 5, b"after the gap");
+        let junk = vec![0u8; r5.len()];
+        let after = |failing: u8| {
+            let mut p = Protection::new(&facts, Some(&log)).unwrap();
+            p.gap(false);
+            for _ in 0..failing {
+                assert_eq!(p.open(false, &h5, &junk), Err(Undecrypted::Failed));
+            }
+            p.open(false, &h5, &r5)
+        };
+        assert_eq!(after(GAP_TRIES - 1).unwrap().plaintext, b"after the gap");
+        assert_eq!(after(GAP_TRIES), Err(Undecrypted::Failed));
     }
 }
