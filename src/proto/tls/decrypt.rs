@@ -22,9 +22,11 @@ pub const TAG_LEN: usize = 16;
 /// opened (the sequence numbers searched: 4096 full records are 64 MiB).
 pub const MAX_LOST_RECORDS: u64 = 4096;
 /// Records opened after a gap that get that search: past them (none
-/// opened), the search ends, so that records that cannot be opened anyway
-/// (no key for them, a wrong key log) cost one try each, not 4097.
-pub const GAP_TRIES: u8 = 4;
+/// opened), only the 8th, 16th, 32nd... record does, so that records that
+/// cannot be opened anyway (no key for them, a wrong key log, false records
+/// found after the gap) cost one try each on the whole, not 4097, while a
+/// direction whose real records come later still finds its count again.
+pub const GAP_TRIES: u64 = 4;
 
 /// Why a record was not opened.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -176,8 +178,8 @@ pub struct Protection {
     /// Sequence numbers to search past the expected one, per direction
     /// (set by [`Self::gap`]).
     lost: [u64; 2],
-    /// Records that may still use `lost` ([`GAP_TRIES`] after a gap).
-    gap_tries: [u8; 2],
+    /// Records tried since the gap, none opened (see [`GAP_TRIES`]).
+    since_gap: [u64; 2],
     /// TLS 1.2: the key block's keys, (key, iv) per direction.
     tls12: Option<[(Vec<u8>, Vec<u8>); 2]>,
     /// CBC suites: the key block's keys per direction, then (after each
@@ -225,7 +227,7 @@ impl Protection {
             dirs: [None, None],
             application: [false; 2],
             lost: [0; 2],
-            gap_tries: [0; 2],
+            since_gap: [0; 2],
             tls12: None,
             cbc_block: None,
             cbc_dirs: [None, None],
@@ -356,20 +358,26 @@ impl Protection {
     ) -> Result<Decrypted, Undecrypted> {
         let i = idx(from_client);
         let line = self.secrets.line;
+        // The sequence numbers searched past the expected one: after a
+        // gap, as many as it may have taken, plus the records tried since
+        // (real ones among them moved the count on).
+        let k = self.since_gap[i];
+        let window = if self.lost[i] > 0 && (k < GAP_TRIES || k.is_power_of_two()) {
+            self.lost[i] + k
+        } else {
+            0
+        };
         if self.lost[i] > 0 {
-            match self.gap_tries[i].checked_sub(1) {
-                Some(left) => self.gap_tries[i] = left,
-                None => self.lost[i] = 0,
-            }
+            self.since_gap[i] += 1;
         }
         if self.tls13 {
-            let r = self.open13(i, header, payload);
+            let r = self.open13(i, window, header, payload);
             if r.is_none() && !self.application[i] {
                 // A Finished lost to a gap, or no handshake secret logged:
                 // the application keys may open it.
                 let saved = self.dirs[i].take();
                 self.to_application(from_client);
-                if let Some(d) = self.open13(i, header, payload) {
+                if let Some(d) = self.open13(i, window, header, payload) {
                     return Ok(Decrypted { line, ..d });
                 }
                 self.application[i] = false;
@@ -381,7 +389,6 @@ impl Protection {
                 None => Err(Undecrypted::Failed),
             };
         }
-        let window = self.lost[i];
         if matches!(self.kind, CipherKind::Cbc { .. }) {
             let (k, next) = self.cbc_dirs[i].as_mut().ok_or(Undecrypted::NoKey)?;
             let (seq, plaintext) = k
@@ -432,14 +439,19 @@ impl Protection {
     /// Records of the direction (`from_client`) were lost to a gap: the
     /// next record is tried with up to [`MAX_LOST_RECORDS`] sequence
     /// numbers past the expected one (then the count goes on from it); so
-    /// are the next ones while none opens, [`GAP_TRIES`] records at most.
+    /// are the next ones while none opens ([`GAP_TRIES`], then fewer).
     pub fn gap(&mut self, from_client: bool) {
         self.lost[idx(from_client)] = MAX_LOST_RECORDS;
-        self.gap_tries[idx(from_client)] = GAP_TRIES;
+        self.since_gap[idx(from_client)] = 0;
     }
 
-    fn open13(&mut self, i: usize, header: &[u8], payload: &[u8]) -> Option<Decrypted> {
-        let window = self.lost[i];
+    fn open13(
+        &mut self,
+        i: usize,
+        window: u64,
+        header: &[u8],
+        payload: &[u8],
+    ) -> Option<Decrypted> {
         let d = self.dirs[i].as_mut()?;
         let (seq, mut pt) = (d.seq..=d.seq.saturating_add(window)).find_map(|seq| {
             let nonce = xor_nonce(&d.iv, seq);
@@ -529,7 +541,8 @@ mod tests {
     }
 
     /// The search after a gap serves the next [`GAP_TRIES`] records opened,
-    /// not every record that fails from then on (each of those cost up to
+    /// then every power of two, not every record that fails from then on
+    /// (each of those cost up to
     /// twice [`MAX_LOST_RECORDS`] openings; found with the `tls` fuzz
     /// target, `fuzz/regressions/tls-gap-search.bin`).
     #[test]
@@ -550,7 +563,7 @@ mod tests {
         };
         let (h5, r5) = seal(&secret, 5, b"after the gap");
         let junk = vec![0u8; r5.len()];
-        let after = |failing: u8| {
+        let after = |failing: u64| {
             let mut p = Protection::new(&facts, Some(&log)).unwrap();
             p.gap(false);
             for _ in 0..failing {
@@ -559,6 +572,12 @@ mod tests {
             p.open(false, &h5, &r5)
         };
         assert_eq!(after(GAP_TRIES - 1).unwrap().plaintext, b"after the gap");
-        assert_eq!(after(GAP_TRIES), Err(Undecrypted::Failed));
+        // Past those, the 8th, 16th, ... record tried gets it: the real
+        // records found again, later, the others tried once.
+        assert_eq!(after(5), Err(Undecrypted::Failed));
+        assert_eq!(after(7), Err(Undecrypted::Failed));
+        assert_eq!(after(8).unwrap().plaintext, b"after the gap");
+        assert_eq!(after(13), Err(Undecrypted::Failed));
+        assert_eq!(after(16).unwrap().plaintext, b"after the gap");
     }
 }
