@@ -16,7 +16,6 @@
 //! split by connection over several workers and merged back in the order of
 //! the sink calls (see `parallel/split.rs`).
 
-mod shard;
 mod split;
 
 use std::cell::Cell;
@@ -93,14 +92,6 @@ enum Owned {
 impl Owned {
     /// `ev`, its bytes (if any) appended to `buf`.
     fn new(ev: Event<'_>, buf: &mut Vec<u8>) -> Owned {
-        Owned::beside(ev, (0, 0), buf)
-    }
-
-    /// `ev`, its bytes kept as a range of the buffer at address `base` and
-    /// of length `len` when they lie in it, else appended to `buf` (their
-    /// range then counted after that buffer's `len` bytes: see
-    /// [`Owned::event_in`]).
-    fn beside(ev: Event<'_>, (base, len): (usize, usize), buf: &mut Vec<u8>) -> Owned {
         match ev {
             Event::Data {
                 offset,
@@ -108,13 +99,8 @@ impl Owned {
                 after_gap,
                 packet,
             } => {
-                let p = bytes.as_ptr() as usize;
-                let at = if p >= base && p + bytes.len() <= base + len {
-                    p - base
-                } else {
-                    buf.extend_from_slice(bytes);
-                    len + buf.len() - bytes.len()
-                };
+                let at = buf.len();
+                buf.extend_from_slice(bytes);
                 Owned::Data {
                     offset,
                     at,
@@ -140,12 +126,6 @@ impl Owned {
 
     /// The event, its bytes in `bytes` (the batch's buffer).
     fn event(self, bytes: &[u8]) -> Event<'_> {
-        self.event_in(bytes, &[])
-    }
-
-    /// The event made by [`Owned::beside`], its bytes in `first` (the
-    /// buffer it was beside) or in `rest` (the copies).
-    fn event_in<'b>(self, first: &'b [u8], rest: &'b [u8]) -> Event<'b> {
         match self {
             Owned::Data {
                 offset,
@@ -155,10 +135,7 @@ impl Owned {
                 packet,
             } => Event::Data {
                 offset,
-                bytes: match at.checked_sub(first.len()) {
-                    None => &first[at..at + len],
-                    Some(r) => &rest[r..r + len],
-                },
+                bytes: &bytes[at..at + len],
                 after_gap,
                 packet,
             },

@@ -412,13 +412,6 @@ impl<F: FnMut(&FrameRecord)> Sink for Analyzer<'_, F> {
     }
 
     fn flow_end(&mut self, s: &FlowSummary) {
-        // What happens at the end happens at the connection's last packet
-        // (not at that of whichever connection went before: a split run
-        // gives the same numbers).
-        self.packet = s.packet;
-        self.shared
-            .timeline
-            .at_packet((s.packet > 0).then_some(s.packet));
         let Some(conn) = self.conns.remove(&s.id) else {
             // No payload at all.
             if self

@@ -80,6 +80,12 @@ impl<'o, F: FnMut(&FrameRecord)> Analyzer<'o, F> {
         (self.out)(rec);
     }
 
+    /// The number of the packet being processed, as a one-thread run has
+    /// it when a connection ends (that of the last event of any connection).
+    pub fn set_packet(&mut self, packet: u64) {
+        self.packet = packet;
+    }
+
     pub fn options(&self) -> &'o Options {
         self.opts
     }

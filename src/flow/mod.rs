@@ -236,9 +236,6 @@ pub struct FlowSummary {
     pub first_ts: Timestamp,
     pub last_ts: Timestamp,
     pub packets: u64,
-    /// Capture-wide number of its last packet (as [`FlowMeta::packet`]; 0
-    /// when the caller did not number them).
-    pub packet: u64,
     pub c2s: reassembly::Stats,
     pub s2c: reassembly::Stats,
     pub end: End,
@@ -404,58 +401,9 @@ pub struct FlowTable {
     next_id: u64,
     /// Packets fed so far.
     packets: u64,
-    clock: SweepClock,
-    /// Kept for the merge when the table is one shard of a split run.
-    log: Option<ShardLog>,
+    /// Capture second and packet number of the last expiry sweep.
+    last_sweep: Option<(i64, u64)>,
     stats: TableStats,
-}
-
-/// When a flow table looks for idle connections: at the first packet, then
-/// when 10 s of capture time have gone by (or the clock went back) and at
-/// least 1024 packets since the last look.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct SweepClock {
-    /// Capture second and packet number of the last sweep.
-    last: Option<(i64, u64)>,
-}
-
-impl SweepClock {
-    /// Whether a sweep is due at the table's `packets`-th packet, captured
-    /// at `now`; if so, it counts as done.
-    pub fn due(&mut self, now: Timestamp, packets: u64) -> bool {
-        match self.last {
-            Some((t, p)) if (now.secs < t + 10 && now.secs >= t) || packets < p + 1024 => false,
-            _ => {
-                self.last = Some((now.secs, packets));
-                true
-            }
-        }
-    }
-}
-
-/// What a shard of a split table ([`FlowTable::sharded`]) tells the merge:
-/// the table-wide numbers of the packets that opened a connection and of
-/// those that closed one out, each with the id the shard gave it. From them
-/// the merge numbers connections and counts the most live at once as one
-/// table would.
-#[derive(Debug, Default)]
-pub struct ShardLog {
-    pub opened: Vec<(u64, u64)>,
-    pub closed: Vec<(u64, u64)>,
-}
-
-/// The shard (of `n`) that holds the connection of a segment from `src` to
-/// `dst` (through the tunnel with this key): the same both ways, fixed for
-/// the whole run.
-pub fn shard_of(seg: &TcpSegment<'_>, n: usize) -> usize {
-    use std::hash::BuildHasher;
-    if n <= 1 {
-        return 0;
-    }
-    let k = key(seg.src, seg.dst, seg.tunnel.map(|t| t.key()));
-    let h = foldhash::fast::FixedState::with_seed(0x5eed).hash_one(k);
-    // The high bits: foldhash mixes them best.
-    ((u128::from(h) * n as u128) >> 64) as usize
 }
 
 impl FlowTable {
@@ -468,8 +416,7 @@ impl FlowTable {
             budget: Budget::new(cfg.max_buffer_total),
             next_id: 0,
             packets: 0,
-            clock: SweepClock::default(),
-            log: None,
+            last_sweep: None,
             stats: TableStats::default(),
         }
     }
@@ -513,47 +460,7 @@ impl FlowTable {
     /// Feeds one TCP segment captured at `ts`.
     pub fn packet<S: Sink>(&mut self, ts: Timestamp, seg: &TcpSegment<'_>, sink: &mut S) {
         self.packets += 1;
-        if self.clock.due(ts, self.packets) {
-            self.sweep(ts, sink);
-        }
-        self.feed(ts, seg, sink);
-    }
-
-    /// This table as one shard of a split run: it gets the segments of the
-    /// connections [`shard_of`] gives it ([`FlowTable::shard_packet`]),
-    /// sweeps when told ([`FlowTable::sweep_at`]) and logs what the merge
-    /// needs ([`FlowTable::take_log`]).
-    pub fn sharded(mut self) -> Self {
-        self.log = Some(ShardLog::default());
-        self
-    }
-
-    /// Feeds the `n`-th TCP segment of the whole capture (counted as
-    /// [`FlowTable::packet`] counts them), without sweeping.
-    pub fn shard_packet<S: Sink>(
-        &mut self,
-        n: u64,
-        ts: Timestamp,
-        seg: &TcpSegment<'_>,
-        sink: &mut S,
-    ) {
-        self.packets = n;
-        self.feed(ts, seg, sink);
-    }
-
-    /// The sweep a whole table makes before its `n`-th segment, captured at
-    /// `now` (when [`SweepClock::due`] says so).
-    pub fn sweep_at<S: Sink>(&mut self, n: u64, now: Timestamp, sink: &mut S) {
-        self.packets = n;
-        self.sweep(now, sink);
-    }
-
-    /// What was logged since the last call (see [`FlowTable::sharded`]).
-    pub fn take_log(&mut self) -> ShardLog {
-        self.log.as_mut().map(std::mem::take).unwrap_or_default()
-    }
-
-    fn feed<S: Sink>(&mut self, ts: Timestamp, seg: &TcpSegment<'_>, sink: &mut S) {
+        self.sweep(ts, sink);
         let k = key(seg.src, seg.dst, seg.tunnel.map(|t| t.key()));
         let pure_syn = seg.flags.syn && !seg.flags.ack;
         // One hash lookup per packet on the common path.
@@ -654,9 +561,6 @@ impl FlowTable {
             synack_receiver: None,
             tunnel: seg.tunnel.map(|t| Box::new(FlowTunnel::new(&t))),
         };
-        if let Some(log) = &mut self.log {
-            log.opened.push((self.packets, self.next_id));
-        }
         self.next_id += 1;
         self.stats.flows += 1;
         let i = self.flows.insert(
@@ -675,8 +579,6 @@ impl FlowTable {
 
     /// The capture is over: every live connection is closed out, in id order.
     pub fn finish<S: Sink>(&mut self, sink: &mut S) {
-        // The end of the capture is no moment of the live count: not logged.
-        let log = self.log.take();
         // Ids and slots, not the flows: no second copy of the table.
         let mut all: Vec<(u64, lru::Idx)> =
             self.flows.iter().map(|(i, f)| (f.meta.id, i)).collect();
@@ -685,7 +587,6 @@ impl FlowTable {
             let f = self.take(i);
             self.close_out(f, sink);
         }
-        self.log = log;
     }
 
     /// Closes out connections idle for longer than their timeout (and at
@@ -695,6 +596,13 @@ impl FlowTable {
     /// exactly the expired ones; where the clock jumps back, a connection
     /// can be closed out later than its timeout, never earlier.
     fn sweep<S: Sink>(&mut self, now: Timestamp, sink: &mut S) {
+        match self.last_sweep {
+            Some((t, p)) if (now.secs < t + 10 && now.secs >= t) || self.packets < p + 1024 => {
+                return
+            }
+            _ => {}
+        }
+        self.last_sweep = Some((now.secs, self.packets));
         let (now_pkt, min_pkts) = (self.packets, self.cfg.idle_min_packets);
         let mut expired: Vec<(u64, lru::Idx)> = Vec::new();
         for (list, timeout) in [
@@ -740,9 +648,6 @@ impl FlowTable {
 
     fn close_out<S: Sink>(&mut self, flow: Flow, sink: &mut S) {
         let Flow { meta, halves } = flow;
-        if let Some(log) = &mut self.log {
-            log.closed.push((self.packets, meta.id));
-        }
         let cs = meta.client_side();
         let (stats, end) = match halves {
             Halves::Syn(s) => ([s.stats(0), s.stats(1)], End::Open),
@@ -770,7 +675,6 @@ impl FlowTable {
             first_ts: meta.first_ts,
             last_ts: meta.last_ts,
             packets: meta.packets,
-            packet: meta.packet,
             c2s: stats[cs],
             s2c: stats[1 - cs],
             end,

@@ -201,11 +201,6 @@ impl<'a, S: Sink> Scoped<'a, S> {
         self.anomalies
     }
 
-    /// The sink it passes calls on to.
-    pub fn inner_mut(&mut self) -> &mut S {
-        self.inner
-    }
-
     fn window(&mut self, start: Timestamp) -> (Option<Timestamp>, Option<Timestamp>) {
         *self.window.get_or_insert_with(|| {
             (

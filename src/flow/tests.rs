@@ -291,38 +291,3 @@ fn the_same_4_tuple_in_two_tunnels_is_two_connections() {
     assert!(r.ended[2].tunnel.is_none());
     assert_eq!(r.ended[2].c2s.bytes, 5);
 }
-
-#[test]
-fn a_connection_has_one_shard_both_ways_and_shards_spread() {
-    let mut seen = [0usize; 3];
-    for port in 5000..5300u16 {
-        let c = format!("10.0.0.1:{port}");
-        let w = shard_of(&seg(&c, S, 1, None, "S", b""), 3);
-        assert_eq!(w, shard_of(&seg(S, &c, 9, Some(2), "SA", b""), 3));
-        seen[w] += 1;
-    }
-    assert!(seen.iter().all(|&n| n > 60), "{seen:?}");
-    assert_eq!(shard_of(&seg(C, S, 1, None, "S", b""), 1), 0);
-}
-
-#[test]
-fn a_shard_sweeps_when_told_and_logs_what_it_opens_and_closes() {
-    // Idle for over 600 s and 10 000 segments of the capture: the sweep
-    // at segment 20 000 closes the connection, as one table's would.
-    let mut clock = SweepClock::default();
-    assert!(clock.due(ts(0), 1));
-    assert!(!clock.due(ts(5), 2000));
-    assert!(clock.due(ts(11), 2000));
-    let mut t = FlowTable::new(Config::default()).sharded();
-    let mut r = Rec::default();
-    t.shard_packet(7, ts(0), &seg(C, S, 1, None, "S", b""), &mut r);
-    t.shard_packet(9, ts(0), &seg(S, C, 50, Some(2), "SA", b""), &mut r);
-    t.sweep_at(5000, ts(700), &mut r);
-    assert!(r.ended.is_empty(), "too few segments since");
-    t.sweep_at(20_000, ts(700), &mut r);
-    assert_eq!(r.ended.len(), 1);
-    let log = t.take_log();
-    assert_eq!(log.opened, [(7, 0)]);
-    assert_eq!(log.closed, [(20_000, 0)]);
-    assert!(t.take_log().opened.is_empty());
-}

@@ -1,151 +1,248 @@
 //! `-j N` for the analyzer: one capture on several cores, split by
-//! connection. The reader thread only reads and decodes packets: it hands
-//! each TCP segment, with its number, to the worker that a hash of its
-//! 4-tuple names ([`flow::shard_of`]: a connection's segments stay in order
-//! on one worker), and tells every worker when one flow table would sweep
-//! for idle connections ([`SweepClock`]). Each worker
-//! (`parallel/shard.rs`) runs its shard of the flow table, TCP reassembly
-//! and a logging analyzer; the calling thread merges what they give back.
+//! connection. The reader thread reads, decodes and runs the flow table and
+//! TCP reassembly ([`pipeline::run`]) and hands each connection's sink
+//! calls, in order, to one of N worker analyzers (the least loaded when the
+//! connection is first seen). The workers do the dissection and body
+//! decoding; the calling thread merges what they give back in the order of
+//! the calls, which the reader numbered (one number per sink call, over the
+//! whole capture).
 //!
-//! What a worker gives back is tagged with the place of the sink call that
-//! made it in the calls of a one-table run ([`Order`]): frame records, and
-//! the changes to what spans connections (the report, the SyncKey
-//! timeline, the latency samples: [`crate::analyze::Op`]s). The caller's
-//! analyzer applies them in that order, so that the report's lists, its
-//! capped example lists, the timelines by uin and the latency reservoirs
-//! are exactly those of a one-thread run, and records come out in the same
-//! order. Connection ids are those of one table too (`shard.rs`, `Ids`),
-//! and so is idle expiry (the reader's clock, each connection's own last
-//! packet).
+//! What a worker gives back is tagged with the number of the call that made
+//! it: frame records, and the changes to what spans connections (the report,
+//! the SyncKey timeline, the latency samples: [`Op`]s logged by a
+//! [`Analyzer::logging`] worker). The caller's analyzer applies them in call
+//! order, so that the report's lists, its capped example lists, the
+//! timelines by uin and the latency reservoirs are exactly those of a
+//! one-thread run, and records come out in the same order.
 //!
-//! Where a split run may differ: the connection cap and the out-of-order
-//! budget are shared out between the workers (`shard_config`), so a
-//! capture that reaches them can see other connections evicted or other
-//! segments dropped than on one thread; memory stays within the same
-//! limits.
+//! The flow table stays one (on the reader), so connection ids, idle expiry,
+//! eviction at the connection cap and the out-of-order budget over all
+//! connections decide as they do on one thread: no case falls back.
 //!
-//! Batches go out to every worker at once (empty parts too) and come back
+//! What bounds the gain: the reader stays one thread (reading the file,
+//! decoding, the flow table and reassembly are about half of a one-thread
+//! `analyze`), so two cores give at most about 1.6x (README, "One core
+//! against two").
+//!
+//! Batches go out to every worker at once (empty ones too) and come back
 //! one per worker in the same order: the merge takes batch k of every
-//! worker, merges by place and goes on to k + 1. Memory stays bounded by
-//! [`QUEUE`] batches each way per worker, and two more in each worker.
+//! worker, merges by call number and goes on to k + 1. Memory stays bounded
+//! by [`QUEUE`] batches each way per worker.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::sync::mpsc;
 
-use crate::analyze::{Analyzer, FrameRecord};
-use crate::capture::{CurrentFile, MergedSource};
-use crate::flow::{self, Scope, Sink, SweepClock};
-use crate::pipeline::{self, Got, RunSummary};
+use crate::analyze::{Analyzer, FrameRecord, Op};
+use crate::capture::{CurrentFile, MergedSource, Timestamp};
+use crate::flow::{self, FlowMeta, FlowSummary, Scope, Scoped, Side, Sink};
+use crate::pipeline;
+use crate::reassembly::Event;
 use crate::report::view::Times;
 
-use super::shard::{self, Done, Ids, Item, Items, Job, Msg, Part, Seg};
-use super::{Ran, BATCH_BYTES, BATCH_EVENTS, QUEUE};
+use super::{Owned, Ran, BATCH_BYTES, BATCH_EVENTS, QUEUE};
 
-/// The reader's side: segments dealt to the workers' parts.
-struct Deal<'a> {
+/// One sink call for a worker, with its number over the whole capture.
+/// Nearly every call is an `Event`: boxing its meta would cost an
+/// allocation per event for nothing.
+#[allow(clippy::large_enum_variant)]
+enum Call {
+    Event {
+        meta: FlowMeta,
+        side: Side,
+        file: usize,
+        ev: Owned,
+    },
+    End(Box<FlowSummary>, usize),
+}
+
+/// A worker's share of one batch.
+#[derive(Default)]
+struct Part {
+    /// (call number, packet the one-thread analyzer is at, call).
+    calls: Vec<(u64, u64, Call)>,
+    bytes: Vec<u8>,
+    /// The capture's first packet, when this batch holds it (worker 0's part).
+    start: Option<Timestamp>,
+    /// Stream offset of the last packet read (for a progress bar).
+    offset: u64,
+}
+
+/// What a worker made of one [`Part`].
+#[derive(Default)]
+struct Done {
+    items: Vec<(u64, Item)>,
+    start: Option<Timestamp>,
+    offset: u64,
+}
+
+enum Item {
+    Op(Op, Option<u64>),
+    Record(Box<FrameRecord>, usize),
+}
+
+/// The reader thread's sink: calls numbered, by connection into the
+/// workers' parts.
+struct Route<'a> {
     parts: Vec<Part>,
     txs: Vec<mpsc::SyncSender<Part>>,
     free: &'a mpsc::Receiver<Part>,
-    msgs: usize,
+    /// The worker of each live connection, and the bytes given to each.
+    owner: HashMap<u64, usize, foldhash::fast::FixedState>,
+    load: Vec<u64>,
+    calls: usize,
     bytes: usize,
-    /// The merge stopped (a worker failed): drop what comes.
+    seq: u64,
+    /// The packet of the last event the analyzer looks at (on a connection
+    /// its port filter keeps): what it numbers a connection's end with.
+    packet: u64,
+    port: Option<u16>,
+    file: CurrentFile,
+    offset: &'a std::cell::Cell<u64>,
     closed: bool,
 }
 
-impl Deal<'_> {
-    fn push(&mut self, w: usize, msg: Msg, len: usize) {
-        self.parts[w].msgs.push(msg);
-        self.msgs += 1;
-        self.bytes += len;
+impl Route<'_> {
+    fn worker(&mut self, id: u64) -> usize {
+        let load = &self.load;
+        *self
+            .owner
+            .entry(id)
+            .or_insert_with(|| (0..load.len()).min_by_key(|&w| (load[w], w)).unwrap_or(0))
     }
 
-    /// Sends every worker its part (empty ones too: the workers number
-    /// parts alike, and the merge takes one of each in turn). `end`: the
-    /// last parts (the file the reader is at).
-    fn send(&mut self, offset: u64, end: Option<usize>) {
+    fn push(&mut self, w: usize, call: Call) {
+        self.seq += 1;
+        self.parts[w].calls.push((self.seq, self.packet, call));
+        self.calls += 1;
+        if self.calls >= BATCH_EVENTS || self.bytes >= BATCH_BYTES {
+            self.send();
+        }
+    }
+
+    /// Sends every worker its part (empty ones too: the merge takes one
+    /// batch of each in turn).
+    fn send(&mut self) {
         if self.closed {
+            // The merge stopped (a worker failed): drop what comes.
             for p in &mut self.parts {
-                p.msgs.clear();
+                p.calls.clear();
                 p.bytes.clear();
             }
             return;
         }
-        if end.is_none() && self.msgs == 0 && self.parts.iter().all(|p| p.start.is_none()) {
+        if self.calls == 0 && self.parts.iter().all(|p| p.start.is_none()) {
             return;
         }
         for w in 0..self.parts.len() {
-            let mut next = self.free.try_recv().unwrap_or_else(|_| Part::new());
-            next.msgs.clear();
+            let mut next = self.free.try_recv().unwrap_or_default();
+            next.calls.clear();
             next.bytes.clear();
             next.start = None;
-            next.end = None;
             let mut full = std::mem::replace(&mut self.parts[w], next);
-            full.offset = offset;
-            full.end = end;
+            full.offset = self.offset.get();
             if self.txs[w].send(full).is_err() {
                 self.closed = true;
                 return;
             }
         }
-        self.msgs = 0;
+        self.calls = 0;
         self.bytes = 0;
     }
 }
 
-/// Reads `src` to its end, dealing its segments out (see the module doc).
-fn read(
-    src: &mut MergedSource,
-    mut deal: Deal<'_>,
-    file: &CurrentFile,
-    offset: &Cell<u64>,
-) -> RunSummary {
-    let jobs = deal.parts.len();
-    let mut summary = RunSummary::default();
-    let mut n = 0;
-    let mut clock = SweepClock::default();
-    pipeline::segments(
-        src,
-        &mut summary,
-        |got| match got {
-            Got::Start(ts) => {
-                for p in &mut deal.parts {
-                    p.start = Some(ts);
+impl Sink for Route<'_> {
+    fn capture_start(&mut self, ts: Timestamp) {
+        self.parts[0].start = Some(ts);
+    }
+
+    fn event(&mut self, meta: &FlowMeta, side: Side, ev: Event<'_>) {
+        let w = self.worker(meta.id);
+        if self
+            .port
+            .is_none_or(|p| meta.first_src.port() == p || meta.first_dst.port() == p)
+        {
+            self.packet = meta.packet;
+        }
+        if let Event::Data { bytes, .. } = &ev {
+            self.bytes += bytes.len();
+            self.load[w] += bytes.len() as u64;
+        }
+        let ev = Owned::new(ev, &mut self.parts[w].bytes);
+        let file = self.file.get();
+        self.push(
+            w,
+            Call::Event {
+                meta: meta.clone(),
+                side,
+                file,
+                ev,
+            },
+        );
+    }
+
+    fn flow_end(&mut self, summary: &FlowSummary) {
+        let w = self.worker(summary.id);
+        self.owner.remove(&summary.id);
+        let file = self.file.get();
+        self.push(w, Call::End(Box::new(summary.clone()), file));
+    }
+}
+
+/// One worker: its connections' calls through a logging analyzer.
+fn work<'o>(
+    an: &mut Analyzer<'o, impl FnMut(&FrameRecord)>,
+    records: &RefCell<Vec<FrameRecord>>,
+    rx: mpsc::Receiver<Part>,
+    tx: mpsc::SyncSender<Done>,
+    free: mpsc::SyncSender<Part>,
+) {
+    let mut ops = Vec::new();
+    for mut part in rx.iter() {
+        let mut done = Done {
+            items: Vec::with_capacity(part.calls.len()),
+            start: part.start,
+            offset: part.offset,
+        };
+        for (seq, packet, call) in part.calls.drain(..) {
+            let file = match call {
+                Call::Event {
+                    meta,
+                    side,
+                    file,
+                    ev,
+                } => {
+                    an.event(&meta, side, ev.event(&part.bytes));
+                    file
                 }
-            }
-            Got::Tcp(ts, seg) => {
-                n += 1;
-                let f = file.get();
-                if clock.due(ts, n) {
-                    for w in 0..jobs {
-                        deal.push(
-                            w,
-                            Msg::Sweep {
-                                n,
-                                now: ts,
-                                file: f,
-                            },
-                            0,
-                        );
-                    }
+                Call::End(summary, file) => {
+                    an.set_packet(packet);
+                    an.flow_end(&summary);
+                    file
                 }
-                let w = flow::shard_of(&seg, jobs);
-                let s = Seg::new(n, ts, f, &seg, &mut deal.parts[w].bytes);
-                deal.push(w, Msg::Seg(s), seg.payload.len());
-                if deal.msgs >= BATCH_EVENTS || deal.bytes >= BATCH_BYTES {
-                    deal.send(offset.get(), None);
-                }
-            }
-        },
-        |o| offset.set(o),
-    );
-    deal.send(offset.get(), Some(file.get()));
-    summary
+            };
+            an.take_ops(&mut ops);
+            let at = (packet > 0).then_some(packet);
+            done.items
+                .extend(ops.drain(..).map(|op| (seq, Item::Op(op, at))));
+            done.items.extend(
+                records
+                    .borrow_mut()
+                    .drain(..)
+                    .map(|r| (seq, Item::Record(Box::new(r), file))),
+            );
+        }
+        if tx.send(done).is_err() {
+            return;
+        }
+        let _ = free.try_send(part);
+    }
 }
 
 /// Runs `source` through the flow table into `sink`'s analysis, split by
-/// connection over `jobs` workers (see the module doc); `sink` gets every
-/// record and report change in the order of a one-thread run. `jobs` <= 1
-/// is [`super::run`] on one thread.
+/// connection over `jobs` worker analyzers (see the module doc); `sink`
+/// gets every record and report change in the order of a one-thread run.
+/// `jobs` <= 1 is [`super::run`] on one thread.
 pub fn analyze<F: FnMut(&FrameRecord)>(
     jobs: usize,
     source: &mut MergedSource,
@@ -160,32 +257,21 @@ pub fn analyze<F: FnMut(&FrameRecord)>(
     }
     let opts = sink.options();
     let with_records = sink.builds_records();
-    // The sink's side keeps the handle the caller has; the reader stamps
-    // its own on each segment.
     let shown = source.current_file();
-    let reading = CurrentFile::default();
-    source.track_file(reading.clone());
+    let read = CurrentFile::default();
+    source.track_file(read.clone());
     let src = &mut *source;
-    let ids = Ids::new(jobs);
     let (free_tx, free_rx) = mpsc::sync_channel::<Part>(jobs * (QUEUE + 2));
     let mut txs = Vec::new();
     let mut outs = Vec::new();
-    let (summary, tallies, max_active) = std::thread::scope(|s| {
+    let ran = std::thread::scope(|s| {
         let mut workers = Vec::new();
-        for worker in 0..jobs {
+        for _ in 0..jobs {
             let (tx, rx) = mpsc::sync_channel::<Part>(QUEUE);
             let (done_tx, done_rx) = mpsc::sync_channel::<Done>(QUEUE);
-            let (back_tx, back_rx) = mpsc::sync_channel::<Items>(QUEUE + 2);
             txs.push(tx);
-            outs.push((done_rx, back_tx));
+            outs.push(done_rx);
             let free = free_tx.clone();
-            let job = Job {
-                worker,
-                jobs,
-                cfg,
-                scope: scope.clone(),
-                ids: &ids,
-            };
             workers.push(s.spawn(move || {
                 let records = RefCell::new(Vec::new());
                 let an =
@@ -196,128 +282,96 @@ pub fn analyze<F: FnMut(&FrameRecord)>(
                 } else {
                     an.without_records()
                 };
-                let ends = shard::Ends {
-                    rx,
-                    tx: done_tx,
-                    free,
-                    back: back_rx,
-                };
-                shard::work(job, &mut an, &records, ends)
+                work(&mut an, &records, rx, done_tx, free);
             }));
         }
         drop(free_tx);
+        let port = opts.port;
         let reader = s.spawn(move || {
-            let offset = Cell::new(0);
-            let deal = Deal {
-                parts: (0..txs.len()).map(|_| Part::new()).collect(),
+            let offset = std::cell::Cell::new(0);
+            let mut route = Route {
+                parts: (0..txs.len()).map(|_| Part::default()).collect(),
+                load: vec![0; txs.len()],
                 txs,
                 free: &free_rx,
-                msgs: 0,
+                owner: HashMap::default(),
+                calls: 0,
                 bytes: 0,
+                seq: 0,
+                packet: 0,
+                port,
+                file: read,
+                offset: &offset,
                 closed: false,
             };
-            read(src, deal, &reading, &offset)
+            let mut scoped = Scoped::new(&mut route, scope);
+            let summary = pipeline::run(src, cfg, &mut scoped, |o| offset.set(o));
+            let scoped_anomalies = scoped.anomalies();
+            route.send();
+            Ran {
+                summary,
+                scoped_anomalies,
+            }
         });
-        let max_active = merge(&outs, sink, times, &shown, &mut tick);
+        merge(&outs, sink, times, &shown, &mut tick);
         // Should the merge have stopped early (a worker failed), the
         // workers' sends fail from here on and everyone stops.
         drop(outs);
-        let mut tallies = Vec::new();
         for w in workers {
-            match w.join() {
-                Ok(t) => tallies.push(t),
-                Err(panic) => std::panic::resume_unwind(panic),
+            if let Err(panic) = w.join() {
+                std::panic::resume_unwind(panic);
             }
         }
         match reader.join() {
-            Ok(summary) => (summary, tallies, max_active),
+            Ok(ran) => ran,
             Err(panic) => std::panic::resume_unwind(panic),
         }
     });
     source.track_file(shown);
-    let mut summary = summary;
-    let mut scoped_anomalies = 0;
-    for t in tallies {
-        t.counts.add_to(&mut summary);
-        let flows = &mut summary.flows;
-        flows.flows += t.table.flows;
-        flows.expired_idle += t.table.expired_idle;
-        flows.evicted += t.table.evicted;
-        flows.reused += t.table.reused;
-        scoped_anomalies += t.scoped_anomalies;
-    }
-    summary.flows.max_active = max_active;
-    Ran {
-        summary,
-        scoped_anomalies,
-    }
+    ran
 }
 
-/// Takes batch k of every worker in turn and applies its items in the
-/// order of a one-table run; the emptied lists go back to their worker.
-/// Returns the most connections live at once, as one table counts them.
+/// Takes batch k of every worker in turn and applies its items in call order.
 fn merge<F: FnMut(&FrameRecord)>(
-    outs: &[(mpsc::Receiver<Done>, mpsc::SyncSender<Items>)],
+    outs: &[mpsc::Receiver<Done>],
     sink: &mut Analyzer<'_, F>,
     times: Option<&Times>,
     shown: &CurrentFile,
     tick: &mut impl FnMut(u64),
-) -> u64 {
-    let mut lists: Vec<Items> = Vec::with_capacity(outs.len());
-    // (segment number, 0 closed / 1 opened): closings first at a segment,
-    // as one table closes out before it opens.
-    let mut live_changes: Vec<(u64, u8)> = Vec::new();
-    let (mut live, mut max_live) = (0u64, 0u64);
+) {
+    let mut batch: Vec<std::vec::IntoIter<(u64, Item)>> = Vec::with_capacity(outs.len());
+    let mut heads: Vec<Option<(u64, Item)>> = Vec::with_capacity(outs.len());
     loop {
-        live_changes.clear();
+        batch.clear();
         let mut offset = 0;
-        for (w, (rx, _)) in outs.iter().enumerate() {
-            let Ok(done) = rx.recv() else {
-                return max_live;
-            };
-            if let (0, Some(ts)) = (w, done.start) {
+        for rx in outs {
+            let Ok(done) = rx.recv() else { return };
+            if let Some(ts) = done.start {
                 if let Some(t) = times {
                     t.start_at(ts);
                 }
                 sink.capture_start(ts);
             }
             offset = done.offset;
-            live_changes.extend(done.closed.iter().map(|&n| (n, 0)));
-            live_changes.extend(done.opened.iter().map(|&n| (n, 1)));
-            lists.push(done.items);
+            batch.push(done.items.into_iter());
         }
-        live_changes.sort_unstable();
-        for &(_, opened) in &live_changes {
-            if opened == 1 {
-                live += 1;
-                max_live = max_live.max(live);
-            } else {
-                live = live.saturating_sub(1);
-            }
-        }
-        {
-            let mut heads: Vec<_> = lists.iter_mut().map(|l| l.drain(..).peekable()).collect();
-            loop {
-                let next = heads
-                    .iter_mut()
-                    .enumerate()
-                    .filter_map(|(w, h)| h.peek().map(|(o, _)| (*o, w)))
-                    .min();
-                let Some((_, w)) = next else { break };
-                let Some((_, item)) = heads[w].next() else {
-                    break;
-                };
-                match item {
-                    Item::Op(op, packet) => sink.apply(op, packet),
-                    Item::Record(rec, file) => {
-                        shown.set(file);
-                        sink.emit(&rec);
-                    }
+        heads.clear();
+        heads.extend(batch.iter_mut().map(Iterator::next));
+        loop {
+            let next = heads
+                .iter()
+                .enumerate()
+                .filter_map(|(w, h)| h.as_ref().map(|(seq, _)| (*seq, w)))
+                .min();
+            let Some((_, w)) = next else { break };
+            let (_, item) = std::mem::replace(&mut heads[w], batch[w].next()).expect("a head");
+            match item {
+                Item::Op(op, packet) => sink.apply(op, packet),
+                Item::Record(rec, file) => {
+                    shown.set(file);
+                    sink.emit(&rec);
                 }
             }
-        }
-        for ((_, back), list) in outs.iter().zip(lists.drain(..)) {
-            let _ = back.try_send(list);
         }
         tick(offset);
     }
