@@ -508,6 +508,40 @@ mod tests {
         (header, ct)
     }
 
+    /// RFC 8446 section 7.2: after a KeyUpdate a direction's secret is
+    /// HKDF-Expand-Label(secret, "traffic upd", "", Hash.length) and its
+    /// records count from 0 again.
+    #[test]
+    fn a_key_update_moves_the_direction_to_its_next_secret() {
+        let secret = [7u8; 32];
+        let log = NssKeyLog::parse(&format!(
+            "SERVER_TRAFFIC_SECRET_0 {} {}\n",
+            "11".repeat(32),
+            hex::encode(secret)
+        ))
+        .unwrap();
+        let facts = HelloFacts {
+            client_random: Some([0x11; 32]),
+            server_random: Some([0x22; 32]),
+            version_id: Some(0x0304),
+            cipher_id: Some(0x1301),
+            ..HelloFacts::default()
+        };
+        let next = expand_label(HashAlg::Sha256, &secret, "traffic upd", 32).unwrap();
+        let (h0, r0) = seal(&secret, 0, b"before");
+        let (h1, r1) = seal(&next, 0, b"after");
+        let (h2, r2) = seal(&next, 1, b"after again");
+        let mut p = Protection::new(&facts, Some(&log)).unwrap();
+        assert_eq!(p.open(false, &h0, &r0).unwrap().plaintext, b"before");
+        p.key_update(false);
+        assert_eq!(p.open(false, &h1, &r1).unwrap().plaintext, b"after");
+        assert_eq!(p.open(false, &h2, &r2).unwrap().plaintext, b"after again");
+        // Without the update, the old key does not open them.
+        let mut q = Protection::new(&facts, Some(&log)).unwrap();
+        assert_eq!(q.open(false, &h0, &r0).unwrap().plaintext, b"before");
+        assert_eq!(q.open(false, &h1, &r1), Err(Undecrypted::Failed));
+    }
+
     /// After a gap, the record that follows opens with the sequence number
     /// it has (records lost in the gap are skipped); without the gap said,
     /// it does not.
