@@ -508,16 +508,16 @@ mod tests {
         (header, ct)
     }
 
-    /// RFC 8446 section 7.2: after a KeyUpdate a direction's secret is
-    /// HKDF-Expand-Label(secret, "traffic upd", "", Hash.length) and its
-    /// records count from 0 again.
-    #[test]
-    fn a_key_update_moves_the_direction_to_its_next_secret() {
-        let secret = [7u8; 32];
+    /// The server's application traffic secret of [`server_only`].
+    const SECRET: [u8; 32] = [7; 32];
+
+    /// A TLS 1.3 AES-128-GCM connection whose key log holds only the
+    /// server's application traffic secret ([`SECRET`]).
+    fn server_only() -> Protection {
         let log = NssKeyLog::parse(&format!(
             "SERVER_TRAFFIC_SECRET_0 {} {}\n",
             "11".repeat(32),
-            hex::encode(secret)
+            hex::encode(SECRET)
         ))
         .unwrap();
         let facts = HelloFacts {
@@ -527,17 +527,26 @@ mod tests {
             cipher_id: Some(0x1301),
             ..HelloFacts::default()
         };
+        Protection::new(&facts, Some(&log)).unwrap()
+    }
+
+    /// RFC 8446 section 7.2: after a KeyUpdate a direction's secret is
+    /// HKDF-Expand-Label(secret, "traffic upd", "", Hash.length) and its
+    /// records count from 0 again.
+    #[test]
+    fn a_key_update_moves_the_direction_to_its_next_secret() {
+        let secret = SECRET;
         let next = expand_label(HashAlg::Sha256, &secret, "traffic upd", 32).unwrap();
         let (h0, r0) = seal(&secret, 0, b"before");
         let (h1, r1) = seal(&next, 0, b"after");
         let (h2, r2) = seal(&next, 1, b"after again");
-        let mut p = Protection::new(&facts, Some(&log)).unwrap();
+        let mut p = server_only();
         assert_eq!(p.open(false, &h0, &r0).unwrap().plaintext, b"before");
         p.key_update(false);
         assert_eq!(p.open(false, &h1, &r1).unwrap().plaintext, b"after");
         assert_eq!(p.open(false, &h2, &r2).unwrap().plaintext, b"after again");
         // Without the update, the old key does not open them.
-        let mut q = Protection::new(&facts, Some(&log)).unwrap();
+        let mut q = server_only();
         assert_eq!(q.open(false, &h0, &r0).unwrap().plaintext, b"before");
         assert_eq!(q.open(false, &h1, &r1), Err(Undecrypted::Failed));
     }
@@ -547,24 +556,11 @@ mod tests {
     /// it does not.
     #[test]
     fn records_after_a_gap_open_at_their_sequence_number() {
-        let secret = [7u8; 32];
-        let log = NssKeyLog::parse(&format!(
-            "SERVER_TRAFFIC_SECRET_0 {} {}\n",
-            "11".repeat(32),
-            hex::encode(secret)
-        ))
-        .unwrap();
-        let facts = HelloFacts {
-            client_random: Some([0x11; 32]),
-            server_random: Some([0x22; 32]),
-            version_id: Some(0x0304),
-            cipher_id: Some(0x1301),
-            ..HelloFacts::default()
-        };
+        let secret = SECRET;
         let (h0, r0) = seal(&secret, 0, b"first");
         let (h5, r5) = seal(&secret, 5, b"after the gap");
         let (h6, r6) = seal(&secret, 6, b"next");
-        let mut p = Protection::new(&facts, Some(&log)).unwrap();
+        let mut p = server_only();
         assert_eq!(p.open(false, &h0, &r0).unwrap().plaintext, b"first");
         assert_eq!(p.open(false, &h5, &r5), Err(Undecrypted::Failed));
         p.gap(false);
@@ -581,24 +577,11 @@ mod tests {
     /// target, `fuzz/regressions/tls-gap-search.bin`).
     #[test]
     fn the_search_after_a_gap_ends_after_a_few_records_that_fail() {
-        let secret = [7u8; 32];
-        let log = NssKeyLog::parse(&format!(
-            "SERVER_TRAFFIC_SECRET_0 {} {}\n",
-            "11".repeat(32),
-            hex::encode(secret)
-        ))
-        .unwrap();
-        let facts = HelloFacts {
-            client_random: Some([0x11; 32]),
-            server_random: Some([0x22; 32]),
-            version_id: Some(0x0304),
-            cipher_id: Some(0x1301),
-            ..HelloFacts::default()
-        };
+        let secret = SECRET;
         let (h5, r5) = seal(&secret, 5, b"after the gap");
         let junk = vec![0u8; r5.len()];
         let after = |failing: u64| {
-            let mut p = Protection::new(&facts, Some(&log)).unwrap();
+            let mut p = server_only();
             p.gap(false);
             for _ in 0..failing {
                 assert_eq!(p.open(false, &h5, &junk), Err(Undecrypted::Failed));
