@@ -122,3 +122,22 @@ pub fn python_venv(name: &str, packages: &[&str], needs: &str) -> PathBuf {
     std::fs::write(&ready, b"").expect("mark the venv ready");
     python
 }
+
+/// The JSON `syncscope ARGS...` prints on stdout; fails the test (with its
+/// stderr) when the command fails or the output is not JSON.
+pub fn syncscope_json<I, S>(args: I) -> serde_json::Value
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_syncscope"))
+        .args(args)
+        .output()
+        .expect("run syncscope");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON")
+}

@@ -26,17 +26,12 @@ fn lines(name: &str) -> Vec<Value> {
 }
 
 fn json_of(cmd: &str, capture: &Path) -> Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_syncscope"))
-        .args([cmd, "--format", "json"])
-        .arg(capture)
-        .output()
-        .expect("run syncscope");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("JSON")
+    crate::common::syncscope_json([
+        cmd.as_ref(),
+        "--format".as_ref(),
+        "json".as_ref(),
+        capture.as_os_str(),
+    ])
 }
 
 fn secs(step: &Value) -> i64 {

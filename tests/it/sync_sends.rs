@@ -68,17 +68,12 @@ fn sync_of(frames: Vec<Vec<u8>>) -> Vec<Value> {
     let dir = tempfile::tempdir().expect("tempdir");
     let pcap = dir.path().join("sends.pcap");
     std::fs::write(&pcap, pcap_of(&frames)).expect("write the capture");
-    let out = Command::new(env!("CARGO_BIN_EXE_syncscope"))
-        .args(["sync", "--format", "json"])
-        .arg(&pcap)
-        .output()
-        .expect("run syncscope");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let v = crate::common::syncscope_json([
+        "sync".as_ref(),
+        "--format".as_ref(),
+        "json".as_ref(),
+        pcap.as_os_str(),
+    ]);
     v["sessions"].as_array().expect("sessions").clone()
 }
 

@@ -4,7 +4,6 @@
 //! generator cannot silently break the throughput bench's second capture.
 
 use std::collections::BTreeMap;
-use std::process::Command;
 
 use serde_json::Value;
 use syncscope::synth::mix::{self, Params, Totals};
@@ -62,16 +61,14 @@ fn flows_reassembles_every_connection_without_gaps() {
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("mix.pcap");
     std::fs::write(&file, &bytes).expect("write capture");
-    let out = Command::new(env!("CARGO_BIN_EXE_syncscope"))
-        .args(["flows", file.to_str().unwrap(), "--format", "json", "-q"])
-        .output()
-        .expect("run syncscope");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let flows: Vec<Value> = serde_json::from_slice(&out.stdout).expect("a JSON array");
+    let flows: Vec<Value> = serde_json::from_value(crate::common::syncscope_json([
+        "flows",
+        file.to_str().unwrap(),
+        "--format",
+        "json",
+        "-q",
+    ]))
+    .expect("a JSON array");
     let mut by_client: BTreeMap<String, &Value> = BTreeMap::new();
     for f in &flows {
         for dir in ["c2s", "s2c"] {
