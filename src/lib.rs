@@ -13,7 +13,7 @@
 //!
 //! Every parser is sans-IO: it takes bytes and says complete, incomplete or
 //! invalid. Files and stdin are thin adapters around them (`capture::Reader`).
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 pub mod analyze;
 pub mod body;

@@ -1,8 +1,11 @@
-//! The buffered adapter between a byte source (file, stdin, gzip stream) and
-//! the sans-IO parsers in [`pcap`](super::pcap) and [`pcapng`](super::pcapng).
+//! The adapter between a byte source (file, stdin, gzip stream) and the
+//! sans-IO parsers in [`pcap`](super::pcap) and [`pcapng`](super::pcapng).
 //!
-//! Memory stays constant: one reusable buffer (1 MiB to start) is refilled
-//! with large `read` calls and compacted when a record straddles its end. It
+//! A regular file is mapped into memory and parsed in place
+//! (`reader/map.rs`); pages already parsed are handed back as the reader
+//! goes on, so the resident set stays bounded. Anything else (stdin, a pipe,
+//! gzip) goes through one reusable buffer (1 MiB to start), refilled with
+//! large `read` calls and compacted when a record straddles its end. It
 //! only grows when a single record/block is larger than the buffer, by
 //! doubling after the bytes already read have filled it, so a record header
 //! that lies about its length cannot make us allocate more than twice the
@@ -19,6 +22,9 @@ use super::pcap::{self, FileHeader};
 use super::pcapng::{self, Block, InterfaceDescription};
 use super::stream::{self, gzip_error, Opened};
 use super::{Error, Linktype, Packet, Timestamp};
+
+mod map;
+use map::Bytes;
 
 /// Initial (and usual) size of the read buffer.
 const INITIAL_BUF: usize = 1 << 20;
@@ -88,7 +94,7 @@ enum Step {
 pub struct Reader {
     src: Box<dyn Read + Send>,
     source_name: String,
-    buf: Vec<u8>,
+    buf: Bytes,
     /// Unconsumed bytes are `buf[start..end]`.
     start: usize,
     end: usize,
@@ -127,27 +133,53 @@ impl Reader {
             source_name: name.clone(),
             source,
         })?;
-        Reader::from_read(Box::new(file), &name)
+        match Bytes::map(&file) {
+            Some(bytes) => Reader::from_bytes(bytes, &name),
+            None => Reader::from_read(Box::new(file), &name),
+        }
+    }
+
+    /// Over a mapped file: all its bytes are there from the start.
+    fn from_bytes(bytes: Bytes, source_name: &str) -> Result<Reader, Error> {
+        let magic = bytes[..4].to_vec();
+        let end = bytes.len();
+        Reader::start(Box::new(std::io::Cursor::new(magic)), source_name, |_| {
+            (bytes, end, true)
+        })
     }
 
     /// Same over any reader; `source_name` is used in messages.
     pub fn from_read(r: Box<dyn Read + Send>, source_name: &str) -> Result<Reader, Error> {
+        Reader::start(r, source_name, |magic| {
+            let mut buf = vec![0u8; INITIAL_BUF];
+            buf[..4].copy_from_slice(magic);
+            (Bytes::Heap(buf), 4, false)
+        })
+    }
+
+    /// Sniffs the format from `r` and reads the file header; `bytes` makes
+    /// the buffer from the magic (the buffer, its filled length, whether
+    /// that is the whole stream).
+    fn start(
+        r: Box<dyn Read + Send>,
+        source_name: &str,
+        bytes: impl FnOnce(&[u8; 4]) -> (Bytes, usize, bool),
+    ) -> Result<Reader, Error> {
         let Opened {
             src,
             magic,
             gzip,
             pcapng: is_pcapng,
         } = stream::open(r, source_name)?;
-        let mut buf = vec![0u8; INITIAL_BUF];
-        buf[..4].copy_from_slice(&magic);
+        let (buf, end, eof) = bytes(&magic);
         let mut rd = Reader {
             src,
             source_name: source_name.to_string(),
             buf,
             start: 0,
-            end: 4,
+            end,
             pos: 0,
-            eof: false,
+            eof,
             done: false,
             // For pcap both are replaced once the file header is read.
             format: Format::Pcapng,
@@ -311,6 +343,7 @@ impl Reader {
     }
 
     fn step(&mut self) -> Result<Option<Meta>, Error> {
+        self.buf.release(self.start);
         loop {
             let start = self.start;
             let avail = &self.buf[start..self.end];
@@ -484,26 +517,31 @@ impl Reader {
 
     /// Makes room for `need` bytes from the read position and reads once.
     fn refill(&mut self, need: usize) -> Result<(), Error> {
-        if self.start > 0 && (self.end == self.buf.len() || self.buf.len() - self.start < need) {
-            self.buf.copy_within(self.start..self.end, 0);
+        let Bytes::Heap(buf) = &mut self.buf else {
+            // A mapped file is all there.
+            self.eof = true;
+            return Ok(());
+        };
+        if self.start > 0 && (self.end == buf.len() || buf.len() - self.start < need) {
+            buf.copy_within(self.start..self.end, 0);
             self.end -= self.start;
             self.start = 0;
         }
-        if self.end == self.buf.len() {
+        if self.end == buf.len() {
             // A single record larger than the buffer: grow, at most doubling,
             // so the allocation follows the bytes actually present.
-            let len = self.buf.len();
+            let len = buf.len();
             let new_len = need.clamp(len + 1, len * 2);
-            self.buf.resize(new_len, 0);
+            buf.resize(new_len, 0);
         }
         loop {
-            match self.src.read(&mut self.buf[self.end..]) {
+            match self.src.read(&mut buf[self.end..]) {
                 Ok(0) => {
                     self.eof = true;
                     return Ok(());
                 }
                 Ok(n) => {
-                    self.end += n.min(self.buf.len() - self.end);
+                    self.end += n.min(buf.len() - self.end);
                     return Ok(());
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,

@@ -547,6 +547,96 @@ fn open_path_and_missing_file() {
     assert!(e.to_string().starts_with("/nonexistent/x.pcap: "), "{e}");
 }
 
+/// A file on disk is mapped (not gzip, not stdin) and reads exactly as the
+/// same bytes read through the buffer: packets, offsets, the error that ends
+/// a damaged file and its offset, whatever the cut.
+#[test]
+fn a_mapped_file_reads_as_the_buffered_reader_does() {
+    let f = build(
+        false,
+        MAGIC_USEC,
+        1,
+        &[
+            (1, 2, b"abcdef", 6),
+            (3, 4, b"0123456789", 10),
+            (5, 6, b"x", 1),
+        ],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.pcap");
+    for n in [f.len(), f.len() - 3, 50, 30, 24, 5] {
+        std::fs::write(&path, &f[..n]).unwrap();
+        let mapped = Reader::open(&path);
+        let buffered = open_bytes(&f[..n]);
+        match (mapped, buffered) {
+            (Ok(m), Ok(b)) => {
+                assert!(matches!(m.buf, Bytes::Mapped { .. }), "cut {n}");
+                let (mp, me, mrd) = drain(m);
+                let (bp, be, brd) = drain(b);
+                assert_eq!(mp, bp, "cut {n}");
+                assert_eq!(format!("{me:?}"), format!("{be:?}"), "cut {n}");
+                assert_eq!(mrd.stats().bytes, brd.stats().bytes, "cut {n}");
+            }
+            (Err(m), Err(b)) => assert_eq!(
+                m.to_string().replace(&path.display().to_string(), "test"),
+                b.to_string(),
+                "cut {n}"
+            ),
+            (m, b) => panic!("cut {n}: mapped {m:?}, buffered {b:?}"),
+        }
+    }
+    // gzip goes through its decoder, never the mapping.
+    std::fs::write(&path, gzip(&f)).unwrap();
+    let rd = Reader::open(&path).unwrap();
+    assert!(matches!(rd.buf, Bytes::Heap(_)));
+    assert_eq!(drain(rd).0, read_bytes(&f).0);
+}
+
+/// Pages behind the read position are handed back as the reader goes on (so
+/// the resident set stays bounded), and every packet still reads right.
+#[test]
+fn a_large_mapped_file_releases_what_it_has_read() {
+    let packets: Vec<(u32, u32, Vec<u8>, u32)> = (0..24u32)
+        .map(|i| {
+            let data: Vec<u8> = (0..1 << 20).map(|b: u32| (b ^ i) as u8).collect();
+            (i, 0, data, 1 << 20)
+        })
+        .collect();
+    let refs: Vec<(u32, u32, &[u8], u32)> = packets
+        .iter()
+        .map(|(s, u, d, l)| (*s, *u, &d[..], *l))
+        .collect();
+    let mut f = build(false, MAGIC_USEC, 1, &refs);
+    // build() writes snaplen 65535: give the header a snaplen that admits 1 MiB.
+    f[16..20].copy_from_slice(&(4u32 << 20).to_le_bytes());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.pcap");
+    std::fs::write(&path, &f).unwrap();
+    let mut rd = Reader::open(&path).unwrap();
+    let mut released = Vec::new();
+    let mut n = 0;
+    while let Some(p) = rd.next_packet().unwrap() {
+        let i = p.ts.secs as u32;
+        assert_eq!(p.data.len(), 1 << 20);
+        assert!(
+            p.data
+                .iter()
+                .enumerate()
+                .all(|(b, &v)| v == (b as u32 ^ i) as u8),
+            "packet {i}"
+        );
+        n += 1;
+        if let Bytes::Mapped { released: r, .. } = &rd.buf {
+            released.push(*r);
+        }
+    }
+    assert_eq!(n, 24);
+    let last = *released.last().unwrap();
+    assert!(last >= 8 << 20, "released {last} of {} bytes", f.len());
+    assert!(last % 4096 == 0 && last as u64 + (8 << 20) <= rd.stats().bytes);
+    assert_eq!(rd.stats().bytes, f.len() as u64);
+}
+
 // ---- Real captures from the shared corpus ----
 
 const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpus/real/");

@@ -1,0 +1,96 @@
+//! The reader's bytes: a buffer refilled by `read` (standard input, gzip,
+//! pipes), or a regular file mapped into memory.
+//!
+//! Mapping saves the kernel's copy of every byte into the buffer, which is
+//! about a tenth of a one-thread `analyze` and more of the reader thread's
+//! share with `-j 2` (`bench/parallel.sh`, README "One core against two").
+//! This is the crate's one use of `unsafe`: mapping a file is unsafe because
+//! another process could change or truncate it while it is mapped; a file
+//! truncated under the reader ends the process (SIGBUS), as it does for
+//! ripgrep and every tool that maps its input. A capture still being written
+//! grows at its end, which is safe: the reader sees the length it had when
+//! opened. Read such a file from standard input (`-`) to be safe from
+//! truncation too.
+//!
+//! Pages already parsed are handed back ([`Bytes::release`]) so that the
+//! resident set stays bounded whatever the file's size.
+#![allow(unsafe_code)]
+
+use std::fs::File;
+
+/// Bytes mapped at most this far behind the read position stay mapped.
+const KEEP: usize = 8 << 20;
+
+/// The reader's bytes.
+pub(super) enum Bytes {
+    Heap(Vec<u8>),
+    Mapped {
+        map: memmap2::Mmap,
+        /// Bytes before this offset were handed back already.
+        released: usize,
+    },
+}
+
+impl std::ops::Deref for Bytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Bytes::Heap(v) => v,
+            Bytes::Mapped { map, .. } => map,
+        }
+    }
+}
+
+impl Bytes {
+    /// `file` mapped, when it is a regular file that starts with something
+    /// other than gzip's magic (gzip is read through its decoder). `None`
+    /// leaves the caller to `read` it.
+    pub(super) fn map(file: &File) -> Option<Bytes> {
+        let meta = file.metadata().ok()?;
+        if !meta.is_file() || meta.len() < 4 {
+            return None;
+        }
+        // SAFETY: the mapping is read-only. Should another process write to
+        // or truncate the file while it is mapped, the bytes would change
+        // under a shared borrow (or vanish: SIGBUS), which Rust's rules do
+        // not allow; like ripgrep, we accept that for the files we are asked
+        // to read (documented above; `-` reads through a copy instead). The
+        // parsers treat every byte as untrusted input either way.
+        let map = unsafe { memmap2::MmapOptions::new().map(file) }.ok()?;
+        if map[..2] == [0x1f, 0x8b] {
+            return None;
+        }
+        let _ = map.advise(memmap2::Advice::Sequential);
+        Some(Bytes::Mapped { map, released: 0 })
+    }
+
+    /// Hands back the mapped pages wholly before `upto` (a read position:
+    /// nothing before it is borrowed any more), once more than [`KEEP`]
+    /// bytes are behind it.
+    pub(super) fn release(&mut self, upto: usize) {
+        let Bytes::Mapped { map, released } = self else {
+            return;
+        };
+        if upto < *released + 2 * KEEP {
+            return;
+        }
+        let page = 4096;
+        let end = (upto - KEEP) / page * page;
+        if end <= *released {
+            return;
+        }
+        // SAFETY: the range is page-aligned, inside the mapping, and behind
+        // every packet the reader can still lend out (`upto` is its read
+        // position, taken with `&mut self`). On a read-only file mapping
+        // MADV_DONTNEED only drops this process's page table entries: a later
+        // access would map the file's page again, with the same bytes.
+        let _ = unsafe {
+            map.unchecked_advise_range(
+                memmap2::UncheckedAdvice::DontNeed,
+                *released,
+                end - *released,
+            )
+        };
+        *released = end;
+    }
+}
