@@ -147,9 +147,12 @@ pub(super) fn step(buf: &[u8], layer: Layer, range: Range<usize>, ctx: &mut Ctx)
         }
     };
     match next {
-        Next::Ethernet => match LaxSlicedPacket::from_ethernet(d) {
-            Ok(s) => sliced(buf, &s, ctx),
-            Err(_) => Step::End(End::Malformed("ethernet header")),
+        Next::Ethernet => match ethernet_ip_tcp(buf, d, ctx) {
+            Some(tcp) => tcp,
+            None => match LaxSlicedPacket::from_ethernet(d) {
+                Ok(s) => sliced(buf, &s, ctx),
+                Err(_) => Step::End(End::Malformed("ethernet header")),
+            },
         },
         Next::Ip => match LaxSlicedPacket::from_ip(d) {
             Ok(s) => sliced(buf, &s, ctx),
@@ -172,6 +175,31 @@ pub(super) fn step(buf: &[u8], layer: Layer, range: Range<usize>, ctx: &mut Ctx)
         Next::Chdlc => link_step(encap::chdlc(d), at),
         Next::Wlan => link_step(encap::wlan(d), at),
     }
+}
+
+/// The common frame (Ethernet II, IP, a TCP header etherparse accepts, no
+/// fragment, no error on the way) taken in one go, with etherparse's IP and
+/// TCP slices alone: what [`sliced`] makes of the whole packet slice, at a
+/// fraction of the cost (that slice is large and copied at every step; the
+/// reader thread of `-j 2` spent about a tenth of its time on it). `None`
+/// for anything else, which takes the general path.
+fn ethernet_ip_tcp(buf: &[u8], d: &[u8], ctx: &Ctx) -> Option<Step> {
+    // Ethernet II with EtherType IPv4 or IPv6 (VLAN tags and the rest take
+    // the general path).
+    if d.len() < 14 || !matches!([d[12], d[13]], [0x08, 0x00] | [0x86, 0xdd]) {
+        return None;
+    }
+    let (ip, None) = LaxIpSlice::from_slice(&d[14..]).ok()? else {
+        return None;
+    };
+    let p = ip.payload();
+    if ip.is_fragmenting_payload() || p.ip_number != IpNumber::TCP {
+        return None;
+    }
+    let tcp = TcpSlice::from_slice(p.payload).ok()?;
+    let claimed = claimed_ip_payload_len(&ip).unwrap_or(p.payload.len());
+    let (src, dst) = (ip.source_addr(), ip.destination_addr());
+    Some(Step::Tcp(tcp_head(buf, src, dst, &tcp, claimed, ctx)))
 }
 
 /// What etherparse sliced: the IP layer and what it carries, or the
@@ -411,4 +439,96 @@ fn udp(buf: &[u8], range: Range<usize>, src: IpAddr, dst: IpAddr, ctx: &mut Ctx)
         }
     }
     Step::End(End::Udp)
+}
+
+#[cfg(test)]
+mod fast_path_tests {
+    use super::*;
+    use etherparse::PacketBuilder;
+
+    fn eth(ether_type: [u8; 2], ip: &[u8]) -> Vec<u8> {
+        let mut f = vec![0u8; 12];
+        f.extend_from_slice(&ether_type);
+        f.extend_from_slice(ip);
+        f
+    }
+
+    /// What the general path (the whole packet sliced) makes of `frame`.
+    fn general(frame: &[u8], ctx: &mut Ctx) -> String {
+        match LaxSlicedPacket::from_ethernet(frame) {
+            Ok(s) => match sliced(frame, &s, ctx) {
+                Step::Tcp(h) => format!("{h:?}"),
+                Step::Fragment(f) => format!("fragment {f:?}"),
+                Step::End(e) => format!("end {e:?}"),
+                Step::Next(l, r) => format!("next {l:?} {r:?}"),
+            },
+            Err(_) => "malformed".into(),
+        }
+    }
+
+    /// Every frame the fast path takes, it decodes as the general path does;
+    /// the rest (fragments, VLAN, UDP, bad TCP headers, IP options...) it
+    /// leaves to the general path.
+    #[test]
+    fn the_fast_path_agrees_with_the_general_path_or_declines() {
+        let mut v4 = Vec::new();
+        PacketBuilder::ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+            .tcp(5000, 8080, 77, 1000)
+            .syn()
+            .write(&mut v4, b"hello")
+            .unwrap();
+        let mut v6 = Vec::new();
+        PacketBuilder::ipv6([1; 16], [2; 16], 64)
+            .tcp(443, 5555, 1, 2)
+            .ack(9)
+            .write(&mut v6, b"world!")
+            .unwrap();
+        let mut udp = Vec::new();
+        PacketBuilder::ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+            .udp(1, 2)
+            .write(&mut udp, b"u")
+            .unwrap();
+        // IPv4 total length below the bytes (Ethernet padding), above them
+        // (a snaplen cut), a fragment, a TCP data offset of 4 (bogus).
+        let mut padded = v4.clone();
+        padded.extend_from_slice(&[0; 6]);
+        let mut cut = v4.clone();
+        cut.truncate(cut.len() - 2);
+        let mut frag = v4.clone();
+        frag[6] = 0x20; // more fragments
+        let mut bogus = v4.clone();
+        bogus[20 + 12] = 0x40;
+        let mut vlan = vec![0x81, 0x00, 0x00, 0x05, 0x08, 0x00];
+        vlan.extend_from_slice(&v4);
+        let frames = [
+            (eth([0x08, 0x00], &v4), true),
+            (eth([0x86, 0xdd], &v6), true),
+            (eth([0x08, 0x00], &padded), true),
+            (eth([0x08, 0x00], &cut), true),
+            (eth([0x08, 0x00], &v6), true),
+            (eth([0x08, 0x00], &udp), false),
+            (eth([0x08, 0x00], &frag), false),
+            (eth([0x08, 0x00], &bogus), false),
+            (eth([0x08, 0x00], &v4[..10]), false),
+            ([&[0u8; 12][..], &vlan].concat(), false),
+            (vec![0u8; 13], false),
+        ];
+        for (i, (frame, taken)) in frames.iter().enumerate() {
+            let fast = ethernet_ip_tcp(frame, frame, &Ctx::default());
+            assert_eq!(fast.is_some(), *taken, "frame {i}");
+            if let Some(Step::Tcp(h)) = fast {
+                assert_eq!(
+                    format!("{h:?}"),
+                    general(frame, &mut Ctx::default()),
+                    "frame {i}"
+                );
+            }
+        }
+        // The padded frame's payload stops where the IP length says.
+        let Some(Step::Tcp(h)) = ethernet_ip_tcp(&frames[2].0, &frames[2].0, &Ctx::default())
+        else {
+            panic!("taken")
+        };
+        assert_eq!(h.payload.len(), 5);
+    }
 }
