@@ -157,3 +157,28 @@ best() {
     done
     printf '%s %s\n' "$b" "$m"
 }
+
+# jobs_pair OUT FILE CMD...: runs `CMD -j 1 FILE` and `CMD -j 2 FILE` in turn,
+# BENCH_RUNS rounds (interleaved, so that the machine's swings fall on both
+# alike); prints the median wall seconds and the peak RSS (KiB) of each:
+# "s1 rss1 s2 rss2".
+jobs_pair() {
+    local out=$1 file=$2 t1="" t2="" m1=0 m2=0 e r
+    shift 2
+    for _ in $(seq "$BENCH_RUNS"); do
+        /usr/bin/time -f '%e %M' -o "$TIME_FILE" "$@" -j 1 "$file" > "$out"
+        read -r e r < "$TIME_FILE"
+        t1="$t1 $e"
+        [ "$r" -gt "$m1" ] && m1=$r
+        /usr/bin/time -f '%e %M' -o "$TIME_FILE" "$@" -j 2 "$file" > "$out"
+        read -r e r < "$TIME_FILE"
+        t2="$t2 $e"
+        [ "$r" -gt "$m2" ] && m2=$r
+    done
+    printf '%s %s %s %s\n' "$(median $t1)" "$m1" "$(median $t2)" "$m2"
+}
+
+# median X...: the middle value (the lower middle of an even count).
+median() {
+    printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'
+}

@@ -7,10 +7,11 @@
 #
 # Environment: BENCH_DIR (default target/bench, shared with the other
 # scripts: their captures are reused), BENCH_BYTES (default 1G), BENCH_RUNS
-# (default 3, the best wall time is kept), BENCH_REGEN=1.
+# (default 5: -j 1 and -j 2 are run in turn that many times and the median
+# wall time of each is kept; the Parquet run keeps the best), BENCH_REGEN=1.
 #
-# Prints a table: per file and command, MB/s with -j 1 and -j 2, their ratio
-# and peak RSS; then the Parquet run's MB/s and frame rows per second, and
+# Prints a table: per file and command, MB/s with -j 1 and -j 2 (medians),
+# their ratio and peak RSS; then the Parquet run's MB/s and frame rows per second, and
 # the sizes of the Parquet dataset, `analyze --format json` and `frames
 # --format ndjson`.
 set -euo pipefail
@@ -18,7 +19,7 @@ cd "$(dirname "$0")/.."
 
 BENCH_DIR=${BENCH_DIR:-target/bench}
 BENCH_BYTES=${BENCH_BYTES:-1G}
-BENCH_RUNS=${BENCH_RUNS:-3}
+BENCH_RUNS=${BENCH_RUNS:-5}
 mkdir -p "$BENCH_DIR"
 BENCH_DIR=$(cd "$BENCH_DIR" && pwd)
 
@@ -42,9 +43,7 @@ for f in "$FILE" "$REAL"; do
     bytes=$(stat -c %s "$f")
     for cmd in "analyze --format json" "frames --format ndjson"; do
         # shellcheck disable=SC2086
-        read -r s1 r1 < <(best "$BENCH_DIR/out.json" "$SYNCSCOPE" $cmd -q -j 1 "$f")
-        # shellcheck disable=SC2086
-        read -r s2 r2 < <(best "$BENCH_DIR/out.json" "$SYNCSCOPE" $cmd -q -j 2 "$f")
+        read -r s1 r1 s2 r2 < <(jobs_pair "$BENCH_DIR/out.json" "$f" "$SYNCSCOPE" $cmd -q)
         printf '| %s | %s | %s | %s | %s | %s / %s |\n' "$(basename "$f")" "$cmd" \
             "$(mbps "$bytes" "$s1")" "$(mbps "$bytes" "$s2")" \
             "$(awk -v a="$s1" -v b="$s2" 'BEGIN{printf "%.2f", a / b}')" \

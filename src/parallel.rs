@@ -11,10 +11,12 @@
 //! [`BATCH_BYTES`] payload bytes (or [`BATCH_EVENTS`] events) are in flight,
 //! and batches are reused.
 //!
-//! This two-stage split serves any sink (`flows` uses it). The analyzer
-//! (`analyze`, `frames`, `sync`) goes further with [`analyze`]: its work is
-//! split by connection over several workers and merged back in the order of
-//! the sink calls (see `parallel/split.rs`).
+//! This two-stage split serves any sink (`flows` uses it, and the analyzer
+//! on two threads when it builds no records: `analyze`'s report). The
+//! analyzer otherwise (`frames`, `sync`, or more than two threads) goes
+//! further with [`analyze`]: its work is split by connection over several
+//! workers and merged back in the order of the sink calls (see
+//! `parallel/split.rs`).
 
 mod split;
 

@@ -19,10 +19,16 @@
 //! eviction at the connection cap and the out-of-order budget over all
 //! connections decide as they do on one thread: no case falls back.
 //!
-//! What bounds the gain: the reader stays one thread (reading the file,
-//! decoding, the flow table and reassembly are about half of a one-thread
-//! `analyze`), so two cores give at most about 1.6x (README, "One core
-//! against two").
+//! When it is used: the split pays for logging every report change as an
+//! op and merging them back (about a third more CPU than `-j 1` on a
+//! capture of many small frames). Where the analysis is heavy (records
+//! built and printed: `frames`, `sync`) two workers beat one; for the
+//! report alone (`analyze`) on two threads, the two-stage loop of
+//! [`super::run`] (reader, then one analyzer) is as fast or faster at less
+//! CPU, and [`analyze`] hands such runs to it. The reader stays one thread
+//! in both (reading, decoding, the flow table and reassembly are about half
+//! of a one-thread `analyze`): two cores give at most about 2x, the
+//! figures are in the README ("One core against two").
 //!
 //! Batches go out to every worker at once (empty ones too) and come back
 //! one per worker in the same order: the merge takes batch k of every
@@ -252,8 +258,9 @@ pub fn analyze<F: FnMut(&FrameRecord)>(
     sink: &mut Analyzer<'_, F>,
     mut tick: impl FnMut(u64),
 ) -> Ran {
-    if jobs <= 1 {
-        return super::run(1, source, cfg, scope, times, sink, tick);
+    // The report alone on two threads: the two-stage loop (see the module doc).
+    if jobs <= 1 || (jobs == 2 && !sink.builds_records()) {
+        return super::run(jobs, source, cfg, scope, times, sink, tick);
     }
     let opts = sink.options();
     let with_records = sink.builds_records();
