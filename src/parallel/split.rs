@@ -24,8 +24,9 @@
 //! capture of many small frames). Where the analysis is heavy (records
 //! built and printed: `frames`, `sync`) two workers beat one; for the
 //! report alone (`analyze`) on two threads, the two-stage loop of
-//! [`super::run`] (reader, then one analyzer) is as fast or faster at less
-//! CPU, and [`analyze`] hands such runs to it. The reader stays one thread
+//! [`super::run`] (reader, then one analyzer) is faster on many small
+//! frames and about as fast on large bodies, at less CPU, and [`analyze`]
+//! hands such runs to it. The reader stays one thread
 //! in both (reading, decoding, the flow table and reassembly are about half
 //! of a one-thread `analyze`): two cores give at most about 2x, the
 //! figures are in the README ("One core against two").
