@@ -218,6 +218,33 @@ pub struct Ran {
     pub scoped_anomalies: u64,
 }
 
+/// The packet loop over `source` into `sink`, `scope` applied before it:
+/// what the reading thread of every run does.
+fn read_into<S: Sink>(
+    source: &mut MergedSource,
+    cfg: flow::Config,
+    scope: Scope,
+    sink: &mut S,
+    tick: impl FnMut(u64),
+) -> Ran {
+    let mut scoped = Scoped::new(sink, scope);
+    let summary = pipeline::run(source, cfg, &mut scoped, tick);
+    Ran {
+        summary,
+        scoped_anomalies: scoped.anomalies(),
+    }
+}
+
+/// For a run on threads: the sink's side keeps the [`CurrentFile`] the
+/// caller has (returned first, to hand back to `source` at the end); the
+/// reader's side gets a fresh one, stamped on each call (second).
+fn reader_file(source: &mut MergedSource) -> (CurrentFile, CurrentFile) {
+    let shown = source.current_file();
+    let read = CurrentFile::default();
+    source.track_file(read.clone());
+    (shown, read)
+}
+
 /// Runs `source` through the flow table into `sink`, on one thread
 /// (`jobs` <= 1, [`pipeline::run`] itself) or two (see the module doc).
 /// `scope` is applied before the sink; `times` (relative times of the
@@ -236,18 +263,9 @@ pub fn run<S: Sink>(
 ) -> Ran {
     let mut sink = Started { inner: sink, times };
     if jobs <= 1 {
-        let mut scoped = Scoped::new(&mut sink, scope);
-        let summary = pipeline::run(source, cfg, &mut scoped, &mut tick);
-        return Ran {
-            summary,
-            scoped_anomalies: scoped.anomalies(),
-        };
+        return read_into(source, cfg, scope, &mut sink, &mut tick);
     }
-    // The sink's side keeps the handle the caller has; the reader's side
-    // gets a fresh one, stamped on each call.
-    let shown = source.current_file();
-    let read = CurrentFile::default();
-    source.track_file(read.clone());
+    let (shown, read) = reader_file(source);
     let (tx, rx) = mpsc::sync_channel::<Batch>(QUEUE);
     let (free_tx, free_rx) = mpsc::sync_channel::<Batch>(QUEUE + 2);
     let src = &mut *source;
@@ -262,14 +280,9 @@ pub fn run<S: Sink>(
                 offset: &offset,
                 closed: false,
             };
-            let mut scoped = Scoped::new(&mut fwd, scope);
-            let summary = pipeline::run(src, cfg, &mut scoped, |o| offset.set(o));
-            let scoped_anomalies = scoped.anomalies();
+            let ran = read_into(src, cfg, scope, &mut fwd, |o| offset.set(o));
             fwd.send();
-            Ran {
-                summary,
-                scoped_anomalies,
-            }
+            ran
         });
         // Owned here: should the sink panic, the receiver goes with the
         // unwinding, the reader's next send fails and it stops (no deadlock).

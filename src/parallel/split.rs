@@ -1,6 +1,6 @@
 //! `-j N` for the analyzer: one capture on several cores, split by
 //! connection. The reader thread reads, decodes and runs the flow table and
-//! TCP reassembly ([`pipeline::run`]) and hands each connection's sink
+//! TCP reassembly ([`crate::pipeline::run`]) and hands each connection's sink
 //! calls, in order, to one of N worker analyzers (the least loaded when the
 //! connection is first seen). The workers do the dissection and body
 //! decoding; the calling thread merges what they give back in the order of
@@ -42,8 +42,7 @@ use std::sync::mpsc;
 
 use crate::analyze::{Analyzer, FrameRecord, Op};
 use crate::capture::{CurrentFile, MergedSource, Timestamp};
-use crate::flow::{self, FlowMeta, FlowSummary, Scope, Scoped, Side, Sink};
-use crate::pipeline;
+use crate::flow::{self, FlowMeta, FlowSummary, Scope, Side, Sink};
 use crate::reassembly::Event;
 use crate::report::view::Times;
 
@@ -265,9 +264,7 @@ pub fn analyze<F: FnMut(&FrameRecord)>(
     }
     let opts = sink.options();
     let with_records = sink.builds_records();
-    let shown = source.current_file();
-    let read = CurrentFile::default();
-    source.track_file(read.clone());
+    let (shown, read) = super::reader_file(source);
     let src = &mut *source;
     let (free_tx, free_rx) = mpsc::sync_channel::<Part>(jobs * (QUEUE + 2));
     let mut txs = Vec::new();
@@ -312,14 +309,9 @@ pub fn analyze<F: FnMut(&FrameRecord)>(
                 offset: &offset,
                 closed: false,
             };
-            let mut scoped = Scoped::new(&mut route, scope);
-            let summary = pipeline::run(src, cfg, &mut scoped, |o| offset.set(o));
-            let scoped_anomalies = scoped.anomalies();
+            let ran = super::read_into(src, cfg, scope, &mut route, |o| offset.set(o));
             route.send();
-            Ran {
-                summary,
-                scoped_anomalies,
-            }
+            ran
         });
         merge(&outs, sink, times, &shown, &mut tick);
         // Should the merge have stopped early (a worker failed), the
