@@ -59,20 +59,11 @@ fn figures(html: &str) -> Vec<(String, usize, usize, String)> {
 }
 
 fn report(capture: &Path, extra: &[&str], html: &Path) -> Value {
-    let out = Command::new(bin())
-        .arg("analyze")
-        .arg(capture)
-        .args(extra)
-        .args(["--format", "json", "-q", "--html"])
-        .arg(html)
-        .output()
-        .expect("run analyze");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("analyze JSON")
+    let mut args = vec![std::ffi::OsString::from("analyze"), capture.into()];
+    args.extend(extra.iter().map(Into::into));
+    args.extend(["--format", "json", "-q", "--html"].map(Into::into));
+    args.push(html.into());
+    crate::common::syncscope_json(args)
 }
 
 fn check(name: &str, capture: PathBuf, extra: &[&str]) {
