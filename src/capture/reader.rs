@@ -142,9 +142,8 @@ impl Reader {
     /// Over a mapped file: all its bytes are there from the start.
     fn from_bytes(bytes: Bytes, source_name: &str) -> Result<Reader, Error> {
         let magic = bytes[..4].to_vec();
-        let end = bytes.len();
         Reader::start(Box::new(std::io::Cursor::new(magic)), source_name, |_| {
-            (bytes, end, true)
+            bytes
         })
     }
 
@@ -153,17 +152,17 @@ impl Reader {
         Reader::start(r, source_name, |magic| {
             let mut buf = vec![0u8; INITIAL_BUF];
             buf[..4].copy_from_slice(magic);
-            (Bytes::Heap(buf), 4, false)
+            Bytes::Heap(buf)
         })
     }
 
     /// Sniffs the format from `r` and reads the file header; `bytes` makes
-    /// the buffer from the magic (the buffer, its filled length, whether
-    /// that is the whole stream).
+    /// the buffer from the magic (a buffer holding just the magic so far,
+    /// or the whole mapped file).
     fn start(
         r: Box<dyn Read + Send>,
         source_name: &str,
-        bytes: impl FnOnce(&[u8; 4]) -> (Bytes, usize, bool),
+        bytes: impl FnOnce(&[u8; 4]) -> Bytes,
     ) -> Result<Reader, Error> {
         let Opened {
             src,
@@ -171,7 +170,11 @@ impl Reader {
             gzip,
             pcapng: is_pcapng,
         } = stream::open(r, source_name)?;
-        let (buf, end, eof) = bytes(&magic);
+        let buf = bytes(&magic);
+        let (end, eof) = match &buf {
+            Bytes::Heap(_) => (magic.len(), false),
+            Bytes::Mapped { map, .. } => (map.len(), true),
+        };
         let mut rd = Reader {
             src,
             source_name: source_name.to_string(),

@@ -26,10 +26,10 @@
 //! report alone (`analyze`) on two threads, the two-stage loop of
 //! [`super::run`] (reader, then one analyzer) is faster on many small
 //! frames and about as fast on large bodies, at less CPU, and [`analyze`]
-//! hands such runs to it. The reader stays one thread
-//! in both (reading, decoding, the flow table and reassembly are about half
-//! of a one-thread `analyze`): two cores give at most about 2x, the
-//! figures are in the README ("One core against two").
+//! hands such runs to it. The reader stays one thread in both (reading,
+//! decoding, the flow table and reassembly are about half of a one-thread
+//! `analyze`): two cores give at most about 2x, the figures are in the
+//! README ("One core against two").
 //!
 //! Batches go out to every worker at once (empty ones too) and come back
 //! one per worker in the same order: the merge takes batch k of every
