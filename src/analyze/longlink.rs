@@ -58,7 +58,7 @@ enum Sink {
     /// No byte of the body yet.
     Undecided,
     Whole(Vec<u8>),
-    NewSync(NewSyncScan),
+    NewSync(Box<NewSyncScan>),
 }
 
 impl BodyScan {
@@ -68,7 +68,7 @@ impl BodyScan {
                 return;
             };
             self.sink = if h.request_cmd() == NEWSYNC && first != MAGIC {
-                Sink::NewSync(NewSyncScan::new(h.cmd == response(NEWSYNC)))
+                Sink::NewSync(Box::new(NewSyncScan::new(h.cmd == response(NEWSYNC))))
             } else {
                 Sink::Whole(Vec::with_capacity(
                     h.len as usize - usize::from(h.header_len),

@@ -37,10 +37,8 @@ pub fn newsync_response_synckey(body: &[u8]) -> Option<KeyMap> {
 /// None when the message is not well-formed, has no such length-delimited
 /// field, or its first one is not a SyncKey.
 pub fn keybuf_synckey(msg: &[u8], field: u32) -> Option<KeyMap> {
-    let fields = shallow(msg)?;
-    SyncKey::decode(len_field(&fields, field)?)
-        .ok()
-        .map(|k| k.to_map())
+    let top = first_fields(msg, [field], [])?;
+    SyncKey::decode(top.len[0]?).ok().map(|k| k.to_map())
 }
 
 /// MsgIds of the AddMsg items of a NewSyncResponse, in wire order: CmdList
@@ -50,8 +48,8 @@ pub fn keybuf_synckey(msg: &[u8], field: u32) -> Option<KeyMap> {
 /// is skipped.
 pub fn newsync_response_msg_ids(resp: &[u8]) -> Vec<String> {
     let mut ids = Vec::new();
-    let Some(cmdlist) = shallow(resp)
-        .and_then(|top| len_field(&top, NewSyncResponse::FIELD_CMD_LIST).and_then(shallow))
+    let Some(cmdlist) = first_fields(resp, [NewSyncResponse::FIELD_CMD_LIST], [])
+        .and_then(|top| shallow(top.len[0]?))
     else {
         return ids;
     };
@@ -68,40 +66,74 @@ pub fn newsync_response_msg_ids(resp: &[u8]) -> Vec<String> {
 /// message itself) -> AddMsg, MsgId (field 1) or else NewMsgId (12). None
 /// when it is another item or does not parse.
 pub fn cmd_item_msg_id(item: &[u8]) -> Option<String> {
-    let item = shallow(item)?;
-    if varint_field(&item, CmdItem::FIELD_CMD_ID) != Some(super::CMDID_ADDMSG as u64) {
+    let item = first_fields(item, [CmdItem::FIELD_CMD_BUF], [CmdItem::FIELD_CMD_ID])?;
+    if item.varint[0] != Some(super::CMDID_ADDMSG as u64) {
         return None;
     }
-    let buf = len_field(&item, CmdItem::FIELD_CMD_BUF)?;
-    let wrapped = shallow(buf).and_then(|w| {
-        let inner = len_field(&w, SkBuiltinBuffer::FIELD_BUFFER)?;
-        (w.len() == 2 && varint_field(&w, SkBuiltinBuffer::FIELD_I_LEN) == Some(inner.len() as u64))
-            .then_some(inner)
+    let buf = item.len[0]?;
+    let wrapped = first_fields(
+        buf,
+        [SkBuiltinBuffer::FIELD_BUFFER],
+        [SkBuiltinBuffer::FIELD_I_LEN],
+    )
+    .and_then(|w| {
+        let inner = w.len[0]?;
+        (w.fields == 2 && w.varint[0] == Some(inner.len() as u64)).then_some(inner)
     });
-    let add = shallow(wrapped.unwrap_or(buf))?;
-    varint_field(&add, AddMsg::FIELD_MSG_ID)
-        .or_else(|| varint_field(&add, AddMsg::FIELD_NEW_MSG_ID))
-        .map(|id| id.to_string())
+    let add = first_fields(
+        wrapped.unwrap_or(buf),
+        [],
+        [AddMsg::FIELD_MSG_ID, AddMsg::FIELD_NEW_MSG_ID],
+    )?;
+    add.varint[0].or(add.varint[1]).map(|id| id.to_string())
+}
+
+/// What one pass over a message's top level found: for each number asked
+/// for, its first length-delimited value (`len`) or its first varint
+/// (`varint`), in the order asked; and how many fields the level has.
+struct FirstFields<'a, const L: usize, const V: usize> {
+    len: [Option<&'a [u8]>; L],
+    varint: [Option<u64>; V],
+    fields: usize,
+}
+
+/// Reads `msg`'s top level as [`shallow`] does (None when it is not a
+/// well-formed message; the *first* field of a number and wire type
+/// counts) without collecting its fields: the per-item
+/// reading of a NewSync response, which meets every message a capture
+/// delivers, allocates nothing.
+fn first_fields<'a, const L: usize, const V: usize>(
+    msg: &'a [u8],
+    lens: [u32; L],
+    varints: [u32; V],
+) -> Option<FirstFields<'a, L, V>> {
+    let mut found = FirstFields {
+        len: [None; L],
+        varint: [None; V],
+        fields: 0,
+    };
+    for f in WireReader::new(msg) {
+        let f = f.ok()?;
+        match f.value {
+            WireValue::Len(b) => {
+                if let Some(i) = lens.iter().position(|&n| n == f.number) {
+                    found.len[i].get_or_insert(b);
+                }
+            }
+            WireValue::Varint(v) => {
+                if let Some(i) = varints.iter().position(|&n| n == f.number) {
+                    found.varint[i].get_or_insert(v);
+                }
+            }
+            _ => {}
+        }
+        found.fields += 1;
+    }
+    Some(found)
 }
 
 /// Top-level fields of a message, read shallowly (no guessing at nested
 /// messages): None when the bytes are not a well-formed message.
 fn shallow(msg: &[u8]) -> Option<Vec<WireField<'_>>> {
     WireReader::new(msg).collect::<Result<Vec<_>, _>>().ok()
-}
-
-/// The first length-delimited field `n`.
-fn len_field<'a>(fields: &[WireField<'a>], n: u32) -> Option<&'a [u8]> {
-    fields.iter().find_map(|f| match (f.number, f.value) {
-        (m, WireValue::Len(b)) if m == n => Some(b),
-        _ => None,
-    })
-}
-
-/// The first varint field `n`.
-fn varint_field(fields: &[WireField<'_>], n: u32) -> Option<u64> {
-    fields.iter().find_map(|f| match (f.number, f.value) {
-        (m, WireValue::Varint(v)) if m == n => Some(v),
-        _ => None,
-    })
 }

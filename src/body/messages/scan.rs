@@ -32,7 +32,10 @@ struct List {
     seen: bool,
     done: bool,
     stream: WireStream,
+    /// The item being read, while it comes in parts.
     item: Option<Vec<u8>>,
+    /// Its length.
+    want: u64,
     ids: Vec<String>,
 }
 
@@ -142,17 +145,32 @@ impl NewSyncScan {
 impl List {
     fn feed(&mut self, b: &[u8]) {
         let List {
-            stream, item, ids, ..
+            stream,
+            item,
+            want,
+            ids,
+            ..
         } = self;
         stream.feed(b, &mut |p| match p {
             Part::LenStart { number, len } if number == CmdList::FIELD_LIST => {
-                *item = Some(Vec::with_capacity(len.min(64 << 10) as usize));
+                *item = Some(Vec::new());
+                *want = len;
             }
-            Part::LenData(d) => {
-                if let Some(it) = item {
+            Part::LenData(d) => match item {
+                // The whole item in one piece (the usual case: it came in
+                // one segment): read where it lies.
+                Some(it) if it.is_empty() && d.len() as u64 == *want => {
+                    ids.extend(cmd_item_msg_id(d));
+                    *item = None;
+                }
+                Some(it) => {
+                    if it.is_empty() {
+                        it.reserve((*want).min(64 << 10) as usize);
+                    }
                     it.extend_from_slice(d);
                 }
-            }
+                None => {}
+            },
             Part::LenEnd => {
                 if let Some(it) = item.take() {
                     ids.extend(cmd_item_msg_id(&it));
