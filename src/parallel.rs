@@ -9,7 +9,11 @@
 //!
 //! Memory stays bounded: at most [`QUEUE`] batches of at most
 //! [`BATCH_BYTES`] payload bytes (or [`BATCH_EVENTS`] events) are in flight,
-//! and batches are reused.
+//! and batches are reused. Payload that lies in a mapped capture file (the
+//! in-order segments of one mapped input: nearly all of it) is not copied:
+//! the batch names where it is in the file and holds the mapping
+//! ([`Mapped`]); the rest (bytes the reassembly put together, several
+//! inputs merged, standard input) is copied into the batch.
 //!
 //! This two-stage split serves any sink (`flows` uses it, and the analyzer
 //! on two threads when it builds no records: `analyze`'s report). The
@@ -25,7 +29,7 @@ use std::sync::mpsc;
 
 pub use split::analyze;
 
-use crate::capture::{CurrentFile, MergedSource, Timestamp};
+use crate::capture::{CurrentFile, Mapped, MergedSource, Timestamp};
 use crate::flow::{self, FlowMeta, FlowSummary, Scope, Scoped, Side, Sink};
 use crate::pipeline::{self, RunSummary};
 use crate::reassembly::Event;
@@ -79,12 +83,15 @@ enum Call {
     End(Box<FlowSummary>, usize),
 }
 
-/// An [`Event`] whose bytes are a range of the batch's buffer.
+/// An [`Event`] whose bytes are a range of the batch's buffer or of the
+/// mapped file.
 enum Owned {
     Data {
         offset: u64,
         at: usize,
         len: usize,
+        /// `at` is in the mapped file, not the batch's buffer.
+        mapped: bool,
         after_gap: bool,
         packet: u64,
     },
@@ -92,8 +99,8 @@ enum Owned {
 }
 
 impl Owned {
-    /// `ev`, its bytes (if any) appended to `buf`.
-    fn new(ev: Event<'_>, buf: &mut Vec<u8>) -> Owned {
+    /// `ev`, its bytes (if any) found in `map` or else appended to `buf`.
+    fn new(ev: Event<'_>, map: Option<&Mapped>, buf: &mut Vec<u8>) -> Owned {
         match ev {
             Event::Data {
                 offset,
@@ -101,12 +108,18 @@ impl Owned {
                 after_gap,
                 packet,
             } => {
-                let at = buf.len();
-                buf.extend_from_slice(bytes);
+                let (at, mapped) = match map.and_then(|m| m.offset_of(bytes)) {
+                    Some(at) => (at, true),
+                    None => {
+                        buf.extend_from_slice(bytes);
+                        (buf.len() - bytes.len(), false)
+                    }
+                };
                 Owned::Data {
                     offset,
                     at,
                     len: bytes.len(),
+                    mapped,
                     after_gap,
                     packet,
                 }
@@ -126,21 +139,28 @@ impl Owned {
         }
     }
 
-    /// The event, its bytes in `bytes` (the batch's buffer).
-    fn event(self, bytes: &[u8]) -> Event<'_> {
+    /// The event, its bytes in `bytes` (the batch's buffer) or `map`.
+    fn event<'a>(self, bytes: &'a [u8], map: Option<&'a Mapped>) -> Event<'a> {
         match self {
             Owned::Data {
                 offset,
                 at,
                 len,
+                mapped,
                 after_gap,
                 packet,
-            } => Event::Data {
-                offset,
-                bytes: &bytes[at..at + len],
-                after_gap,
-                packet,
-            },
+            } => {
+                let from: &[u8] = match (map, mapped) {
+                    (Some(m), true) => m,
+                    _ => bytes,
+                };
+                Event::Data {
+                    offset,
+                    bytes: &from[at..at + len],
+                    after_gap,
+                    packet,
+                }
+            }
             Owned::Other(ev) => ev,
         }
     }
@@ -150,6 +170,11 @@ impl Owned {
 struct Batch {
     calls: Vec<Call>,
     bytes: Vec<u8>,
+    /// The mapped input the `mapped` events' bytes are in.
+    map: Option<Mapped>,
+    /// Payload bytes of the events, copied or not (the batch is handed
+    /// over at [`BATCH_BYTES`] either way: the reader stays close ahead).
+    payload: usize,
     /// Stream offset of the last packet read (for a progress bar).
     offset: u64,
 }
@@ -160,6 +185,8 @@ struct Forward<'a> {
     tx: &'a mpsc::SyncSender<Batch>,
     free: &'a mpsc::Receiver<Batch>,
     file: CurrentFile,
+    /// The mapped input, if it is one.
+    map: Option<Mapped>,
     /// Stream offset of the last packet read.
     offset: &'a Cell<u64>,
     /// The other side hung up (it failed): stop sending.
@@ -169,7 +196,7 @@ struct Forward<'a> {
 impl Forward<'_> {
     fn push(&mut self, call: Call) {
         self.batch.calls.push(call);
-        if self.batch.calls.len() >= BATCH_EVENTS || self.batch.bytes.len() >= BATCH_BYTES {
+        if self.batch.calls.len() >= BATCH_EVENTS || self.batch.payload >= BATCH_BYTES {
             self.send();
         }
     }
@@ -181,6 +208,8 @@ impl Forward<'_> {
         let mut next = self.free.try_recv().unwrap_or_default();
         next.calls.clear();
         next.bytes.clear();
+        next.payload = 0;
+        next.map.clone_from(&self.map);
         self.batch.offset = self.offset.get();
         let full = std::mem::replace(&mut self.batch, next);
         if self.tx.send(full).is_err() {
@@ -195,7 +224,10 @@ impl Sink for Forward<'_> {
     }
 
     fn event(&mut self, meta: &FlowMeta, side: Side, ev: Event<'_>) {
-        let ev = Owned::new(ev, &mut self.batch.bytes);
+        if let Event::Data { bytes, .. } = &ev {
+            self.batch.payload += bytes.len();
+        }
+        let ev = Owned::new(ev, self.map.as_ref(), &mut self.batch.bytes);
         let file = self.file.get();
         self.push(Call::Event {
             meta: meta.clone(),
@@ -266,6 +298,7 @@ pub fn run<S: Sink>(
         return read_into(source, cfg, scope, &mut sink, &mut tick);
     }
     let (shown, read) = reader_file(source);
+    let map = source.mapped();
     let (tx, rx) = mpsc::sync_channel::<Batch>(QUEUE);
     let (free_tx, free_rx) = mpsc::sync_channel::<Batch>(QUEUE + 2);
     let src = &mut *source;
@@ -273,10 +306,14 @@ pub fn run<S: Sink>(
         let reader = s.spawn(move || {
             let offset = Cell::new(0);
             let mut fwd = Forward {
-                batch: Batch::default(),
+                batch: Batch {
+                    map: map.clone(),
+                    ..Batch::default()
+                },
                 tx: &tx,
                 free: &free_rx,
                 file: read,
+                map,
                 offset: &offset,
                 closed: false,
             };
@@ -288,7 +325,10 @@ pub fn run<S: Sink>(
         // unwinding, the reader's next send fails and it stops (no deadlock).
         let rx = rx;
         for mut batch in rx.iter() {
-            for call in batch.calls.drain(..) {
+            // Taken out to be drained while the events borrow the batch's
+            // bytes; put back (its capacity is reused).
+            let mut calls = std::mem::take(&mut batch.calls);
+            for call in calls.drain(..) {
                 match call {
                     Call::Start(ts) => sink.capture_start(ts),
                     Call::Event {
@@ -298,7 +338,7 @@ pub fn run<S: Sink>(
                         ev,
                     } => {
                         shown.set(file);
-                        sink.event(&meta, side, ev.event(&batch.bytes));
+                        sink.event(&meta, side, ev.event(&batch.bytes, batch.map.as_ref()));
                     }
                     Call::End(summary, file) => {
                         shown.set(file);
@@ -306,6 +346,7 @@ pub fn run<S: Sink>(
                     }
                 }
             }
+            batch.calls = calls;
             tick(batch.offset);
             let _ = free_tx.try_send(batch);
         }

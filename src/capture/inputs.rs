@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use super::{Error, Linktype, Packet, PacketSource, ReadStats, Reader, Timestamp};
+use super::{Error, Linktype, Mapped, Packet, PacketSource, ReadStats, Reader, Timestamp};
 
 /// The capture files of a run, in the order they are merged.
 #[derive(Debug, Clone)]
@@ -244,6 +244,16 @@ impl MergedSource {
     /// The file of the packet last returned.
     pub fn current_file(&self) -> CurrentFile {
         self.current.clone()
+    }
+
+    /// The mapped file every packet's bytes come from, when there is one
+    /// (one input, mapped): [`Reader::mapped`]. Several files are merged
+    /// through copies.
+    pub fn mapped(&self) -> Option<Mapped> {
+        if !self.single {
+            return None;
+        }
+        self.open.first()?.reader.mapped()
     }
 
     /// Notes the file of each packet in `current` from now on (instead of

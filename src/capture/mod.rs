@@ -22,7 +22,7 @@ pub mod writer;
 
 pub use error::{Error, PResult, ParseError};
 pub use inputs::{CurrentFile, Inputs, MergedSource};
-pub use reader::{Format, ReadStats, Reader};
+pub use reader::{Format, Mapped, ReadStats, Reader};
 pub use source::PacketSource;
 pub use timestamp::Timestamp;
 

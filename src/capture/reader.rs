@@ -25,6 +25,7 @@ use super::{Error, Linktype, Packet, Timestamp};
 
 mod map;
 use map::Bytes;
+pub use map::Mapped;
 
 /// Initial (and usual) size of the read buffer.
 const INITIAL_BUF: usize = 1 << 20;
@@ -299,6 +300,15 @@ impl Reader {
     /// The capture format, as announced by the file's magic and header.
     pub fn format(&self) -> &Format {
         &self.format
+    }
+
+    /// The mapped file the packets are read from, when it is one: a
+    /// packet's bytes are then a slice of it ([`Mapped::offset_of`]).
+    pub fn mapped(&self) -> Option<Mapped> {
+        match &self.buf {
+            Bytes::Mapped { map, .. } => Some(map.clone()),
+            Bytes::Heap(_) => None,
+        }
     }
 
     /// Counters of what has been read so far.

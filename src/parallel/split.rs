@@ -174,7 +174,7 @@ impl Sink for Route<'_> {
             self.bytes += bytes.len();
             self.load[w] += bytes.len() as u64;
         }
-        let ev = Owned::new(ev, &mut self.parts[w].bytes);
+        let ev = Owned::new(ev, None, &mut self.parts[w].bytes);
         let file = self.file.get();
         self.push(
             w,
@@ -218,7 +218,7 @@ fn work<'o>(
                     file,
                     ev,
                 } => {
-                    an.event(&meta, side, ev.event(&part.bytes));
+                    an.event(&meta, side, ev.event(&part.bytes, None));
                     file
                 }
                 Call::End(summary, file) => {

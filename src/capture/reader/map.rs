@@ -17,15 +17,45 @@
 #![allow(unsafe_code)]
 
 use std::fs::File;
+use std::sync::Arc;
 
 /// Bytes mapped at most this far behind the read position stay mapped.
 const KEEP: usize = 8 << 20;
+
+/// A mapped capture file, shared by its reader and whoever holds packet
+/// bytes the reader lent: the analysis thread of `-j 2` reads the payload
+/// where it lies instead of a copy (`parallel`). It stays mapped while
+/// anyone holds it; pages handed back ([`Bytes::release`]) read the same
+/// bytes again if touched.
+#[derive(Clone)]
+pub struct Mapped(Arc<memmap2::Mmap>);
+
+impl Mapped {
+    /// Where `bytes` start in the file, when they are a slice of it.
+    pub fn offset_of(&self, bytes: &[u8]) -> Option<usize> {
+        let at = (bytes.as_ptr() as usize).checked_sub(self.0.as_ptr() as usize)?;
+        (at.checked_add(bytes.len())? <= self.0.len()).then_some(at)
+    }
+}
+
+impl std::ops::Deref for Mapped {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Mapped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Mapped({} bytes)", self.0.len())
+    }
+}
 
 /// The reader's bytes.
 pub(super) enum Bytes {
     Heap(Vec<u8>),
     Mapped {
-        map: memmap2::Mmap,
+        map: Mapped,
         /// Bytes before this offset were handed back already.
         released: usize,
     },
@@ -61,7 +91,10 @@ impl Bytes {
             return None;
         }
         let _ = map.advise(memmap2::Advice::Sequential);
-        Some(Bytes::Mapped { map, released: 0 })
+        Some(Bytes::Mapped {
+            map: Mapped(Arc::new(map)),
+            released: 0,
+        })
     }
 
     /// Hands back the mapped pages wholly before `upto` (a read position:
@@ -85,7 +118,7 @@ impl Bytes {
         // MADV_DONTNEED only drops this process's page table entries: a later
         // access would map the file's page again, with the same bytes.
         let _ = unsafe {
-            map.unchecked_advise_range(
+            map.0.unchecked_advise_range(
                 memmap2::UncheckedAdvice::DontNeed,
                 *released,
                 end - *released,

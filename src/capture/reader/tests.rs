@@ -589,11 +589,13 @@ fn a_mapped_file_reads_as_the_buffered_reader_does() {
     std::fs::write(&path, gzip(&f)).unwrap();
     let rd = Reader::open(&path).unwrap();
     assert!(matches!(rd.buf, Bytes::Heap(_)));
+    assert!(rd.mapped().is_none());
     assert_eq!(drain(rd).0, read_bytes(&f).0);
 }
 
 /// Pages behind the read position are handed back as the reader goes on (so
-/// the resident set stays bounded), and every packet still reads right.
+/// the resident set stays bounded), and every packet still reads right,
+/// through the reader and through the mapping it shares.
 #[test]
 fn a_large_mapped_file_releases_what_it_has_read() {
     let packets: Vec<(u32, u32, Vec<u8>, u32)> = (0..24u32)
@@ -613,10 +615,13 @@ fn a_large_mapped_file_releases_what_it_has_read() {
     let path = dir.path().join("big.pcap");
     std::fs::write(&path, &f).unwrap();
     let mut rd = Reader::open(&path).unwrap();
+    let map = rd.mapped().expect("a mapped reader");
     let mut released = Vec::new();
+    let mut lent = Vec::new();
     let mut n = 0;
     while let Some(p) = rd.next_packet().unwrap() {
         let i = p.ts.secs as u32;
+        lent.push(map.offset_of(p.data).expect("a packet of the mapped file"));
         assert_eq!(p.data.len(), 1 << 20);
         assert!(
             p.data
@@ -631,6 +636,22 @@ fn a_large_mapped_file_releases_what_it_has_read() {
         }
     }
     assert_eq!(n, 24);
+    // What the reader lent is found in the mapping it shares
+    // (`Reader::mapped`), and still reads the same once handed back.
+    for (i, at) in lent.iter().enumerate() {
+        let data = &map[*at..*at + (1 << 20)];
+        assert!(
+            data.iter()
+                .enumerate()
+                .all(|(b, &v)| v == (b as u32 ^ i as u32) as u8),
+            "packet {i} at {at}"
+        );
+    }
+    assert_eq!(
+        map.offset_of(&packets[0].2),
+        None,
+        "a copy is not in the file"
+    );
     let last = *released.last().unwrap();
     assert!(last >= 8 << 20, "released {last} of {} bytes", f.len());
     assert!(last % 4096 == 0 && last as u64 + (8 << 20) <= rd.stats().bytes);
