@@ -38,8 +38,13 @@ impl Ring {
             self.len = self.cap;
             return;
         }
-        // Grow lazily up to the capacity: most streams are short.
+        // Grow lazily up to the capacity: most streams are short. A stream
+        // past a few KiB is likely long: its ring goes to the capacity at
+        // once (doubling all the way copied and touched twice the memory).
         if self.buf.len() < self.cap && self.head == 0 && self.len == self.buf.len() {
+            if self.buf.len() >= 4096 && self.buf.capacity() < self.cap {
+                self.buf.reserve_exact(self.cap - self.buf.len());
+            }
             let room = self.cap - self.buf.len();
             let n = room.min(bytes.len());
             self.buf.extend_from_slice(&bytes[..n]);
@@ -123,6 +128,30 @@ mod tests {
     fn contents(r: &Ring) -> Vec<u8> {
         let (a, b) = r.slices();
         [a, b].concat()
+    }
+
+    #[test]
+    fn a_short_stream_keeps_a_small_buffer_a_long_one_the_capacity() {
+        let mut r = Ring::new(64 << 10);
+        r.push(&[1; 1000]);
+        assert!(r.buf.capacity() < 8 << 10, "{}", r.buf.capacity());
+        for _ in 0..4 {
+            r.push(&[2; 1448]);
+        }
+        // Past 4 KiB: the whole capacity at once, the bytes kept in order.
+        assert!(r.buf.capacity() >= 64 << 10, "{}", r.buf.capacity());
+        let want: Vec<u8> = [vec![1; 1000], vec![2; 4 * 1448]].concat();
+        assert_eq!(contents(&r), want);
+        let before = r.buf.as_ptr();
+        for _ in 0..100 {
+            r.push(&[3; 1448]);
+        }
+        assert_eq!(
+            r.buf.as_ptr(),
+            before,
+            "no reallocation on the way to the cap"
+        );
+        assert_eq!(contents(&r), vec![3; 64 << 10]);
     }
 
     #[test]
