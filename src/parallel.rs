@@ -29,7 +29,7 @@ use std::sync::mpsc;
 
 pub use split::analyze;
 
-use crate::capture::{CurrentFile, Mapped, MergedSource, Timestamp};
+use crate::capture::{CurrentFile, Mapped, MergedSource, PacketSource, Timestamp};
 use crate::flow::{self, FlowMeta, FlowSummary, Scope, Scoped, Side, Sink};
 use crate::pipeline::{self, RunSummary};
 use crate::reassembly::Event;

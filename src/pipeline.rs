@@ -75,6 +75,7 @@ pub fn run<P: PacketSource + ?Sized, S: Sink>(
     let mut summary = RunSummary::default();
     let mut decoder = Decoder::new();
     let mut table = FlowTable::new(cfg);
+    table.lend_from(reader.mapped());
     let mut counting = Counting {
         inner: sink,
         summary: &mut summary,

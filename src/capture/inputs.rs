@@ -246,16 +246,6 @@ impl MergedSource {
         self.current.clone()
     }
 
-    /// The mapped file every packet's bytes come from, when there is one
-    /// (one input, mapped): [`Reader::mapped`]. Several files are merged
-    /// through copies.
-    pub fn mapped(&self) -> Option<Mapped> {
-        if !self.single {
-            return None;
-        }
-        self.open.first()?.reader.mapped()
-    }
-
     /// Notes the file of each packet in `current` from now on (instead of
     /// the handle [`MergedSource::current_file`] gave).
     pub fn track_file(&mut self, current: CurrentFile) {
@@ -406,5 +396,14 @@ impl PacketSource for MergedSource {
 
     fn read_error(&self) -> Option<String> {
         self.error.clone()
+    }
+
+    /// One input, mapped: [`Reader::mapped`]. Several files are merged
+    /// through copies.
+    fn mapped(&self) -> Option<Mapped> {
+        if !self.single {
+            return None;
+        }
+        self.open.first()?.reader.mapped()
     }
 }

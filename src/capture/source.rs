@@ -2,7 +2,7 @@
 //! ([`Reader`]) or, with the `live` feature, a network interface
 //! (`live::LiveSource`).
 
-use super::{Error, Linktype, Packet, ReadStats, Reader};
+use super::{Error, Linktype, Mapped, Packet, ReadStats, Reader};
 
 /// Where `pipeline::run` takes its packets from.
 pub trait PacketSource {
@@ -18,6 +18,12 @@ pub trait PacketSource {
     fn read_error(&self) -> Option<String> {
         None
     }
+    /// The mapped file every packet's bytes are a slice of, when there is
+    /// one (what reads them may keep places in it instead of copies);
+    /// `None` by default.
+    fn mapped(&self) -> Option<Mapped> {
+        None
+    }
 }
 
 impl PacketSource for Reader {
@@ -29,5 +35,8 @@ impl PacketSource for Reader {
     }
     fn stats(&self) -> ReadStats {
         Reader::stats(self).clone()
+    }
+    fn mapped(&self) -> Option<Mapped> {
+        Reader::mapped(self)
     }
 }

@@ -12,7 +12,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use hashbrown::HashTable;
 
-use crate::capture::Timestamp;
+use crate::capture::{Mapped, Timestamp};
 use crate::reassembly::{self, Budget, Event, HalfStream, Segment};
 use crate::wire::{TcpSegment, Tunnel, TunnelKey, TunnelKind};
 
@@ -404,6 +404,8 @@ pub struct FlowTable {
     /// Capture second and packet number of the last expiry sweep.
     last_sweep: Option<(i64, u64)>,
     stats: TableStats,
+    /// The mapped capture file the packets lie in, when they do.
+    base: Option<Mapped>,
 }
 
 impl FlowTable {
@@ -418,7 +420,16 @@ impl FlowTable {
             packets: 0,
             last_sweep: None,
             stats: TableStats::default(),
+            base: None,
         }
+    }
+
+    /// The packets fed from now on may lie in `base`, a mapped capture file
+    /// (`PacketSource::mapped`): the bytes the reassembly keeps to compare
+    /// retransmissions with are then kept as places in it, not copied.
+    /// Packets elsewhere are handled as always.
+    pub fn lend_from(&mut self, base: Option<Mapped>) {
+        self.base = base;
     }
 
     pub fn stats(&self) -> &TableStats {
@@ -524,7 +535,7 @@ impl FlowTable {
         let [h0, h1] = &mut **halves;
         let (this, other) = if side == 0 { (h0, h1) } else { (h1, h0) };
         let (s, rs) = (Side::from_index(side), Side::from_index(1 - side));
-        this.segment(
+        this.segment_in(
             Segment {
                 seq: seg.seq,
                 syn: seg.flags.syn,
@@ -534,6 +545,7 @@ impl FlowTable {
                 wire_len: seg.wire_len,
                 packet: seg.packet,
             },
+            self.base.as_ref(),
             &mut self.budget,
             &mut |ev| sink.event(meta, s, ev),
         );

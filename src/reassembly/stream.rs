@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use super::ring::Ring;
 use super::seq::SeqNumber;
+use crate::capture::Mapped;
 
 /// Limits for one direction and for all directions together.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -266,6 +267,20 @@ impl HalfStream {
         budget: &mut Budget,
         out: &mut F,
     ) {
+        self.segment_in(seg, None, budget, out)
+    }
+
+    /// [`HalfStream::segment`] of a segment whose payload may lie in
+    /// `base`, a mapped capture file that outlives it: the bytes kept for
+    /// comparing retransmissions are then kept as a place in the file
+    /// instead of a copy.
+    pub fn segment_in<F: FnMut(Event<'_>)>(
+        &mut self,
+        seg: Segment<'_>,
+        base: Option<&Mapped>,
+        budget: &mut Budget,
+        out: &mut F,
+    ) {
         self.stats.segments += 1;
         let mut data_seq = SeqNumber(seg.seq);
         if seg.syn {
@@ -351,7 +366,7 @@ impl HalfStream {
             } else if start <= self.next {
                 let skip = (self.next - start) as usize;
                 self.check_overlap(start, &payload[..skip], seg.packet, out);
-                self.deliver(&payload[skip..], seg.packet, out);
+                self.deliver(&payload[skip..], seg.packet, base, out);
                 if wire_end > self.next {
                     let stop = self
                         .ooo
@@ -453,7 +468,13 @@ impl HalfStream {
         self.next = to;
     }
 
-    fn deliver<F: FnMut(Event<'_>)>(&mut self, bytes: &[u8], packet: u64, out: &mut F) {
+    fn deliver<F: FnMut(Event<'_>)>(
+        &mut self,
+        bytes: &[u8],
+        packet: u64,
+        base: Option<&Mapped>,
+        out: &mut F,
+    ) {
         if bytes.is_empty() {
             return;
         }
@@ -463,7 +484,7 @@ impl HalfStream {
             after_gap: std::mem::take(&mut self.pending_gap),
             packet,
         });
-        self.retained.push(bytes);
+        self.retained.push(bytes, base);
         self.stats.bytes += bytes.len() as u64;
         self.advance(self.next + bytes.len() as u64);
     }
@@ -611,7 +632,7 @@ impl HalfStream {
             }
             let skip = (self.next - k) as usize;
             self.check_overlap(k, &held[..skip], packet, out);
-            self.deliver(&held[skip..], packet, out);
+            self.deliver(&held[skip..], packet, None, out);
         }
         self.check_fin(out);
     }

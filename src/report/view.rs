@@ -7,7 +7,7 @@ use std::sync::{Arc, OnceLock};
 
 use unicode_width::UnicodeWidthStr;
 
-use crate::capture::{Error, Linktype, Packet, PacketSource, ReadStats, Timestamp};
+use crate::capture::{Error, Linktype, Mapped, Packet, PacketSource, ReadStats, Timestamp};
 
 /// Display options of the tables and text reports.
 #[derive(Debug, Clone, Default)]
@@ -160,6 +160,10 @@ impl<P: PacketSource + ?Sized> PacketSource for Watched<'_, P> {
 
     fn read_error(&self) -> Option<String> {
         self.inner.read_error()
+    }
+
+    fn mapped(&self) -> Option<Mapped> {
+        self.inner.mapped()
     }
 }
 

@@ -4,14 +4,16 @@
 //! same flows, on every corpus capture (real and nDPI), on several inputs
 //! merged, on a generated capture of many connections, and with the flow
 //! table at its caps (eviction, idle expiry, the out-of-order budget) or
-//! with a port filter.
+//! with a port filter. And a mapped capture (whose payload the hand-over
+//! and the retention windows keep as places in the file) gives what the
+//! same bytes read through a buffer give.
 
 use std::path::{Path, PathBuf};
 
 use syncscope::analyze::{Analyzer, FrameRecord, Options};
-use syncscope::capture::Inputs;
+use syncscope::capture::{Inputs, Reader};
 use syncscope::flow::{self, Scope};
-use syncscope::parallel;
+use syncscope::{parallel, pipeline};
 
 use super::common::{shared, Collect};
 
@@ -121,6 +123,46 @@ fn two_threads_give_what_one_gives_on_every_corpus_capture() {
     }
     assert!(files > 500, "{files} corpus captures");
     assert!(with_records > 50, "{with_records} captures with records");
+}
+
+/// Every corpus capture read mapped and read through a buffer (standard
+/// input's way: every retained byte a copy): the same flows, bytes, events
+/// (overlap mismatches among them, found by comparing retransmissions
+/// with the retained bytes) and summary.
+#[test]
+fn a_mapped_capture_gives_what_a_read_one_gives() {
+    let (mut files, mut mismatches) = (0, 0);
+    for dir in ["corpus/real", "corpus/ndpi"] {
+        for p in captures(&shared().join(dir)) {
+            let Ok(mut mapped) = Reader::open(&p) else {
+                continue;
+            };
+            let whole = std::fs::read(&p).unwrap();
+            let gzip = whole.starts_with(&[0x1f, 0x8b]);
+            assert_eq!(mapped.mapped().is_some(), !gzip, "{p:?}");
+            let mut read =
+                Reader::from_read(Box::new(std::io::Cursor::new(whole)), "read").unwrap();
+            assert!(read.mapped().is_none());
+            let run = |r: &mut Reader| {
+                let mut c = Collect::default();
+                let s = pipeline::run(r, flow::Config::default(), &mut c, |_| {});
+                (c, serde_json::to_string(&s).unwrap())
+            };
+            let (a, sa) = run(&mut mapped);
+            let (b, sb) = run(&mut read);
+            assert_eq!(format!("{:?}", a.flows), format!("{:?}", b.flows), "{p:?}");
+            assert_eq!(a.events, b.events, "{p:?}");
+            assert_eq!(sa, sb, "{p:?}");
+            files += 1;
+            mismatches += a
+                .events
+                .iter()
+                .filter(|e| e.2.contains("OverlapMismatch"))
+                .count();
+        }
+    }
+    assert!(files > 400, "{files} captures");
+    assert!(mismatches > 0, "no overlap mismatch in the corpus");
 }
 
 #[test]

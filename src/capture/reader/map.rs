@@ -31,6 +31,23 @@ const KEEP: usize = 8 << 20;
 pub struct Mapped(Arc<memmap2::Mmap>);
 
 impl Mapped {
+    /// The same mapping (not just the same bytes).
+    pub fn same(&self, other: &Mapped) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
+    /// `bytes` written to a temporary file, mapped (for tests of what holds
+    /// a mapping). The file is removed at once: its mapping stays.
+    #[cfg(test)]
+    pub(crate) fn of(bytes: &[u8]) -> Mapped {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mapped");
+        std::fs::write(&path, bytes).unwrap();
+        let file = File::open(&path).unwrap();
+        // SAFETY: a file of this test's own, not changed while mapped.
+        Mapped(Arc::new(unsafe { memmap2::Mmap::map(&file) }.unwrap()))
+    }
+
     /// Where `bytes` start in the file, when they are a slice of it.
     pub fn offset_of(&self, bytes: &[u8]) -> Option<usize> {
         let at = (bytes.as_ptr() as usize).checked_sub(self.0.as_ptr() as usize)?;
