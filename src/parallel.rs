@@ -58,6 +58,9 @@ impl<S: Sink> Sink for Started<'_, S> {
 
 /// Batches in flight between the threads.
 pub const QUEUE: usize = 8;
+/// How far past the reader's position the analysis thread touches a
+/// mapped file (and how much at most per batch).
+const WARM_LEAD: usize = 1 << 20;
 /// Payload bytes per batch before it is handed over.
 pub const BATCH_BYTES: usize = 256 << 10;
 /// Events per batch before it is handed over.
@@ -324,6 +327,7 @@ pub fn run<S: Sink>(
         // Owned here: should the sink panic, the receiver goes with the
         // unwinding, the reader's next send fails and it stops (no deadlock).
         let rx = rx;
+        let mut warmed = 0;
         for mut batch in rx.iter() {
             // Taken out to be drained while the events borrow the batch's
             // bytes; put back (its capacity is reused).
@@ -347,6 +351,14 @@ pub fn run<S: Sink>(
                 }
             }
             batch.calls = calls;
+            if let Some(m) = &batch.map {
+                // The file ahead of the reader, touched on this thread (it
+                // waits for the reader more than the other way round): the
+                // reader then finds the lines in the shared cache.
+                let from = batch.offset as usize + WARM_LEAD;
+                m.touch(warmed.max(from), from + WARM_LEAD);
+                warmed = warmed.max(from + WARM_LEAD);
+            }
             tick(batch.offset);
             let _ = free_tx.try_send(batch);
         }

@@ -619,6 +619,7 @@ fn a_large_mapped_file_releases_what_it_has_read() {
     let mut released = Vec::new();
     let mut lent = Vec::new();
     let mut n = 0;
+    let mut before = 24;
     while let Some(p) = rd.next_packet().unwrap() {
         let i = p.ts.secs as u32;
         lent.push(map.offset_of(p.data).expect("a packet of the mapped file"));
@@ -631,9 +632,21 @@ fn a_large_mapped_file_releases_what_it_has_read() {
             "packet {i}"
         );
         n += 1;
-        if let Bytes::Mapped { released: r, .. } = &rd.buf {
+        if let Bytes::Mapped {
+            released: r,
+            warmed,
+            ..
+        } = &rd.buf
+        {
             released.push(*r);
+            // What the parser read was touched ahead of it (from where
+            // this packet started).
+            assert!(
+                *warmed >= (before + (256 << 10)).min(f.len()),
+                "{warmed} at {before}"
+            );
         }
+        before = rd.stats().bytes as usize;
     }
     assert_eq!(n, 24);
     // What the reader lent is found in the mapping it shares
