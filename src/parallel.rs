@@ -173,8 +173,6 @@ impl Owned {
 struct Batch {
     calls: Vec<Call>,
     bytes: Vec<u8>,
-    /// The mapped input the `mapped` events' bytes are in.
-    map: Option<Mapped>,
     /// Payload bytes of the events, copied or not (the batch is handed
     /// over at [`BATCH_BYTES`] either way: the reader stays close ahead).
     payload: usize,
@@ -188,7 +186,8 @@ struct Forward<'a> {
     tx: &'a mpsc::SyncSender<Batch>,
     free: &'a mpsc::Receiver<Batch>,
     file: CurrentFile,
-    /// The mapped input, if it is one.
+    /// The mapped input, if it is one: payload found in it is lent, not
+    /// copied.
     map: Option<Mapped>,
     /// Stream offset of the last packet read.
     offset: &'a Cell<u64>,
@@ -212,7 +211,6 @@ impl Forward<'_> {
         next.calls.clear();
         next.bytes.clear();
         next.payload = 0;
-        next.map.clone_from(&self.map);
         self.batch.offset = self.offset.get();
         let full = std::mem::replace(&mut self.batch, next);
         if self.tx.send(full).is_err() {
@@ -301,7 +299,10 @@ pub fn run<S: Sink>(
         return read_into(source, cfg, scope, &mut sink, &mut tick);
     }
     let (shown, read) = reader_file(source);
+    // The mapped input, if it is one: the reader lends places in it, this
+    // thread reads them.
     let map = source.mapped();
+    let lent = map.clone();
     let (tx, rx) = mpsc::sync_channel::<Batch>(QUEUE);
     let (free_tx, free_rx) = mpsc::sync_channel::<Batch>(QUEUE + 2);
     let src = &mut *source;
@@ -309,14 +310,11 @@ pub fn run<S: Sink>(
         let reader = s.spawn(move || {
             let offset = Cell::new(0);
             let mut fwd = Forward {
-                batch: Batch {
-                    map: map.clone(),
-                    ..Batch::default()
-                },
+                batch: Batch::default(),
                 tx: &tx,
                 free: &free_rx,
                 file: read,
-                map,
+                map: lent,
                 offset: &offset,
                 closed: false,
             };
@@ -342,7 +340,7 @@ pub fn run<S: Sink>(
                         ev,
                     } => {
                         shown.set(file);
-                        sink.event(&meta, side, ev.event(&batch.bytes, batch.map.as_ref()));
+                        sink.event(&meta, side, ev.event(&batch.bytes, map.as_ref()));
                     }
                     Call::End(summary, file) => {
                         shown.set(file);
@@ -351,7 +349,7 @@ pub fn run<S: Sink>(
                 }
             }
             batch.calls = calls;
-            if let Some(m) = &batch.map {
+            if let Some(m) = &map {
                 // The file ahead of the reader, touched on this thread (it
                 // waits for the reader more than the other way round): the
                 // reader then finds the lines in the shared cache.
