@@ -41,7 +41,7 @@ use std::collections::HashMap;
 use std::sync::mpsc;
 
 use crate::analyze::{Analyzer, FrameRecord, Op};
-use crate::capture::{CurrentFile, MergedSource, Timestamp};
+use crate::capture::{CurrentFile, Mapped, MergedSource, PacketSource, Timestamp};
 use crate::flow::{self, FlowMeta, FlowSummary, Scope, Side, Sink};
 use crate::reassembly::Event;
 use crate::report::view::Times;
@@ -104,6 +104,9 @@ struct Route<'a> {
     packet: u64,
     port: Option<u16>,
     file: CurrentFile,
+    /// The mapped input, if it is one: payload found in it is lent, not
+    /// copied (as in [`super::run`]).
+    map: Option<Mapped>,
     offset: &'a std::cell::Cell<u64>,
     closed: bool,
 }
@@ -174,7 +177,7 @@ impl Sink for Route<'_> {
             self.bytes += bytes.len();
             self.load[w] += bytes.len() as u64;
         }
-        let ev = Owned::new(ev, None, &mut self.parts[w].bytes);
+        let ev = Owned::new(ev, self.map.as_ref(), &mut self.parts[w].bytes);
         let file = self.file.get();
         self.push(
             w,
@@ -199,6 +202,7 @@ impl Sink for Route<'_> {
 fn work<'o>(
     an: &mut Analyzer<'o, impl FnMut(&FrameRecord)>,
     records: &RefCell<Vec<FrameRecord>>,
+    map: Option<&Mapped>,
     rx: mpsc::Receiver<Part>,
     tx: mpsc::SyncSender<Done>,
     free: mpsc::SyncSender<Part>,
@@ -218,7 +222,7 @@ fn work<'o>(
                     file,
                     ev,
                 } => {
-                    an.event(&meta, side, ev.event(&part.bytes, None));
+                    an.event(&meta, side, ev.event(&part.bytes, map));
                     file
                 }
                 Call::End(summary, file) => {
@@ -265,6 +269,7 @@ pub fn analyze<F: FnMut(&FrameRecord)>(
     let opts = sink.options();
     let with_records = sink.builds_records();
     let (shown, read) = super::reader_file(source);
+    let map = source.mapped();
     let src = &mut *source;
     let (free_tx, free_rx) = mpsc::sync_channel::<Part>(jobs * (QUEUE + 2));
     let mut txs = Vec::new();
@@ -277,6 +282,7 @@ pub fn analyze<F: FnMut(&FrameRecord)>(
             txs.push(tx);
             outs.push(done_rx);
             let free = free_tx.clone();
+            let map = map.clone();
             workers.push(s.spawn(move || {
                 let records = RefCell::new(Vec::new());
                 let an =
@@ -287,7 +293,7 @@ pub fn analyze<F: FnMut(&FrameRecord)>(
                 } else {
                     an.without_records()
                 };
-                work(&mut an, &records, rx, done_tx, free);
+                work(&mut an, &records, map.as_ref(), rx, done_tx, free);
             }));
         }
         drop(free_tx);
@@ -306,6 +312,7 @@ pub fn analyze<F: FnMut(&FrameRecord)>(
                 packet: 0,
                 port,
                 file: read,
+                map,
                 offset: &offset,
                 closed: false,
             };
