@@ -356,8 +356,7 @@ impl Reader {
     }
 
     fn step(&mut self) -> Result<Option<Meta>, Error> {
-        self.buf.release(self.start);
-        self.buf.warm(self.start);
+        self.buf.follow(self.start);
         loop {
             let start = self.start;
             let avail = &self.buf[start..self.end];

@@ -13,7 +13,11 @@
 //! truncation too.
 //!
 //! Pages already parsed are handed back ([`Bytes::release`]) so that the
-//! resident set stays bounded whatever the file's size.
+//! resident set stays bounded whatever the file's size, and the bytes ahead
+//! are touched before the parser gets there ([`Bytes::warm`]); the reader
+//! does both at each record ([`Bytes::follow`]). The mapping is shared
+//! ([`Mapped`]) with what keeps places in it instead of copies: the `-j`
+//! hand-over and the reassembly's retention windows.
 #![allow(unsafe_code)]
 
 use std::fs::File;
@@ -26,11 +30,11 @@ const KEEP: usize = 8 << 20;
 const WARM_AHEAD: usize = 256 << 10;
 const WARM_STEP: usize = 64 << 10;
 
-/// A mapped capture file, shared by its reader and whoever holds packet
-/// bytes the reader lent: the analysis thread of `-j 2` reads the payload
-/// where it lies instead of a copy (`parallel`). It stays mapped while
-/// anyone holds it; pages handed back ([`Bytes::release`]) read the same
-/// bytes again if touched.
+/// A mapped capture file, shared by its reader and whoever keeps places in
+/// it instead of copies of packet bytes: the analysis threads of `-j`
+/// (`parallel`) and the retention windows of the reassembly
+/// (`reassembly::ring`). It stays mapped while anyone holds it; pages handed
+/// back ([`Bytes::release`]) read the same bytes again if touched.
 #[derive(Clone)]
 pub struct Mapped(Arc<memmap2::Mmap>);
 
@@ -133,18 +137,26 @@ impl Bytes {
         })
     }
 
+    /// The read position is at `upto`: the pages far behind it are handed
+    /// back ([`Bytes::release`]) and the bytes ahead touched
+    /// ([`Bytes::warm`]).
+    pub(super) fn follow(&mut self, upto: usize) {
+        self.release(upto);
+        self.warm(upto);
+    }
+
     /// Touches the bytes up to [`WARM_AHEAD`] past `upto` (the read
     /// position), one load per cache line, [`WARM_STEP`] bytes at a time.
     ///
     /// The parser reads only the record headers; when the payload is not
-    /// copied on the way (`-j 2` hands it over as places in the file), each
-    /// header is a cache miss (and a page fault every 16 pages) that stalls
+    /// copied on the way (the `-j` hand-over and the retention windows keep
+    /// places in the file), each header is a cache miss (and a page fault every 16 pages) that stalls
     /// the reading thread: 86% of `pcap::parse_record`'s time went to its
     /// first load, and that function to an eighth of the run. Loads of
     /// lines well ahead are independent of each other, so the CPU has many
     /// in flight at once and the faults are taken in one go; by the time
     /// the parser gets there the lines are in cache.
-    pub(super) fn warm(&mut self, upto: usize) {
+    fn warm(&mut self, upto: usize) {
         let Bytes::Mapped { map, warmed, .. } = self else {
             return;
         };
@@ -157,9 +169,10 @@ impl Bytes {
     }
 
     /// Hands back the mapped pages wholly before `upto` (a read position:
-    /// nothing before it is borrowed any more), once more than [`KEEP`]
-    /// bytes are behind it.
-    pub(super) fn release(&mut self, upto: usize) {
+    /// no packet before it is borrowed any more; places in it may still be
+    /// held through [`Mapped`], and read the same bytes again), once more
+    /// than [`KEEP`] bytes are behind it.
+    fn release(&mut self, upto: usize) {
         let Bytes::Mapped { map, released, .. } = self else {
             return;
         };
@@ -175,7 +188,9 @@ impl Bytes {
         // every packet the reader can still lend out (`upto` is its read
         // position, taken with `&mut self`). On a read-only file mapping
         // MADV_DONTNEED only drops this process's page table entries: a later
-        // access would map the file's page again, with the same bytes.
+        // access (a place kept through `Mapped`, read on another thread or
+        // by a retransmission compare) maps the file's page again, with the
+        // same bytes.
         let _ = unsafe {
             map.0.unchecked_advise_range(
                 memmap2::UncheckedAdvice::DontNeed,
